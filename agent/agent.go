@@ -1,0 +1,330 @@
+// Package agent runs one agent: a model, the tools it may call, and instructions. A run
+// streams the model's answer, executes the tool calls it asks for (in parallel when it
+// asks for several), feeds their results back, and repeats until the model answers
+// without tool calls, every step visible as an event.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+
+	"kern/model"
+	"kern/run"
+	"kern/tool"
+)
+
+// DefaultMaxIterations bounds the model requests of one run when MaxIterations is 0.
+const DefaultMaxIterations = 10
+
+// ErrMaxIterations is the error of a run whose model kept asking for tools past the
+// agent's MaxIterations.
+var ErrMaxIterations = errors.New("agent: model requests exceeded the iteration bound")
+
+// Agent is a model with tools and instructions. Build it as a struct literal; the zero
+// value of every optional field works. An Agent may run many times at once.
+type Agent struct {
+	// ID identifies the agent in events and routes; it defaults to a slug of Name.
+	ID           string
+	Name         string
+	Model        model.Model
+	Tools        []tool.Tool
+	Instructions string
+	// MaxIterations bounds the model requests of one run (DefaultMaxIterations if 0).
+	MaxIterations int
+	// Registry is where the agent's runs can be cancelled. Share one with the
+	// workflows and servers that must cancel them; nil means a registry of the
+	// agent's own.
+	Registry *run.Registry
+
+	once sync.Once
+	reg  *run.Registry
+}
+
+// AgentID returns the agent's ID: ID, or a slug of Name.
+func (a *Agent) AgentID() string {
+	if a.ID != "" {
+		return a.ID
+	}
+	return run.Slug(a.Name)
+}
+
+func (a *Agent) registry() *run.Registry {
+	if a.Registry != nil {
+		return a.Registry
+	}
+	a.once.Do(func() { a.reg = new(run.Registry) })
+	return a.reg
+}
+
+// Validate reports what makes the agent unable to run: no model, an invalid or
+// duplicate tool, a negative bound.
+func (a *Agent) Validate() error {
+	name := a.Name
+	if name == "" {
+		name = a.ID
+	}
+	if a.Model == nil {
+		return fmt.Errorf("agent %q: no model: %w", name, run.ErrInvalid)
+	}
+	if a.MaxIterations < 0 {
+		return fmt.Errorf("agent %q: MaxIterations %d is negative: %w", name, a.MaxIterations, run.ErrInvalid)
+	}
+	for i, t := range a.Tools {
+		if t == nil {
+			return fmt.Errorf("agent %q: tool %d is nil: %w", name, i, run.ErrInvalid)
+		}
+		if err := tool.Validate(t); err != nil {
+			return fmt.Errorf("agent %q: %w: %w", name, err, run.ErrInvalid)
+		}
+		for _, u := range a.Tools[:i] {
+			if u.Definition().Name == t.Definition().Name {
+				return fmt.Errorf("agent %q: two tools named %q: %w", name, t.Definition().Name, run.ErrInvalid)
+			}
+		}
+	}
+	return nil
+}
+
+// Run runs the agent on input and returns its output once it has ended. The error is
+// nil when the run completed; for a cancelled run it matches run.ErrCancelled, and the
+// output still holds what the run produced until then.
+func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
+	x, err := a.Start(ctx, input, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := x.Wait()
+	return out, out.Err()
+}
+
+// Stream runs the agent on input and yields its events as they happen, ending with
+// the run's one terminal event (RunCompleted, RunCancelled or RunError). The error is
+// not nil only when the run could not start. Breaking out of the loop cancels the run.
+func (a *Agent) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
+	return func(yield func(*run.Event, error) bool) {
+		x, err := a.Start(ctx, input, opts...)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		x.Stream(yield)
+	}
+}
+
+// Start starts a run in the background and returns at once; the returned Exec gives
+// its events and output. Cancelling ctx cancels the run.
+func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	o := run.Apply(opts)
+	base := &run.Event{
+		RunID: o.ID, AgentID: a.AgentID(), AgentName: a.Name,
+		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
+	}
+	out := a.newOutput(base, input)
+	return run.Go(ctx, a.registry(), base, run.KindAgent, out, func(x *run.Exec) error {
+		return a.execute(x.Entry.Ctx, &x.Log, base, out, input)
+	})
+}
+
+// RunNested runs the agent inside another run (a workflow step, a team): its events
+// go to the scope's log, stamped with the scope's fields and the agent's own run ID
+// (new unless opts set one), and it can be cancelled through the scope's registry as
+// well as through ctx. It returns the output once the run has ended.
+func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts ...run.Option) *run.Output {
+	o := run.Apply(opts)
+	base := sc.Base
+	base.RunID, base.AgentID, base.AgentName = o.ID, a.AgentID(), a.Name
+	if o.SessionID != "" {
+		base.SessionID = o.SessionID
+	}
+	out := a.newOutput(&base, input)
+	if err := a.Validate(); err != nil {
+		out.Status, out.Error = run.StatusError, err.Error()
+		return out
+	}
+	e, err := sc.Registry.Begin(ctx, o.ID, nil)
+	if err != nil {
+		out.Status, out.Error = run.StatusError, err.Error()
+		return out
+	}
+	err = a.execute(e.Ctx, sc.Log, &base, out, input)
+	e.End(sc.Log, &base, run.KindAgent, out, err)
+	e.Close()
+	return out
+}
+
+// CancelRun cancels the agent's run with the given ID and waits until it has ended (or
+// ctx is done); see run.Registry.Cancel for what it returns.
+func (a *Agent) CancelRun(ctx context.Context, runID string) (run.Status, error) {
+	return a.registry().Cancel(ctx, runID, run.ReasonRequested)
+}
+
+func (a *Agent) newOutput(base *run.Event, input string) *run.Output {
+	out := &run.Output{
+		RunID: base.RunID, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
+		AgentID: base.AgentID, AgentName: base.AgentName,
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+	}
+	if d, ok := a.Model.(model.Describer); ok {
+		out.ModelProvider, out.Model = d.Provider(), d.ModelID()
+	}
+	return out
+}
+
+// execute is the model/tool loop of one run. It leaves what the run produced in out,
+// whatever the outcome, and returns why it stopped early, if it did.
+func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out *run.Output, input string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
+		}
+	}()
+	emit := func(t run.EventType) *run.Event {
+		ev := new(run.Event)
+		*ev = *base
+		ev.Event = t
+		return ev
+	}
+	started := emit(run.EventRunStarted)
+	started.Model, started.ModelProvider = out.Model, out.ModelProvider
+	log.Emit(started)
+
+	start := time.Now()
+	var content strings.Builder
+	defer func() { out.Content = content.String() }()
+
+	req := &model.Request{Instructions: a.Instructions, Tools: a.definitions()}
+	req.Messages = append(make([]model.Message, 0, 4), model.Message{Role: model.RoleUser, Content: input})
+	limit := a.MaxIterations
+	if limit == 0 {
+		limit = DefaultMaxIterations
+	}
+	for range limit {
+		turnStart := content.Len()
+		var calls []model.ToolCall
+		for chunk, err := range a.Model.Stream(ctx, req) {
+			if err != nil {
+				return fmt.Errorf("agent %q: model: %w", a.Name, err)
+			}
+			if chunk.Text != "" {
+				ev := emit(run.EventRunContent)
+				ev.Content = chunk.Text
+				if !log.Emit(ev) {
+					return stopped(ctx) // the run was cancelled: keep nothing more
+				}
+				if out.Metrics.TimeToFirstToken == 0 {
+					out.Metrics.TimeToFirstToken = time.Since(start)
+				}
+				content.WriteString(chunk.Text)
+			}
+			calls = append(calls, chunk.ToolCalls...)
+			if u := chunk.Usage; u != nil {
+				out.Metrics.Add(run.Metrics{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.TotalTokens})
+			}
+		}
+		if ctx.Err() != nil {
+			return stopped(ctx)
+		}
+		if len(calls) == 0 {
+			done := emit(run.EventRunContentCompleted)
+			log.Emit(done)
+			return nil
+		}
+		turn := content.String()[turnStart:]
+		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: calls})
+		req.Messages = append(req.Messages, a.callTools(ctx, log, emit, calls)...)
+		if ctx.Err() != nil {
+			return stopped(ctx)
+		}
+	}
+	return fmt.Errorf("agent %q: %w (%d)", a.Name, ErrMaxIterations, limit)
+}
+
+// stopped returns why a run was stopped: its context's cause, or run.ErrCancelled when
+// the log refused an event before the cancel reached the context.
+func stopped(ctx context.Context) error {
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return run.ErrCancelled
+}
+
+func (a *Agent) definitions() []tool.Definition {
+	if len(a.Tools) == 0 {
+		return nil
+	}
+	defs := make([]tool.Definition, len(a.Tools))
+	for i, t := range a.Tools {
+		defs[i] = t.Definition()
+	}
+	return defs
+}
+
+// callTools runs the calls, in parallel when there are several, and returns one tool
+// message per call, in the calls' order.
+func (a *Agent) callTools(ctx context.Context, log *run.Log, emit func(run.EventType) *run.Event, calls []model.ToolCall) []model.Message {
+	results := make([]model.Message, len(calls))
+	if len(calls) == 1 {
+		results[0] = a.callTool(ctx, log, emit, calls[0])
+		return results
+	}
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() { results[i] = a.callTool(ctx, log, emit, c) })
+	}
+	wg.Wait()
+	return results
+}
+
+// callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
+// error, a panic) becomes a tool-error result the model reads.
+func (a *Agent) callTool(ctx context.Context, log *run.Log, emit func(run.EventType) *run.Event, c model.ToolCall) model.Message {
+	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: c.Arguments}
+	ev := emit(run.EventToolCallStarted)
+	ev.Tool = exec
+	log.Emit(ev)
+
+	result, err := a.invoke(ctx, c)
+	msg := model.Message{Role: model.RoleTool, ToolCallID: c.ID, ToolName: c.Name, Content: result}
+	done := *exec
+	done.Result = result
+	ev = emit(run.EventToolCallCompleted)
+	if err != nil {
+		msg.Content, msg.IsError = err.Error(), true
+		done.Result, done.IsError = msg.Content, true
+		ev.Event, ev.Error = run.EventToolCallError, msg.Content
+	}
+	ev.Tool = &done
+	log.Emit(ev)
+	return msg
+}
+
+func (a *Agent) invoke(ctx context.Context, c model.ToolCall) (result string, err error) {
+	var t tool.Tool
+	for _, u := range a.Tools {
+		if u.Definition().Name == c.Name {
+			t = u
+			break
+		}
+	}
+	if t == nil {
+		names := make([]string, len(a.Tools))
+		for i, u := range a.Tools {
+			names[i] = u.Definition().Name
+		}
+		return "", fmt.Errorf("unknown tool %q; the tools are: %s", c.Name, strings.Join(names, ", "))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("tool %q panicked: %v", c.Name, p)
+		}
+	}()
+	return t.Call(ctx, c.Arguments)
+}

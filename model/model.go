@@ -1,0 +1,97 @@
+// Package model is the provider-neutral interface between agents and language models.
+//
+// An agent builds a Request (instructions, the conversation so far and the tools it
+// offers) and ranges over the Chunks a Model streams back: text deltas as they arrive,
+// complete tool calls, and at the end the token usage and the reason the model stopped.
+// Providers (model/openai, model/anthropic, model/scripted) implement Model; agents only
+// ever call it.
+package model
+
+import (
+	"context"
+	"encoding/json"
+	"iter"
+
+	"kern/tool"
+)
+
+// Model streams one model response for a request.
+//
+// Stream must stop promptly when ctx is cancelled: an in-flight HTTP request is closed,
+// a pending wait is abandoned, and the iterator yields ctx's error (or returns). It must
+// not call yield again after yield returned false.
+type Model interface {
+	Stream(ctx context.Context, req *Request) iter.Seq2[Chunk, error]
+}
+
+// Describer is implemented by models that can name their provider and model id. Agents
+// put both in their RunStarted event and run output.
+type Describer interface {
+	Provider() string
+	ModelID() string
+}
+
+// Role is who wrote a message.
+type Role string
+
+// Roles of a conversation.
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleTool      Role = "tool"
+)
+
+// Message is one turn of a conversation. Instructions travel in Request.Instructions,
+// not as a message, since providers place them differently.
+type Message struct {
+	Role    Role   `json:"role"`
+	Content string `json:"content,omitempty"`
+	// ToolCalls are the calls an assistant message asked for.
+	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
+	// ToolCallID and ToolName link a tool message to the call it answers.
+	ToolCallID string `json:"tool_call_id,omitempty"`
+	ToolName   string `json:"tool_name,omitempty"`
+	// IsError marks a tool message whose content is an error the model should see.
+	IsError bool `json:"is_error,omitempty"`
+}
+
+// ToolCall is a model's request to call one tool.
+type ToolCall struct {
+	ID        string          `json:"id"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+}
+
+// Request is what an agent asks a model.
+type Request struct {
+	Instructions string
+	Messages     []Message
+	Tools        []tool.Definition
+}
+
+// FinishReason says why a model stopped.
+type FinishReason string
+
+// Finish reasons, provider-neutral.
+const (
+	FinishStop      FinishReason = "stop"
+	FinishToolCalls FinishReason = "tool_calls"
+	FinishLength    FinishReason = "length"
+)
+
+// Usage counts the tokens of one model response.
+type Usage struct {
+	InputTokens  int `json:"input_tokens"`
+	OutputTokens int `json:"output_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+}
+
+// Chunk is one piece of a streamed response. A chunk carries a text delta, complete
+// tool calls, or (in the last chunk) the usage and finish reason; providers assemble
+// tool-call deltas before they yield them.
+type Chunk struct {
+	Text         string
+	ToolCalls    []ToolCall
+	Usage        *Usage
+	FinishReason FinishReason
+}

@@ -1,0 +1,142 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Kind says whether a run is an agent's or a workflow's; it picks the terminal events.
+type Kind int
+
+// Kinds of run.
+const (
+	KindAgent Kind = iota
+	KindWorkflow
+)
+
+// TerminalEvent returns the event type that ends a run of this kind in status st.
+func (k Kind) TerminalEvent(st Status) EventType {
+	switch {
+	case k == KindWorkflow && st == StatusCompleted:
+		return EventWorkflowCompleted
+	case k == KindWorkflow && st == StatusCancelled:
+		return EventWorkflowCancelled
+	case k == KindWorkflow:
+		return EventWorkflowError
+	case st == StatusCompleted:
+		return EventRunCompleted
+	case st == StatusCancelled:
+		return EventRunCancelled
+	}
+	return EventRunError
+}
+
+// End decides how the run ended (see Finish), completes out with its status, reason,
+// error and duration, and emits the run's one terminal event to log, built on base.
+// It does not Close the entry: a caller closes it once the event is out.
+func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
+	st, reason := e.Finish(err)
+	out.Status = st
+	out.Metrics.Duration = time.Since(e.started)
+	ev := new(Event)
+	*ev = *base
+	ev.Event = kind.TerminalEvent(st)
+	switch st {
+	case StatusCompleted:
+		ev.Content = out.Content
+		m := out.Metrics
+		ev.Metrics = &m
+		if kind == KindWorkflow {
+			ev.StepResults = out.StepResults
+		}
+	case StatusCancelled:
+		out.Reason = reason
+		ev.Reason = reason
+	case StatusError:
+		out.Error = err.Error()
+		ev.Error = out.Error
+		ev.Content = out.Error // Agno's RunError carries the message as content
+	}
+	log.Emit(ev)
+}
+
+// Exec is a top-level run executing in a goroutine that the runtime owns, so the run
+// goes on whoever reads its events, and ends with exactly one terminal event.
+type Exec struct {
+	ID    string
+	Entry *Entry
+	// Log holds every event of the run, nested runs' included.
+	Log Log
+
+	done chan struct{}
+	out  *Output
+}
+
+// Go starts a top-level run. body does the work, emitting events to x.Log with
+// x.Entry.Ctx as its context, and returns the output so far and an error; Go then
+// ends the run with its terminal event (built on base) and closes its log. A panic in
+// body ends the run ERROR. Cancelling ctx cancels the run, like Registry.Cancel;
+// ctx's values reach body.
+func Go(ctx context.Context, reg *Registry, base *Event, kind Kind, out *Output, body func(x *Exec) error) (*Exec, error) {
+	x := &Exec{ID: base.RunID, done: make(chan struct{}), out: out}
+	e, err := reg.Begin(context.WithoutCancel(ctx), x.ID, x.Log.Stop)
+	if err != nil {
+		return nil, err
+	}
+	x.Entry = e
+	stop := context.AfterFunc(ctx, func() { e.Cancel(context.Cause(ctx).Error()) })
+	go func() {
+		defer close(x.done)
+		err := x.call(body)
+		stop()
+		e.End(&x.Log, base, kind, out, err)
+		x.Log.Close()
+		e.Close()
+	}()
+	return x, nil
+}
+
+func (x *Exec) call(body func(*Exec) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return body(x)
+}
+
+// Done is closed once the run has ended, its terminal event is out and its goroutine
+// is finishing.
+func (x *Exec) Done() <-chan struct{} { return x.done }
+
+// Wait waits for the run to end and returns its output.
+func (x *Exec) Wait() *Output {
+	<-x.done
+	return x.out
+}
+
+// Stream returns an iterator over the run's events from the first one, ending after
+// its terminal event. Breaking out of the loop cancels the run with reason
+// "consumer stopped"; either way, the iterator returns only once the run's goroutine
+// is done.
+func (x *Exec) Stream(yield func(*Event, error) bool) {
+	stopped := false
+	_ = x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
+		if !yield(ev, nil) {
+			stopped = true
+			return false
+		}
+		return true
+	})
+	if stopped {
+		x.Entry.Cancel(ReasonConsumerStopped)
+	}
+	<-x.done
+}
+
+// Reasons kern gives for cancels it makes itself.
+const (
+	ReasonConsumerStopped = "consumer stopped"
+	ReasonRequested       = "cancelled by request"
+)

@@ -1,0 +1,103 @@
+// Package run holds what every kern run shares: run IDs, statuses, events with Agno's
+// wire names, run outputs, the cancellation registry, and the event log a run's stream
+// is read from.
+//
+// It is the floor of kern's layers: it knows nothing of models, HTTP or SQL.
+package run
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// NewID returns a new run ID: a UUID (version 7, so IDs sort by creation time).
+func NewID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		// NewV7 fails only when the system's random source does; v4 reports the same
+		// failure by panicking, so there is nothing better to fall back to.
+		panic(fmt.Sprintf("run: new id: %v", err))
+	}
+	return id.String()
+}
+
+// Status is a run's state. Its values are Agno's wire names.
+type Status string
+
+// Run statuses.
+const (
+	StatusPending   Status = "PENDING"
+	StatusRunning   Status = "RUNNING"
+	StatusCompleted Status = "COMPLETED"
+	StatusPaused    Status = "PAUSED"
+	StatusCancelled Status = "CANCELLED"
+	StatusError     Status = "ERROR"
+)
+
+// Terminal reports whether a run in this status has ended for good.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusCancelled || s == StatusError
+}
+
+// Errors callers tell apart with errors.Is.
+var (
+	// ErrCancelled matches the error of a run that was cancelled (see CancelledError).
+	ErrCancelled = errors.New("run cancelled")
+	// ErrDuplicateID is returned when a run is started with the ID of a run still active.
+	ErrDuplicateID = errors.New("run id already in use")
+	// ErrInvalid matches errors about invalid definitions or input, found before a run starts.
+	ErrInvalid = errors.New("invalid definition")
+)
+
+// CancelledError is the error of a cancelled run. It matches ErrCancelled.
+type CancelledError struct {
+	RunID  string
+	Reason string
+}
+
+func (e *CancelledError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("run %s cancelled", e.RunID)
+	}
+	return fmt.Sprintf("run %s cancelled: %s", e.RunID, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCancelled) true.
+func (e *CancelledError) Is(target error) bool { return target == ErrCancelled }
+
+// Options are the settings a caller gives one run.
+type Options struct {
+	ID          string // run ID; empty means a new one
+	SessionID   string
+	UserID      string
+	ParentRunID string
+}
+
+// Option sets one of the Options.
+type Option func(*Options)
+
+// WithID runs with the given ID, so a caller can cancel the run before its first event.
+func WithID(id string) Option { return func(o *Options) { o.ID = id } }
+
+// WithSessionID puts the run in a session.
+func WithSessionID(id string) Option { return func(o *Options) { o.SessionID = id } }
+
+// WithUserID records who started the run.
+func WithUserID(id string) Option { return func(o *Options) { o.UserID = id } }
+
+// WithParentRunID records the run that started this one.
+func WithParentRunID(id string) Option { return func(o *Options) { o.ParentRunID = id } }
+
+// Apply returns the options set by opts, with a new run ID when none was given.
+func Apply(opts []Option) Options {
+	var o Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.ID == "" {
+		o.ID = NewID()
+	}
+	return o
+}

@@ -1,0 +1,36 @@
+package run
+
+import (
+	"strings"
+	"unicode"
+)
+
+// Scope is where a nested run executes: the registry its cancel goes through, the log
+// of the top-level run that numbers its events, and the fields every one of its events
+// carries (workflow_run_id, the step it runs in, the session).
+type Scope struct {
+	Registry *Registry
+	Log      *Log
+	Base     Event
+}
+
+// Slug turns a name into an ID: lower case, letters and digits, words joined by "-".
+// "Research Agent" becomes "research-agent".
+func Slug(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	dash := false
+	for _, r := range name {
+		switch {
+		case unicode.IsLetter(r) || unicode.IsDigit(r):
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(unicode.ToLower(r))
+		default:
+			dash = true
+		}
+	}
+	return b.String()
+}

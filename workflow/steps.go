@@ -1,0 +1,485 @@
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"kern/agent"
+	"kern/run"
+)
+
+// Step is one step of a workflow: a Task (an agent or a function), or a container of
+// steps (Steps, Parallel, Condition, Loop, Router).
+type Step interface {
+	// execute runs the step and returns its result, partial when it failed or was
+	// cancelled, and why it did not complete.
+	execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error)
+	validate(v *validator) error
+}
+
+// Input is what a step sees.
+type Input struct {
+	// Input is the workflow run's input.
+	Input string
+	// Previous is the content of the step before this one ("" for the first).
+	Previous string
+	// Outputs are the results of every agent or function step finished so far, in
+	// the order they finished.
+	Outputs []run.StepResult
+	// State is shared by every step of the run.
+	State *State
+}
+
+// Output returns the result of the finished step with the given name.
+func (in *Input) Output(name string) (run.StepResult, bool) {
+	for i := len(in.Outputs) - 1; i >= 0; i-- {
+		if in.Outputs[i].StepName == name {
+			return in.Outputs[i], true
+		}
+	}
+	return run.StepResult{}, false
+}
+
+// State is the session state shared by the steps of a run; it is safe for concurrent
+// use by Parallel branches. The zero value is an empty state.
+type State struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Get returns the value stored under key.
+func (s *State) Get(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
+}
+
+// Set stores v under key.
+func (s *State) Set(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]any)
+	}
+	s.m[key] = v
+}
+
+// Update calls fn with the state's map under the state's lock, for read-modify-write
+// changes that must not interleave with other steps'.
+func (s *State) Update(fn func(m map[string]any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[string]any)
+	}
+	fn(s.m)
+}
+
+// StepOutput is what a function step returns.
+type StepOutput struct {
+	Content string
+	// Stop ends the workflow after this step, successfully.
+	Stop bool
+}
+
+// StepFunc is the work of a function step. It must return promptly once ctx is
+// cancelled.
+type StepFunc func(ctx context.Context, in *Input) (StepOutput, error)
+
+// Task is a step that runs an agent or a function (exactly one of them).
+//
+// An agent step gives its agent the workflow's input, followed by the previous step's
+// content when there is one.
+type Task struct {
+	Name        string
+	Description string
+	Agent       *agent.Agent
+	Func        StepFunc
+}
+
+// AgentStep returns a step that runs agent a.
+func AgentStep(name string, a *agent.Agent, description string) *Task {
+	return &Task{Name: name, Description: description, Agent: a}
+}
+
+// FuncStep returns a step that runs fn.
+func FuncStep(name string, fn StepFunc) *Task {
+	return &Task{Name: name, Func: fn}
+}
+
+func (t *Task) validate(v *validator) error {
+	if err := v.name(t.Name); err != nil {
+		return err
+	}
+	switch {
+	case t.Agent == nil && t.Func == nil:
+		return fmt.Errorf("step %q has neither an agent nor a function", t.Name)
+	case t.Agent != nil && t.Func != nil:
+		return fmt.Errorf("step %q has both an agent and a function", t.Name)
+	case t.Agent != nil:
+		if err := t.Agent.Validate(); err != nil {
+			return fmt.Errorf("step %q: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	r.log.Emit(r.stepEvent(run.EventStepStarted, t.Name, i, f))
+	res := run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
+	var err error
+	if t.Agent != nil {
+		res.Content, err = t.runAgent(ctx, r, f, i, in)
+	} else {
+		var out StepOutput
+		out, err = callStep(ctx, t.Func, in)
+		res.Content, res.Stop = out.Content, out.Stop
+		if err == nil && ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil || errors.Is(err, run.ErrCancelled) {
+			res.Status = run.StatusCancelled
+			return res, err // the run's terminal event tells
+		}
+		res.Status, res.Error = run.StatusError, err.Error()
+		ev := r.stepEvent(run.EventStepError, t.Name, i, f)
+		ev.Error = res.Error
+		r.log.Emit(ev)
+		return res, fmt.Errorf("step %q: %w", t.Name, err)
+	}
+	r.record(res)
+	ev := r.stepEvent(run.EventStepCompleted, t.Name, i, f)
+	ev.Content = res.Content
+	r.log.Emit(ev)
+	return res, nil
+}
+
+func (t *Task) runAgent(ctx context.Context, r *execution, f frame, i int, in *Input) (string, error) {
+	sc := run.Scope{Registry: r.reg, Log: r.log, Base: *r.stepEvent("", t.Name, i, f)}
+	sc.Base.WorkflowRunID = r.base.RunID
+	input := in.Input
+	if in.Previous != "" {
+		input += "\n\nPrevious step output:\n" + in.Previous
+	}
+	out := t.Agent.RunNested(ctx, &sc, input)
+	r.mu.Lock()
+	r.out.Metrics.Add(out.Metrics)
+	r.mu.Unlock()
+	switch out.Status {
+	case run.StatusCancelled:
+		return out.Content, out.Err()
+	case run.StatusError:
+		return out.Content, errors.New(out.Error)
+	}
+	return out.Content, nil
+}
+
+func callStep(ctx context.Context, fn StepFunc, in *Input) (out StepOutput, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return fn(ctx, in)
+}
+
+// Steps is a named group of steps run in order.
+type Steps struct {
+	Name        string
+	Description string
+	Steps       []Step
+}
+
+func (s *Steps) validate(v *validator) error { return v.container(s.Name, s.Steps) }
+
+func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	r.log.Emit(r.stepEvent(run.EventStepsExecutionStarted, s.Name, i, f))
+	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.Previous)
+	res := containerResult(s.Name, results, err)
+	if err == nil {
+		r.log.Emit(r.stepEvent(run.EventStepsExecutionCompleted, s.Name, i, f))
+	}
+	return res, err
+}
+
+// Parallel runs its steps at once; each sees the same input. The first failure
+// cancels the others. Its content joins theirs, in the order the steps are listed.
+type Parallel struct {
+	Name        string
+	Description string
+	Steps       []Step
+}
+
+func (p *Parallel) validate(v *validator) error { return v.container(p.Name, p.Steps) }
+
+func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	ev := r.stepEvent(run.EventParallelExecutionStarted, p.Name, i, f)
+	ev.StepCount = len(p.Steps)
+	r.log.Emit(ev)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	child := f.child(p.Name)
+	results := make([]run.StepResult, len(p.Steps))
+	errs := make([]error, len(p.Steps))
+	var wg sync.WaitGroup
+	for j, s := range p.Steps {
+		wg.Go(func() {
+			results[j], errs[j] = safeExecute(ctx, s, r, child, j, in)
+			if errs[j] != nil {
+				cancel(errs[j])
+			}
+		})
+	}
+	wg.Wait()
+
+	err := firstFailure(errs)
+	res := containerResult(p.Name, results, err)
+	res.Content = joinContents(results)
+	if err == nil {
+		done := r.stepEvent(run.EventParallelExecutionCompleted, p.Name, i, f)
+		done.StepCount = len(p.Steps)
+		r.log.Emit(done)
+	}
+	return res, err
+}
+
+// safeExecute runs a step in a goroutine of its own, where a panic would otherwise
+// take the process down.
+func safeExecute(ctx context.Context, s Step, r *execution, f frame, i int, in *Input) (res run.StepResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			res.Status, err = run.StatusError, fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return s.execute(ctx, r, f, i, in)
+}
+
+// firstFailure returns the first error that is not a cancel (the cancels may be its
+// consequence), or else the first error.
+func firstFailure(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, run.ErrCancelled) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Condition runs its steps only when If reports true for the step's input; otherwise
+// it passes the previous step's content on.
+type Condition struct {
+	Name        string
+	Description string
+	If          func(in *Input) bool
+	Steps       []Step
+}
+
+func (c *Condition) validate(v *validator) error {
+	if c.If == nil {
+		return fmt.Errorf("condition %q has no If function", c.Name)
+	}
+	return v.container(c.Name, c.Steps)
+}
+
+func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	ok := c.If(in)
+	ev := r.stepEvent(run.EventConditionExecutionStarted, c.Name, i, f)
+	ev.ConditionResult = &ok
+	r.log.Emit(ev)
+	if !ok {
+		res := containerResult(c.Name, nil, nil)
+		res.Content = in.Previous
+		r.log.Emit(r.stepEvent(run.EventConditionExecutionCompleted, c.Name, i, f))
+		return res, nil
+	}
+	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
+	res := containerResult(c.Name, results, err)
+	if err == nil {
+		done := r.stepEvent(run.EventConditionExecutionCompleted, c.Name, i, f)
+		done.ConditionResult = &ok
+		r.log.Emit(done)
+	}
+	return res, err
+}
+
+// Loop runs its steps again and again, at most MaxIterations times, until Until
+// reports true for the results of an iteration.
+type Loop struct {
+	Name          string
+	Description   string
+	Steps         []Step
+	MaxIterations int                                 // required: a loop must be bounded
+	Until         func(results []run.StepResult) bool // nil: run MaxIterations times
+}
+
+func (l *Loop) validate(v *validator) error {
+	if l.MaxIterations <= 0 {
+		return fmt.Errorf("loop %q has no bound: set MaxIterations", l.Name)
+	}
+	return v.container(l.Name, l.Steps)
+}
+
+func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	ev := r.stepEvent(run.EventLoopExecutionStarted, l.Name, i, f)
+	ev.MaxIterations = l.MaxIterations
+	r.log.Emit(ev)
+	child := f.child(l.Name)
+	prev := in.Previous
+	var all []run.StepResult
+	iterations := 0
+	for iterations < l.MaxIterations {
+		iterations++
+		it := r.stepEvent(run.EventLoopIterationStarted, l.Name, i, f)
+		it.Iteration, it.MaxIterations = iterations, l.MaxIterations
+		r.log.Emit(it)
+		results, err := r.sequence(ctx, l.Steps, child, prev)
+		all = append(all, results...)
+		if err != nil {
+			return containerResult(l.Name, all, err), err
+		}
+		done := r.stepEvent(run.EventLoopIterationCompleted, l.Name, i, f)
+		done.Iteration, done.MaxIterations = iterations, l.MaxIterations
+		r.log.Emit(done)
+		prev = r.content(results)
+		if r.stopped() || (l.Until != nil && l.Until(results)) {
+			break
+		}
+	}
+	end := r.stepEvent(run.EventLoopExecutionCompleted, l.Name, i, f)
+	end.Iteration, end.MaxIterations = iterations, l.MaxIterations
+	r.log.Emit(end)
+	return containerResult(l.Name, all, nil), nil
+}
+
+// Router picks, at run time, which of its Choices to run, in order.
+type Router struct {
+	Name        string
+	Description string
+	Route       func(in *Input) []Step // must return steps among Choices
+	Choices     []Step
+}
+
+func (rt *Router) validate(v *validator) error {
+	if rt.Route == nil {
+		return fmt.Errorf("router %q has no Route function", rt.Name)
+	}
+	return v.container(rt.Name, rt.Choices)
+}
+
+func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	chosen := rt.Route(in)
+	names := make([]string, len(chosen))
+	for j, s := range chosen {
+		if !slices.Contains(rt.Choices, s) {
+			err := fmt.Errorf("router %q chose a step that is not among its choices", rt.Name)
+			return containerResult(rt.Name, nil, err), err
+		}
+		names[j] = stepName(s)
+	}
+	ev := r.stepEvent(run.EventRouterExecutionStarted, rt.Name, i, f)
+	ev.SelectedSteps = names
+	r.log.Emit(ev)
+	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
+	res := containerResult(rt.Name, results, err)
+	if err == nil {
+		done := r.stepEvent(run.EventRouterExecutionCompleted, rt.Name, i, f)
+		done.SelectedSteps = names
+		r.log.Emit(done)
+	}
+	return res, err
+}
+
+func (f frame) child(name string) frame {
+	return frame{depth: f.depth + 1, parentID: run.Slug(name)}
+}
+
+// containerResult is a container's result: its steps' results, the last one's content.
+func containerResult(name string, results []run.StepResult, err error) run.StepResult {
+	res := run.StepResult{StepID: run.Slug(name), StepName: name, Steps: results, Status: run.StatusCompleted}
+	if len(results) > 0 {
+		res.Content = results[len(results)-1].Content
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, run.ErrCancelled) || errors.Is(err, context.Canceled):
+		res.Status = run.StatusCancelled
+	default:
+		res.Status, res.Error = run.StatusError, err.Error()
+	}
+	return res
+}
+
+func stepName(s Step) string {
+	switch s := s.(type) {
+	case *Task:
+		return s.Name
+	case *Steps:
+		return s.Name
+	case *Parallel:
+		return s.Name
+	case *Condition:
+		return s.Name
+	case *Loop:
+		return s.Name
+	case *Router:
+		return s.Name
+	}
+	return ""
+}
+
+// validator checks a tree of steps; step names must be unique in the whole tree,
+// since they identify steps in events and stored results.
+type validator struct {
+	seen map[string]string // step id → step name
+}
+
+func (v *validator) name(name string) error {
+	if name == "" {
+		return errors.New("a step has no name")
+	}
+	id := run.Slug(name)
+	if other, dup := v.seen[id]; dup {
+		if other == name {
+			return fmt.Errorf("duplicate step name %q", name)
+		}
+		return fmt.Errorf("step names %q and %q give the same step id %q", other, name, id)
+	}
+	v.seen[id] = name
+	return nil
+}
+
+func (v *validator) container(name string, steps []Step) error {
+	if err := v.name(name); err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		return fmt.Errorf("step %q has no steps", name)
+	}
+	return v.steps(steps)
+}
+
+func (v *validator) steps(steps []Step) error {
+	for _, s := range steps {
+		if s == nil {
+			return errors.New("a step is nil")
+		}
+		if err := s.validate(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

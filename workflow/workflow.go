@@ -1,0 +1,225 @@
+// Package workflow runs workflows: steps (agents, functions, and containers of steps)
+// executed in order, each seeing the workflow's input and what earlier steps produced,
+// the whole run visible as one stream of events and cancellable at any moment.
+package workflow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+
+	"kern/run"
+)
+
+// Workflow is a named sequence of steps. Build it as a struct literal; a Workflow may
+// run many times at once.
+type Workflow struct {
+	// ID identifies the workflow in events and routes; it defaults to a slug of Name.
+	ID          string
+	Name        string
+	Description string
+	Steps       []Step
+	// Registry is where the workflow's runs, and the agent runs inside them, can be
+	// cancelled. Share one with the servers that must cancel them; nil means a
+	// registry of the workflow's own.
+	Registry *run.Registry
+
+	once sync.Once
+	reg  *run.Registry
+}
+
+// WorkflowID returns the workflow's ID: ID, or a slug of Name.
+func (w *Workflow) WorkflowID() string {
+	if w.ID != "" {
+		return w.ID
+	}
+	return run.Slug(w.Name)
+}
+
+func (w *Workflow) registry() *run.Registry {
+	if w.Registry != nil {
+		return w.Registry
+	}
+	w.once.Do(func() { w.reg = new(run.Registry) })
+	return w.reg
+}
+
+// Validate reports what makes the workflow unable to run: no steps, duplicate step
+// names, a step with neither agent nor function, a Loop without a bound, an invalid
+// agent. Run, Stream and Start call it before anything starts.
+func (w *Workflow) Validate() error {
+	name := w.Name
+	if name == "" {
+		name = w.ID
+	}
+	if len(w.Steps) == 0 {
+		return fmt.Errorf("workflow %q: no steps: %w", name, run.ErrInvalid)
+	}
+	v := validator{seen: make(map[string]string)}
+	if err := v.steps(w.Steps); err != nil {
+		return fmt.Errorf("workflow %q: %w: %w", name, err, run.ErrInvalid)
+	}
+	return nil
+}
+
+// Run runs the workflow on input and returns its output once it has ended. The error
+// is nil when the run completed; for a cancelled run it matches run.ErrCancelled, and
+// the output still holds what the run produced until then.
+func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
+	x, err := w.Start(ctx, input, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := x.Wait()
+	return out, out.Err()
+}
+
+// Stream runs the workflow on input and yields its events as they happen, those of
+// the agents inside its steps included, ending with the run's one terminal event
+// (WorkflowCompleted, WorkflowCancelled or WorkflowError). The error is not nil only
+// when the run could not start. Breaking out of the loop cancels the run.
+func (w *Workflow) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
+	return func(yield func(*run.Event, error) bool) {
+		x, err := w.Start(ctx, input, opts...)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		x.Stream(yield)
+	}
+}
+
+// Start starts a run in the background and returns at once; the returned Exec gives
+// its events and output. Cancelling ctx cancels the run.
+func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	o := run.Apply(opts)
+	base := &run.Event{
+		RunID: o.ID, WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
+		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
+	}
+	out := &run.Output{
+		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
+		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+	}
+	return run.Go(ctx, w.registry(), base, run.KindWorkflow, out, func(x *run.Exec) error {
+		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State)}
+		started := *base
+		started.Event = run.EventWorkflowStarted
+		r.log.Emit(&started)
+		results, err := r.sequence(x.Entry.Ctx, w.Steps, frame{}, "")
+		out.StepResults = results
+		out.Content = r.content(results)
+		return err
+	})
+}
+
+// CancelRun cancels the workflow's run with the given ID (or an agent run inside one)
+// and waits until it has ended (or ctx is done); see run.Registry.Cancel for what it
+// returns.
+func (w *Workflow) CancelRun(ctx context.Context, runID string) (run.Status, error) {
+	return w.registry().Cancel(ctx, runID, run.ReasonRequested)
+}
+
+// execution is one run of a workflow.
+type execution struct {
+	log   *run.Log
+	reg   *run.Registry
+	base  *run.Event
+	input string
+	out   *run.Output
+	state *State
+
+	mu       sync.Mutex       // guards finished and stop
+	finished []run.StepResult // every leaf step finished so far, in order
+	stop     bool             // a step asked the workflow to end
+}
+
+// frame is where a list of steps sits in the workflow's tree.
+type frame struct {
+	depth    int
+	parentID string
+}
+
+// sequence runs steps one after the other, each given the previous one's content.
+// It returns the results of the steps it ran, the last one possibly partial.
+func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev string) ([]run.StepResult, error) {
+	results := make([]run.StepResult, 0, len(steps))
+	for i, s := range steps {
+		res, err := s.execute(ctx, r, f, i, r.inputFor(prev))
+		results = append(results, res)
+		if err != nil {
+			return results, err
+		}
+		prev = res.Content
+		if r.stopped() {
+			break
+		}
+	}
+	return results, nil
+}
+
+// content is a run's content: the last result's.
+func (r *execution) content(results []run.StepResult) string {
+	if len(results) == 0 {
+		return ""
+	}
+	return results[len(results)-1].Content
+}
+
+func (r *execution) inputFor(prev string) *Input {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &Input{Input: r.input, Previous: prev, Outputs: r.finished[:len(r.finished):len(r.finished)], State: r.state}
+}
+
+func (r *execution) record(res run.StepResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished = append(r.finished, res)
+	if res.Stop {
+		r.stop = true
+	}
+}
+
+func (r *execution) stopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stop
+}
+
+// stepEvent returns an event of type t for the step named name at index i of frame f.
+func (r *execution) stepEvent(t run.EventType, name string, i int, f frame) *run.Event {
+	ev := new(run.Event)
+	*ev = *r.base
+	ev.Event = t
+	ev.StepName, ev.StepID = name, run.Slug(name)
+	ev.StepIndex = &i
+	ev.ParentStepID, ev.NestedDepth = f.parentID, f.depth
+	return ev
+}
+
+// errStepFailed wraps the error of a step that failed.
+var errStepFailed = errors.New("step failed")
+
+// joinContents joins the contents of parallel results under their step names.
+func joinContents(results []run.StepResult) string {
+	var b strings.Builder
+	for i, res := range results {
+		if i > 0 {
+			b.WriteString("\n\n")
+		}
+		b.WriteString("## ")
+		b.WriteString(res.StepName)
+		b.WriteString("\n")
+		b.WriteString(res.Content)
+	}
+	return b.String()
+}
