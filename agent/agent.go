@@ -123,10 +123,10 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 		return nil, err
 	}
 	o := run.Apply(opts)
-	base := &run.Event{
-		RunID: o.ID, AgentID: a.AgentID(), AgentName: a.Name,
+	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
+		AgentID: a.AgentID(), AgentName: a.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}
+	}}
 	out := a.newOutput(base, input)
 	return run.Go(ctx, a.registry(), base, run.KindAgent, out, func(x *run.Exec) error {
 		return a.execute(x.Entry.Ctx, &x.Log, base, out, input)
@@ -139,11 +139,15 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 // well as through ctx. It returns the output once the run has ended.
 func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts ...run.Option) *run.Output {
 	o := run.Apply(opts)
-	base := sc.Base
-	base.RunID, base.AgentID, base.AgentName = o.ID, a.AgentID(), a.Name
+	origin := sc.Origin
+	origin.AgentID, origin.AgentName = a.AgentID(), a.Name
 	if o.SessionID != "" {
-		base.SessionID = o.SessionID
+		origin.SessionID = o.SessionID
 	}
+	if o.ParentRunID != "" {
+		origin.ParentRunID = o.ParentRunID
+	}
+	base := run.Event{RunID: o.ID, Origin: &origin}
 	out := a.newOutput(&base, input)
 	if err := a.Validate(); err != nil {
 		out.Status, out.Error = run.StatusError, err.Error()

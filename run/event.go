@@ -71,20 +71,9 @@ type Event struct {
 	CreatedAt  int64     `json:"created_at"` // Unix seconds
 	EventIndex int       `json:"event_index"`
 
-	AgentID       string `json:"agent_id,omitempty"`
-	AgentName     string `json:"agent_name,omitempty"`
-	WorkflowID    string `json:"workflow_id,omitempty"`
-	WorkflowName  string `json:"workflow_name,omitempty"`
-	WorkflowRunID string `json:"workflow_run_id,omitempty"`
-	ParentRunID   string `json:"parent_run_id,omitempty"`
-	SessionID     string `json:"session_id,omitempty"`
-	UserID        string `json:"user_id,omitempty"`
-
-	StepID       string `json:"step_id,omitempty"`
-	StepName     string `json:"step_name,omitempty"`
-	StepIndex    *int   `json:"step_index,omitempty"`
-	ParentStepID string `json:"parent_step_id,omitempty"`
-	NestedDepth  int    `json:"nested_depth,omitempty"`
+	// Origin says where the run sits. Every event kern emits has one, shared by the
+	// events of a run (or of a step), so that an event stays small.
+	*Origin
 
 	Model         string `json:"model,omitempty"`
 	ModelProvider string `json:"model_provider,omitempty"`
@@ -105,6 +94,25 @@ type Event struct {
 
 	// StepResults are the finished steps, on a workflow's terminal event.
 	StepResults []StepResult `json:"step_results,omitempty"`
+}
+
+// Origin is where a run's events come from: the agent or workflow, the session, and
+// the step an event belongs to. Its fields appear at the top level of an event's JSON.
+type Origin struct {
+	AgentID       string `json:"agent_id,omitempty"`
+	AgentName     string `json:"agent_name,omitempty"`
+	WorkflowID    string `json:"workflow_id,omitempty"`
+	WorkflowName  string `json:"workflow_name,omitempty"`
+	WorkflowRunID string `json:"workflow_run_id,omitempty"`
+	ParentRunID   string `json:"parent_run_id,omitempty"`
+	SessionID     string `json:"session_id,omitempty"`
+	UserID        string `json:"user_id,omitempty"`
+
+	StepID       string `json:"step_id,omitempty"`
+	StepName     string `json:"step_name,omitempty"`
+	StepIndex    *int   `json:"step_index,omitempty"`
+	ParentStepID string `json:"parent_step_id,omitempty"`
+	NestedDepth  int    `json:"nested_depth,omitempty"`
 }
 
 // ToolExecution is one tool call as events report it.

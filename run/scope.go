@@ -6,12 +6,12 @@ import (
 )
 
 // Scope is where a nested run executes: the registry its cancel goes through, the log
-// of the top-level run that numbers its events, and the fields every one of its events
-// carries (workflow_run_id, the step it runs in, the session).
+// of the top-level run that numbers its events, and where its events come from
+// (workflow_run_id, the step it runs in, the session).
 type Scope struct {
 	Registry *Registry
 	Log      *Log
-	Base     Event
+	Origin   Origin
 }
 
 // Slug turns a name into an ID: lower case, letters and digits, words joined by "-".

@@ -129,11 +129,12 @@ func (t *Task) validate(v *validator) error {
 }
 
 func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
-	r.log.Emit(r.stepEvent(run.EventStepStarted, t.Name, i, f))
+	o := r.stepOrigin(t.Name, i, f)
+	r.emit(run.EventStepStarted, o, nil)
 	res := run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
 	var err error
 	if t.Agent != nil {
-		res.Content, err = t.runAgent(ctx, r, f, i, in)
+		res.Content, err = t.runAgent(ctx, r, o, in)
 	} else {
 		var out StepOutput
 		out, err = callStep(ctx, t.Func, in)
@@ -148,21 +149,17 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 			return res, err // the run's terminal event tells
 		}
 		res.Status, res.Error = run.StatusError, err.Error()
-		ev := r.stepEvent(run.EventStepError, t.Name, i, f)
-		ev.Error = res.Error
-		r.log.Emit(ev)
+		r.emit(run.EventStepError, o, func(ev *run.Event) { ev.Error = res.Error })
 		return res, fmt.Errorf("step %q: %w", t.Name, err)
 	}
 	r.record(res)
-	ev := r.stepEvent(run.EventStepCompleted, t.Name, i, f)
-	ev.Content = res.Content
-	r.log.Emit(ev)
+	r.emit(run.EventStepCompleted, o, func(ev *run.Event) { ev.Content = res.Content })
 	return res, nil
 }
 
-func (t *Task) runAgent(ctx context.Context, r *execution, f frame, i int, in *Input) (string, error) {
-	sc := run.Scope{Registry: r.reg, Log: r.log, Base: *r.stepEvent("", t.Name, i, f)}
-	sc.Base.WorkflowRunID = r.base.RunID
+func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
+	sc := run.Scope{Registry: r.reg, Log: r.log, Origin: *o}
+	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
 	if in.Previous != "" {
 		input += "\n\nPrevious step output:\n" + in.Previous
@@ -199,11 +196,12 @@ type Steps struct {
 func (s *Steps) validate(v *validator) error { return v.container(s.Name, s.Steps) }
 
 func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
-	r.log.Emit(r.stepEvent(run.EventStepsExecutionStarted, s.Name, i, f))
+	o := r.stepOrigin(s.Name, i, f)
+	r.emit(run.EventStepsExecutionStarted, o, nil)
 	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.Previous)
 	res := containerResult(s.Name, results, err)
 	if err == nil {
-		r.log.Emit(r.stepEvent(run.EventStepsExecutionCompleted, s.Name, i, f))
+		r.emit(run.EventStepsExecutionCompleted, o, nil)
 	}
 	return res, err
 }
@@ -219,9 +217,8 @@ type Parallel struct {
 func (p *Parallel) validate(v *validator) error { return v.container(p.Name, p.Steps) }
 
 func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
-	ev := r.stepEvent(run.EventParallelExecutionStarted, p.Name, i, f)
-	ev.StepCount = len(p.Steps)
-	r.log.Emit(ev)
+	o := r.stepOrigin(p.Name, i, f)
+	r.emit(run.EventParallelExecutionStarted, o, func(ev *run.Event) { ev.StepCount = len(p.Steps) })
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -243,9 +240,7 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 	res := containerResult(p.Name, results, err)
 	res.Content = joinContents(results)
 	if err == nil {
-		done := r.stepEvent(run.EventParallelExecutionCompleted, p.Name, i, f)
-		done.StepCount = len(p.Steps)
-		r.log.Emit(done)
+		r.emit(run.EventParallelExecutionCompleted, o, func(ev *run.Event) { ev.StepCount = len(p.Steps) })
 	}
 	return res, err
 }
@@ -296,22 +291,19 @@ func (c *Condition) validate(v *validator) error {
 }
 
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	o := r.stepOrigin(c.Name, i, f)
 	ok := c.If(in)
-	ev := r.stepEvent(run.EventConditionExecutionStarted, c.Name, i, f)
-	ev.ConditionResult = &ok
-	r.log.Emit(ev)
+	r.emit(run.EventConditionExecutionStarted, o, func(ev *run.Event) { ev.ConditionResult = &ok })
 	if !ok {
 		res := containerResult(c.Name, nil, nil)
 		res.Content = in.Previous
-		r.log.Emit(r.stepEvent(run.EventConditionExecutionCompleted, c.Name, i, f))
+		r.emit(run.EventConditionExecutionCompleted, o, nil)
 		return res, nil
 	}
 	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
 	res := containerResult(c.Name, results, err)
 	if err == nil {
-		done := r.stepEvent(run.EventConditionExecutionCompleted, c.Name, i, f)
-		done.ConditionResult = &ok
-		r.log.Emit(done)
+		r.emit(run.EventConditionExecutionCompleted, o, func(ev *run.Event) { ev.ConditionResult = &ok })
 	}
 	return res, err
 }
@@ -334,34 +326,27 @@ func (l *Loop) validate(v *validator) error {
 }
 
 func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
-	ev := r.stepEvent(run.EventLoopExecutionStarted, l.Name, i, f)
-	ev.MaxIterations = l.MaxIterations
-	r.log.Emit(ev)
+	o := r.stepOrigin(l.Name, i, f)
+	r.emit(run.EventLoopExecutionStarted, o, func(ev *run.Event) { ev.MaxIterations = l.MaxIterations })
 	child := f.child(l.Name)
 	prev := in.Previous
 	var all []run.StepResult
 	iterations := 0
 	for iterations < l.MaxIterations {
 		iterations++
-		it := r.stepEvent(run.EventLoopIterationStarted, l.Name, i, f)
-		it.Iteration, it.MaxIterations = iterations, l.MaxIterations
-		r.log.Emit(it)
+		r.emit(run.EventLoopIterationStarted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
 		results, err := r.sequence(ctx, l.Steps, child, prev)
 		all = append(all, results...)
 		if err != nil {
 			return containerResult(l.Name, all, err), err
 		}
-		done := r.stepEvent(run.EventLoopIterationCompleted, l.Name, i, f)
-		done.Iteration, done.MaxIterations = iterations, l.MaxIterations
-		r.log.Emit(done)
+		r.emit(run.EventLoopIterationCompleted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
 		prev = r.content(results)
 		if r.stopped() || (l.Until != nil && l.Until(results)) {
 			break
 		}
 	}
-	end := r.stepEvent(run.EventLoopExecutionCompleted, l.Name, i, f)
-	end.Iteration, end.MaxIterations = iterations, l.MaxIterations
-	r.log.Emit(end)
+	r.emit(run.EventLoopExecutionCompleted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
 	return containerResult(l.Name, all, nil), nil
 }
 
@@ -381,6 +366,7 @@ func (rt *Router) validate(v *validator) error {
 }
 
 func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	o := r.stepOrigin(rt.Name, i, f)
 	chosen := rt.Route(in)
 	names := make([]string, len(chosen))
 	for j, s := range chosen {
@@ -390,15 +376,11 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 		}
 		names[j] = stepName(s)
 	}
-	ev := r.stepEvent(run.EventRouterExecutionStarted, rt.Name, i, f)
-	ev.SelectedSteps = names
-	r.log.Emit(ev)
+	r.emit(run.EventRouterExecutionStarted, o, func(ev *run.Event) { ev.SelectedSteps = names })
 	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
 	res := containerResult(rt.Name, results, err)
 	if err == nil {
-		done := r.stepEvent(run.EventRouterExecutionCompleted, rt.Name, i, f)
-		done.SelectedSteps = names
-		r.log.Emit(done)
+		r.emit(run.EventRouterExecutionCompleted, o, func(ev *run.Event) { ev.SelectedSteps = names })
 	}
 	return res, err
 }

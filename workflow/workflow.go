@@ -100,10 +100,10 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		return nil, err
 	}
 	o := run.Apply(opts)
-	base := &run.Event{
-		RunID: o.ID, WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
+	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
+		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}
+	}}
 	out := &run.Output{
 		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
@@ -195,15 +195,23 @@ func (r *execution) stopped() bool {
 	return r.stop
 }
 
-// stepEvent returns an event of type t for the step named name at index i of frame f.
-func (r *execution) stepEvent(t run.EventType, name string, i int, f frame) *run.Event {
-	ev := new(run.Event)
-	*ev = *r.base
-	ev.Event = t
-	ev.StepName, ev.StepID = name, run.Slug(name)
-	ev.StepIndex = &i
-	ev.ParentStepID, ev.NestedDepth = f.parentID, f.depth
-	return ev
+// stepOrigin returns the origin of the events of the step named name at index i of
+// frame f.
+func (r *execution) stepOrigin(name string, i int, f frame) *run.Origin {
+	o := *r.base.Origin
+	o.StepName, o.StepID = name, run.Slug(name)
+	o.StepIndex = &i
+	o.ParentStepID, o.NestedDepth = f.parentID, f.depth
+	return &o
+}
+
+// emit emits an event of type t from origin o and returns it.
+func (r *execution) emit(t run.EventType, o *run.Origin, set func(ev *run.Event)) {
+	ev := &run.Event{Event: t, RunID: r.base.RunID, Origin: o}
+	if set != nil {
+		set(ev)
+	}
+	r.log.Emit(ev)
 }
 
 // errStepFailed wraps the error of a step that failed.

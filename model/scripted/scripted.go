@@ -40,7 +40,8 @@ type Model struct {
 	// Turns are the answers, in conversation order.
 	Turns []Turn
 	// Respond, if set, computes the answer instead of Turns. It is called once per
-	// stream and must be safe for concurrent use if streams run concurrently.
+	// range over a stream, with an empty request if Stream was given nil, and must be
+	// safe for concurrent use if streams run concurrently.
 	Respond func(req *model.Request) Turn
 	// ChunkSize is the number of runes per streamed text chunk. Zero (or less) streams
 	// one word per chunk: a word with the whitespace that follows it.

@@ -297,7 +297,7 @@ func TestCancel(t *testing.T) {
 		{"between chunks, no pauses", &scripted.Model{Turns: []scripted.Turn{{Text: "a b c"}}}, 1, false, nil, 1},
 		{"during delay", &scripted.Model{Turns: []scripted.Turn{{Text: "a b c"}}, Delay: long}, 1, true, nil, 1},
 		{"before tool calls", &scripted.Model{Turns: []scripted.Turn{{Text: "a", ToolCalls: []model.ToolCall{{Name: "t"}}}}, Delay: long}, 1, true, nil, 1},
-		{"with a cause", &scripted.Model{Turns: []scripted.Turn{{Text: "a b c"}}, Delay: long}, 2, true, errCause, 2},
+		{"with a cause", &scripted.Model{Turns: []scripted.Turn{{Text: "a b c"}}, Delay: long}, 1, true, errCause, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -483,22 +483,23 @@ func Example() {
 	}}
 	req := &model.Request{Messages: []model.Message{{Role: model.RoleUser, Content: "Weather in Oslo?"}}}
 	for range 2 {
-		var answer model.Message
-		answer.Role = model.RoleAssistant
+		answer := model.Message{Role: model.RoleAssistant}
 		for c, err := range m.Stream(context.Background(), req) {
 			if err != nil {
 				fmt.Println("error:", err)
 				return
 			}
-			fmt.Printf("%q", c.Text)
-			answer.Content += c.Text
-			answer.ToolCalls = append(answer.ToolCalls, c.ToolCalls...)
+			if c.Text != "" {
+				fmt.Printf("%q ", c.Text)
+			}
 			for _, call := range c.ToolCalls {
-				fmt.Printf(" call %s %s(%s)", call.ID, call.Name, call.Arguments)
+				fmt.Printf("%s:%s%s ", call.ID, call.Name, call.Arguments)
 			}
 			if c.Usage != nil {
-				fmt.Printf(" [%s, %d words in, %d chunks out]\n", c.FinishReason, c.Usage.InputTokens, c.Usage.OutputTokens)
+				fmt.Printf("[%s, %d in, %d out]\n", c.FinishReason, c.Usage.InputTokens, c.Usage.OutputTokens)
 			}
+			answer.Content += c.Text
+			answer.ToolCalls = append(answer.ToolCalls, c.ToolCalls...)
 		}
 		req.Messages = append(req.Messages, answer)
 		for _, call := range answer.ToolCalls {
@@ -508,8 +509,8 @@ func Example() {
 		}
 	}
 	// Output:
-	// "Let me ""check."""  call call_0_0 weather({"city":"Oslo"}) [tool_calls, 3 words in, 3 chunks out]
-	// "It is ""-3°C ""in ""Oslo." [stop, 8 words in, 5 chunks out]
+	// "Let " "me " "check." call_0_0:weather{"city":"Oslo"} [tool_calls, 3 in, 4 out]
+	// "It " "is " "-3°C " "in " "Oslo." [stop, 7 in, 5 out]
 }
 
 func ExampleNew() {
@@ -523,7 +524,7 @@ func ExampleNew() {
 	}
 	fmt.Println()
 	// Output:
-	// "Hello " "from " "a " "scripted " "model." 
+	// "Hello " "from " "a " "scripted " "model."
 }
 
 func BenchmarkStream(b *testing.B) {
