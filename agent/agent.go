@@ -190,15 +190,14 @@ func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out 
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
 		}
 	}()
-	emit := func(t run.EventType) *run.Event {
-		ev := new(run.Event)
-		*ev = *base
+	event := func(t run.EventType) run.Event {
+		ev := *base
 		ev.Event = t
 		return ev
 	}
-	started := emit(run.EventRunStarted)
+	started := event(run.EventRunStarted)
 	started.Model, started.ModelProvider = out.Model, out.ModelProvider
-	log.Emit(started)
+	log.Emit(&started)
 
 	start := time.Now()
 	var content strings.Builder
@@ -218,9 +217,9 @@ func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out 
 				return fmt.Errorf("agent %q: model: %w", a.Name, err)
 			}
 			if chunk.Text != "" {
-				ev := emit(run.EventRunContent)
+				ev := event(run.EventRunContent)
 				ev.Content = chunk.Text
-				if !log.Emit(ev) {
+				if !log.Emit(&ev) {
 					return stopped(ctx) // the run was cancelled: keep nothing more
 				}
 				if out.Metrics.TimeToFirstToken == 0 {
@@ -237,13 +236,13 @@ func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out 
 			return stopped(ctx)
 		}
 		if len(calls) == 0 {
-			done := emit(run.EventRunContentCompleted)
-			log.Emit(done)
+			done := event(run.EventRunContentCompleted)
+			log.Emit(&done)
 			return nil
 		}
 		turn := content.String()[turnStart:]
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: calls})
-		req.Messages = append(req.Messages, a.callTools(ctx, log, emit, calls)...)
+		req.Messages = append(req.Messages, a.callTools(ctx, log, event, calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}
@@ -273,15 +272,15 @@ func (a *Agent) definitions() []tool.Definition {
 
 // callTools runs the calls, in parallel when there are several, and returns one tool
 // message per call, in the calls' order.
-func (a *Agent) callTools(ctx context.Context, log *run.Log, emit func(run.EventType) *run.Event, calls []model.ToolCall) []model.Message {
+func (a *Agent) callTools(ctx context.Context, log *run.Log, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
 	results := make([]model.Message, len(calls))
 	if len(calls) == 1 {
-		results[0] = a.callTool(ctx, log, emit, calls[0])
+		results[0] = a.callTool(ctx, log, event, calls[0])
 		return results
 	}
 	var wg sync.WaitGroup
 	for i, c := range calls {
-		wg.Go(func() { results[i] = a.callTool(ctx, log, emit, c) })
+		wg.Go(func() { results[i] = a.callTool(ctx, log, event, c) })
 	}
 	wg.Wait()
 	return results
@@ -289,24 +288,24 @@ func (a *Agent) callTools(ctx context.Context, log *run.Log, emit func(run.Event
 
 // callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
 // error, a panic) becomes a tool-error result the model reads.
-func (a *Agent) callTool(ctx context.Context, log *run.Log, emit func(run.EventType) *run.Event, c model.ToolCall) model.Message {
+func (a *Agent) callTool(ctx context.Context, log *run.Log, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
 	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: c.Arguments}
-	ev := emit(run.EventToolCallStarted)
+	ev := event(run.EventToolCallStarted)
 	ev.Tool = exec
-	log.Emit(ev)
+	log.Emit(&ev)
 
 	result, err := a.invoke(ctx, c)
 	msg := model.Message{Role: model.RoleTool, ToolCallID: c.ID, ToolName: c.Name, Content: result}
 	done := *exec
 	done.Result = result
-	ev = emit(run.EventToolCallCompleted)
+	ev = event(run.EventToolCallCompleted)
 	if err != nil {
 		msg.Content, msg.IsError = err.Error(), true
 		done.Result, done.IsError = msg.Content, true
 		ev.Event, ev.Error = run.EventToolCallError, msg.Content
 	}
 	ev.Tool = &done
-	log.Emit(ev)
+	log.Emit(&ev)
 	return msg
 }
 

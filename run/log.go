@@ -6,6 +6,13 @@ import (
 	"time"
 )
 
+// segmentSize is how many events a Log stores per allocation. Events live in fixed
+// segments, never moved, so a reader can keep a pointer to one; and a streamed chunk
+// costs no allocation of its own.
+const segmentSize = 32
+
+type segment [segmentSize]Event
+
 // Log is the ordered event sequence of one top-level run, nested runs' events
 // included. It numbers events as they are emitted and lets any number of readers
 // follow it from any index, each at its own pace; emitting never waits for a reader.
@@ -13,26 +20,46 @@ import (
 // Once stopped (the run was cancelled), a Log accepts only terminal events, so nothing
 // a run produces after its cancel appears in its stream. The zero value is ready to use.
 type Log struct {
-	mu      sync.Mutex
-	events  []*Event
-	stopped bool
-	closed  bool
-	waiting []chan struct{} // readers waiting for the next event
+	mu       sync.Mutex
+	segments []*segment
+	n        int // events emitted
+	stopped  bool
+	closed   bool
+	waiting  []chan struct{} // readers waiting for the next event
+
+	// The wall clock at the first event, read once: later events add the monotonic
+	// time since, which costs half as much as reading the wall clock again.
+	clockOnce sync.Once
+	start     time.Time
+	startNano int64
 }
 
-// Emit appends ev, setting its EventIndex (and CreatedAt when zero). It reports false,
-// and drops ev, when the log is stopped and ev is not terminal, or closed.
+func (l *Log) now() int64 {
+	l.clockOnce.Do(func() {
+		l.start = time.Now()
+		l.startNano = l.start.UnixNano()
+	})
+	return (l.startNano + int64(time.Since(l.start))) / int64(time.Second)
+}
+
+// Emit appends a copy of ev, setting its EventIndex (and CreatedAt when zero). It
+// reports false, and drops the event, when the log is stopped and ev is not
+// terminal, or closed. ev itself is not retained.
 func (l *Log) Emit(ev *Event) bool {
 	if ev.CreatedAt == 0 {
-		ev.CreatedAt = time.Now().Unix()
+		ev.CreatedAt = l.now()
 	}
 	l.mu.Lock()
 	if l.closed || (l.stopped && !ev.Event.Terminal()) {
 		l.mu.Unlock()
 		return false
 	}
-	ev.EventIndex = len(l.events)
-	l.events = append(l.events, ev)
+	if l.n%segmentSize == 0 {
+		l.segments = append(l.segments, new(segment))
+	}
+	ev.EventIndex = l.n
+	l.segments[l.n/segmentSize][l.n%segmentSize] = *ev
+	l.n++
 	l.wakeLocked()
 	l.mu.Unlock()
 	return true
@@ -68,19 +95,24 @@ func (l *Log) Close() {
 func (l *Log) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.events)
+	return l.n
 }
 
-// Events returns a copy of the events emitted so far.
+// Events returns the events emitted so far.
 func (l *Log) Events() []*Event {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]*Event(nil), l.events...)
+	segs, n := l.segments, l.n
+	l.mu.Unlock()
+	evs := make([]*Event, n)
+	for i := range evs {
+		evs[i] = &segs[i/segmentSize][i%segmentSize]
+	}
+	return evs
 }
 
 // Follow calls fn with each event from index from on, as they are emitted, until the
 // log is closed and read to its end (it returns nil), fn returns false (it returns
-// nil), or ctx is done (it returns ctx's error).
+// nil), or ctx is done (it returns ctx's error). Events must not be modified.
 func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error {
 	if from < 0 {
 		from = 0
@@ -88,17 +120,16 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error 
 	var wake chan struct{}
 	for {
 		l.mu.Lock()
-		if from < len(l.events) {
-			// Events are never modified or moved once emitted, and appends write past
-			// this slice's length, so it can be read without the lock.
-			batch := l.events[from:]
+		if from < l.n {
+			// Emitted events are never written again and segments never move, so
+			// they can be read without the lock.
+			segs, n := l.segments, l.n
 			l.mu.Unlock()
-			for _, ev := range batch {
-				if !fn(ev) {
+			for ; from < n; from++ {
+				if !fn(&segs[from/segmentSize][from%segmentSize]) {
 					return nil
 				}
 			}
-			from += len(batch)
 			continue
 		}
 		if l.closed {

@@ -270,3 +270,14 @@ func TestExecPanicEndsRunError(t *testing.T) {
 		t.Errorf("events = %v", evs)
 	}
 }
+
+func BenchmarkSlug(b *testing.B) {
+	for _, name := range []string{"research", "Research Agent"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				run.Slug(name)
+			}
+		})
+	}
+}

@@ -17,6 +17,9 @@ type Scope struct {
 // Slug turns a name into an ID: lower case, letters and digits, words joined by "-".
 // "Research Agent" becomes "research-agent".
 func Slug(name string) string {
+	if isSlug(name) {
+		return name
+	}
 	var b strings.Builder
 	b.Grow(len(name))
 	dash := false
@@ -33,4 +36,19 @@ func Slug(name string) string {
 		}
 	}
 	return b.String()
+}
+
+// isSlug reports whether Slug would return s unchanged, which is the common case for
+// step names and saves an allocation per step.
+func isSlug(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-' && i > 0 && i < len(s)-1 && s[i-1] != '-':
+		default:
+			return false
+		}
+	}
+	return true
 }

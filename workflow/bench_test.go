@@ -98,3 +98,20 @@ func BenchmarkCancelLatency(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWorkflowRunChunks is BenchmarkWorkflowStream without a reader: the
+// difference is the cost of delivering events to one.
+func BenchmarkWorkflowRunChunks(b *testing.B) {
+	for _, chunks := range []int{20, 200} {
+		b.Run(fmt.Sprintf("chunks=%d", chunks), func(b *testing.B) {
+			w := twoSteps(chunks)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := w.Run(ctx, "go"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

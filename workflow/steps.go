@@ -130,7 +130,7 @@ func (t *Task) validate(v *validator) error {
 
 func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(t.Name, i, f)
-	r.emit(run.EventStepStarted, o, nil)
+	r.emit(run.EventStepStarted, o, run.Event{})
 	res := run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
 	var err error
 	if t.Agent != nil {
@@ -149,11 +149,11 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 			return res, err // the run's terminal event tells
 		}
 		res.Status, res.Error = run.StatusError, err.Error()
-		r.emit(run.EventStepError, o, func(ev *run.Event) { ev.Error = res.Error })
+		r.emit(run.EventStepError, o, run.Event{Error: res.Error})
 		return res, fmt.Errorf("step %q: %w", t.Name, err)
 	}
 	r.record(res)
-	r.emit(run.EventStepCompleted, o, func(ev *run.Event) { ev.Content = res.Content })
+	r.emit(run.EventStepCompleted, o, run.Event{Content: res.Content})
 	return res, nil
 }
 
@@ -197,11 +197,11 @@ func (s *Steps) validate(v *validator) error { return v.container(s.Name, s.Step
 
 func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(s.Name, i, f)
-	r.emit(run.EventStepsExecutionStarted, o, nil)
+	r.emit(run.EventStepsExecutionStarted, o, run.Event{})
 	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.Previous)
 	res := containerResult(s.Name, results, err)
 	if err == nil {
-		r.emit(run.EventStepsExecutionCompleted, o, nil)
+		r.emit(run.EventStepsExecutionCompleted, o, run.Event{})
 	}
 	return res, err
 }
@@ -218,7 +218,7 @@ func (p *Parallel) validate(v *validator) error { return v.container(p.Name, p.S
 
 func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(p.Name, i, f)
-	r.emit(run.EventParallelExecutionStarted, o, func(ev *run.Event) { ev.StepCount = len(p.Steps) })
+	r.emit(run.EventParallelExecutionStarted, o, run.Event{StepCount: len(p.Steps)})
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -240,7 +240,7 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 	res := containerResult(p.Name, results, err)
 	res.Content = joinContents(results)
 	if err == nil {
-		r.emit(run.EventParallelExecutionCompleted, o, func(ev *run.Event) { ev.StepCount = len(p.Steps) })
+		r.emit(run.EventParallelExecutionCompleted, o, run.Event{StepCount: len(p.Steps)})
 	}
 	return res, err
 }
@@ -293,17 +293,17 @@ func (c *Condition) validate(v *validator) error {
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(c.Name, i, f)
 	ok := c.If(in)
-	r.emit(run.EventConditionExecutionStarted, o, func(ev *run.Event) { ev.ConditionResult = &ok })
+	r.emit(run.EventConditionExecutionStarted, o, run.Event{ConditionResult: &ok})
 	if !ok {
 		res := containerResult(c.Name, nil, nil)
 		res.Content = in.Previous
-		r.emit(run.EventConditionExecutionCompleted, o, nil)
+		r.emit(run.EventConditionExecutionCompleted, o, run.Event{})
 		return res, nil
 	}
 	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
 	res := containerResult(c.Name, results, err)
 	if err == nil {
-		r.emit(run.EventConditionExecutionCompleted, o, func(ev *run.Event) { ev.ConditionResult = &ok })
+		r.emit(run.EventConditionExecutionCompleted, o, run.Event{ConditionResult: &ok})
 	}
 	return res, err
 }
@@ -327,26 +327,26 @@ func (l *Loop) validate(v *validator) error {
 
 func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(l.Name, i, f)
-	r.emit(run.EventLoopExecutionStarted, o, func(ev *run.Event) { ev.MaxIterations = l.MaxIterations })
+	r.emit(run.EventLoopExecutionStarted, o, run.Event{MaxIterations: l.MaxIterations})
 	child := f.child(l.Name)
 	prev := in.Previous
 	var all []run.StepResult
 	iterations := 0
 	for iterations < l.MaxIterations {
 		iterations++
-		r.emit(run.EventLoopIterationStarted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
+		r.emit(run.EventLoopIterationStarted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
 		results, err := r.sequence(ctx, l.Steps, child, prev)
 		all = append(all, results...)
 		if err != nil {
 			return containerResult(l.Name, all, err), err
 		}
-		r.emit(run.EventLoopIterationCompleted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
+		r.emit(run.EventLoopIterationCompleted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
 		prev = r.content(results)
 		if r.stopped() || (l.Until != nil && l.Until(results)) {
 			break
 		}
 	}
-	r.emit(run.EventLoopExecutionCompleted, o, func(ev *run.Event) { ev.Iteration, ev.MaxIterations = iterations, l.MaxIterations })
+	r.emit(run.EventLoopExecutionCompleted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
 	return containerResult(l.Name, all, nil), nil
 }
 
@@ -376,11 +376,11 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 		}
 		names[j] = stepName(s)
 	}
-	r.emit(run.EventRouterExecutionStarted, o, func(ev *run.Event) { ev.SelectedSteps = names })
+	r.emit(run.EventRouterExecutionStarted, o, run.Event{SelectedSteps: names})
 	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
 	res := containerResult(rt.Name, results, err)
 	if err == nil {
-		r.emit(run.EventRouterExecutionCompleted, o, func(ev *run.Event) { ev.SelectedSteps = names })
+		r.emit(run.EventRouterExecutionCompleted, o, run.Event{SelectedSteps: names})
 	}
 	return res, err
 }

@@ -111,9 +111,7 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	}
 	return run.Go(ctx, w.registry(), base, run.KindWorkflow, out, func(x *run.Exec) error {
 		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State)}
-		started := *base
-		started.Event = run.EventWorkflowStarted
-		r.log.Emit(&started)
+		r.emit(run.EventWorkflowStarted, base.Origin, run.Event{})
 		results, err := r.sequence(x.Entry.Ctx, w.Steps, frame{}, "")
 		out.StepResults = results
 		out.Content = r.content(results)
@@ -205,13 +203,10 @@ func (r *execution) stepOrigin(name string, i int, f frame) *run.Origin {
 	return &o
 }
 
-// emit emits an event of type t from origin o and returns it.
-func (r *execution) emit(t run.EventType, o *run.Origin, set func(ev *run.Event)) {
-	ev := &run.Event{Event: t, RunID: r.base.RunID, Origin: o}
-	if set != nil {
-		set(ev)
-	}
-	r.log.Emit(ev)
+// emit emits ev as an event of type t from origin o.
+func (r *execution) emit(t run.EventType, o *run.Origin, ev run.Event) {
+	ev.Event, ev.RunID, ev.Origin = t, r.base.RunID, o
+	r.log.Emit(&ev)
 }
 
 // errStepFailed wraps the error of a step that failed.
