@@ -1,0 +1,57 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"kern/agent"
+	"kern/model"
+	"kern/model/scripted"
+	"kern/run"
+	"kern/tool"
+)
+
+func ExampleAgent_Run() {
+	type cityArgs struct {
+		City string `json:"city" jsonschema:"the city to look up"`
+	}
+	weather := tool.Func("get_weather", "Current weather in a city",
+		func(ctx context.Context, a cityArgs) (string, error) { return "12°C and windy in " + a.City, nil })
+
+	// The scripted model asks for the tool, then answers with a fixed text.
+	m := &scripted.Model{Turns: []scripted.Turn{
+		{ToolCalls: []model.ToolCall{{Name: "get_weather", Arguments: json.RawMessage(`{"city":"Oslo"}`)}}},
+		{Text: "Take a coat."},
+	}}
+	a := &agent.Agent{Name: "Weather Agent", Model: m, Tools: []tool.Tool{weather}}
+
+	out, err := a.Run(context.Background(), "What should I wear in Oslo?")
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	fmt.Println(out.Status, out.Content)
+	// Output: COMPLETED Take a coat.
+}
+
+func ExampleAgent_Stream() {
+	a := &agent.Agent{Name: "Poet", Model: scripted.New("Roses are red")}
+	for ev, err := range a.Stream(context.Background(), "A poem, please") {
+		if err != nil {
+			fmt.Println("error:", err)
+			return
+		}
+		switch ev.Event {
+		case run.EventRunContent:
+			fmt.Printf("%q\n", ev.Content)
+		case run.EventRunCompleted:
+			fmt.Println("done:", ev.Content)
+		}
+	}
+	// Output:
+	// "Roses "
+	// "are "
+	// "red"
+	// done: Roses are red
+}
