@@ -196,7 +196,9 @@ func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out 
 		return ev
 	}
 	started := event(run.EventRunStarted)
-	started.Model, started.ModelProvider = out.Model, out.ModelProvider
+	if out.Model != "" || out.ModelProvider != "" {
+		started.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
+	}
 	log.Emit(&started)
 
 	start := time.Now()

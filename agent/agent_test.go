@@ -77,8 +77,8 @@ func TestRunStreamsContentAndCompletes(t *testing.T) {
 			t.Errorf("event %d = %+v", i, ev)
 		}
 	}
-	if evs[0].ModelProvider != "scripted" {
-		t.Errorf("RunStarted model_provider = %q, want scripted", evs[0].ModelProvider)
+	if evs[0].Detail == nil || evs[0].Detail.ModelProvider != "scripted" {
+		t.Errorf("RunStarted detail = %+v, want model_provider scripted", evs[0].Detail)
 	}
 	last := evs[len(evs)-1]
 	if last.Content != "hello there world" || last.Metrics == nil || last.Metrics.OutputTokens == 0 {

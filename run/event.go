@@ -75,9 +75,6 @@ type Event struct {
 	// events of a run (or of a step), so that an event stays small.
 	*Origin
 
-	Model         string `json:"model,omitempty"`
-	ModelProvider string `json:"model_provider,omitempty"`
-
 	Content string `json:"content,omitempty"`
 	Reason  string `json:"reason,omitempty"` // why a run was cancelled
 	Error   string `json:"error,omitempty"`
@@ -85,7 +82,17 @@ type Event struct {
 	Tool    *ToolExecution `json:"tool,omitempty"`
 	Metrics *Metrics       `json:"metrics,omitempty"`
 
-	// Container steps.
+	// Detail holds the fields of rarer events; it is nil on most. Its fields appear
+	// at the top level of the event's JSON.
+	Detail *Detail `json:"-"`
+}
+
+// Detail holds the fields of rarer events: the model of RunStarted, those of
+// container steps, and a workflow's results on its terminal event.
+type Detail struct {
+	Model         string `json:"model,omitempty"`
+	ModelProvider string `json:"model_provider,omitempty"`
+
 	Iteration       int      `json:"iteration,omitempty"`
 	MaxIterations   int      `json:"max_iterations,omitempty"`
 	ConditionResult *bool    `json:"condition_result,omitempty"`
@@ -94,6 +101,38 @@ type Event struct {
 
 	// StepResults are the finished steps, on a workflow's terminal event.
 	StepResults []StepResult `json:"step_results,omitempty"`
+}
+
+func (d *Detail) isZero() bool {
+	return d.Model == "" && d.ModelProvider == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
+		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil
+}
+
+// plainEvent is Event without its JSON methods.
+type plainEvent Event
+
+// MarshalJSON writes the event as one flat object: Origin's and Detail's fields sit
+// beside the event's own.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		*plainEvent
+		*Detail
+	}{(*plainEvent)(&e), e.Detail})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var d Detail
+	if err := json.Unmarshal(b, &struct {
+		*plainEvent
+		*Detail
+	}{(*plainEvent)(e), &d}); err != nil {
+		return err
+	}
+	if !d.isZero() {
+		e.Detail = &d
+	}
+	return nil
 }
 
 // Origin is where a run's events come from: the agent or workflow, the session, and

@@ -48,7 +48,7 @@ func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
 		m := out.Metrics
 		ev.Metrics = &m
 		if kind == KindWorkflow {
-			ev.StepResults = out.StepResults
+			ev.Detail = &Detail{StepResults: out.StepResults}
 		}
 	case StatusCancelled:
 		out.Reason = reason

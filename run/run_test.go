@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
 	"kern/run"
@@ -22,8 +23,12 @@ func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
 		id := run.NewID()
-		if len(id) != 36 || seen[id] {
-			t.Fatalf("bad or repeated id %q", id)
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || seen[id] {
+			t.Fatalf("bad or repeated id %q: %v", id, err)
+		}
+		if sec, _ := u.Time().UnixTime(); time.Since(time.Unix(sec, 0)) > time.Hour {
+			t.Fatalf("id %q carries time %d", id, sec)
 		}
 		seen[id] = true
 	}
@@ -57,6 +62,25 @@ func TestEventJSON(t *testing.T) {
 	if string(b) != want {
 		t.Errorf("JSON:\n got %s\nwant %s", b, want)
 	}
+	var back0 run.Event
+	if err := json.Unmarshal(b, &back0); err != nil || back0.StepName != "research" || *back0.StepIndex != 0 || back0.Detail != nil {
+		t.Errorf("round trip = %+v, %v", back0, err)
+	}
+
+	// Detail's fields sit at the top level too, and come back.
+	yes := true
+	ev = &run.Event{Event: run.EventConditionExecutionStarted, RunID: "r", Origin: &run.Origin{WorkflowID: "w"},
+		Detail: &run.Detail{ConditionResult: &yes, StepResults: []run.StepResult{{StepName: "a", Content: "x"}}}}
+	b, _ = json.Marshal(ev)
+	want = `{"event":"ConditionExecutionStarted","run_id":"r","created_at":0,"event_index":0,"workflow_id":"w","condition_result":true,"step_results":[{"step_name":"a","content":"x"}]}`
+	if string(b) != want {
+		t.Errorf("JSON with detail:\n got %s\nwant %s", b, want)
+	}
+	var back1 run.Event
+	if err := json.Unmarshal(b, &back1); err != nil || back1.Detail == nil || !*back1.Detail.ConditionResult || back1.WorkflowID != "w" {
+		t.Errorf("round trip with detail = %+v, %v", back1, err)
+	}
+
 	m := run.Metrics{Duration: 1500 * time.Millisecond, TimeToFirstToken: 250 * time.Millisecond, InputTokens: 1, OutputTokens: 2, TotalTokens: 3}
 	b, _ = json.Marshal(m)
 	if string(b) != `{"input_tokens":1,"output_tokens":2,"total_tokens":3,"duration":1.5,"time_to_first_token":0.25}` {
@@ -279,5 +303,32 @@ func BenchmarkSlug(b *testing.B) {
 				run.Slug(name)
 			}
 		})
+	}
+}
+
+// TestLogManyEvents checks indexes and pointers across many segments.
+func TestLogManyEvents(t *testing.T) {
+	t.Parallel()
+	var log run.Log
+	first := make([]*run.Event, 0, 1000)
+	for i := range 1000 {
+		log.Emit(&run.Event{Event: run.EventRunContent, Content: fmt.Sprint(i)})
+		if i == 0 {
+			first = append(first, log.Events()[0])
+		}
+	}
+	log.Close()
+	for i, ev := range log.Events() {
+		if ev.EventIndex != i || ev.Content != fmt.Sprint(i) {
+			t.Fatalf("event %d = %+v", i, ev)
+		}
+	}
+	if first[0].Content != "0" {
+		t.Errorf("an early event moved or changed: %+v", first[0])
+	}
+	n := 0
+	log.Follow(t.Context(), 990, func(ev *run.Event) bool { n++; return true })
+	if n != 10 {
+		t.Errorf("Follow from 990 read %d events", n)
 	}
 }

@@ -218,7 +218,7 @@ func (p *Parallel) validate(v *validator) error { return v.container(p.Name, p.S
 
 func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(p.Name, i, f)
-	r.emit(run.EventParallelExecutionStarted, o, run.Event{StepCount: len(p.Steps)})
+	r.emit(run.EventParallelExecutionStarted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -240,7 +240,7 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 	res := containerResult(p.Name, results, err)
 	res.Content = joinContents(results)
 	if err == nil {
-		r.emit(run.EventParallelExecutionCompleted, o, run.Event{StepCount: len(p.Steps)})
+		r.emit(run.EventParallelExecutionCompleted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
 	}
 	return res, err
 }
@@ -293,7 +293,7 @@ func (c *Condition) validate(v *validator) error {
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(c.Name, i, f)
 	ok := c.If(in)
-	r.emit(run.EventConditionExecutionStarted, o, run.Event{ConditionResult: &ok})
+	r.emit(run.EventConditionExecutionStarted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
 	if !ok {
 		res := containerResult(c.Name, nil, nil)
 		res.Content = in.Previous
@@ -303,7 +303,7 @@ func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, i
 	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
 	res := containerResult(c.Name, results, err)
 	if err == nil {
-		r.emit(run.EventConditionExecutionCompleted, o, run.Event{ConditionResult: &ok})
+		r.emit(run.EventConditionExecutionCompleted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
 	}
 	return res, err
 }
@@ -327,26 +327,26 @@ func (l *Loop) validate(v *validator) error {
 
 func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(l.Name, i, f)
-	r.emit(run.EventLoopExecutionStarted, o, run.Event{MaxIterations: l.MaxIterations})
+	r.emit(run.EventLoopExecutionStarted, o, run.Event{Detail: &run.Detail{MaxIterations: l.MaxIterations}})
 	child := f.child(l.Name)
 	prev := in.Previous
 	var all []run.StepResult
 	iterations := 0
 	for iterations < l.MaxIterations {
 		iterations++
-		r.emit(run.EventLoopIterationStarted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
+		r.emit(run.EventLoopIterationStarted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
 		results, err := r.sequence(ctx, l.Steps, child, prev)
 		all = append(all, results...)
 		if err != nil {
 			return containerResult(l.Name, all, err), err
 		}
-		r.emit(run.EventLoopIterationCompleted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
+		r.emit(run.EventLoopIterationCompleted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
 		prev = r.content(results)
 		if r.stopped() || (l.Until != nil && l.Until(results)) {
 			break
 		}
 	}
-	r.emit(run.EventLoopExecutionCompleted, o, run.Event{Iteration: iterations, MaxIterations: l.MaxIterations})
+	r.emit(run.EventLoopExecutionCompleted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
 	return containerResult(l.Name, all, nil), nil
 }
 
@@ -376,11 +376,11 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 		}
 		names[j] = stepName(s)
 	}
-	r.emit(run.EventRouterExecutionStarted, o, run.Event{SelectedSteps: names})
+	r.emit(run.EventRouterExecutionStarted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
 	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
 	res := containerResult(rt.Name, results, err)
 	if err == nil {
-		r.emit(run.EventRouterExecutionCompleted, o, run.Event{SelectedSteps: names})
+		r.emit(run.EventRouterExecutionCompleted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
 	}
 	return res, err
 }

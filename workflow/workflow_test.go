@@ -93,7 +93,7 @@ func TestTwoAgentSteps(t *testing.T) {
 		t.Errorf("second StepStarted = %+v", ev)
 	}
 	last := evs[len(evs)-1]
-	if last.Content != "the story" || len(last.StepResults) != 2 || last.StepResults[0].Content != "facts here" {
+	if last.Content != "the story" || last.Detail == nil || len(last.Detail.StepResults) != 2 || last.Detail.StepResults[0].Content != "facts here" {
 		t.Errorf("WorkflowCompleted = %+v", last)
 	}
 }
