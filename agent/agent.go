@@ -63,7 +63,16 @@ func (a *Agent) registry() *run.Registry {
 
 // Validate reports what makes the agent unable to run: no model, an invalid or
 // duplicate tool, a negative bound.
-func (a *Agent) Validate() error {
+func (a *Agent) Validate() (err error) {
+	if a == nil {
+		return fmt.Errorf("agent is nil: %w", run.ErrInvalid)
+	}
+	defer func() {
+		// A typed nil Tool panics when asked for its definition.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("agent %q: a tool failed to describe itself: %v: %w", a.Name, p, run.ErrInvalid)
+		}
+	}()
 	name := a.Name
 	if name == "" {
 		name = a.ID
@@ -129,7 +138,7 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	}}
 	out := a.newOutput(base, input)
 	return run.Go(ctx, a.registry(), base, run.KindAgent, out, func(x *run.Exec) error {
-		return a.execute(x.Entry.Ctx, &x.Log, base, out, input)
+		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input)
 	})
 }
 
@@ -153,19 +162,30 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	e, err := sc.Registry.Begin(ctx, o.ID, nil)
+	if sc.Log == nil {
+		out.Status, out.Error = run.StatusError, fmt.Sprintf("agent %q: nested run without a log", a.Name)
+		return out
+	}
+	reg := sc.Registry
+	if reg == nil {
+		reg = a.registry()
+	}
+	gate := &run.Gate{Log: sc.Log}
+	e, err := reg.Begin(ctx, o.ID, gate.Stop)
 	if err != nil {
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	err = a.execute(e.Ctx, sc.Log, &base, out, input)
+	err = a.execute(e.Ctx, gate, &base, out, input)
 	e.End(sc.Log, &base, run.KindAgent, out, err)
 	e.Close()
 	return out
 }
 
 // CancelRun cancels the agent's run with the given ID and waits until it has ended (or
-// ctx is done); see run.Registry.Cancel for what it returns.
+// ctx is done); see run.Registry.Cancel for what it returns. An agent run inside a
+// workflow step is registered with the workflow's registry: cancel it there, or give
+// the agent and the workflow the same Registry.
 func (a *Agent) CancelRun(ctx context.Context, runID string) (run.Status, error) {
 	return a.registry().Cancel(ctx, runID, run.ReasonRequested)
 }
@@ -184,7 +204,7 @@ func (a *Agent) newOutput(base *run.Event, input string) *run.Output {
 
 // execute is the model/tool loop of one run. It leaves what the run produced in out,
 // whatever the outcome, and returns why it stopped early, if it did.
-func (a *Agent) execute(ctx context.Context, log *run.Log, base *run.Event, out *run.Output, input string) (err error) {
+func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -274,7 +294,7 @@ func (a *Agent) definitions() []tool.Definition {
 
 // callTools runs the calls, in parallel when there are several, and returns one tool
 // message per call, in the calls' order.
-func (a *Agent) callTools(ctx context.Context, log *run.Log, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
+func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
 	results := make([]model.Message, len(calls))
 	if len(calls) == 1 {
 		results[0] = a.callTool(ctx, log, event, calls[0])
@@ -290,7 +310,7 @@ func (a *Agent) callTools(ctx context.Context, log *run.Log, event func(run.Even
 
 // callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
 // error, a panic) becomes a tool-error result the model reads.
-func (a *Agent) callTool(ctx context.Context, log *run.Log, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
+func (a *Agent) callTool(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
 	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: c.Arguments}
 	ev := event(run.EventToolCallStarted)
 	ev.Tool = exec

@@ -246,10 +246,9 @@ func TestMaxIterations(t *testing.T) {
 		tool.Func("a", "", func(ctx context.Context, a weatherArgs) (string, error) { return "again", nil }),
 	}}
 	out, err := a.Run(t.Context(), "go")
-	if !errors.Is(err, run.ErrCancelled) && out.Status == run.StatusError && strings.Contains(out.Error, "iteration bound") {
-		return
+	if !errors.Is(err, agent.ErrMaxIterations) || out.Status != run.StatusError || !strings.Contains(out.Error, "iteration bound") {
+		t.Fatalf("Run = %+v, %v; want ERROR about the iteration bound", out, err)
 	}
-	t.Fatalf("Run = %+v, %v; want ERROR about the iteration bound", out, err)
 }
 
 func TestInvalidAgents(t *testing.T) {

@@ -2,6 +2,7 @@ package run
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -255,16 +256,23 @@ type Output struct {
 	StepResults []StepResult `json:"step_results,omitempty"`
 	Metrics     Metrics      `json:"metrics"`
 	CreatedAt   int64        `json:"created_at"`
+
+	err error // the run's own error, kept for errors.Is/As on Err's result
 }
 
 // Err returns the run's outcome as an error: nil when it completed, a *CancelledError
-// when it was cancelled, and an error carrying Error when it failed.
+// when it was cancelled, and a *RunError when it failed. Both wrap the error that
+// caused them when the output comes from a run of this process.
 func (o *Output) Err() error {
 	switch o.Status {
 	case StatusCancelled:
+		var ce *CancelledError
+		if errors.As(o.err, &ce) {
+			return ce
+		}
 		return &CancelledError{RunID: o.RunID, Reason: o.Reason}
 	case StatusError:
-		return &RunError{RunID: o.RunID, Message: o.Error}
+		return &RunError{RunID: o.RunID, Message: o.Error, Err: o.err}
 	}
 	return nil
 }
@@ -273,6 +281,10 @@ func (o *Output) Err() error {
 type RunError struct {
 	RunID   string
 	Message string
+	Err     error // the cause, when known
 }
 
 func (e *RunError) Error() string { return "run " + e.RunID + " failed: " + e.Message }
+
+// Unwrap returns the cause.
+func (e *RunError) Unwrap() error { return e.Err }

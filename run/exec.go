@@ -38,6 +38,7 @@ func (k Kind) TerminalEvent(st Status) EventType {
 func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
 	st, reason := e.Finish(err)
 	out.Status = st
+	out.err = e.Err(err)
 	out.Metrics.Duration = time.Since(e.started)
 	ev := new(Event)
 	*ev = *base
@@ -85,11 +86,21 @@ func Go(ctx context.Context, reg *Registry, base *Event, kind Kind, out *Output,
 		return nil, err
 	}
 	x.Entry = e
-	stop := context.AfterFunc(ctx, func() { e.Cancel(context.Cause(ctx).Error()) })
+	cancel := func() {
+		cause := context.Cause(ctx)
+		e.CancelCause(cause.Error(), cause)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { cancel(); close(fired) })
+	if ctx.Err() != nil {
+		cancel() // at once: AfterFunc's goroutine may come after a short run's end
+	}
 	go func() {
 		defer close(x.done)
 		err := x.call(body)
-		stop()
+		if !stop() {
+			<-fired // no goroutine of the run outlives it
+		}
 		e.End(&x.Log, base, kind, out, err)
 		x.Log.Close()
 		e.Close()
@@ -121,18 +132,20 @@ func (x *Exec) Wait() *Output {
 // "consumer stopped"; either way, the iterator returns only once the run's goroutine
 // is done.
 func (x *Exec) Stream(yield func(*Event, error) bool) {
-	stopped := false
-	_ = x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
-		if !yield(ev, nil) {
-			stopped = true
-			return false
+	ended := false
+	defer func() {
+		// Also when yield panicked: a run nobody reads any more must not go on.
+		if !ended {
+			x.Entry.Cancel(ReasonConsumerStopped)
 		}
-		return true
+		<-x.done
+	}()
+	read := true
+	_ = x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
+		read = yield(ev, nil)
+		return read
 	})
-	if stopped {
-		x.Entry.Cancel(ReasonConsumerStopped)
-	}
-	<-x.done
+	ended = read
 }
 
 // Reasons kern gives for cancels it makes itself.

@@ -50,6 +50,7 @@ type Entry struct {
 	// Guarded by reg.mu.
 	requested bool
 	reason    string
+	cause     error // what made the caller cancel, when it was an error (a context's)
 	final     Status
 }
 
@@ -70,37 +71,41 @@ func (r *Registry) Begin(parent context.Context, id string, onCancel func()) (*E
 		r.active = make(map[string]*Entry)
 	}
 	r.active[id] = e
-	reason, intended := r.intents.take(id)
+	reason, intended := r.intents.take(id, r.memory())
 	if intended {
 		e.requested, e.reason = true, reason
 	}
 	r.mu.Unlock()
 
 	if intended {
-		e.stop(reason)
+		e.stop(reason, nil)
 	}
 	return e, nil
 }
 
-func (e *Entry) stop(reason string) {
+func (e *Entry) stop(reason string, cause error) {
 	if e.onCancel != nil {
 		e.onCancel()
 	}
-	e.cancel(&CancelledError{RunID: e.ID, Reason: reason})
+	e.cancel(&CancelledError{RunID: e.ID, Reason: reason, Cause: cause})
 }
 
 // Cancel asks the run to stop now, without waiting for it. It reports whether this
 // call was the first to ask.
-func (e *Entry) Cancel(reason string) bool {
+func (e *Entry) Cancel(reason string) bool { return e.CancelCause(reason, nil) }
+
+// CancelCause is Cancel with the error that made the caller cancel (a context's
+// cause, say), which the run's error then wraps.
+func (e *Entry) CancelCause(reason string, cause error) bool {
 	r := e.reg
 	r.mu.Lock()
 	first := !e.requested && e.final == ""
 	if first {
-		e.requested, e.reason = true, reason
+		e.requested, e.reason, e.cause = true, reason, cause
 	}
 	r.mu.Unlock()
 	if first {
-		e.stop(reason)
+		e.stop(reason, cause)
 	}
 	return first
 }
@@ -121,7 +126,7 @@ func (e *Entry) Finish(err error) (Status, string) {
 		e.final = StatusCancelled
 	case e.Ctx.Err() != nil || errors.Is(err, ErrCancelled):
 		e.final = StatusCancelled
-		e.reason = causeReason(e.Ctx, err)
+		e.reason, e.cause = causeOf(e.Ctx, err)
 	case err != nil:
 		e.final = StatusError
 	default:
@@ -130,17 +135,33 @@ func (e *Entry) Finish(err error) (Status, string) {
 	return e.final, e.reason
 }
 
-// causeReason says why a run that was not cancelled through its own entry stopped:
-// its parent was cancelled, or its caller's context ended.
-func causeReason(ctx context.Context, err error) string {
+// causeOf says why a run that was not cancelled through its own entry stopped: its
+// parent was cancelled, or its caller's context ended.
+func causeOf(ctx context.Context, err error) (reason string, cause error) {
 	var ce *CancelledError
 	if errors.As(context.Cause(ctx), &ce) || errors.As(err, &ce) {
-		return ce.Reason
+		return ce.Reason, ce.Cause
 	}
 	if c := context.Cause(ctx); c != nil {
-		return c.Error()
+		return c.Error(), c
 	}
-	return "cancelled"
+	return "cancelled", nil
+}
+
+// Err returns the error of a run that has ended: nil when it completed, a
+// *CancelledError when it was cancelled, err (the run's own) when it failed. Finish
+// must have been called.
+func (e *Entry) Err(err error) error {
+	r := e.reg
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch e.final {
+	case StatusCancelled:
+		return &CancelledError{RunID: e.ID, Reason: e.reason, Cause: e.cause}
+	case StatusError:
+		return err
+	}
+	return nil
 }
 
 // Close ends the run's registration once its terminal event is out: waiting cancels
@@ -178,7 +199,7 @@ func (r *Registry) Cancel(ctx context.Context, id, reason string) (Status, error
 	r.mu.Lock()
 	e := r.active[id]
 	if e == nil {
-		if st, ok := r.ended.get(id); ok {
+		if st, ok := r.ended.get(id, r.memory()); ok {
 			r.mu.Unlock()
 			return st, nil
 		}
@@ -263,15 +284,17 @@ func (m *remembered[V]) prune(now time.Time, ttl time.Duration, max int) {
 	}
 }
 
-func (m *remembered[V]) get(id string) (V, bool) {
+func (m *remembered[V]) get(id string, ttl time.Duration) (V, bool) {
 	s, ok := m.m[id]
-	return s.v, ok
+	if !ok || time.Since(s.at) > ttl {
+		var zero V
+		return zero, false
+	}
+	return s.v, true
 }
 
-func (m *remembered[V]) take(id string) (V, bool) {
-	s, ok := m.m[id]
-	if ok {
-		delete(m.m, id)
-	}
-	return s.v, ok
+func (m *remembered[V]) take(id string, ttl time.Duration) (V, bool) {
+	v, ok := m.get(id, ttl)
+	delete(m.m, id)
+	return v, ok
 }

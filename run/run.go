@@ -58,10 +58,13 @@ var (
 	ErrInvalid = errors.New("invalid definition")
 )
 
-// CancelledError is the error of a cancelled run. It matches ErrCancelled.
+// CancelledError is the error of a cancelled run. It matches ErrCancelled, and
+// unwraps to its Cause when there is one (context.DeadlineExceeded for a run whose
+// caller's deadline passed).
 type CancelledError struct {
 	RunID  string
 	Reason string
+	Cause  error
 }
 
 func (e *CancelledError) Error() string {
@@ -73,6 +76,9 @@ func (e *CancelledError) Error() string {
 
 // Is makes errors.Is(err, ErrCancelled) true.
 func (e *CancelledError) Is(target error) bool { return target == ErrCancelled }
+
+// Unwrap returns the cause of the cancel, if any.
+func (e *CancelledError) Unwrap() error { return e.Cause }
 
 // Options are the settings a caller gives one run.
 type Options struct {

@@ -214,16 +214,20 @@ func TestRegistryMemoryIsBounded(t *testing.T) {
 		t.Errorf("a recent run reported %s", st)
 	}
 
+	// Memory is checked when an intent is used, not only when another is kept.
 	reg = &run.Registry{Memory: time.Nanosecond}
 	reg.Cancel(t.Context(), "old", "x")
 	time.Sleep(time.Millisecond) // let the intent age past Memory; not synchronisation
-	reg.Cancel(t.Context(), "new", "x")
 	e, _ = reg.Begin(t.Context(), "old", nil)
 	if e.Ctx.Err() != nil {
 		t.Error("an expired intent still applied")
 	}
 	e.Finish(nil)
 	e.Close()
+	time.Sleep(time.Millisecond)
+	if st, _ := reg.Cancel(t.Context(), "old", "x"); st != run.StatusPending {
+		t.Errorf("an expired end status still reported: %s", st)
+	}
 }
 
 func TestLogFollow(t *testing.T) {

@@ -2,6 +2,7 @@ package run
 
 import (
 	"strings"
+	"sync/atomic"
 	"unicode"
 )
 
@@ -51,4 +52,23 @@ func isSlug(s string) bool {
 		}
 	}
 	return true
+}
+
+// Gate passes a run's events on to a log until the run is cancelled, and from then on
+// only its terminal event. A nested run emits through a gate of its own, so that
+// cancelling it alone keeps what it produces afterwards out of the shared log.
+type Gate struct {
+	Log     *Log
+	stopped atomic.Bool
+}
+
+// Stop closes the gate to all but terminal events.
+func (g *Gate) Stop() { g.stopped.Store(true) }
+
+// Emit emits ev to the log unless the gate or the log refuses it; see Log.Emit.
+func (g *Gate) Emit(ev *Event) bool {
+	if g.stopped.Load() && !ev.Event.Terminal() {
+		return false
+	}
+	return g.Log.Emit(ev)
 }

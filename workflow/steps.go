@@ -112,6 +112,9 @@ func FuncStep(name string, fn StepFunc) *Task {
 }
 
 func (t *Task) validate(v *validator) error {
+	if t == nil {
+		return errNilStep
+	}
 	if err := v.name(t.Name); err != nil {
 		return err
 	}
@@ -144,7 +147,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 		}
 	}
 	if err != nil {
-		if ctx.Err() != nil || errors.Is(err, run.ErrCancelled) {
+		if cancelled(ctx, err) {
 			res.Status = run.StatusCancelled
 			return res, err // the run's terminal event tells
 		}
@@ -168,22 +171,22 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
-	switch out.Status {
-	case run.StatusCancelled:
-		return out.Content, out.Err()
-	case run.StatusError:
-		return out.Content, errors.New(out.Error)
-	}
-	return out.Content, nil
+	return out.Content, out.Err()
 }
 
 func callStep(ctx context.Context, fn StepFunc, in *Input) (out StepOutput, err error) {
+	return guard(func() (StepOutput, error) { return fn(ctx, in) })
+}
+
+// guard calls a user's function, turning a panic into an error, so that a step fails
+// cleanly with the results of the steps before it kept.
+func guard[T any](fn func() (T, error)) (v T, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
 		}
 	}()
-	return fn(ctx, in)
+	return fn()
 }
 
 // Steps is a named group of steps run in order.
@@ -193,13 +196,18 @@ type Steps struct {
 	Steps       []Step
 }
 
-func (s *Steps) validate(v *validator) error { return v.container(s.Name, s.Steps) }
+func (s *Steps) validate(v *validator) error {
+	if s == nil {
+		return errNilStep
+	}
+	return v.container(s.Name, s.Steps)
+}
 
 func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(s.Name, i, f)
 	r.emit(run.EventStepsExecutionStarted, o, run.Event{})
 	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.Previous)
-	res := containerResult(s.Name, results, err)
+	res := containerResult(ctx, s.Name, results, err)
 	if err == nil {
 		r.emit(run.EventStepsExecutionCompleted, o, run.Event{})
 	}
@@ -214,13 +222,18 @@ type Parallel struct {
 	Steps       []Step
 }
 
-func (p *Parallel) validate(v *validator) error { return v.container(p.Name, p.Steps) }
+func (p *Parallel) validate(v *validator) error {
+	if p == nil {
+		return errNilStep
+	}
+	return v.container(p.Name, p.Steps)
+}
 
 func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(p.Name, i, f)
 	r.emit(run.EventParallelExecutionStarted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
 
-	ctx, cancel := context.WithCancelCause(ctx)
+	branches, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	child := f.child(p.Name)
 	results := make([]run.StepResult, len(p.Steps))
@@ -228,7 +241,7 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 	var wg sync.WaitGroup
 	for j, s := range p.Steps {
 		wg.Go(func() {
-			results[j], errs[j] = safeExecute(ctx, s, r, child, j, in)
+			results[j], errs[j] = safeExecute(branches, s, r, child, j, in)
 			if errs[j] != nil {
 				cancel(errs[j])
 			}
@@ -236,8 +249,8 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 	}
 	wg.Wait()
 
-	err := firstFailure(errs)
-	res := containerResult(p.Name, results, err)
+	err := firstFailure(results, errs)
+	res := containerResult(ctx, p.Name, results, err)
 	res.Content = joinContents(results)
 	if err == nil {
 		r.emit(run.EventParallelExecutionCompleted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
@@ -256,15 +269,15 @@ func safeExecute(ctx context.Context, s Step, r *execution, f frame, i int, in *
 	return s.execute(ctx, r, f, i, in)
 }
 
-// firstFailure returns the first error that is not a cancel (the cancels may be its
-// consequence), or else the first error.
-func firstFailure(errs []error) error {
+// firstFailure returns the error of the first branch that failed rather than being
+// cancelled (the cancels may be its consequence), or else the first error.
+func firstFailure(results []run.StepResult, errs []error) error {
 	var first error
-	for _, err := range errs {
+	for i, err := range errs {
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, run.ErrCancelled) && !errors.Is(err, context.Canceled) {
+		if results[i].Status != run.StatusCancelled {
 			return err
 		}
 		if first == nil {
@@ -284,6 +297,9 @@ type Condition struct {
 }
 
 func (c *Condition) validate(v *validator) error {
+	if c == nil {
+		return errNilStep
+	}
 	if c.If == nil {
 		return fmt.Errorf("condition %q has no If function", c.Name)
 	}
@@ -292,16 +308,20 @@ func (c *Condition) validate(v *validator) error {
 
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(c.Name, i, f)
-	ok := c.If(in)
+	ok, err := guard(func() (bool, error) { return c.If(in), nil })
+	if err != nil {
+		err = fmt.Errorf("condition %q: %w", c.Name, err)
+		return containerResult(ctx, c.Name, nil, err), err
+	}
 	r.emit(run.EventConditionExecutionStarted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
 	if !ok {
-		res := containerResult(c.Name, nil, nil)
+		res := containerResult(ctx, c.Name, nil, nil)
 		res.Content = in.Previous
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{})
 		return res, nil
 	}
 	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
-	res := containerResult(c.Name, results, err)
+	res := containerResult(ctx, c.Name, results, err)
 	if err == nil {
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
 	}
@@ -319,6 +339,9 @@ type Loop struct {
 }
 
 func (l *Loop) validate(v *validator) error {
+	if l == nil {
+		return errNilStep
+	}
 	if l.MaxIterations <= 0 {
 		return fmt.Errorf("loop %q has no bound: set MaxIterations", l.Name)
 	}
@@ -338,16 +361,26 @@ func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *In
 		results, err := r.sequence(ctx, l.Steps, child, prev)
 		all = append(all, results...)
 		if err != nil {
-			return containerResult(l.Name, all, err), err
+			return containerResult(ctx, l.Name, all, err), err
 		}
 		r.emit(run.EventLoopIterationCompleted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
 		prev = r.content(results)
-		if r.stopped() || (l.Until != nil && l.Until(results)) {
+		if r.stopped() {
 			break
+		}
+		if l.Until != nil {
+			until, err := guard(func() (bool, error) { return l.Until(results), nil })
+			if err != nil {
+				err = fmt.Errorf("loop %q: %w", l.Name, err)
+				return containerResult(ctx, l.Name, all, err), err
+			}
+			if until {
+				break
+			}
 		}
 	}
 	r.emit(run.EventLoopExecutionCompleted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
-	return containerResult(l.Name, all, nil), nil
+	return containerResult(ctx, l.Name, all, nil), nil
 }
 
 // Router picks, at run time, which of its Choices to run, in order.
@@ -359,6 +392,9 @@ type Router struct {
 }
 
 func (rt *Router) validate(v *validator) error {
+	if rt == nil {
+		return errNilStep
+	}
 	if rt.Route == nil {
 		return fmt.Errorf("router %q has no Route function", rt.Name)
 	}
@@ -367,18 +403,22 @@ func (rt *Router) validate(v *validator) error {
 
 func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(rt.Name, i, f)
-	chosen := rt.Route(in)
+	chosen, err := guard(func() ([]Step, error) { return rt.Route(in), nil })
+	if err != nil {
+		err = fmt.Errorf("router %q: %w", rt.Name, err)
+		return containerResult(ctx, rt.Name, nil, err), err
+	}
 	names := make([]string, len(chosen))
 	for j, s := range chosen {
 		if !slices.Contains(rt.Choices, s) {
 			err := fmt.Errorf("router %q chose a step that is not among its choices", rt.Name)
-			return containerResult(rt.Name, nil, err), err
+			return containerResult(ctx, rt.Name, nil, err), err
 		}
 		names[j] = stepName(s)
 	}
 	r.emit(run.EventRouterExecutionStarted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
 	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
-	res := containerResult(rt.Name, results, err)
+	res := containerResult(ctx, rt.Name, results, err)
 	if err == nil {
 		r.emit(run.EventRouterExecutionCompleted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
 	}
@@ -389,15 +429,21 @@ func (f frame) child(name string) frame {
 	return frame{depth: f.depth + 1, parentID: run.Slug(name)}
 }
 
+// cancelled tells a step that was cancelled (its context, or its agent's run) from one
+// that failed, whatever the failure wraps.
+func cancelled(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, run.ErrCancelled)
+}
+
 // containerResult is a container's result: its steps' results, the last one's content.
-func containerResult(name string, results []run.StepResult, err error) run.StepResult {
+func containerResult(ctx context.Context, name string, results []run.StepResult, err error) run.StepResult {
 	res := run.StepResult{StepID: run.Slug(name), StepName: name, Steps: results, Status: run.StatusCompleted}
 	if len(results) > 0 {
 		res.Content = results[len(results)-1].Content
 	}
 	switch {
 	case err == nil:
-	case errors.Is(err, run.ErrCancelled) || errors.Is(err, context.Canceled):
+	case cancelled(ctx, err):
 		res.Status = run.StatusCancelled
 	default:
 		res.Status, res.Error = run.StatusError, err.Error()
@@ -454,10 +500,12 @@ func (v *validator) container(name string, steps []Step) error {
 	return v.steps(steps)
 }
 
+var errNilStep = errors.New("a step is nil")
+
 func (v *validator) steps(steps []Step) error {
 	for _, s := range steps {
 		if s == nil {
-			return errors.New("a step is nil")
+			return errNilStep
 		}
 		if err := s.validate(v); err != nil {
 			return err

@@ -151,6 +151,11 @@ type frame struct {
 func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev string) ([]run.StepResult, error) {
 	results := make([]run.StepResult, 0, len(steps))
 	for i, s := range steps {
+		if ctx.Err() != nil {
+			// A step that returned just as the cancel came ends without error: no
+			// later step may start.
+			return results, context.Cause(ctx)
+		}
 		res, err := s.execute(ctx, r, f, i, r.inputFor(prev))
 		results = append(results, res)
 		if err != nil {
@@ -164,12 +169,16 @@ func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev st
 	return results, nil
 }
 
-// content is a run's content: the last result's.
+// content is what a list of steps produced: the last step's content, or, when that
+// step failed or was cancelled before it produced any, the content of the step
+// before it.
 func (r *execution) content(results []run.StepResult) string {
-	if len(results) == 0 {
-		return ""
+	for i := len(results) - 1; i >= 0; i-- {
+		if res := results[i]; res.Content != "" || res.Status == run.StatusCompleted {
+			return res.Content
+		}
 	}
-	return results[len(results)-1].Content
+	return ""
 }
 
 func (r *execution) inputFor(prev string) *Input {

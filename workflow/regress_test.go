@@ -1,0 +1,216 @@
+package workflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"kern/agent"
+	"kern/model"
+	"kern/model/scripted"
+	"kern/run"
+	"kern/tool"
+	"kern/workflow"
+)
+
+// A step that returns without error just as the cancel comes must not be followed by
+// another step.
+func TestNoStepStartsAfterCancel(t *testing.T) {
+	t.Parallel()
+	reg := new(run.Registry)
+	id := run.NewID()
+	started := false
+	w := &workflow.Workflow{Name: "wf", Registry: reg, Steps: []workflow.Step{
+		workflow.FuncStep("a", fn("first")),
+		&workflow.Condition{Name: "c", If: func(*workflow.Input) bool {
+			e, _ := reg.Lookup(id)
+			e.Cancel("stop here") // does not wait: the run goes on to return false
+			return false
+		}, Steps: []workflow.Step{workflow.FuncStep("b", fn("x"))}},
+		workflow.FuncStep("send-email", func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			started = true
+			return workflow.StepOutput{Content: "email sent"}, nil
+		}),
+	}}
+	out, err := w.Run(t.Context(), "go", run.WithID(id))
+	if started || !errors.Is(err, run.ErrCancelled) || out.Content == "email sent" {
+		t.Fatalf("Run = %s %q, %v; a step started after the cancel: %t", out.Status, out.Content, err, started)
+	}
+}
+
+func TestCallerContextDoneBeforeStart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{workflow.FuncStep("a", fn("done"))}}
+	for range 200 {
+		out, err := w.Run(ctx, "go")
+		if out.Status != run.StatusCancelled || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run with a done context = %s, %v; want CANCELLED wrapping context.Canceled", out.Status, err)
+		}
+	}
+}
+
+func TestDeadlineIsTheCause(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now()) // already passed
+	defer cancel()
+	w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{workflow.AgentStep("s", slowAgent("S", "x y"), "")}}
+	_, err := w.Run(ctx, "go")
+	if !errors.Is(err, run.ErrCancelled) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want a cancel caused by the deadline", err)
+	}
+}
+
+// A consumer that panics inside its loop must not leave the run going.
+func TestConsumerPanicCancelsRun(t *testing.T) {
+	t.Parallel()
+	stepCtx := make(chan context.Context, 1)
+	w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{
+		workflow.FuncStep("wait", func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			stepCtx <- ctx
+			<-ctx.Done()
+			return workflow.StepOutput{}, ctx.Err()
+		}),
+	}}
+	func() {
+		defer func() { recover() }()
+		for ev := range w.Stream(t.Context(), "go") {
+			if ev.Event == run.EventStepStarted {
+				panic("consumer bug")
+			}
+		}
+	}()
+	// The stream returned only after the run ended, so the step's context is done.
+	if ctx := <-stepCtx; ctx.Err() == nil {
+		t.Fatal("the run went on after its consumer panicked")
+	}
+}
+
+// Cancelling an agent run inside a step by its own id keeps what it produces afterwards
+// out of the stream, and ends the workflow CANCELLED: the step cannot complete.
+func TestNestedCancelKeepsLaterEventsOut(t *testing.T) {
+	t.Parallel()
+	reg := new(run.Registry)
+	toolStarted := make(chan string, 1)
+	slow := tool.Func("slow", "", func(ctx context.Context, a struct{}) (string, error) {
+		toolStarted <- ""
+		<-ctx.Done()
+		return "", ctx.Err()
+	})
+	a := &agent.Agent{Name: "A", Model: &scripted.Model{Turns: []scripted.Turn{
+		{ToolCalls: []model.ToolCall{{Name: "slow"}}}, {Text: "never"},
+	}}, Tools: []tool.Tool{slow}}
+	w := &workflow.Workflow{Name: "wf", Registry: reg, Steps: []workflow.Step{workflow.AgentStep("s", a, "")}}
+	x, err := w.Start(t.Context(), "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-toolStarted
+	var agentRun string
+	for _, ev := range x.Log.Events() {
+		if ev.Event == run.EventRunStarted {
+			agentRun = ev.RunID
+		}
+	}
+	if st, _ := reg.Cancel(t.Context(), agentRun, "agent only"); st != run.StatusCancelled {
+		t.Fatalf("cancel = %s", st)
+	}
+	out := x.Wait()
+	evs := x.Log.Events()
+	cancelledAt := -1
+	for i, ev := range evs {
+		if ev.Event == run.EventRunCancelled {
+			cancelledAt = i
+		}
+		if ev.Event == run.EventToolCallError || ev.Event == run.EventToolCallCompleted {
+			t.Errorf("the tool's result reached the stream after the cancel: %s", types(evs))
+		}
+	}
+	if cancelledAt < 0 || out.Status != run.StatusCancelled || out.Reason != "agent only" {
+		t.Fatalf("workflow %s (%q), events %s", out.Status, out.Reason, types(evs))
+	}
+}
+
+func TestPanicInContainerKeepsFinishedSteps(t *testing.T) {
+	t.Parallel()
+	for _, step := range []workflow.Step{
+		&workflow.Condition{Name: "c", If: func(*workflow.Input) bool { panic("boom") }, Steps: []workflow.Step{workflow.FuncStep("b", fn("x"))}},
+		&workflow.Router{Name: "r", Route: func(*workflow.Input) []workflow.Step { panic("boom") }, Choices: []workflow.Step{workflow.FuncStep("b", fn("x"))}},
+		&workflow.Loop{Name: "l", MaxIterations: 3, Until: func([]run.StepResult) bool { panic("boom") }, Steps: []workflow.Step{workflow.FuncStep("b", fn("x"))}},
+	} {
+		w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{workflow.FuncStep("a", fn("first")), step}}
+		out, err := w.Run(t.Context(), "go")
+		if out.Status != run.StatusError || !strings.Contains(fmt.Sprint(err), "boom") || len(out.StepResults) != 2 ||
+			out.StepResults[0].Content != "first" {
+			t.Errorf("%T: %s %v, results %+v", step, out.Status, err, out.StepResults)
+		}
+	}
+}
+
+func TestErrorsKeepTheirIdentity(t *testing.T) {
+	t.Parallel()
+	errDisk := errors.New("disk full")
+	loop := &agent.Agent{Name: "loop", MaxIterations: 1, Model: &scripted.Model{Turns: []scripted.Turn{
+		{ToolCalls: []model.ToolCall{{Name: "t"}}},
+	}}, Tools: []tool.Tool{tool.Func("t", "", func(ctx context.Context, a struct{}) (string, error) { return "", nil })}}
+	tests := []struct {
+		name string
+		step workflow.Step
+		want error
+	}{
+		{"function", workflow.FuncStep("f", func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			return workflow.StepOutput{}, fmt.Errorf("write: %w", errDisk)
+		}), errDisk},
+		{"agent", workflow.AgentStep("a", loop, ""), agent.ErrMaxIterations},
+	}
+	for _, tt := range tests {
+		w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{tt.step}}
+		_, err := w.Run(t.Context(), "go")
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s: err = %v, want it to wrap %v", tt.name, err, tt.want)
+		}
+	}
+}
+
+// A branch that fails with an error wrapping context.Canceled of its own is a failure,
+// not a cancel, and the siblings it cancels do not change that.
+func TestParallelFailureIsAnError(t *testing.T) {
+	t.Parallel()
+	w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{&workflow.Parallel{Name: "p", Steps: []workflow.Step{
+		workflow.AgentStep("slow", slowAgent("S", "a b"), ""),
+		workflow.FuncStep("fails", func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			sub, cancel := context.WithCancel(ctx)
+			cancel()
+			return workflow.StepOutput{}, fmt.Errorf("fetch: %w", sub.Err())
+		}),
+	}}}}
+	out, err := w.Run(t.Context(), "go")
+	if out.Status != run.StatusError || errors.Is(err, run.ErrCancelled) || !strings.Contains(out.Error, "fetch") {
+		t.Fatalf("Run = %s %q, %v; want ERROR", out.Status, out.Error, err)
+	}
+}
+
+func TestTypedNilStep(t *testing.T) {
+	t.Parallel()
+	w := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{(*workflow.Task)(nil)}}
+	if _, err := w.Run(t.Context(), "go"); !errors.Is(err, run.ErrInvalid) {
+		t.Fatalf("err = %v", err)
+	}
+	var nilTool *badTool
+	a := &agent.Agent{Name: "a", Model: scripted.New("x"), Tools: []tool.Tool{nilTool}}
+	if _, err := a.Run(t.Context(), "go"); !errors.Is(err, run.ErrInvalid) {
+		t.Fatalf("agent with a typed nil tool: %v", err)
+	}
+}
+
+type badTool struct{ def tool.Definition }
+
+func (b *badTool) Definition() tool.Definition { return b.def }
+func (b *badTool) Call(context.Context, json.RawMessage) (string, error) {
+	return "", nil
+}
