@@ -3,6 +3,8 @@ package run
 import (
 	"context"
 	"math/bits"
+	"runtime"
+	"sync/atomic"
 	"sync"
 	"time"
 )
@@ -27,7 +29,8 @@ func locate(i int) (seg, off int) {
 type Log struct {
 	mu       sync.Mutex
 	segments [][]Event
-	n        int // events emitted
+	n        int          // events emitted
+	emitted  atomic.Int64 // n, readable without the lock by readers about to wait
 	stopped  bool
 	closed   bool
 	waiting  []chan struct{} // readers waiting for the next event
@@ -66,6 +69,7 @@ func (l *Log) Emit(ev *Event) bool {
 	ev.EventIndex = l.n
 	l.segments[seg][off] = *ev
 	l.n++
+	l.emitted.Store(int64(l.n))
 	l.wakeLocked()
 	l.mu.Unlock()
 	return true
@@ -144,6 +148,15 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error 
 			l.mu.Unlock()
 			return nil
 		}
+		l.mu.Unlock()
+		if l.spin(from) {
+			continue
+		}
+		l.mu.Lock()
+		if from < l.n || l.closed {
+			l.mu.Unlock()
+			continue
+		}
 		if wake == nil {
 			wake = make(chan struct{}, 1)
 		}
@@ -157,6 +170,19 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error 
 			return ctx.Err()
 		}
 	}
+}
+
+// spin waits a little for event from without parking, and reports whether it came.
+// A run that streams fast emits its next event within a microsecond; parking the
+// reader and waking it again would cost a thread wake-up each time.
+func (l *Log) spin(from int) bool {
+	for range 32 {
+		if l.emitted.Load() > int64(from) {
+			return true
+		}
+		runtime.Gosched()
+	}
+	return false
 }
 
 func (l *Log) unwait(wake chan struct{}) {
