@@ -1,0 +1,294 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"strconv"
+
+	"kern/model"
+	"kern/model/internal/sse"
+)
+
+// Chat is a model served by the Chat Completions API (POST {base}/chat/completions),
+// the API every OpenAI-compatible server implements. A Chat is safe for concurrent
+// use.
+type Chat struct {
+	cfg *config
+}
+
+// NewChat returns the model named model (such as "gpt-4.1-mini", or "llama3.2" on
+// Ollama) of the Chat Completions API. The environment variables OPENAI_BASE_URL and
+// OPENAI_API_KEY are read now; opts override them.
+func NewChat(model string, opts ...Option) *Chat {
+	return &Chat{cfg: newConfig(model, opts)}
+}
+
+// Provider returns "openai".
+func (c *Chat) Provider() string { return Provider }
+
+// ModelID returns the model's name as given to NewChat.
+func (c *Chat) ModelID() string { return c.cfg.model }
+
+// Stream sends req and streams the answer: a chunk per text delta, then a last chunk
+// with the tool calls (assembled from their deltas), the usage and the finish reason.
+// It accepts the quirks of local servers: tool calls with a finish reason of "stop",
+// content in the finish chunk, usage in a chunk without choices, tool calls without
+// ids (given "call_<turn>_<index>"). An error object inside the stream ends it with an
+// error; a stream cut before both its finish chunk and "data: [DONE]" ends with
+// model.ErrStreamCut. When ctx is cancelled, Stream closes the connection and yields
+// ctx's error.
+func (c *Chat) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
+	return func(yield func(model.Chunk, error) bool) {
+		body, err := json.Marshal(c.request(req))
+		if err != nil {
+			yield(model.Chunk{}, fmt.Errorf("openai: encode request: %w", err))
+			return
+		}
+		resp, err := c.cfg.open(ctx, "/chat/completions", body)
+		if err != nil {
+			yield(model.Chunk{}, err)
+			return
+		}
+		defer resp.Body.Close()
+		s := chatStream{header: resp.Header, yield: yield, turn: assistantTurns(req)}
+		rd := sse.NewReader(resp.Body)
+		for {
+			ev, err := rd.Next()
+			if err == io.EOF && s.finished {
+				s.finish() // the server closed after its finish chunk without [DONE]
+				return
+			}
+			if err != nil {
+				yield(model.Chunk{}, readError(ctx, err))
+				return
+			}
+			if !s.event(ev.Data) {
+				return
+			}
+		}
+	}
+}
+
+// Wire shapes of a Chat Completions request (PROTOCOLS.md §2.1).
+type (
+	chatRequest struct {
+		Model         string        `json:"model"`
+		Messages      []chatMessage `json:"messages"`
+		Tools         []chatTool    `json:"tools,omitempty"`
+		Stream        bool          `json:"stream"`
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
+	}
+	chatMessage struct {
+		Role       string         `json:"role"`
+		Content    *string        `json:"content"` // null for an assistant message of only tool calls
+		ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
+		ToolCallID string         `json:"tool_call_id,omitempty"`
+	}
+	chatToolCall struct {
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	}
+	chatTool struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description,omitempty"`
+			Parameters  json.RawMessage `json:"parameters"`
+			Strict      bool            `json:"strict"`
+		} `json:"function"`
+	}
+)
+
+// request builds the request body for req.
+func (c *Chat) request(req *model.Request) *chatRequest {
+	out := &chatRequest{Model: c.cfg.model, Stream: true, Messages: []chatMessage{}}
+	out.StreamOptions.IncludeUsage = true
+	if req == nil {
+		return out
+	}
+	if req.Instructions != "" {
+		out.Messages = append(out.Messages, chatMessage{Role: "system", Content: &req.Instructions})
+	}
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		msg := chatMessage{Role: string(m.Role), Content: &m.Content, ToolCallID: m.ToolCallID}
+		if m.Role == model.RoleAssistant && len(m.ToolCalls) > 0 {
+			if m.Content == "" {
+				msg.Content = nil
+			}
+			for _, tc := range m.ToolCalls {
+				call := chatToolCall{ID: tc.ID, Type: "function"}
+				call.Function.Name, call.Function.Arguments = tc.Name, string(arguments(string(tc.Arguments)))
+				msg.ToolCalls = append(msg.ToolCalls, call)
+			}
+		}
+		out.Messages = append(out.Messages, msg)
+	}
+	for _, d := range req.Tools {
+		t := chatTool{Type: "function"}
+		t.Function.Name, t.Function.Description, t.Function.Parameters = d.Name, d.Description, d.Parameters
+		if len(t.Function.Parameters) == 0 {
+			t.Function.Parameters = emptySchema
+		}
+		// strict is false for the reason given in Responses.request.
+		out.Tools = append(out.Tools, t)
+	}
+	return out
+}
+
+// chatStream turns the chunks of one Chat Completions stream into model chunks.
+type chatStream struct {
+	header   http.Header
+	yield    func(model.Chunk, error) bool
+	turn     int // assistant messages in the request, for ids of calls that have none
+	chunk    chatChunk
+	calls    []chatCall
+	usage    *model.Usage
+	reason   string
+	finished bool // a finish_reason was seen
+}
+
+// chatCall is a tool call being assembled from its deltas.
+type chatCall struct {
+	index    int
+	id, name string
+	args     []byte
+}
+
+// chatChunk holds the fields of a chunk that Stream reads. It is reused from chunk to
+// chunk, so that its slices keep their memory.
+type chatChunk struct {
+	Choices []chatChoice    `json:"choices"`
+	Usage   *chatUsage      `json:"usage"`
+	Error   json.RawMessage `json:"error"`
+}
+
+type chatChoice struct {
+	Index int `json:"index"`
+	Delta struct {
+		Content   string          `json:"content"`
+		ToolCalls []chatCallDelta `json:"tool_calls"`
+	} `json:"delta"`
+	FinishReason string `json:"finish_reason"`
+}
+
+type chatCallDelta struct {
+	Index    int    `json:"index"`
+	ID       string `json:"id"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type chatUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// event handles the data of one event and reports whether the stream goes on.
+func (s *chatStream) event(data []byte) bool {
+	if string(data) == "[DONE]" {
+		s.finish()
+		return false
+	}
+	if text, ok := chatContent(data); ok {
+		return text == "" || s.yield(model.Chunk{Text: text}, nil)
+	}
+	c := &s.chunk
+	choices := c.Choices[:cap(c.Choices)]
+	clear(choices) // encoding/json does not zero the elements it decodes into
+	*c = chatChunk{Choices: choices[:0]}
+	if err := json.Unmarshal(data, c); err != nil {
+		return true // not a chunk: ignored
+	}
+	if isError(c.Error) {
+		s.yield(model.Chunk{}, streamError(s.header, data))
+		return false
+	}
+	if u := c.Usage; u != nil {
+		s.usage = usage(u.PromptTokens, u.CompletionTokens, u.TotalTokens)
+	}
+	for i := range c.Choices {
+		ch := &c.Choices[i]
+		if ch.Index != 0 {
+			continue // only the first choice is asked for
+		}
+		for _, d := range ch.Delta.ToolCalls {
+			s.addCall(&d)
+		}
+		if ch.FinishReason != "" {
+			s.reason, s.finished = ch.FinishReason, true
+		}
+		if ch.Delta.Content != "" && !s.yield(model.Chunk{Text: ch.Delta.Content}, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// addCall adds a tool-call delta to the call of its index.
+func (s *chatStream) addCall(d *chatCallDelta) {
+	for i := range s.calls {
+		if c := &s.calls[i]; c.index == d.Index {
+			if c.id == "" {
+				c.id = d.ID
+			}
+			if c.name == "" {
+				c.name = d.Function.Name
+			}
+			c.args = append(c.args, d.Function.Arguments...)
+			return
+		}
+	}
+	s.calls = append(s.calls, chatCall{index: d.Index, id: d.ID, name: d.Function.Name, args: []byte(d.Function.Arguments)})
+}
+
+// finish yields the last chunk: the tool calls, the usage and the finish reason.
+func (s *chatStream) finish() {
+	out := model.Chunk{Usage: s.usage}
+	for i, c := range s.calls {
+		id := c.id
+		if id == "" {
+			id = "call_" + strconv.Itoa(s.turn) + "_" + strconv.Itoa(i)
+		}
+		out.ToolCalls = append(out.ToolCalls, model.ToolCall{ID: id, Name: c.name, Arguments: arguments(string(c.args))})
+	}
+	switch {
+	case len(out.ToolCalls) > 0 && (s.reason == "" || s.reason == "stop"):
+		out.FinishReason = model.FinishToolCalls // Ollama and others say "stop"
+	case s.reason == "" || s.reason == "stop":
+		out.FinishReason = model.FinishStop
+	case s.reason == "tool_calls" || s.reason == "function_call":
+		out.FinishReason = model.FinishToolCalls
+	case s.reason == "length":
+		out.FinishReason = model.FinishLength
+	default:
+		out.FinishReason = model.FinishReason(s.reason)
+	}
+	s.yield(out, nil)
+}
+
+// assistantTurns counts the assistant messages of req.
+func assistantTurns(req *model.Request) int {
+	n := 0
+	if req != nil {
+		for i := range req.Messages {
+			if req.Messages[i].Role == model.RoleAssistant {
+				n++
+			}
+		}
+	}
+	return n
+}

@@ -1,0 +1,361 @@
+package openai
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+
+	"kern/model"
+	"kern/model/internal/sse"
+)
+
+// Responses is a model served by the Responses API (POST {base}/responses). It keeps
+// no state between requests: every request carries the whole conversation, with
+// "store": false. A Responses is safe for concurrent use.
+type Responses struct {
+	cfg *config
+}
+
+// NewResponses returns the model named model (such as "gpt-5.2") of the Responses
+// API. The environment variables OPENAI_BASE_URL and OPENAI_API_KEY are read now;
+// opts override them.
+func NewResponses(model string, opts ...Option) *Responses {
+	return &Responses{cfg: newConfig(model, opts)}
+}
+
+// Provider returns "openai".
+func (r *Responses) Provider() string { return Provider }
+
+// ModelID returns the model's name as given to NewResponses.
+func (r *Responses) ModelID() string { return r.cfg.model }
+
+// Stream sends req and streams the answer: a chunk per text delta, a chunk per
+// function call once its arguments are complete, and a last chunk with the usage and
+// the finish reason. A failure reported by the stream (an error event or
+// response.failed) ends it with an error classified like an HTTP error of the same
+// kind; a stream cut before its terminal event ends with model.ErrStreamCut. When ctx
+// is cancelled, Stream closes the connection and yields ctx's error.
+func (r *Responses) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
+	return func(yield func(model.Chunk, error) bool) {
+		body, err := json.Marshal(r.request(req))
+		if err != nil {
+			yield(model.Chunk{}, fmt.Errorf("openai: encode request: %w", err))
+			return
+		}
+		resp, err := r.cfg.open(ctx, "/responses", body)
+		if err != nil {
+			yield(model.Chunk{}, err)
+			return
+		}
+		defer resp.Body.Close()
+		s := responsesStream{header: resp.Header, yield: yield}
+		rd := sse.NewReader(resp.Body)
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				yield(model.Chunk{}, readError(ctx, err))
+				return
+			}
+			if !s.event(ev) {
+				return
+			}
+		}
+	}
+}
+
+// Wire shapes of a Responses request (PROTOCOLS.md §1.2).
+type (
+	responsesRequest struct {
+		Model        string          `json:"model"`
+		Instructions string          `json:"instructions,omitempty"`
+		Input        []any           `json:"input"`
+		Tools        []responsesTool `json:"tools,omitempty"`
+		Store        bool            `json:"store"`
+		Stream       bool            `json:"stream"`
+	}
+	// inputMessage is the "easy" message item, sent without a type as the SDK does.
+	inputMessage struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	functionCallItem struct {
+		Type      string `json:"type"`
+		CallID    string `json:"call_id"`
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	}
+	functionCallOutputItem struct {
+		Type   string `json:"type"`
+		CallID string `json:"call_id"`
+		Output string `json:"output"`
+	}
+	responsesTool struct {
+		Type        string          `json:"type"`
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters"`
+		Strict      bool            `json:"strict"`
+	}
+)
+
+// emptySchema is the parameters of a tool that declares none.
+var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// request builds the request body for req.
+func (r *Responses) request(req *model.Request) *responsesRequest {
+	out := &responsesRequest{Model: r.cfg.model, Stream: true}
+	if req == nil {
+		return out
+	}
+	out.Instructions = req.Instructions
+	out.Input = make([]any, 0, len(req.Messages))
+	for _, m := range req.Messages {
+		switch m.Role {
+		case model.RoleTool:
+			out.Input = append(out.Input, functionCallOutputItem{Type: "function_call_output", CallID: m.ToolCallID, Output: m.Content})
+		case model.RoleAssistant:
+			if m.Content != "" {
+				out.Input = append(out.Input, inputMessage{Role: "assistant", Content: m.Content})
+			}
+			for _, c := range m.ToolCalls {
+				out.Input = append(out.Input, functionCallItem{Type: "function_call", CallID: c.ID, Name: c.Name, Arguments: string(arguments(string(c.Arguments)))})
+			}
+		default:
+			out.Input = append(out.Input, inputMessage{Role: string(m.Role), Content: m.Content})
+		}
+	}
+	for _, d := range req.Tools {
+		params := d.Parameters
+		if len(params) == 0 {
+			params = emptySchema
+		}
+		// strict is false: strict mode requires every property in "required" and
+		// additionalProperties false, and kern's schemas (google/jsonschema-go) leave
+		// omitempty fields out of "required", so OpenAI would reject them as strict.
+		out.Tools = append(out.Tools, responsesTool{Type: "function", Name: d.Name, Description: d.Description, Parameters: params, Strict: false})
+	}
+	return out
+}
+
+// responsesStream turns the events of one Responses stream into chunks.
+type responsesStream struct {
+	header http.Header
+	yield  func(model.Chunk, error) bool
+	calls  []pendingCall
+	called bool // a function call was yielded
+	// partText is set by a text delta and cleared by output_text.done, whose text is
+	// yielded only if no delta carried it (llama.cpp sends no deltas).
+	partText bool
+}
+
+// pendingCall is a function call whose arguments are still streaming.
+type pendingCall struct {
+	itemID, callID, name string
+	args                 []byte
+}
+
+// responsesEvent holds the fields of the events Stream reads, other than text deltas.
+type responsesEvent struct {
+	Type      string        `json:"type"`
+	Item      *responseItem `json:"item"`
+	ItemID    string        `json:"item_id"`
+	Delta     string        `json:"delta"`
+	Arguments string        `json:"arguments"`
+	Text      string        `json:"text"`
+	Response  *struct {
+		Status            string          `json:"status"`
+		Error             json.RawMessage `json:"error"`
+		IncompleteDetails *struct {
+			Reason string `json:"reason"`
+		} `json:"incomplete_details"`
+		Usage *struct {
+			InputTokens  int `json:"input_tokens"`
+			OutputTokens int `json:"output_tokens"`
+			TotalTokens  int `json:"total_tokens"`
+		} `json:"usage"`
+	} `json:"response"`
+	Error json.RawMessage `json:"error"`
+}
+
+// responseItem is an output item: only function calls matter here.
+type responseItem struct {
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	CallID    string `json:"call_id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// event handles one event and reports whether the stream goes on.
+func (s *responsesStream) event(ev sse.Event) bool {
+	typ := ev.Type
+	if len(typ) == 0 {
+		// The real API names every event; servers that do not put the name first in
+		// the JSON are decoded in full below.
+		typ, _ = leadingType(ev.Data)
+	}
+	if string(typ) == "response.output_text.delta" {
+		if d, ok := stringField(ev.Data, `"delta":`); ok {
+			return s.text(d)
+		}
+	}
+	if string(ev.Data) == "[DONE]" { // not sent by OpenAI; tolerated like the SDK does
+		return s.finish(nil, "")
+	}
+	switch string(typ) {
+	case "", "error", "response.output_text.delta", "response.output_text.done",
+		"response.output_item.added", "response.output_item.done",
+		"response.function_call_arguments.delta", "response.function_call_arguments.done",
+		"response.completed", "response.incomplete", "response.failed":
+	default:
+		return true // an event Stream has no use for
+	}
+	var e responsesEvent
+	if err := json.Unmarshal(ev.Data, &e); err != nil {
+		return true // not JSON: ignored like an unknown event
+	}
+	return s.decoded(&e, ev.Data)
+}
+
+// decoded handles one event, decoded as e from data, and reports whether the stream
+// goes on.
+func (s *responsesStream) decoded(e *responsesEvent, data []byte) bool {
+	if isError(e.Error) { // the nested error event, or any event with a top-level error
+		s.yield(model.Chunk{}, streamError(s.header, e.Error))
+		return false
+	}
+	switch e.Type {
+	case "error": // the flat form of the spec: {"type":"error","code","message","param"}
+		s.yield(model.Chunk{}, streamError(s.header, data))
+		return false
+	case "response.output_text.delta":
+		return s.text(e.Delta)
+	case "response.output_text.done":
+		if s.partText {
+			s.partText = false
+			return true
+		}
+		return e.Text == "" || s.yield(model.Chunk{Text: e.Text}, nil)
+	case "response.output_item.added":
+		if e.Item != nil && e.Item.Type == "function_call" {
+			s.calls = append(s.calls, pendingCall{itemID: e.Item.ID, callID: e.Item.CallID, name: e.Item.Name, args: []byte(e.Item.Arguments)})
+		}
+	case "response.function_call_arguments.delta":
+		if c := s.call(e.ItemID); c != nil {
+			c.args = append(c.args, e.Delta...)
+		}
+	case "response.function_call_arguments.done":
+		if c := s.call(e.ItemID); c != nil {
+			c.args = append(c.args[:0], e.Arguments...)
+		}
+	case "response.output_item.done":
+		if e.Item != nil && e.Item.Type == "function_call" {
+			return s.callDone(e.Item)
+		}
+	case "response.completed", "response.incomplete", "response.failed":
+		return s.terminal(e)
+	}
+	return true
+}
+
+// text yields a text delta.
+func (s *responsesStream) text(d string) bool {
+	if d == "" {
+		return true
+	}
+	s.partText = true
+	return s.yield(model.Chunk{Text: d}, nil)
+}
+
+// call returns the pending call of the item id, or the latest one if the server sent
+// no item id.
+func (s *responsesStream) call(itemID string) *pendingCall {
+	for i := len(s.calls) - 1; i >= 0; i-- {
+		if itemID == "" || s.calls[i].itemID == itemID {
+			return &s.calls[i]
+		}
+	}
+	return nil
+}
+
+// callDone yields a completed function call. The item's own fields win over what the
+// earlier events said; a server may send only this event (llama.cpp).
+func (s *responsesStream) callDone(item *responseItem) bool {
+	tc := model.ToolCall{ID: item.CallID, Name: item.Name}
+	args := item.Arguments
+	if i := s.index(item.ID); i >= 0 {
+		c := s.calls[i]
+		s.calls = append(s.calls[:i], s.calls[i+1:]...)
+		tc.ID, tc.Name = cmp.Or(tc.ID, c.callID), cmp.Or(tc.Name, c.name)
+		if args == "" {
+			args = string(c.args)
+		}
+	}
+	if tc.ID == "" {
+		tc.ID = item.ID
+	}
+	tc.Arguments = arguments(args)
+	s.called = true
+	return s.yield(model.Chunk{ToolCalls: []model.ToolCall{tc}}, nil)
+}
+
+// index returns the position of the pending call of the item id, or -1.
+func (s *responsesStream) index(itemID string) int {
+	for i := range s.calls {
+		if s.calls[i].itemID == itemID && itemID != "" {
+			return i
+		}
+	}
+	return -1
+}
+
+// terminal handles response.completed, .incomplete and .failed, which end the stream.
+func (s *responsesStream) terminal(e *responsesEvent) bool {
+	resp := e.Response
+	if e.Type == "response.failed" || (resp != nil && resp.Status == "failed") {
+		data := []byte(`{"message":"response failed"}`)
+		if resp != nil && isError(resp.Error) {
+			data = resp.Error
+		}
+		s.yield(model.Chunk{}, streamError(s.header, data))
+		return false
+	}
+	var u *model.Usage
+	var reason model.FinishReason
+	if resp != nil && resp.Usage != nil {
+		u = usage(resp.Usage.InputTokens, resp.Usage.OutputTokens, resp.Usage.TotalTokens)
+	}
+	if e.Type == "response.incomplete" || (resp != nil && resp.Status == "incomplete") {
+		reason = model.FinishLength
+		if resp != nil && resp.IncompleteDetails != nil && resp.IncompleteDetails.Reason != "" && resp.IncompleteDetails.Reason != "max_output_tokens" {
+			reason = model.FinishReason(resp.IncompleteDetails.Reason)
+		}
+	}
+	return s.finish(u, reason)
+}
+
+// finish yields the last chunk and ends the stream. Calls whose output_item.done never
+// came are yielded with it.
+func (s *responsesStream) finish(u *model.Usage, reason model.FinishReason) bool {
+	c := model.Chunk{Usage: u}
+	for _, p := range s.calls {
+		c.ToolCalls = append(c.ToolCalls, model.ToolCall{ID: cmp.Or(p.callID, p.itemID), Name: p.name, Arguments: arguments(string(p.args))})
+	}
+	if reason == "" {
+		reason = model.FinishStop
+		if s.called || len(c.ToolCalls) > 0 {
+			reason = model.FinishToolCalls
+		}
+	}
+	c.FinishReason = reason
+	s.yield(c, nil)
+	return false
+}
+
+// isError reports whether raw is an error object rather than absent or null.
+func isError(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
