@@ -2,8 +2,9 @@
 // agent, then a writing agent) streamed in one goroutine and cancelled from another
 // after a delay, keeping everything it produced until then.
 //
-// Until a real provider is wired in, both agents run on the scripted model, which
-// streams text written in advance; the program says so on its first line.
+// With OPENAI_API_KEY set, both agents run on OpenAI's Responses API and the research
+// agent has the Hacker News tools; without it they run on the scripted model, which
+// streams text written in advance, offline. The first line says which.
 //
 //	go run ./examples/workflow_cancel                     # cancel after 8 s
 //	go run ./examples/workflow_cancel -cancel-after 2s    # cancel during research
@@ -21,36 +22,70 @@ import (
 	"time"
 
 	"kern/agent"
+	"kern/model"
+	"kern/model/openai"
 	"kern/model/scripted"
 	"kern/run"
+	"kern/tool"
+	"kern/tools/hackernews"
 	"kern/workflow"
 )
 
 func main() {
 	cancelAfter := flag.Duration("cancel-after", 8*time.Second, "cancel the run after this long")
 	pace := flag.Duration("pace", 60*time.Millisecond, "scripted model: pause between streamed words")
+	modelID := flag.String("model", "gpt-5.2", "OpenAI model, when OPENAI_API_KEY is set")
 	message := flag.String("message", "Write a very long story about a dragon who learns to code.", "the workflow's input")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := runExample(ctx, os.Stdout, *message, *cancelAfter, *pace); err != nil {
+	models := scriptedModels(*pace)
+	if os.Getenv("OPENAI_API_KEY") != "" {
+		models = openAIModels(*modelID)
+	}
+	if err := runExample(ctx, os.Stdout, models, *message, *cancelAfter); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func runExample(ctx context.Context, w io.Writer, message string, cancelAfter, pace time.Duration) error {
-	fmt.Fprintln(w, "Model: scripted (offline, pre-written text; no LLM is called)")
+// models are what the two agents run on.
+type models struct {
+	label           string // the program's first line
+	research, write model.Model
+	researchTools   []tool.Tool
+}
+
+func openAIModels(id string) models {
+	return models{
+		label:         fmt.Sprintf("Model: OpenAI %s (Responses API; OPENAI_API_KEY is set), with Hacker News tools", id),
+		research:      openai.NewResponses(id),
+		write:         openai.NewResponses(id),
+		researchTools: hackernews.New(),
+	}
+}
+
+func scriptedModels(pace time.Duration) models {
+	return models{
+		label:    "Model: scripted (offline, pre-written text; no LLM is called; set OPENAI_API_KEY to use OpenAI)",
+		research: &scripted.Model{Turns: []scripted.Turn{{Text: researchNotes}}, Delay: pace, Stall: 300 * time.Millisecond},
+		write:    &scripted.Model{Turns: []scripted.Turn{{Text: story}}, Delay: pace, Stall: 300 * time.Millisecond},
+	}
+}
+
+func runExample(ctx context.Context, w io.Writer, m models, message string, cancelAfter time.Duration) error {
+	fmt.Fprintln(w, m.label)
 
 	researcher := &agent.Agent{
 		Name:         "Research Agent",
-		Model:        &scripted.Model{Turns: []scripted.Turn{{Text: researchNotes}}, Delay: pace, Stall: 300 * time.Millisecond},
+		Model:        m.research,
+		Tools:        m.researchTools,
 		Instructions: "Research the given topic and provide key facts and insights.",
 	}
 	writer := &agent.Agent{
 		Name:         "Writing Agent",
-		Model:        &scripted.Model{Turns: []scripted.Turn{{Text: story}}, Delay: pace, Stall: 300 * time.Millisecond},
+		Model:        m.write,
 		Instructions: "Write a comprehensive article based on the research provided.",
 	}
 	wf := &workflow.Workflow{
