@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -311,7 +312,7 @@ func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.Eve
 // callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
 // error, a panic) becomes a tool-error result the model reads.
 func (a *Agent) callTool(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
-	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: c.Arguments}
+	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: eventArgs(c.Arguments)}
 	ev := event(run.EventToolCallStarted)
 	ev.Tool = exec
 	log.Emit(&ev)
@@ -329,6 +330,17 @@ func (a *Agent) callTool(ctx context.Context, log *run.Gate, event func(run.Even
 	ev.Tool = &done
 	log.Emit(&ev)
 	return msg
+}
+
+// eventArgs returns a tool call's arguments as events carry them: as they are when
+// they are JSON, or else as a JSON string holding what the model wrote, so that the
+// event can still be encoded.
+func eventArgs(args json.RawMessage) json.RawMessage {
+	if len(args) == 0 || json.Valid(args) {
+		return args
+	}
+	quoted, _ := json.Marshal(string(args))
+	return quoted
 }
 
 func (a *Agent) invoke(ctx context.Context, c model.ToolCall) (result string, err error) {

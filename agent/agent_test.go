@@ -196,6 +196,9 @@ func TestToolFailuresReachTheModel(t *testing.T) {
 				if ev.Event == run.EventToolCallError {
 					errEv = ev
 				}
+				if _, err := json.Marshal(ev); err != nil {
+					t.Errorf("%s does not encode: %v", ev.Event, err)
+				}
 			}
 			if errEv == nil || !errEv.Tool.IsError || !strings.Contains(errEv.Error, tt.want) {
 				t.Errorf("ToolCallError event = %+v", errEv)
