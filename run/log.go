@@ -4,8 +4,8 @@ import (
 	"context"
 	"math/bits"
 	"runtime"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
