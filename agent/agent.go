@@ -41,6 +41,9 @@ type Agent struct {
 	// workflows and servers that must cancel them; nil means a registry of the
 	// agent's own.
 	Registry *run.Registry
+	// Recorder persists the agent's runs (see store.Recorder); nil keeps them in
+	// memory only.
+	Recorder run.Recorder
 
 	once sync.Once
 	reg  *run.Registry
@@ -109,7 +112,7 @@ func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run
 		return nil, err
 	}
 	out := x.Wait()
-	return out, out.Err()
+	return out, errors.Join(out.Err(), x.PersistErr())
 }
 
 // Stream runs the agent on input and yields its events as they happen, ending with
@@ -138,7 +141,8 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 	}}
 	out := a.newOutput(base, input)
-	return run.Go(ctx, a.registry(), base, run.KindAgent, out, func(x *run.Exec) error {
+	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out}
+	return run.Go(ctx, spec, func(x *run.Exec) error {
 		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input)
 	})
 }

@@ -39,6 +39,9 @@ func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
 	st, reason := e.Finish(err)
 	out.Status = st
 	out.err = e.Err(err)
+	if st == StatusError {
+		err = out.err
+	}
 	out.Metrics.Duration = time.Since(e.started)
 	ev := new(Event)
 	*ev = *base
@@ -66,26 +69,55 @@ func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
 // goes on whoever reads its events, and ends with exactly one terminal event.
 type Exec struct {
 	ID    string
+	Kind  Kind
 	Entry *Entry
 	// Log holds every event of the run, nested runs' included.
 	Log Log
 
-	done chan struct{}
-	out  *Output
+	done       chan struct{}
+	out        *Output
+	persistErr error
+}
+
+// Recorder persists top-level runs as they execute; kern's store.Recorder is one.
+type Recorder interface {
+	// Begin records a run about to start, before its first event; an error keeps
+	// the run from starting. The recorder follows x.Log from then on.
+	Begin(ctx context.Context, x *Exec) error
+	// End is called once x's terminal event is out and its log closed; it returns
+	// once the run's events and final output are durable, or why they are not.
+	End(ctx context.Context, x *Exec) error
+}
+
+// Spec is what Go needs to start a top-level run.
+type Spec struct {
+	Registry *Registry
+	Recorder Recorder // nil: the run is not persisted
+	Base     *Event   // the run's ID and Origin, on which its terminal event is built
+	Kind     Kind
+	Output   *Output // filled in as the run goes; its identity fields set
 }
 
 // Go starts a top-level run. body does the work, emitting events to x.Log with
-// x.Entry.Ctx as its context, and returns the output so far and an error; Go then
-// ends the run with its terminal event (built on base) and closes its log. A panic in
-// body ends the run ERROR. Cancelling ctx cancels the run, like Registry.Cancel;
-// ctx's values reach body.
-func Go(ctx context.Context, reg *Registry, base *Event, kind Kind, out *Output, body func(x *Exec) error) (*Exec, error) {
-	x := &Exec{ID: base.RunID, done: make(chan struct{}), out: out}
-	e, err := reg.Begin(context.WithoutCancel(ctx), x.ID, x.Log.Stop)
+// x.Entry.Ctx as its context, and returns an error; Go then ends the run with its
+// terminal event, closes its log and has the recorder persist its end before the run
+// counts as ended. A panic in body ends the run ERROR. Cancelling ctx cancels the run,
+// like Registry.Cancel; ctx's values reach body.
+func Go(ctx context.Context, spec Spec, body func(x *Exec) error) (*Exec, error) {
+	base, out := spec.Base, spec.Output
+	x := &Exec{ID: base.RunID, Kind: spec.Kind, done: make(chan struct{}), out: out}
+	e, err := spec.Registry.Begin(context.WithoutCancel(ctx), x.ID, x.Log.Stop)
 	if err != nil {
 		return nil, err
 	}
 	x.Entry = e
+	if spec.Recorder != nil {
+		if err := spec.Recorder.Begin(ctx, x); err != nil {
+			e.Finish(err)
+			e.Close()
+			return nil, fmt.Errorf("run %s: %w", x.ID, err)
+		}
+	}
 	cancel := func() {
 		cause := context.Cause(ctx)
 		e.CancelCause(cause.Error(), cause)
@@ -101,11 +133,26 @@ func Go(ctx context.Context, reg *Registry, base *Event, kind Kind, out *Output,
 		if !stop() {
 			<-fired // no goroutine of the run outlives it
 		}
-		e.End(&x.Log, base, kind, out, err)
+		e.End(&x.Log, base, spec.Kind, out, err)
 		x.Log.Close()
+		if spec.Recorder != nil {
+			// The end is durable before the run counts as ended: a cancel that waits
+			// for it, or a reader of the store, sees the final state.
+			x.persistErr = spec.Recorder.End(context.WithoutCancel(ctx), x)
+		}
 		e.Close()
 	}()
 	return x, nil
+}
+
+// Output returns the run's output: while the run executes, only its identity and
+// input may be read; once Done is closed, all of it.
+func (x *Exec) Output() *Output { return x.out }
+
+// PersistErr returns why the run's end could not be persisted, once Done is closed.
+func (x *Exec) PersistErr() error {
+	<-x.done
+	return x.persistErr
 }
 
 func (x *Exec) call(body func(*Exec) error) (err error) {

@@ -109,16 +109,25 @@ func (l *Log) Len() int {
 }
 
 // Events returns the events emitted so far.
-func (l *Log) Events() []*Event {
+func (l *Log) Events() []*Event { return l.From(0, nil) }
+
+// From appends to dst the events emitted so far from index from on, and returns it.
+func (l *Log) From(from int, dst []*Event) []*Event {
 	l.mu.Lock()
 	segs, n := l.segments, l.n
 	l.mu.Unlock()
-	evs := make([]*Event, n)
-	for i := range evs {
+	for i := max(from, 0); i < n; i++ {
 		seg, off := locate(i)
-		evs[i] = &segs[seg][off]
+		dst = append(dst, &segs[seg][off])
 	}
-	return evs
+	return dst
+}
+
+// Closed reports whether the log was closed: no event will follow.
+func (l *Log) Closed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
 }
 
 // Follow calls fn with each event from index from on, as they are emitted, until the

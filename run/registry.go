@@ -51,6 +51,7 @@ type Entry struct {
 	requested bool
 	reason    string
 	cause     error // what made the caller cancel, when it was an error (a context's)
+	failure   error // why the runtime stopped the run as failed (Fail)
 	final     Status
 }
 
@@ -110,6 +111,24 @@ func (e *Entry) CancelCause(reason string, cause error) bool {
 	return first
 }
 
+// Fail stops the run as failed, for a reason outside it (its store went away): it
+// ends ERROR with err, unless it had already ended or been cancelled.
+func (e *Entry) Fail(err error) {
+	r := e.reg
+	r.mu.Lock()
+	first := !e.requested && e.failure == nil && e.final == ""
+	if first {
+		e.failure = err
+	}
+	r.mu.Unlock()
+	if first {
+		if e.onCancel != nil {
+			e.onCancel()
+		}
+		e.cancel(err)
+	}
+}
+
 // Finish decides how the run ended, once: CANCELLED if a cancel was requested or its
 // context is done, ERROR if err is not nil, COMPLETED otherwise. From then on, cancels
 // no longer affect the run and wait for Close. It returns the status and, for a
@@ -122,6 +141,8 @@ func (e *Entry) Finish(err error) (Status, string) {
 		return e.final, e.reason
 	}
 	switch {
+	case e.failure != nil:
+		e.final = StatusError
 	case e.requested:
 		e.final = StatusCancelled
 	case e.Ctx.Err() != nil || errors.Is(err, ErrCancelled):
@@ -159,6 +180,9 @@ func (e *Entry) Err(err error) error {
 	case StatusCancelled:
 		return &CancelledError{RunID: e.ID, Reason: e.reason, Cause: e.cause}
 	case StatusError:
+		if e.failure != nil {
+			return e.failure
+		}
 		return err
 	}
 	return nil

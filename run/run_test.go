@@ -287,7 +287,7 @@ func TestExecPanicEndsRunError(t *testing.T) {
 	var reg run.Registry
 	base := &run.Event{RunID: "p"}
 	out := &run.Output{RunID: "p"}
-	x, err := run.Go(t.Context(), &reg, base, run.KindAgent, out, func(*run.Exec) error { panic("bad") })
+	x, err := run.Go(t.Context(), run.Spec{Registry: &reg, Base: base, Kind: run.KindAgent, Output: out}, func(*run.Exec) error { panic("bad") })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,9 @@ type Workflow struct {
 	// cancelled. Share one with the servers that must cancel them; nil means a
 	// registry of the workflow's own.
 	Registry *run.Registry
+	// Recorder persists the workflow's runs (see store.Recorder); nil keeps them in
+	// memory only.
+	Recorder run.Recorder
 
 	once sync.Once
 	reg  *run.Registry
@@ -75,7 +78,7 @@ func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*
 		return nil, err
 	}
 	out := x.Wait()
-	return out, out.Err()
+	return out, errors.Join(out.Err(), x.PersistErr())
 }
 
 // Stream runs the workflow on input and yields its events as they happen, those of
@@ -109,7 +112,8 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
 	}
-	return run.Go(ctx, w.registry(), base, run.KindWorkflow, out, func(x *run.Exec) error {
+	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out}
+	return run.Go(ctx, spec, func(x *run.Exec) error {
 		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State)}
 		r.emit(run.EventWorkflowStarted, base.Origin, run.Event{})
 		results, err := r.sequence(x.Entry.Ctx, w.Steps, frame{}, "")
