@@ -91,7 +91,7 @@ func (m *memStore) GetSession(context.Context, string) (*store.Session, error) {
 	return nil, store.ErrNotFound
 }
 func (m *memStore) SaveSession(context.Context, *store.Session) error { return nil }
-func (m *memStore) DeleteSession(context.Context, string) error      { return nil }
+func (m *memStore) DeleteSession(context.Context, string) error       { return nil }
 func (m *memStore) RenewLeases(context.Context, string, []string, time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
