@@ -37,6 +37,10 @@ type Agent struct {
 	Instructions string
 	// MaxIterations bounds the model requests of one run (DefaultMaxIterations if 0).
 	MaxIterations int
+	// History is how many of the session's earlier completed runs the agent puts
+	// before the new input in the model's context, each as the user's input and the
+	// agent's answer. It needs a Recorder that keeps sessions, and a session id.
+	History int
 	// Registry is where the agent's runs can be cancelled. Share one with the
 	// workflows and servers that must cancel them; nil means a registry of the
 	// agent's own.
@@ -84,8 +88,8 @@ func (a *Agent) Validate() (err error) {
 	if a.Model == nil {
 		return fmt.Errorf("agent %q: no model: %w", name, run.ErrInvalid)
 	}
-	if a.MaxIterations < 0 {
-		return fmt.Errorf("agent %q: MaxIterations %d is negative: %w", name, a.MaxIterations, run.ErrInvalid)
+	if a.MaxIterations < 0 || a.History < 0 {
+		return fmt.Errorf("agent %q: MaxIterations (%d) and History (%d) must not be negative: %w", name, a.MaxIterations, a.History, run.ErrInvalid)
 	}
 	for i, t := range a.Tools {
 		if t == nil {
@@ -143,7 +147,11 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	out := a.newOutput(base, input)
 	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
-		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input)
+		history, err := a.history(x.Entry.Ctx, o.SessionID)
+		if err != nil {
+			return err
+		}
+		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input, history)
 	})
 }
 
@@ -181,7 +189,7 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	err = a.execute(e.Ctx, gate, &base, out, input)
+	err = a.execute(e.Ctx, gate, &base, out, input, nil)
 	e.End(sc.Log, &base, run.KindAgent, out, err)
 	e.Close()
 	return out
@@ -209,7 +217,25 @@ func (a *Agent) newOutput(base *run.Event, input string) *run.Output {
 
 // execute is the model/tool loop of one run. It leaves what the run produced in out,
 // whatever the outcome, and returns why it stopped early, if it did.
-func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string) (err error) {
+// history returns the messages of the session's earlier runs the agent adds to its
+// context.
+func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message, error) {
+	sessions, ok := a.Recorder.(run.Sessions)
+	if !ok || a.History <= 0 || sessionID == "" {
+		return nil, nil
+	}
+	outs, err := sessions.History(ctx, sessionID, run.KindAgent, a.AgentID(), a.History)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]model.Message, 0, 2*len(outs))
+	for _, o := range outs {
+		msgs = append(msgs, model.Message{Role: model.RoleUser, Content: o.Input}, model.Message{Role: model.RoleAssistant, Content: o.Content})
+	}
+	return msgs, nil
+}
+
+func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -231,7 +257,8 @@ func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out
 	defer func() { out.Content = content.String() }()
 
 	req := &model.Request{Instructions: a.Instructions, Tools: a.definitions()}
-	req.Messages = append(make([]model.Message, 0, 4), model.Message{Role: model.RoleUser, Content: input})
+	req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
+	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input})
 	limit := a.MaxIterations
 	if limit == 0 {
 		limit = DefaultMaxIterations

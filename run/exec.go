@@ -200,3 +200,15 @@ const (
 	ReasonConsumerStopped = "consumer stopped"
 	ReasonRequested       = "cancelled by request"
 )
+
+// Sessions is implemented by recorders that keep sessions (store.Recorder does): the
+// state a session's runs share, and the runs a session already had.
+type Sessions interface {
+	// LoadState returns the session's state; nil, and no error, for a new session.
+	LoadState(ctx context.Context, sessionID string) (map[string]any, error)
+	// SaveState stores the session's state, creating the session if need be.
+	SaveState(ctx context.Context, sessionID string, x *Exec, state map[string]any) error
+	// History returns the outputs of the last n completed runs of componentID in the
+	// session, oldest first.
+	History(ctx context.Context, sessionID string, kind Kind, componentID string, n int) ([]*Output, error)
+}

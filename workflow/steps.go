@@ -44,7 +44,9 @@ func (in *Input) Output(name string) (run.StepResult, bool) {
 }
 
 // State is the session state shared by the steps of a run; it is safe for concurrent
-// use by Parallel branches. The zero value is an empty state.
+// use by Parallel branches. The zero value is an empty state. With a Recorder that
+// keeps sessions, a run starts with the state its session's last run left, and its
+// state is saved when it ends, whatever the outcome.
 type State struct {
 	mu sync.Mutex
 	m  map[string]any
@@ -77,6 +79,17 @@ func (s *State) Update(fn func(m map[string]any)) {
 		s.m = make(map[string]any)
 	}
 	fn(s.m)
+}
+
+// Snapshot returns a copy of the state's map.
+func (s *State) Snapshot() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[string]any, len(s.m))
+	for k, v := range s.m {
+		m[k] = v
+	}
+	return m
 }
 
 // StepOutput is what a function step returns.

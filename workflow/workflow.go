@@ -114,11 +114,25 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	}
 	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
+		ctx := x.Entry.Ctx
 		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State)}
+		sessions, _ := w.Recorder.(run.Sessions)
+		if sessions != nil && o.SessionID != "" {
+			m, err := sessions.LoadState(ctx, o.SessionID)
+			if err != nil {
+				return err
+			}
+			r.state.m = m
+		}
 		r.emit(run.EventWorkflowStarted, base.Origin, run.Event{})
-		results, err := r.sequence(x.Entry.Ctx, w.Steps, frame{}, "")
+		results, err := r.sequence(ctx, w.Steps, frame{}, "")
 		out.StepResults = results
 		out.Content = r.content(results)
+		if sessions != nil && o.SessionID != "" {
+			// Saved whatever the outcome: what the steps wrote before a cancel stays.
+			serr := sessions.SaveState(context.WithoutCancel(ctx), o.SessionID, x, r.state.Snapshot())
+			err = errors.Join(err, serr)
+		}
 		return err
 	})
 }
