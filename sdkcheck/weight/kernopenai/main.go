@@ -1,0 +1,23 @@
+// Command kernopenai streams one answer with kern's OpenAI client; weight.sh
+// measures what it costs to build.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"kern/model"
+	"kern/model/openai"
+)
+
+func main() {
+	m := openai.NewResponses("gpt-5.2")
+	req := &model.Request{Messages: []model.Message{{Role: model.RoleUser, Content: "Say hello."}}}
+	for c, err := range m.Stream(context.Background(), req) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Print(c.Text)
+	}
+}
