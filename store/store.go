@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"kern/run"
@@ -135,4 +136,19 @@ type Store interface {
 
 	// Close releases the store's resources; calls after it return ErrClosed.
 	Close() error
+}
+
+// ReasonInterrupted is the error of a run that a dead process left behind.
+const ReasonInterrupted = "interrupted"
+
+// Recover ends the runs that a process which died left RUNNING: every run whose lease
+// lapsed before now ends ERROR "interrupted". A live lease, held by a process still
+// running (a replica, a `kern run` beside `kern serve`), is never touched. It returns
+// the runs it ended.
+func Recover(ctx context.Context, s Store) ([]*Run, error) {
+	runs, err := s.Interrupt(ctx, time.Now(), ReasonInterrupted)
+	if err != nil {
+		return nil, fmt.Errorf("store: recover runs left behind: %w", err)
+	}
+	return runs, nil
 }

@@ -1,0 +1,212 @@
+// Package postgres is kern's PostgreSQL store: sessions, runs and their events kept
+// in PostgreSQL through a pgx connection pool, for teams and for several replicas
+// sharing one database.
+//
+// Open connects, checks that the server answers, and brings the schema up to date
+// with the migrations embedded in the binary; several processes may open the same
+// database at once. The tables live in one PostgreSQL schema, "public" unless
+// WithSchema names another.
+//
+//	st, err := postgres.Open(ctx, "postgres://kern@db:5432/kern?sslmode=require")
+//	if err != nil { ... }
+//	defer st.Close()
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"kern/store"
+)
+
+// DefaultSchema is the PostgreSQL schema the store's tables live in unless
+// WithSchema names another. "public" needs no privilege beyond owning the
+// database, and lets psql find the tables without a search_path.
+const DefaultSchema = "public"
+
+// DefaultMaxConns is the pool's size unless the URL's pool_max_conns or
+// WithMaxConns sets it: four per core on a 2-core machine, so that runs waiting
+// for their commit's WAL flush leave connections for others (pgx's own default
+// is one per core, at least 4).
+const DefaultMaxConns = 8
+
+// DefaultConnectTimeout bounds the making of one connection (dial, TLS,
+// authentication) unless the URL's connect_timeout or WithConnectTimeout sets it.
+const DefaultConnectTimeout = 5 * time.Second
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	schema         string
+	maxConns       int32
+	connectTimeout time.Duration
+}
+
+// WithSchema puts the store's tables in the named PostgreSQL schema, created if
+// missing. The name must be a plain identifier: a letter or underscore, then
+// letters, digits or underscores, at most 63 bytes, not starting with "pg_".
+func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
+
+// WithMaxConns sets the pool's maximum number of connections; n <= 0 keeps
+// DefaultMaxConns (or the URL's pool_max_conns).
+func WithMaxConns(n int) Option { return func(o *options) { o.maxConns = int32(n) } }
+
+// WithConnectTimeout bounds the making of one connection; d <= 0 keeps
+// DefaultConnectTimeout (or the URL's connect_timeout).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) { o.connectTimeout = d }
+}
+
+// Store is a store.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string // as given, unquoted
+	q      queries
+	closed atomic.Bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// validSchema reports why name cannot be a schema name, or nil.
+func validSchema(name string) error {
+	if !identRE.MatchString(name) {
+		return fmt.Errorf("store/postgres: schema name %q: want a letter or underscore, then letters, digits or underscores, at most 63 bytes", name)
+	}
+	if strings.HasPrefix(strings.ToLower(name), "pg_") {
+		return fmt.Errorf("store/postgres: schema name %q: names starting with pg_ are reserved by PostgreSQL", name)
+	}
+	return nil
+}
+
+// Open connects to the PostgreSQL database at url (a postgres:// URL or a
+// key=value connection string), checks that it answers within ctx and the connect
+// timeout, and applies the migrations the database lacks. A database whose schema
+// is newer than this binary's is refused with an error wrapping
+// store.ErrSchemaTooNew.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	o := options{schema: DefaultSchema}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := validSchema(o.schema); err != nil {
+		return nil, err
+	}
+	cfg, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.maxConns > 0:
+		cfg.MaxConns = o.maxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = DefaultMaxConns
+	}
+	cc := cfg.ConnConfig
+	if o.connectTimeout > 0 {
+		cc.ConnectTimeout = o.connectTimeout
+	}
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = DefaultConnectTimeout
+	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "kern"
+	}
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: %w", err)
+	}
+	s := &Store{pool: pool, schema: o.schema, q: newQueries(pgx.Identifier{o.schema}.Sanitize())}
+	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
+	pingCtx, cancel := context.WithTimeout(ctx, 2*cc.ConnectTimeout)
+	err = pool.Ping(pingCtx)
+	cancel()
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store/postgres: cannot reach PostgreSQL at %s: %w", where, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// parseURL parses a database URL into a pool configuration, with errors that say
+// what is wrong with it.
+func parseURL(s string) (*pgxpool.Config, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("store/postgres: empty database URL")
+	}
+	if scheme, _, ok := strings.Cut(s, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
+		return nil, fmt.Errorf("store/postgres: database URL scheme %q: want postgres:// or postgresql://", scheme)
+	}
+	if strings.Contains(s, "://") {
+		// url.Parse names the problem more plainly than pgx does, and pgx
+		// would echo the URL, password redacted or not.
+		if _, err := url.Parse(s); err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("store/postgres: malformed database URL: %w", err)
+		}
+	}
+	cfg, err := pgxpool.ParseConfig(s)
+	if err != nil {
+		return nil, fmt.Errorf("store/postgres: malformed database URL: %w", err)
+	}
+	return cfg, nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned. Calls
+// after it return store.ErrClosed, as does a second Close.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return store.ErrClosed
+	}
+	s.pool.Close()
+	return nil
+}
+
+// Schema returns the PostgreSQL schema the store's tables live in.
+func (s *Store) Schema() string { return s.schema }
+
+// check returns store.ErrClosed once the store is closed.
+func (s *Store) check(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+// wrap adds op to err, and makes an error caused by a Close that raced with the
+// call match store.ErrClosed.
+func (s *Store) wrap(op string, err error) error {
+	if s.closed.Load() {
+		return fmt.Errorf("store/postgres: %s: %w (%w)", op, store.ErrClosed, err)
+	}
+	return fmt.Errorf("store/postgres: %s: %w", op, err)
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// ms truncates t to the millisecond precision the store keeps, in UTC.
+func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond).UTC() }

@@ -1,0 +1,303 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"kern/run"
+	"kern/store"
+)
+
+// queries are the store's statements with the schema's tables named in full, so
+// that they depend on no connection's search_path.
+type queries struct {
+	createRun, updateRun, getRun, listRuns string
+	appendEvents, events                   string
+	getSession, saveSession                string
+	deleteEvents, deleteRuns, deleteSess   string
+	renewLeases, lapsed, interrupt         string
+}
+
+const runColumns = `run_id, session_id, user_id, parent_run_id, kind, component_id, status,
+	replica, lease_until, created_at, updated_at, input, output`
+
+// newQueries writes the statements for the schema whose quoted name is schema,
+// which stands for {s} in the templates.
+func newQueries(schema string) queries {
+	t := func(s string) string { return strings.ReplaceAll(s, "{s}", schema) }
+	return queries{
+		createRun: t(`INSERT INTO {s}.runs (` + runColumns + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6
+			WHERE run_id = $1`),
+		getRun:   t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
+		listRuns: t(`SELECT ` + runColumns + ` FROM {s}.runs`),
+		appendEvents: t(`INSERT INTO {s}.events (run_id, idx, type, data, created_at)
+			SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
+			ON CONFLICT (run_id, idx) DO NOTHING`),
+		events: t(`SELECT idx, type, data, created_at FROM {s}.events
+			WHERE run_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3`),
+		getSession: t(`SELECT session_id, user_id, kind, component_id, state, created_at, updated_at
+			FROM {s}.sessions WHERE session_id = $1`),
+		saveSession: t(`INSERT INTO {s}.sessions (session_id, user_id, kind, component_id, state, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, kind = excluded.kind,
+				component_id = excluded.component_id, state = excluded.state, updated_at = excluded.updated_at
+			RETURNING created_at`),
+		deleteEvents: t(`DELETE FROM {s}.events WHERE run_id IN (SELECT run_id FROM {s}.runs WHERE session_id = $1)`),
+		deleteRuns:   t(`DELETE FROM {s}.runs WHERE session_id = $1`),
+		deleteSess:   t(`DELETE FROM {s}.sessions WHERE session_id = $1`),
+		renewLeases: t(`UPDATE {s}.runs SET lease_until = $3
+			WHERE replica = $1 AND run_id = ANY($2::text[])`),
+		lapsed: t(`SELECT ` + runColumns + ` FROM {s}.runs
+			WHERE status IN ('RUNNING', 'PENDING') AND (lease_until IS NULL OR lease_until < $1)
+			ORDER BY created_at, run_id
+			FOR UPDATE SKIP LOCKED`),
+		interrupt: t(`UPDATE {s}.runs SET status = $3, updated_at = $4, output = u.output
+			FROM unnest($1::text[], $2::json[]) AS u(id, output)
+			WHERE runs.run_id = u.id`),
+	}
+}
+
+// lenCheck refuses a value larger than store.MaxValueSize.
+func lenCheck(what string, n int) error {
+	if n > store.MaxValueSize {
+		return fmt.Errorf("%s is %d bytes, more than the %d a value may hold: %w", what, n, store.MaxValueSize, store.ErrTooLarge)
+	}
+	return nil
+}
+
+// encodeOutput marshals a run's output, refusing one that is too large.
+func encodeOutput(o *run.Output) ([]byte, error) {
+	// Its JSON holds at least these strings: refuse without encoding them.
+	if err := lenCheck("output", len(o.Content)+len(o.Input)+len(o.Error)+len(o.Reason)); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("encode output: %w", err)
+	}
+	return b, lenCheck("output", len(b))
+}
+
+// lease is a run's lease as stored: NULL for none.
+func lease(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = ms(t)
+	return &t
+}
+
+// CreateRun stores a new run, or returns store.ErrExists. It sets r's CreatedAt
+// (when zero) and UpdatedAt to the times stored.
+func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
+	op := "create run " + r.ID
+	if err := s.check(op); err != nil {
+		return err
+	}
+	if err := lenCheck("input", len(r.Input)); err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	out, err := encodeOutput(&r.Output)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	now := ms(time.Now())
+	created := now
+	if !r.CreatedAt.IsZero() {
+		created = ms(r.CreatedAt)
+	}
+	_, err = s.pool.Exec(ctx, s.q.createRun, r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
+		r.ComponentID, string(r.Status), r.Replica, lease(r.LeaseUntil), created, now, r.Input, out)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrExists)
+	}
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	r.CreatedAt, r.UpdatedAt = created, now
+	return nil
+}
+
+// UpdateRun saves a run's status, output, replica and lease, or returns
+// store.ErrNotFound. It sets r's UpdatedAt to the time stored.
+func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
+	op := "update run " + r.ID
+	if err := s.check(op); err != nil {
+		return err
+	}
+	out, err := encodeOutput(&r.Output)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	now := ms(time.Now())
+	tag, err := s.pool.Exec(ctx, s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
+	}
+	r.UpdatedAt = now
+	return nil
+}
+
+// scanRun reads one row of runColumns.
+func scanRun(row pgx.Row) (*store.Run, error) {
+	var (
+		r            store.Run
+		kind, status string
+		leaseUntil   *time.Time
+		out          []byte
+	)
+	err := row.Scan(&r.ID, &r.SessionID, &r.UserID, &r.ParentRunID, &kind, &r.ComponentID, &status,
+		&r.Replica, &leaseUntil, &r.CreatedAt, &r.UpdatedAt, &r.Input, &out)
+	if err != nil {
+		return nil, err
+	}
+	r.Kind, r.Status = store.Kind(kind), run.Status(status)
+	if leaseUntil != nil {
+		r.LeaseUntil = leaseUntil.UTC()
+	}
+	r.CreatedAt, r.UpdatedAt = r.CreatedAt.UTC(), r.UpdatedAt.UTC()
+	if len(out) > 0 {
+		if err := json.Unmarshal(out, &r.Output); err != nil {
+			return nil, fmt.Errorf("decode output: %w", err)
+		}
+	}
+	return &r, nil
+}
+
+// GetRun returns the run with the given id, or store.ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, id string) (*store.Run, error) {
+	op := "get run " + id
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	r, err := scanRun(s.pool.QueryRow(ctx, s.q.getRun, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns the runs q selects, newest first.
+func (s *Store) ListRuns(ctx context.Context, q store.RunQuery) ([]*store.Run, error) {
+	const op = "list runs"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	var (
+		sb   strings.Builder
+		args []any
+	)
+	sb.WriteString(s.q.listRuns)
+	where := func(col string, v string) {
+		if v == "" {
+			return
+		}
+		args = append(args, v)
+		if len(args) == 1 {
+			sb.WriteString(" WHERE ")
+		} else {
+			sb.WriteString(" AND ")
+		}
+		sb.WriteString(col + " = $" + strconv.Itoa(len(args)))
+	}
+	where("session_id", q.SessionID)
+	where("kind", string(q.Kind))
+	where("component_id", q.ComponentID)
+	where("status", string(q.Status))
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	args = append(args, limit, max(q.Offset, 0))
+	fmt.Fprintf(&sb, " ORDER BY created_at DESC, run_id DESC LIMIT $%d OFFSET $%d", len(args)-1, len(args))
+
+	rows, err := s.pool.Query(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return runs, nil
+}
+
+// RenewLeases extends to until the lease of those of runIDs that replica
+// executes.
+func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error {
+	const op = "renew leases"
+	if err := s.check(op); err != nil {
+		return err
+	}
+	if len(runIDs) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, s.q.renewLeases, replica, runIDs, lease(until)); err != nil {
+		return s.wrap(op+" of replica "+replica, err)
+	}
+	return nil
+}
+
+// Interrupt ends every RUNNING or PENDING run whose lease lapsed before now (or
+// that has none): its status and its output's become ERROR, with reason as the
+// output's error. It returns the runs it ended.
+//
+// The runs are locked with FOR UPDATE SKIP LOCKED, so that replicas recovering at
+// once never both end the same run, and a run whose lease is being renewed is
+// left to the renewal.
+func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]*store.Run, error) {
+	const op = "interrupt runs"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	rows, err := tx.Query(ctx, s.q.lapsed, ms(now))
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	updated := ms(now)
+	ids := make([]string, len(runs))
+	outs := make([]string, len(runs))
+	for i, r := range runs {
+		r.Status, r.Output.Status, r.Output.Error = run.StatusError, run.StatusError, reason
+		r.UpdatedAt = updated
+		b, err := json.Marshal(&r.Output)
+		if err != nil {
+			return nil, s.wrap(op, fmt.Errorf("encode output of run %s: %w", r.ID, err))
+		}
+		ids[i], outs[i] = r.ID, string(b)
+	}
+	if _, err := tx.Exec(ctx, s.q.interrupt, ids, outs, string(run.StatusError), updated); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return runs, nil
+}

@@ -1,0 +1,82 @@
+package sqlite
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kern/run"
+	"kern/store"
+)
+
+// eventData is an event of about 200 bytes, as a streamed content chunk is.
+var eventData = []byte(`{"event":"RunContent","run_id":"0197a3c2-0000-7000-8000-000000000000","created_at":1748779200,` +
+	`"event_index":0,"agent_id":"writing-agent","session_id":"s","content":"` + strings.Repeat("x", 64) + `"}`)
+
+// BenchmarkAppendEvents appends batches of 500 events (of 50 runs) of ~200 bytes.
+func BenchmarkAppendEvents(b *testing.B) {
+	s := openTemp(b)
+	const batch, runs = 500, 50
+	evs := make([]store.Event, batch)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(batch * len(eventData)))
+	for i := 0; b.Loop(); i++ {
+		for j := range evs {
+			evs[j] = store.Event{RunID: fmt.Sprintf("run-%d-%d", i, j%runs), Index: j / runs,
+				Type: run.EventRunContent, Data: eventData, CreatedAt: now}
+		}
+		if err := s.AppendEvents(b.Context(), evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// lifecycleEvents is the events of the core workload's run: a two-step workflow,
+// 20 chunks a step, every event kept.
+const lifecycleEvents = 52
+
+// BenchmarkRunLifecycle persists whole runs from many goroutines: CreateRun,
+// AppendEvents of 52 events, UpdateRun to COMPLETED.
+func BenchmarkRunLifecycle(b *testing.B) {
+	s := openTemp(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(64)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		evs := make([]store.Event, lifecycleEvents)
+		for pb.Next() {
+			id := fmt.Sprintf("run-%d", next.Add(1))
+			r := &store.Run{ID: id, SessionID: "bench", Kind: store.KindWorkflow, ComponentID: "article",
+				Status: run.StatusRunning, Input: "Write a story about a dragon.", Replica: "bench",
+				LeaseUntil: time.Now().Add(time.Minute)}
+			r.Output = run.Output{RunID: id, Status: run.StatusRunning, Input: r.Input}
+			if err := s.CreateRun(b.Context(), r); err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			for j := range evs {
+				evs[j] = store.Event{RunID: id, Index: j, Type: run.EventRunContent, Data: eventData, CreatedAt: now}
+			}
+			if err := s.AppendEvents(b.Context(), evs); err != nil {
+				b.Fatal(err)
+			}
+			r.Status, r.Output.Status = run.StatusCompleted, run.StatusCompleted
+			r.Output.Content = strings.Repeat("word ", 100)
+			r.Output.StepResults = []run.StepResult{{StepName: "research", Content: "facts"}, {StepName: "writing", Content: "story"}}
+			if err := s.UpdateRun(b.Context(), r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+	if fi, err := os.Stat(s.Path() + "-wal"); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "wal-MiB")
+	}
+}

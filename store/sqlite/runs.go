@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"kern/run"
+	"kern/store"
+)
+
+const (
+	runColumns = `run_id, session_id, user_id, parent_run_id, kind, component_id, status,
+		input, output, replica, lease_until, created_at, updated_at`
+
+	sqlCreateRun = `INSERT INTO runs (` + runColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`
+
+	sqlUpdateRun = `UPDATE runs SET status = ?, output = ?, replica = ?, lease_until = ?, updated_at = ?
+		WHERE run_id = ?`
+)
+
+// encodeOutput returns a run's output as stored, or ErrTooLarge.
+func encodeOutput(r *store.Run) ([]byte, error) {
+	if err := tooLarge("input", len(r.Input)); err != nil {
+		return nil, err
+	}
+	if err := tooLarge("content", len(r.Output.Content)); err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(r.Output)
+	if err != nil {
+		return nil, fmt.Errorf("encode output: %w", err)
+	}
+	if err := tooLarge("output", len(out)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateRun stores a new run; store.ErrExists if its id is taken. A zero CreatedAt
+// is stored as the current time.
+func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
+	if err := s.begin(ctx); err != nil {
+		return s.fail("create run "+r.ID, err)
+	}
+	out, err := encodeOutput(r)
+	if err != nil {
+		return s.fail("create run "+r.ID, err)
+	}
+	now := time.Now().UnixMilli()
+	created := millis(r.CreatedAt)
+	if created == 0 {
+		created = now
+	}
+	args := []any{r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
+		r.ComponentID, string(r.Status), r.Input, out, r.Replica, millis(r.LeaseUntil), created, now}
+	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.createRun).ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		return oneRow(res, store.ErrExists)
+	})
+	return s.fail("create run "+r.ID, err)
+}
+
+// UpdateRun saves a run's status, output, replica and lease; store.ErrNotFound if
+// it was never created.
+func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
+	if err := s.begin(ctx); err != nil {
+		return s.fail("update run "+r.ID, err)
+	}
+	out, err := encodeOutput(&store.Run{Output: r.Output})
+	if err != nil {
+		return s.fail("update run "+r.ID, err)
+	}
+	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID}
+	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.updateRun).ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		return oneRow(res, store.ErrNotFound)
+	})
+	return s.fail("update run "+r.ID, err)
+}
+
+// oneRow returns none unless res affected a row.
+func oneRow(res sql.Result, none error) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return none
+	}
+	return nil
+}
+
+// GetRun returns the run with the given id, or store.ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, id string) (*store.Run, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, s.fail("get run "+id, err)
+	}
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE run_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return nil, s.fail("get run "+id, err)
+	}
+	return r, nil
+}
+
+// ListRuns returns the runs q selects, newest first.
+func (s *Store) ListRuns(ctx context.Context, q store.RunQuery) ([]*store.Run, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, s.fail("list runs", err)
+	}
+	var where []string
+	var args []any
+	for _, f := range []struct{ col, val string }{
+		{"session_id", q.SessionID},
+		{"kind", string(q.Kind)},
+		{"component_id", q.ComponentID},
+		{"status", string(q.Status)},
+	} {
+		if f.val != "" {
+			where = append(where, f.col+" = ?")
+			args = append(args, f.val)
+		}
+	}
+	query := `SELECT ` + runColumns + ` FROM runs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query += ` ORDER BY created_at DESC, run_id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, max(q.Offset, 0))
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.fail("list runs", err)
+	}
+	runs, err := scanRuns(rows)
+	if err != nil {
+		return nil, s.fail("list runs", err)
+	}
+	return runs, nil
+}
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRun(sc scanner) (*store.Run, error) {
+	var (
+		r                       store.Run
+		kind, status            string
+		out                     []byte
+		lease, created, updated int64
+	)
+	if err := sc.Scan(&r.ID, &r.SessionID, &r.UserID, &r.ParentRunID, &kind, &r.ComponentID, &status,
+		&r.Input, &out, &r.Replica, &lease, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(out, &r.Output); err != nil {
+		return nil, fmt.Errorf("run %s: decode output: %w", r.ID, err)
+	}
+	r.Kind, r.Status = store.Kind(kind), run.Status(status)
+	r.LeaseUntil, r.CreatedAt, r.UpdatedAt = fromMillis(lease), fromMillis(created), fromMillis(updated)
+	return &r, nil
+}
+
+func scanRuns(rows *sql.Rows) ([]*store.Run, error) {
+	defer rows.Close()
+	var runs []*store.Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, rows.Err()
+}
+
+// RenewLeases extends until the lease of those of runIDs that replica executes.
+func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error {
+	if err := s.begin(ctx); err != nil {
+		return s.fail("renew leases", err)
+	}
+	if len(runIDs) == 0 {
+		return nil
+	}
+	ids, err := json.Marshal(runIDs)
+	if err != nil {
+		return s.fail("renew leases", err)
+	}
+	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET lease_until = ?
+			WHERE replica = ? AND run_id IN (SELECT value FROM json_each(?))`, millis(until), replica, ids)
+		return err
+	})
+	return s.fail("renew leases", err)
+}
+
+// Interrupt ends every RUNNING or PENDING run whose lease lapsed before now (or that
+// has none): status ERROR, the output's error reason. It returns the runs it ended.
+// Runs with a live lease are never touched.
+func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]*store.Run, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, s.fail("interrupt", err)
+	}
+	var ended []*store.Run
+	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		ended = nil
+		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs
+			WHERE status IN (?, ?) AND lease_until < ?`,
+			string(run.StatusRunning), string(run.StatusPending), now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if ended, err = scanRuns(rows); err != nil {
+			return err
+		}
+		updated := time.Now()
+		for _, r := range ended {
+			r.Status, r.Output.Status, r.Output.Error = run.StatusError, run.StatusError, reason
+			r.UpdatedAt = updated.Truncate(time.Millisecond)
+			out, err := encodeOutput(&store.Run{Output: r.Output})
+			if err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, output = ?, updated_at = ? WHERE run_id = ?`,
+				string(r.Status), out, updated.UnixMilli(), r.ID); err != nil {
+				return fmt.Errorf("run %s: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail("interrupt", err)
+	}
+	return ended, nil
+}

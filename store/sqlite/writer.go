@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"kern/store"
+)
+
+// Group commit. Every write is an op that the writer goroutine runs on the writer's
+// one connection; it takes all the ops that queued while it committed the previous
+// batch and runs them in one transaction. A commit costs SQLite about as much as
+// the rows it writes (each commit rewrites the index pages it touched), so a batch
+// of many runs' writes costs little more than one.
+
+// maxBatch bounds the ops of one transaction, so that a batch's latency stays low.
+const maxBatch = 256
+
+// op is one write: fn runs in the batch's transaction. A single-statement op is
+// atomic by itself; the others run inside a savepoint, so that one failing leaves
+// the rest of its batch alone.
+type op struct {
+	ctx    context.Context
+	single bool
+	fn     func(ctx context.Context, tx *sql.Tx) error
+	done   chan error // receives fn's outcome once the batch committed
+}
+
+// write runs fn in the writer's next batch and returns once that batch committed
+// (or failed). When ctx ends before the writer took the op, nothing was written; an
+// op the writer took is finished and its outcome returned.
+func (s *Store) write(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	o := &op{ctx: ctx, single: single, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-s.quit:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-o.done
+}
+
+// writer takes ops until the store closes.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		case <-s.quit:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+		clear(batch)
+		select {
+		case s.walGrew <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// commit runs a batch of ops in one transaction and tells each its outcome.
+func (s *Store) commit(batch []*op) {
+	errs := make([]error, len(batch))
+	err := s.runBatch(batch, errs)
+	for i, o := range batch {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+		o.done <- errs[i]
+	}
+}
+
+// runBatch runs the ops in one transaction, keeping each op's own error in errs; it
+// returns the error that failed the whole batch.
+func (s *Store) runBatch(batch []*op, errs []error) error {
+	// Statements run without the ops' contexts: modernc.org/sqlite starts a
+	// goroutine per statement to watch a context that can end. Each op's context
+	// is checked before it runs.
+	bg := context.Background()
+	tx, err := s.w.BeginTx(bg, nil) // BEGIN IMMEDIATE
+	if err != nil {
+		return err
+	}
+	for i, o := range batch {
+		if errs[i] = o.ctx.Err(); errs[i] != nil {
+			continue
+		}
+		if o.single {
+			errs[i] = o.fn(bg, tx)
+			continue
+		}
+		if _, err := tx.ExecContext(bg, `SAVEPOINT op`); err != nil {
+			tx.Rollback()
+			return err
+		}
+		errs[i] = o.fn(bg, tx)
+		if errs[i] != nil {
+			if _, err := tx.ExecContext(bg, `ROLLBACK TO op`); err != nil {
+				tx.Rollback()
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(bg, `RELEASE op`); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// walLimit is the WAL's size, in pages, past which the checkpointer stops the
+// writer for a moment to empty the WAL: under a steady stream of commits a passive
+// checkpoint never catches up, and the WAL would grow without end.
+const walLimit = 16384 // 64 MiB of 4 KiB pages
+
+// checkpointer copies the WAL's committed pages into the database file after
+// commits, on its own connection, so that the writer does not: a PASSIVE
+// checkpoint runs beside the writer and never blocks it. When the WAL outgrows
+// walLimit, a TRUNCATE checkpoint waits for the writer's lock between two batches,
+// copies the rest and empties the WAL.
+func (s *Store) checkpointer() {
+	defer close(s.ckDone)
+	ctx := context.Background()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.walGrew:
+		}
+		// An error (another process holds a lock) waits for the next commit.
+		var busy, frames, copied int
+		if err := s.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
+			continue
+		}
+		if frames > walLimit {
+			s.ck.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		}
+	}
+}
