@@ -114,7 +114,11 @@ type plainEvent Event
 
 // MarshalJSON writes the event as one flat object: Origin's and Detail's fields sit
 // beside the event's own.
-func (e Event) MarshalJSON() ([]byte, error) {
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil) }
+
+// marshalReflect is MarshalJSON done by encoding/json, the reference AppendJSON is
+// tested against.
+func (e Event) marshalReflect() ([]byte, error) {
 	return json.Marshal(struct {
 		*plainEvent
 		*Detail

@@ -195,17 +195,28 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	counts := make([]int, len(live))
+	var arena []byte // every event's JSON, one after the other
+	var ends []int
 	for i, rc := range live {
 		before := len(evs)
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 		for _, ev := range evs[before:] {
-			data, err := json.Marshal(ev)
-			if err != nil {
-				data, _ = json.Marshal(map[string]any{"event": ev.Event, "run_id": ev.RunID, "error": err.Error()})
+			mark := len(arena)
+			var err error
+			if arena, err = ev.AppendJSON(arena); err != nil {
+				// Unreachable for events kern emits; keep the event's identity anyway.
+				b, _ := json.Marshal(map[string]any{"event": ev.Event, "run_id": ev.RunID, "error": err.Error()})
+				arena = append(arena[:mark], b...)
 			}
-			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, Data: data, CreatedAt: time.Unix(ev.CreatedAt, 0)})
+			ends = append(ends, len(arena))
+			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, CreatedAt: time.Unix(ev.CreatedAt, 0)})
 		}
+	}
+	start := 0
+	for i, end := range ends {
+		batch[i].Data = arena[start:end:end]
+		start = end
 	}
 	if len(batch) > 0 {
 		if err := r.store.AppendEvents(ctx, batch); err != nil {

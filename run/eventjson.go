@@ -1,0 +1,141 @@
+package run
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the event's JSON (what MarshalJSON writes, byte for byte) to dst.
+// It is the fast path for stores and streams: the common fields are written by hand,
+// the rare ones (metrics, step results) through encoding/json.
+func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
+	dst = append(dst, `{"event":`...)
+	dst = appendString(dst, string(e.Event))
+	dst = append(dst, `,"run_id":`...)
+	dst = appendString(dst, e.RunID)
+	dst = append(dst, `,"created_at":`...)
+	dst = strconv.AppendInt(dst, e.CreatedAt, 10)
+	dst = append(dst, `,"event_index":`...)
+	dst = strconv.AppendInt(dst, int64(e.EventIndex), 10)
+	if o := e.Origin; o != nil {
+		dst = appendField(dst, "agent_id", o.AgentID)
+		dst = appendField(dst, "agent_name", o.AgentName)
+		dst = appendField(dst, "workflow_id", o.WorkflowID)
+		dst = appendField(dst, "workflow_name", o.WorkflowName)
+		dst = appendField(dst, "workflow_run_id", o.WorkflowRunID)
+		dst = appendField(dst, "parent_run_id", o.ParentRunID)
+		dst = appendField(dst, "session_id", o.SessionID)
+		dst = appendField(dst, "user_id", o.UserID)
+		dst = appendField(dst, "step_id", o.StepID)
+		dst = appendField(dst, "step_name", o.StepName)
+		if o.StepIndex != nil {
+			dst = append(dst, `,"step_index":`...)
+			dst = strconv.AppendInt(dst, int64(*o.StepIndex), 10)
+		}
+		dst = appendField(dst, "parent_step_id", o.ParentStepID)
+		if o.NestedDepth != 0 {
+			dst = append(dst, `,"nested_depth":`...)
+			dst = strconv.AppendInt(dst, int64(o.NestedDepth), 10)
+		}
+	}
+	dst = appendField(dst, "content", e.Content)
+	dst = appendField(dst, "reason", e.Reason)
+	dst = appendField(dst, "error", e.Error)
+	var err error
+	if e.Tool != nil {
+		dst = append(dst, `,"tool":`...)
+		if dst, err = appendValue(dst, e.Tool); err != nil {
+			return dst, err
+		}
+	}
+	if e.Metrics != nil {
+		dst = append(dst, `,"metrics":`...)
+		if dst, err = appendValue(dst, e.Metrics); err != nil {
+			return dst, err
+		}
+	}
+	if e.Detail != nil {
+		// The detail's fields go at the top level: encode it and splice its object in.
+		b, err := json.Marshal(e.Detail)
+		if err != nil {
+			return dst, err
+		}
+		if len(b) > 2 {
+			dst = append(dst, ',')
+			dst = append(dst, b[1:len(b)-1]...)
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+func appendValue(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	return append(dst, b...), err
+}
+
+// appendField appends `,"name":"value"`, or nothing for an empty value (omitempty).
+func appendField(dst []byte, name, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	dst = append(dst, '"', ':')
+	return appendString(dst, value)
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaped as encoding/json escapes it:
+// HTML-safe, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[b>>4], hex[b&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
