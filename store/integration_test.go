@@ -221,3 +221,38 @@ func BenchmarkPersistedRuns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPersistedStream measures what persistence adds to one run streamed alone
+// (two steps, 20 chunks each): "first" is the time from Start to the first event
+// reaching the reader, "end" the time until the stream ended (the terminal event read
+// and the run's end durable).
+func BenchmarkPersistedStream(b *testing.B) {
+	text := strings.Repeat("word ", 20)
+	cases := backends(b)
+	cases["memory"] = nil
+	for _, name := range []string{"memory", "sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			w := twoSteps(nil, scripted.New(text))
+			w.Steps[0].(*workflow.Task).Agent.Model = scripted.New(text)
+			if open := cases[name]; open != nil {
+				rec := store.NewRecorder(open(b), store.RecorderOptions{})
+				defer rec.Close()
+				w.Recorder = rec
+			}
+			var first time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				seen := false
+				for ev := range w.Stream(context.Background(), "go") {
+					if !seen {
+						first += time.Since(start)
+						seen = true
+					}
+					_ = ev
+				}
+			}
+			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "first-µs")
+		})
+	}
+}
