@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -254,5 +255,29 @@ func BenchmarkPersistedStream(b *testing.B) {
 			}
 			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "first-µs")
 		})
+	}
+}
+
+// TestRealStoreGoesAway closes a real store under a running workflow: the run ends
+// ERROR with a clear error, and nothing hangs.
+func TestRealStoreGoesAway(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 30 * time.Millisecond})
+	defer rec.Close()
+	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "Once upon a time"}}, Delay: time.Hour})
+	x, err := w.Start(t.Context(), "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Log.Follow(t.Context(), 0, func(ev *run.Event) bool {
+		return !(ev.Event == run.EventRunContent && ev.StepName == "writing")
+	})
+	st.Close()
+	out := x.Wait()
+	if out.Status != run.StatusError || !strings.Contains(out.Error, "store") || !errors.Is(x.PersistErr(), store.ErrClosed) {
+		t.Fatalf("output = %s %q, persist error %v; want ERROR naming the store", out.Status, out.Error, x.PersistErr())
 	}
 }

@@ -228,6 +228,9 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 		rc.persisted += counts[i]
 	}
 
+	// The ends are written at once, so that a store that groups concurrent writes
+	// into one transaction (SQLite's writer does) commits them together.
+	var wg sync.WaitGroup
 	for _, rc := range live {
 		r.mu.Lock()
 		ending := rc.ending
@@ -235,14 +238,17 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 		if !ending || rc.persisted < rc.x.Log.Len() {
 			continue
 		}
-		out := rc.x.Output()
-		rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
-		err := r.store.UpdateRun(ctx, rc.rec)
-		if err != nil {
-			err = fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, err)
-		}
-		r.finish(rc, err)
+		wg.Go(func() {
+			out := rc.x.Output()
+			rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
+			err := r.store.UpdateRun(ctx, rc.rec)
+			if err != nil {
+				err = fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, err)
+			}
+			r.finish(rc, err)
+		})
 	}
+	wg.Wait()
 	return batch, evs
 }
 
