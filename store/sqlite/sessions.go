@@ -81,7 +81,7 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		if err := oneRow(res, store.ErrNotFound); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM events
+		if _, err := tx.ExecContext(ctx, `DELETE FROM event_pages
 			WHERE run_id IN (SELECT run_id FROM runs WHERE session_id = ?)`, id); err != nil {
 			return err
 		}

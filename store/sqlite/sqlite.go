@@ -42,7 +42,7 @@ type Store struct {
 
 	// Statements of the hot path, prepared once on the writer's connection.
 	createRun, updateRun *sql.Stmt
-	insertEvents         map[int]*sql.Stmt // by number of rows: insertSizes
+	insertPage, maxIndex *sql.Stmt
 
 	ck         *sql.DB       // one connection, for checkpoints
 	walGrew    chan struct{} // the writer committed: a checkpoint is due
@@ -127,7 +127,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, w: w, insertEvents: map[int]*sql.Stmt{},
+	s := &Store{path: path, w: w,
 		ops: make(chan *op), quit: make(chan struct{}), writerDone: make(chan struct{}),
 		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := w.PingContext(ctx); err != nil {
@@ -172,19 +172,14 @@ func (s *Store) prepare(ctx context.Context) error {
 	}{
 		{&s.createRun, sqlCreateRun},
 		{&s.updateRun, sqlUpdateRun},
+		{&s.insertPage, sqlInsertPage},
+		{&s.maxIndex, sqlMaxIndex},
 	} {
 		st, err := s.w.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
 		*p.stmt = st
-	}
-	for _, n := range insertSizes {
-		st, err := s.w.PrepareContext(ctx, sqlInsertEvents(n))
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		s.insertEvents[n] = st
 	}
 	return nil
 }
@@ -320,10 +315,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := []*sql.Stmt{s.createRun, s.updateRun}
-	for _, st := range s.insertEvents {
-		stmts = append(stmts, st)
-	}
+	stmts := []*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex}
 	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())
