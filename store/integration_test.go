@@ -281,3 +281,44 @@ func TestRealStoreGoesAway(t *testing.T) {
 		t.Fatalf("output = %s %q, persist error %v; want ERROR naming the store", out.Status, out.Error, x.PersistErr())
 	}
 }
+
+// TestRecorderRecoversRunsLeftBehind: a process with a recorder ends the runs a dead
+// process left RUNNING, once their lease has lapsed, and never a live one.
+func TestRecorderRecoversRunsLeftBehind(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			now := time.Now()
+			dead := &store.Run{ID: run.NewID(), Kind: store.KindAgent, ComponentID: "a", Status: run.StatusRunning,
+				Input: "hi", Output: run.Output{Content: "partial"}, Replica: "dead", LeaseUntil: now.Add(-time.Second), CreatedAt: now}
+			live := &store.Run{ID: run.NewID(), Kind: store.KindAgent, ComponentID: "a", Status: run.StatusRunning,
+				Replica: "other", LeaseUntil: now.Add(time.Hour), CreatedAt: now}
+			for _, r := range []*store.Run{dead, live} {
+				if err := st.CreateRun(t.Context(), r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			recovered := make(chan []*store.Run, 1)
+			rec := store.NewRecorder(st, store.RecorderOptions{OnRecover: func(runs []*store.Run, err error) {
+				if err != nil {
+					t.Error(err)
+				}
+				select {
+				case recovered <- runs:
+				default:
+				}
+			}})
+			defer rec.Close()
+			runs := <-recovered
+			if len(runs) != 1 || runs[0].ID != dead.ID {
+				t.Fatalf("recovered %v", runs)
+			}
+			d, _ := st.GetRun(t.Context(), dead.ID)
+			l, _ := st.GetRun(t.Context(), live.ID)
+			if d.Status != run.StatusError || d.Output.Error != store.ReasonInterrupted || d.Output.Content != "partial" ||
+				l.Status != run.StatusRunning {
+				t.Errorf("dead: %s %q %q; live: %s", d.Status, d.Output.Error, d.Output.Content, l.Status)
+			}
+		})
+	}
+}

@@ -31,12 +31,18 @@ type RecorderOptions struct {
 	// Lease is how long a run's claim lasts unless renewed (DefaultLease if zero); the
 	// recorder renews the leases of its live runs three times per Lease.
 	Lease time.Duration
+	// OnRecover, if set, is called with the runs the recorder found left behind by a
+	// process that died and ended ERROR "interrupted" (see Recover).
+	OnRecover func(runs []*Run, err error)
 }
 
 // Recorder persists the runs of agents and workflows as they execute (it implements
 // run.Recorder): the run's record when it starts, its events as they stream, and its
 // final state when it ends. One goroutine writes for all runs, so the events of many
 // runs share a transaction, and a run's stream never waits for the database.
+//
+// When it starts, and then three times per Lease, it also ends the runs that a
+// process which died left RUNNING (see Recover), so that no run stays RUNNING forever.
 //
 // If the store fails, the runs being recorded end ERROR with the store's error; no run
 // hangs on a store that went away.
@@ -160,6 +166,7 @@ func (r *Recorder) loop() {
 	defer flush.Stop()
 	renew := time.NewTicker(r.opts.Lease / 3)
 	defer renew.Stop()
+	r.recover()
 	var batch []Event
 	var evs []*run.Event
 	for {
@@ -168,6 +175,7 @@ func (r *Recorder) loop() {
 		case <-flush.C:
 		case <-renew.C:
 			r.renew()
+			r.recover()
 			continue
 		case <-r.stop:
 			r.flush(batch, evs)
@@ -281,6 +289,15 @@ func (r *Recorder) abandon() {
 	for id, rc := range r.runs {
 		delete(r.runs, id)
 		rc.ended <- ErrClosed
+	}
+}
+
+func (r *Recorder) recover() {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	runs, err := Recover(ctx, r.store)
+	if r.opts.OnRecover != nil && (len(runs) > 0 || err != nil) {
+		r.opts.OnRecover(runs, err)
 	}
 }
 
