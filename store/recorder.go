@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,6 +63,8 @@ type Recorder struct {
 type recording struct {
 	x         *run.Exec
 	rec       *Run
+	created   bool       // rec is stored
+	failed    error      // why rec could not be stored
 	persisted int        // events written so far
 	ending    bool       // End was called: write the final state once the events are out
 	ended     chan error // receives the outcome of the final write
@@ -84,9 +87,15 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	return r
 }
 
-// Begin records a run that is about to start.
+// Begin records a run that is about to start. The record is written with the run's
+// first events, not before them, so that persistence adds nothing to the time to the
+// run's first event; a run whose record cannot be written ends ERROR. An input larger
+// than MaxValueSize is refused at once.
 func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	out := x.Output()
+	if len(out.Input) > MaxValueSize {
+		return fmt.Errorf("store: record run: input of %d bytes: %w", len(out.Input), ErrTooLarge)
+	}
 	now := time.Now()
 	rec := &Run{
 		ID: x.ID, SessionID: out.SessionID, UserID: out.UserID, ParentRunID: out.ParentRunID,
@@ -96,15 +105,6 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	}
 	if x.Kind == run.KindWorkflow {
 		rec.Kind, rec.ComponentID = KindWorkflow, out.WorkflowID
-	}
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
-		return ErrClosed
-	}
-	if err := r.store.CreateRun(ctx, rec); err != nil {
-		return fmt.Errorf("store: record run: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -202,6 +202,13 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
+	r.create(ctx, live)
+	live = slices.DeleteFunc(live, func(rc *recording) bool {
+		if rc.failed != nil && r.isEnding(rc) {
+			r.finish(rc, rc.failed)
+		}
+		return rc.failed != nil
+	})
 	counts := make([]int, len(live))
 	var arena []byte // every event's JSON, one after the other
 	var ends []int
@@ -258,6 +265,33 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 	}
 	wg.Wait()
 	return batch, evs
+}
+
+// create stores the records of the runs that began since the last flush, at once, so
+// that a store that groups concurrent writes commits them together. A run whose
+// record cannot be stored ends ERROR.
+func (r *Recorder) create(ctx context.Context, live []*recording) {
+	var wg sync.WaitGroup
+	for _, rc := range live {
+		if rc.created || rc.failed != nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := r.store.CreateRun(ctx, rc.rec); err != nil {
+				rc.failed = fmt.Errorf("store: record run %s: %w", rc.x.ID, err)
+				rc.x.Entry.Fail(rc.failed)
+				return
+			}
+			rc.created = true
+		})
+	}
+	wg.Wait()
+}
+
+func (r *Recorder) isEnding(rc *recording) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return rc.ending
 }
 
 // fail ends the runs being recorded with err: those still running end ERROR, those

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,14 +199,28 @@ func TestRecorderStoreGoesAway(t *testing.T) {
 	}
 }
 
-func TestRecorderRefusesWhenStoreIsDown(t *testing.T) {
+// A run whose record cannot be written ends ERROR: no run goes unrecorded.
+func TestRecorderWhenStoreIsDown(t *testing.T) {
 	st := newMemStore()
-	st.breakWith(errors.New("connection refused"))
+	down := errors.New("connection refused")
+	st.breakWith(down)
 	rec := store.NewRecorder(st, store.RecorderOptions{})
 	defer rec.Close()
+	// The writer streams one word, then waits: the run cannot end before the
+	// recorder tried to write its record.
+	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "x y"}}, Delay: time.Hour})
+	out, err := w.Run(t.Context(), "go")
+	if out.Status != run.StatusError || !errors.Is(err, down) {
+		t.Fatalf("Run = %s, %v; want ERROR with the store's error", out.Status, err)
+	}
+}
+
+func TestRecorderRefusesOversizedInput(t *testing.T) {
+	rec := store.NewRecorder(newMemStore(), store.RecorderOptions{})
+	defer rec.Close()
 	w := twoSteps(rec, scripted.New("x"))
-	if _, err := w.Run(t.Context(), "go"); err == nil {
-		t.Fatal("a run started without its record")
+	if _, err := w.Run(t.Context(), strings.Repeat("x", store.MaxValueSize+1)); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
 	}
 }
 
