@@ -23,7 +23,6 @@ import (
 	"io"
 	"iter"
 	"mime"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -68,17 +67,7 @@ var ErrNotEventStream = errors.New("anthropic: response is not an event stream")
 // defaultClient is the HTTP client of Models built without WithHTTPClient. It has no
 // overall timeout, which would cut long streams, but bounds each phase before the
 // response starts. Models share it, and so share its pool of connections.
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          100,
-	MaxIdleConnsPerHost:   16,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ResponseHeaderTimeout: 5 * time.Minute,
-	ExpectContinueTimeout: time.Second,
-}}
+var defaultClient = apicall.StreamingClient(5 * time.Minute)
 
 // Model streams responses of one Anthropic model. Build it with New; it is safe for
 // concurrent use.

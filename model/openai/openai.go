@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,18 +88,8 @@ func WithRetry(p model.RetryPolicy) Option { return func(c *config) { c.retry = 
 
 // defaultClient is shared by every model without WithHTTPClient, so that they share
 // connections.
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          100,
-	MaxIdleConnsPerHost:   20,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ExpectContinueTimeout: time.Second,
-	// Local servers may load a model before they answer; OpenAI answers at once.
-	ResponseHeaderTimeout: 3 * time.Minute,
-}}
+// Local servers may load a model before they answer; OpenAI answers at once.
+var defaultClient = apicall.StreamingClient(3 * time.Minute)
 
 // config is what both models need to send a request.
 type config struct {
