@@ -1,0 +1,236 @@
+package agentos
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"kern/agent"
+	"kern/model"
+	"kern/store"
+	"kern/workflow"
+)
+
+// routes builds the server's handler: the route table, behind the security check
+// and the JSON answers to unknown routes and wrong methods.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /config", s.getConfig)
+	mux.HandleFunc("GET /runs/{run_id}", s.getRun)
+	mux.HandleFunc("POST /runs/{run_id}/cancel", s.cancelRun)
+	mux.HandleFunc("GET /sessions/{session_id}", s.getSession)
+	mux.HandleFunc("DELETE /sessions/{session_id}", s.deleteSession)
+	mux.HandleFunc("GET /sessions/{session_id}/runs", s.listSessionRuns)
+	mux.HandleFunc("GET /sessions/{session_id}/runs/{run_id}", s.getSessionRun)
+	for _, k := range []struct {
+		kind  store.Kind
+		base  string
+		list  []*component
+		param string
+	}{
+		{store.KindWorkflow, "/workflows", s.workflows, "workflow_id"},
+		{store.KindAgent, "/agents", s.agents, "agent_id"},
+	} {
+		c := collection{s: s, kind: k.kind, param: k.param}
+		one := k.base + "/{" + k.param + "}"
+		mux.HandleFunc("GET "+k.base, c.list(k.list))
+		mux.HandleFunc("GET "+one, c.with(c.info))
+		mux.HandleFunc("POST "+one+"/runs", c.with(s.createRun))
+		mux.HandleFunc("GET "+one+"/runs", c.with(s.listRuns))
+		mux.HandleFunc("GET "+one+"/runs/{run_id}", c.with(s.getComponentRun))
+		mux.HandleFunc("POST "+one+"/runs/{run_id}/cancel", c.with(s.cancelComponentRun))
+		mux.HandleFunc("POST "+one+"/runs/{run_id}/resume", c.with(s.resume))
+		mux.HandleFunc("GET "+one+"/runs/{run_id}/resume", c.with(s.resume))
+	}
+	return s.secure(jsonFallback(mux))
+}
+
+// collection is the workflows or the agents, as routes see them.
+type collection struct {
+	s     *Server
+	kind  store.Kind
+	param string
+}
+
+// with resolves the component a route names, answering 404 for an unknown one.
+func (c collection) with(h func(http.ResponseWriter, *http.Request, *component)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue(c.param)
+		comp := c.s.components[string(c.kind)+"/"+id]
+		if comp == nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("%s %q not found", c.kind, id))
+			return
+		}
+		h(w, r, comp)
+	}
+}
+
+func (c collection) list(comps []*component) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, summaries(comps))
+	}
+}
+
+func (c collection) info(w http.ResponseWriter, r *http.Request, comp *component) {
+	writeJSON(w, http.StatusOK, comp.info)
+}
+
+// workflowSummary is a workflow in listings.
+type workflowSummary struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// workflowDetail is GET /workflows/{workflow_id}'s answer.
+type workflowDetail struct {
+	workflowSummary
+	Steps []workflow.StepInfo `json:"steps"`
+}
+
+func (c *component) workflowSummary() workflowSummary {
+	return workflowSummary{ID: c.id, Name: c.name, Description: c.description}
+}
+
+// agentInfo is GET /agents/{agent_id}'s answer.
+type agentInfo struct {
+	ID           string     `json:"id"`
+	Name         string     `json:"name,omitempty"`
+	Model        *modelInfo `json:"model,omitempty"`
+	Instructions string     `json:"instructions,omitempty"`
+	Tools        []string   `json:"tools"`
+}
+
+type modelInfo struct {
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+}
+
+func agentDetail(a *agent.Agent) agentInfo {
+	info := agentInfo{ID: a.AgentID(), Name: a.Name, Instructions: a.Instructions, Tools: []string{}}
+	if d, ok := a.Model.(model.Describer); ok {
+		info.Model = &modelInfo{Provider: d.Provider(), Model: d.ModelID()}
+	}
+	for _, t := range a.Tools {
+		info.Tools = append(info.Tools, t.Definition().Name)
+	}
+	return info
+}
+
+func summaries(comps []*component) []workflowSummary {
+	out := make([]workflowSummary, 0, len(comps))
+	for _, c := range comps {
+		out = append(out, c.workflowSummary())
+	}
+	return out
+}
+
+func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
+	dbs := []string{}
+	if s.store != nil {
+		dbs = append(dbs, "kern-db")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"os_id":      s.cfg.OSID,
+		"databases":  dbs,
+		"agents":     summaries(s.agents),
+		"teams":      []any{},
+		"workflows":  summaries(s.workflows),
+		"interfaces": []any{},
+	})
+}
+
+// secure requires the security key on every route but /health, when one is set.
+func (s *Server) secure(next http.Handler) http.Handler {
+	if s.cfg.SecurityKey == "" {
+		return next
+	}
+	want := []byte("Bearer " + s.cfg.SecurityKey)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			got := []byte(r.Header.Get("Authorization"))
+			if subtle.ConstantTimeCompare(got, want) != 1 {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+				writeError(w, http.StatusUnauthorized, "invalid or missing security key")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonFallback answers unknown routes (404) and wrong methods (405, with Allow) in
+// JSON, where ServeMux answers in plain text.
+func jsonFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		probe := &statusProbe{header: make(http.Header)}
+		h.ServeHTTP(probe, r)
+		if allow := probe.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		switch probe.code {
+		case http.StatusMethodNotAllowed:
+			writeError(w, probe.code, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
+		case 0, http.StatusNotFound:
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+		default:
+			writeError(w, probe.code, strings.TrimSpace(http.StatusText(probe.code)))
+		}
+	})
+}
+
+// statusProbe records the status and headers a handler answers with, and drops its
+// body.
+type statusProbe struct {
+	header http.Header
+	code   int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+func (p *statusProbe) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+func (p *statusProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"detail":"cannot encode the answer"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// writeError answers {"detail": detail}.
+func writeError(w http.ResponseWriter, code int, detail string) {
+	writeJSON(w, code, map[string]string{"detail": detail})
+}
+
+// writeStoreError answers an error from the store: 404 when the thing is not there,
+// 503 otherwise.
+func (s *Server) writeStoreError(w http.ResponseWriter, err error, what string) {
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, what+" not found")
+		return
+	}
+	s.log.Error("agentos: store", "err", err)
+	writeError(w, http.StatusServiceUnavailable, "store unavailable")
+}

@@ -1,0 +1,534 @@
+package agentos
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"kern/run"
+	"kern/store"
+)
+
+// runRequest is the body of POST .../runs, as form fields or JSON.
+type runRequest struct {
+	Message    *string `json:"message"`
+	Stream     *bool   `json:"stream"`
+	SessionID  string  `json:"session_id"`
+	UserID     string  `json:"user_id"`
+	Background bool    `json:"background"`
+}
+
+// httpError is a client's mistake, answered with its status.
+type httpError struct {
+	code   int
+	detail string
+}
+
+func (e *httpError) Error() string { return e.detail }
+
+func badRequest(code int, format string, args ...any) error {
+	return &httpError{code: code, detail: fmt.Sprintf(format, args...)}
+}
+
+// answerError answers err: its own status for an httpError, 413 for a body over the
+// limit, 500 otherwise.
+func (s *Server) answerError(w http.ResponseWriter, err error) {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		writeError(w, he.code, he.detail)
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", mbe.Limit))
+	default:
+		s.log.Error("agentos: request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// readForm reads the whole body (so that, on HTTP/1.1, a disconnect shows in the
+// request's context) as a form, urlencoded or multipart, or as JSON into v. It
+// reports whether the body was JSON.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request, v any) (isJSON bool, err error) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	ct := r.Header.Get("Content-Type")
+	media := ""
+	if ct != "" {
+		if media, _, err = mime.ParseMediaType(ct); err != nil {
+			return false, badRequest(http.StatusBadRequest, "malformed Content-Type: %v", err)
+		}
+	}
+	switch media {
+	case "application/json":
+		if v == nil {
+			return true, badRequest(http.StatusUnsupportedMediaType, "this route takes form fields")
+		}
+		return true, decodeJSON(r.Body, v)
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(s.cfg.MaxBodyBytes); err != nil {
+			return false, formError(err)
+		}
+	case "", "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return false, formError(err)
+		}
+	default:
+		return false, badRequest(http.StatusUnsupportedMediaType, "unsupported Content-Type %q: send a form or JSON", media)
+	}
+	_, err = io.Copy(io.Discard, r.Body)
+	return false, err
+}
+
+func formError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return badRequest(http.StatusBadRequest, "malformed form: %v", err)
+}
+
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return nil // an empty body: the missing fields say what is wrong
+	case err != nil:
+		return badRequest(http.StatusBadRequest, "malformed JSON: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return err
+	}
+	return nil
+}
+
+// parseRun reads a run request.
+func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, error) {
+	var req runRequest
+	isJSON, err := s.readForm(w, r, &req)
+	if err != nil || isJSON {
+		if err == nil && req.Message == nil {
+			err = badRequest(http.StatusUnprocessableEntity, "message is required")
+		}
+		return req, err
+	}
+	f := r.PostForm
+	if !f.Has("message") {
+		return req, badRequest(http.StatusUnprocessableEntity, "message is required")
+	}
+	msg := f.Get("message")
+	req.Message, req.SessionID, req.UserID = &msg, f.Get("session_id"), f.Get("user_id")
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"stream", nil}, {"background", &req.Background}} {
+		if !f.Has(b.name) {
+			continue
+		}
+		v, err := strconv.ParseBool(f.Get(b.name))
+		if err != nil {
+			return req, badRequest(http.StatusUnprocessableEntity, "%s must be a boolean, not %q", b.name, f.Get(b.name))
+		}
+		if b.dst == nil {
+			req.Stream = &v
+		} else {
+			*b.dst = v
+		}
+	}
+	return req, nil
+}
+
+// createRun starts a run: streamed as SSE, waited for and answered as JSON, or
+// queued in the background and answered 202.
+func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component) {
+	req, err := s.parseRun(w, r)
+	if err != nil {
+		s.answerError(w, err)
+		return
+	}
+	o := run.Options{SessionID: req.SessionID, UserID: req.UserID}
+	if o.SessionID == "" {
+		o.SessionID = run.NewID()
+	}
+	lr := newLiveRun(c, run.NewID(), *req.Message, req.Background, o)
+	if req.Background {
+		s.createBackground(w, lr)
+		return
+	}
+	if err := s.register(lr); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	s.attach(lr)
+	if err := s.startNow(lr); err != nil {
+		s.detach(lr, true)
+		s.answerStartError(w, err)
+		return
+	}
+	if req.Stream == nil || *req.Stream {
+		s.stream(w, r, lr, 0)
+		return
+	}
+	select {
+	case <-lr.x.Done():
+		s.detach(lr, true)
+		writeJSON(w, http.StatusOK, fixOutput(lr.output(), c.kind, c.id, ""))
+	case <-r.Context().Done():
+		s.detach(lr, false)
+	}
+}
+
+func (s *Server) createBackground(w http.ResponseWriter, lr *liveRun) {
+	switch err := s.enqueue(lr); {
+	case errors.Is(err, errQueueFull):
+		writeError(w, http.StatusTooManyRequests, "too many background runs: try again later")
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		writeJSON(w, http.StatusAccepted, map[string]string{
+			"run_id": lr.id, "session_id": lr.queued.SessionID, "status": string(run.StatusPending),
+		})
+	}
+}
+
+func (s *Server) answerStartError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, errClosing):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, run.ErrInvalid), errors.Is(err, store.ErrTooLarge):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, run.ErrDuplicateID):
+		writeError(w, http.StatusConflict, err.Error())
+	default:
+		writeError(w, http.StatusServiceUnavailable, "run could not start: "+err.Error())
+	}
+}
+
+// fixOutput makes out what Agno's client expects: the component's id set, a status.
+func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Status) *run.Output {
+	if kind == store.KindWorkflow && out.WorkflowID == "" {
+		out.WorkflowID = componentID
+	}
+	if kind == store.KindAgent && out.AgentID == "" {
+		out.AgentID = componentID
+	}
+	if st != "" {
+		out.Status = st
+	}
+	if out.Status == "" {
+		out.Status = run.StatusPending
+	}
+	return out
+}
+
+// found is a run found in memory or in the store.
+type found struct {
+	lr  *liveRun   // the run, when this server holds it
+	rec *store.Run // the stored run, otherwise
+}
+
+func (f found) kind() store.Kind {
+	if f.lr != nil {
+		return f.lr.comp.kind
+	}
+	return f.rec.Kind
+}
+
+func (f found) componentID() string {
+	if f.lr != nil {
+		return f.lr.comp.id
+	}
+	return f.rec.ComponentID
+}
+
+func (f found) belongs(c *component) bool {
+	return c == nil || (f.kind() == c.kind && f.componentID() == c.id)
+}
+
+func (f found) output() *run.Output {
+	if f.lr != nil {
+		return fixOutput(f.lr.output(), f.kind(), f.componentID(), "")
+	}
+	out := f.rec.Output
+	if out.RunID == "" {
+		out.RunID, out.SessionID, out.UserID, out.Input = f.rec.ID, f.rec.SessionID, f.rec.UserID, f.rec.Input
+	}
+	return fixOutput(&out, f.rec.Kind, f.rec.ComponentID, f.rec.Status)
+}
+
+// find looks a run up in memory, then in the store. It answers the client itself
+// when the run is not found (or not c's) and reports false.
+func (s *Server) find(w http.ResponseWriter, r *http.Request, c *component, id string) (found, bool) {
+	if lr := s.lookup(id); lr != nil {
+		f := found{lr: lr}
+		if !f.belongs(c) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
+			return f, false
+		}
+		return f, true
+	}
+	if s.store == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found", id))
+		return found{}, false
+	}
+	rec, err := s.store.GetRun(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, err, fmt.Sprintf("run %q", id))
+		return found{}, false
+	}
+	f := found{rec: rec}
+	if !f.belongs(c) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
+		return f, false
+	}
+	return f, true
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	s.getComponentRun(w, r, nil)
+}
+
+func (s *Server) getComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
+	if f, ok := s.find(w, r, c, r.PathValue("run_id")); ok {
+		writeJSON(w, http.StatusOK, f.output())
+	}
+}
+
+func (s *Server) getSessionRun(w http.ResponseWriter, r *http.Request) {
+	id, sid := r.PathValue("run_id"), r.PathValue("session_id")
+	f, ok := s.find(w, r, nil, id)
+	if !ok {
+		return
+	}
+	out := f.output()
+	if out.SessionID != sid {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in session %q", id, sid))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runQuery reads the filters and page of a run listing.
+func runQuery(r *http.Request) (store.RunQuery, error) {
+	q := r.URL.Query()
+	rq := store.RunQuery{SessionID: q.Get("session_id"), Status: run.Status(strings.ToUpper(q.Get("status")))}
+	switch rq.Status {
+	case "", run.StatusPending, run.StatusRunning, run.StatusCompleted, run.StatusPaused, run.StatusCancelled, run.StatusError:
+	default:
+		return rq, badRequest(http.StatusUnprocessableEntity, "unknown status %q", q.Get("status"))
+	}
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{{"limit", &rq.Limit}, {"offset", &rq.Offset}} {
+		if v := q.Get(p.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return rq, badRequest(http.StatusUnprocessableEntity, "%s must be a non-negative integer, not %q", p.name, v)
+			}
+			*p.dst = n
+		}
+	}
+	if rq.Limit == 0 {
+		rq.Limit = 100
+	}
+	return rq, nil
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c *component) {
+	q, err := runQuery(r)
+	if err != nil {
+		s.answerError(w, err)
+		return
+	}
+	q.Kind, q.ComponentID = c.kind, c.id
+	s.answerRuns(w, r, q)
+}
+
+func (s *Server) listSessionRuns(w http.ResponseWriter, r *http.Request) {
+	q, err := runQuery(r)
+	if err != nil {
+		s.answerError(w, err)
+		return
+	}
+	q.SessionID = r.PathValue("session_id")
+	s.answerRuns(w, r, q)
+}
+
+func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQuery) {
+	outs := []*run.Output{}
+	if s.store == nil {
+		outs = append(outs, s.memoryRuns(q)...)
+		writeJSON(w, http.StatusOK, outs)
+		return
+	}
+	recs, err := s.store.ListRuns(r.Context(), q)
+	if err != nil {
+		s.writeStoreError(w, err, "runs")
+		return
+	}
+	// Runs this server executes that the recorder has not written yet come first.
+	stored := make(map[string]bool, len(recs))
+	for _, rec := range recs {
+		stored[rec.ID] = true
+	}
+	if q.Offset == 0 {
+		for _, out := range s.memoryRuns(q) {
+			if !stored[out.RunID] && len(outs) < q.Limit {
+				outs = append(outs, out)
+			}
+		}
+	}
+	for _, rec := range recs {
+		if len(outs) < q.Limit {
+			outs = append(outs, found{rec: rec}.output())
+		}
+	}
+	writeJSON(w, http.StatusOK, outs)
+}
+
+// memoryRuns lists the runs held in memory that q selects, newest first.
+func (s *Server) memoryRuns(q store.RunQuery) []*run.Output {
+	s.mu.Lock()
+	all := make([]*liveRun, 0, len(s.recent)+len(s.live))
+	all = append(all, s.recent...)
+	for _, lr := range s.live {
+		all = append(all, lr)
+	}
+	s.mu.Unlock()
+	var outs []*run.Output
+	for _, lr := range all {
+		out := found{lr: lr}.output()
+		if (q.SessionID != "" && out.SessionID != q.SessionID) || (q.Status != "" && out.Status != q.Status) ||
+			(q.ComponentID != "" && (lr.comp.kind != q.Kind || lr.comp.id != q.ComponentID)) {
+			continue
+		}
+		outs = append(outs, out)
+	}
+	slicesSortNewest(outs)
+	if q.Offset >= len(outs) {
+		return nil
+	}
+	outs = outs[q.Offset:]
+	return outs[:min(len(outs), q.Limit)]
+}
+
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("session_id")
+	if s.store == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("session %q not found: this server keeps no sessions", id))
+		return
+	}
+	sess, err := s.store.GetSession(r.Context(), id)
+	if err != nil {
+		s.writeStoreError(w, err, fmt.Sprintf("session %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"session_id": sess.ID, "user_id": sess.UserID, "session_type": sess.Kind,
+		"component_id": sess.ComponentID, "session_state": sess.State,
+		"created_at": sess.CreatedAt.Unix(), "updated_at": sess.UpdatedAt.Unix(),
+	})
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("session_id")
+	if s.store == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("session %q not found: this server keeps no sessions", id))
+		return
+	}
+	if err := s.store.DeleteSession(r.Context(), id); err != nil {
+		s.writeStoreError(w, err, fmt.Sprintf("session %q", id))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	s.cancelComponentRun(w, r, nil)
+}
+
+// cancelComponentRun cancels a run and, unless ?wait=false, waits (CancelWait at
+// most) for it to end. A run not known anywhere keeps the intent: PENDING.
+func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
+	id := r.PathValue("run_id")
+	wait := true
+	if v := r.URL.Query().Get("wait"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusUnprocessableEntity, fmt.Sprintf("wait must be a boolean, not %q", v))
+			return
+		}
+		wait = b
+	}
+	reg := s.registry
+	if c != nil {
+		reg = c.registry
+	}
+	lr := s.lookup(id)
+	if lr != nil {
+		if !(found{lr: lr}).belongs(c) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
+			return
+		}
+		reg = lr.comp.registry
+	} else if s.store != nil {
+		rec, err := s.store.GetRun(r.Context(), id)
+		switch {
+		case err == nil && !(found{rec: rec}).belongs(c):
+			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
+			return
+		case err == nil && rec.Status.Terminal():
+			writeJSON(w, http.StatusOK, cancelAnswer(id, rec.Status))
+			return
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			s.writeStoreError(w, err, "run")
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
+	defer cancel()
+	if !wait {
+		cancel()
+	}
+	st, _ := reg.Cancel(ctx, id, run.ReasonRequested)
+	if lr != nil && lr.exec() == nil && s.dequeue(lr) {
+		// A queued run: started now, it consumes the kept intent and ends at once.
+		st = run.StatusRunning
+		if lr.err != nil {
+			st = run.StatusError
+		} else if wait {
+			select {
+			case <-lr.x.Done():
+				st = lr.x.Output().Status
+			case <-ctx.Done():
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
+}
+
+func cancelAnswer(id string, st run.Status) map[string]string {
+	return map[string]string{"run_id": id, "status": string(st)}
+}
+
+// slicesSortNewest sorts outputs newest first, as the store lists runs.
+func slicesSortNewest(outs []*run.Output) {
+	slices.SortStableFunc(outs, func(a, b *run.Output) int {
+		if c := cmp.Compare(b.CreatedAt, a.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.RunID, a.RunID)
+	})
+}

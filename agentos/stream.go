@@ -1,0 +1,214 @@
+package agentos
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"kern/run"
+	"kern/store"
+)
+
+// sse writes a server-sent event stream: one event per write, flushed as soon as no
+// other event is ready, and a ": ping" comment when the stream is idle.
+type sse struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+
+	mu     sync.Mutex // guards the fields below and writes to w
+	buf    []byte
+	err    error // the first write error: the client is gone
+	active bool  // an event was written since the last heartbeat tick
+}
+
+// startSSE sends the stream's headers, with no write deadline for the stream.
+func startSSE(w http.ResponseWriter) *sse {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	s := &sse{w: w, rc: http.NewResponseController(w)}
+	_ = s.rc.SetWriteDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	s.err = s.rc.Flush()
+	return s
+}
+
+// event writes one event; data is its one-line JSON, appended by appendData.
+func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]byte, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	b := append(s.buf[:0], "event: "...)
+	b = append(b, name...)
+	b = append(b, "\nid: "...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	b = append(b, "\ndata: "...)
+	b, err := appendData(b)
+	if err != nil {
+		return err
+	}
+	b = append(b, "\n\n"...)
+	s.buf = b
+	s.active = true
+	if _, s.err = s.w.Write(b); s.err == nil && flush {
+		s.err = s.rc.Flush()
+	}
+	return s.err
+}
+
+// ping writes a heartbeat comment unless an event went out since the last tick.
+func (s *sse) ping() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return
+	}
+	if s.active {
+		s.active = false
+		return
+	}
+	if _, s.err = s.w.Write([]byte(": ping\n\n")); s.err == nil {
+		s.err = s.rc.Flush()
+	}
+}
+
+// heartbeat pings every interval until stop is called, which waits for it.
+func (s *sse) heartbeat(interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				s.ping()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// stream streams lr's events from index from on, until its terminal event, the
+// client leaving, or the write failing. lr must be attached; stream detaches it.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *liveRun, from int) {
+	finished := false
+	defer func() { s.detach(lr, finished) }()
+	select {
+	case <-lr.started:
+	case <-r.Context().Done():
+		return
+	}
+	if lr.err != nil {
+		s.answerStartError(w, lr.err)
+		finished = true
+		return
+	}
+	x := lr.x
+	out := startSSE(w)
+	stop := out.heartbeat(s.cfg.Heartbeat)
+	defer stop()
+	_ = x.Log.Follow(r.Context(), from, func(ev *run.Event) bool {
+		// Flush when no later event is ready: a burst costs one flush.
+		flush := ev.EventIndex+1 >= x.Log.Len() || ev.Event.Terminal()
+		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
+			return false
+		}
+		if ev.Event.Terminal() && ev.RunID == x.ID {
+			finished = true
+			return false
+		}
+		return true
+	})
+	if !finished && r.Context().Err() == nil && x.Log.Closed() {
+		out.mu.Lock()
+		finished = out.err == nil // read to the end: the terminal event came before from
+		out.mu.Unlock()
+	}
+}
+
+// resume streams a run's events after a given index: live ones from the run's log
+// while this server holds the run, else the stored ones.
+func (s *Server) resume(w http.ResponseWriter, r *http.Request, c *component) {
+	from, err := s.resumeFrom(w, r)
+	if err != nil {
+		s.answerError(w, err)
+		return
+	}
+	f, ok := s.find(w, r, c, r.PathValue("run_id"))
+	if !ok {
+		return
+	}
+	if f.lr != nil {
+		s.attach(f.lr)
+		s.stream(w, r, f.lr, from)
+		return
+	}
+	s.replay(w, r, f.rec, from)
+}
+
+// resumeFrom returns the index of the first event to send: after Last-Event-ID, or
+// after the last_event_index form field or query parameter; 0 when none is given.
+func (s *Server) resumeFrom(w http.ResponseWriter, r *http.Request) (int, error) {
+	name, v := "Last-Event-ID", strings.TrimSpace(r.Header.Get("Last-Event-ID"))
+	if r.Method == http.MethodPost {
+		if _, err := s.readForm(w, r, nil); err != nil {
+			return 0, err
+		}
+	}
+	if v == "" {
+		name, v = "last_event_index", strings.TrimSpace(r.FormValue("last_event_index"))
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -1 {
+		return 0, badRequest(http.StatusBadRequest, "invalid %s %q: want an event index", name, v)
+	}
+	return n + 1, nil
+}
+
+// replayPage is how many stored events are read at a time.
+const replayPage = 512
+
+// replay streams a stored run's events from index from on.
+func (s *Server) replay(w http.ResponseWriter, r *http.Request, rec *store.Run, from int) {
+	ctx := r.Context()
+	evs, err := s.store.Events(ctx, rec.ID, from, replayPage)
+	if err != nil {
+		s.writeStoreError(w, err, "events of run "+rec.ID)
+		return
+	}
+	out := startSSE(w)
+	for len(evs) > 0 {
+		for i, e := range evs {
+			data := e.Data
+			err := out.event(string(e.Type), e.Index, i == len(evs)-1, func(b []byte) ([]byte, error) {
+				return append(b, data...), nil
+			})
+			if err != nil {
+				return
+			}
+		}
+		if len(evs) < replayPage {
+			return
+		}
+		from = evs[len(evs)-1].Index + 1
+		if evs, err = s.store.Events(ctx, rec.ID, from, replayPage); err != nil {
+			s.log.Error("agentos: replay", "run_id", rec.ID, "err", fmt.Errorf("store: %w", err))
+			return
+		}
+	}
+}

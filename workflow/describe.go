@@ -1,0 +1,45 @@
+package workflow
+
+// StepInfo describes one step of a workflow, for listings such as a server's
+// GET /workflows/{workflow_id}.
+type StepInfo struct {
+	Name string `json:"name"`
+	// Kind is "agent" or "function" for a Task, else "steps", "parallel",
+	// "condition", "loop" or "router".
+	Kind        string `json:"kind"`
+	Description string `json:"description,omitempty"`
+	// AgentID is the id of a Task's agent.
+	AgentID string `json:"agent_id,omitempty"`
+	// Steps are a container's steps (a Router's choices).
+	Steps []StepInfo `json:"steps,omitempty"`
+}
+
+// Describe returns the names, kinds and descriptions of steps and of the steps they
+// contain, in order. A nil step is left out.
+func Describe(steps []Step) []StepInfo {
+	infos := make([]StepInfo, 0, len(steps))
+	for _, s := range steps {
+		var info StepInfo
+		switch s := s.(type) {
+		case *Task:
+			info = StepInfo{Name: s.Name, Kind: "function", Description: s.Description}
+			if s.Agent != nil {
+				info.Kind, info.AgentID = "agent", s.Agent.AgentID()
+			}
+		case *Steps:
+			info = StepInfo{Name: s.Name, Kind: "steps", Description: s.Description, Steps: Describe(s.Steps)}
+		case *Parallel:
+			info = StepInfo{Name: s.Name, Kind: "parallel", Description: s.Description, Steps: Describe(s.Steps)}
+		case *Condition:
+			info = StepInfo{Name: s.Name, Kind: "condition", Description: s.Description, Steps: Describe(s.Steps)}
+		case *Loop:
+			info = StepInfo{Name: s.Name, Kind: "loop", Description: s.Description, Steps: Describe(s.Steps)}
+		case *Router:
+			info = StepInfo{Name: s.Name, Kind: "router", Description: s.Description, Steps: Describe(s.Choices)}
+		default:
+			continue
+		}
+		infos = append(infos, info)
+	}
+	return infos
+}
