@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kern/run"
+	"kern/store"
+)
+
+type runOptions struct {
+	server       string
+	securityKey  string
+	session      string
+	db           string
+	replica      string
+	openAIModel  string
+	scriptedPace time.Duration
+}
+
+func newRunCmd() *cobra.Command {
+	o := runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run <workflow_id> <message>",
+		Short: "Run a workflow and show it live; Ctrl-C cancels the run",
+		Long: `Run a workflow on a message and show the run live: which step is running, the
+streamed text, tool calls and the elapsed time, then a final line with the run's
+status.
+
+Without --server the workflow runs in this process (the reference
+article-creation-workflow, on OpenAI when OPENAI_API_KEY is set and on the
+scripted model otherwise), and the run is kept in the database --db names, so
+that "kern runs" lists it. With --server it runs on that kern server.
+
+Ctrl-C (SIGINT) cancels the run, waits for it to end, shows its end and exits 130
+(SIGTERM: 143). Otherwise the exit code is 0 when the run completed and 1 when it
+ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
+		Example: `  kern run article-creation-workflow "Write a very long story about a dragon who learns to code."
+  kern run article-creation-workflow "The state of Go in 2026" --server http://127.0.0.1:7777
+  kern run article-creation-workflow "Continue the story" --session 8d1c... --db sqlite://runs.db`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.server != "" && cmd.Flags().Changed("db") {
+				return fmt.Errorf("give --server or --db, not both: a run on a server is kept in the server's database")
+			}
+			if o.server != "" {
+				return runRemote(cmd, o, args[0], args[1])
+			}
+			return runLocal(cmd, o, args[0], args[1])
+		},
+	}
+	f := cmd.Flags()
+	addServerFlags(cmd, &o.server, &o.securityKey, "", "run on the kern server at this URL instead of in this process")
+	f.StringVar(&o.session, "session", "", "session id the run belongs to (default: a new session)")
+	f.StringVar(&o.db, "db", defaultDB, "database keeping a local run: sqlite://path or postgres://...")
+	f.StringVar(&o.replica, "replica", "", "name of this process in the run's record (default host-pid)")
+	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
+	return cmd
+}
+
+// runLocal runs the reference workflow in this process, recorded in the store.
+func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) error {
+	m := chooseModels(o.openAIModel, o.scriptedPace)
+	wf := referenceWorkflow(m)
+	if workflowID != wf.WorkflowID() {
+		return fmt.Errorf("unknown workflow %q: this kern runs %q locally (or use --server)", workflowID, wf.WorkflowID())
+	}
+	if o.replica == "" {
+		o.replica = defaultReplica()
+	}
+	if o.session == "" {
+		o.session = run.NewID()
+	}
+	cn := watchSignals(cmd.ErrOrStderr(), wf.CancelRun)
+	defer cn.stop()
+	st, err := openStore(cmd.Context(), o.db)
+	if err != nil {
+		return err
+	}
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica})
+	wf.Recorder = rec
+	fmt.Fprintln(cmd.ErrOrStderr(), "model:", m.label)
+
+	runID := run.NewID()
+	x, err := wf.Start(context.Background(), message, run.WithID(runID), run.WithSessionID(o.session))
+	if err != nil {
+		return joinClose(fmt.Errorf("start run: %w", err), rec, st)
+	}
+	cn.setID(runID)
+	p := newProgress(cmd.OutOrStdout())
+	for ev := range x.Stream {
+		p.show(ev)
+	}
+	err = x.PersistErr()
+	if err != nil {
+		err = fmt.Errorf("run %s: not stored: %w", runID, err)
+	}
+	sig := cn.stop()
+	return outcome(p, sig, joinClose(err, rec, st))
+}
+
+// joinClose closes the recorder, then the store, and joins their errors to err.
+func joinClose(err error, rec *store.Recorder, st store.Store) error {
+	if cerr := rec.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close database: %w", cerr)
+	}
+	return err
+}
+
+// runRemote runs a workflow on a server, reading its events as server-sent events.
+func runRemote(cmd *cobra.Command, o runOptions, workflowID, message string) error {
+	c, err := newClient(o.server, o.securityKey)
+	if err != nil {
+		return err
+	}
+	cn := watchSignals(cmd.ErrOrStderr(), func(ctx context.Context, id string) (run.Status, error) {
+		return c.cancel(ctx, id)
+	})
+	defer cn.stop()
+	form := url.Values{"message": {message}, "stream": {"true"}}
+	if o.session != "" {
+		form.Set("session_id", o.session)
+	}
+	// Not the command's context: a Ctrl-C cancels the run, and the stream then
+	// brings its end.
+	resp, err := c.do(context.Background(), http.MethodPost, "/workflows/"+url.PathEscape(workflowID)+"/runs", form)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	p := newProgress(cmd.OutOrStdout())
+	err = readSSE(resp.Body, func(data []byte) (bool, error) {
+		var ev run.Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return false, fmt.Errorf("server %s: malformed event: %w", c.base, err)
+		}
+		if p.topID == "" {
+			cn.setID(ev.RunID)
+		}
+		return !p.show(&ev), nil
+	})
+	if err != nil {
+		err = fmt.Errorf("server %s: reading the run's events: %w", c.base, err)
+	}
+	return outcome(p, cn.stop(), err)
+}
+
+// outcome is how kern run ends: 130 (143) once a signal cancelled the run, nil
+// when it completed, an error otherwise.
+func outcome(p *progress, sig os.Signal, err error) error {
+	switch {
+	case err != nil && p.end == nil:
+		return err
+	case sig != nil:
+		code := 130
+		if sig == syscall.SIGTERM {
+			code = 143
+		}
+		return &exitError{code: code, err: err}
+	case err != nil:
+		return err
+	case p.end == nil:
+		return fmt.Errorf("the stream ended before run %s did", p.topID)
+	case p.status() != run.StatusCompleted:
+		return fmt.Errorf("run %s ended %s", p.end.RunID, p.status())
+	}
+	return nil
+}
+
+// canceller cancels a run on the first SIGINT or SIGTERM, once the run's id is
+// known; a second signal after that exits at once.
+type canceller struct {
+	sigc chan os.Signal
+	ids  chan string // the run's id, sent once
+	done chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+
+	mu  sync.Mutex
+	sig os.Signal // the signal that cancelled the run
+}
+
+func watchSignals(stderr io.Writer, cancel func(ctx context.Context, id string) (run.Status, error)) *canceller {
+	c := &canceller{sigc: make(chan os.Signal, 2), ids: make(chan string, 1), done: make(chan struct{})}
+	signal.Notify(c.sigc, os.Interrupt, syscall.SIGTERM)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		var sig os.Signal
+		select {
+		case sig = <-c.sigc:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		c.sig = sig
+		c.mu.Unlock()
+		fmt.Fprintf(stderr, "\n%s: cancelling the run (again to exit at once)\n", sig)
+		var id string
+		select {
+		case id = <-c.ids:
+		case <-c.done:
+			return
+		}
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.force(stderr) }()
+		ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+		defer stop()
+		st, err := cancel(ctx, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "cancel run %s: %v\n", id, err)
+			return
+		}
+		fmt.Fprintf(stderr, "run %s: %s\n", id, st)
+	}()
+	return c
+}
+
+// force exits at once on a second signal.
+func (c *canceller) force(stderr io.Writer) {
+	select {
+	case <-c.sigc:
+		fmt.Fprintln(stderr, "kern: interrupted again: exiting without waiting for the run")
+		os.Exit(130)
+	case <-c.done:
+	}
+}
+
+// setID tells the canceller the run's id; call it once.
+func (c *canceller) setID(id string) { c.ids <- id }
+
+// stop stops watching signals, waits for a cancel in flight, and returns the signal
+// that cancelled the run, if any.
+func (c *canceller) stop() os.Signal {
+	c.once.Do(func() {
+		signal.Stop(c.sigc)
+		close(c.done)
+		c.wg.Wait()
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sig
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kern/agent"
+	"kern/agentos"
+	"kern/config"
+	"kern/store"
+	"kern/workflow"
+)
+
+type serveOptions struct {
+	addr          string
+	db            string
+	config        string
+	securityKey   string
+	replica       string
+	shutdownGrace time.Duration
+	openAIModel   string
+	scriptedPace  time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	o := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the workflows over an HTTP API compatible with Agno's AgentOS",
+		Long: `Serve the workflows over HTTP: runs started by form or JSON, streamed as
+server-sent events, resumed after a dropped connection, cancelled on request
+(POST /workflows/{workflow_id}/runs/{run_id}/cancel or POST /runs/{run_id}/cancel),
+and read back from the database.
+
+It serves the reference "Article Creation Workflow" (id article-creation-workflow):
+a research agent with Hacker News tools, then a writing agent. They run on OpenAI's
+Responses API when OPENAI_API_KEY is set, on the scripted model (offline,
+pre-written text) otherwise; the start-up log says which.
+
+Runs are kept in the database --db names: SQLite (sqlite://path, the default
+sqlite://kern.db) or PostgreSQL (postgres://user:pass@host/db). With a security key
+(--security-key or KERN_SECURITY_KEY), every route but /health requires
+"Authorization: Bearer <key>".
+
+On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
+--shutdown-grace, cancels those still running, persists their end, and exits 0.`,
+		Example: `  kern serve
+  kern serve --addr :7777 --db postgres://kern:secret@db.internal/kern
+  KERN_SECURITY_KEY=s3cret kern serve --db sqlite:///var/lib/kern/kern.db
+  kern serve --replica web-1 --shutdown-grace 30s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd, o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", defaultAddr, "address to listen on (host:port; :7777 listens on every interface)")
+	f.StringVar(&o.db, "db", defaultDB, "database: sqlite://path or postgres://...")
+	f.StringVar(&o.config, "config", "", "kern.yaml declaring models, agents and workflows (default: the reference article workflow)")
+	f.StringVar(&o.securityKey, "security-key", "", "require \"Authorization: Bearer <key>\" on every route but /health (default $"+envSecurityKey+")")
+	f.StringVar(&o.replica, "replica", "", "name of this process in the runs it records (default host-pid)")
+	f.DurationVar(&o.shutdownGrace, "shutdown-grace", agentos.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long running runs may go on before they are cancelled (0: at once)")
+	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
+	return cmd
+}
+
+// addModelFlags adds the flags choosing the reference workflow's models.
+func addModelFlags(cmd *cobra.Command, openAIModel *string, pace *time.Duration) {
+	cmd.Flags().StringVar(openAIModel, "openai-model", defaultOpenAIModel, "OpenAI model id, when OPENAI_API_KEY is set")
+	cmd.Flags().DurationVar(pace, "scripted-pace", defaultScriptedPace, "scripted model: pause between streamed words")
+}
+
+func serve(cmd *cobra.Command, o serveOptions) error {
+	var declared *config.Config
+	if o.config != "" {
+		// Validated before anything else starts: errors point at the file's lines.
+		c, err := config.Load(o.config)
+		if err != nil {
+			return err
+		}
+		declared = c
+	}
+	if o.replica == "" {
+		o.replica = defaultReplica()
+	}
+	if o.securityKey == "" {
+		o.securityKey = os.Getenv(envSecurityKey)
+	}
+	grace := o.shutdownGrace
+	if grace <= 0 {
+		grace = time.Nanosecond // agentos reads 0 as its default
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := openStore(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica, OnRecover: logRecovered(log)})
+	err = serveWith(ctx, stop, log, rec, st, o, grace, declared)
+	// In this order: every run has ended (Serve returned), the recorder has written
+	// their ends, then the store lets go of the database.
+	err = errors.Join(err, rec.Close(), st.Close())
+	if err == nil {
+		log.Info("kern stopped")
+	}
+	return err
+}
+
+// serveWith serves the reference workflow, recorded by rec into st, until ctx is
+// done; stop stops the signals from cancelling ctx.
+func serveWith(ctx context.Context, stop func(), log *slog.Logger, rec *store.Recorder, st store.Store, o serveOptions, grace time.Duration, declared *config.Config) error {
+	var workflows []*workflow.Workflow
+	var agents []*agent.Agent
+	label := "as declared in " + o.config
+	if declared != nil {
+		workflows, agents = declared.Workflows, declared.Agents
+	} else {
+		m := chooseModels(o.openAIModel, o.scriptedPace)
+		workflows, label = []*workflow.Workflow{referenceWorkflow(m)}, m.label
+	}
+	ids := make([]string, len(workflows))
+	for i, w := range workflows {
+		ids[i] = w.WorkflowID()
+	}
+	srv, err := agentos.New(agentos.Config{
+		Workflows:     workflows,
+		Agents:        agents,
+		Store:         st,
+		Recorder:      rec,
+		SecurityKey:   o.securityKey,
+		ShutdownGrace: grace,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.addr, err)
+	}
+	log.Info("kern serving", "addr", ln.Addr().String(), "db", redact(o.db), "model", label,
+		"workflows", strings.Join(ids, ","), "replica", o.replica, "auth", o.securityKey != "")
+	unwatch := context.AfterFunc(ctx, func() {
+		log.Info("shutting down: stopping runs, then closing the database (signal again to force)",
+			"grace", o.shutdownGrace)
+		stop() // a second signal ends the process at once
+	})
+	defer unwatch()
+	return srv.ServeListener(ctx, ln)
+}
+
+// logRecovered logs the runs a dead process left behind, which the recorder ended.
+func logRecovered(log *slog.Logger) func([]*store.Run, error) {
+	return func(runs []*store.Run, err error) {
+		if err != nil {
+			log.Warn("recovering runs left behind failed", "err", err)
+			return
+		}
+		for _, r := range runs {
+			log.Warn("run left behind by a process that died ended ERROR", "run_id", r.ID, "replica", r.Replica)
+		}
+	}
+}

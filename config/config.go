@@ -1,0 +1,154 @@
+// Package config builds workflows and agents from a kern.yaml file, so that kern can
+// serve them without Go code.
+//
+// A file declares models, agents that use them, and workflows whose steps run the
+// agents. Every section is a mapping from a key, which other entries use to refer to
+// the entry and which becomes its ID, to the entry:
+//
+//	models:
+//	  fast:   {provider: openai, id: gpt-5.2}                 # OpenAI Responses API
+//	  local:  {provider: openai-chat, id: llama3.2, base_url: "http://localhost:11434/v1"}
+//	  claude: {provider: anthropic, id: claude-sonnet-4-5}
+//	  demo:   {provider: scripted, text: "Dragons can code.", delay: 20ms}
+//
+//	agents:
+//	  researcher:
+//	    name: Research Agent                 # default: the key
+//	    model: fast                          # required: a key of models
+//	    instructions: Research the given topic and provide key facts and insights.
+//	    tools: [hackernews]                  # names from the tool registry
+//	    history: 0                           # earlier session runs in the context
+//	    max_iterations: 10                   # model requests per run (0: the default)
+//	  writer: {name: Writing Agent, model: fast, instructions: Write an article.}
+//	  coder:  {model: local, instructions: Review the code in the article.}
+//
+//	workflows:
+//	  article:
+//	    name: Article Creation Workflow      # default: the key
+//	    description: Automated article creation from research to writing
+//	    steps:
+//	      - {name: research, agent: researcher, description: Gather information}
+//	      - parallel:                        # runs its steps at once
+//	          name: drafts
+//	          steps:
+//	            - {name: draft-a, agent: writer}
+//	            - {name: draft-b, agent: writer}
+//	      - condition:                       # runs its steps only if `if` holds
+//	          name: if-long
+//	          if: len(previous) > 100
+//	          steps: [{name: shorten, agent: writer}]
+//	      - loop:                            # at most max_iterations times, until `until` holds
+//	          name: refine
+//	          max_iterations: 3
+//	          until: contains(previous, "DONE")
+//	          steps: [{name: edit, agent: writer}]
+//	      - router:                          # runs the first choice whose `if` holds
+//	          name: review
+//	          route:
+//	            - {if: 'contains(lower(input), "code")', step: code-review}
+//	            - {default: style-review}
+//	          choices:
+//	            - {name: code-review, agent: coder}
+//	            - {name: style-review, agent: writer}
+//	      - steps:                           # a named group of steps, run in order
+//	          name: finish
+//	          steps: [{name: polish, agent: writer}]
+//
+// A step is either an agent step (name, agent, description) or a mapping with exactly
+// one of the keys steps, parallel, condition, loop and router. Step names must be
+// unique within a workflow. A router's route is a list of {if, step} entries tried in
+// order, with at most one {default: step} at the end; each step names one of its
+// choices, and when nothing matches the router runs no step.
+//
+// Model providers are openai (the Responses API), openai-chat (Chat Completions, for
+// Ollama, vLLM, llama.cpp and other servers; base_url sets the server), anthropic, and
+// scripted, an offline model that answers every request with text, pausing delay (a
+// Go duration such as 20ms) between words. openai, openai-chat and anthropic need an
+// id and take an optional base_url. API keys are never read from the file: the
+// providers read them from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY).
+//
+// Conditions, until and route entries are expressions in a small language, checked
+// when the file is loaded:
+//
+//   - values: strings ("..." or '...', with \" \' \\ \n \t escapes), integers, true,
+//     false, and the variables input (the workflow's input), previous (the previous
+//     step's output; in until, the output of the loop's iteration) and state.<key>
+//     (a session state value as a string, "" when missing; not in until);
+//   - functions: contains(s, sub), len(s) (in characters), lower(s);
+//   - operators: == and != on values of one type, < <= > >= on integers, !, && and ||
+//     (in that order of precedence, comparisons above &&), and parentheses.
+//
+// An expression must be a boolean; there is nothing else, so evaluating one cannot
+// fail. Every problem found in a file is reported with its line (and column where it
+// helps); see Errors.
+package config
+
+import (
+	"fmt"
+	"os"
+
+	"kern/agent"
+	"kern/tool"
+	"kern/tools/hackernews"
+	"kern/workflow"
+)
+
+// Config is what a configuration file declares, in the file's order.
+type Config struct {
+	Workflows []*workflow.Workflow
+	// Agents are every agent the file declares, whether a workflow uses it or not.
+	Agents []*agent.Agent
+}
+
+// Tools maps the names an agent's tools list may use to the function that makes the
+// tools a name stands for. Each agent that names a tool gets tools of its own.
+type Tools map[string]func() []tool.Tool
+
+// BuiltinTools returns the tools every configuration can name: hackernews (the Hacker
+// News tools of package hackernews).
+func BuiltinTools() Tools {
+	return Tools{"hackernews": hackernews.New}
+}
+
+// Option changes how a file is loaded.
+type Option func(*options)
+
+type options struct {
+	tools Tools
+}
+
+// WithTools adds the tools of t to the registry a configuration's agents name tools
+// from; a name of t replaces a built-in one.
+func WithTools(t Tools) Option {
+	return func(o *options) {
+		for name, fn := range t {
+			o.tools[name] = fn
+		}
+	}
+}
+
+// Load reads the configuration file at path and builds its workflows and agents. A
+// file that is not valid returns Errors, each naming the file and a line.
+func Load(path string, opts ...Option) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, opts...)
+}
+
+// Parse builds the workflows and agents of a configuration file's contents; name is
+// the file's name in errors.
+func Parse(name string, data []byte, opts ...Option) (*Config, error) {
+	o := options{tools: BuiltinTools()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	l := &loader{file: name, tools: o.tools}
+	cfg := l.load(data)
+	if len(l.errs) > 0 {
+		l.sort()
+		return nil, l.errs
+	}
+	return cfg, nil
+}
