@@ -107,6 +107,9 @@ type Server struct {
 	agents     []*component
 	components map[string]*component // "workflow/<id>" or "agent/<id>"
 	handler    http.Handler
+	table      []route        // what the mux serves, /openapi.json and /docs describe
+	mux        *http.ServeMux // built from table
+	apiDoc     []byte         // GET /openapi.json's answer, built from table
 
 	runCtx    context.Context // the context runs start with: cancelled at shutdown
 	cancelAll context.CancelCauseFunc
@@ -152,6 +155,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.runCtx, s.cancelAll = context.WithCancelCause(context.Background())
 	s.handler = s.routes()
+	if s.apiDoc, err = s.openAPI(); err != nil {
+		if s.ownRec != nil {
+			s.ownRec.Close()
+		}
+		return nil, fmt.Errorf("agentos: openapi document: %w", err)
+	}
 	return s, nil
 }
 

@@ -14,43 +14,6 @@ import (
 	"kern/workflow"
 )
 
-// routes builds the server's handler: the route table, behind the security check
-// and the JSON answers to unknown routes and wrong methods.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /config", s.getConfig)
-	mux.HandleFunc("GET /runs/{run_id}", s.getRun)
-	mux.HandleFunc("POST /runs/{run_id}/cancel", s.cancelRun)
-	mux.HandleFunc("GET /sessions/{session_id}", s.getSession)
-	mux.HandleFunc("DELETE /sessions/{session_id}", s.deleteSession)
-	mux.HandleFunc("GET /sessions/{session_id}/runs", s.listSessionRuns)
-	mux.HandleFunc("GET /sessions/{session_id}/runs/{run_id}", s.getSessionRun)
-	for _, k := range []struct {
-		kind  store.Kind
-		base  string
-		list  []*component
-		param string
-	}{
-		{store.KindWorkflow, "/workflows", s.workflows, "workflow_id"},
-		{store.KindAgent, "/agents", s.agents, "agent_id"},
-	} {
-		c := collection{s: s, kind: k.kind, param: k.param}
-		one := k.base + "/{" + k.param + "}"
-		mux.HandleFunc("GET "+k.base, c.list(k.list))
-		mux.HandleFunc("GET "+one, c.with(c.info))
-		mux.HandleFunc("POST "+one+"/runs", c.with(s.createRun))
-		mux.HandleFunc("GET "+one+"/runs", c.with(s.listRuns))
-		mux.HandleFunc("GET "+one+"/runs/{run_id}", c.with(s.getComponentRun))
-		mux.HandleFunc("POST "+one+"/runs/{run_id}/cancel", c.with(s.cancelComponentRun))
-		mux.HandleFunc("POST "+one+"/runs/{run_id}/resume", c.with(s.resume))
-		mux.HandleFunc("GET "+one+"/runs/{run_id}/resume", c.with(s.resume))
-	}
-	return s.secure(jsonFallback(mux))
-}
-
 // collection is the workflows or the agents, as routes see them.
 type collection struct {
 	s     *Server
@@ -146,14 +109,21 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// secure requires the security key on every route but /health, when one is set.
+// secure requires the security key on every route the table marks as needing it
+// (all but /health), and on unknown routes, when a key is set.
 func (s *Server) secure(next http.Handler) http.Handler {
 	if s.cfg.SecurityKey == "" {
 		return next
 	}
+	public := make(map[string]bool)
+	for _, rt := range s.table {
+		if rt.public {
+			public[rt.pattern] = true
+		}
+	}
 	want := []byte("Bearer " + s.cfg.SecurityKey)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
+		if !public[r.URL.Path] {
 			got := []byte(r.Header.Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, want) != 1 {
 				w.Header().Set("WWW-Authenticate", "Bearer")

@@ -1,0 +1,461 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// config is what a load test does.
+type config struct {
+	Server     string        // an existing server's URL; empty starts one in this process
+	Workflow   string        // the workflow to run on Server
+	Key        string        // the server's security key
+	ServerPID  int           // the pid of Server, to read its RSS
+	Store      string        // the in-process server's store: memory or sqlite
+	Streams    int           // concurrent streaming runs to hold
+	Cancels    int           // cancels measured idle, and again under load
+	Warmup     int           // idle cancels made first and not measured
+	Openers    int           // streams being opened at once during the ramp
+	Ramp       time.Duration // how long opening the streams should take at least
+	Hold       time.Duration // how long the streams are held while events are counted
+	ChunkDelay time.Duration // the in-process workflow's pause between words
+	Timeout    time.Duration // bounds the whole test
+	CPUProfile string        // a file to write a CPU profile of the hold to
+	Log        io.Writer     // progress
+}
+
+// latency is the distribution of cancel latencies of one phase.
+type latency struct {
+	N, Failed     int
+	P50, P99, Max time.Duration
+	FirstErr      string
+}
+
+func summarize(ds []time.Duration, failed int, firstErr error) latency {
+	l := latency{N: len(ds), Failed: failed}
+	if firstErr != nil {
+		l.FirstErr = firstErr.Error()
+	}
+	if len(ds) == 0 {
+		return l
+	}
+	slices.Sort(ds)
+	pct := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))] }
+	l.P50, l.P99, l.Max = pct(0.50), pct(0.99), ds[len(ds)-1]
+	return l
+}
+
+// summary is a load test's result.
+type summary struct {
+	Target             string
+	InProcess          bool
+	Store              string
+	FDLimit, FDMax     uint64
+	Requested          int
+	Opened, Failed     int
+	Held               int // streams still open at the end of the hold
+	RampTime           time.Duration
+	FirstOpenErr       string
+	GoroutinesPerRun   float64 // in-process: client and server
+	HeapPerRun         float64 // in-process HeapInuse delta per run, bytes
+	StackPerRun        float64 // in-process StackInuse delta per run
+	SysPerRun          float64 // in-process Sys delta per run
+	RSSPerRun          float64 // this process's RSS delta per run
+	ServerRSSPerRun    float64 // the target server's RSS delta per run (--server-pid)
+	EventsPerSec       float64
+	CPU, ServerCPU     float64 // cores used during the hold: this process, the target server
+	HeapPerEvent       float64 // in-process HeapInuse growth during the hold per event delivered
+	OfferedPerSec      float64 // what the in-process workflow emits: streams / chunk delay
+	Hold               time.Duration
+	IdleCancel, Cancel latency
+}
+
+func kib(b float64) string { return strconv.FormatFloat(b/1024, 'f', 1, 64) + " KiB" }
+
+func (l latency) String() string {
+	s := fmt.Sprintf("p50 %v  p99 %v  max %v  (n=%d, failed %d)", l.P50.Round(time.Microsecond),
+		l.P99.Round(time.Microsecond), l.Max.Round(time.Microsecond), l.N, l.Failed)
+	if l.FirstErr != "" {
+		s += "  first error: " + l.FirstErr
+	}
+	return s
+}
+
+// String is the readable summary.
+func (s *summary) String() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	where := "in-process server, store " + s.Store
+	if !s.InProcess {
+		where = "external server"
+	}
+	p("kern-load: %s (%s), GOMAXPROCS %d, fd limit %d (hard %d)", s.Target, where, runtime.GOMAXPROCS(0), s.FDLimit, s.FDMax)
+	p("streams requested:          %d", s.Requested)
+	p("streams opened:             %d in %v (failed %d)", s.Opened, s.RampTime.Round(time.Millisecond), s.Failed)
+	if s.FirstOpenErr != "" {
+		p("first open error:           %s", s.FirstOpenErr)
+	}
+	p("concurrent streams held:    %d", s.Held)
+	if s.InProcess {
+		p("goroutines per stream:      %.1f (client and server)", s.GoroutinesPerRun)
+		p("memory per stream:          heap %s + stacks %s = %s; Sys %s (client and server)",
+			kib(s.HeapPerRun), kib(s.StackPerRun), kib(s.HeapPerRun+s.StackPerRun), kib(s.SysPerRun))
+	}
+	if s.InProcess {
+		p("heap growth per event:      %.0f B (events the runs keep while they run)", s.HeapPerEvent)
+	}
+	p("RSS per stream:             %s (this process)", kib(s.RSSPerRun))
+	if s.ServerRSSPerRun != 0 {
+		p("server RSS per stream:      %s", kib(s.ServerRSSPerRun))
+	}
+	offered := ""
+	if s.OfferedPerSec > 0 {
+		offered = fmt.Sprintf(" (offered %.0f/s)", s.OfferedPerSec)
+	}
+	p("SSE events per second:      %.0f over %v%s", s.EventsPerSec, s.Hold, offered)
+	if s.ServerCPU > 0 {
+		p("CPU during the hold:        %.2f cores server, %.2f cores this client", s.ServerCPU, s.CPU)
+	} else {
+		p("CPU during the hold:        %.2f cores (client and server)", s.CPU)
+	}
+	p("cancel latency idle:        %v", s.IdleCancel)
+	p("cancel latency under load:  %v", s.Cancel)
+	return b.String()
+}
+
+// raiseFDLimit raises the soft limit on open files to the hard limit.
+func raiseFDLimit() (cur, max uint64, err error) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0, 0, err
+	}
+	if l.Cur < l.Max {
+		l.Cur = l.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+			return l.Cur, l.Max, err
+		}
+	}
+	return l.Cur, l.Max, nil
+}
+
+// rss returns the resident set size of a process (0 for this one) in bytes.
+func rss(pid int) float64 {
+	path := "/proc/self/status"
+	if pid > 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			n, _ := strconv.ParseFloat(f[1], 64)
+			return n * 1024
+		}
+	}
+	return 0
+}
+
+// startProfile starts a CPU profile to path; stop stops it and closes the file.
+func startProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// cpuTime returns the user and system CPU time of a process (0 for this one) in
+// seconds.
+func cpuTime(pid int) float64 {
+	path := "/proc/self/stat"
+	if pid > 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which ends with ')': utime and stime are the
+	// 12th and 13th, in clock ticks (100 per second on Linux).
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// loopback reports whether a URL's host is this machine.
+func loopback(u string) error {
+	pu, err := url.Parse(u)
+	if err != nil {
+		return err
+	}
+	host := pu.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s is not a loopback address: kern-load only targets this machine", u)
+}
+
+type memPoint struct {
+	ms         runtime.MemStats
+	goroutines int
+	rss        float64
+	serverRSS  float64
+}
+
+func measureMem(serverPID int) memPoint {
+	runtime.GC()
+	var p memPoint
+	runtime.ReadMemStats(&p.ms)
+	p.goroutines = runtime.NumGoroutine()
+	p.rss = rss(0)
+	if serverPID > 0 {
+		p.serverRSS = rss(serverPID)
+	}
+	return p
+}
+
+// run performs a load test: idle cancels, a ramp to cfg.Streams streams, a hold
+// counting events, cancels under load, then everything is closed.
+func run(ctx context.Context, cfg config) (*summary, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, format+"\n", args...)
+		}
+	}
+	s := &summary{Requested: cfg.Streams, Hold: cfg.Hold, Store: cfg.Store}
+	var err error
+	if s.FDLimit, s.FDMax, err = raiseFDLimit(); err != nil {
+		logf("cannot raise the fd limit: %v", err)
+	}
+	target, wf := cfg.Server, cfg.Workflow
+	if target == "" {
+		ls, err := startServer(cfg.Store, cfg.ChunkDelay)
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := ls.Close(); err != nil {
+				logf("server shutdown: %v", err)
+			}
+		}()
+		target, wf, s.InProcess = ls.url, loadWorkflowID, true
+		if cfg.ChunkDelay > 0 {
+			s.OfferedPerSec = float64(cfg.Streams) / cfg.ChunkDelay.Seconds()
+		}
+	} else if err := loopback(target); err != nil {
+		return nil, err
+	}
+	s.Target = target
+	need := uint64(cfg.Streams + cfg.Cancels + 64)
+	if s.InProcess {
+		need *= 2
+	}
+	if s.FDLimit < need {
+		logf("warning: fd limit %d < ~%d needed for %d streams", s.FDLimit, need, cfg.Streams)
+	}
+	c := newClient(target, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
+	defer c.close()
+	streamCtx, closeStreams := context.WithCancel(ctx)
+	var readers sync.WaitGroup
+	defer func() { closeStreams(); readers.Wait() }()
+
+	logf("idle: %d warm-up and %d measured cancels, one stream at a time", cfg.Warmup, cfg.Cancels)
+	idleCancels(streamCtx, c, cfg.Warmup, &readers)
+	s.IdleCancel = idleCancels(streamCtx, c, cfg.Cancels, &readers)
+
+	before := measureMem(cfg.ServerPID)
+	logf("ramp: opening %d streams (%d at a time, over %v at least)", cfg.Streams, cfg.Openers, cfg.Ramp)
+	streams, failed, firstErr, took := ramp(streamCtx, c, cfg, &readers)
+	s.Opened, s.Failed, s.RampTime = len(streams), failed, took
+	if firstErr != nil {
+		s.FirstOpenErr = firstErr.Error()
+	}
+	logf("ramp: %d open, %d failed, in %v", len(streams), failed, took.Round(time.Millisecond))
+	if len(streams) == 0 {
+		return s, fmt.Errorf("no stream opened: %v", firstErr)
+	}
+	after := measureMem(cfg.ServerPID)
+	n := float64(len(streams))
+	s.GoroutinesPerRun = float64(after.goroutines-before.goroutines) / n
+	s.HeapPerRun = float64(int64(after.ms.HeapInuse)-int64(before.ms.HeapInuse)) / n
+	s.StackPerRun = float64(int64(after.ms.StackInuse)-int64(before.ms.StackInuse)) / n
+	s.SysPerRun = float64(int64(after.ms.Sys)-int64(before.ms.Sys)) / n
+	s.RSSPerRun = (after.rss - before.rss) / n
+	if cfg.ServerPID > 0 {
+		s.ServerRSSPerRun = (after.serverRSS - before.serverRSS) / n
+	}
+
+	logf("hold: %v", cfg.Hold)
+	if cfg.CPUProfile != "" {
+		stop, err := startProfile(cfg.CPUProfile)
+		if err != nil {
+			return s, err
+		}
+		defer stop()
+	}
+	e0, t0, cpu0, scpu0 := c.events.Load(), time.Now(), cpuTime(0), cpuTime(cfg.ServerPID)
+	select {
+	case <-time.After(cfg.Hold):
+	case <-ctx.Done():
+	}
+	held := time.Since(t0).Seconds()
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	s.EventsPerSec = float64(c.events.Load()-e0) / held
+	s.CPU = (cpuTime(0) - cpu0) / held
+	if cfg.ServerPID > 0 {
+		s.ServerCPU = (cpuTime(cfg.ServerPID) - scpu0) / held
+	}
+	for _, st := range streams {
+		select {
+		case <-st.done:
+		default:
+			s.Held++
+		}
+	}
+	if evs := c.events.Load() - e0; s.InProcess && evs > 0 {
+		held := measureMem(0)
+		s.HeapPerEvent = float64(int64(held.ms.HeapInuse)-int64(after.ms.HeapInuse)) / float64(evs)
+	}
+
+	logf("load: %d cancels among %d open streams", cfg.Cancels, len(streams))
+	s.Cancel = loadCancels(ctx, c, streams, cfg.Cancels)
+	if ctx.Err() != nil {
+		return s, fmt.Errorf("load test cut at its timeout (%v)", cfg.Timeout)
+	}
+	return s, nil
+}
+
+// idleCancels measures n cancels with no other stream open.
+func idleCancels(ctx context.Context, c *client, n int, readers *sync.WaitGroup) latency {
+	var ds []time.Duration
+	failed := 0
+	var firstErr error
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		d, err := func() (time.Duration, error) {
+			st, err := c.open(ctx, "idle "+strconv.Itoa(i))
+			if err != nil {
+				return 0, err
+			}
+			readers.Add(1)
+			go st.read(c, readers)
+			defer st.close()
+			return c.cancelLatency(ctx, st, 10*time.Second)
+		}()
+		if err != nil {
+			failed++
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		ds = append(ds, d)
+	}
+	return summarize(ds, failed, firstErr)
+}
+
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// ramp opens cfg.Streams streams, cfg.Openers at a time, no faster than one every
+// cfg.Ramp/cfg.Streams.
+func ramp(ctx context.Context, c *client, cfg config, readers *sync.WaitGroup) (open []*stream, failed int, firstErr error, took time.Duration) {
+	start := time.Now()
+	jobs := make(chan int)
+	var mu sync.Mutex // guards open, failed, firstErr
+	var openers sync.WaitGroup
+	for range max(1, cfg.Openers) {
+		openers.Add(1)
+		go func() {
+			defer openers.Done()
+			for i := range jobs {
+				st, err := c.open(ctx, "load "+strconv.Itoa(i))
+				mu.Lock()
+				if err != nil {
+					failed++
+					firstErr = cmpErr(firstErr, err)
+				} else {
+					open = append(open, st)
+					readers.Add(1)
+					go st.read(c, readers)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	step := cfg.Ramp / time.Duration(max(1, cfg.Streams))
+	for i := 0; i < cfg.Streams && ctx.Err() == nil; i++ {
+		if step > 0 {
+			if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	openers.Wait()
+	return open, failed, firstErr, time.Since(start)
+}
+
+// loadCancels measures n cancels, one after the other, of streams still open.
+func loadCancels(ctx context.Context, c *client, streams []*stream, n int) latency {
+	var ds []time.Duration
+	failed := 0
+	var firstErr error
+	for _, st := range streams {
+		if len(ds)+failed >= n || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-st.done:
+			continue
+		default:
+		}
+		d, err := c.cancelLatency(ctx, st, 10*time.Second)
+		if err != nil {
+			failed++
+			firstErr = cmpErr(firstErr, err)
+			continue
+		}
+		ds = append(ds, d)
+	}
+	if len(ds)+failed < n && firstErr == nil {
+		firstErr = errors.New("fewer open streams than cancels")
+	}
+	return summarize(ds, failed, firstErr)
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"kern/agent"
+	"kern/agentos"
+	"kern/model/scripted"
+	"kern/store"
+	"kern/store/sqlite"
+	"kern/workflow"
+)
+
+// loadWorkflowID is the id of the workflow the in-process server serves.
+const loadWorkflowID = "load"
+
+// loadWorkflow streams one word every delay, for far longer than a load test lasts,
+// so that its runs stay open until cancelled.
+func loadWorkflow(delay time.Duration) *workflow.Workflow {
+	writer := &agent.Agent{Name: "Load writer", Model: &scripted.Model{
+		Turns: []scripted.Turn{{Text: strings.Repeat("word ", 1_000_000)}},
+		Delay: delay,
+	}}
+	return &workflow.Workflow{Name: "Load", Description: "streams a word every chunk delay, until cancelled",
+		Steps: []workflow.Step{workflow.AgentStep("write", writer, "write for ever")}}
+}
+
+// localServer is an agentos server on a loopback port, in this process.
+type localServer struct {
+	url    string
+	stop   context.CancelFunc
+	served chan error
+	store  store.Store
+	dir    string
+}
+
+// startServer starts an agentos server on 127.0.0.1 with the load workflow and the
+// given store: "memory" (none) or "sqlite" (a file in a temporary directory).
+func startServer(storeKind string, delay time.Duration) (*localServer, error) {
+	return startServerOn("127.0.0.1:0", storeKind, delay)
+}
+
+// startServerOn is startServer on a given address.
+func startServerOn(addr, storeKind string, delay time.Duration) (*localServer, error) {
+	ls := &localServer{served: make(chan error, 1)}
+	cfg := agentos.Config{
+		Workflows:     []*workflow.Workflow{loadWorkflow(delay)},
+		ShutdownGrace: time.Second,
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	}
+	switch storeKind {
+	case "memory":
+	case "sqlite":
+		dir, err := os.MkdirTemp("", "kern-load-")
+		if err != nil {
+			return nil, err
+		}
+		ls.dir = dir
+		st, err := sqlite.Open(context.Background(), filepath.Join(dir, "kern.db"))
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		ls.store, cfg.Store = st, st
+	default:
+		return nil, fmt.Errorf("unknown store %q: want memory or sqlite", storeKind)
+	}
+	srv, err := agentos.New(cfg)
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		ls.close()
+		return nil, err
+	}
+	ls.url = "http://" + ln.Addr().String()
+	ctx, stop := context.WithCancel(context.Background())
+	ls.stop = stop
+	go func() { ls.served <- srv.ServeListener(ctx, ln) }()
+	return ls, nil
+}
+
+// Close shuts the server down, cancelling its runs, and removes its store.
+func (ls *localServer) Close() error {
+	ls.stop()
+	err := <-ls.served
+	return errors.Join(err, ls.close())
+}
+
+func (ls *localServer) close() error {
+	var err error
+	if ls.store != nil {
+		err = ls.store.Close()
+	}
+	if ls.dir != "" {
+		os.RemoveAll(ls.dir)
+	}
+	return err
+}
