@@ -48,8 +48,9 @@ func (in *Input) Output(name string) (run.StepResult, bool) {
 // keeps sessions, a run starts with the state its session's last run left, and its
 // state is saved when it ends, whatever the outcome.
 type State struct {
-	mu sync.Mutex
-	m  map[string]any
+	mu      sync.Mutex
+	m       map[string]any
+	changed bool // Set or Update was called: the state must be saved
 }
 
 // Get returns the value stored under key.
@@ -68,6 +69,7 @@ func (s *State) Set(key string, v any) {
 		s.m = make(map[string]any)
 	}
 	s.m[key] = v
+	s.changed = true
 }
 
 // Update calls fn with the state's map under the state's lock, for read-modify-write
@@ -79,6 +81,14 @@ func (s *State) Update(fn func(m map[string]any)) {
 		s.m = make(map[string]any)
 	}
 	fn(s.m)
+	s.changed = true
+}
+
+// Changed reports whether a step set or updated the state.
+func (s *State) Changed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 // Snapshot returns a copy of the state's map.

@@ -128,8 +128,9 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		results, err := r.sequence(ctx, w.Steps, frame{}, "")
 		out.StepResults = results
 		out.Content = r.content(results)
-		if sessions != nil && o.SessionID != "" {
+		if sessions != nil && o.SessionID != "" && r.state.Changed() {
 			// Saved whatever the outcome: what the steps wrote before a cancel stays.
+			// Only when written: this write delays the run's terminal event.
 			serr := sessions.SaveState(context.WithoutCancel(ctx), o.SessionID, x, r.state.Snapshot())
 			err = errors.Join(err, serr)
 		}
