@@ -451,3 +451,17 @@ func TestServeConfig(t *testing.T) {
 		t.Fatalf("kern serve with a bad kern.yaml: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestRunLocalConfig runs a workflow of a kern.yaml in this process.
+func TestRunLocalConfig(t *testing.T) {
+	t.Parallel()
+	db := sqliteDB(t)
+	r := runKern(t, "run", "article", "Dragons and code", "--config", "../../config/testdata/kern.yaml", "--db", db)
+	if r.code != 0 || !strings.Contains(r.stdout, "COMPLETED in") || !strings.Contains(r.stderr, "as declared in") {
+		t.Fatalf("kern run --config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runKern(t, "run", "nosuch", "hi", "--config", "../../config/testdata/kern.yaml", "--db", db)
+	if r.code == 0 || !strings.Contains(r.stderr, `unknown workflow "nosuch"`) {
+		t.Fatalf("kern run of an undeclared workflow: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

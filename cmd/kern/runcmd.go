@@ -9,17 +9,21 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"kern/config"
 	"kern/run"
 	"kern/store"
+	"kern/workflow"
 )
 
 type runOptions struct {
+	config       string
 	server       string
 	securityKey  string
 	session      string
@@ -48,11 +52,12 @@ Ctrl-C (SIGINT) cancels the run, waits for it to end, shows its end and exits 13
 ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 		Example: `  kern run article-creation-workflow "Write a very long story about a dragon who learns to code."
   kern run article-creation-workflow "The state of Go in 2026" --server http://127.0.0.1:7777
-  kern run article-creation-workflow "Continue the story" --session 8d1c... --db sqlite://runs.db`,
+  kern run article-creation-workflow "Continue the story" --session 8d1c... --db sqlite://runs.db
+  kern run article "Dragons and code" --config kern.yaml`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.server != "" && cmd.Flags().Changed("db") {
-				return fmt.Errorf("give --server or --db, not both: a run on a server is kept in the server's database")
+			if o.server != "" && (cmd.Flags().Changed("db") || o.config != "") {
+				return fmt.Errorf("give --server or --db/--config, not both: a run on a server runs the server's workflows and is kept in its database")
 			}
 			if o.server != "" {
 				return runRemote(cmd, o, args[0], args[1])
@@ -65,16 +70,41 @@ ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 	f.StringVar(&o.session, "session", "", "session id the run belongs to (default: a new session)")
 	f.StringVar(&o.db, "db", defaultDB, "database keeping a local run: sqlite://path or postgres://...")
 	f.StringVar(&o.replica, "replica", "", "name of this process in the run's record (default host-pid)")
+	f.StringVar(&o.config, "config", "", "kern.yaml declaring the workflows to run locally (default: the reference article workflow)")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
 	return cmd
 }
 
+// localWorkflow returns the workflow with the given id: from the kern.yaml o names,
+// or the reference workflow; and a line saying what it runs on.
+func localWorkflow(o runOptions, workflowID string) (*workflow.Workflow, string, error) {
+	if o.config == "" {
+		m := chooseModels(o.openAIModel, o.scriptedPace)
+		wf := referenceWorkflow(m)
+		if workflowID != wf.WorkflowID() {
+			return nil, "", fmt.Errorf("unknown workflow %q: this kern runs %q locally (or use --config or --server)", workflowID, wf.WorkflowID())
+		}
+		return wf, m.label, nil
+	}
+	c, err := config.Load(o.config)
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, len(c.Workflows))
+	for i, wf := range c.Workflows {
+		if wf.WorkflowID() == workflowID {
+			return wf, "as declared in " + o.config, nil
+		}
+		ids[i] = wf.WorkflowID()
+	}
+	return nil, "", fmt.Errorf("unknown workflow %q: %s declares %s", workflowID, o.config, strings.Join(ids, ", "))
+}
+
 // runLocal runs the reference workflow in this process, recorded in the store.
 func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) error {
-	m := chooseModels(o.openAIModel, o.scriptedPace)
-	wf := referenceWorkflow(m)
-	if workflowID != wf.WorkflowID() {
-		return fmt.Errorf("unknown workflow %q: this kern runs %q locally (or use --server)", workflowID, wf.WorkflowID())
+	wf, label, err := localWorkflow(o, workflowID)
+	if err != nil {
+		return err
 	}
 	if o.replica == "" {
 		o.replica = defaultReplica()
@@ -90,7 +120,7 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	}
 	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica})
 	wf.Recorder = rec
-	fmt.Fprintln(cmd.ErrOrStderr(), "model:", m.label)
+	fmt.Fprintln(cmd.ErrOrStderr(), "model:", label)
 
 	runID := run.NewID()
 	x, err := wf.Start(context.Background(), message, run.WithID(runID), run.WithSessionID(o.session))
