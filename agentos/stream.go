@@ -2,6 +2,7 @@ package agentos
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -162,19 +163,23 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, c *component) {
 // after the last_event_index form field or query parameter; 0 when none is given.
 func (s *Server) resumeFrom(w http.ResponseWriter, r *http.Request) (int, error) {
 	name, v := "Last-Event-ID", strings.TrimSpace(r.Header.Get("Last-Event-ID"))
+	index := r.URL.Query().Get("last_event_index")
 	if r.Method == http.MethodPost {
+		// Parsed under the body limit; r.FormValue on a GET would parse a multipart
+		// body without one.
 		if _, err := s.readForm(w, r, nil); err != nil {
 			return 0, err
 		}
+		index = r.Form.Get("last_event_index")
 	}
 	if v == "" {
-		name, v = "last_event_index", strings.TrimSpace(r.FormValue("last_event_index"))
+		name, v = "last_event_index", strings.TrimSpace(index)
 	}
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < -1 {
+	if err != nil || n < -1 || n >= math.MaxInt32 {
 		return 0, badRequest(http.StatusBadRequest, "invalid %s %q: want an event index", name, v)
 	}
 	return n + 1, nil
