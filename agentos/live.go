@@ -210,6 +210,12 @@ func (s *Server) dequeue(lr *liveRun) bool {
 			break
 		}
 	}
+	if s.closing {
+		// Shutdown may be past waiting for runs: this one never starts.
+		delete(s.live, lr.id)
+		s.mu.Unlock()
+		return false
+	}
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()

@@ -497,6 +497,14 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 			return
 		}
 	}
+	if x := lrExec(lr); x != nil {
+		select {
+		case <-x.Done(): // ended: its status, whatever the registry still remembers
+			writeJSON(w, http.StatusOK, cancelAnswer(id, x.Output().Status))
+			return
+		default:
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
 	if !wait {
@@ -517,6 +525,14 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 		}
 	}
 	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
+}
+
+// lrExec returns lr's execution, or nil when there is no lr or it has not started.
+func lrExec(lr *liveRun) *run.Exec {
+	if lr == nil {
+		return nil
+	}
+	return lr.exec()
 }
 
 func cancelAnswer(id string, st run.Status) map[string]string {
