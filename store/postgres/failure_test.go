@@ -198,7 +198,9 @@ func proxiedStore(t *testing.T) (*Store, *proxy) {
 
 // workload runs a run's life (create, events, update, read) in n goroutines until
 // stop is closed or an operation fails, and reports the slowest operation.
-func workload(ctx context.Context, s *Store, n int, stop <-chan struct{}) (slowest time.Duration, errs []error) {
+// workload runs n writers until stop is closed or one fails. Each successful run's
+// life is reported on done, if it is not nil, without blocking.
+func workload(ctx context.Context, s *Store, n int, stop <-chan struct{}, done chan<- struct{}) (slowest time.Duration, errs []error) {
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup
@@ -224,11 +226,27 @@ func workload(ctx context.Context, s *Store, n int, stop <-chan struct{}) (slowe
 				if err != nil {
 					return
 				}
+				select {
+				case done <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
 	wg.Wait()
 	return slowest, errs
+}
+
+// afterWork waits until the workload has written a few runs: the store is in use.
+func afterWork(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	for range 3 {
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the workload wrote nothing in 30s")
+		}
+	}
 }
 
 // lifecycle stores one run's life: created RUNNING, nEvents events, COMPLETED.
@@ -283,7 +301,7 @@ func TestTerminatedBackends(t *testing.T) {
 				return
 			default:
 			}
-			d, e := workload(t.Context(), s, 4, stop)
+			d, e := workload(t.Context(), s, 4, stop, nil)
 			slowest, errs = max(slowest, d), append(errs, e...)
 		}
 	})
@@ -339,8 +357,9 @@ func TestServerGone(t *testing.T) {
 		slowest time.Duration
 		errs    []error
 	)
-	wg.Go(func() { slowest, errs = workload(t.Context(), s, 4, stop) })
-	time.Sleep(200 * time.Millisecond)
+	progress := make(chan struct{})
+	wg.Go(func() { slowest, errs = workload(t.Context(), s, 4, stop, progress) })
+	afterWork(t, progress)
 	p.kill()
 	killedAt := time.Now()
 	done := make(chan struct{})
@@ -408,8 +427,9 @@ func TestCloseMidUse(t *testing.T) {
 		wg   sync.WaitGroup
 		errs []error
 	)
-	wg.Go(func() { _, errs = workload(t.Context(), s, 4, nil) })
-	time.Sleep(200 * time.Millisecond)
+	progress := make(chan struct{})
+	wg.Go(func() { _, errs = workload(t.Context(), s, 4, nil, progress) })
+	afterWork(t, progress)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
