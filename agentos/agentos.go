@@ -55,7 +55,9 @@ type Config struct {
 	// Store is where finished runs, their events and sessions are read back from.
 	// With a Store and no Recorder, the server records runs to Store itself. Nil keeps
 	// runs in memory only (the last KeepRuns finished runs). The caller closes the
-	// Store after Serve (or Shutdown) has returned.
+	// Store after Serve (or Shutdown) has returned. A Store that is a
+	// store.Canceller (PostgreSQL) carries cancels between the servers sharing it:
+	// New starts a listener for them, which Shutdown stops.
 	Store store.Store
 	// Registry cancels the runs. Nil means a new one. It is set on every workflow and
 	// agent whose Registry is nil, so that cancels over HTTP reach their runs.
@@ -114,6 +116,10 @@ type Server struct {
 	runCtx    context.Context // the context runs start with: cancelled at shutdown
 	cancelAll context.CancelCauseFunc
 
+	canceller  store.Canceller    // the store, when it carries cancels between replicas
+	stopListen context.CancelFunc // stops the cancel listener
+	listenDone chan struct{}      // closed once the cancel listener has returned
+
 	mu       sync.Mutex // guards the fields below and every liveRun's guarded fields
 	live     map[string]*liveRun
 	recent   []*liveRun // finished runs kept in memory, oldest first (no store)
@@ -161,6 +167,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, fmt.Errorf("agentos: openapi document: %w", err)
 	}
+	s.canceller, _ = cfg.Store.(store.Canceller)
+	s.startListener()
 	return s, nil
 }
 
@@ -343,6 +351,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-ended
 	}
 	s.cancelAll(errors.New(ReasonShutdown))
+	s.stopListener()
 	var err error
 	if s.ownRec != nil {
 		err = s.ownRec.Close()

@@ -495,6 +495,12 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			s.writeStoreError(w, err, "run")
 			return
+		case s.canceller != nil:
+			if err != nil {
+				rec = nil
+			}
+			s.cancelElsewhere(w, r, reg, id, rec)
+			return
 		}
 	}
 	if x := lrExec(lr); x != nil {
@@ -524,6 +530,26 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 			}
 		}
 	}
+	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
+}
+
+// cancelElsewhere cancels a run this server does not hold, through the store: the
+// intent is stored and notified before the answer, which is the run's stored status
+// (RUNNING: executing on another replica, which cancels it on notification; the
+// answer does not wait for it to end) or PENDING for a run not stored yet, whose
+// intent holds when it starts on any replica.
+func (s *Server) cancelElsewhere(w http.ResponseWriter, r *http.Request, reg *run.Registry, id string, rec *store.Run) {
+	if err := s.canceller.CancelRun(r.Context(), id, run.ReasonRequested); err != nil {
+		s.writeStoreError(w, err, "run")
+		return
+	}
+	if rec != nil {
+		writeJSON(w, http.StatusOK, cancelAnswer(id, rec.Status))
+		return
+	}
+	now, cancel := context.WithCancel(r.Context())
+	cancel()
+	st, _ := reg.Cancel(now, id, run.ReasonRequested) // kept here too, at once
 	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
 }
 

@@ -138,6 +138,26 @@ type Store interface {
 	Close() error
 }
 
+// Canceller is implemented by stores that carry cancels between processes sharing
+// one database (store/postgres), so that a cancel accepted by one replica reaches
+// the replica that executes the run, or will start it. A server whose Store is a
+// Canceller uses it; others cancel in their own process only.
+type Canceller interface {
+	// CancelRun stores a cancel intent for the run durably and notifies the
+	// listeners; it returns once the intent is committed. Cancelling twice keeps
+	// the first reason.
+	CancelRun(ctx context.Context, runID, reason string) error
+	// PendingCancel reports the kept cancel intent for a run, if any.
+	PendingCancel(ctx context.Context, runID string) (reason string, ok bool, err error)
+	// Listen calls fn for every cancel notified until ctx is done, then returns
+	// nil. On each (re)connection it first calls fn for every pending intent, so
+	// that a cancel notified while it was disconnected is not lost: fn may see a
+	// cancel more than once. It reconnects on its own when its connection drops,
+	// and returns an error only when it cannot listen at all (the store is closed).
+	// fn runs on Listen's goroutine and should not block.
+	Listen(ctx context.Context, fn func(runID, reason string)) error
+}
+
 // ReasonInterrupted is the error of a run that a dead process left behind.
 const ReasonInterrupted = "interrupted"
 

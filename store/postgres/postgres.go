@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
@@ -51,6 +52,7 @@ type options struct {
 	schema         string
 	maxConns       int32
 	connectTimeout time.Duration
+	logger         *slog.Logger
 }
 
 // WithSchema puts the store's tables in the named PostgreSQL schema, created if
@@ -68,12 +70,23 @@ func WithConnectTimeout(d time.Duration) Option {
 	return func(o *options) { o.connectTimeout = d }
 }
 
+// WithLogger sets where the store reports what it recovers from on its own (a
+// cancel listener's lost connection); nil keeps slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string // as given, unquoted
-	q      queries
-	closed atomic.Bool
+	pool    *pgxpool.Pool
+	schema  string // as given, unquoted
+	q       queries
+	cq      cancelQueries
+	channel string // the cancel notifications' channel
+	log     *slog.Logger
+	closed  atomic.Bool
+
+	// beforeRelisten, if set (by tests, before Listen), runs before a listener
+	// reconnects.
+	beforeRelisten func()
 }
 
 var _ store.Store = (*Store)(nil)
@@ -129,7 +142,12 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store/postgres: %w", err)
 	}
-	s := &Store{pool: pool, schema: o.schema, q: newQueries(pgx.Identifier{o.schema}.Sanitize())}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	quoted := pgx.Identifier{o.schema}.Sanitize()
+	s := &Store{pool: pool, schema: o.schema, q: newQueries(quoted), cq: newCancelQueries(quoted),
+		channel: cancelChannel(o.schema), log: o.logger}
 	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
 	pingCtx, cancel := context.WithTimeout(ctx, 2*cc.ConnectTimeout)
 	err = pool.Ping(pingCtx)
