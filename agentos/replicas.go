@@ -43,17 +43,15 @@ func (s *Server) stopListener() {
 // the run to end: it cancels the run if it executes or is queued here, and
 // otherwise keeps the intent in every registry a run could start in.
 func (s *Server) remoteCancel(id, reason string) {
-	now, cancel := context.WithCancel(context.Background())
-	cancel() // registry.Cancel: do not wait
 	if lr := s.lookup(id); lr != nil {
-		lr.comp.registry.Cancel(now, id, reason) //nolint:errcheck // not waiting
+		lr.comp.registry.RequestCancel(id, reason)
 		if lr.exec() == nil {
 			s.dequeue(lr) // queued: started now, it ends at once
 		}
 		return
 	}
 	for _, reg := range s.registries() {
-		reg.Cancel(now, id, reason) //nolint:errcheck // not waiting
+		reg.RequestCancel(id, reason)
 	}
 }
 

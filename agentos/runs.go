@@ -513,10 +513,12 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
-	if !wait {
-		cancel()
+	var st run.Status
+	if wait {
+		st, _ = reg.Cancel(ctx, id, run.ReasonRequested)
+	} else {
+		st = reg.RequestCancel(id, run.ReasonRequested)
 	}
-	st, _ := reg.Cancel(ctx, id, run.ReasonRequested)
 	if lr != nil && lr.exec() == nil && s.dequeue(lr) {
 		// A queued run: started now, it consumes the kept intent and ends at once.
 		st = run.StatusRunning
@@ -547,9 +549,7 @@ func (s *Server) cancelElsewhere(w http.ResponseWriter, r *http.Request, reg *ru
 		writeJSON(w, http.StatusOK, cancelAnswer(id, rec.Status))
 		return
 	}
-	now, cancel := context.WithCancel(r.Context())
-	cancel()
-	st, _ := reg.Cancel(now, id, run.ReasonRequested) // kept here too, at once
+	st := reg.RequestCancel(id, run.ReasonRequested) // kept here too
 	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
 }
 

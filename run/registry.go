@@ -220,26 +220,42 @@ func (e *Entry) Status() Status {
 // executes or executed here, or PENDING for a run not known yet, whose cancel is kept
 // and takes effect the moment it starts. Cancelling twice is harmless.
 func (r *Registry) Cancel(ctx context.Context, id, reason string) (Status, error) {
-	r.mu.Lock()
-	e := r.active[id]
+	st, e := r.request(id, reason)
 	if e == nil {
-		if st, ok := r.ended.get(id, r.memory()); ok {
-			r.mu.Unlock()
-			return st, nil
-		}
-		r.intents.put(id, reason, r.memory(), r.maxMemory())
-		r.mu.Unlock()
-		return StatusPending, nil
+		return st, nil
 	}
-	r.mu.Unlock()
-
-	e.Cancel(reason)
 	select {
 	case <-e.done:
 		return e.Status(), nil
 	case <-ctx.Done():
 		return StatusRunning, ctx.Err()
 	}
+}
+
+// RequestCancel is Cancel without the wait: it returns at once with RUNNING for a
+// run whose cancel is under way, the terminal status of a run that ended, or
+// PENDING for a run not known yet (the intent is kept).
+func (r *Registry) RequestCancel(id, reason string) Status {
+	st, _ := r.request(id, reason)
+	return st
+}
+
+// request cancels an active run and returns its entry, or answers for a run that is
+// not active: its terminal status, or PENDING with the intent kept.
+func (r *Registry) request(id, reason string) (Status, *Entry) {
+	r.mu.Lock()
+	e := r.active[id]
+	if e == nil {
+		defer r.mu.Unlock()
+		if st, ok := r.ended.get(id, r.memory()); ok {
+			return st, nil
+		}
+		r.intents.put(id, reason, r.memory(), r.maxMemory())
+		return StatusPending, nil
+	}
+	r.mu.Unlock()
+	e.Cancel(reason)
+	return StatusRunning, e
 }
 
 // Lookup returns the entry of an active run.

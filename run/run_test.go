@@ -336,3 +336,20 @@ func TestLogManyEvents(t *testing.T) {
 		t.Errorf("Follow from 990 read %d events", n)
 	}
 }
+
+func TestRegistryRequestCancelDoesNotWait(t *testing.T) {
+	t.Parallel()
+	var reg run.Registry
+	if st := reg.RequestCancel("unknown", "x"); st != run.StatusPending {
+		t.Errorf("unknown run: %s, want PENDING", st)
+	}
+	e, _ := reg.Begin(t.Context(), "live", nil)
+	if st := reg.RequestCancel("live", "stop"); st != run.StatusRunning || e.Ctx.Err() == nil {
+		t.Errorf("live run: %s, context %v; want RUNNING with the context cancelled", st, e.Ctx.Err())
+	}
+	e.Finish(nil)
+	e.Close()
+	if st := reg.RequestCancel("live", "again"); st != run.StatusCancelled {
+		t.Errorf("ended run: %s, want CANCELLED", st)
+	}
+}

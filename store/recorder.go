@@ -190,12 +190,7 @@ func (r *Recorder) loop() {
 // flush writes the new events of every recorded run in one call, then the final
 // state of the runs that ended. It returns its buffers for reuse.
 func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event) {
-	r.mu.Lock()
-	live := make([]*recording, 0, len(r.runs))
-	for _, rc := range r.runs {
-		live = append(live, rc)
-	}
-	r.mu.Unlock()
+	live := r.recordings()
 	if len(live) == 0 {
 		return batch, evs
 	}
@@ -247,10 +242,7 @@ func (r *Recorder) flush(batch []Event, evs []*run.Event) ([]Event, []*run.Event
 	// into one transaction (SQLite's writer does) commits them together.
 	var wg sync.WaitGroup
 	for _, rc := range live {
-		r.mu.Lock()
-		ending := rc.ending
-		r.mu.Unlock()
-		if !ending || rc.persisted < rc.x.Log.Len() {
+		if !r.isEnding(rc) || rc.persisted < rc.x.Log.Len() {
 			continue
 		}
 		wg.Go(func() {
@@ -298,10 +290,7 @@ func (r *Recorder) isEnding(rc *recording) bool {
 // ending learn that their end was not saved.
 func (r *Recorder) fail(live []*recording, err error) {
 	for _, rc := range live {
-		r.mu.Lock()
-		ending := rc.ending
-		r.mu.Unlock()
-		if ending {
+		if r.isEnding(rc) {
 			r.finish(rc, err)
 		} else {
 			rc.x.Entry.Fail(err)
@@ -351,14 +340,19 @@ func (r *Recorder) renew() {
 	defer cancel()
 	err := r.store.RenewLeases(ctx, r.opts.Replica, ids, time.Now().Add(r.opts.Lease))
 	if err != nil {
-		r.mu.Lock()
-		live := make([]*recording, 0, len(r.runs))
-		for _, rc := range r.runs {
-			live = append(live, rc)
-		}
-		r.mu.Unlock()
-		r.fail(live, fmt.Errorf("store: renew leases: %w", err))
+		r.fail(r.recordings(), fmt.Errorf("store: renew leases: %w", err))
 	}
+}
+
+// recordings returns the runs being recorded.
+func (r *Recorder) recordings() []*recording {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	live := make([]*recording, 0, len(r.runs))
+	for _, rc := range r.runs {
+		live = append(live, rc)
+	}
+	return live
 }
 
 // LoadState returns a session's state (nil for a session not stored yet).
