@@ -237,9 +237,6 @@ func (r *execution) emit(t run.EventType, o *run.Origin, ev run.Event) {
 	r.log.Emit(&ev)
 }
 
-// errStepFailed wraps the error of a step that failed.
-var errStepFailed = errors.New("step failed")
-
 // joinContents joins the contents of parallel results under their step names.
 func joinContents(results []run.StepResult) string {
 	var b strings.Builder
