@@ -373,6 +373,10 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 		writeJSON(w, http.StatusOK, outs)
 		return
 	}
+	// Memory first, then the store: a run leaves memory only once its end is
+	// written, so it is in one or the other. (Read the other way round, a run that
+	// ended between the two reads was in neither.)
+	held := s.memoryRuns(q)
 	recs, err := s.store.ListRuns(r.Context(), q)
 	if err != nil {
 		s.writeStoreError(w, err, "runs")
@@ -384,7 +388,7 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 		stored[rec.ID] = true
 	}
 	if q.Offset == 0 {
-		for _, out := range s.memoryRuns(q) {
+		for _, out := range held {
 			if !stored[out.RunID] && len(outs) < q.Limit {
 				outs = append(outs, out)
 			}
