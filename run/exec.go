@@ -73,6 +73,8 @@ type Exec struct {
 	Entry *Entry
 	// Log holds every event of the run, nested runs' included.
 	Log Log
+	// Resume is set when the run continues a stored run (see Options.Resume).
+	Resume *Resume
 
 	done       chan struct{}
 	out        *Output
@@ -89,6 +91,15 @@ type Recorder interface {
 	End(ctx context.Context, x *Exec) error
 }
 
+// Checkpointer is implemented by recorders that keep a workflow's finished steps
+// while it runs, so that a run left behind by a process that died can be resumed
+// after them (see Resume) by another.
+type Checkpointer interface {
+	// Checkpoint returns once steps, the results of x's top-level steps finished so
+	// far, are durable, or with why they are not.
+	Checkpoint(ctx context.Context, x *Exec, steps []StepResult) error
+}
+
 // Spec is what Go needs to start a top-level run.
 type Spec struct {
 	Registry *Registry
@@ -96,6 +107,7 @@ type Spec struct {
 	Base     *Event   // the run's ID and Origin, on which its terminal event is built
 	Kind     Kind
 	Output   *Output // filled in as the run goes; its identity fields set
+	Resume   *Resume // set when the run continues a stored run
 }
 
 // Go starts a top-level run. body does the work, emitting events to x.Log with
@@ -105,7 +117,10 @@ type Spec struct {
 // like Registry.Cancel; ctx's values reach body.
 func Go(ctx context.Context, spec Spec, body func(x *Exec) error) (*Exec, error) {
 	base, out := spec.Base, spec.Output
-	x := &Exec{ID: base.RunID, Kind: spec.Kind, done: make(chan struct{}), out: out}
+	x := &Exec{ID: base.RunID, Kind: spec.Kind, Resume: spec.Resume, done: make(chan struct{}), out: out}
+	if spec.Resume != nil {
+		x.Log.StartAt(spec.Resume.NextEvent)
+	}
 	e, err := spec.Registry.Begin(context.WithoutCancel(ctx), x.ID, x.Log.Stop)
 	if err != nil {
 		return nil, err

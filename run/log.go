@@ -29,7 +29,8 @@ func locate(i int) (seg, off int) {
 type Log struct {
 	mu       sync.Mutex
 	segments [][]Event
-	n        int          // events emitted
+	first    int          // index of the log's first event (see StartAt)
+	n        int          // index of the next event
 	emitted  atomic.Int64 // n, readable without the lock by readers about to wait
 	stopped  bool
 	closed   bool
@@ -62,7 +63,7 @@ func (l *Log) Emit(ev *Event) bool {
 		l.mu.Unlock()
 		return false
 	}
-	seg, off := locate(l.n)
+	seg, off := locate(l.n - l.first)
 	if seg == len(l.segments) {
 		l.segments = append(l.segments, make([]Event, firstSegment<<seg))
 	}
@@ -101,7 +102,20 @@ func (l *Log) Close() {
 	l.mu.Unlock()
 }
 
-// Len returns the number of events emitted so far.
+// StartAt numbers the log's events from index first on: a run that continues a
+// stored run (see Resume) goes on from the index after its stored events. It must
+// be called before the first event; the log holds no event before first.
+func (l *Log) StartAt(first int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == l.first {
+		l.first, l.n = first, first
+		l.emitted.Store(int64(first))
+	}
+}
+
+// Len returns the index of the next event: the number of events emitted so far,
+// counting from 0 even for a log that starts later (StartAt).
 func (l *Log) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -114,10 +128,10 @@ func (l *Log) Events() []*Event { return l.From(0, nil) }
 // From appends to dst the events emitted so far from index from on, and returns it.
 func (l *Log) From(from int, dst []*Event) []*Event {
 	l.mu.Lock()
-	segs, n := l.segments, l.n
+	segs, n, first := l.segments, l.n, l.first
 	l.mu.Unlock()
-	for i := max(from, 0); i < n; i++ {
-		seg, off := locate(i)
+	for i := max(from, first); i < n; i++ {
+		seg, off := locate(i - first)
 		dst = append(dst, &segs[seg][off])
 	}
 	return dst
@@ -134,19 +148,19 @@ func (l *Log) Closed() bool {
 // log is closed and read to its end (it returns nil), fn returns false (it returns
 // nil), or ctx is done (it returns ctx's error). Events must not be modified.
 func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error {
-	if from < 0 {
-		from = 0
-	}
+	l.mu.Lock()
+	from = max(from, l.first)
+	l.mu.Unlock()
 	var wake chan struct{}
 	for {
 		l.mu.Lock()
 		if from < l.n {
 			// Emitted events are never written again and segments never move, so
 			// they can be read without the lock.
-			segs, n := l.segments, l.n
+			segs, n, first := l.segments, l.n, l.first
 			l.mu.Unlock()
 			for ; from < n; from++ {
-				seg, off := locate(from)
+				seg, off := locate(from - first)
 				if !fn(&segs[seg][off]) {
 					return nil
 				}

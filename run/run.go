@@ -86,7 +86,26 @@ type Options struct {
 	SessionID   string
 	UserID      string
 	ParentRunID string
+	// Resume, when set, continues a run whose record is already stored.
+	Resume *Resume
 }
+
+// Resume continues a stored run instead of starting a new one: a background run
+// queued with a record, or a run that a process which died left behind and another
+// one took over. The recorder updates the stored record instead of creating it, and
+// the run's events go on from NextEvent.
+type Resume struct {
+	// NextEvent is the index of the run's next event: the events before it are
+	// stored already.
+	NextEvent int
+	// Steps are the results of the workflow's top-level steps that finished, in
+	// order: the workflow goes on with the step after them and does not run them
+	// again. Agents take none.
+	Steps []StepResult
+}
+
+// WithResume continues the stored run r describes; see Resume.
+func WithResume(r *Resume) Option { return func(o *Options) { o.Resume = r } }
 
 // Option sets one of the Options.
 type Option func(*Options)
