@@ -135,17 +135,24 @@ func (a *Agent) Stream(ctx context.Context, input string, opts ...run.Option) it
 
 // Start starts a run in the background and returns at once; the returned Exec gives
 // its events and output. Cancelling ctx cancels the run.
+//
+// With run.WithResume, the run continues a stored one: it starts over (an agent
+// keeps no finished steps; Resume.Steps is ignored), its events numbered from
+// Resume.NextEvent.
 func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
 	o := run.Apply(opts)
+	if o.Resume != nil && o.Resume.NextEvent < 0 {
+		return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
+	}
 	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
 		AgentID: a.AgentID(), AgentName: a.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 	}}
 	out := a.newOutput(base, input)
-	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out}
+	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out, Resume: o.Resume}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
 		history, err := a.history(x.Entry.Ctx, o.SessionID)
 		if err != nil {

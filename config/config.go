@@ -26,6 +26,7 @@
 //	  article:
 //	    name: Article Creation Workflow      # default: the key
 //	    description: Automated article creation from research to writing
+//	    resumable: true                      # false: never resumed after a crash (see below)
 //	    steps:
 //	      - {name: research, agent: researcher, description: Gather information}
 //	      - parallel:                        # runs its steps at once
@@ -59,6 +60,12 @@
 // unique within a workflow. A router's route is a list of {if, step} entries tried in
 // order, with at most one {default: step} at the end; each step names one of its
 // choices, and when nothing matches the router runs no step.
+//
+// A workflow run that a kern process which died left behind is resumed by another
+// process after its last completed top-level step: the step that was running when
+// the process died runs again from its start. A workflow whose steps must not run
+// twice sets resumable: false (default true), and such a run ends ERROR
+// "interrupted" instead (see workflow.Workflow's NotResumable).
 //
 // Model providers are openai (the Responses API), openai-chat (Chat Completions, for
 // Ollama, vLLM, llama.cpp and other servers; base_url sets the server), anthropic, and

@@ -220,6 +220,19 @@ func (l *loader) optStr(n *yaml.Node, what string) string {
 	return s
 }
 
+// optBool returns the boolean n holds, or def if n is nil.
+func (l *loader) optBool(n *yaml.Node, what string, def bool) bool {
+	if n == nil {
+		return def
+	}
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&b) != nil {
+		l.errorf(n, "%s must be true or false, not %s", what, kind(n))
+		return def
+	}
+	return b
+}
+
 // count returns the integer n holds, which must not be negative; 0 if n is nil.
 func (l *loader) count(n *yaml.Node, what string) int {
 	if n == nil {
@@ -411,14 +424,15 @@ func (l *loader) toolNames() []string {
 // workflow builds a workflow entry.
 func (l *loader) workflow(e entry) *workflow.Workflow {
 	what := fmt.Sprintf("workflow %q", e.key)
-	f := l.fields(e.val, what, "name", "description", "steps")
+	f := l.fields(e.val, what, "name", "description", "resumable", "steps")
 	if f == nil || !l.required(e.val, f, what, "steps") {
 		return nil
 	}
 	w := &workflow.Workflow{
-		ID:          e.key,
-		Name:        l.optStr(f["name"], what+" name"),
-		Description: l.optStr(f["description"], what+" description"),
+		ID:           e.key,
+		Name:         l.optStr(f["name"], what+" name"),
+		Description:  l.optStr(f["description"], what+" description"),
+		NotResumable: !l.optBool(f["resumable"], what+" resumable", true),
 	}
 	if w.Name == "" {
 		w.Name = e.key

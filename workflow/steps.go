@@ -492,6 +492,23 @@ func stepName(s Step) string {
 	return ""
 }
 
+// children returns the steps a container holds (a Router's choices); none for a Task.
+func children(s Step) []Step {
+	switch s := s.(type) {
+	case *Steps:
+		return s.Steps
+	case *Parallel:
+		return s.Steps
+	case *Condition:
+		return s.Steps
+	case *Loop:
+		return s.Steps
+	case *Router:
+		return s.Choices
+	}
+	return nil
+}
+
 // validator checks a tree of steps; step names must be unique in the whole tree,
 // since they identify steps in events and stored results.
 type validator struct {

@@ -28,8 +28,15 @@ type Workflow struct {
 	// registry of the workflow's own.
 	Registry *run.Registry
 	// Recorder persists the workflow's runs (see store.Recorder); nil keeps them in
-	// memory only.
+	// memory only. A Recorder that is also a run.Checkpointer keeps the results of
+	// the top-level steps as each one completes, so that a run left behind by a
+	// process that died can be resumed after them (see run.WithResume).
 	Recorder run.Recorder
+	// NotResumable: a run of this workflow that a process which died left behind
+	// ends ERROR "interrupted" instead of being resumed on another process (for
+	// workflows whose steps must not run twice). The runtime itself does nothing
+	// with it; a server that takes over runs left behind reads it.
+	NotResumable bool
 
 	once sync.Once
 	reg  *run.Registry
@@ -98,11 +105,20 @@ func (w *Workflow) Stream(ctx context.Context, input string, opts ...run.Option)
 
 // Start starts a run in the background and returns at once; the returned Exec gives
 // its events and output. Cancelling ctx cancels the run.
+//
+// With run.WithResume, the run continues a stored one: its events are numbered from
+// Resume.NextEvent, WorkflowStarted is emitted only when that is 0, and the run goes
+// on with the top-level step after the finished ones in Resume.Steps, which are not
+// run again: their results come first in the run's step results, the next step sees
+// the last one's content as its Previous, and every step sees them in its Outputs.
 func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	o := run.Apply(opts)
+	if err := w.checkResume(o.Resume); err != nil {
+		return nil, err
+	}
 	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
@@ -112,10 +128,11 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
 	}
-	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out}
+	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
 		ctx := x.Entry.Ctx
-		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State)}
+		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
+		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
 		sessions, _ := w.Recorder.(run.Sessions)
 		if sessions != nil && o.SessionID != "" {
 			m, err := sessions.LoadState(ctx, o.SessionID)
@@ -124,8 +141,14 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 			}
 			r.state.m = m
 		}
-		r.emit(run.EventWorkflowStarted, base.Origin, run.Event{})
-		results, err := r.sequence(ctx, w.Steps, frame{}, "")
+		var done []run.StepResult
+		if o.Resume != nil {
+			done = o.Resume.Steps
+		}
+		if o.Resume == nil || o.Resume.NextEvent == 0 {
+			r.emit(run.EventWorkflowStarted, base.Origin, run.Event{}) // else it is stored already
+		}
+		results, err := r.top(ctx, w.Steps, done)
 		out.StepResults = results
 		out.Content = r.content(results)
 		if sessions != nil && o.SessionID != "" && r.state.Changed() {
@@ -136,6 +159,37 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		}
 		return err
 	})
+}
+
+// checkResume reports what keeps the workflow from continuing the stored run rs
+// describes: a negative event index, more finished steps than the workflow has, or
+// finished steps that are not the workflow's first ones, completed.
+func (w *Workflow) checkResume(rs *run.Resume) error {
+	if rs == nil {
+		return nil
+	}
+	name := w.Name
+	if name == "" {
+		name = w.ID
+	}
+	if rs.NextEvent < 0 {
+		return fmt.Errorf("workflow %q: cannot resume at event index %d: %w", name, rs.NextEvent, run.ErrInvalid)
+	}
+	if len(rs.Steps) > len(w.Steps) {
+		return fmt.Errorf("workflow %q: cannot resume after %d finished steps: the workflow has only %d: %w",
+			name, len(rs.Steps), len(w.Steps), run.ErrInvalid)
+	}
+	for i, res := range rs.Steps {
+		if want := stepName(w.Steps[i]); res.StepName != want {
+			return fmt.Errorf("workflow %q: cannot resume: finished step %d is %q, but the workflow's step %d is %q: %w",
+				name, i, res.StepName, i, want, run.ErrInvalid)
+		}
+		if res.Status != run.StatusCompleted {
+			return fmt.Errorf("workflow %q: cannot resume after step %q: its status is %s, not %s: %w",
+				name, res.StepName, res.Status, run.StatusCompleted, run.ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // CancelRun cancels the workflow's run with the given ID (or an agent run inside one)
@@ -153,6 +207,10 @@ type execution struct {
 	input string
 	out   *run.Output
 	state *State
+	x     *run.Exec
+	// checkpointer keeps the results of the top-level steps as they complete; nil
+	// when the workflow's Recorder is not a run.Checkpointer.
+	checkpointer run.Checkpointer
 
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
@@ -163,6 +221,75 @@ type execution struct {
 type frame struct {
 	depth    int
 	parentID string
+}
+
+// checkpointTimeout bounds a checkpoint, which a cancel of the run does not interrupt.
+const checkpointTimeout = 30 * time.Second
+
+// top runs the workflow's top-level steps after done, the results of those that a
+// run it continues finished (see run.Resume). Once a step completes and before the
+// next one starts, it has the checkpointer keep the results so far; a checkpoint
+// that fails ends the run with its error. It returns the results of every top-level
+// step, done's first, the last one possibly partial.
+func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) ([]run.StepResult, error) {
+	results := append(make([]run.StepResult, 0, len(steps)), done...)
+	prev := ""
+	if len(done) > 0 {
+		prev = done[len(done)-1].Content
+		for i, res := range done {
+			r.recordLeaves(steps[i], res)
+		}
+	}
+	for i := len(done); i < len(steps) && !r.stopped(); i++ {
+		if ctx.Err() != nil {
+			return results, context.Cause(ctx)
+		}
+		res, err := steps[i].execute(ctx, r, frame{}, i, r.inputFor(prev))
+		results = append(results, res)
+		if err != nil {
+			return results, err
+		}
+		prev = res.Content
+		if r.checkpointer != nil && i+1 < len(steps) && ctx.Err() == nil && !r.stopped() {
+			if err := r.checkpoint(ctx, results); err != nil {
+				return results, err
+			}
+		}
+	}
+	return results, nil
+}
+
+// checkpoint has the checkpointer keep results, with a context that the run's cancel
+// does not cancel, so that a cancel does not cut a checkpoint under way short;
+// checkpointTimeout bounds it instead.
+func (r *execution) checkpoint(ctx context.Context, results []run.StepResult) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkpointTimeout)
+	defer cancel()
+	if err := r.checkpointer.Checkpoint(ctx, r.x, results[:len(results):len(results)]); err != nil {
+		return fmt.Errorf("checkpoint after step %q: %w", results[len(results)-1].StepName, err)
+	}
+	return nil
+}
+
+// recordLeaves records the completed agent and function steps inside res, the
+// result of step s that a run this one continues finished, as if this run had run
+// them: later steps see them in their Input's Outputs.
+func (r *execution) recordLeaves(s Step, res run.StepResult) {
+	if _, ok := s.(*Task); ok {
+		if res.Status == run.StatusCompleted {
+			r.record(res)
+		}
+		return
+	}
+	kids := children(s)
+	for _, sub := range res.Steps {
+		for _, k := range kids {
+			if stepName(k) == sub.StepName {
+				r.recordLeaves(k, sub)
+				break
+			}
+		}
+	}
 }
 
 // sequence runs steps one after the other, each given the previous one's content.
