@@ -94,7 +94,17 @@ type Config struct {
 	// (DefaultKeepRuns if 0).
 	KeepRuns int
 	// OSID names this server in GET /config (DefaultOSID if empty).
-	OSID   string
+	OSID string
+	// Replica names this process among the servers sharing a Store: shown in GET
+	// /config and in the records of the runs it executes (host-pid if empty).
+	Replica string
+	// Lease is how long the record of a run this server executes stays claimed
+	// unless renewed (store.DefaultLease if 0), when the server records runs itself
+	// (Store set, Recorder nil). Such a server also takes over the runs that a
+	// process which died left behind, once their lease lapsed: a workflow's run
+	// resumes after its last finished step (unless the workflow is NotResumable),
+	// others end ERROR "interrupted".
+	Lease  time.Duration
 	Logger *slog.Logger
 }
 
@@ -117,8 +127,16 @@ type Server struct {
 	cancelAll context.CancelCauseFunc
 
 	canceller  store.Canceller    // the store, when it carries cancels between replicas
-	stopListen context.CancelFunc // stops the cancel listener
-	listenDone chan struct{}      // closed once the cancel listener has returned
+	stopListen context.CancelFunc // stops the listener
+	listenDone chan struct{}      // closed once the listener has returned
+	followers  watchers           // followers of runs executing elsewhere
+
+	queue    store.Queue        // the store, when it queues background runs between replicas
+	stopWork context.CancelFunc // stops taking queued runs
+	workDone chan struct{}      // closed once the queue's Work has returned
+
+	ready    chan struct{} // closed once New has finished
+	notReady bool          // New failed: set before ready is closed
 
 	mu       sync.Mutex // guards the fields below and every liveRun's guarded fields
 	live     map[string]*liveRun
@@ -137,6 +155,7 @@ type component struct {
 	name        string
 	description string
 	registry    *run.Registry
+	resumable   bool // a run left behind by a dead process may be resumed
 	start       func(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
 	info        any // what GET /workflows/{id} or /agents/{id} answers
 }
@@ -145,31 +164,68 @@ type component struct {
 // duplicate ids.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, registry: cfg.Registry,
-		components: make(map[string]*component), live: make(map[string]*liveRun)}
+		components: make(map[string]*component), live: make(map[string]*liveRun), ready: make(chan struct{})}
 	s.defaults()
+	s.runCtx, s.cancelAll = context.WithCancelCause(context.Background())
 	rec := cfg.Recorder
 	if rec == nil && cfg.Store != nil {
-		s.ownRec = store.NewRecorder(cfg.Store, store.RecorderOptions{})
+		// Its recovery may hand runs to takeover at once: takeover waits for ready.
+		s.ownRec = store.NewRecorder(cfg.Store, store.RecorderOptions{
+			Replica: s.cfg.Replica, Lease: s.cfg.Lease, Takeover: s.takeover, OnRecover: s.logRecovered,
+		})
 		rec = s.ownRec
 	}
-	err := s.addComponents(rec)
-	if err != nil {
+	fail := func(err error) (*Server, error) {
+		s.notReady = true
+		close(s.ready)
 		if s.ownRec != nil {
 			s.ownRec.Close()
 		}
 		return nil, err
 	}
-	s.runCtx, s.cancelAll = context.WithCancelCause(context.Background())
+	err := s.addComponents(rec)
+	if err != nil {
+		return fail(err)
+	}
 	s.handler = s.routes()
 	if s.apiDoc, err = s.openAPI(); err != nil {
-		if s.ownRec != nil {
-			s.ownRec.Close()
-		}
-		return nil, fmt.Errorf("agentos: openapi document: %w", err)
+		return fail(fmt.Errorf("agentos: openapi document: %w", err))
 	}
 	s.canceller, _ = cfg.Store.(store.Canceller)
+	if q, ok := cfg.Store.(store.Queue); ok && s.canceller != nil {
+		s.queue = q
+	}
+	close(s.ready)
 	s.startListener()
+	s.startWork()
 	return s, nil
+}
+
+// logRecovered reports the runs left behind that recovery ended ERROR.
+func (s *Server) logRecovered(runs []*store.Run, err error) {
+	if err != nil {
+		s.log.Error("agentos: recover runs left behind", "err", err)
+	}
+	for _, r := range runs {
+		s.log.Warn("agentos: a run left behind by a process that died ended ERROR \"interrupted\"",
+			"run_id", r.ID, "component", r.ComponentID, "replica", r.Replica)
+	}
+}
+
+// startWork starts taking background runs from the shared queue, stopped by
+// Shutdown. It does nothing when the store queues no runs.
+func (s *Server) startWork() {
+	if s.queue == nil {
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stopWork, s.workDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.workDone)
+		if err := s.queue.Work(ctx, s.cfg.Workers, s.runJob); err != nil {
+			s.log.Error("agentos: queue stopped: this replica no longer starts background runs", "err", err)
+		}
+	}()
 }
 
 func (s *Server) defaults() {
@@ -201,6 +257,9 @@ func (s *Server) defaults() {
 	if c.OSID == "" {
 		c.OSID = DefaultOSID
 	}
+	if c.Replica == "" {
+		c.Replica = defaultReplica()
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -224,7 +283,7 @@ func (s *Server) addComponents(rec run.Recorder) error {
 			w.Recorder = rec
 		}
 		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), name: w.Name,
-			description: w.Description, registry: w.Registry, start: w.Start}
+			description: w.Description, registry: w.Registry, start: w.Start, resumable: !w.NotResumable}
 		c.info = workflowDetail{workflowSummary: c.workflowSummary(), Steps: workflow.Describe(w.Steps)}
 		if err := s.add(c); err != nil {
 			return err
@@ -341,6 +400,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		return nil
 	}
+	if s.stopWork != nil {
+		s.stopWork() // take no more runs from the shared queue
+	}
 	s.cancelQueued(queued)
 	ended := make(chan struct{})
 	go func() { s.wg.Wait(); close(ended) }()
@@ -351,6 +413,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-ended
 	}
 	s.cancelAll(errors.New(ReasonShutdown))
+	if s.workDone != nil {
+		<-s.workDone
+	}
 	s.stopListener()
 	var err error
 	if s.ownRec != nil {

@@ -101,6 +101,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"os_id":      s.cfg.OSID,
+		"replica_id": s.cfg.Replica,
 		"databases":  dbs,
 		"agents":     summaries(s.agents),
 		"teams":      []any{},

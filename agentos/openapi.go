@@ -154,7 +154,7 @@ func schemas() obj {
 		"Error":  object([]string{"detail"}, obj{"detail": str("What went wrong.")}),
 		"Health": object([]string{"status"}, obj{"status": obj{"const": "ok"}}),
 		"Config": object([]string{"os_id", "databases", "agents", "teams", "workflows", "interfaces"}, obj{
-			"os_id": str("This server's name."), "databases": obj{"type": "array", "items": obj{"type": "string"}},
+			"os_id": str("This server's name."), "replica_id": str("This process among the replicas sharing the database."), "databases": obj{"type": "array", "items": obj{"type": "string"}},
 			"agents": list, "teams": obj{"type": "array"}, "workflows": list, "interfaces": obj{"type": "array"}}),
 		"ComponentSummaries": list,
 		"Workflow": object([]string{"id", "steps"}, obj{"id": str(""), "name": str(""), "description": str(""),
@@ -177,7 +177,8 @@ func schemas() obj {
 			"content": obj{"type": []string{"string", "object", "null"}, "description": "The output; a cancelled run's partial output."},
 			"error":   str(""), "reason": str("Why the run was cancelled."),
 			"step_results": obj{"type": "array", "items": obj{"type": "object"}}, "metrics": obj{"type": "object"},
-			"created_at": obj{"type": "integer", "description": "Unix seconds."}}),
+			"created_at": obj{"type": "integer", "description": "Unix seconds."},
+			"replica":    str("The replica that executes, or executed, the run.")}),
 		"RunOutputs":   obj{"type": "array", "items": ref("RunOutput")},
 		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status}),
 		"RunAccepted":  object([]string{"run_id", "session_id", "status"}, obj{"run_id": str(""), "session_id": str(""), "status": status}),

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"kern/run"
 	"kern/store"
@@ -163,7 +164,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 	}
 	lr := newLiveRun(c, run.NewID(), *req.Message, req.Background, o)
 	if req.Background {
-		s.createBackground(w, lr)
+		s.createBackground(w, r, lr)
 		return
 	}
 	if err := s.register(lr); err != nil {
@@ -189,7 +190,11 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 	}
 }
 
-func (s *Server) createBackground(w http.ResponseWriter, lr *liveRun) {
+func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, lr *liveRun) {
+	if s.queue != nil {
+		s.enqueueShared(w, r, lr)
+		return
+	}
 	switch err := s.enqueue(lr); {
 	case errors.Is(err, errQueueFull):
 		writeError(w, http.StatusTooManyRequests, "too many background runs: try again later")
@@ -200,6 +205,30 @@ func (s *Server) createBackground(w http.ResponseWriter, lr *liveRun) {
 			"run_id": lr.id, "session_id": lr.queued.SessionID, "status": string(run.StatusPending),
 		})
 	}
+}
+
+// enqueueShared queues a background run on the queue the replicas share: its
+// record is stored PENDING and any replica with a free worker starts it.
+func (s *Server) enqueueShared(w http.ResponseWriter, r *http.Request, lr *liveRun) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		writeError(w, http.StatusServiceUnavailable, errClosing.Error())
+		return
+	}
+	out := lr.queued
+	now := time.Now()
+	job := &store.Job{ID: lr.id, SessionID: out.SessionID, UserID: out.UserID, Kind: lr.comp.kind,
+		ComponentID: lr.comp.id, Status: run.StatusPending, Input: lr.input, Output: *out,
+		CreatedAt: now, UpdatedAt: now}
+	if err := s.queue.Enqueue(r.Context(), job); err != nil {
+		s.writeStoreError(w, err, "queue")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{
+		"run_id": lr.id, "session_id": out.SessionID, "status": string(run.StatusPending),
+	})
 }
 
 func (s *Server) answerStartError(w http.ResponseWriter, err error) {
@@ -230,6 +259,21 @@ func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Stat
 		out.Status = run.StatusPending
 	}
 	return out
+}
+
+// runAnswer is a run as the API answers it: its output, and the replica that
+// executes or executed it (kern's addition; Agno's clients ignore it).
+type runAnswer struct {
+	*run.Output
+	Replica string `json:"replica,omitempty"`
+}
+
+// answer returns the run as the API answers it; replica names this server.
+func (f found) answer(replica string) runAnswer {
+	if f.lr == nil {
+		replica = f.rec.Replica
+	}
+	return runAnswer{Output: f.output(), Replica: replica}
 }
 
 // found is a run found in memory or in the store.
@@ -301,7 +345,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
 	if f, ok := s.find(w, r, c, r.PathValue("run_id")); ok {
-		writeJSON(w, http.StatusOK, f.output())
+		writeJSON(w, http.StatusOK, f.answer(s.cfg.Replica))
 	}
 }
 
@@ -311,12 +355,12 @@ func (s *Server) getSessionRun(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	out := f.output()
-	if out.SessionID != sid {
+	ans := f.answer(s.cfg.Replica)
+	if ans.SessionID != sid {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in session %q", id, sid))
 		return
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, ans)
 }
 
 // runQuery reads the filters and page of a run listing.
@@ -367,9 +411,11 @@ func (s *Server) listSessionRuns(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQuery) {
-	outs := []*run.Output{}
+	outs := []runAnswer{}
 	if s.store == nil {
-		outs = append(outs, s.memoryRuns(q)...)
+		for _, out := range s.memoryRuns(q) {
+			outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
+		}
 		writeJSON(w, http.StatusOK, outs)
 		return
 	}
@@ -390,13 +436,13 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 	if q.Offset == 0 {
 		for _, out := range held {
 			if !stored[out.RunID] && len(outs) < q.Limit {
-				outs = append(outs, out)
+				outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
 			}
 		}
 	}
 	for _, rec := range recs {
 		if len(outs) < q.Limit {
-			outs = append(outs, found{rec: rec}.output())
+			outs = append(outs, found{rec: rec}.answer(""))
 		}
 	}
 	writeJSON(w, http.StatusOK, outs)
@@ -503,7 +549,7 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 			if err != nil {
 				rec = nil
 			}
-			s.cancelElsewhere(w, r, reg, id, rec)
+			s.cancelElsewhere(w, r, reg, id, rec, wait)
 			return
 		}
 	}
@@ -540,22 +586,51 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 }
 
 // cancelElsewhere cancels a run this server does not hold, through the store: the
-// intent is stored and notified before the answer, which is the run's stored status
-// (RUNNING: executing on another replica, which cancels it on notification; the
-// answer does not wait for it to end) or PENDING for a run not stored yet, whose
-// intent holds when it starts on any replica.
-func (s *Server) cancelElsewhere(w http.ResponseWriter, r *http.Request, reg *run.Registry, id string, rec *store.Run) {
-	if err := s.canceller.CancelRun(r.Context(), id, run.ReasonRequested); err != nil {
+// intent is stored and notified before the answer. A run stored and executing on
+// another replica (or queued) is waited for, unless wait is false, until its end
+// is stored (CancelWait at most); the answer is its stored status. A run not stored
+// yet answers PENDING: the intent holds when it starts, on any replica.
+func (s *Server) cancelElsewhere(w http.ResponseWriter, r *http.Request, reg *run.Registry, id string, rec *store.Run, wait bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
+	defer cancel()
+	if err := s.canceller.CancelRun(ctx, id, run.ReasonRequested); err != nil {
 		s.writeStoreError(w, err, "run")
 		return
 	}
-	if rec != nil {
-		writeJSON(w, http.StatusOK, cancelAnswer(id, rec.Status))
+	if rec == nil {
+		st := reg.RequestCancel(id, run.ReasonRequested) // kept here too
+		if wait && st == run.StatusPending {
+			// A run started on another replica a moment ago is stored within a few
+			// flush intervals: wait that long for it to end, not CancelWait.
+			unknown, cancel := context.WithTimeout(ctx, unstoredWait)
+			st = s.waitEnded(unknown, id, st)
+			cancel()
+		}
+		writeJSON(w, http.StatusOK, cancelAnswer(id, st))
 		return
 	}
-	st := reg.RequestCancel(id, run.ReasonRequested) // kept here too
+	st := rec.Status
+	if s.queue != nil && st == run.StatusPending && rec.LeaseUntil.IsZero() {
+		// Queued, started by no replica yet: it ends here and now.
+		ok, err := s.queue.CancelQueued(ctx, id, run.ReasonRequested)
+		if err != nil {
+			s.writeStoreError(w, err, "run")
+			return
+		}
+		if ok {
+			writeJSON(w, http.StatusOK, cancelAnswer(id, run.StatusCancelled))
+			return
+		}
+	}
+	if wait {
+		st = s.waitEnded(ctx, id, st)
+	}
 	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
 }
+
+// unstoredWait is how long a cancel waits for a run no replica has stored yet: one
+// started elsewhere a moment ago is stored within a few flush intervals.
+const unstoredWait = 250 * time.Millisecond
 
 // lrExec returns lr's execution, or nil when there is no lr or it has not started.
 func lrExec(lr *liveRun) *run.Exec {

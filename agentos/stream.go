@@ -1,6 +1,7 @@
 package agentos
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"kern/run"
-	"kern/store"
 )
 
 // sse writes a server-sent event stream: one event per write, flushed as soon as no
@@ -120,6 +120,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *liveRun, fro
 	out := startSSE(w)
 	stop := out.heartbeat(s.cfg.Heartbeat)
 	defer stop()
+	if x.Resume != nil && s.store != nil && from < x.Resume.NextEvent {
+		// A run continued here: its earlier events are in the store only.
+		if !s.replayStored(r.Context(), out, x.ID, from, x.Resume.NextEvent) {
+			return
+		}
+		from = x.Resume.NextEvent
+	}
 	_ = x.Log.Follow(r.Context(), from, func(ev *run.Event) bool {
 		// Flush when no later event is ready: a burst costs one flush.
 		flush := ev.EventIndex+1 >= x.Log.Len() || ev.Event.Terminal()
@@ -140,7 +147,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *liveRun, fro
 }
 
 // resume streams a run's events after a given index: live ones from the run's log
-// while this server holds the run, else the stored ones.
+// while this server holds the run, else the stored ones, followed as they are
+// stored while another replica executes it.
 func (s *Server) resume(w http.ResponseWriter, r *http.Request, c *component) {
 	from, err := s.resumeFrom(w, r)
 	if err != nil {
@@ -156,7 +164,7 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, c *component) {
 		s.stream(w, r, f.lr, from)
 		return
 	}
-	s.replay(w, r, f.rec, from)
+	s.follow(w, r, f.rec, from)
 }
 
 // resumeFrom returns the index of the first event to send: after Last-Event-ID, or
@@ -188,32 +196,28 @@ func (s *Server) resumeFrom(w http.ResponseWriter, r *http.Request) (int, error)
 // replayPage is how many stored events are read at a time.
 const replayPage = 512
 
-// replay streams a stored run's events from index from on.
-func (s *Server) replay(w http.ResponseWriter, r *http.Request, rec *store.Run, from int) {
-	ctx := r.Context()
-	evs, err := s.store.Events(ctx, rec.ID, from, replayPage)
-	if err != nil {
-		s.writeStoreError(w, err, "events of run "+rec.ID)
-		return
-	}
-	out := startSSE(w)
-	for len(evs) > 0 {
-		for i, e := range evs {
-			data := e.Data
-			err := out.event(string(e.Type), e.Index, i == len(evs)-1, func(b []byte) ([]byte, error) {
-				return append(b, data...), nil
-			})
-			if err != nil {
-				return
+// replayStored writes the stored events of run id from index from up to (not
+// including) to. It reports whether the stream may go on.
+func (s *Server) replayStored(ctx context.Context, out *sse, id string, from, to int) bool {
+	for from < to {
+		evs, err := s.store.Events(ctx, id, from, min(replayPage, to-from))
+		if err != nil {
+			s.log.Error("agentos: replay", "run_id", id, "err", fmt.Errorf("store: %w", err))
+			return false
+		}
+		if len(evs) == 0 {
+			return true
+		}
+		for _, e := range evs {
+			if e.Index >= to {
+				return true
 			}
-		}
-		if len(evs) < replayPage {
-			return
-		}
-		from = evs[len(evs)-1].Index + 1
-		if evs, err = s.store.Events(ctx, rec.ID, from, replayPage); err != nil {
-			s.log.Error("agentos: replay", "run_id", rec.ID, "err", fmt.Errorf("store: %w", err))
-			return
+			data := e.Data
+			if out.event(string(e.Type), e.Index, false, func(b []byte) ([]byte, error) { return append(b, data...), nil }) != nil {
+				return false
+			}
+			from = e.Index + 1
 		}
 	}
+	return true
 }

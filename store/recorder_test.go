@@ -53,6 +53,9 @@ func (m *memStore) UpdateRun(ctx context.Context, r *store.Run) error {
 	if m.broken != nil {
 		return m.broken
 	}
+	if _, ok := m.runs[r.ID]; !ok {
+		return store.ErrNotFound
+	}
 	m.runs[r.ID] = *r
 	return nil
 }
@@ -85,7 +88,13 @@ func (m *memStore) AppendEvents(ctx context.Context, evs []store.Event) error {
 func (m *memStore) Events(ctx context.Context, runID string, from, limit int) ([]store.Event, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]store.Event(nil), m.events[runID]...), nil
+	var evs []store.Event
+	for _, ev := range m.events[runID] {
+		if ev.Index >= from && (limit == 0 || len(evs) < limit) {
+			evs = append(evs, ev)
+		}
+	}
+	return evs, nil
 }
 
 func (m *memStore) GetSession(context.Context, string) (*store.Session, error) {
@@ -98,8 +107,44 @@ func (m *memStore) RenewLeases(context.Context, string, []string, time.Time) err
 	defer m.mu.Unlock()
 	return m.broken
 }
-func (m *memStore) Interrupt(context.Context, time.Time, string) ([]*store.Run, error) {
-	return nil, nil
+func (m *memStore) Interrupt(ctx context.Context, now time.Time, reason string) ([]*store.Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.broken != nil {
+		return nil, m.broken
+	}
+	var ended []*store.Run
+	for id, r := range m.runs {
+		if lapsed(&r, now) {
+			r.Status, r.Output.Status, r.Output.Error = run.StatusError, run.StatusError, reason
+			m.runs[id] = r
+			ended = append(ended, &r)
+		}
+	}
+	return ended, nil
+}
+
+// lapsed reports whether r was left behind: RUNNING, or PENDING but not queued, with a
+// lease that lapsed before now.
+func lapsed(r *store.Run, now time.Time) bool {
+	return r.LeaseUntil.Before(now) && (r.Status == run.StatusRunning || r.Status == run.StatusPending && !r.LeaseUntil.IsZero())
+}
+func (m *memStore) Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*store.Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.broken != nil {
+		return nil, m.broken
+	}
+	var claimed []*store.Run
+	for id, r := range m.runs {
+		if !lapsed(&r, now) || len(claimed) == limit {
+			continue
+		}
+		r.Status, r.Replica, r.LeaseUntil = run.StatusRunning, replica, until
+		m.runs[id] = r
+		claimed = append(claimed, &r)
+	}
+	return claimed, nil
 }
 func (m *memStore) Close() error { return nil }
 
@@ -174,8 +219,9 @@ func TestRecorderKeepsCancelledRunsPartialContent(t *testing.T) {
 	}
 }
 
-// A store that goes away mid-run ends the run ERROR with the store's error; it does
-// not hang. With nothing to write (the model is stalled), the lease renewal finds out.
+// A store that goes away mid-run for longer than the run's lease ends the run ERROR
+// with the store's error; it does not hang. With nothing to write (the model is
+// stalled), the lease renewal finds out.
 func TestRecorderStoreGoesAway(t *testing.T) {
 	st := newMemStore()
 	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 30 * time.Millisecond})
@@ -199,15 +245,17 @@ func TestRecorderStoreGoesAway(t *testing.T) {
 	}
 }
 
-// A run whose record cannot be written ends ERROR: no run goes unrecorded.
+// A run whose record cannot be written within its lease ends ERROR: no run goes
+// unrecorded.
 func TestRecorderWhenStoreIsDown(t *testing.T) {
 	st := newMemStore()
 	down := errors.New("connection refused")
 	st.breakWith(down)
-	rec := store.NewRecorder(st, store.RecorderOptions{})
+	// The recorder tries to write the record until the run's lease lapses.
+	rec := store.NewRecorder(st, store.RecorderOptions{Lease: 50 * time.Millisecond})
 	defer rec.Close()
 	// The writer streams one word, then waits: the run cannot end before the
-	// recorder tried to write its record.
+	// recorder gave up writing its record.
 	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "x y"}}, Delay: time.Hour})
 	out, err := w.Run(t.Context(), "go")
 	if out.Status != run.StatusError || !errors.Is(err, down) {
@@ -249,4 +297,181 @@ func TestRecorderManyConcurrentRuns(t *testing.T) {
 		}
 	}
 	t.Logf("%d event writes for 50 runs", st.writes)
+}
+
+// A checkpoint that cannot be written within the run's lease returns the store's
+// error; it does not hang.
+func TestRecorderCheckpointStoreDown(t *testing.T) {
+	st := newMemStore()
+	down := errors.New("connection refused")
+	st.breakWith(down)
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Hour, Lease: 50 * time.Millisecond})
+	defer rec.Close()
+	checkpointed := make(chan error, 1)
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+		emit(x, "", run.EventWorkflowStarted)
+		err := rec.Checkpoint(t.Context(), x, []run.StepResult{{StepName: "one", Status: run.StatusCompleted}})
+		checkpointed <- err
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-checkpointed; !errors.Is(err, down) {
+		t.Errorf("Checkpoint = %v, want the store's error", err)
+	}
+	if out := x.Wait(); out.Status != run.StatusError {
+		t.Errorf("run ended %s", out.Status)
+	}
+}
+
+// Checkpoint answers ErrClosed once the recorder is closed.
+func TestRecorderCheckpointClosed(t *testing.T) {
+	rec := store.NewRecorder(newMemStore(), store.RecorderOptions{})
+	release := make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+		<-release
+		return rec.Checkpoint(t.Context(), x, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Close()
+	close(release)
+	if out := x.Wait(); !errors.Is(out.Err(), store.ErrClosed) {
+		t.Errorf("run ended %s %q, want ErrClosed from its checkpoint", out.Status, out.Error)
+	}
+}
+
+// A run that ends while the store is down waits for its end to be written, and
+// learns, once its lease has lapsed, that it was not: its End does not hang.
+func TestRecorderEndOutlastsLease(t *testing.T) {
+	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 50 * time.Millisecond})
+	defer rec.Close()
+	ready, release := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+		emit(x, "", run.EventWorkflowStarted)
+		err := rec.Checkpoint(t.Context(), x, nil) // the record is stored
+		ready <- err
+		<-release
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ready; err != nil {
+		close(release)
+		t.Fatalf("Checkpoint before the outage: %v", err)
+	}
+	down := errors.New("connection reset by peer")
+	st.setDown(down)
+	close(release)
+	if out := x.Wait(); out.Status != run.StatusCompleted {
+		t.Fatalf("run ended %s %q", out.Status, out.Error)
+	}
+	if err := x.PersistErr(); !errors.Is(err, down) {
+		t.Errorf("PersistErr = %v, want the store's error", err)
+	}
+	if got, err := st.GetRun(t.Context(), x.ID); err != nil || got.Status != run.StatusRunning {
+		t.Errorf("stored run = %+v, %v; want it left RUNNING, to its lease", got, err)
+	}
+}
+
+// Close does not wait for a store that is down: the end it could not write is
+// answered with ErrClosed and the store's error.
+func TestRecorderCloseDuringOutage(t *testing.T) {
+	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: time.Hour})
+	ready, release := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+		emit(x, "", run.EventWorkflowStarted)
+		err := rec.Checkpoint(t.Context(), x, nil) // the record is stored
+		ready <- err
+		<-release
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ready; err != nil {
+		close(release)
+		t.Fatalf("Checkpoint before the outage: %v", err)
+	}
+	down := errors.New("connection refused")
+	st.setDown(down)
+	close(release)
+	for w := range st.failed {
+		if w.op == "AppendEvents" {
+			break // the end waits for its events
+		}
+	}
+	select {
+	case <-x.Done():
+		t.Fatal("the run's End returned while its end was being retried")
+	default:
+	}
+	rec.Close()
+	if err := x.PersistErr(); !errors.Is(err, store.ErrClosed) || !errors.Is(err, down) {
+		t.Errorf("PersistErr = %v, want ErrClosed with the store's error", err)
+	}
+}
+
+// lostAnswer is a store whose first CreateRun stores the run but fails as if the
+// connection broke before its answer.
+type lostAnswer struct {
+	*memStore
+	once sync.Once
+}
+
+func (l *lostAnswer) CreateRun(ctx context.Context, r *store.Run) error {
+	err := l.memStore.CreateRun(ctx, r)
+	l.once.Do(func() {
+		if err == nil {
+			err = errors.New("unexpected EOF")
+		}
+	})
+	return err
+}
+
+// A run whose record was stored by a CreateRun whose answer was lost is not taken
+// for another run with its id when the recorder tries again.
+func TestRecorderCreateRunAnswerLost(t *testing.T) {
+	st := &lostAnswer{memStore: newMemStore()}
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me"})
+	defer rec.Close()
+	out, err := twoSteps(rec, scripted.New("the story")).Run(t.Context(), "go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.GetRun(t.Context(), out.RunID); err != nil || got.Status != run.StatusCompleted {
+		t.Fatalf("stored run = %+v, %v", got, err)
+	}
+	if evs, _ := st.Events(t.Context(), out.RunID, 0, 0); len(evs) != 17 {
+		t.Errorf("%d events stored, want 17", len(evs))
+	}
+}
+
+// Recovery finds the last event of a run left behind however many it has, and
+// stores the terminal event after it.
+func TestRecoveryAfterManyEvents(t *testing.T) {
+	st := newMemStore()
+	dead := storedRun(run.StatusRunning, "dead", time.Now().Add(-time.Second))
+	if err := st.CreateRun(t.Context(), dead); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2500 // more than recovery reads at a time
+	seedEvents(t, st, dead.ID, n)
+	recovered := make(chan []*store.Run, 1)
+	rec := store.NewRecorder(st, store.RecorderOptions{OnRecover: func(runs []*store.Run, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		recovered <- runs
+	}})
+	defer rec.Close()
+	if runs := <-recovered; len(runs) != 1 || runs[0].ID != dead.ID {
+		t.Fatalf("recovered %v", runs)
+	}
+	checkInterrupted(t, st, dead, n)
 }

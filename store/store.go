@@ -62,6 +62,8 @@ type Run struct {
 	Output run.Output
 	// Replica names the process that executes the run, and LeaseUntil is when its
 	// claim lapses unless renewed; recovery takes over only runs whose lease lapsed.
+	// A PENDING run with a zero LeaseUntil is queued (see Queue): no process holds
+	// it, so recovery leaves it alone.
 	Replica    string
 	LeaseUntil time.Time
 	CreatedAt  time.Time
@@ -131,17 +133,44 @@ type Store interface {
 	// RenewLeases extends the lease of the given runs that replica executes.
 	RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error
 	// Interrupt ends every RUNNING (or PENDING) run whose lease lapsed before now:
-	// ERROR with the given reason. It returns the runs it ended.
+	// ERROR with the given reason. It returns the runs it ended. A queued run (PENDING
+	// with a zero lease) is left alone.
 	Interrupt(ctx context.Context, now time.Time, reason string) ([]*Run, error)
+	// Claim takes over at most limit runs whose lease lapsed before now, as
+	// Interrupt would end them, for replica until the given time: their Replica and
+	// LeaseUntil are set, their status becomes RUNNING, and they are returned whole
+	// (with their saved Output). Two processes claiming at once never claim the same
+	// run; a queued run is left alone.
+	Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*Run, error)
 
 	// Close releases the store's resources; calls after it return ErrClosed.
 	Close() error
 }
 
+// Notifications are what a Canceller tells the processes that share its database.
+// A nil field is not called. The fields are called one at a time, on the listener's
+// goroutine, and should not block.
+type Notifications struct {
+	// Cancel: a cancel intent for the run was stored. Pending intents are delivered
+	// again on every (re)connection and periodically, so Cancel may see an intent
+	// more than once.
+	Cancel func(runID, reason string)
+	// Events: the run's events up to index last are stored (one notification per
+	// write of a batch, not per event: read the new events from the store).
+	Events func(runID string, last int)
+	// Ended: the run's final state, in status st, is stored.
+	Ended func(runID string, st run.Status)
+	// Reconnected: the listener's connection was made again after it failed; what
+	// was notified in between was not heard (Cancel has been re-read).
+	Reconnected func()
+}
+
 // Canceller is implemented by stores that carry cancels between processes sharing
 // one database (store/postgres), so that a cancel accepted by one replica reaches
 // the replica that executes the run, or will start it. A server whose Store is a
-// Canceller uses it; others cancel in their own process only.
+// Canceller uses it; others cancel in their own process only. The same channel tells
+// them when a run's events are stored and when a run ended, so that a replica can
+// follow a run another one executes.
 type Canceller interface {
 	// CancelRun stores a cancel intent for the run durably and notifies the
 	// listeners; it returns once the intent is committed. Cancelling twice keeps
@@ -149,26 +178,59 @@ type Canceller interface {
 	CancelRun(ctx context.Context, runID, reason string) error
 	// PendingCancel reports the kept cancel intent for a run, if any.
 	PendingCancel(ctx context.Context, runID string) (reason string, ok bool, err error)
-	// Listen calls fn for every cancel notified until ctx is done, then returns
-	// nil. On each (re)connection it first calls fn for every pending intent, so
-	// that a cancel notified while it was disconnected is not lost: fn may see a
-	// cancel more than once. It reconnects on its own when its connection drops,
-	// and returns an error only when it cannot listen at all (the store is closed).
-	// fn runs on Listen's goroutine and should not block.
-	Listen(ctx context.Context, fn func(runID, reason string)) error
+	// Listen delivers the store's notifications to n until ctx is done, then
+	// returns nil. On each (re)connection, and periodically, it calls n.Cancel for
+	// every pending intent, so that a cancel notified while it was disconnected is
+	// not lost. It reconnects on its own when its connection drops, and returns an
+	// error only when it cannot listen at all (the store is closed).
+	Listen(ctx context.Context, n Notifications) error
+}
+
+// Job is a run queued on a Queue: its stored record (PENDING, no lease), which
+// holds everything needed to start it.
+type Job = Run
+
+// Queue is implemented by stores that schedule background runs between the
+// processes sharing one database (store/postgres, on River), so that any process
+// with a free worker starts a queued run, and a queued run survives the process
+// that queued it.
+type Queue interface {
+	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
+	// (ErrExists if its id is taken).
+	Enqueue(ctx context.Context, r *Job) error
+	// Work starts queued runs, at most workers at once, until ctx is done, then
+	// waits for the runs it started and returns nil. fn starts the run and returns
+	// once it has ended; a run whose fn returned is done, whatever its outcome.
+	// Before fn, the run is taken: still PENDING, it gets a lease (DefaultLease),
+	// so that no other process starts it, and recovery takes it over if this one
+	// dies before the run's own lease is written; a run no longer queued (taken,
+	// cancelled, deleted) is skipped.
+	Work(ctx context.Context, workers int, fn func(ctx context.Context, j *Job) error) error
+	// CancelQueued ends a run that is still queued CANCELLED with reason, its
+	// terminal event stored, and reports true; it reports false for a run no
+	// longer queued (a worker took it, or it ended).
+	CancelQueued(ctx context.Context, runID, reason string) (bool, error)
 }
 
 // ReasonInterrupted is the error of a run that a dead process left behind.
 const ReasonInterrupted = "interrupted"
 
 // Recover ends the runs that a process which died left RUNNING: every run whose lease
-// lapsed before now ends ERROR "interrupted". A live lease, held by a process still
-// running (a replica, a `kern run` beside `kern serve`), is never touched. It returns
-// the runs it ended.
+// lapsed before now ends ERROR "interrupted", with a terminal event after its last
+// stored one. A live lease, held by a process still running (a replica, a `kern run`
+// beside `kern serve`), is never touched. It returns the runs it ended.
 func Recover(ctx context.Context, s Store) ([]*Run, error) {
-	runs, err := s.Interrupt(ctx, time.Now(), ReasonInterrupted)
-	if err != nil {
-		return nil, fmt.Errorf("store: recover runs left behind: %w", err)
+	var ended []*Run
+	for {
+		now := time.Now()
+		runs, err := s.Claim(ctx, "recover", now, now.Add(DefaultLease), claimBatch)
+		if err != nil {
+			return ended, fmt.Errorf("store: recover runs left behind: %w", err)
+		}
+		out, err := interruptRuns(ctx, s, runs)
+		ended = append(ended, out...)
+		if err != nil || len(runs) < claimBatch {
+			return ended, err
+		}
 	}
-	return runs, nil
 }

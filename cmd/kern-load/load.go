@@ -20,21 +20,31 @@ import (
 
 // config is what a load test does.
 type config struct {
-	Server     string        // an existing server's URL; empty starts one in this process
-	Workflow   string        // the workflow to run on Server
-	Key        string        // the server's security key
-	ServerPID  int           // the pid of Server, to read its RSS
-	Store      string        // the in-process server's store: memory or sqlite
-	Streams    int           // concurrent streaming runs to hold
-	Cancels    int           // cancels measured idle, and again under load
-	Warmup     int           // idle cancels made first and not measured
-	Openers    int           // streams being opened at once during the ramp
-	Ramp       time.Duration // how long opening the streams should take at least
-	Hold       time.Duration // how long the streams are held while events are counted
-	ChunkDelay time.Duration // the in-process workflow's pause between words
-	Timeout    time.Duration // bounds the whole test
-	CPUProfile string        // a file to write a CPU profile of the hold to
-	Log        io.Writer     // progress
+	Server       string        // an existing server's URL; empty starts one in this process
+	CancelServer string        // where cancels are sent (another replica of Server); empty: Server
+	NoWait       bool          // cancel with wait=false
+	Workflow     string        // the workflow to run on Server; empty: load (core with Runs)
+	Key          string        // the server's security key
+	ServerPID    int           // the pid of Server, to read its RSS
+	Store        string        // the in-process server's store: memory or sqlite
+	Streams      int           // concurrent streaming runs to hold
+	Cancels      int           // cancels measured idle, and again under load
+	Warmup       int           // idle cancels made first and not measured
+	Openers      int           // streams being opened at once during the ramp
+	Ramp         time.Duration // how long opening the streams should take at least
+	Hold         time.Duration // how long the streams are held while events are counted
+	ChunkDelay   time.Duration // the in-process workflow's pause between words
+	Timeout      time.Duration // bounds the whole test
+	CPUProfile   string        // a file to write a CPU profile of the hold to
+	Log          io.Writer     // progress
+
+	// Runs, when > 0, measures completed runs per second instead (see runThroughput):
+	// Runs runs through the first of Servers, then Runs spread over all of them,
+	// Concurrency in flight per server.
+	Runs        int
+	Servers     []string
+	Concurrency int
+	Background  bool // queue the runs (background=true) and follow each to its end
 }
 
 // latency is the distribution of cancel latencies of one phase.
@@ -61,6 +71,7 @@ func summarize(ds []time.Duration, failed int, firstErr error) latency {
 // summary is a load test's result.
 type summary struct {
 	Target             string
+	CancelTarget       string // where cancels went, when not Target
 	InProcess          bool
 	Store              string
 	FDLimit, FDMax     uint64
@@ -81,9 +92,18 @@ type summary struct {
 	OfferedPerSec      float64 // what the in-process workflow emits: streams / chunk delay
 	Hold               time.Duration
 	IdleCancel, Cancel latency
+	// IdleAnswer and Answer are the time from sending a cancel to its answer: after
+	// the run's end (wait=true) or once the intent is kept (wait=false, NoWait).
+	IdleAnswer, Answer latency
+	NoWait             bool
 }
 
 func kib(b float64) string { return strconv.FormatFloat(b/1024, 'f', 1, 64) + " KiB" }
+
+// short is the distribution alone.
+func (l latency) short() string {
+	return fmt.Sprintf("p50 %v  p99 %v  max %v", l.P50.Round(time.Microsecond), l.P99.Round(time.Microsecond), l.Max.Round(time.Microsecond))
+}
 
 func (l latency) String() string {
 	s := fmt.Sprintf("p50 %v  p99 %v  max %v  (n=%d, failed %d)", l.P50.Round(time.Microsecond),
@@ -103,6 +123,9 @@ func (s *summary) String() string {
 		where = "external server"
 	}
 	p("kern-load: %s (%s), GOMAXPROCS %d, fd limit %d (hard %d)", s.Target, where, runtime.GOMAXPROCS(0), s.FDLimit, s.FDMax)
+	if s.CancelTarget != "" {
+		p("cancels sent to:            %s (streams on %s)", s.CancelTarget, s.Target)
+	}
 	p("streams requested:          %d", s.Requested)
 	p("streams opened:             %d in %v (failed %d)", s.Opened, s.RampTime.Round(time.Millisecond), s.Failed)
 	if s.FirstOpenErr != "" {
@@ -126,13 +149,22 @@ func (s *summary) String() string {
 		offered = fmt.Sprintf(" (offered %.0f/s)", s.OfferedPerSec)
 	}
 	p("SSE events per second:      %.0f over %v%s", s.EventsPerSec, s.Hold, offered)
-	if s.ServerCPU > 0 {
+	switch {
+	case s.ServerCPU > 0:
 		p("CPU during the hold:        %.2f cores server, %.2f cores this client", s.ServerCPU, s.CPU)
-	} else {
+	case !s.InProcess:
+		p("CPU during the hold:        %.2f cores (this client)", s.CPU)
+	default:
 		p("CPU during the hold:        %.2f cores (client and server)", s.CPU)
 	}
 	p("cancel latency idle:        %v", s.IdleCancel)
 	p("cancel latency under load:  %v", s.Cancel)
+	wait := "wait=true: after the run's end"
+	if s.NoWait {
+		wait = "wait=false: once the intent is kept"
+	}
+	p("cancel answered idle:       %v", s.IdleAnswer.short())
+	p("cancel answered under load: %v  (%s)", s.Answer.short(), wait)
 	return b.String()
 }
 
@@ -257,6 +289,18 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		logf("cannot raise the fd limit: %v", err)
 	}
 	target, wf := cfg.Server, cfg.Workflow
+	if wf == "" {
+		wf = loadWorkflowID
+	}
+	if cfg.CancelServer != "" {
+		if target == "" {
+			return nil, errors.New("--cancel-server needs --server: the in-process server shares its runs with no other")
+		}
+		if err := loopback(cfg.CancelServer); err != nil {
+			return nil, err
+		}
+		s.CancelTarget = cfg.CancelServer
+	}
 	if target == "" {
 		ls, err := startServer(cfg.Store, cfg.ChunkDelay)
 		if err != nil {
@@ -282,7 +326,8 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	if s.FDLimit < need {
 		logf("warning: fd limit %d < ~%d needed for %d streams", s.FDLimit, need, cfg.Streams)
 	}
-	c := newClient(target, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
+	c := newClient(target, cfg.CancelServer, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
+	c.noWait, s.NoWait = cfg.NoWait, cfg.NoWait
 	defer c.close()
 	streamCtx, closeStreams := context.WithCancel(ctx)
 	var readers sync.WaitGroup
@@ -290,7 +335,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 
 	logf("idle: %d warm-up and %d measured cancels, one stream at a time", cfg.Warmup, cfg.Cancels)
 	idleCancels(streamCtx, c, cfg.Warmup, &readers)
-	s.IdleCancel = idleCancels(streamCtx, c, cfg.Cancels, &readers)
+	s.IdleCancel, s.IdleAnswer = idleCancels(streamCtx, c, cfg.Cancels, &readers)
 
 	before := measureMem(cfg.ServerPID)
 	logf("ramp: opening %d streams (%d at a time, over %v at least)", cfg.Streams, cfg.Openers, cfg.Ramp)
@@ -349,37 +394,50 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	}
 
 	logf("load: %d cancels among %d open streams", cfg.Cancels, len(streams))
-	s.Cancel = loadCancels(ctx, c, streams, cfg.Cancels)
+	s.Cancel, s.Answer = loadCancels(ctx, c, streams, cfg.Cancels)
 	if ctx.Err() != nil {
 		return s, fmt.Errorf("load test cut at its timeout (%v)", cfg.Timeout)
 	}
 	return s, nil
 }
 
+// cancels collects the latencies of a phase's cancels and of their answers.
+type cancels struct {
+	latencies, answers []time.Duration
+	failed             int
+	firstErr           error
+}
+
+func (cs *cancels) add(latency, answer time.Duration, err error) {
+	if err != nil {
+		cs.failed++
+		cs.firstErr = cmpErr(cs.firstErr, err)
+		return
+	}
+	cs.latencies = append(cs.latencies, latency)
+	cs.answers = append(cs.answers, answer)
+}
+
+func (cs *cancels) summarize() (latency, answer latency) {
+	return summarize(cs.latencies, cs.failed, cs.firstErr), summarize(cs.answers, cs.failed, nil)
+}
+
 // idleCancels measures n cancels with no other stream open.
-func idleCancels(ctx context.Context, c *client, n int, readers *sync.WaitGroup) latency {
-	var ds []time.Duration
-	failed := 0
-	var firstErr error
+func idleCancels(ctx context.Context, c *client, n int, readers *sync.WaitGroup) (latency, answer latency) {
+	var cs cancels
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		d, err := func() (time.Duration, error) {
+		cs.add(func() (time.Duration, time.Duration, error) {
 			st, err := c.open(ctx, "idle "+strconv.Itoa(i))
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			readers.Add(1)
 			go st.read(c, readers)
 			defer st.close()
 			return c.cancelLatency(ctx, st, 10*time.Second)
-		}()
-		if err != nil {
-			failed++
-			firstErr = cmpErr(firstErr, err)
-			continue
-		}
-		ds = append(ds, d)
+		}())
 	}
-	return summarize(ds, failed, firstErr)
+	return cs.summarize()
 }
 
 func cmpErr(first, err error) error {
@@ -433,12 +491,10 @@ func ramp(ctx context.Context, c *client, cfg config, readers *sync.WaitGroup) (
 }
 
 // loadCancels measures n cancels, one after the other, of streams still open.
-func loadCancels(ctx context.Context, c *client, streams []*stream, n int) latency {
-	var ds []time.Duration
-	failed := 0
-	var firstErr error
+func loadCancels(ctx context.Context, c *client, streams []*stream, n int) (latency, answer latency) {
+	var cs cancels
 	for _, st := range streams {
-		if len(ds)+failed >= n || ctx.Err() != nil {
+		if len(cs.latencies)+cs.failed >= n || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -446,16 +502,10 @@ func loadCancels(ctx context.Context, c *client, streams []*stream, n int) laten
 			continue
 		default:
 		}
-		d, err := c.cancelLatency(ctx, st, 10*time.Second)
-		if err != nil {
-			failed++
-			firstErr = cmpErr(firstErr, err)
-			continue
-		}
-		ds = append(ds, d)
+		cs.add(c.cancelLatency(ctx, st, 10*time.Second))
 	}
-	if len(ds)+failed < n && firstErr == nil {
-		firstErr = errors.New("fewer open streams than cancels")
+	if len(cs.latencies)+cs.failed < n && cs.firstErr == nil {
+		cs.firstErr = errors.New("fewer open streams than cancels")
 	}
-	return summarize(ds, failed, firstErr)
+	return cs.summarize()
 }

@@ -5,11 +5,16 @@
 //
 // By default it starts an agentos server in its own process on a loopback port, with
 // a scripted workflow that streams a word every --chunk-delay; --server targets a
-// running `kern serve` instead. It only ever talks to loopback addresses.
+// running `kern serve` instead, and --cancel-server sends the cancels to another
+// replica of it. With --runs it measures completed runs per second instead, through
+// one server and then spread over the --servers. It only ever talks to loopback
+// addresses.
 //
 //	go run ./cmd/kern-load --streams 5000 --cancels 200
 //	go run ./cmd/kern-load --serve 127.0.0.1:7799        # a server alone, for --server-pid
 //	go run ./cmd/kern-load --server http://127.0.0.1:7799 --server-pid <pid> --streams 5000
+//	go run ./cmd/kern-load --server http://127.0.0.1:7701 --cancel-server http://127.0.0.1:7702
+//	go run ./cmd/kern-load --runs 2000 --servers http://127.0.0.1:7701,http://127.0.0.1:7702
 package main
 
 import (
@@ -26,20 +31,31 @@ func main() {
 	cfg := config{Log: os.Stderr}
 	serve := flag.String("serve", "", "only serve the load workflow in-process on this loopback `addr`, until interrupted or --timeout")
 	flag.StringVar(&cfg.Server, "server", "", "target the kern server at this loopback `URL` instead of starting one")
-	flag.StringVar(&cfg.Workflow, "workflow", loadWorkflowID, "the workflow id to run on --server")
+	flag.StringVar(&cfg.Workflow, "workflow", "", "the workflow id to run on --server (default load; core with --runs)")
+	flag.StringVar(&cfg.CancelServer, "cancel-server", "", "send the cancels to this loopback `URL`, another replica of --server's database (default --server)")
+	flag.BoolVar(&cfg.NoWait, "no-wait", false, "cancel with wait=false: the answer comes once the intent is kept, not after the run's end")
 	flag.StringVar(&cfg.Key, "key", os.Getenv("KERN_SECURITY_KEY"), "the server's security key (default $KERN_SECURITY_KEY)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "the `pid` of --server, to report its RSS per stream")
 	flag.StringVar(&cfg.Store, "store", "memory", "the in-process server's store: memory or sqlite")
 	flag.IntVar(&cfg.Streams, "streams", 1000, "concurrent streaming runs to hold")
 	flag.IntVar(&cfg.Cancels, "cancels", 100, "cancels to measure idle, and again under load")
-	flag.IntVar(&cfg.Warmup, "warmup", 10, "idle cancels made first, not measured")
+	flag.IntVar(&cfg.Warmup, "warmup", 10, "idle cancels made first, not measured (with --runs: runs per server)")
 	flag.IntVar(&cfg.Openers, "openers", 64, "streams opened at once during the ramp")
 	flag.DurationVar(&cfg.Ramp, "ramp", 5*time.Second, "the shortest time to open the streams in")
 	flag.DurationVar(&cfg.Hold, "hold", 10*time.Second, "how long the streams are held while events are counted")
 	flag.DurationVar(&cfg.ChunkDelay, "chunk-delay", time.Second, "the in-process workflow's pause between streamed words")
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the hold (client and in-process server) to `file`")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bounds the whole test")
+	flag.IntVar(&cfg.Runs, "runs", 0, "measure completed runs per second instead: `n` runs through the first of --servers, then n spread over all of them")
+	servers := flag.String("servers", "", "with --runs: the replicas' loopback `URLs`, comma-separated (default --server, or an in-process server)")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 16, "with --runs: runs in flight per server")
+	flag.BoolVar(&cfg.Background, "background", false, "with --runs: queue each run (background=true) and follow it to its end through the same server")
 	flag.Parse()
+	var err error
+	if cfg.Servers, err = parseServers(*servers); err != nil {
+		fmt.Fprintln(os.Stderr, "kern-load:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -50,7 +66,7 @@ func main() {
 		}
 		return
 	}
-	s, err := run(ctx, cfg)
+	s, err := measure(ctx, cfg)
 	if s != nil {
 		fmt.Print(s)
 	}
@@ -58,6 +74,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kern-load:", err)
 		os.Exit(1)
 	}
+}
+
+// measure runs the test cfg asks for: runs per second with --runs, streams and
+// cancels otherwise. Its summary is nil when the test could not start.
+func measure(ctx context.Context, cfg config) (fmt.Stringer, error) {
+	if cfg.Runs > 0 {
+		s, err := runThroughput(ctx, cfg)
+		if s == nil {
+			return nil, err
+		}
+		return s, err
+	}
+	s, err := run(ctx, cfg)
+	if s == nil {
+		return nil, err
+	}
+	return s, err
 }
 
 // serveOnly serves the load workflow on addr until ctx is done or cfg.Timeout.
@@ -73,8 +106,8 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "kern-load: serving workflow %q on %s (pid %d, fd limit %d/%d) for %v\n",
-		loadWorkflowID, ls.url, os.Getpid(), cur, max, cfg.Timeout)
+	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, fd limit %d/%d) for %v\n",
+		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), cur, max, cfg.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	<-ctx.Done()

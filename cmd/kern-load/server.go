@@ -19,8 +19,11 @@ import (
 	"kern/workflow"
 )
 
-// loadWorkflowID is the id of the workflow the in-process server serves.
-const loadWorkflowID = "load"
+// The ids of the workflows the in-process server serves.
+const (
+	loadWorkflowID = "load"
+	coreWorkflowID = "core"
+)
 
 // loadWorkflow streams one word every delay, for far longer than a load test lasts,
 // so that its runs stay open until cancelled.
@@ -33,6 +36,17 @@ func loadWorkflow(delay time.Duration) *workflow.Workflow {
 		Steps: []workflow.Step{workflow.AgentStep("write", writer, "write for ever")}}
 }
 
+// coreWorkflow is the core workload of kern's runs-per-second figures: two steps of
+// 20 chunks each, streamed without pause.
+func coreWorkflow() *workflow.Workflow {
+	steps := make([]workflow.Step, 2)
+	for i, name := range []string{"first", "second"} {
+		a := &agent.Agent{Name: "Core " + name, Model: scripted.New(strings.Repeat("word ", 20))}
+		steps[i] = workflow.AgentStep(name, a, "write 20 words")
+	}
+	return &workflow.Workflow{Name: "Core", Description: "two steps of 20 chunks, without pause", Steps: steps}
+}
+
 // localServer is an agentos server on a loopback port, in this process.
 type localServer struct {
 	url    string
@@ -42,8 +56,8 @@ type localServer struct {
 	dir    string
 }
 
-// startServer starts an agentos server on 127.0.0.1 with the load workflow and the
-// given store: "memory" (none) or "sqlite" (a file in a temporary directory).
+// startServer starts an agentos server on 127.0.0.1 with the load and core workflows
+// and the given store: "memory" (none) or "sqlite" (a file in a temporary directory).
 func startServer(storeKind string, delay time.Duration) (*localServer, error) {
 	return startServerOn("127.0.0.1:0", storeKind, delay)
 }
@@ -52,7 +66,7 @@ func startServer(storeKind string, delay time.Duration) (*localServer, error) {
 func startServerOn(addr, storeKind string, delay time.Duration) (*localServer, error) {
 	ls := &localServer{served: make(chan error, 1)}
 	cfg := agentos.Config{
-		Workflows:     []*workflow.Workflow{loadWorkflow(delay)},
+		Workflows:     []*workflow.Workflow{loadWorkflow(delay), coreWorkflow()},
 		ShutdownGrace: time.Second,
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}

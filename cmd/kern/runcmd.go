@@ -118,7 +118,7 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	if err != nil {
 		return err
 	}
-	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica})
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica, NoRecovery: true}) // kern serve recovers
 	wf.Recorder = rec
 	fmt.Fprintln(cmd.ErrOrStderr(), "model:", label)
 

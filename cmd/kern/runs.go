@@ -41,7 +41,7 @@ func newRunsCmd() *cobra.Command {
 status, creation time and the replica that executed it.
 
 The runs are read from the database --db names (default sqlite://kern.db), or
-from a kern server with --server (which does not report replicas). --session and
+from a kern server with --server. --session and
 --status narrow the list; --limit bounds it.`,
 		Example: `  kern runs
   kern runs --status CANCELLED --limit 5
@@ -125,7 +125,7 @@ func serverRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, er
 	if st != "" {
 		q.Set("status", string(st))
 	}
-	var outs []run.Output
+	var outs []serverRun
 	if o.session != "" {
 		if err := c.getJSON(ctx, "/sessions/"+url.PathEscape(o.session)+"/runs?"+q.Encode(), &outs); err != nil {
 			return nil, err
@@ -151,7 +151,7 @@ func serverRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, er
 		paths = append(paths, "/agents/"+url.PathEscape(a.ID)+"/runs?"+q.Encode())
 	}
 	for _, p := range paths {
-		var page []run.Output
+		var page []serverRun
 		if err := c.getJSON(ctx, p, &page); err != nil {
 			return nil, err
 		}
@@ -160,7 +160,13 @@ func serverRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, er
 	return outputRows(outs, o.limit), nil
 }
 
-func outputRows(outs []run.Output, limit int) []runRow {
+// serverRun is a run as a kern server answers it: its output and its replica.
+type serverRun struct {
+	run.Output
+	Replica string `json:"replica"`
+}
+
+func outputRows(outs []serverRun, limit int) []runRow {
 	rows := make([]runRow, 0, len(outs))
 	for _, out := range outs {
 		name := out.WorkflowID
@@ -168,7 +174,7 @@ func outputRows(outs []run.Output, limit int) []runRow {
 			name = componentName(store.KindAgent, out.AgentID)
 		}
 		rows = append(rows, runRow{id: out.RunID, component: name, status: string(out.Status),
-			created: time.Unix(out.CreatedAt, 0)})
+			replica: out.Replica, created: time.Unix(out.CreatedAt, 0)})
 	}
 	slices.SortStableFunc(rows, func(a, b runRow) int { return b.created.Compare(a.created) })
 	return rows[:min(len(rows), limit)]

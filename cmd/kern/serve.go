@@ -27,6 +27,8 @@ type serveOptions struct {
 	config        string
 	securityKey   string
 	replica       string
+	lease         time.Duration
+	workers       int
 	shutdownGrace time.Duration
 	openAIModel   string
 	scriptedPace  time.Duration
@@ -52,12 +54,21 @@ sqlite://kern.db) or PostgreSQL (postgres://user:pass@host/db). With a security 
 (--security-key or KERN_SECURITY_KEY), every route but /health requires
 "Authorization: Bearer <key>".
 
+Several replicas may serve one PostgreSQL database behind a load balancer: a
+cancel, a status query or a stream resumption may go to any of them; background
+runs are queued in the database and started by any replica with a free worker;
+and when a replica dies, another takes its runs over once their lease (--lease)
+lapses, resuming each workflow run after its last finished step (a workflow
+declared "resumable: false" ends ERROR "interrupted" instead). --replica names
+this process in GET /config and in the runs it executes.
+
 On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 --shutdown-grace, cancels those still running, persists their end, and exits 0.`,
 		Example: `  kern serve
   kern serve --addr :7777 --db postgres://kern:secret@db.internal/kern
   KERN_SECURITY_KEY=s3cret kern serve --db sqlite:///var/lib/kern/kern.db
-  kern serve --replica web-1 --shutdown-grace 30s`,
+  kern serve --replica web-1 --shutdown-grace 30s
+  kern serve --replica web-2 --addr :7778 --db 'postgres://db.internal/kern?schema=kern' --lease 10s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd, o) },
 	}
@@ -67,6 +78,8 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 	f.StringVar(&o.config, "config", "", "kern.yaml declaring models, agents and workflows (default: the reference article workflow)")
 	f.StringVar(&o.securityKey, "security-key", "", "require \"Authorization: Bearer <key>\" on every route but /health (default $"+envSecurityKey+")")
 	f.StringVar(&o.replica, "replica", "", "name of this process in the runs it records (default host-pid)")
+	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long a run's claim lasts unless renewed: a replica that dies is noticed, and its runs taken over, about this long after")
+	f.IntVar(&o.workers, "workers", agentos.DefaultWorkers, "background runs this replica executes at once")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", agentos.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long running runs may go on before they are cancelled (0: at once)")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
 	return cmd
@@ -106,20 +119,19 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica, OnRecover: logRecovered(log)})
-	err = serveWith(ctx, stop, log, rec, st, o, grace, declared)
-	// In this order: every run has ended (Serve returned), the recorder has written
-	// their ends, then the store lets go of the database.
-	err = errors.Join(err, rec.Close(), st.Close())
+	err = serveWith(ctx, stop, log, st, o, grace, declared)
+	// In this order: every run has ended and its end is written (Serve returned),
+	// then the store lets go of the database.
+	err = errors.Join(err, st.Close())
 	if err == nil {
 		log.Info("kern stopped")
 	}
 	return err
 }
 
-// serveWith serves the reference workflow, recorded by rec into st, until ctx is
-// done; stop stops the signals from cancelling ctx.
-func serveWith(ctx context.Context, stop func(), log *slog.Logger, rec *store.Recorder, st store.Store, o serveOptions, grace time.Duration, declared *config.Config) error {
+// serveWith serves the reference workflow, recorded into st, until ctx is done;
+// stop stops the signals from cancelling ctx.
+func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Store, o serveOptions, grace time.Duration, declared *config.Config) error {
 	var workflows []*workflow.Workflow
 	var agents []*agent.Agent
 	label := "as declared in " + o.config
@@ -137,7 +149,9 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, rec *store.Re
 		Workflows:     workflows,
 		Agents:        agents,
 		Store:         st,
-		Recorder:      rec,
+		Replica:       o.replica,
+		Lease:         o.lease,
+		Workers:       o.workers,
 		SecurityKey:   o.securityKey,
 		ShutdownGrace: grace,
 		Logger:        log,
@@ -158,17 +172,4 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, rec *store.Re
 	})
 	defer unwatch()
 	return srv.ServeListener(ctx, ln)
-}
-
-// logRecovered logs the runs a dead process left behind, which the recorder ended.
-func logRecovered(log *slog.Logger) func([]*store.Run, error) {
-	return func(runs []*store.Run, err error) {
-		if err != nil {
-			log.Warn("recovering runs left behind failed", "err", err)
-			return
-		}
-		for _, r := range runs {
-			log.Warn("run left behind by a process that died ended ERROR", "run_id", r.ID, "replica", r.Replica)
-		}
-	}
 }

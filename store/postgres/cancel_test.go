@@ -24,7 +24,7 @@ func listen(t *testing.T, s *Store) <-chan delivery {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- s.Listen(ctx, func(id, reason string) { got <- delivery{id, reason} })
+		done <- s.Listen(ctx, store.Notifications{Cancel: func(id, reason string) { got <- delivery{id, reason} }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -68,7 +68,7 @@ func cancelRun(t *testing.T, s *Store, id, reason string) {
 // first, except those of ended runs; later cancels are notified.
 func TestCancelReread(t *testing.T) {
 	t.Parallel()
-	s := openTest(t)
+	s := openTest(t, WithRereadInterval(-1)) // no periodic re-read between the two
 	cancelRun(t, s, "before", "requested")
 	cancelRun(t, s, "before", "again") // idempotent: the first reason stays
 	if err := s.CreateRun(t.Context(), &store.Run{ID: "ended", Status: "COMPLETED"}); err != nil {
@@ -188,24 +188,20 @@ func TestCancelBounds(t *testing.T) {
 func TestCancelPayload(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ id, reason string }{
-		{"run-1", "requested"}, {"", ""}, {"a:b", "1:2"}, {"12", ""},
+		{"run-1", "requested"}, {"", ""}, {"a:b", "1:2"}, {"12", ""}, {"r 1", " x"},
 		{strings.Repeat("i", MaxCancelRunID), strings.Repeat("r", MaxCancelReason)},
 	} {
 		p := cancelPayload(c.id, c.reason)
 		if len(p) >= 8000 {
 			t.Errorf("payload of %d bytes", len(p))
 		}
-		id, reason, ok := parseCancelPayload(p)
-		if !ok || id != c.id || reason != c.reason {
-			t.Errorf("parse(%q) = %q, %q, %v", p, id, reason, ok)
+		var got []delivery
+		deliver(&store.Notifications{Cancel: func(id, reason string) { got = append(got, delivery{id, reason}) }}, p)
+		if len(got) != 1 || got[0] != (delivery{c.id, c.reason}) {
+			t.Errorf("deliver(%q) = %+v", p, got)
 		}
 	}
-	for _, p := range []string{"", "x", "5:abc", "-1:a"} {
-		if _, _, ok := parseCancelPayload(p); ok {
-			t.Errorf("parse(%q) ok", p)
-		}
-	}
-	if ch := cancelChannel(strings.Repeat("s", 63)); len(ch) > 63 {
+	if ch := notifyChannel(strings.Repeat("s", 63)); len(ch) > 63 {
 		t.Errorf("channel %q longer than an identifier", ch)
 	}
 }
@@ -215,7 +211,7 @@ func TestListenClosed(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	s.Close()
-	err := s.Listen(t.Context(), func(string, string) {})
+	err := s.Listen(t.Context(), store.Notifications{Cancel: func(string, string) {}})
 	if !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Listen on a closed store = %v, want ErrClosed", err)
 	}

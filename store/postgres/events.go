@@ -21,6 +21,10 @@ import (
 // transaction and one round trip; an event whose (RunID, Index) is already stored
 // is left as it is. Nothing is written when an event is larger than
 // store.MaxValueSize.
+//
+// The same transaction notifies the schema's listeners (see Listen) of each run
+// written and its greatest index in the batch: once per call, not per event, in
+// as few notifications as their size allows.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	const op = "append events"
 	if err := s.check(op); err != nil {
@@ -62,7 +66,8 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 			times[i] = ms(ev.CreatedAt)
 		}
 	}
-	if _, err := s.pool.Exec(ctx, s.q.appendEvents, ids, idxs, types, data, times); err != nil {
+	_, err := s.pool.Exec(ctx, s.cq.appendEvents, ids, idxs, types, data, times, s.channel, eventsPayloads(ids, idxs))
+	if err != nil {
 		return s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
 	}
 	return nil

@@ -5,7 +5,7 @@
 // Open connects, checks that the server answers, and brings the schema up to date
 // with the migrations embedded in the binary; several processes may open the same
 // database at once. The tables live in one PostgreSQL schema, "public" unless
-// WithSchema names another.
+// WithSchema or the URL's schema parameter names another.
 //
 //	st, err := postgres.Open(ctx, "postgres://kern@db:5432/kern?sslmode=require")
 //	if err != nil { ... }
@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"kern/store"
 )
@@ -50,6 +51,8 @@ type Option func(*options)
 
 type options struct {
 	schema         string
+	schemaSet      bool // by WithSchema, which the URL does not override
+	rereadInterval time.Duration
 	maxConns       int32
 	connectTimeout time.Duration
 	logger         *slog.Logger
@@ -57,8 +60,22 @@ type options struct {
 
 // WithSchema puts the store's tables in the named PostgreSQL schema, created if
 // missing. The name must be a plain identifier: a letter or underscore, then
-// letters, digits or underscores, at most 63 bytes, not starting with "pg_".
-func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
+// letters, digits or underscores, at most 46 bytes (MaxSchemaLen), not starting
+// with "pg_". It overrides the schema parameter of Open's URL.
+func WithSchema(name string) Option {
+	return func(o *options) { o.schema, o.schemaSet = name, true }
+}
+
+// DefaultRereadInterval is how often a listener re-reads the pending cancel
+// intents unless WithRereadInterval says otherwise (see Store.Listen).
+const DefaultRereadInterval = 5 * time.Second
+
+// WithRereadInterval sets how often a listener re-reads the pending cancel
+// intents, in case a notification was lost (see Store.Listen): d == 0 keeps
+// DefaultRereadInterval, d < 0 re-reads them only when the listener (re)connects.
+func WithRereadInterval(d time.Duration) Option {
+	return func(o *options) { o.rereadInterval = d }
+}
 
 // WithMaxConns sets the pool's maximum number of connections; n <= 0 keeps
 // DefaultMaxConns (or the URL's pool_max_conns).
@@ -71,7 +88,7 @@ func WithConnectTimeout(d time.Duration) Option {
 }
 
 // WithLogger sets where the store reports what it recovers from on its own (a
-// cancel listener's lost connection); nil keeps slog.Default().
+// listener's lost connection); nil keeps slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
@@ -80,13 +97,19 @@ type Store struct {
 	schema  string // as given, unquoted
 	q       queries
 	cq      cancelQueries
-	channel string // the cancel notifications' channel
+	channel string // the schema's notification channel (see Listen)
 	log     *slog.Logger
 	closed  atomic.Bool
+
+	rereadInterval time.Duration // of pending intents by a listener; <= 0: never
+	ends           endWriter     // the ends of runs being written (see UpdateRun)
 
 	// beforeRelisten, if set (by tests, before Listen), runs before a listener
 	// reconnects.
 	beforeRelisten func()
+
+	// jobs inserts the jobs of queued runs (see queue.go); it is never started.
+	jobs *river.Client[pgx.Tx]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -101,6 +124,10 @@ func validSchema(name string) error {
 	if strings.HasPrefix(strings.ToLower(name), "pg_") {
 		return fmt.Errorf("store/postgres: schema name %q: names starting with pg_ are reserved by PostgreSQL", name)
 	}
+	if len(name) > MaxSchemaLen {
+		return fmt.Errorf("store/postgres: schema name %q: %d bytes, at most %d: the job queue's notification channels, %q, must fit in PostgreSQL's 63-byte names",
+			name, len(name), MaxSchemaLen, name+".river_leadership")
+	}
 	return nil
 }
 
@@ -109,16 +136,33 @@ func validSchema(name string) error {
 // timeout, and applies the migrations the database lacks. A database whose schema
 // is newer than this binary's is refused with an error wrapping
 // store.ErrSchemaTooNew.
+//
+// The URL's schema parameter (schema=<name>, in either form) names the schema the
+// tables live in, as WithSchema does, which overrides it; it is kern's, not sent
+// to the server:
+//
+//	postgres://kern@db:5432/kern?sslmode=require&schema=kern
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
-	o := options{schema: DefaultSchema}
+	o := options{schema: DefaultSchema, rereadInterval: DefaultRereadInterval}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if err := validSchema(o.schema); err != nil {
-		return nil, err
+	if o.rereadInterval == 0 {
+		o.rereadInterval = DefaultRereadInterval
 	}
 	cfg, err := parseURL(url)
 	if err != nil {
+		return nil, err
+	}
+	// pgx keeps the parameters it does not know as the server settings it sends
+	// on connecting, and the server would refuse "schema": take it out.
+	if name, ok := cfg.ConnConfig.RuntimeParams["schema"]; ok {
+		delete(cfg.ConnConfig.RuntimeParams, "schema")
+		if !o.schemaSet {
+			o.schema = name
+		}
+	}
+	if err := validSchema(o.schema); err != nil {
 		return nil, err
 	}
 	switch {
@@ -147,7 +191,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	quoted := pgx.Identifier{o.schema}.Sanitize()
 	s := &Store{pool: pool, schema: o.schema, q: newQueries(quoted), cq: newCancelQueries(quoted),
-		channel: cancelChannel(o.schema), log: o.logger}
+		channel: notifyChannel(o.schema), log: o.logger, rereadInterval: o.rereadInterval}
 	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
 	pingCtx, cancel := context.WithTimeout(ctx, 2*cc.ConnectTimeout)
 	err = pool.Ping(pingCtx)
@@ -157,6 +201,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("store/postgres: cannot reach PostgreSQL at %s: %w", where, err)
 	}
 	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.openQueue(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,15 +20,21 @@ import (
 // queries are the store's statements with the schema's tables named in full, so
 // that they depend on no connection's search_path.
 type queries struct {
-	createRun, updateRun, getRun, listRuns string
-	appendEvents, events                   string
-	getSession, saveSession                string
-	deleteEvents, deleteRuns, deleteSess   string
-	renewLeases, lapsed, interrupt         string
+	createRun, updateRun, getRun, listRuns, takeQueued string
+	appendEvents, events                               string
+	getSession, saveSession                            string
+	deleteEvents, deleteRuns, deleteSess               string
+	renewLeases, lapsed, interrupt, claim              string
 }
 
 const runColumns = `run_id, session_id, user_id, parent_run_id, kind, component_id, status,
 	replica, lease_until, created_at, updated_at, input, output`
+
+// leftBehind selects the runs a process that died left: RUNNING with a lease that
+// lapsed before $1 (or none), or PENDING with one that lapsed. A PENDING run with no
+// lease is queued, not left behind.
+const leftBehind = `(status = 'RUNNING' AND (lease_until IS NULL OR lease_until < $1))
+	OR (status = 'PENDING' AND lease_until < $1)`
 
 // newQueries writes the statements for the schema whose quoted name is schema,
 // which stands for {s} in the templates.
@@ -35,6 +43,9 @@ func newQueries(schema string) queries {
 	return queries{
 		createRun: t(`INSERT INTO {s}.runs (` + runColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+		// A queued run (PENDING, no lease) taken to be started, or cancelled.
+		takeQueued: t(`UPDATE {s}.runs SET lease_until = $2, updated_at = $3
+			WHERE run_id = $1 AND status = 'PENDING' AND lease_until IS NULL`),
 		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6
 			WHERE run_id = $1`),
 		getRun:   t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
@@ -57,9 +68,20 @@ func newQueries(schema string) queries {
 		renewLeases: t(`UPDATE {s}.runs SET lease_until = $3
 			WHERE replica = $1 AND run_id = ANY($2::text[])`),
 		lapsed: t(`SELECT ` + runColumns + ` FROM {s}.runs
-			WHERE status IN ('RUNNING', 'PENDING') AND (lease_until IS NULL OR lease_until < $1)
+			WHERE ` + leftBehind + `
 			ORDER BY created_at, run_id
 			FOR UPDATE SKIP LOCKED`),
+		// One statement: the runs are locked, skipping those another claim (or a
+		// renewal) holds, and taken in the same transaction. The output is left as
+		// saved.
+		claim: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4
+			FROM (SELECT run_id AS claimed FROM {s}.runs
+				WHERE ` + leftBehind + `
+				ORDER BY created_at, run_id
+				LIMIT $5
+				FOR UPDATE SKIP LOCKED) c
+			WHERE run_id = c.claimed
+			RETURNING ` + runColumns),
 		interrupt: t(`UPDATE {s}.runs SET status = $3, updated_at = $4, output = u.output
 			FROM unnest($1::text[], $2::json[]) AS u(id, output)
 			WHERE runs.run_id = u.id`),
@@ -128,7 +150,10 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 }
 
 // UpdateRun saves a run's status, output, replica and lease, or returns
-// store.ErrNotFound. It sets r's UpdatedAt to the time stored.
+// store.ErrNotFound. It sets r's UpdatedAt to the time stored. When the status is
+// terminal, the same transaction notifies the schema's listeners that the run
+// ended (see Listen); the ends of runs saved at the same time share one
+// transaction and one notification.
 func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 	op := "update run " + r.ID
 	if err := s.check(op); err != nil {
@@ -139,11 +164,19 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		return fmt.Errorf("store/postgres: %s: %w", op, err)
 	}
 	now := ms(time.Now())
-	tag, err := s.pool.Exec(ctx, s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out)
+	var found bool
+	if r.Status.Terminal() && len(r.ID) <= MaxCancelRunID {
+		// The end and its notification in one transaction, which a listener
+		// told of it can read, shared with the ends written at the same time.
+		found, err = s.writeEnd(ctx, r.ID, r.Status, r.Replica, lease(r.LeaseUntil), now, out)
+	} else {
+		tag, xerr := s.pool.Exec(ctx, s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out)
+		found, err = tag.RowsAffected() > 0, xerr
+	}
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
 	}
 	r.UpdatedAt = now
@@ -253,9 +286,10 @@ func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string
 	return nil
 }
 
-// Interrupt ends every RUNNING or PENDING run whose lease lapsed before now (or
-// that has none): its status and its output's become ERROR, with reason as the
-// output's error. It returns the runs it ended.
+// Interrupt ends every run left behind, RUNNING or PENDING with a lease that lapsed
+// before now (RUNNING with none): its status and its output's become ERROR, with
+// reason as the output's error. It returns the runs it ended. A queued run (PENDING
+// with no lease) is left alone.
 //
 // The runs are locked with FOR UPDATE SKIP LOCKED, so that replicas recovering at
 // once never both end the same run, and a run whose lease is being renewed is
@@ -299,5 +333,33 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 	if err := tx.Commit(ctx); err != nil {
 		return nil, s.wrap(op, err)
 	}
+	return runs, nil
+}
+
+// Claim takes over at most limit runs left behind, as Interrupt would end them,
+// oldest first: they become RUNNING, executed by replica until the given time, their
+// output as saved. It returns them as now stored.
+//
+// The runs are locked with FOR UPDATE SKIP LOCKED in the claiming statement itself,
+// so that replicas claiming at once never take the same run.
+func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*store.Run, error) {
+	const op = "claim runs"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.claim, ms(now), replica, lease(until), ms(time.Now()), limit)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, s.wrap(op+" for replica "+replica, err)
+	}
+	slices.SortFunc(runs, func(a, b *store.Run) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 	return runs, nil
 }

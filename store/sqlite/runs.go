@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -211,19 +213,26 @@ func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string
 	return s.fail("renew leases", err)
 }
 
-// Interrupt ends every RUNNING or PENDING run whose lease lapsed before now (or that
-// has none): status ERROR, the output's error reason. It returns the runs it ended.
-// Runs with a live lease are never touched.
+// sqlLapsed selects the runs left behind: RUNNING with a lease that lapsed before
+// the first argument (or none), or PENDING with one that lapsed. A PENDING run with
+// no lease is queued, not left behind.
+const sqlLapsed = `(status = 'RUNNING' AND lease_until < ?1) OR (status = 'PENDING' AND lease_until <> 0 AND lease_until < ?1)`
+
+// Interrupt ends every run left behind (RUNNING or PENDING with a lease that lapsed
+// before now; RUNNING with none): status ERROR, the output's error reason. It
+// returns the runs it ended. Runs with a live lease, and queued runs (PENDING with
+// no lease), are never touched.
 func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]*store.Run, error) {
 	if err := s.begin(ctx); err != nil {
+		return nil, s.fail("interrupt", err)
+	}
+	if found, err := s.anyLeftBehind(ctx, now); err != nil || !found {
 		return nil, s.fail("interrupt", err)
 	}
 	var ended []*store.Run
 	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		ended = nil
-		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs
-			WHERE status IN (?, ?) AND lease_until < ?`,
-			string(run.StatusRunning), string(run.StatusPending), now.UnixMilli())
+		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE `+sqlLapsed, now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -249,4 +258,53 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 		return nil, s.fail("interrupt", err)
 	}
 	return ended, nil
+}
+
+// Claim takes over at most limit runs left behind, as Interrupt would end them,
+// oldest first: they become RUNNING, executed by replica until the given time, their
+// output as saved. It returns them as now stored. The store's single writer runs
+// the claim in one transaction, which SQLite serialises with every other process's
+// writes, so two claims never take the same run.
+func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*store.Run, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, s.fail("claim runs", err)
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	if found, err := s.anyLeftBehind(ctx, now); err != nil || !found {
+		return nil, s.fail("claim runs", err)
+	}
+	var claimed []*store.Run
+	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+		claimed = nil
+		rows, err := tx.QueryContext(ctx, `UPDATE runs SET status = ?2, replica = ?3, lease_until = ?4, updated_at = ?5
+			WHERE run_id IN (SELECT run_id FROM runs WHERE `+sqlLapsed+` ORDER BY created_at, run_id LIMIT ?6)
+			RETURNING `+runColumns,
+			now.UnixMilli(), string(run.StatusRunning), replica, millis(until), time.Now().UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		claimed, err = scanRuns(rows)
+		return err
+	})
+	if err != nil {
+		return nil, s.fail("claim runs", err)
+	}
+	slices.SortFunc(claimed, func(a, b *store.Run) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return claimed, nil
+}
+
+// anyLeftBehind reports whether a run was left behind at now. It only reads, so that
+// the periodic recovery of every process sharing the database takes the write lock
+// only when there is something to recover.
+func (s *Store) anyLeftBehind(ctx context.Context, now time.Time) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM runs WHERE `+sqlLapsed+` LIMIT 1`, now.UnixMilli()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }

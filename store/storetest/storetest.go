@@ -33,10 +33,14 @@
 //   - Events of a run that has none, or from past its last index, are an empty
 //     slice and no error.
 //   - Interrupt takes RUNNING and PENDING runs whose LeaseUntil is before now (a
-//     zero LeaseUntil counts as lapsed: nobody holds the run), sets Status and
-//     Output.Status to ERROR and Output.Error to the reason, keeps the rest of the
-//     output (partial content, step results), and returns the runs as now stored.
-//     A run with a live lease, or in any other status, is never touched.
+//     RUNNING run's zero LeaseUntil counts as lapsed: nobody holds the run), sets
+//     Status and Output.Status to ERROR and Output.Error to the reason, keeps the
+//     rest of the output (partial content, step results), and returns the runs as
+//     now stored. A run with a live lease, a queued run (PENDING with a zero
+//     LeaseUntil), or a run in any other status, is never touched.
+//   - Claim takes the runs Interrupt would end, oldest first (by CreatedAt), at
+//     most limit of them (none when limit is 0): it sets Status to RUNNING, Replica
+//     and LeaseUntil, keeps Output as saved, and returns the runs as now stored.
 //   - RenewLeases changes only the lease of runs that the given replica executes;
 //     ids it does not know are skipped without an error.
 //   - A value larger than store.MaxValueSize (a run's Input, its Output as JSON, an
@@ -94,6 +98,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteSessionCascades", testDeleteSessionCascades},
 		{"RenewLeases", testRenewLeases},
 		{"Interrupt", testInterrupt},
+		{"Claim", testClaim},
+		{"ClaimLimit", testClaimLimit},
+		{"ClaimConcurrent", testClaimConcurrent},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"LargeValue", testLargeValue},
 		{"Closed", testClosed},
@@ -750,6 +757,7 @@ func testInterrupt(t *testing.T, s store.Store) {
 		{"running-nolease", run.StatusRunning, time.Time{}, true},
 		{"running-live", run.StatusRunning, live, false},
 		{"pending-live", run.StatusPending, live, false},
+		{"pending-queued", run.StatusPending, time.Time{}, false},
 		{"completed-lapsed", run.StatusCompleted, lapsed, false},
 		{"cancelled-lapsed", run.StatusCancelled, lapsed, false},
 		{"paused-lapsed", run.StatusPaused, lapsed, false},
@@ -799,6 +807,188 @@ func testInterrupt(t *testing.T, s store.Store) {
 	again, err := s.Interrupt(ctxOf(t), now, reason)
 	if err != nil || len(again) != 0 {
 		t.Errorf("second Interrupt = %v, %v; want nothing", ids(again), err)
+	}
+}
+
+// leftBehind is the seed of the Claim tests: runs in every state a claim must tell
+// apart, and whether a claim at now takes them.
+func leftBehind(now time.Time) []struct {
+	id      string
+	status  run.Status
+	lease   time.Time
+	claimed bool
+} {
+	lapsed, live := now.Add(-time.Second), now.Add(time.Minute)
+	return []struct {
+		id      string
+		status  run.Status
+		lease   time.Time
+		claimed bool
+	}{
+		{"running-lapsed", run.StatusRunning, lapsed, true},
+		{"pending-lapsed", run.StatusPending, lapsed, true},
+		{"running-nolease", run.StatusRunning, time.Time{}, true},
+		{"running-live", run.StatusRunning, live, false},
+		{"pending-live", run.StatusPending, live, false},
+		{"pending-queued", run.StatusPending, time.Time{}, false},
+		{"completed-lapsed", run.StatusCompleted, lapsed, false},
+		{"cancelled-lapsed", run.StatusCancelled, lapsed, false},
+		{"paused-lapsed", run.StatusPaused, lapsed, false},
+		{"error-lapsed", run.StatusError, lapsed, false},
+	}
+}
+
+func testClaim(t *testing.T, s store.Store) {
+	now := time.Now()
+	seed := leftBehind(now)
+	stored := map[string]*store.Run{}
+	var wantIDs []string
+	for i, sd := range seed {
+		r := fullRun(sd.id)
+		r.Status, r.Output.Status, r.Output.Error, r.Output.Reason = sd.status, sd.status, "", ""
+		r.Replica, r.LeaseUntil, r.CreatedAt = "dead-replica", sd.lease, base.Add(time.Duration(i)*time.Second)
+		mustCreate(t, s, r)
+		stored[sd.id] = r
+		if sd.claimed {
+			wantIDs = append(wantIDs, sd.id)
+		}
+	}
+	until := now.Add(time.Hour)
+	got, err := s.Claim(ctxOf(t), "B", now, until, 100)
+	if err != nil {
+		t.Fatalf("Claim: %v", err)
+	}
+	if gotIDs := ids(got); !slices.Equal(gotIDs, wantIDs) {
+		t.Fatalf("Claim returned %v, want %v (oldest first)", gotIDs, wantIDs)
+	}
+	claimed := func(id string) *store.Run {
+		want := *stored[id]
+		want.Status, want.Replica, want.LeaseUntil = run.StatusRunning, "B", until
+		return &want
+	}
+	for _, r := range got {
+		if d := diffRun(r, claimed(r.ID)); d != "" {
+			t.Errorf("returned run %s: %s", r.ID, d)
+		}
+	}
+	for _, sd := range seed {
+		want := stored[sd.id]
+		if sd.claimed {
+			want = claimed(sd.id)
+		}
+		if d := diffRun(mustGet(t, s, sd.id), want); d != "" {
+			t.Errorf("stored run %s after Claim: %s", sd.id, d)
+		}
+	}
+
+	// The claimed runs' leases are live now: neither a claim nor Interrupt takes them.
+	if again, err := s.Claim(ctxOf(t), "C", now.Add(30*time.Second), until, 100); err != nil || len(again) != 0 {
+		t.Errorf("Claim of live leases = %v, %v; want nothing", ids(again), err)
+	}
+	if ended, err := s.Interrupt(ctxOf(t), now.Add(30*time.Second), "interrupted"); err != nil || len(ended) != 0 {
+		t.Errorf("Interrupt of live leases = %v, %v; want nothing", ids(ended), err)
+	}
+	// Once they lapse again, another replica takes them; the queued run stays queued.
+	again, err := s.Claim(ctxOf(t), "C", until.Add(time.Second), until.Add(time.Hour), 100)
+	if err != nil {
+		t.Fatalf("second Claim: %v", err)
+	}
+	var lapsedAgain []string
+	for _, sd := range seed {
+		if sd.claimed || sd.id == "running-live" || sd.id == "pending-live" {
+			lapsedAgain = append(lapsedAgain, sd.id)
+		}
+	}
+	slices.SortFunc(lapsedAgain, func(a, b string) int { return stored[a].CreatedAt.Compare(stored[b].CreatedAt) })
+	if gotIDs := ids(again); !slices.Equal(gotIDs, lapsedAgain) {
+		t.Errorf("Claim after the leases lapsed = %v, want %v", gotIDs, lapsedAgain)
+	}
+	if q := mustGet(t, s, "pending-queued"); q.Status != run.StatusPending || !q.LeaseUntil.IsZero() || q.Replica != "dead-replica" {
+		t.Errorf("queued run after the claims: %s, lease %v, replica %q", q.Status, q.LeaseUntil, q.Replica)
+	}
+}
+
+func testClaimLimit(t *testing.T, s store.Store) {
+	now := time.Now()
+	var all []string
+	for i := range 5 {
+		r := simpleRun(fmt.Sprintf("r%d", i))
+		r.Replica, r.LeaseUntil, r.CreatedAt = "dead", now.Add(-time.Minute), base.Add(time.Duration(i)*time.Second)
+		mustCreate(t, s, r)
+		all = append(all, r.ID)
+	}
+	if got, err := s.Claim(ctxOf(t), "B", now, now.Add(time.Hour), 0); err != nil || len(got) != 0 {
+		t.Errorf("Claim with limit 0 = %v, %v; want nothing", ids(got), err)
+	}
+	var claimed []string
+	for _, want := range []int{2, 2, 1, 0} {
+		got, err := s.Claim(ctxOf(t), "B", now, now.Add(time.Hour), 2)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		if len(got) != want {
+			t.Fatalf("Claim with limit 2 took %v, want %d runs", ids(got), want)
+		}
+		claimed = append(claimed, ids(got)...)
+	}
+	if !slices.Equal(claimed, all) {
+		t.Errorf("claims took %v, want %v, oldest first", claimed, all)
+	}
+}
+
+// testClaimConcurrent: claimers racing over many runs left behind take each exactly
+// once, and all of them.
+func testClaimConcurrent(t *testing.T, s store.Store) {
+	const runs, claimers, limit = 60, 6, 4
+	now := time.Now()
+	for i := range runs {
+		r := simpleRun(fmt.Sprintf("r%02d", i))
+		r.Replica, r.LeaseUntil = "dead", now.Add(-time.Minute)
+		mustCreate(t, s, r)
+	}
+	var (
+		mu    sync.Mutex
+		taken = map[string][]string{} // run → the claimers that took it
+	)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for c := range claimers {
+		replica := fmt.Sprintf("c%d", c)
+		wg.Go(func() {
+			<-start
+			for {
+				got, err := s.Claim(ctxOf(t), replica, now, now.Add(time.Hour), limit)
+				if err != nil {
+					t.Errorf("Claim by %s: %v", replica, err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, r := range got {
+					taken[r.ID] = append(taken[r.ID], replica)
+					if r.Replica != replica {
+						t.Errorf("run %s claimed by %s names replica %q", r.ID, replica, r.Replica)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(taken) != runs {
+		t.Errorf("%d runs claimed, want %d", len(taken), runs)
+	}
+	for id, by := range taken {
+		if len(by) != 1 {
+			t.Errorf("run %s claimed by %v", id, by)
+			continue
+		}
+		if got := mustGet(t, s, id); got.Replica != by[0] || got.Status != run.StatusRunning {
+			t.Errorf("run %s stored as %s by %q, claimed by %s", id, got.Status, got.Replica, by[0])
+		}
 	}
 }
 
@@ -964,6 +1154,10 @@ func calls(s store.Store) map[string]func(ctx context.Context) error {
 			return s.RenewLeases(ctx, "A", []string{"existing"}, time.Now().Add(time.Minute))
 		},
 		"Interrupt": func(ctx context.Context) error { _, err := s.Interrupt(ctx, time.Now(), "interrupted"); return err },
+		"Claim": func(ctx context.Context) error {
+			_, err := s.Claim(ctx, "B", time.Now(), time.Now().Add(time.Minute), 10)
+			return err
+		},
 	}
 }
 

@@ -1,0 +1,355 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"kern/run"
+	"kern/store"
+)
+
+var _ store.Queue = (*Store)(nil)
+
+// MaxSchemaLen bounds the name of the store's schema: River names its
+// notification channels "<schema>.river_leadership" (the longest), and a
+// PostgreSQL name holds at most 63 bytes.
+const MaxSchemaLen = 63 - len(".river_leadership")
+
+// The queue of background runs is a River queue (github.com/riverqueue/river)
+// whose tables live in the store's schema beside kern's, and whose notifications
+// are named after that schema, so that schemas sharing a database never see each
+// other's jobs. A job holds only its run's id: everything else is in the run's
+// record, inserted in the same transaction.
+const (
+	// queueName is River's queue of kern's runs.
+	queueName = "kern_runs"
+
+	// queueRescueAfter is how long a job may be running before River's rescuer
+	// hands it out again: it bounds how late a run that a process fetched but
+	// never started, because the process died, is started elsewhere — within
+	// queueRescueAfter + 36 s (the rescuer runs every 30 s on the elected
+	// leader, retries after 1 s, and the scheduler makes the job available
+	// within 5 s).
+	// River rescues only jobs whose timeout is positive and has passed, so it is
+	// also River's job timeout; the run's fn never sees that timeout (its context
+	// is detached from it). A run that lasts longer is handed to fn once more,
+	// which finds its record no longer PENDING and returns at once: one cheap
+	// GetRun per long run, the price of never losing a queued run.
+	queueRescueAfter = time.Minute
+
+	// queueMaxAttempts bounds how often a job is handed out: a rescue after a
+	// process died, the one rescue of a long run, a failed GetRun or a panic in
+	// fn each take an attempt. Retries back off as attempt⁴ seconds (River's
+	// default policy), so 25 attempts span about three weeks: a job is
+	// discarded, leaving its run PENDING, only after that much trouble.
+	queueMaxAttempts = 25
+
+	// queueFetchCooldown is the least time between two fetches of one Work
+	// loop, and between two insert notifications of one store. River's 100 ms
+	// default adds up to 100 ms to every hand-over, and leaves a run enqueued
+	// within 100 ms of another's notification to the next poll, a second later
+	// (p99 ≈ 1 s, measured); at River's minimum, 1 ms, only runs enqueued less
+	// than 1 ms apart share a notification. The cost is a fetch per
+	// notification instead of per 100 ms: cheap at the rate runs are started.
+	queueFetchCooldown = time.Millisecond
+
+	// queueStuckThreshold keeps River from logging long runs as stuck jobs:
+	// a run may last for hours, and fn detaches from River's job timeout.
+	queueStuckThreshold = 100 * 365 * 24 * time.Hour
+)
+
+// runArgs are the arguments of a queued run's job.
+type runArgs struct {
+	RunID string `json:"run_id"`
+}
+
+// Kind names the job kind of kern's runs in River's tables.
+func (runArgs) Kind() string { return "kern_run" }
+
+// InsertOpts puts the job in kern's queue.
+func (runArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueName, MaxAttempts: queueMaxAttempts}
+}
+
+// riverLogger is the logger River is given: the store's, from warnings up, so
+// that River's routine messages (client started, migration applied) stay out of
+// kern's log.
+func riverLogger(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{Handler: l.Handler(), min: slog.LevelWarn})
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// openQueue migrates River's tables in the store's schema and makes the client
+// that Enqueue inserts jobs with (it runs nothing until started, and Enqueue
+// never starts it).
+func (s *Store) openQueue(ctx context.Context) error {
+	if err := s.migrateQueue(ctx); err != nil {
+		return err
+	}
+	c, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{
+		Schema:        s.schema,
+		Logger:        riverLogger(s.log),
+		FetchCooldown: queueFetchCooldown, // here, the insert notifications' limiter
+		MaxAttempts:   queueMaxAttempts,
+	})
+	if err != nil {
+		return fmt.Errorf("store/postgres: job queue: %w", err)
+	}
+	s.jobs = c
+	return nil
+}
+
+// migrateQueue brings River's tables in the store's schema up to date. River
+// applies each of its migrations in a transaction of its own (one adds an enum
+// value a later one uses, which PostgreSQL forbids in one transaction), so the
+// schema's migration lock is held meanwhile on a connection of its own; a
+// database already up to date needs only the check.
+func (s *Store) migrateQueue(ctx context.Context) error {
+	fail := func(what string, err error) error {
+		return fmt.Errorf("store/postgres: migrate job queue in schema %s: %s: %w", s.schema, what, err)
+	}
+	m, err := rivermigrate.New(riverpgxv5.New(s.pool), &rivermigrate.Config{Schema: s.schema, Logger: riverLogger(s.log)})
+	if err != nil {
+		return fail("migrator", err)
+	}
+	res, err := m.Validate(ctx, nil)
+	if err != nil {
+		return fail("check", err)
+	}
+	if res.OK {
+		return nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig)
+	if err != nil {
+		return fail("connect", err)
+	}
+	defer conn.Close(context.Background()) // which releases the lock
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey(s.schema)); err != nil {
+		return fail("lock", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fail("migrate", err)
+	}
+	return nil
+}
+
+// Enqueue stores r, PENDING with no replica and no lease, and queues it, in one
+// transaction: a run is queued exactly when its record is stored. A taken id
+// returns store.ErrExists and queues nothing. It sets r's status, replica,
+// lease, CreatedAt (when zero) and UpdatedAt to what was stored.
+func (s *Store) Enqueue(ctx context.Context, r *store.Job) error {
+	op := "enqueue run " + r.ID
+	if err := s.check(op); err != nil {
+		return err
+	}
+	if err := lenCheck("input", len(r.Input)); err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	out, err := encodeOutput(&r.Output)
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	now := ms(time.Now())
+	created := now
+	if !r.CreatedAt.IsZero() {
+		created = ms(r.CreatedAt)
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	_, err = tx.Exec(ctx, s.q.createRun, r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
+		r.ComponentID, string(run.StatusPending), "", nil, created, now, r.Input, out)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrExists)
+	}
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if _, err := s.jobs.InsertTx(ctx, tx, runArgs{RunID: r.ID}, nil); err != nil {
+		return s.wrap(op, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.wrap(op, err)
+	}
+	r.Status, r.Replica, r.LeaseUntil = run.StatusPending, "", time.Time{}
+	r.CreatedAt, r.UpdatedAt = created, now
+	return nil
+}
+
+// Work starts queued runs, at most workers at once in this process, until ctx is
+// done; then it fetches no more, waits for the runs it started, and returns nil.
+// It returns an error only when it cannot start (workers < 1, the store closed,
+// the database unreachable).
+//
+// fn is called with the run's stored record and a context that the queue never
+// cancels: a run lasts as long as it lasts, and the caller cancels runs itself.
+// Whatever fn returns, the run's job is done (an error is logged); fn may be
+// handed a run again, whose record it then finds no longer PENDING, when the
+// process that held it died, or when it has lasted longer than a minute (see
+// queueRescueAfter). A job whose run was deleted before it started is dropped.
+//
+// New runs reach a waiting Work loop through PostgreSQL's LISTEN/NOTIFY, within
+// milliseconds; a poll each second is the fallback.
+func (s *Store) Work(ctx context.Context, workers int, fn func(ctx context.Context, j *store.Job) error) error {
+	const op = "work queued runs"
+	if err := s.check(op); err != nil {
+		return err
+	}
+	if workers < 1 {
+		return fmt.Errorf("store/postgres: %s: workers = %d, want at least 1", op, workers)
+	}
+	ws := river.NewWorkers()
+	river.AddWorker(ws, &runWorker{s: s, fn: fn})
+	c, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{
+		Schema:               s.schema,
+		Logger:               riverLogger(s.log),
+		Queues:               map[string]river.QueueConfig{queueName: {MaxWorkers: workers}},
+		Workers:              ws,
+		FetchCooldown:        queueFetchCooldown,
+		JobTimeout:           queueRescueAfter,
+		RescueStuckJobsAfter: queueRescueAfter,
+		JobStuckThreshold:    queueStuckThreshold,
+		MaxAttempts:          queueMaxAttempts,
+	})
+	if err != nil {
+		return fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	// Cancelling Start's context would cancel the running jobs' contexts too
+	// (River's hard stop); Stop is the soft one, which waits for them.
+	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+		return s.wrap(op, err)
+	}
+	<-ctx.Done()
+	if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
+		return s.wrap(op+": stop", err)
+	}
+	return nil
+}
+
+// runWorker is River's worker of kern's runs: it hands a job's run record to fn.
+type runWorker struct {
+	river.WorkerDefaults[runArgs]
+	s  *Store
+	fn func(ctx context.Context, j *store.Job) error
+}
+
+// Work reads the run's record and calls fn with it. A failed read is retried by
+// River; whatever fn returns ends the job.
+func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
+	id := job.Args.RunID
+	r, err := w.s.GetRun(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		w.s.log.Warn("store/postgres: queued run is gone (its session was deleted?); dropping its job",
+			"run_id", id, "job_id", job.ID)
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	taken, err := w.s.take(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !taken {
+		return nil // started, or cancelled while queued, already
+	}
+	if err := w.fn(context.WithoutCancel(ctx), r); err != nil {
+		w.s.log.Error("store/postgres: queued run ended with an error", "run_id", id, "job_id", job.ID,
+			"attempt", job.Attempt, "err", err)
+	}
+	return nil
+}
+
+// take marks a queued run as taken by this process, with a lease, and reports
+// whether it was still queued.
+func (s *Store) take(ctx context.Context, r *store.Run) (bool, error) {
+	if r.Status != run.StatusPending || !r.LeaseUntil.IsZero() {
+		return false, nil
+	}
+	until, now := ms(time.Now().Add(store.DefaultLease)), ms(time.Now())
+	tag, err := s.pool.Exec(ctx, s.q.takeQueued, r.ID, until, now)
+	if err != nil {
+		return false, s.wrap("take queued run "+r.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	r.LeaseUntil, r.UpdatedAt = until, now
+	return true, nil
+}
+
+// CancelQueued ends a run still queued CANCELLED: it takes the run as a worker
+// would (so that none starts it), stores its one terminal event, then its end,
+// which notifies the listeners. It reports false for a run no longer queued. A
+// process that dies in between leaves the run taken; recovery resumes it, and the
+// cancel intent stored beforehand ends it at once.
+func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, error) {
+	op := "cancel queued run " + runID
+	r, err := s.GetRun(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	taken, err := s.take(ctx, r)
+	if err != nil || !taken {
+		return false, err
+	}
+	kind := run.KindAgent
+	if r.Kind == store.KindWorkflow {
+		kind = run.KindWorkflow
+	}
+	out := r.Output
+	out.RunID, out.Status, out.Reason = r.ID, run.StatusCancelled, reason
+	switch {
+	case kind == run.KindWorkflow && out.WorkflowID == "":
+		out.WorkflowID = r.ComponentID
+	case kind == run.KindAgent && out.AgentID == "":
+		out.AgentID = r.ComponentID
+	}
+	now := time.Now()
+	ev := run.Event{Event: kind.TerminalEvent(run.StatusCancelled), RunID: r.ID, Reason: reason, CreatedAt: now.Unix(),
+		Origin: &run.Origin{AgentID: out.AgentID, AgentName: out.AgentName, WorkflowID: out.WorkflowID,
+			WorkflowName: out.WorkflowName, SessionID: r.SessionID, UserID: r.UserID}}
+	data, err := ev.AppendJSON(nil)
+	if err != nil {
+		return false, fmt.Errorf("store/postgres: %s: %w", op, err)
+	}
+	if err := s.AppendEvents(ctx, []store.Event{{RunID: r.ID, Index: 0, Type: ev.Event, Data: data, CreatedAt: now}}); err != nil {
+		return false, err
+	}
+	r.Status, r.Output = run.StatusCancelled, out
+	if err := s.UpdateRun(ctx, r); err != nil {
+		return false, err
+	}
+	return true, nil
+}
