@@ -202,6 +202,10 @@ func (s *Server) writeStoreError(w http.ResponseWriter, err error, what string) 
 		writeError(w, http.StatusNotFound, what+" not found")
 		return
 	}
+	if errors.Is(err, store.ErrTooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, what+": "+err.Error())
+		return
+	}
 	s.log.Error("agentos: store", "err", err)
 	writeError(w, http.StatusServiceUnavailable, "store unavailable")
 }

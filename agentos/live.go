@@ -75,9 +75,13 @@ func (s *Server) register(lr *liveRun) error {
 	return nil
 }
 
-// startNow starts a registered foreground run.
+// startNow starts a registered run, unless a cancel took it first (see dequeue):
+// then it waits for that start.
 func (s *Server) startNow(lr *liveRun) error {
-	lr.claim()
+	if !lr.claim() {
+		<-lr.started
+		return lr.err
+	}
 	s.mu.Lock()
 	if s.closing {
 		delete(s.live, lr.id)

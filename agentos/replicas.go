@@ -253,26 +253,27 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, rec *store.Run, 
 
 // takeover resumes a run that a process which died left behind, claimed by the
 // recorder for this server: a workflow's run goes on after its last checkpointed
-// step, here. It reports false for a run it cannot resume (an agent's, an unknown
-// component's, a workflow marked not resumable), which the recorder then ends ERROR
-// "interrupted".
-func (s *Server) takeover(ctx context.Context, rec *store.Run) bool {
+// step, here. It returns store.ErrNotResumable for a run it cannot resume (an
+// agent's, an unknown component's, a workflow marked not resumable), which the
+// recorder then ends ERROR "interrupted", and another error when it cannot resume
+// it now (shutting down, the store failing): the run is left to its lease.
+func (s *Server) takeover(ctx context.Context, rec *store.Run) error {
 	select {
 	case <-s.ready:
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
 	if s.notReady {
-		return false
+		return errClosing
 	}
 	c := s.components[string(rec.Kind)+"/"+rec.ComponentID]
 	if c == nil || rec.Kind != store.KindWorkflow || !c.resumable {
-		return false
+		return store.ErrNotResumable
 	}
 	next, err := s.nextEvent(ctx, rec.ID)
 	if err != nil {
 		s.log.Error("agentos: take over run", "run_id", rec.ID, "err", err)
-		return false
+		return err
 	}
 	steps := rec.Output.StepResults
 	lr := newLiveRun(c, rec.ID, rec.Input, true, run.Options{SessionID: rec.SessionID, UserID: rec.UserID})
@@ -284,14 +285,17 @@ func (s *Server) takeover(ctx context.Context, rec *store.Run) bool {
 		}
 	}
 	if err := s.register(lr); err != nil {
-		return false
+		return err
 	}
 	if err := s.startNow(lr); err != nil {
-		return false
+		if errors.Is(err, run.ErrInvalid) {
+			return store.ErrNotResumable // its checkpoint does not fit the workflow
+		}
+		return err
 	}
 	s.log.Info("agentos: took over a run left behind", "run_id", rec.ID, "workflow", c.id,
 		"from_replica", rec.Replica, "finished_steps", len(steps), "next_event", next)
-	return true
+	return nil
 }
 
 // nextEvent returns the index after the last stored event of a run.
@@ -312,13 +316,13 @@ func (s *Server) nextEvent(ctx context.Context, id string) (int, error) {
 }
 
 // runJob starts a background run taken from the shared queue and returns once it
-// has ended. A run cancelled while queued starts and ends CANCELLED at once.
+// has ended. A run cancelled while queued starts and ends CANCELLED at once; a run
+// of a component this server does not serve goes back to the queue.
 func (s *Server) runJob(ctx context.Context, j *store.Job) error {
 	c := s.components[string(j.Kind)+"/"+j.ComponentID]
 	if c == nil {
-		j.Status = run.StatusError
-		j.Output.Status, j.Output.Error = run.StatusError, fmt.Sprintf("no %s %q on replica %s", j.Kind, j.ComponentID, s.cfg.Replica)
-		return s.store.UpdateRun(context.WithoutCancel(ctx), j)
+		// Served by other replicas (a rolling deploy): one of them starts it.
+		return fmt.Errorf("no %s %q on replica %s: %w", j.Kind, j.ComponentID, s.cfg.Replica, store.ErrNotHere)
 	}
 	lr := newLiveRun(c, j.ID, j.Input, true, run.Options{SessionID: j.SessionID, UserID: j.UserID})
 	lr.opts = append(lr.opts, run.WithResume(&run.Resume{}))

@@ -669,7 +669,7 @@ func TestTakeover(t *testing.T) {
 					rec    *store.Recorder
 				)
 				ready, started := make(chan struct{}), make(chan *run.Exec, 4)
-				takeover := func(ctx context.Context, r *store.Run) bool {
+				takeover := func(ctx context.Context, r *store.Run) error {
 					<-ready
 					mu.Lock()
 					handed = append(handed, r.ID)
@@ -684,10 +684,10 @@ func TestTakeover(t *testing.T) {
 					})
 					if err != nil {
 						t.Error(err)
-						return false
+						return err
 					}
 					started <- x
-					return true
+					return nil
 				}
 				rec = store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second,
 					RecoverInterval: 5 * time.Millisecond, Takeover: takeover,
@@ -730,7 +730,7 @@ func TestTakeover(t *testing.T) {
 				seedEvents(t, st, dead.ID, 4)
 				recovered := make(chan []*store.Run, 1)
 				rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second,
-					Takeover: func(ctx context.Context, r *store.Run) bool { return false },
+					Takeover: func(ctx context.Context, r *store.Run) error { return store.ErrNotResumable },
 					OnRecover: func(runs []*store.Run, err error) {
 						if err != nil {
 							t.Error(err)
@@ -784,7 +784,7 @@ func TestTakeoverRace(t *testing.T) {
 				// when another claim would take it again, rightly.
 				rec = store.NewRecorder(st, store.RecorderOptions{Replica: replica, Lease: 10 * time.Second,
 					RecoverInterval: 5 * time.Millisecond,
-					Takeover: func(ctx context.Context, r *store.Run) bool {
+					Takeover: func(ctx context.Context, r *store.Run) error {
 						<-ready
 						x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x *run.Exec) error {
 							emit(x, replica, run.EventWorkflowStarted)
@@ -792,10 +792,10 @@ func TestTakeoverRace(t *testing.T) {
 						})
 						if err != nil {
 							t.Error(err)
-							return false
+							return err
 						}
 						all <- handed{r.ID, replica, x}
-						return true
+						return nil
 					}})
 				go func() { <-start; close(ready) }()
 				return rec

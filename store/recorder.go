@@ -57,15 +57,16 @@ type RecorderOptions struct {
 	// `kern run` beside servers that take them over must not end them ERROR first.
 	NoRecovery bool
 	// Takeover, if set, is handed each run left behind that the recorder claimed for
-	// this replica (see Store.Claim), instead of the recorder ending it: it reports
-	// true once it has started the run again, continuing it (run.WithResume) with
-	// this Recorder, whose lease renewal then keeps the run; it reports false for a
-	// run it cannot resume, which the recorder then ends ERROR "interrupted" with its
-	// partial output. ctx bounds the call, not the run it starts.
-	// Takeover is called on the recorder's goroutine: it must return promptly and
-	// must not wait for a run to progress. A run claimed while the recorder closes is
-	// left to its lease, for another process to take.
-	Takeover func(ctx context.Context, r *Run) bool
+	// this replica (see Store.Claim), instead of the recorder ending it: it returns
+	// nil once it has started the run again, continuing it (run.WithResume) with
+	// this Recorder, whose lease renewal then keeps the run; ErrNotResumable for a
+	// run it cannot resume, which the recorder then ends ERROR "interrupted" with
+	// its partial output; any other error leaves the run to its lease, for another
+	// process (or a later recovery) to take. ctx bounds the call, not the run it
+	// starts. Takeover is called on the recorder's goroutine: it must return
+	// promptly and must not wait for a run to progress. A run claimed while the
+	// recorder closes is left to its lease.
+	Takeover func(ctx context.Context, r *Run) error
 }
 
 // Recorder persists the runs of agents and workflows as they execute (it implements
@@ -766,8 +767,11 @@ func (r *Recorder) takeOver() ([]*Run, error) {
 			if r.executes(rn.ID) {
 				continue // this process executes it: the claim only renewed its lease
 			}
-			if r.opts.Takeover != nil && r.handOver(rn) {
-				continue
+			if r.opts.Takeover != nil && !r.streamEnded(rn) {
+				err := r.handOver(rn)
+				if !errors.Is(err, ErrNotResumable) {
+					continue // resumed, or left to its lease
+				}
 			}
 			if r.ctx.Err() != nil {
 				continue // closing: its lease lapses and another process takes it
@@ -792,8 +796,17 @@ func (r *Recorder) executes(id string) bool {
 	return rc != nil && rc.dead == nil
 }
 
-// handOver hands a claimed run to Takeover, and reports whether it resumed it.
-func (r *Recorder) handOver(rn *Run) bool {
+// streamEnded reports whether a claimed run's stored stream ends with its terminal
+// event (or cannot be read): it is then ended, never resumed.
+func (r *Recorder) streamEnded(rn *Run) bool {
+	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
+	defer cancel()
+	last, err := lastEvent(ctx, r.store, rn.ID)
+	return err != nil || (last != nil && endsRun(last, rn.ID))
+}
+
+// handOver hands a claimed run to Takeover, and returns what it returned.
+func (r *Recorder) handOver(rn *Run) error {
 	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
 	defer cancel()
 	return r.opts.Takeover(ctx, rn)
@@ -841,7 +854,9 @@ func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
 			continue
 		}
 		wg.Go(func() {
-			rn.Status, rn.Output.Status, rn.Output.Error = run.StatusError, run.StatusError, ReasonInterrupted
+			if !rn.Status.Terminal() { // else settled by its stored terminal event
+				rn.Status, rn.Output.Status, rn.Output.Error = run.StatusError, run.StatusError, ReasonInterrupted
+			}
 			rn.UpdatedAt = now
 			if err := s.UpdateRun(ctx, rn); err != nil {
 				errs[i] = fmt.Errorf("store: end run %s left behind: %w", rn.ID, err)
@@ -869,6 +884,7 @@ func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Ev
 	next := 0
 	if last != nil {
 		if endsRun(last, rn.ID) {
+			settle(rn, last)
 			return nil, nil
 		}
 		next = last.Index + 1
@@ -894,6 +910,26 @@ func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Ev
 		return nil, fmt.Errorf("store: terminal event of run %s left behind: %w", rn.ID, err)
 	}
 	return &Event{RunID: rn.ID, Index: next, Type: ev.Event, Data: data, CreatedAt: time.Unix(ev.CreatedAt, 0)}, nil
+}
+
+// settle gives a run whose stored stream ends with its terminal event the status
+// that event says: the process that executed it died between storing its last
+// events and its end. Such a run is not resumed nor interrupted.
+func settle(rn *Run, last *Event) {
+	var ev run.Event
+	_ = json.Unmarshal(last.Data, &ev)
+	st := run.StatusError
+	switch last.Type {
+	case run.EventWorkflowCompleted, run.EventRunCompleted:
+		st = run.StatusCompleted
+		rn.Output.Content = ev.Content
+	case run.EventWorkflowCancelled, run.EventRunCancelled:
+		st = run.StatusCancelled
+		rn.Output.Reason = ev.Reason
+	default:
+		rn.Output.Error = cmp.Or(ev.Error, ev.Content, ReasonInterrupted)
+	}
+	rn.Status, rn.Output.Status = st, st
 }
 
 // lastEvent returns the last stored event of a run, nil if it has none.

@@ -31,6 +31,13 @@ var (
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrNotHere: a queued run cannot start in this process (it serves no such
+	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
+	// the queue for another process.
+	ErrNotHere = errors.New("store: run cannot start in this process")
+	// ErrNotResumable: a run left behind cannot be resumed (see
+	// RecorderOptions.Takeover); it ends ERROR "interrupted".
+	ErrNotResumable = errors.New("store: run cannot be resumed")
 )
 
 // MaxValueSize bounds one stored value: a run's input, content or output, an

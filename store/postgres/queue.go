@@ -44,6 +44,9 @@ const (
 	// which finds its record no longer PENDING and returns at once: one cheap
 	// GetRun per long run, the price of never losing a queued run.
 	queueRescueAfter = time.Minute
+	// queueRequeueAfter is how soon a run that a process cannot start (see
+	// store.ErrNotHere) is offered again.
+	queueRequeueAfter = time.Second
 
 	// queueMaxAttempts bounds how often a job is handed out: a rescue after a
 	// process died, the one rescue of a long run, a failed GetRun or a panic in
@@ -281,7 +284,15 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	if !taken {
 		return nil // started, or cancelled while queued, already
 	}
-	if err := w.fn(context.WithoutCancel(ctx), r); err != nil {
+	err = w.fn(context.WithoutCancel(ctx), r)
+	if errors.Is(err, store.ErrNotHere) {
+		// Another process serves it (a rolling deploy): back in the queue.
+		if _, uerr := w.s.pool.Exec(context.WithoutCancel(ctx), w.s.q.untakeQueued, r.ID, r.LeaseUntil); uerr != nil {
+			return uerr // retried by River; the run's lease lapses meanwhile
+		}
+		return river.JobSnooze(queueRequeueAfter)
+	}
+	if err != nil {
 		w.s.log.Error("store/postgres: queued run ended with an error", "run_id", id, "job_id", job.ID,
 			"attempt", job.Attempt, "err", err)
 	}

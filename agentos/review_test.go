@@ -1,0 +1,233 @@
+package agentos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"kern/run"
+	"kern/store"
+	"kern/store/postgres"
+	"kern/workflow"
+)
+
+// openSchema opens a store on the test schema, closed when the test ends.
+func openSchema(t *testing.T, url, schema string) *postgres.Store {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), url, postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// storeRun stores what a replica that died leaves: the run RUNNING under a lapsed
+// lease, with the given checkpointed steps and events (type, step name).
+func storeRun(t *testing.T, st store.Store, workflowID string, steps []run.StepResult, evs ...[2]string) string {
+	t.Helper()
+	ctx := context.Background()
+	id, now := run.NewID(), time.Now()
+	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: store.KindWorkflow, ComponentID: workflowID,
+		Status: run.StatusRunning, Input: "go", Replica: "dead",
+		Output: run.Output{RunID: id, SessionID: "s-" + id, WorkflowID: workflowID, Status: run.StatusRunning,
+			Input: "go", StepResults: steps},
+		LeaseUntil: now.Add(-time.Second), CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateRun(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	var out []store.Event
+	for i, e := range evs {
+		origin := &run.Origin{WorkflowID: workflowID, SessionID: rec.SessionID}
+		if e[1] != "" {
+			idx := 0
+			origin.StepName, origin.StepID, origin.StepIndex = e[1], e[1], &idx
+		}
+		ev := run.Event{Event: run.EventType(e[0]), Origin: origin, RunID: id, EventIndex: i, CreatedAt: now.Unix()}
+		if ev.Event == run.EventWorkflowCancelled {
+			ev.Reason = run.ReasonRequested
+		}
+		data, err := ev.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, store.Event{RunID: id, Index: i, Type: ev.Event, Data: data, CreatedAt: now})
+	}
+	if err := st.AppendEvents(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// terminals returns the stored top-level terminal events of run id.
+func terminals(t *testing.T, st store.Store, id string) []string {
+	t.Helper()
+	evs, err := st.Events(context.Background(), id, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range evs {
+		if terminalOf(store.KindWorkflow, e.Type) {
+			out = append(out, fmt.Sprintf("%d:%s", e.Index, e.Type))
+		}
+	}
+	return out
+}
+
+// TestReviewTakeoverOfRunWhoseStreamEnded: a replica died after it stored a run's
+// terminal event (here WorkflowCancelled, during step two) but before it stored
+// the record's terminal status (the recorder writes them in two statements). The
+// replica taking it over must not run it again: the stream has ended.
+func TestReviewTakeoverOfRunWhoseStreamEnded(t *testing.T) {
+	url, schema := postgresSchema(t)
+	st := openSchema(t, url, schema)
+	one := run.StepResult{StepID: "one", StepName: "one", Content: "one.", Status: run.StatusCompleted}
+	cancelled := storeRun(t, st, "durable", []run.StepResult{one},
+		[2]string{string(run.EventWorkflowStarted), ""},
+		[2]string{string(run.EventStepStarted), "one"},
+		[2]string{string(run.EventStepCompleted), "one"},
+		[2]string{string(run.EventStepStarted), "two"},
+		[2]string{string(run.EventWorkflowCancelled), ""})
+
+	var calls [3]atomic.Int32
+	b := replicaWith(t, url, schema, Config{Lease: time.Second, Workflows: []*workflow.Workflow{
+		durableWorkflow("Durable", &calls, false)}})
+	body := waitStatus(t, b, cancelled)
+	got := terminals(t, st, cancelled)
+	if len(got) != 1 || body["status"] != "CANCELLED" ||
+		calls[1].Load()+calls[2].Load() != 0 {
+		t.Fatalf("run whose stored stream ended WorkflowCancelled: status %v, terminal events %v, steps two/three ran %d/%d times;"+
+			" want its one terminal event, CANCELLED (or ERROR), no step run again",
+			body["status"], got, calls[1].Load(), calls[2].Load())
+	}
+}
+
+// TestReviewTakeoverWhileShuttingDown: a replica that is shutting down (waiting for
+// its runs within the shutdown grace) still claims runs left behind; its takeover
+// refuses them (errClosing) and the recorder then ends a resumable run ERROR
+// "interrupted", instead of leaving it to its lease for another replica.
+func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
+	url, schema := postgresSchema(t)
+	st := openSchema(t, url, schema)
+	gate := make(chan struct{})
+	var calls [3]atomic.Int32
+	a := replicaWith(t, url, schema, Config{Lease: time.Second, Workflows: []*workflow.Workflow{
+		gatedWorkflow("Gated", gate), durableWorkflow("Durable", &calls, false)}})
+
+	// A run that keeps the shutdown waiting.
+	s := a.openStream("POST", "/workflows/gated/runs", formType, form("message", "go"))
+	s.until(run.EventRunContent)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- a.srv.Shutdown(ctx) }()
+	for {
+		a.srv.mu.Lock()
+		closing := a.srv.closing
+		a.srv.mu.Unlock()
+		if closing {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	id := leftBehind(t, url, schema, "durable") // a replica died after step one
+	time.Sleep(1500 * time.Millisecond)         // several recovery rounds (Lease/3)
+	rec, err := st.GetRun(context.Background(), id)
+	close(gate)
+	s.rest()
+	if err2 := <-shut; err2 != nil {
+		t.Error(err2)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Status == run.StatusError {
+		t.Fatalf("a resumable run left behind, claimed by a replica shutting down: %s %q (replica %s);"+
+			" want it left to its lease for a replica that can resume it", rec.Status, rec.Output.Error, rec.Replica)
+	}
+}
+
+// TestReviewCancelBetweenRegisterAndStart: a cancel notified by another replica
+// (remoteCancel, on the listener's goroutine) that arrives after runJob or
+// takeover registered a run and before startNow claimed it: remoteCancel sees a
+// registered run with no exec and dequeues it, which claims and begins it; startNow
+// ignores that its own claim failed and begins the run a second time.
+func TestReviewCancelBetweenRegisterAndStart(t *testing.T) {
+	url, schema := postgresSchema(t)
+	a := replica(t, url, schema, quickWorkflow("Quick"))
+	c := a.srv.components["workflow/quick"]
+	lr := newLiveRun(c, run.NewID(), "go", true, run.Options{SessionID: "s"})
+	if err := a.srv.register(lr); err != nil {
+		t.Fatal(err)
+	}
+	// The listener's goroutine, between register and startNow (no lock orders them).
+	a.srv.remoteCancel(lr.id, run.ReasonRequested)
+	time.Sleep(50 * time.Millisecond)
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		err = a.srv.startNow(lr)
+	}()
+	if err != nil {
+		t.Fatalf("startNow after a remote cancel dequeued the registered run: %v", err)
+	}
+}
+
+// TestReviewCancelLongRunID: a run id too long for the store's cancel intents is a
+// client's mistake, answered 503 "store unavailable" (a retryable server error).
+func TestReviewCancelLongRunID(t *testing.T) {
+	url, schema := postgresSchema(t)
+	a := replica(t, url, schema)
+	id := strings.Repeat("x", postgres.MaxCancelRunID+1)
+	code, body := a.do("POST", "/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+	code, body = a.do("POST", "/workflows/story/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+}
+
+// TestReviewQueuedRunOfAComponentAnotherReplicaServes: replicas that serve
+// different workflows (a rolling deploy adding one) share the queue. A replica that
+// fetches a run of a workflow it does not serve ends it ERROR at once (runJob),
+// though another replica could run it; and it stores no terminal event, so a
+// stream of the run ends without one.
+func TestReviewQueuedRunOfAComponentAnotherReplicaServes(t *testing.T) {
+	url, schema := postgresSchema(t)
+	st := openSchema(t, url, schema)
+	a := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Story")}, Workers: 4})
+	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Other")}, Workers: 4})
+	_ = a
+	var ids []string
+	for range 10 {
+		code, body := b.do("POST", "/workflows/other/runs", formType, form("message", "go", "background", "true"))
+		if code != http.StatusAccepted {
+			t.Fatalf("background run: %d %v", code, body)
+		}
+		ids = append(ids, fmt.Sprint(body["run_id"]))
+	}
+	var bad []string
+	for _, id := range ids {
+		body := waitStatus(t, b, id)
+		if body["status"] != "COMPLETED" {
+			bad = append(bad, fmt.Sprintf("%s %v %q, terminal events %v", id[len(id)-4:], body["status"], body["error"],
+				terminals(t, st, id)))
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("runs of workflow other (served by B) taken by A: %d of %d not COMPLETED:\n%s",
+			len(bad), len(ids), strings.Join(bad, "\n"))
+	}
+}
