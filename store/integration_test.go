@@ -893,9 +893,9 @@ func (f *flaky) AppendEvents(ctx context.Context, evs []store.Event) error {
 	return f.Store.AppendEvents(ctx, evs)
 }
 
-func (f *flaky) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) error {
+func (f *flaky) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
 	if err := f.fail("RenewLeases", ""); err != nil {
-		return err
+		return nil, err
 	}
 	return f.Store.RenewLeases(ctx, replica, ids, until)
 }
@@ -1191,8 +1191,9 @@ func (c *caught) AppendEvents(ctx context.Context, evs []store.Event) error {
 	return c.note(c.Store.AppendEvents(ctx, evs))
 }
 
-func (c *caught) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) error {
-	return c.note(c.Store.RenewLeases(ctx, replica, ids, until))
+func (c *caught) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
+	lost, err := c.Store.RenewLeases(ctx, replica, ids, until)
+	return lost, c.note(err)
 }
 
 // TestRecorderSurvivesTerminatedBackends: PostgreSQL terminates the store's

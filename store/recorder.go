@@ -94,6 +94,12 @@ type RecorderOptions struct {
 // at once when the store refuses a write for good (ErrNotFound, ErrExists,
 // ErrTooLarge): the run then ends ERROR with the store's error, and nothing more of
 // it is written. No run hangs on a store that went away.
+//
+// A run that another replica claimed (its lease lapsed while this process stalled)
+// is this recorder's no more: once a renewal of its lease finds it lost, or the
+// store refuses its end (ErrTakenOver), nothing more of it is written, and the run,
+// which goes on elsewhere, is cancelled here (ReasonTakenOver); its End returns
+// ErrTakenOver.
 type Recorder struct {
 	store Store
 	opts  RecorderOptions
@@ -395,11 +401,18 @@ func (r *Recorder) failed(rc *recording, err error) {
 // refused reports whether err is the store's answer to a write, which writing again
 // cannot change.
 func refused(err error) bool {
-	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) || errors.Is(err, ErrTooLarge)
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) || errors.Is(err, ErrTooLarge) ||
+		errors.Is(err, ErrTakenOver)
 }
 
-// giveUp stops recording rc: a run still running ends ERROR with err, a run ending,
-// and its checkpoints, learn that they were not saved; nothing more of it is written.
+// ReasonTakenOver is the cancel reason of a run that its recorder lost to another
+// replica (see ErrTakenOver).
+const ReasonTakenOver = "taken over by another replica"
+
+// giveUp stops recording rc: a run still running ends ERROR with err, or CANCELLED
+// if another replica took it over (err is ErrTakenOver), since it goes on there; a
+// run ending, and its checkpoints, learn that they were not saved; nothing more of
+// it is written.
 func (r *Recorder) giveUp(rc *recording, err error) {
 	rc.dead = err
 	r.answer(rc, err)
@@ -407,7 +420,12 @@ func (r *Recorder) giveUp(rc *recording, err error) {
 		r.finish(rc, err)
 		return
 	}
-	rc.x.Entry.Fail(err) // its End, later, learns err at once: see settle
+	// Its End, later, learns err at once: see settle.
+	if errors.Is(err, ErrTakenOver) {
+		rc.x.Entry.CancelCause(ReasonTakenOver, err)
+		return
+	}
+	rc.x.Entry.Fail(err)
 }
 
 // create stores the records of the runs that began since the last flush, or whose
@@ -562,7 +580,8 @@ func (r *Recorder) renewLeases(ctx context.Context, live []*recording) {
 		ids[i] = rc.x.ID
 	}
 	until := time.Now().Add(r.opts.Lease)
-	if err := r.store.RenewLeases(ctx, r.opts.Replica, ids, until); err != nil {
+	lost, err := r.store.RenewLeases(ctx, r.opts.Replica, ids, until)
+	if err != nil {
 		err = fmt.Errorf("store: renew leases: %w", err)
 		for _, rc := range due {
 			r.failed(rc, err)
@@ -570,6 +589,10 @@ func (r *Recorder) renewLeases(ctx context.Context, live []*recording) {
 		return
 	}
 	for _, rc := range due {
+		if slices.Contains(lost, rc.x.ID) {
+			r.giveUp(rc, fmt.Errorf("store: run %s: %w", rc.x.ID, ErrTakenOver))
+			continue
+		}
 		rc.renew, rc.lease, rc.err = false, until, nil
 	}
 }

@@ -53,8 +53,13 @@ func (m *memStore) UpdateRun(ctx context.Context, r *store.Run) error {
 	if m.broken != nil {
 		return m.broken
 	}
-	if _, ok := m.runs[r.ID]; !ok {
+	old, ok := m.runs[r.ID]
+	if !ok {
 		return store.ErrNotFound
+	}
+	if r.Status.Terminal() && r.Replica != "" && old.Replica != r.Replica && !old.Status.Terminal() &&
+		!old.LeaseUntil.IsZero() && !old.LeaseUntil.Before(time.Now()) {
+		return store.ErrTakenOver
 	}
 	m.runs[r.ID] = *r
 	return nil
@@ -102,10 +107,23 @@ func (m *memStore) GetSession(context.Context, string) (*store.Session, error) {
 }
 func (m *memStore) SaveSession(context.Context, *store.Session) error { return nil }
 func (m *memStore) DeleteSession(context.Context, string) error       { return nil }
-func (m *memStore) RenewLeases(context.Context, string, []string, time.Time) error {
+func (m *memStore) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.broken
+	if m.broken != nil {
+		return nil, m.broken
+	}
+	var lost []string
+	for _, id := range ids {
+		r, ok := m.runs[id]
+		if !ok || r.Replica != replica || r.Status != run.StatusRunning && r.Status != run.StatusPending {
+			lost = append(lost, id)
+			continue
+		}
+		r.LeaseUntil = until
+		m.runs[id] = r
+	}
+	return lost, nil
 }
 func (m *memStore) Interrupt(ctx context.Context, now time.Time, reason string) ([]*store.Run, error) {
 	m.mu.Lock()

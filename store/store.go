@@ -38,6 +38,9 @@ var (
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// RecorderOptions.Takeover); it ends ERROR "interrupted".
 	ErrNotResumable = errors.New("store: run cannot be resumed")
+	// ErrTakenOver: the run is no longer this replica's: another replica claimed
+	// it (see Store.Claim) after this one's lease lapsed, and executes it now.
+	ErrTakenOver = errors.New("store: run taken over by another replica")
 )
 
 // MaxValueSize bounds one stored value: a run's input, content or output, an
@@ -115,7 +118,11 @@ type Store interface {
 	// CreateRun stores a new run (ErrExists if its id is taken).
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
-	// was never created).
+	// was never created). An end (a terminal status) written for a replica (r.Replica
+	// set) is refused with ErrTakenOver, and nothing is written, while the stored
+	// run is RUNNING or PENDING and another replica holds its lease (a live lease,
+	// at the time of the write): a replica that lost a run does not end it over the
+	// one that took it over.
 	UpdateRun(ctx context.Context, r *Run) error
 	// GetRun returns the run with the given id, or ErrNotFound.
 	GetRun(ctx context.Context, id string) (*Run, error)
@@ -137,8 +144,11 @@ type Store interface {
 	// there is none).
 	DeleteSession(ctx context.Context, id string) error
 
-	// RenewLeases extends the lease of the given runs that replica executes.
-	RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error
+	// RenewLeases extends the lease of the given runs that replica executes, and
+	// returns those of runIDs it did not renew: the runs no longer replica's (another
+	// replica claimed them), no longer RUNNING or PENDING, or not stored. A replica
+	// has lost those runs, and should write nothing more of them.
+	RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) (lost []string, err error)
 	// Interrupt ends every RUNNING (or PENDING) run whose lease lapsed before now:
 	// ERROR with the given reason. It returns the runs it ended. A queued run (PENDING
 	// with a zero lease) is left alone.

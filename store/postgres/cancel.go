@@ -82,8 +82,9 @@ func newCancelQueries(schema string) cancelQueries {
 		appendEvents: `WITH ins AS (` + q.appendEvents + `)
 			SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p`,
 		// The ends of runs, as updateRun writes them, and one notification of
-		// those found, made of their entries ($7, on channel $8): it returns
-		// the ids of the runs found, and a NULL once notified. (UNION ALL
+		// those updated, made of their entries ($7, on channel $8): it returns
+		// the ids of the runs updated (found, and not refused: see takenOver),
+		// and a NULL once notified. (UNION ALL
 		// reads both sides to the end, so that n, and its notification, is
 		// evaluated.)
 		endRuns: t(`WITH v AS (
@@ -92,7 +93,7 @@ func newCancelQueries(schema string) cancelQueries {
 			), u AS (
 				UPDATE {s}.runs SET status = v.status, replica = v.replica, lease_until = v.lease_until,
 					updated_at = v.updated_at, output = v.output
-				FROM v WHERE runs.run_id = v.run_id
+				FROM v WHERE runs.run_id = v.run_id AND NOT (` + takenOver("v.status", "v.replica", "v.updated_at") + `)
 				RETURNING runs.run_id, v.entry
 			), n AS (
 				SELECT pg_notify($8, '` + kindEnded + ` ' || string_agg(entry, ',')) FROM u HAVING count(*) > 0

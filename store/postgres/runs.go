@@ -24,7 +24,17 @@ type queries struct {
 	appendEvents, events                                             string
 	getSession, saveSession                                          string
 	deleteEvents, deleteRuns, deleteSess                             string
-	renewLeases, lapsed, interrupt, claim                            string
+	renewLeases, lapsed, interrupt, claim, owner                     string
+}
+
+// takenOver is the condition under which an update of a run to status st,
+// written for replica at time now (SQL expressions), is refused: an end, written
+// for a replica, of a run that another replica holds with a live lease (see
+// store.Store.UpdateRun). The run's columns are those of the table runs.
+func takenOver(st, replica, now string) string {
+	return st + ` IN ('COMPLETED', 'CANCELLED', 'ERROR') AND ` + replica + ` <> ''
+		AND runs.replica <> ` + replica + ` AND runs.status IN ('RUNNING', 'PENDING')
+		AND runs.lease_until IS NOT NULL AND runs.lease_until >= ` + now
 }
 
 const runColumns = `run_id, session_id, user_id, parent_run_id, kind, component_id, status,
@@ -49,7 +59,7 @@ func newQueries(schema string) queries {
 		untakeQueued: t(`UPDATE {s}.runs SET lease_until = NULL
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until = $2`),
 		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6
-			WHERE run_id = $1`),
+			WHERE run_id = $1 AND NOT (` + takenOver("$2", "$3", "$5") + `)`),
 		getRun:   t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
 		listRuns: t(`SELECT ` + runColumns + ` FROM {s}.runs`),
 		appendEvents: t(`INSERT INTO {s}.events (run_id, idx, type, data, created_at)
@@ -68,7 +78,9 @@ func newQueries(schema string) queries {
 		deleteRuns:   t(`DELETE FROM {s}.runs WHERE session_id = $1`),
 		deleteSess:   t(`DELETE FROM {s}.sessions WHERE session_id = $1`),
 		renewLeases: t(`UPDATE {s}.runs SET lease_until = $3
-			WHERE replica = $1 AND run_id = ANY($2::text[])`),
+			WHERE replica = $1 AND run_id = ANY($2::text[]) AND status IN ('RUNNING', 'PENDING')
+			RETURNING run_id`),
+		owner: t(`SELECT replica FROM {s}.runs WHERE run_id = $1`),
 		lapsed: t(`SELECT ` + runColumns + ` FROM {s}.runs
 			WHERE ` + leftBehind + `
 			ORDER BY created_at, run_id
@@ -179,10 +191,24 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		return s.wrap(op, err)
 	}
 	if !found {
-		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
+		return s.notUpdated(ctx, op, r.ID)
 	}
 	r.UpdatedAt = now
 	return nil
+}
+
+// notUpdated returns why UpdateRun updated no run: store.ErrNotFound if there is
+// none, else store.ErrTakenOver (the update was refused: see takenOver).
+func (s *Store) notUpdated(ctx context.Context, op string, id string) error {
+	var holder string
+	err := s.pool.QueryRow(ctx, s.q.owner, id).Scan(&holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
+	case err != nil:
+		return s.wrap(op, err)
+	}
+	return fmt.Errorf("store/postgres: %s: replica %q holds it: %w", op, holder, store.ErrTakenOver)
 }
 
 // scanRun reads one row of runColumns.
@@ -273,19 +299,42 @@ func (s *Store) ListRuns(ctx context.Context, q store.RunQuery) ([]*store.Run, e
 }
 
 // RenewLeases extends to until the lease of those of runIDs that replica
-// executes.
-func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error {
+// executes, RUNNING or PENDING, and returns the others.
+func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) ([]string, error) {
 	const op = "renew leases"
 	if err := s.check(op); err != nil {
-		return err
+		return nil, err
 	}
 	if len(runIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, s.q.renewLeases, replica, runIDs, lease(until))
+	if err != nil {
+		return nil, s.wrap(op+" of replica "+replica, err)
+	}
+	renewed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.wrap(op+" of replica "+replica, err)
+	}
+	return notIn(runIDs, renewed), nil
+}
+
+// notIn returns the ids of all that are not in some.
+func notIn(all, some []string) []string {
+	if len(some) == len(all) {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, s.q.renewLeases, replica, runIDs, lease(until)); err != nil {
-		return s.wrap(op+" of replica "+replica, err)
+	in := make(map[string]bool, len(some))
+	for _, id := range some {
+		in[id] = true
 	}
-	return nil
+	var out []string
+	for _, id := range all {
+		if !in[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Interrupt ends every run left behind, RUNNING or PENDING with a lease that lapsed

@@ -22,8 +22,12 @@ const (
 	sqlCreateRun = `INSERT INTO runs (` + runColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`
 
-	sqlUpdateRun = `UPDATE runs SET status = ?, output = ?, replica = ?, lease_until = ?, updated_at = ?
-		WHERE run_id = ?`
+	// An end (?1 terminal) written for a replica (?3) is refused while another
+	// replica holds the run with a live lease (see store.Store.UpdateRun).
+	sqlUpdateRun = `UPDATE runs SET status = ?1, output = ?2, replica = ?3, lease_until = ?4, updated_at = ?5
+		WHERE run_id = ?6 AND NOT (?1 IN ('COMPLETED', 'CANCELLED', 'ERROR') AND ?3 <> ''
+			AND replica <> ?3 AND status IN ('RUNNING', 'PENDING')
+			AND COALESCE(lease_until, 0) <> 0 AND lease_until >= ?5)`
 )
 
 // encodeOutput returns a run's output as stored, or ErrTooLarge.
@@ -87,7 +91,18 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		if err != nil {
 			return err
 		}
-		return oneRow(res, store.ErrNotFound)
+		if oneRow(res, store.ErrNotFound) == nil {
+			return nil
+		}
+		var holder string
+		err = tx.QueryRowContext(ctx, `SELECT replica FROM runs WHERE run_id = ?`, r.ID).Scan(&holder)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("replica %q holds it: %w", holder, store.ErrTakenOver)
 	})
 	return s.fail("update run "+r.ID, err)
 }
@@ -194,23 +209,49 @@ func scanRuns(rows *sql.Rows) ([]*store.Run, error) {
 }
 
 // RenewLeases extends until the lease of those of runIDs that replica executes.
-func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) error {
+func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string, until time.Time) ([]string, error) {
 	if err := s.begin(ctx); err != nil {
-		return s.fail("renew leases", err)
+		return nil, s.fail("renew leases", err)
 	}
 	if len(runIDs) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids, err := json.Marshal(runIDs)
 	if err != nil {
-		return s.fail("renew leases", err)
+		return nil, s.fail("renew leases", err)
 	}
+	var lost []string
 	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET lease_until = ?
-			WHERE replica = ? AND run_id IN (SELECT value FROM json_each(?))`, millis(until), replica, ids)
-		return err
+		lost = nil // the writer may run fn again
+		rows, err := tx.QueryContext(ctx, `UPDATE runs SET lease_until = ?
+			WHERE replica = ? AND run_id IN (SELECT value FROM json_each(?)) AND status IN ('RUNNING', 'PENDING')
+			RETURNING run_id`, millis(until), replica, ids)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		renewed := make(map[string]bool, len(runIDs))
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			renewed[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range runIDs {
+			if !renewed[id] {
+				lost = append(lost, id)
+			}
+		}
+		return nil
 	})
-	return s.fail("renew leases", err)
+	if err != nil {
+		return nil, s.fail("renew leases", err)
+	}
+	return lost, nil
 }
 
 // sqlLapsed selects the runs left behind: RUNNING with a lease that lapsed before

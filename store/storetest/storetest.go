@@ -41,8 +41,12 @@
 //   - Claim takes the runs Interrupt would end, oldest first (by CreatedAt), at
 //     most limit of them (none when limit is 0): it sets Status to RUNNING, Replica
 //     and LeaseUntil, keeps Output as saved, and returns the runs as now stored.
-//   - RenewLeases changes only the lease of runs that the given replica executes;
-//     ids it does not know are skipped without an error.
+//   - RenewLeases changes only the lease of RUNNING or PENDING runs that the given
+//     replica executes; it returns the other ids (ids it does not know included),
+//     without an error.
+//   - UpdateRun refuses with ErrTakenOver, changing nothing, a terminal status
+//     written for a replica while the stored run is RUNNING or PENDING, held by
+//     another replica whose LeaseUntil is not before the time of the write.
 //   - A value larger than store.MaxValueSize (a run's Input, its Output as JSON, an
 //     event's Data, a session's State as JSON) is refused with ErrTooLarge before
 //     anything of the call is written; AppendEvents writes none of its batch then.
@@ -97,6 +101,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SessionNotFound", testSessionNotFound},
 		{"DeleteSessionCascades", testDeleteSessionCascades},
 		{"RenewLeases", testRenewLeases},
+		{"RenewLeasesLost", testRenewLeasesLost},
+		{"UpdateRunTakenOver", testUpdateRunTakenOver},
 		{"Interrupt", testInterrupt},
 		{"Claim", testClaim},
 		{"ClaimLimit", testClaimLimit},
@@ -728,17 +734,110 @@ func testRenewLeases(t *testing.T, s store.Store) {
 		mustCreate(t, s, sr)
 	}
 	until := base.Add(time.Hour)
-	if err := s.RenewLeases(ctxOf(t), "A", []string{"a1", "a2", "b1", "unknown"}, until); err != nil {
+	lost, err := s.RenewLeases(ctxOf(t), "A", []string{"a1", "a2", "b1", "unknown"}, until)
+	if err != nil {
 		t.Fatalf("RenewLeases: %v", err)
 	}
-	if err := s.RenewLeases(ctxOf(t), "A", nil, until); err != nil {
-		t.Fatalf("RenewLeases with no runs: %v", err)
+	slices.Sort(lost)
+	if want := []string{"b1", "unknown"}; !slices.Equal(lost, want) {
+		t.Errorf("RenewLeases lost %q, want %q", lost, want)
+	}
+	if lost, err := s.RenewLeases(ctxOf(t), "A", nil, until); err != nil || len(lost) > 0 {
+		t.Fatalf("RenewLeases with no runs: lost %q, %v", lost, err)
 	}
 	want := map[string]time.Time{"a1": until, "a2": until, "a3": old, "b1": old}
 	for id, lease := range want {
 		got := mustGet(t, s, id)
 		if !sameTime(got.LeaseUntil, lease) {
 			t.Errorf("run %s (replica %s): lease %v, want %v", id, got.Replica, got.LeaseUntil, lease)
+		}
+	}
+}
+
+// testRenewLeasesLost: a replica that renews the lease of a run another replica
+// claimed, or of a run that ended, learns it lost the run, and renews nothing.
+func testRenewLeasesLost(t *testing.T, s store.Store) {
+	now := time.Now()
+	for _, r := range []struct {
+		id     string
+		status run.Status
+		lease  time.Time
+	}{
+		{"claimed", run.StatusRunning, now.Add(-time.Second)},
+		{"kept", run.StatusRunning, now.Add(time.Minute)},
+		{"pending", run.StatusPending, now.Add(time.Minute)},
+		{"ended", run.StatusCompleted, now.Add(time.Minute)},
+	} {
+		sr := simpleRun(r.id)
+		sr.Status, sr.Output.Status, sr.Replica, sr.LeaseUntil = r.status, r.status, "A", r.lease
+		mustCreate(t, s, sr)
+	}
+	claimedUntil := now.Add(time.Hour)
+	claimed, err := s.Claim(ctxOf(t), "B", now, claimedUntil, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != "claimed" {
+		t.Fatalf("Claim = %d runs, %v; want run claimed", len(claimed), err)
+	}
+	until := now.Add(2 * time.Hour)
+	lost, err := s.RenewLeases(ctxOf(t), "A", []string{"claimed", "kept", "pending", "ended"}, until)
+	if err != nil {
+		t.Fatalf("RenewLeases: %v", err)
+	}
+	slices.Sort(lost)
+	if want := []string{"claimed", "ended"}; !slices.Equal(lost, want) {
+		t.Errorf("RenewLeases lost %q, want %q", lost, want)
+	}
+	for id, want := range map[string]time.Time{"claimed": claimedUntil, "kept": until, "pending": until, "ended": now.Add(time.Minute)} {
+		if got := mustGet(t, s, id); !sameTime(got.LeaseUntil, want) {
+			t.Errorf("run %s (replica %s): lease %v, want %v", id, got.Replica, got.LeaseUntil, want)
+		}
+	}
+	if got := mustGet(t, s, "claimed"); got.Replica != "B" {
+		t.Errorf("claimed run's replica = %q after A's renewal, want B", got.Replica)
+	}
+}
+
+// testUpdateRunTakenOver: the end of a run written for a replica is refused while
+// another replica holds the run with a live lease; an end written for no replica,
+// or after that lease lapsed, and any update that is not an end, are not.
+func testUpdateRunTakenOver(t *testing.T, s store.Store) {
+	now := time.Now()
+	seed := func(id string, lease time.Time) {
+		sr := simpleRun(id)
+		sr.Replica, sr.LeaseUntil = "B", lease
+		mustCreate(t, s, sr)
+	}
+	end := func(id, replica string) error {
+		r := simpleRun(id)
+		r.Status, r.Output.Status, r.Output.Content, r.Replica = run.StatusCompleted, run.StatusCompleted, "A's end", replica
+		return s.UpdateRun(ctxOf(t), r)
+	}
+	seed("held", now.Add(time.Hour))
+	if err := end("held", "A"); !errors.Is(err, store.ErrTakenOver) {
+		t.Errorf("A's end of a run B holds = %v, want ErrTakenOver", err)
+	}
+	if got := mustGet(t, s, "held"); got.Status != run.StatusRunning || got.Replica != "B" || got.Output.Content != "" {
+		t.Errorf("refused end changed the run: %s by %q, content %q", got.Status, got.Replica, got.Output.Content)
+	}
+	if err := end("nope", "A"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("A's end of a run never created = %v, want ErrNotFound", err)
+	}
+	// Not an end: saved whoever holds the run (a claim, a resume).
+	upd := simpleRun("held")
+	upd.Replica, upd.LeaseUntil = "A", now.Add(time.Hour)
+	if err := s.UpdateRun(ctxOf(t), upd); err != nil {
+		t.Errorf("RUNNING update of a run B holds, for A: %v", err)
+	}
+	for _, c := range []struct{ id, replica string }{{"own", "B"}, {"anyone", ""}, {"lapsed", "A"}} {
+		lease := now.Add(time.Hour)
+		if c.id == "lapsed" {
+			lease = now.Add(-time.Second)
+		}
+		seed(c.id, lease)
+		if err := end(c.id, c.replica); err != nil {
+			t.Errorf("end of run %s for replica %q: %v", c.id, c.replica, err)
+		}
+		if got := mustGet(t, s, c.id); got.Status != run.StatusCompleted {
+			t.Errorf("run %s after its end for replica %q: %s", c.id, c.replica, got.Status)
 		}
 	}
 }
@@ -1151,7 +1250,8 @@ func calls(s store.Store) map[string]func(ctx context.Context) error {
 		"SaveSession":   func(ctx context.Context) error { return s.SaveSession(ctx, sess) },
 		"DeleteSession": func(ctx context.Context) error { return s.DeleteSession(ctx, "s") },
 		"RenewLeases": func(ctx context.Context) error {
-			return s.RenewLeases(ctx, "A", []string{"existing"}, time.Now().Add(time.Minute))
+			_, err := s.RenewLeases(ctx, "A", []string{"existing"}, time.Now().Add(time.Minute))
+			return err
 		},
 		"Interrupt": func(ctx context.Context) error { _, err := s.Interrupt(ctx, time.Now(), "interrupted"); return err },
 		"Claim": func(ctx context.Context) error {

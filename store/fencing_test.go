@@ -1,0 +1,135 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"kern/run"
+	"kern/store"
+)
+
+// TestRecorderLosesATakenOverRun: replica A's recorder executes a run; A stalls
+// past the run's lease (a long GC pause, a stopped VM, a partition between A and
+// the database that heals just after) and replica B claims the run and executes it
+// (here: the record B's claim and resume write). A's next lease renewal finds the
+// run no longer A's: A writes nothing more of it, neither its events nor its end,
+// and cancels it locally, since it goes on on B.
+func TestRecorderLosesATakenOverRun(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			st := open(t)
+			const lease = 300 * time.Millisecond
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
+			defer rec.Close()
+			gate := make(chan struct{})
+			id := run.NewID()
+			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+				emit(x, "a", run.EventWorkflowStarted)
+				<-gate
+				emit(x, "a", run.EventStepStarted, run.EventStepCompleted)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			waitStored(t, st, id, 1)
+			claimAs(t, st, id, "B")
+			// A's renewals run (three per lease) and find the run lost.
+			time.Sleep(3 * lease)
+			close(gate)
+			x.Wait()
+			final, err := st.GetRun(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs, _ := st.Events(ctx, id, 0, 0)
+			out := x.Output()
+			if final.Replica != "B" || final.Status.Terminal() || len(evs) != 1 {
+				t.Fatalf("run claimed by B: stored %s by %q with %d events (A's end: %s, persist err %v);"+
+					" want A to notice the lost lease and write nothing more", final.Status, final.Replica, len(evs),
+					out.Status, x.PersistErr())
+			}
+			if out.Status != run.StatusCancelled || out.Reason != store.ReasonTakenOver {
+				t.Errorf("A's run ended %s (%q), want CANCELLED %q", out.Status, out.Reason, store.ReasonTakenOver)
+			}
+			if err := x.PersistErr(); !errors.Is(err, store.ErrTakenOver) {
+				t.Errorf("A's PersistErr = %v, want ErrTakenOver", err)
+			}
+		})
+	}
+}
+
+// TestRecorderEndRefusedOnATakenOverRun: B claims the run and A ends it before any
+// renewal of A's noticed: the store refuses A's end, which does not overwrite B's
+// record, and A's End says why.
+func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			st := open(t)
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: time.Minute, NoRecovery: true})
+			defer rec.Close()
+			gate := make(chan struct{})
+			id := run.NewID()
+			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+				emit(x, "a", run.EventWorkflowStarted)
+				<-gate
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitStored(t, st, id, 1)
+			claimAs(t, st, id, "B")
+			close(gate)
+			x.Wait()
+			if err := x.PersistErr(); !errors.Is(err, store.ErrTakenOver) {
+				t.Errorf("A's PersistErr = %v, want ErrTakenOver", err)
+			}
+			final, err := st.GetRun(context.Background(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if final.Replica != "B" || final.Status != run.StatusRunning {
+				t.Errorf("run claimed by B, then ended by A: stored %s by %q", final.Status, final.Replica)
+			}
+		})
+	}
+}
+
+// waitStored waits until the run's record, A's, and n of its events are stored.
+func waitStored(t *testing.T, st store.Store, id string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := st.GetRun(ctx, id)
+		evs, _ := st.Events(ctx, id, 0, 0)
+		if err == nil && got.Replica == "A" && len(evs) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run not stored")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// claimAs writes the record of the run as replica's claim of it would, once A's
+// lease lapsed while A stalled: RUNNING, replica's, with a live lease.
+func claimAs(t *testing.T, st store.Store, id, replica string) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := st.GetRun(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Replica, got.Status, got.LeaseUntil = replica, run.StatusRunning, time.Now().Add(time.Hour)
+	if err := st.UpdateRun(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+}
