@@ -170,17 +170,11 @@ func (s *Store) Enqueue(ctx context.Context, r *store.Job) error {
 	if err := s.check(op); err != nil {
 		return err
 	}
-	if err := lenCheck("input", len(r.Input)); err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", op, err)
-	}
-	out, err := encodeOutput(&r.Output)
+	queued := *r
+	queued.Status, queued.Replica, queued.LeaseUntil = run.StatusPending, "", time.Time{}
+	args, created, now, err := createArgs(&queued)
 	if err != nil {
 		return fmt.Errorf("store/postgres: %s: %w", op, err)
-	}
-	now := ms(time.Now())
-	created := now
-	if !r.CreatedAt.IsZero() {
-		created = ms(r.CreatedAt)
 	}
 
 	tx, err := s.pool.Begin(ctx)
@@ -188,8 +182,7 @@ func (s *Store) Enqueue(ctx context.Context, r *store.Job) error {
 		return s.wrap(op, err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-	_, err = tx.Exec(ctx, s.q.createRun, r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
-		r.ComponentID, string(run.StatusPending), "", nil, created, now, r.Input, out)
+	_, err = tx.Exec(ctx, s.q.createRun, args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrExists)
 	}

@@ -132,6 +132,25 @@ func lease(t time.Time) *time.Time {
 	return &t
 }
 
+// createArgs returns the arguments of the createRun statement for r, and the
+// creation and update times they hold.
+func createArgs(r *store.Run) (args []any, created, now time.Time, err error) {
+	if err := lenCheck("input", len(r.Input)); err != nil {
+		return nil, created, now, err
+	}
+	out, err := encodeOutput(&r.Output)
+	if err != nil {
+		return nil, created, now, err
+	}
+	now = ms(time.Now())
+	created = now
+	if !r.CreatedAt.IsZero() {
+		created = ms(r.CreatedAt)
+	}
+	return []any{r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind), r.ComponentID, string(r.Status),
+		r.Replica, lease(r.LeaseUntil), created, now, r.Input, out}, created, now, nil
+}
+
 // CreateRun stores a new run, or returns store.ErrExists. It sets r's CreatedAt
 // (when zero) and UpdatedAt to the times stored.
 func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
@@ -139,20 +158,11 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 	if err := s.check(op); err != nil {
 		return err
 	}
-	if err := lenCheck("input", len(r.Input)); err != nil {
-		return fmt.Errorf("store/postgres: %s: %w", op, err)
-	}
-	out, err := encodeOutput(&r.Output)
+	args, created, now, err := createArgs(r)
 	if err != nil {
 		return fmt.Errorf("store/postgres: %s: %w", op, err)
 	}
-	now := ms(time.Now())
-	created := now
-	if !r.CreatedAt.IsZero() {
-		created = ms(r.CreatedAt)
-	}
-	_, err = s.pool.Exec(ctx, s.q.createRun, r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
-		r.ComponentID, string(r.Status), r.Replica, lease(r.LeaseUntil), created, now, r.Input, out)
+	_, err = s.pool.Exec(ctx, s.q.createRun, args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("store/postgres: %s: %w", op, store.ErrExists)
 	}
