@@ -253,8 +253,9 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, rec *store.Run, 
 
 // takeover resumes a run that a process which died left behind, claimed by the
 // recorder for this server: a workflow's run goes on after its last checkpointed
-// step, here. It returns store.ErrNotResumable for a run it cannot resume (an
-// agent's, an unknown component's, a workflow marked not resumable), which the
+// step, here; a run that never started (no event stored) starts. It returns
+// store.ErrNotResumable for a run it cannot resume (an agent's, an unknown
+// component's, a workflow marked not resumable, once started), which the
 // recorder then ends ERROR "interrupted", and another error when it cannot resume
 // it now (shutting down, the store failing): the run is left to its lease.
 func (s *Server) takeover(ctx context.Context, rec *store.Run) error {
@@ -267,13 +268,19 @@ func (s *Server) takeover(ctx context.Context, rec *store.Run) error {
 		return errClosing
 	}
 	c := s.components[string(rec.Kind)+"/"+rec.ComponentID]
-	if c == nil || rec.Kind != store.KindWorkflow || !c.resumable {
+	if c == nil {
 		return store.ErrNotResumable
 	}
 	next, err := s.nextEvent(ctx, rec.ID)
 	if err != nil {
 		s.log.Error("agentos: take over run", "run_id", rec.ID, "err", err)
 		return err
+	}
+	// A run with no event stored never started (a queued run whose worker died
+	// before starting it): any run may start then. Otherwise only a resumable
+	// workflow's run goes on.
+	if next > 0 && (rec.Kind != store.KindWorkflow || !c.resumable) {
+		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults
 	lr := newLiveRun(c, rec.ID, rec.Input, true, run.Options{SessionID: rec.SessionID, UserID: rec.UserID})

@@ -362,3 +362,33 @@ func TestTakeover(t *testing.T) {
 		t.Fatalf("a not-resumable run ran %d steps", n)
 	}
 }
+
+// TestTakeoverNeverStarted: a run whose process died before it stored any event (a
+// queued run its worker took, then died) starts on the replica that takes it over,
+// even for a workflow marked not resumable: none of its steps ran.
+func TestTakeoverNeverStarted(t *testing.T) {
+	url, schema := postgresSchema(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, url, postgres.WithSchema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, now := run.NewID(), time.Now()
+	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: store.KindWorkflow, ComponentID: "fixed",
+		Status: run.StatusPending, Input: "go", Replica: "dead",
+		Output:     run.Output{RunID: id, SessionID: "s-" + id, WorkflowID: "fixed", Status: run.StatusPending, Input: "go"},
+		LeaseUntil: now.Add(-time.Second), CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateRun(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	var calls [3]atomic.Int32
+	b := replicaWith(t, url, schema, Config{Lease: time.Second, Workflows: []*workflow.Workflow{
+		durableWorkflow("Fixed", &calls, true)}})
+	body := waitStatus(t, b, id)
+	if body["status"] != "COMPLETED" || body["content"] != "one.two.three." {
+		t.Fatalf("run that never started: %v; want COMPLETED one.two.three.", body)
+	}
+	s := b.openStream("POST", "/workflows/fixed/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
+	checkRun(t, s.rest(), 0, id, run.EventWorkflowCompleted)
+}
