@@ -258,7 +258,7 @@ func (s *Server) defaults() {
 		c.OSID = DefaultOSID
 	}
 	if c.Replica == "" {
-		c.Replica = defaultReplica()
+		c.Replica = store.DefaultReplica()
 	}
 	if s.log == nil {
 		s.log = slog.Default()

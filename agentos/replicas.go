@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -30,15 +29,6 @@ const (
 	followPoll         = time.Second
 	followPollNoNotify = 200 * time.Millisecond
 )
-
-// defaultReplica names a process that was given no replica name: host and pid.
-func defaultReplica() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "kern"
-	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}
 
 // watchers wake the followers of runs when the store notifies their events or end.
 type watchers struct {
@@ -217,11 +207,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, rec *store.Run, 
 	ended := rec.Status.Terminal()
 	for {
 		for i, e := range evs {
-			data := e.Data
-			err := out.event(string(e.Type), e.Index, i == len(evs)-1, func(b []byte) ([]byte, error) {
-				return append(b, data...), nil
-			})
-			if err != nil || terminalOf(rec.Kind, e.Type) {
+			if out.stored(e, i == len(evs)-1) != nil || terminalOf(rec.Kind, e.Type) {
 				return
 			}
 			from = e.Index + 1
@@ -271,10 +257,14 @@ func (s *Server) takeover(ctx context.Context, rec *store.Run) error {
 	if c == nil {
 		return store.ErrNotResumable
 	}
-	next, err := s.nextEvent(ctx, rec.ID)
+	last, err := store.LastEvent(ctx, s.store, rec.ID)
 	if err != nil {
 		s.log.Error("agentos: take over run", "run_id", rec.ID, "err", err)
 		return err
+	}
+	next := 0
+	if last != nil {
+		next = last.Index + 1
 	}
 	// A run with no event stored never started (a queued run whose worker died
 	// before starting it): any run may start then. Otherwise only a resumable
@@ -303,23 +293,6 @@ func (s *Server) takeover(ctx context.Context, rec *store.Run) error {
 	s.log.Info("agentos: took over a run left behind", "run_id", rec.ID, "workflow", c.id,
 		"from_replica", rec.Replica, "finished_steps", len(steps), "next_event", next)
 	return nil
-}
-
-// nextEvent returns the index after the last stored event of a run.
-func (s *Server) nextEvent(ctx context.Context, id string) (int, error) {
-	next := 0
-	for {
-		evs, err := s.store.Events(ctx, id, next, replayPage)
-		if err != nil {
-			return 0, fmt.Errorf("events of run %s: %w", id, err)
-		}
-		if len(evs) > 0 {
-			next = evs[len(evs)-1].Index + 1
-		}
-		if len(evs) < replayPage {
-			return next, nil
-		}
-	}
 }
 
 // runJob starts a background run taken from the shared queue and returns once it

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kern/run"
+	"kern/store"
 )
 
 // sse writes a server-sent event stream: one event per write, flushed as soon as no
@@ -62,6 +63,11 @@ func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]
 		s.err = s.rc.Flush()
 	}
 	return s.err
+}
+
+// stored writes a stored event, whose data is its JSON already.
+func (s *sse) stored(e store.Event, flush bool) error {
+	return s.event(string(e.Type), e.Index, flush, func(b []byte) ([]byte, error) { return append(b, e.Data...), nil })
 }
 
 // ping writes a heartbeat comment unless an event went out since the last tick.
@@ -212,8 +218,7 @@ func (s *Server) replayStored(ctx context.Context, out *sse, id string, from, to
 			if e.Index >= to {
 				return true
 			}
-			data := e.Data
-			if out.event(string(e.Type), e.Index, false, func(b []byte) ([]byte, error) { return append(b, data...), nil }) != nil {
+			if out.stored(e, false) != nil {
 				return false
 			}
 			from = e.Index + 1

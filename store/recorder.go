@@ -162,6 +162,9 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
 	}
+	if opts.Replica == "" {
+		opts.Replica = DefaultReplica()
+	}
 	if opts.RecoverInterval <= 0 {
 		opts.RecoverInterval = opts.Lease / 3
 	}
@@ -824,7 +827,7 @@ func (r *Recorder) executes(id string) bool {
 func (r *Recorder) streamEnded(rn *Run) bool {
 	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
 	defer cancel()
-	last, err := lastEvent(ctx, r.store, rn.ID)
+	last, err := LastEvent(ctx, r.store, rn.ID)
 	return err != nil || (last != nil && endsRun(last, rn.ID))
 }
 
@@ -900,7 +903,7 @@ func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
 // runtime builds a run's end in ERROR, to be stored after its last stored event; nil
 // if its stored stream ends with its terminal event already.
 func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Event, error) {
-	last, err := lastEvent(ctx, s, rn.ID)
+	last, err := LastEvent(ctx, s, rn.ID)
 	if err != nil {
 		return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
 	}
@@ -912,27 +915,13 @@ func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Ev
 		}
 		next = last.Index + 1
 	}
-	kind := run.KindAgent
-	origin := &run.Origin{
-		AgentID: cmp.Or(rn.ComponentID, rn.Output.AgentID), AgentName: rn.Output.AgentName,
-		SessionID: cmp.Or(rn.SessionID, rn.Output.SessionID), UserID: cmp.Or(rn.UserID, rn.Output.UserID),
-		ParentRunID: cmp.Or(rn.ParentRunID, rn.Output.ParentRunID),
-	}
-	if rn.Kind == KindWorkflow {
-		kind, origin.AgentID, origin.AgentName = run.KindWorkflow, "", ""
-		origin.WorkflowID, origin.WorkflowName = cmp.Or(rn.ComponentID, rn.Output.WorkflowID), rn.Output.WorkflowName
-	}
-	ev := run.Event{
-		Event: kind.TerminalEvent(run.StatusError), RunID: rn.ID, CreatedAt: now.Unix(), EventIndex: next,
-		Origin:  origin,
-		Content: ReasonInterrupted, // Agno's RunError carries the message as content
-		Error:   ReasonInterrupted,
-	}
-	data, err := ev.AppendJSON(nil)
+	ended := *rn
+	ended.Status, ended.Output.Error = run.StatusError, ReasonInterrupted
+	ev, err := EndEvent(&ended, next, now)
 	if err != nil {
 		return nil, fmt.Errorf("store: terminal event of run %s left behind: %w", rn.ID, err)
 	}
-	return &Event{RunID: rn.ID, Index: next, Type: ev.Event, Data: data, CreatedAt: time.Unix(ev.CreatedAt, 0)}, nil
+	return &ev, nil
 }
 
 // settle gives a run whose stored stream ends with its terminal event the status
@@ -953,24 +942,6 @@ func settle(rn *Run, last *Event) {
 		rn.Output.Error = cmp.Or(ev.Error, ev.Content, ReasonInterrupted)
 	}
 	rn.Status, rn.Output.Status = st, st
-}
-
-// lastEvent returns the last stored event of a run, nil if it has none.
-func lastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
-	var last *Event
-	for from := 0; ; {
-		evs, err := s.Events(ctx, runID, from, eventPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(evs) > 0 {
-			last = &evs[len(evs)-1]
-			from = last.Index + 1
-		}
-		if len(evs) < eventPage {
-			return last, nil
-		}
-	}
 }
 
 // endsRun reports whether ev is the terminal event of the run with the given id,

@@ -9,10 +9,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"kern/run"
@@ -250,4 +252,63 @@ func Recover(ctx context.Context, s Store) ([]*Run, error) {
 			return ended, err
 		}
 	}
+}
+
+// DefaultReplica names a process that was given no replica name: host and pid.
+func DefaultReplica() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "kern"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// LastEvent returns the last stored event of a run, nil if it has none.
+func LastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
+	var last *Event
+	for from := 0; ; {
+		evs, err := s.Events(ctx, runID, from, eventPage)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			last = &evs[len(evs)-1]
+			from = last.Index + 1
+		}
+		if len(evs) < eventPage {
+			return last, nil
+		}
+	}
+}
+
+// EndEvent returns the terminal event of a run that ends without the runtime that
+// executed it (left behind by a process that died, or cancelled while queued), at
+// the given index, built as the runtime builds it from r's Status and Output: its
+// Error (also as content, as Agno's RunError carries it), its Reason, or its
+// Content.
+func EndEvent(r *Run, index int, at time.Time) (Event, error) {
+	kind := run.KindAgent
+	origin := &run.Origin{
+		AgentID: cmp.Or(r.ComponentID, r.Output.AgentID), AgentName: r.Output.AgentName,
+		SessionID: cmp.Or(r.SessionID, r.Output.SessionID), UserID: cmp.Or(r.UserID, r.Output.UserID),
+		ParentRunID: cmp.Or(r.ParentRunID, r.Output.ParentRunID),
+	}
+	if r.Kind == KindWorkflow {
+		kind, origin.AgentID, origin.AgentName = run.KindWorkflow, "", ""
+		origin.WorkflowID, origin.WorkflowName = cmp.Or(r.ComponentID, r.Output.WorkflowID), r.Output.WorkflowName
+	}
+	ev := run.Event{Event: kind.TerminalEvent(r.Status), RunID: r.ID, CreatedAt: at.Unix(), EventIndex: index, Origin: origin}
+	switch r.Status {
+	case run.StatusCompleted:
+		ev.Content = r.Output.Content
+	case run.StatusCancelled:
+		ev.Reason = r.Output.Reason
+	default:
+		ev.Content, ev.Error = r.Output.Error, r.Output.Error
+	}
+	data, err := ev.AppendJSON(nil)
+	if err != nil {
+		return Event{}, fmt.Errorf("store: terminal event of run %s: %w", r.ID, err)
+	}
+	return Event{RunID: r.ID, Index: index, Type: ev.Event, Data: data, CreatedAt: time.Unix(ev.CreatedAt, 0)}, nil
 }

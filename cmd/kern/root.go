@@ -56,12 +56,3 @@ func envOr(name, def string) string {
 	}
 	return def
 }
-
-// defaultReplica names this process in the runs it records: host and process id.
-func defaultReplica() string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "kern"
-	}
-	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}

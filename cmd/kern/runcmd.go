@@ -107,7 +107,7 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 		return err
 	}
 	if o.replica == "" {
-		o.replica = defaultReplica()
+		o.replica = store.DefaultReplica()
 	}
 	if o.session == "" {
 		o.session = run.NewID()

@@ -102,7 +102,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		declared = c
 	}
 	if o.replica == "" {
-		o.replica = defaultReplica()
+		o.replica = store.DefaultReplica()
 	}
 	if o.securityKey == "" {
 		o.securityKey = os.Getenv(envSecurityKey)

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -328,30 +329,21 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 	if err != nil || !taken {
 		return false, err
 	}
-	kind := run.KindAgent
-	if r.Kind == store.KindWorkflow {
-		kind = run.KindWorkflow
-	}
 	out := r.Output
 	out.RunID, out.Status, out.Reason = r.ID, run.StatusCancelled, reason
-	switch {
-	case kind == run.KindWorkflow && out.WorkflowID == "":
-		out.WorkflowID = r.ComponentID
-	case kind == run.KindAgent && out.AgentID == "":
-		out.AgentID = r.ComponentID
+	if r.Kind == store.KindWorkflow {
+		out.WorkflowID = cmp.Or(out.WorkflowID, r.ComponentID)
+	} else {
+		out.AgentID = cmp.Or(out.AgentID, r.ComponentID)
 	}
-	now := time.Now()
-	ev := run.Event{Event: kind.TerminalEvent(run.StatusCancelled), RunID: r.ID, Reason: reason, CreatedAt: now.Unix(),
-		Origin: &run.Origin{AgentID: out.AgentID, AgentName: out.AgentName, WorkflowID: out.WorkflowID,
-			WorkflowName: out.WorkflowName, SessionID: r.SessionID, UserID: r.UserID}}
-	data, err := ev.AppendJSON(nil)
+	r.Status, r.Output = run.StatusCancelled, out
+	ev, err := store.EndEvent(r, 0, time.Now())
 	if err != nil {
 		return false, fmt.Errorf("store/postgres: %s: %w", op, err)
 	}
-	if err := s.AppendEvents(ctx, []store.Event{{RunID: r.ID, Index: 0, Type: ev.Event, Data: data, CreatedAt: now}}); err != nil {
+	if err := s.AppendEvents(ctx, []store.Event{ev}); err != nil {
 		return false, err
 	}
-	r.Status, r.Output = run.StatusCancelled, out
 	if err := s.UpdateRun(ctx, r); err != nil {
 		return false, err
 	}
