@@ -907,6 +907,7 @@ func TestReplicaDatabaseCut(t *testing.T) {
 	first, _ := s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 	id := first.RunID
 	s.waitFor(t, "content", kind(run.EventRunContent))
+	a.awaitStored(t, id) // D stores the run with its first flush, after its first events
 	a.awaitRun(t, id, "RUNNING on D", func(ri runInfo) bool { return ri.Status == run.StatusRunning })
 
 	proxy.sever()
