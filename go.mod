@@ -1,4 +1,4 @@
-module kern
+module github.com/kern-dev/kern
 
 go 1.26.0
 

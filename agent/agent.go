@@ -14,9 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"kern/model"
-	"kern/run"
-	"kern/tool"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
 )
 
 // DefaultMaxIterations bounds the model requests of one run when MaxIterations is 0.

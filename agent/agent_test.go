@@ -12,11 +12,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/tool"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

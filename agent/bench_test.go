@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/tool"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/tool"
 )
 
 var sinkAgent *agent.Agent

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/tool"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
 )
 
 // streamUntil ranges over a's stream in a goroutine, calls act once an event of type

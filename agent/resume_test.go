@@ -4,9 +4,9 @@ import (
 	"errors"
 	"testing"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/run"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
 )
 
 // TestResume: an agent run that continues a stored run starts over, its events

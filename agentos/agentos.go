@@ -18,10 +18,10 @@ import (
 	"sync"
 	"time"
 
-	"kern/agent"
-	"kern/run"
-	"kern/store"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // Defaults of a Config's zero fields.
@@ -34,7 +34,7 @@ const (
 	DefaultShutdownGrace = 10 * time.Second
 	DefaultCancelWait    = 10 * time.Second
 	DefaultKeepRuns      = 1000
-	DefaultOSID          = "kern"
+	DefaultOSID          = "github.com/kern-dev/kern"
 )
 
 // CancelAtOnce, as Config.StreamGrace, cancels a streamed run the moment its last

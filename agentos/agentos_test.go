@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func TestStreamCancelOverHTTP(t *testing.T) {

@@ -8,10 +8,10 @@ import (
 	"net/url"
 	"strings"
 
-	"kern/agent"
-	"kern/agentos"
-	"kern/model/scripted"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/agentos"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // A server for one workflow, mounted on a test server; a run started with

@@ -8,10 +8,10 @@ import (
 	"net/http"
 	"strings"
 
-	"kern/agent"
-	"kern/model"
-	"kern/store"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // collection is the workflows or the agents, as routes see them.

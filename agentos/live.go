@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // errClosing is the error of a run refused because the server is shutting down.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"kern/workflow"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // samplePath fills a pattern's wildcards with sample values.

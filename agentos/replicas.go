@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // Several servers on one database form one system when the Store is a

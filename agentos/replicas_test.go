@@ -13,10 +13,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"kern/run"
-	"kern/store"
-	"kern/store/postgres"
-	"kern/workflow"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // postgresSchema returns the test PostgreSQL's URL and a fresh schema, dropped when

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"kern/workflow"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // A GET resume ignores a request body: a multipart body would otherwise be parsed

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
-	"kern/store/postgres"
-	"kern/workflow"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // openSchema opens a store on the test schema, closed when the test ends.

@@ -3,7 +3,7 @@ package agentos
 import (
 	"net/http"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // route is one entry of the route table: what the mux serves and what GET

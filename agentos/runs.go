@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // runRequest is the body of POST .../runs, as form fields or JSON.

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // sse writes a server-sent event stream: one event per write, flushed as soon as no

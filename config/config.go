@@ -94,10 +94,10 @@ import (
 	"fmt"
 	"os"
 
-	"kern/agent"
-	"kern/tool"
-	"kern/tools/hackernews"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/tools/hackernews"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // Config is what a configuration file declares, in the file's order.

@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/run"
-	"kern/tool"
-	"kern/workflow"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func TestMain(m *testing.M) {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"kern/config"
+	"github.com/kern-dev/kern/config"
 )
 
 func ExampleParse() {

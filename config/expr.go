@@ -6,7 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"kern/workflow"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // vars are the values an expression reads.

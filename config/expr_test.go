@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"kern/run"
-	"kern/workflow"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func TestExprEval(t *testing.T) {

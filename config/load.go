@@ -10,14 +10,14 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/openai"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/tool"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // loader builds a Config from a YAML document, collecting the problems it finds.

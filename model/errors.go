@@ -1,6 +1,6 @@
 package model
 
-import "kern/model/internal/apicall"
+import "github.com/kern-dev/kern/model/internal/apicall"
 
 // Errors a provider returns, for errors.Is. Every provider classifies its failures
 // the same way.

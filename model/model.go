@@ -12,7 +12,7 @@ import (
 	"encoding/json"
 	"iter"
 
-	"kern/tool"
+	"github.com/kern-dev/kern/tool"
 )
 
 // Model streams one model response for a request.

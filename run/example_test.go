@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // A cancel that arrives before its run starts is kept; the run starts cancelled.

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // indexes returns the event indexes of evs.

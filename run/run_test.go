@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -12,9 +12,9 @@ import (
 	sdk "github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/anthropics/anthropic-sdk-go/v2/option"
 
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
 )
 
 // anthropicKey is the key both clients send to the fake.

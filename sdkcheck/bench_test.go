@@ -14,11 +14,11 @@ import (
 	osdk "github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
 )
 
 // benchDeltas is the number of text deltas of every benchmark's stream.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"kern/model"
+	"github.com/kern-dev/kern/model"
 )
 
 // kernResult is what one of kern's streams delivered: the text, the tool calls, the

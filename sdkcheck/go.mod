@@ -1,11 +1,11 @@
-module kern/sdkcheck
+module github.com/kern-dev/kern/sdkcheck
 
 go 1.26.0
 
 require (
 	github.com/anthropics/anthropic-sdk-go/v2 v2.14.0
 	github.com/openai/openai-go/v3 v3.96.0
-	kern v0.0.0
+	github.com/kern-dev/kern v0.0.0
 )
 
 require (
@@ -30,4 +30,4 @@ require (
 	golang.org/x/sync v0.24.0 // indirect
 )
 
-replace kern => ../
+replace github.com/kern-dev/kern => ../

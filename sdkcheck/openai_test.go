@@ -15,9 +15,9 @@ import (
 	"github.com/openai/openai-go/v3/packages/ssestream"
 	"github.com/openai/openai-go/v3/responses"
 
-	"kern/model"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
 )
 
 // openAISDK returns an official SDK client for srv.

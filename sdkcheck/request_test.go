@@ -16,12 +16,12 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
-	"kern/tool"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/tool"
 )
 
 // The conversation both clients send: instructions, the user's question, the

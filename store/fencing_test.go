@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // TestRecorderLosesATakenOverRun: replica A's recorder executes a run; A stalls

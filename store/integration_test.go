@@ -18,14 +18,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/store"
-	"kern/store/postgres"
-	"kern/store/sqlite"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
+	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // backends opens each real store for a test: SQLite in a temp dir, and PostgreSQL in

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // Recorder defaults.

@@ -11,11 +11,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/store"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -17,7 +17,7 @@ import (
 	"os"
 	"time"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // Errors callers tell apart with errors.Is.
@@ -258,7 +258,7 @@ func Recover(ctx context.Context, s Store) ([]*Run, error) {
 func DefaultReplica() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
-		host = "kern"
+		host = "github.com/kern-dev/kern"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

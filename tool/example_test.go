@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"kern/tool"
+	"github.com/kern-dev/kern/tool"
 )
 
 func ExampleFunc() {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"kern/tool"
+	"github.com/kern-dev/kern/tool"
 )
 
 type weatherArgs struct {

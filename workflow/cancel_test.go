@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // streamUntil streams w in a goroutine, calls act (in another goroutine) at the first

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"kern/agent"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func ExampleWorkflow_Run() {

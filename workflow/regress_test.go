@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/tool"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // A step that returns without error just as the cancel comes must not be followed by

@@ -9,11 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/scripted"
-	"kern/run"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // counted returns a function step that counts its calls in n and returns content.

@@ -7,8 +7,8 @@ import (
 	"slices"
 	"sync"
 
-	"kern/agent"
-	"kern/run"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/run"
 )
 
 // Step is one step of a workflow: a Task (an agent or a function), or a container of

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // Workflow is a named sequence of steps. Build it as a struct literal; a Workflow may

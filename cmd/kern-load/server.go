@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"kern/agent"
-	"kern/agentos"
-	"kern/model/scripted"
-	"kern/store"
-	"kern/store/sqlite"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/agentos"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // The ids of the workflows the in-process server serves.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // client talks to a kern server's HTTP API.

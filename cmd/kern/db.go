@@ -7,9 +7,9 @@ import (
 	"net/url"
 	"strings"
 
-	"kern/store"
-	"kern/store/postgres"
-	"kern/store/sqlite"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
+	"github.com/kern-dev/kern/store/sqlite"
 )
 
 // openStore opens the store dsn names: postgres:// or postgresql:// URLs on

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // progress shows a run live on a terminal: the step running, the streamed text,

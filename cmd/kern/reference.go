@@ -5,13 +5,13 @@ import (
 	"os"
 	"time"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/openai"
-	"kern/model/scripted"
-	"kern/tool"
-	"kern/tools/hackernews"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/tools/hackernews"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // Defaults of the reference workflow's models.

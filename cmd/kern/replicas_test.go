@@ -22,7 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"kern/run"
+	"github.com/kern-dev/kern/run"
 )
 
 // The tests of this file run several `kern serve` processes (replicas) on one

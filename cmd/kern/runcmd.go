@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kern/config"
-	"kern/run"
-	"kern/store"
-	"kern/workflow"
+	"github.com/kern-dev/kern/config"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/workflow"
 )
 
 type runOptions struct {

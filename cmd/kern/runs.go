@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 type runsOptions struct {

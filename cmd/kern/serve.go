@@ -14,11 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kern/agent"
-	"kern/agentos"
-	"kern/config"
-	"kern/store"
-	"kern/workflow"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/agentos"
+	"github.com/kern-dev/kern/config"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/workflow"
 )
 
 type serveOptions struct {

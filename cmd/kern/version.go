@@ -30,7 +30,7 @@ func newVersionCmd() *cobra.Command {
 		Long: `Print kern's version and the Go version it was built with.
 
 The version is the one set at build time (-ldflags "-X main.version=..."), else the
-module version of "go install kern/cmd/kern@version", else "devel".`,
+module version of "go install github.com/kern-dev/kern/cmd/kern@version", else "devel".`,
 		Example: `  kern version`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
 )
 
 func TestReferenceProgram(t *testing.T) {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"kern/agent"
-	"kern/tool"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/tool"
 )
 
 // TestAgentToolRoundTrip runs an agent with a real tool against the fake: the model

@@ -28,8 +28,8 @@ import (
 	"strings"
 	"time"
 
-	"kern/model"
-	"kern/model/internal/apicall"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/internal/apicall"
 )
 
 // Provider is the provider name a Model reports.

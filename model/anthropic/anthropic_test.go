@@ -17,10 +17,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
-	"kern/tool"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/tool"
 )
 
 func TestMain(m *testing.M) {

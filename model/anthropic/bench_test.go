@@ -8,11 +8,11 @@ import (
 	"runtime"
 	"testing"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
-	"kern/run"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/run"
 )
 
 // benchDeltas is the number of text deltas of the benchmarks' stream.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"kern/model"
-	"kern/model/anthropic"
-	"kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/anthropic"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
 )
 
 func ExampleNew() {

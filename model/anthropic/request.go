@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"kern/model"
-	"kern/tool"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/tool"
 )
 
 // wireRequest is the body of POST /v1/messages, with the fields kern sends.

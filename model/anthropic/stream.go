@@ -8,9 +8,9 @@ import (
 	"io"
 	"net/http"
 
-	"kern/model"
-	"kern/model/internal/apicall"
-	"kern/model/internal/sse"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/internal/apicall"
+	"github.com/kern-dev/kern/model/internal/sse"
 )
 
 // maxBlocks bounds the content block index a stream may use.

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	"kern/agent"
-	"kern/model"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
-	"kern/run"
-	"kern/tool"
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
 )
 
 type cityArgs struct {

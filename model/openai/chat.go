@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"strconv"
 
-	"kern/model"
-	"kern/model/internal/sse"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/internal/sse"
 )
 
 // Chat is a model served by the Chat Completions API (POST {base}/chat/completions),

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"kern/model"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
 )
 
 func ExampleNewResponses() {

@@ -11,10 +11,10 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/model"
-	"kern/model/openai"
-	"kern/model/openai/openaitest"
-	"kern/tool"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
+	"github.com/kern-dev/kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/tool"
 )
 
 func TestMain(m *testing.M) {

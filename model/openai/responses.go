@@ -8,8 +8,8 @@ import (
 	"iter"
 	"net/http"
 
-	"kern/model"
-	"kern/model/internal/sse"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/internal/sse"
 )
 
 // Responses is a model served by the Responses API (POST {base}/responses). It keeps

@@ -17,7 +17,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"kern/model"
+	"github.com/kern-dev/kern/model"
 )
 
 // Provider is the provider name a scripted Model reports.

@@ -15,8 +15,8 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/model"
-	"kern/model/scripted"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
 )
 
 func TestMain(m *testing.M) {

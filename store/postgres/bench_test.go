@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // benchEvent is a RunContent event of about 200 bytes, as a streamed chunk is.

@@ -8,7 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // hang bounds every wait on a listener: far longer than a delivery takes, it only

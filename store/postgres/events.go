@@ -13,8 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // AppendEvents stores events of any runs in one statement, and so in one

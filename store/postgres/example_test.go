@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log"
 
-	"kern/run"
-	"kern/store"
-	"kern/store/postgres"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
 )
 
 func ExampleOpen() {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 func TestOpenBadInput(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 //go:embed migrations/*.sql

@@ -28,7 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // DefaultSchema is the PostgreSQL schema the store's tables live in unless
@@ -179,7 +179,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		cc.ConnectTimeout = DefaultConnectTimeout
 	}
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
-		cc.RuntimeParams["application_name"] = "kern"
+		cc.RuntimeParams["application_name"] = "github.com/kern-dev/kern"
 	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -17,9 +17,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
-	"kern/run"
-	"kern/store"
-	"kern/store/storetest"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/storetest"
 )
 
 // testURL is the PostgreSQL the tests use.

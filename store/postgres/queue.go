@@ -13,8 +13,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 var _ store.Queue = (*Store)(nil)

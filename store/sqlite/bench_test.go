@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // eventData is an event of about 200 bytes, as a streamed content chunk is.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // The tests below re-execute the test binary as a child process; these variables

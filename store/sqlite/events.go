@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strconv"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 const (

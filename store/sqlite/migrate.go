@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 //go:embed migrations/*.sql

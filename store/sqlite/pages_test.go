@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // TestMigrateEventsToPages opens a database written by schema version 1 (one row per

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"time"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // GetSession returns a session, or store.ErrNotFound. Its state comes back as JSON

@@ -31,7 +31,7 @@ import (
 	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // Store is a store.Store in a SQLite file. It is safe for concurrent use.

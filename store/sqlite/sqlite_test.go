@@ -13,9 +13,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/run"
-	"kern/store"
-	"kern/store/storetest"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/storetest"
 )
 
 func TestMain(m *testing.M) {

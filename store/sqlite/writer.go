@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 
-	"kern/store"
+	"github.com/kern-dev/kern/store"
 )
 
 // Group commit. Every write is an op that the writer goroutine runs on the writer's

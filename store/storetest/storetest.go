@@ -69,8 +69,8 @@ import (
 	"testing"
 	"time"
 
-	"kern/run"
-	"kern/store"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // Run runs the suite against the stores open returns: one fresh, empty store per

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"kern/tools/hackernews"
+	"github.com/kern-dev/kern/tools/hackernews"
 )
 
 // exampleServer stands in for https://hacker-news.firebaseio.com/v0: a top list of two

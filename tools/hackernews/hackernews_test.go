@@ -18,7 +18,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/tools/hackernews"
+	"github.com/kern-dev/kern/tools/hackernews"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

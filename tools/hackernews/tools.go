@@ -3,7 +3,7 @@ package hackernews
 import (
 	"context"
 
-	"kern/tool"
+	"github.com/kern-dev/kern/tool"
 )
 
 // defaultNumStories is how many stories get_top_hackernews_stories returns when the

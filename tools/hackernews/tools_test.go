@@ -6,8 +6,8 @@ import (
 	"slices"
 	"testing"
 
-	"kern/tool"
-	"kern/tools/hackernews"
+	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/tools/hackernews"
 )
 
 // toolByName returns the tool of tools named name.

@@ -9,7 +9,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/model/anthropic/anthropictest"
+	"github.com/kern-dev/kern/model/anthropic/anthropictest"
 )
 
 func TestMain(m *testing.M) {

@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"kern/model/openai/openaitest"
+	"github.com/kern-dev/kern/model/openai/openaitest"
 )
 
 func TestMain(m *testing.M) {

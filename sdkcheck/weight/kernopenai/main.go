@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"log"
 
-	"kern/model"
-	"kern/model/openai"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
 )
 
 func main() {
