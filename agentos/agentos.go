@@ -15,10 +15,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
@@ -29,11 +29,11 @@ const (
 	DefaultStreamGrace   = 5 * time.Second
 	DefaultHeartbeat     = 15 * time.Second
 	DefaultMaxBodyBytes  = 1 << 20
-	DefaultWorkers       = 64
-	DefaultQueueSize     = 1024
-	DefaultShutdownGrace = 10 * time.Second
+	DefaultWorkers       = host.DefaultWorkers
+	DefaultQueueSize     = host.DefaultQueueSize
+	DefaultShutdownGrace = host.DefaultShutdownGrace
 	DefaultCancelWait    = 10 * time.Second
-	DefaultKeepRuns      = 1000
+	DefaultKeepRuns      = host.DefaultKeepRuns
 	DefaultOSID          = "github.com/kern-dev/kern"
 )
 
@@ -44,12 +44,18 @@ const CancelAtOnce time.Duration = -1
 // Reasons the server gives for the cancels it makes itself.
 const (
 	ReasonClientDisconnected = "client disconnected"
-	ReasonShutdown           = "server shutting down"
+	ReasonShutdown           = host.ReasonShutdown
 )
 
-// Config is what a Server serves and how. Only Workflows or Agents are needed; every
-// other field has a default.
+// Config is what a Server serves and how. Only a Host, or Workflows or Agents, are
+// needed; every other field has a default.
 type Config struct {
+	// Host runs the server's workflows and agents: the server answers HTTP by
+	// calling it, and the caller shuts it down after the server. Without one, New
+	// makes one from Workflows, Agents, Store, Registry, Recorder, Workers,
+	// QueueSize, KeepRuns, Replica, Lease and Logger (which are then ignored
+	// when Host is set), and Shutdown shuts it down.
+	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
 	// Store is where finished runs, their events and sessions are read back from.
@@ -108,44 +114,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server serves workflows and agents over HTTP. It is safe for concurrent use.
+// Server serves a host's workflows and agents over HTTP. It is safe for concurrent
+// use.
 type Server struct {
 	cfg        Config
 	log        *slog.Logger
-	store      store.Store
-	registry   *run.Registry
-	ownRec     *store.Recorder // the recorder the server made, closed by Shutdown
+	host       *host.Host
+	ownHost    bool        // the server made host: Shutdown shuts it down
+	store      store.Store // the host's: where runs and sessions are read back from
 	workflows  []*component
 	agents     []*component
 	components map[string]*component // "workflow/<id>" or "agent/<id>"
+	streams    streams
 	handler    http.Handler
 	table      []route        // what the mux serves, /openapi.json and /docs describe
 	mux        *http.ServeMux // built from table
 	apiDoc     []byte         // GET /openapi.json's answer, built from table
-
-	runCtx    context.Context // the context runs start with: cancelled at shutdown
-	cancelAll context.CancelCauseFunc
-
-	canceller  store.Canceller    // the store, when it carries cancels between replicas
-	stopListen context.CancelFunc // stops the listener
-	listenDone chan struct{}      // closed once the listener has returned
-	followers  watchers           // followers of runs executing elsewhere
-
-	queue    store.Queue        // the store, when it queues background runs between replicas
-	stopWork context.CancelFunc // stops taking queued runs
-	workDone chan struct{}      // closed once the queue's Work has returned
-
-	ready    chan struct{} // closed once New has finished
-	notReady bool          // New failed: set before ready is closed
-
-	mu       sync.Mutex // guards the fields below and every liveRun's guarded fields
-	live     map[string]*liveRun
-	recent   []*liveRun // finished runs kept in memory, oldest first (no store)
-	pending  []*liveRun // background runs waiting for a worker, oldest first
-	workers  int        // workers executing background runs
-	closing  bool
-	shutdown chan struct{} // closed once Shutdown has ended every run
-	wg       sync.WaitGroup
 }
 
 // component is a workflow or an agent, as routes see it.
@@ -154,78 +138,36 @@ type component struct {
 	id          string
 	name        string
 	description string
-	registry    *run.Registry
-	resumable   bool // a run left behind by a dead process may be resumed
-	start       func(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
 	info        any // what GET /workflows/{id} or /agents/{id} answers
 }
 
-// New returns a Server for cfg. It validates every workflow and agent, and refuses
-// duplicate ids.
+// New returns a Server for cfg. Without cfg.Host it makes one, which validates
+// every workflow and agent, and refuses duplicate ids.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, log: cfg.Logger, store: cfg.Store, registry: cfg.Registry,
-		components: make(map[string]*component), live: make(map[string]*liveRun), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, host: cfg.Host, components: make(map[string]*component)}
 	s.defaults()
-	s.runCtx, s.cancelAll = context.WithCancelCause(context.Background())
-	rec := cfg.Recorder
-	if rec == nil && cfg.Store != nil {
-		// Its recovery may hand runs to takeover at once: takeover waits for ready.
-		s.ownRec = store.NewRecorder(cfg.Store, store.RecorderOptions{
-			Replica: s.cfg.Replica, Lease: s.cfg.Lease, Takeover: s.takeover, OnRecover: s.logRecovered,
+	if s.host == nil {
+		h, err := host.New(cfg.Store, host.Options{
+			Workflows: cfg.Workflows, Agents: cfg.Agents, Replica: s.cfg.Replica, Lease: cfg.Lease,
+			Workers: cfg.Workers, QueueSize: cfg.QueueSize, Registry: cfg.Registry, Recorder: cfg.Recorder,
+			KeepRuns: cfg.KeepRuns, ShutdownGrace: s.cfg.ShutdownGrace, Logger: s.log,
 		})
-		rec = s.ownRec
-	}
-	fail := func(err error) (*Server, error) {
-		s.notReady = true
-		close(s.ready)
-		if s.ownRec != nil {
-			s.ownRec.Close()
+		if err != nil {
+			return nil, fmt.Errorf("agentos: %w", err)
 		}
-		return nil, err
+		s.host, s.ownHost = h, true
 	}
-	err := s.addComponents(rec)
-	if err != nil {
-		return fail(err)
-	}
+	s.cfg.Replica, s.store = s.host.Replica(), s.host.Store()
+	s.addComponents()
 	s.handler = s.routes()
+	var err error
 	if s.apiDoc, err = s.openAPI(); err != nil {
-		return fail(fmt.Errorf("agentos: openapi document: %w", err))
-	}
-	s.canceller, _ = cfg.Store.(store.Canceller)
-	if q, ok := cfg.Store.(store.Queue); ok && s.canceller != nil {
-		s.queue = q
-	}
-	close(s.ready)
-	s.startListener()
-	s.startWork()
-	return s, nil
-}
-
-// logRecovered reports the runs left behind that recovery ended ERROR.
-func (s *Server) logRecovered(runs []*store.Run, err error) {
-	if err != nil {
-		s.log.Error("agentos: recover runs left behind", "err", err)
-	}
-	for _, r := range runs {
-		s.log.Warn("agentos: a run left behind by a process that died ended ERROR \"interrupted\"",
-			"run_id", r.ID, "component", r.ComponentID, "replica", r.Replica)
-	}
-}
-
-// startWork starts taking background runs from the shared queue, stopped by
-// Shutdown. It does nothing when the store queues no runs.
-func (s *Server) startWork() {
-	if s.queue == nil {
-		return
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	s.stopWork, s.workDone = stop, make(chan struct{})
-	go func() {
-		defer close(s.workDone)
-		if err := s.queue.Work(ctx, s.cfg.Workers, s.runJob); err != nil {
-			s.log.Error("agentos: queue stopped: this replica no longer starts background runs", "err", err)
+		if s.ownHost {
+			s.host.Shutdown(context.Background())
 		}
-	}()
+		return nil, fmt.Errorf("agentos: openapi document: %w", err)
+	}
+	return s, nil
 }
 
 func (s *Server) defaults() {
@@ -239,89 +181,37 @@ func (s *Server) defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.Workers <= 0 {
-		c.Workers = DefaultWorkers
-	}
-	if c.QueueSize <= 0 {
-		c.QueueSize = DefaultQueueSize
-	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
 	if c.CancelWait <= 0 {
 		c.CancelWait = DefaultCancelWait
 	}
-	if c.KeepRuns <= 0 {
-		c.KeepRuns = DefaultKeepRuns
-	}
 	if c.OSID == "" {
 		c.OSID = DefaultOSID
-	}
-	if c.Replica == "" {
-		c.Replica = store.DefaultReplica()
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.registry == nil {
-		s.registry = new(run.Registry)
-	}
 }
 
-func (s *Server) addComponents(rec run.Recorder) error {
-	for i, w := range s.cfg.Workflows {
-		if w == nil {
-			return fmt.Errorf("agentos: workflow %d is nil", i)
-		}
-		if err := w.Validate(); err != nil {
-			return fmt.Errorf("agentos: %w", err)
-		}
-		if w.Registry == nil {
-			w.Registry = s.registry
-		}
-		if w.Recorder == nil {
-			w.Recorder = rec
-		}
-		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), name: w.Name,
-			description: w.Description, registry: w.Registry, start: w.Start, resumable: !w.NotResumable}
+// addComponents lists the host's workflows and agents as the routes describe them.
+func (s *Server) addComponents() {
+	for _, w := range s.host.Workflows() {
+		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), name: w.Name, description: w.Description}
 		c.info = workflowDetail{workflowSummary: c.workflowSummary(), Steps: workflow.Describe(w.Steps)}
-		if err := s.add(c); err != nil {
-			return err
-		}
+		s.components[string(c.kind)+"/"+c.id] = c
 		s.workflows = append(s.workflows, c)
 	}
-	for i, a := range s.cfg.Agents {
-		if err := a.Validate(); err != nil {
-			return fmt.Errorf("agentos: agent %d: %w", i, err)
-		}
-		if a.Registry == nil {
-			a.Registry = s.registry
-		}
-		if a.Recorder == nil {
-			a.Recorder = rec
-		}
-		c := &component{kind: store.KindAgent, id: a.AgentID(), name: a.Name,
-			registry: a.Registry, start: a.Start}
-		c.info = agentDetail(a)
-		if err := s.add(c); err != nil {
-			return err
-		}
+	for _, a := range s.host.Agents() {
+		c := &component{kind: store.KindAgent, id: a.AgentID(), name: a.Name, info: agentDetail(a)}
+		s.components[string(c.kind)+"/"+c.id] = c
 		s.agents = append(s.agents, c)
 	}
-	return nil
 }
 
-func (s *Server) add(c *component) error {
-	if c.id == "" {
-		return fmt.Errorf("agentos: a %s has neither id nor name", c.kind)
-	}
-	key := string(c.kind) + "/" + c.id
-	if _, dup := s.components[key]; dup {
-		return fmt.Errorf("agentos: two %ss with id %q", c.kind, c.id)
-	}
-	s.components[key] = c
-	return nil
-}
+// Host returns the host that runs the server's workflows and agents.
+func (s *Server) Host() *host.Host { return s.host }
 
 // Handler returns the server's HTTP handler, to mount in a program's own
 // http.Server; call Shutdown before exiting so that every run ends.
@@ -380,62 +270,15 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	return errors.Join(serveErr, err)
 }
 
-// Shutdown stops the server from starting runs, cancels the background runs still
-// queued, lets running runs go on until ctx is done, then cancels them, and returns
-// once every run has ended and its end is persisted. It closes the recorder the
-// server made for Config.Store, not the store. Requests to start a run are answered
-// 503 from then on.
+// Shutdown stops the server from starting runs (requests to start one are
+// answered 503 from then on) and, when the server made its host, shuts the host
+// down: the background runs still queued end CANCELLED, running runs go on until
+// ctx is done, then are cancelled, and it returns once every run has ended and its
+// end is persisted. It closes the recorder the host made for Config.Store, not the
+// store. A host the caller passed is the caller's to shut down.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	first := !s.closing
-	s.closing = true
-	if first {
-		s.shutdown = make(chan struct{})
-	}
-	queued := s.pending
-	s.pending = nil
-	done := s.shutdown
-	s.mu.Unlock()
-	if !first {
-		<-done
+	if !s.ownHost {
 		return nil
 	}
-	if s.stopWork != nil {
-		s.stopWork() // take no more runs from the shared queue
-	}
-	s.cancelQueued(queued)
-	ended := make(chan struct{})
-	go func() { s.wg.Wait(); close(ended) }()
-	select {
-	case <-ended:
-	case <-ctx.Done():
-		s.cancelAll(errors.New(ReasonShutdown))
-		<-ended
-	}
-	s.cancelAll(errors.New(ReasonShutdown))
-	if s.workDone != nil {
-		<-s.workDone
-	}
-	s.stopListener()
-	var err error
-	if s.ownRec != nil {
-		err = s.ownRec.Close()
-	}
-	close(done)
-	return err
-}
-
-// cancelQueued ends queued background runs CANCELLED: each is started on a
-// cancelled context, so that it ends at once and its end is recorded.
-func (s *Server) cancelQueued(queued []*liveRun) {
-	if len(queued) == 0 {
-		return
-	}
-	ctx, cancel := context.WithCancelCause(context.Background())
-	cancel(errors.New(ReasonShutdown))
-	for _, lr := range queued {
-		if lr.claim() {
-			s.begin(ctx, lr)
-		}
-	}
+	return s.host.Shutdown(ctx)
 }

@@ -175,9 +175,9 @@ func TestDisconnectCancelsAfterGrace(t *testing.T) {
 		e := newEnv(t, Config{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, StreamGrace: grace})
 		s := e.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
 		fs := s.until(run.EventRunContent)
-		lr := e.srv.lookup(fs[0].ev.RunID)
+		lr := e.srv.host.Lookup(fs[0].ev.RunID)
 		s.close()
-		out := lr.x.Wait()
+		out := lr.Exec().Wait()
 		if out.Status != run.StatusCancelled || out.Reason != ReasonClientDisconnected {
 			t.Fatalf("grace %v: %s %q", grace, out.Status, out.Reason)
 		}

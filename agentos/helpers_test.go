@@ -324,3 +324,12 @@ func openStreamURL(t *testing.T, c *http.Client, u, body string) *sseStream {
 	t.Cleanup(s.close)
 	return s
 }
+
+// terminalOf reports whether an event of type t ends a run of kind k (nested agent
+// runs' terminal events do not end a workflow's stream).
+func terminalOf(k store.Kind, t run.EventType) bool {
+	if k == store.KindWorkflow {
+		return t == run.EventWorkflowCompleted || t == run.EventWorkflowCancelled || t == run.EventWorkflowError
+	}
+	return t == run.EventRunCompleted || t == run.EventRunCancelled || t == run.EventRunError
+}

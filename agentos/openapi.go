@@ -180,7 +180,7 @@ func schemas() obj {
 			"created_at": obj{"type": "integer", "description": "Unix seconds."},
 			"replica":    str("The replica that executes, or executed, the run.")}),
 		"RunOutputs":   obj{"type": "array", "items": ref("RunOutput")},
-		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status}),
+		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status, "known": obj{"type": "boolean"}}),
 		"RunAccepted":  object([]string{"run_id", "session_id", "status"}, obj{"run_id": str(""), "session_id": str(""), "status": status}),
 		"Session": object([]string{"session_id"}, obj{"session_id": str(""), "user_id": str(""),
 			"session_type": str(""), "component_id": str(""), "session_state": obj{"type": "object"},

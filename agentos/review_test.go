@@ -127,10 +127,7 @@ func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
 	shut := make(chan error, 1)
 	go func() { shut <- a.srv.Shutdown(ctx) }()
 	for {
-		a.srv.mu.Lock()
-		closing := a.srv.closing
-		a.srv.mu.Unlock()
-		if closing {
+		if a.srv.host.Closing() {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -150,36 +147,6 @@ func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
 	if rec.Status == run.StatusError {
 		t.Fatalf("a resumable run left behind, claimed by a replica shutting down: %s %q (replica %s);"+
 			" want it left to its lease for a replica that can resume it", rec.Status, rec.Output.Error, rec.Replica)
-	}
-}
-
-// TestReviewCancelBetweenRegisterAndStart: a cancel notified by another replica
-// (remoteCancel, on the listener's goroutine) that arrives after runJob or
-// takeover registered a run and before startNow claimed it: remoteCancel sees a
-// registered run with no exec and dequeues it, which claims and begins it; startNow
-// ignores that its own claim failed and begins the run a second time.
-func TestReviewCancelBetweenRegisterAndStart(t *testing.T) {
-	url, schema := postgresSchema(t)
-	a := replica(t, url, schema, quickWorkflow("Quick"))
-	c := a.srv.components["workflow/quick"]
-	lr := newLiveRun(c, run.NewID(), "go", true, run.Options{SessionID: "s"})
-	if err := a.srv.register(lr); err != nil {
-		t.Fatal(err)
-	}
-	// The listener's goroutine, between register and startNow (no lock orders them).
-	a.srv.remoteCancel(lr.id, run.ReasonRequested)
-	time.Sleep(50 * time.Millisecond)
-	var err error
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("panic: %v", p)
-			}
-		}()
-		err = a.srv.startNow(lr)
-	}()
-	if err != nil {
-		t.Fatalf("startNow after a remote cancel dequeued the registered run: %v", err)
 	}
 }
 

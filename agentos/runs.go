@@ -12,8 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -158,82 +158,54 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 		s.answerError(w, err)
 		return
 	}
-	o := run.Options{SessionID: req.SessionID, UserID: req.UserID}
-	if o.SessionID == "" {
-		o.SessionID = run.NewID()
+	hr := host.Request{Kind: c.kind, Component: c.id, Input: *req.Message, SessionID: req.SessionID, UserID: req.UserID}
+	if hr.SessionID == "" {
+		hr.SessionID = run.NewID()
 	}
-	lr := newLiveRun(c, run.NewID(), *req.Message, req.Background, o)
 	if req.Background {
-		s.createBackground(w, r, lr)
+		s.createBackground(w, r, hr)
 		return
 	}
-	if err := s.register(lr); err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	}
-	s.attach(lr)
-	if err := s.startNow(lr); err != nil {
-		s.detach(lr, true)
+	hrun, err := s.host.Start(hr)
+	if err != nil {
 		s.answerStartError(w, err)
 		return
 	}
+	s.attach(hrun)
 	if req.Stream == nil || *req.Stream {
-		s.stream(w, r, lr, 0)
+		s.stream(w, r, hrun, 0)
 		return
 	}
 	select {
-	case <-lr.x.Done():
-		s.detach(lr, true)
-		writeJSON(w, http.StatusOK, fixOutput(lr.output(), c.kind, c.id, ""))
+	case <-hrun.Exec().Done():
+		s.detach(hrun, true)
+		writeJSON(w, http.StatusOK, fixOutput(hrun.Output(), c.kind, c.id, ""))
 	case <-r.Context().Done():
-		s.detach(lr, false)
+		s.detach(hrun, false)
 	}
 }
 
-func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, lr *liveRun) {
-	if s.queue != nil {
-		s.enqueueShared(w, r, lr)
-		return
-	}
-	switch err := s.enqueue(lr); {
-	case errors.Is(err, errQueueFull):
+// createBackground queues a background run: in this process, or on the queue the
+// processes sharing the store share.
+func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, hr host.Request) {
+	out, err := s.host.Enqueue(r.Context(), hr)
+	switch {
+	case errors.Is(err, host.ErrQueueFull):
 		writeError(w, http.StatusTooManyRequests, "too many background runs: try again later")
-	case err != nil:
+	case errors.Is(err, host.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		s.writeStoreError(w, err, "queue")
 	default:
 		writeJSON(w, http.StatusAccepted, map[string]string{
-			"run_id": lr.id, "session_id": lr.queued.SessionID, "status": string(run.StatusPending),
+			"run_id": out.RunID, "session_id": out.SessionID, "status": string(run.StatusPending),
 		})
 	}
 }
 
-// enqueueShared queues a background run on the queue the replicas share: its
-// record is stored PENDING and any replica with a free worker starts it.
-func (s *Server) enqueueShared(w http.ResponseWriter, r *http.Request, lr *liveRun) {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
-		writeError(w, http.StatusServiceUnavailable, errClosing.Error())
-		return
-	}
-	out := lr.queued
-	now := time.Now()
-	job := &store.Job{ID: lr.id, SessionID: out.SessionID, UserID: out.UserID, Kind: lr.comp.kind,
-		ComponentID: lr.comp.id, Status: run.StatusPending, Input: lr.input, Output: *out,
-		CreatedAt: now, UpdatedAt: now}
-	if err := s.queue.Enqueue(r.Context(), job); err != nil {
-		s.writeStoreError(w, err, "queue")
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]string{
-		"run_id": lr.id, "session_id": out.SessionID, "status": string(run.StatusPending),
-	})
-}
-
 func (s *Server) answerStartError(w http.ResponseWriter, err error) {
 	switch {
-	case errors.Is(err, errClosing):
+	case errors.Is(err, host.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, run.ErrInvalid), errors.Is(err, store.ErrTooLarge):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
@@ -278,20 +250,20 @@ func (f found) answer(replica string) runAnswer {
 
 // found is a run found in memory or in the store.
 type found struct {
-	lr  *liveRun   // the run, when this server holds it
+	lr  *host.Run  // the run, when this server's host holds it
 	rec *store.Run // the stored run, otherwise
 }
 
 func (f found) kind() store.Kind {
 	if f.lr != nil {
-		return f.lr.comp.kind
+		return f.lr.Kind()
 	}
 	return f.rec.Kind
 }
 
 func (f found) componentID() string {
 	if f.lr != nil {
-		return f.lr.comp.id
+		return f.lr.Component()
 	}
 	return f.rec.ComponentID
 }
@@ -302,7 +274,7 @@ func (f found) belongs(c *component) bool {
 
 func (f found) output() *run.Output {
 	if f.lr != nil {
-		return fixOutput(f.lr.output(), f.kind(), f.componentID(), "")
+		return fixOutput(f.lr.Output(), f.kind(), f.componentID(), "")
 	}
 	out := f.rec.Output
 	if out.RunID == "" {
@@ -314,7 +286,7 @@ func (f found) output() *run.Output {
 // find looks a run up in memory, then in the store. It answers the client itself
 // when the run is not found (or not c's) and reports false.
 func (s *Server) find(w http.ResponseWriter, r *http.Request, c *component, id string) (found, bool) {
-	if lr := s.lookup(id); lr != nil {
+	if lr := s.host.Lookup(id); lr != nil {
 		f := found{lr: lr}
 		if !f.belongs(c) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
@@ -450,18 +422,11 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 
 // memoryRuns lists the runs held in memory that q selects, newest first.
 func (s *Server) memoryRuns(q store.RunQuery) []*run.Output {
-	s.mu.Lock()
-	all := make([]*liveRun, 0, len(s.recent)+len(s.live))
-	all = append(all, s.recent...)
-	for _, lr := range s.live {
-		all = append(all, lr)
-	}
-	s.mu.Unlock()
 	var outs []*run.Output
-	for _, lr := range all {
+	for _, lr := range s.host.Runs() {
 		out := found{lr: lr}.output()
 		if (q.SessionID != "" && out.SessionID != q.SessionID) || (q.Status != "" && out.Status != q.Status) ||
-			(q.ComponentID != "" && (lr.comp.kind != q.Kind || lr.comp.id != q.ComponentID)) {
+			(q.ComponentID != "" && (lr.Kind() != q.Kind || lr.Component() != q.ComponentID)) {
 			continue
 		}
 		outs = append(outs, out)
@@ -509,8 +474,8 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	s.cancelComponentRun(w, r, nil)
 }
 
-// cancelComponentRun cancels a run and, unless ?wait=false, waits (CancelWait at
-// most) for it to end. A run not known anywhere keeps the intent: PENDING.
+// cancelComponentRun cancels a run through the host and, unless ?wait=false, waits
+// (CancelWait at most) for it to end; it answers the status the run reached.
 func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
 	id := r.PathValue("run_id")
 	wait := true
@@ -522,126 +487,42 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 		}
 		wait = b
 	}
-	reg := s.registry
-	if c != nil {
-		reg = c.registry
-	}
-	lr := s.lookup(id)
-	if lr != nil {
-		if !(found{lr: lr}).belongs(c) {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
-			return
-		}
-		reg = lr.comp.registry
-	} else if s.store != nil {
-		rec, err := s.store.GetRun(r.Context(), id)
-		switch {
-		case err == nil && !(found{rec: rec}).belongs(c):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
-			return
-		case err == nil && rec.Status.Terminal():
-			writeJSON(w, http.StatusOK, cancelAnswer(id, rec.Status))
-			return
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			s.writeStoreError(w, err, "run")
-			return
-		case s.canceller != nil:
-			if err != nil {
-				rec = nil
-			}
-			s.cancelElsewhere(w, r, reg, id, rec, wait)
-			return
-		}
-	}
-	if x := lrExec(lr); x != nil {
-		select {
-		case <-x.Done(): // ended: its status, whatever the registry still remembers
-			writeJSON(w, http.StatusOK, cancelAnswer(id, x.Output().Status))
-			return
-		default:
-		}
+	if c != nil && !s.notOthers(w, r, c, id) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
-	var st run.Status
-	if wait {
-		st, _ = reg.Cancel(ctx, id, run.ReasonRequested)
-	} else {
-		st = reg.RequestCancel(id, run.ReasonRequested)
-	}
-	if lr != nil && lr.exec() == nil && s.dequeue(lr) {
-		// A queued run: started now, it consumes the kept intent and ends at once.
-		st = run.StatusRunning
-		if lr.err != nil {
-			st = run.StatusError
-		} else if wait {
-			select {
-			case <-lr.x.Done():
-				st = lr.x.Output().Status
-			case <-ctx.Done():
-			}
-		}
-	}
-	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
-}
-
-// cancelElsewhere cancels a run this server does not hold, through the store: the
-// intent is stored and notified before the answer. A run stored and executing on
-// another replica (or queued) is waited for, unless wait is false, until its end
-// is stored (CancelWait at most); the answer is its stored status. A run not stored
-// yet answers PENDING: the intent holds when it starts, on any replica.
-func (s *Server) cancelElsewhere(w http.ResponseWriter, r *http.Request, reg *run.Registry, id string, rec *store.Run, wait bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
-	defer cancel()
-	if err := s.canceller.CancelRun(ctx, id, run.ReasonRequested); err != nil {
+	st, known, err := s.host.Cancel(ctx, id, run.ReasonRequested, wait)
+	if err != nil && !errors.Is(err, host.ErrNotDurable) {
 		s.writeStoreError(w, err, "run")
 		return
 	}
-	if rec == nil {
-		st := reg.RequestCancel(id, run.ReasonRequested) // kept here too
-		if wait && st == run.StatusPending {
-			// A run started on another replica a moment ago is stored within a few
-			// flush intervals: wait that long for it to end, not CancelWait.
-			unknown, cancel := context.WithTimeout(ctx, unstoredWait)
-			st = s.waitEnded(unknown, id, st)
-			cancel()
-		}
-		writeJSON(w, http.StatusOK, cancelAnswer(id, st))
-		return
-	}
-	st := rec.Status
-	if s.queue != nil && st == run.StatusPending && rec.LeaseUntil.IsZero() {
-		// Queued, started by no replica yet: it ends here and now.
-		ok, err := s.queue.CancelQueued(ctx, id, run.ReasonRequested)
-		if err != nil {
+	writeJSON(w, http.StatusOK, cancelAnswer(id, st, known))
+}
+
+// notOthers reports whether run id is c's or not known yet; it answers 404 itself
+// for another component's run, and the store's error.
+func (s *Server) notOthers(w http.ResponseWriter, r *http.Request, c *component, id string) bool {
+	f := found{lr: s.host.Lookup(id)}
+	if f.lr == nil && s.store != nil {
+		rec, err := s.store.GetRun(r.Context(), id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.writeStoreError(w, err, "run")
-			return
+			return false
 		}
-		if ok {
-			writeJSON(w, http.StatusOK, cancelAnswer(id, run.StatusCancelled))
-			return
-		}
+		f.rec = rec
 	}
-	if wait {
-		st = s.waitEnded(ctx, id, st)
+	if (f.lr != nil || f.rec != nil) && !f.belongs(c) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in %s %q", id, c.kind, c.id))
+		return false
 	}
-	writeJSON(w, http.StatusOK, cancelAnswer(id, st))
+	return true
 }
 
-// unstoredWait is how long a cancel waits for a run no replica has stored yet: one
-// started elsewhere a moment ago is stored within a few flush intervals.
-const unstoredWait = 250 * time.Millisecond
-
-// lrExec returns lr's execution, or nil when there is no lr or it has not started.
-func lrExec(lr *liveRun) *run.Exec {
-	if lr == nil {
-		return nil
-	}
-	return lr.exec()
-}
-
-func cancelAnswer(id string, st run.Status) map[string]string {
-	return map[string]string{"run_id": id, "status": string(st)}
+// cancelAnswer is a cancel's answer: the status the run reached, and whether any
+// process knows the run (false: the intent is kept for a run not started yet).
+func cancelAnswer(id string, st run.Status, known bool) map[string]any {
+	return map[string]any{"run_id": id, "status": string(st), "known": known}
 }
 
 // slicesSortNewest sorts outputs newest first, as the store lists runs.

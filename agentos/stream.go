@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -109,20 +110,20 @@ func (s *sse) heartbeat(interval time.Duration) (stop func()) {
 
 // stream streams lr's events from index from on, until its terminal event, the
 // client leaving, or the write failing. lr must be attached; stream detaches it.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *liveRun, from int) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, from int) {
 	finished := false
 	defer func() { s.detach(lr, finished) }()
 	select {
-	case <-lr.started:
+	case <-lr.Started():
 	case <-r.Context().Done():
 		return
 	}
-	if lr.err != nil {
-		s.answerStartError(w, lr.err)
+	if err := lr.Err(); err != nil {
+		s.answerStartError(w, err)
 		finished = true
 		return
 	}
-	x := lr.x
+	x := lr.Exec()
 	out := startSSE(w)
 	stop := out.heartbeat(s.cfg.Heartbeat)
 	defer stop()

@@ -27,6 +27,11 @@ type Registry struct {
 	Memory time.Duration
 	// MaxMemory bounds how many of each are remembered (DefaultMaxMemory if zero).
 	MaxMemory int
+	// Canceller, if set, takes every cancel asked of Cancel, so that it reaches runs
+	// executing in other processes too (kern's host sets it): it cancels the runs of
+	// this registry through RequestCancel, never through Cancel. Set it before the
+	// registry is used.
+	Canceller Canceller
 
 	mu      sync.Mutex // guards the fields below and every Entry's guarded fields
 	active  map[string]*Entry
@@ -215,11 +220,23 @@ func (e *Entry) Status() Status {
 	return e.final
 }
 
+// Canceller carries a cancel beyond one process: to a run executing in another
+// process that shares a database with this one, or to a durable intent.
+type Canceller interface {
+	// CancelRun cancels the run with the given id wherever it executes and waits
+	// until it has ended (or ctx is done), as Registry.Cancel does.
+	CancelRun(ctx context.Context, runID, reason string) (Status, error)
+}
+
 // Cancel cancels the run with the given id and waits until it has ended (or ctx is
 // done). It returns the status the run reached: its terminal status for a run that
 // executes or executed here, or PENDING for a run not known yet, whose cancel is kept
-// and takes effect the moment it starts. Cancelling twice is harmless.
+// and takes effect the moment it starts. Cancelling twice is harmless. With a
+// Canceller set, the cancel goes through it.
 func (r *Registry) Cancel(ctx context.Context, id, reason string) (Status, error) {
+	if r.Canceller != nil {
+		return r.Canceller.CancelRun(ctx, id, reason)
+	}
 	st, e := r.request(id, reason)
 	if e == nil {
 		return st, nil

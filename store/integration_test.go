@@ -689,9 +689,10 @@ func TestTakeover(t *testing.T) {
 					started <- x
 					return nil
 				}
-				rec = store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second,
-					RecoverInterval: 5 * time.Millisecond, Takeover: takeover,
-					OnRecover: func(runs []*store.Run, err error) { t.Errorf("OnRecover(%v, %v)", runs, err) }})
+				rec = store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second, NoRecovery: true})
+				stop := recoverEvery(&store.Recovery{Store: st, Replica: "me", Lease: 2 * time.Second,
+					Executes: rec.Executes, Takeover: takeover}, 5*time.Millisecond,
+					func(runs []*store.Run, err error) { t.Errorf("OnRecover(%v, %v)", runs, err) })
 				close(ready)
 				x := <-started
 				if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
@@ -702,6 +703,7 @@ func TestTakeover(t *testing.T) {
 					t.Errorf("resumed run stored as %+v, %v", got, err)
 				}
 				checkEvents(t, st, dead.ID, old, run.EventWorkflowCompleted)
+				stop()
 				rec.Close()
 
 				if !slices.Equal(handed, []string{dead.ID}) {
@@ -729,15 +731,17 @@ func TestTakeover(t *testing.T) {
 				}
 				seedEvents(t, st, dead.ID, 4)
 				recovered := make(chan []*store.Run, 1)
-				rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second,
-					Takeover: func(ctx context.Context, r *store.Run) error { return store.ErrNotResumable },
-					OnRecover: func(runs []*store.Run, err error) {
+				rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second, NoRecovery: true})
+				defer rec.Close()
+				stop := recoverEvery(&store.Recovery{Store: st, Replica: "me", Lease: 2 * time.Second, Executes: rec.Executes,
+					Takeover: func(ctx context.Context, r *store.Run) error { return store.ErrNotResumable }},
+					2*time.Second/3, func(runs []*store.Run, err error) {
 						if err != nil {
 							t.Error(err)
 						}
 						recovered <- runs
-					}})
-				defer rec.Close()
+					})
+				defer stop()
 				runs := <-recovered
 				if len(runs) != 1 || runs[0].ID != dead.ID || runs[0].Status != run.StatusError {
 					t.Fatalf("recovered %+v", runs)
@@ -776,14 +780,16 @@ func TestTakeoverRace(t *testing.T) {
 				x      *run.Exec
 			}
 			all := make(chan handed, 2*runs)
+			var stops []func()
 			start := make(chan struct{})
 			recorder := func(st store.Store, replica string) *store.Recorder {
 				var rec *store.Recorder
 				ready := make(chan struct{})
 				// A lease long enough that no claimed run's lapses during the test,
 				// when another claim would take it again, rightly.
-				rec = store.NewRecorder(st, store.RecorderOptions{Replica: replica, Lease: 10 * time.Second,
-					RecoverInterval: 5 * time.Millisecond,
+				rec = store.NewRecorder(st, store.RecorderOptions{Replica: replica, Lease: 10 * time.Second, NoRecovery: true})
+				stops = append(stops, recoverEvery(&store.Recovery{Store: st, Replica: replica, Lease: 10 * time.Second,
+					Executes: rec.Executes,
 					Takeover: func(ctx context.Context, r *store.Run) error {
 						<-ready
 						x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x *run.Exec) error {
@@ -796,7 +802,7 @@ func TestTakeoverRace(t *testing.T) {
 						}
 						all <- handed{r.ID, replica, x}
 						return nil
-					}})
+					}}, 5*time.Millisecond, nil))
 				go func() { <-start; close(ready) }()
 				return rec
 			}
@@ -813,6 +819,9 @@ func TestTakeoverRace(t *testing.T) {
 				case <-time.After(time.Minute):
 					t.Fatalf("%d runs handed over, want %d", len(by), runs)
 				}
+			}
+			for _, stop := range stops {
+				stop()
 			}
 			for _, rec := range recs {
 				rec.Close()
@@ -1269,4 +1278,29 @@ func TestRecorderSurvivesTerminatedBackends(t *testing.T) {
 		t.Errorf("no write failed after %d backends were terminated: the test tested nothing", killed)
 	}
 	t.Logf("%d backends terminated, %d writes failed and were written again", killed, st.failed.Load())
+}
+
+// recoverEvery runs rv's rounds now and then every interval until stop is called,
+// which waits for the round under way; onRecover, if set, hears what each round
+// ended, as RecorderOptions.OnRecover does.
+func recoverEvery(rv *store.Recovery, every time.Duration, onRecover func([]*store.Run, error)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			runs, err := rv.Once(ctx)
+			if onRecover != nil && ctx.Err() == nil && (len(runs) > 0 || err != nil) {
+				onRecover(runs, err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

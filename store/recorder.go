@@ -53,20 +53,10 @@ type RecorderOptions struct {
 	// RecoverInterval is how often the recorder looks for runs left behind
 	// (Lease/3 if zero).
 	RecoverInterval time.Duration
-	// NoRecovery leaves the runs left behind to other processes: a short-lived
+	// NoRecovery leaves the runs left behind to other processes, or to a Recovery
+	// the program runs itself (kern's host does, to resume them): a short-lived
 	// `kern run` beside servers that take them over must not end them ERROR first.
 	NoRecovery bool
-	// Takeover, if set, is handed each run left behind that the recorder claimed for
-	// this replica (see Store.Claim), instead of the recorder ending it: it returns
-	// nil once it has started the run again, continuing it (run.WithResume) with
-	// this Recorder, whose lease renewal then keeps the run; ErrNotResumable for a
-	// run it cannot resume, which the recorder then ends ERROR "interrupted" with
-	// its partial output; any other error leaves the run to its lease, for another
-	// process (or a later recovery) to take. ctx bounds the call, not the run it
-	// starts. Takeover is called on the recorder's goroutine: it must return
-	// promptly and must not wait for a run to progress. A run claimed while the
-	// recorder closes is left to its lease.
-	Takeover func(ctx context.Context, r *Run) error
 }
 
 // Recorder persists the runs of agents and workflows as they execute (it implements
@@ -76,7 +66,8 @@ type RecorderOptions struct {
 //
 // When it starts, and then every RecoverInterval (three times per Lease by default),
 // it also claims the runs that a process which died left RUNNING (see Store.Claim)
-// and hands them to its Takeover to be resumed, or ends them ERROR "interrupted":
+// and ends them ERROR "interrupted" (see Recovery; NoRecovery leaves them to a
+// Recovery that may resume them):
 // their stored stream gets the terminal event it lacks (WorkflowError or RunError),
 // then their record its terminal status, so that no run stays RUNNING forever and a
 // reader of its events sees it end.
@@ -112,7 +103,7 @@ type Recorder struct {
 	stop chan struct{}
 	done chan struct{}
 
-	// ctx bounds the calls to Takeover: it ends when the recorder closes.
+	// ctx bounds recovery: it ends when the recorder closes.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -758,94 +749,25 @@ func (r *Recorder) abandon() {
 	}
 }
 
-// recover ends the runs left behind, or hands them to Takeover.
+// recover ends the runs left behind (see Recovery).
 func (r *Recorder) recover() {
 	if r.opts.NoRecovery {
 		return
 	}
-	runs, err := r.takeOver()
+	rv := Recovery{Store: r.store, Replica: r.opts.Replica, Lease: r.opts.Lease, Executes: r.Executes}
+	runs, err := rv.Once(r.ctx)
 	if r.opts.OnRecover != nil && (len(runs) > 0 || err != nil) {
 		r.opts.OnRecover(runs, err)
 	}
 }
 
-// claimBatch is how many runs left behind the recorder claims at a time.
-const claimBatch = 16
-
-// takeOver claims the runs left behind, claimBatch at a time until none is left,
-// and hands each to Takeover, if set; it ends those that Takeover does not resume,
-// and returns them.
-func (r *Recorder) takeOver() ([]*Run, error) {
-	var ended []*Run
-	for r.ctx.Err() == nil {
-		now := time.Now()
-		ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
-		runs, err := r.store.Claim(ctx, r.opts.Replica, now, now.Add(r.opts.Lease), claimBatch)
-		cancel()
-		if r.ctx.Err() != nil {
-			break // closing: what it claimed is left to its lease
-		}
-		if err != nil {
-			return ended, fmt.Errorf("store: claim runs left behind: %w", err)
-		}
-		var refused []*Run
-		for _, rn := range runs {
-			if r.executes(rn.ID) {
-				continue // this process executes it: the claim only renewed its lease
-			}
-			if r.opts.Takeover != nil && !r.streamEnded(rn) {
-				err := r.handOver(rn)
-				if !errors.Is(err, ErrNotResumable) {
-					continue // resumed, or left to its lease
-				}
-			}
-			if r.ctx.Err() != nil {
-				continue // closing: its lease lapses and another process takes it
-			}
-			refused = append(refused, rn)
-		}
-		out, err := r.interrupt(refused)
-		ended = append(ended, out...)
-		if err != nil || len(runs) < claimBatch {
-			return ended, err
-		}
-	}
-	return ended, nil
-}
-
-// executes reports whether the run with the given id is being recorded here, and
+// Executes reports whether the run with the given id is being recorded here, and
 // not given up on.
-func (r *Recorder) executes(id string) bool {
+func (r *Recorder) Executes(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	rc := r.runs[id]
 	return rc != nil && rc.dead == nil
-}
-
-// streamEnded reports whether a claimed run's stored stream ends with its terminal
-// event (or cannot be read): it is then ended, never resumed.
-func (r *Recorder) streamEnded(rn *Run) bool {
-	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
-	defer cancel()
-	last, err := LastEvent(ctx, r.store, rn.ID)
-	return err != nil || (last != nil && endsRun(last, rn.ID))
-}
-
-// handOver hands a claimed run to Takeover, and returns what it returned.
-func (r *Recorder) handOver(rn *Run) error {
-	ctx, cancel := context.WithTimeout(r.ctx, writeTimeout)
-	defer cancel()
-	return r.opts.Takeover(ctx, rn)
-}
-
-// interrupt ends the claimed runs ERROR "interrupted" (see interruptRuns).
-func (r *Recorder) interrupt(runs []*Run) ([]*Run, error) {
-	if len(runs) == 0 {
-		return nil, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
-	return interruptRuns(ctx, r.store, runs)
 }
 
 // interruptRuns ends runs left behind, which this process claimed, ERROR

@@ -38,7 +38,7 @@ var (
 	// the queue for another process.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
-	// RecorderOptions.Takeover); it ends ERROR "interrupted".
+	// Recovery.Takeover); it ends ERROR "interrupted".
 	ErrNotResumable = errors.New("store: run cannot be resumed")
 	// ErrTakenOver: the run is no longer this replica's: another replica claimed
 	// it (see Store.Claim) after this one's lease lapsed, and executes it now.

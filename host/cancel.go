@@ -1,0 +1,211 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+)
+
+// unstoredWait is how long a waiting cancel waits for a run no process has stored
+// yet: one started elsewhere a moment ago is stored within a few flush intervals.
+const unstoredWait = 250 * time.Millisecond
+
+// Cancel cancels the run with the given id wherever it is: executing or queued in
+// this process, queued in the store's queue, executing in another process on the
+// same database, or not started yet (the intent is kept, and the run ends CANCELLED
+// as it starts, in any process). With wait it returns once the run has ended, or
+// ctx is done; without, at once. It returns the status the run reached (its
+// terminal status, RUNNING while its cancel is under way, PENDING for a run not
+// known yet) and whether the run is known: false means that no process holds or
+// stored a run with this id, and the intent is kept for when one starts.
+//
+// When the store keeps cancel intents (a store.Canceller), the intent is durable
+// before Cancel returns, also for a run executing here, so that a process taking
+// the run over later knows of it. If the store fails to keep it for a run
+// executing here, the run is cancelled all the same and the error wraps
+// ErrNotDurable; for a run elsewhere the store's error is returned. reason is
+// run.ReasonRequested if empty.
+func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run.Status, known bool, err error) {
+	if reason == "" {
+		reason = run.ReasonRequested
+	}
+	if r := h.Lookup(id); r != nil {
+		st, err := h.cancelHeld(ctx, r, reason, wait)
+		return st, true, err
+	}
+	if e := h.active(id); e != nil {
+		return h.cancelActive(ctx, e, reason, wait), true, h.keep(ctx, id, reason)
+	}
+	if h.store == nil {
+		st := h.requestAll(id, reason)
+		return st, st != run.StatusPending, nil
+	}
+	rec, err := h.store.GetRun(ctx, id)
+	switch {
+	case err == nil && rec.Status.Terminal():
+		return rec.Status, true, nil
+	case errors.Is(err, store.ErrNotFound):
+		rec = nil
+	case err != nil:
+		return "", false, fmt.Errorf("host: cancel run %s: %w", id, err)
+	}
+	return h.cancelElsewhere(ctx, id, reason, rec, wait)
+}
+
+// cancelHeld cancels a run this host started or queued.
+func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool) (run.Status, error) {
+	if x := r.Exec(); x != nil && isDone(x.Done()) {
+		return x.Output().Status, nil // ended: its status, whatever the registry remembers
+	}
+	if r.Err() != nil {
+		return run.StatusError, nil // it could not start
+	}
+	st := r.comp.registry.RequestCancel(r.id, reason)
+	if r.Exec() == nil && h.dequeue(r) {
+		st = run.StatusRunning // queued: started now, it consumes the intent and ends at once
+	}
+	err := h.keep(ctx, r.id, reason)
+	if !wait {
+		return st, err
+	}
+	if out, werr := r.Wait(ctx); werr == nil {
+		st = out.Status
+	} else if st == run.StatusPending {
+		st = run.StatusRunning
+	}
+	return st, err
+}
+
+// cancelActive cancels a run active in one of the host's registries that the host
+// did not start (a nested agent run, a run a program started on a workflow
+// directly).
+func (h *Host) cancelActive(ctx context.Context, e *run.Entry, reason string, wait bool) run.Status {
+	e.Cancel(reason)
+	if !wait {
+		return e.Status()
+	}
+	select {
+	case <-e.Done():
+	case <-ctx.Done():
+	}
+	return e.Status()
+}
+
+// keep stores the cancel intent of a run cancelled here, when the store keeps
+// intents: a process that takes the run over must not reverse the cancel.
+func (h *Host) keep(ctx context.Context, id, reason string) error {
+	if h.canceller == nil {
+		return nil
+	}
+	if err := h.canceller.CancelRun(ctx, id, reason); err != nil {
+		h.log.Warn("host: cancel applied here but not stored", "run_id", id, "err", err)
+		return fmt.Errorf("host: run %s: %w: %w", id, ErrNotDurable, err)
+	}
+	return nil
+}
+
+// cancelElsewhere cancels a run this host does not hold, through the store: the
+// intent is stored and notified first. A stored run is waited for (unless !wait)
+// until its end is stored; a run not stored yet is waited for a moment only.
+func (h *Host) cancelElsewhere(ctx context.Context, id, reason string, rec *store.Run, wait bool) (run.Status, bool, error) {
+	if h.canceller == nil {
+		// No process hears of it: the intent is kept here only.
+		st := h.requestAll(id, reason)
+		if rec != nil && st == run.StatusPending {
+			st = rec.Status
+		}
+		return st, rec != nil || st != run.StatusPending, nil
+	}
+	if err := h.canceller.CancelRun(ctx, id, reason); err != nil {
+		return "", rec != nil, fmt.Errorf("host: cancel run %s: %w", id, err)
+	}
+	if rec == nil {
+		st := h.requestAll(id, reason) // kept here too
+		if wait && st == run.StatusPending {
+			unknown, cancel := context.WithTimeout(ctx, unstoredWait)
+			st = h.waitEnded(unknown, id, st)
+			cancel()
+		}
+		return st, st != run.StatusPending, nil
+	}
+	if rec.Status == run.StatusPending && rec.LeaseUntil.IsZero() {
+		// Queued, started by no process yet: it ends here and now.
+		ok, err := h.queue.cancelQueued(ctx, id, reason)
+		if err != nil {
+			return "", true, fmt.Errorf("host: cancel queued run %s: %w", id, err)
+		}
+		if ok {
+			return run.StatusCancelled, true, nil
+		}
+	}
+	st := rec.Status
+	if wait {
+		st = h.waitEnded(ctx, id, st)
+	}
+	return st, true, nil
+}
+
+// active returns the entry of a run active in one of the host's registries.
+func (h *Host) active(id string) *run.Entry {
+	for _, reg := range h.registries() {
+		if e, ok := reg.Lookup(id); ok {
+			return e
+		}
+	}
+	return nil
+}
+
+// requestAll keeps a cancel intent for a run not active here in every registry a
+// run could start in, and returns what the first registry answers (the terminal
+// status of a run it remembers, PENDING otherwise).
+func (h *Host) requestAll(id, reason string) run.Status {
+	st := run.StatusPending
+	for i, reg := range h.registries() {
+		if s := reg.RequestCancel(id, reason); i == 0 || s != run.StatusPending {
+			st = s
+		}
+	}
+	return st
+}
+
+// remoteCancel applies a cancel notified through the store, without waiting for
+// the run to end: it cancels the run if it executes or is queued here, and
+// otherwise keeps the intent in every registry a run could start in.
+func (h *Host) remoteCancel(id, reason string) {
+	if r := h.Lookup(id); r != nil {
+		r.comp.registry.RequestCancel(id, reason)
+		if r.Exec() == nil {
+			h.dequeue(r) // queued: started now, it ends at once
+		}
+		return
+	}
+	h.requestAll(id, reason)
+}
+
+// registryHook is what the host's registries hand their Cancel to, so that a
+// program's wf.CancelRun reaches a run in another process as Host.Cancel does.
+type registryHook struct{ h *Host }
+
+func (k registryHook) CancelRun(ctx context.Context, id, reason string) (run.Status, error) {
+	st, _, err := k.h.Cancel(ctx, id, reason, true)
+	if errors.Is(err, ErrNotDurable) {
+		err = nil // cancelled here all the same; the host logged it
+	}
+	if err == nil && !st.Terminal() && st != run.StatusPending && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return st, err
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,197 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+)
+
+// Processes on one database form one system when the store is a store.Canceller:
+// a cancel for a run this host does not execute is stored as an intent and
+// notified, and each host's listener cancels the run if it executes it, or keeps
+// the intent in its registries (bounded, see run.Registry) so that the run ends
+// CANCELLED if it starts here later. The same notifications say when another
+// process stored a run's events or its end, so that a follower here (a stream, a
+// waiting cancel) follows a run executing there. A listener that reconnects re-reads
+// the pending intents and wakes every follower, and followers also read the store
+// now and then, so a lost notification loses nothing.
+
+// notifiedPoll is how often a follower reads the store unprompted when the store
+// notifies: the fallback for a lost notification.
+const notifiedPoll = time.Second
+
+// watchers wake the followers of runs when the store notifies their events or end.
+type watchers struct {
+	mu sync.Mutex
+	m  map[string]map[chan struct{}]struct{}
+}
+
+// add returns a channel signalled whenever run id has news, and the function that
+// stops it. Subscribe before reading the store, so that nothing stored after the
+// read goes unnoticed.
+func (w *watchers) add(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = make(map[string]map[chan struct{}]struct{})
+	}
+	set := w.m[id]
+	if set == nil {
+		set = make(map[chan struct{}]struct{})
+		w.m[id] = set
+	}
+	set[ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		delete(set, ch)
+		if len(set) == 0 {
+			delete(w.m, id)
+		}
+	}
+}
+
+// wake signals the followers of run id, or of every run when id is empty.
+func (w *watchers) wake(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for rid, set := range w.m {
+		if id != "" && rid != id {
+			continue
+		}
+		for ch := range set {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// startListener starts the store's listener until ctx is done. It does nothing
+// when the store carries no notifications.
+func (h *Host) startListener(ctx context.Context) {
+	if h.canceller == nil {
+		return
+	}
+	n := store.Notifications{
+		Cancel:      h.remoteCancel,
+		Events:      func(id string, _ int) { h.followers.wake(id) },
+		Ended:       func(id string, _ run.Status) { h.followers.wake(id) },
+		Reconnected: func() { h.followers.wake("") },
+	}
+	h.bg.Go(func() {
+		if err := h.canceller.Listen(ctx, n); err != nil {
+			h.log.Error("host: listener stopped: cancels from other processes no longer reach this one", "err", err)
+		}
+	})
+}
+
+// pollInterval is how often a follower reads the store unprompted.
+func (h *Host) pollInterval() time.Duration {
+	if h.canceller == nil {
+		return h.opts.PollInterval
+	}
+	return notifiedPoll
+}
+
+// waitEnded waits until the stored run id is terminal, or ctx is done, and returns
+// its last stored status (st until one is read).
+func (h *Host) waitEnded(ctx context.Context, id string, st run.Status) run.Status {
+	news, stop := h.followers.add(id)
+	defer stop()
+	poll := time.NewTicker(h.pollInterval())
+	defer poll.Stop()
+	for {
+		// Read after subscribing: an end stored before it is read here, one
+		// stored after it wakes the wait.
+		rec, err := h.store.GetRun(ctx, id)
+		switch {
+		case err == nil:
+			st = rec.Status
+		case ctx.Err() == nil && !errors.Is(err, store.ErrNotFound):
+			h.log.Warn("host: wait for a run's end", "run_id", id, "err", err)
+		}
+		if st.Terminal() {
+			return st
+		}
+		select {
+		case <-news:
+		case <-poll.C:
+		case <-ctx.Done():
+			return st
+		}
+	}
+}
+
+// followPage is how many stored events Follow reads at a time.
+const followPage = 512
+
+// Follow reads a stored run's events from index from on: those stored, then,
+// while the run executes in another process, those it stores next, until its
+// terminal event, or its record says it ended and every stored event is out, or
+// ctx is done, or yield returns false. yield gets the events a page at a time; it
+// is called once at least (maybe with none), right after the first read, so that
+// an error returned before any call is the store's on that read.
+func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func([]store.Event) bool) error {
+	news, stop := h.followers.add(rec.ID)
+	defer stop()
+	evs, err := h.store.Events(ctx, rec.ID, from, followPage)
+	if err != nil {
+		return err
+	}
+	poll := time.NewTicker(h.pollInterval())
+	defer poll.Stop()
+	ended := rec.Status.Terminal()
+	for {
+		for i, e := range evs {
+			if terminalOf(rec.Kind, e.Type) {
+				yield(evs[:i+1])
+				return nil
+			}
+		}
+		if !yield(evs) {
+			return nil
+		}
+		if len(evs) > 0 {
+			from = evs[len(evs)-1].Index + 1
+		}
+		if len(evs) < followPage {
+			if ended {
+				return nil // read to the end after the run ended: nothing will follow
+			}
+			select {
+			case <-news:
+			case <-poll.C:
+			case <-ctx.Done():
+				return nil
+			}
+			// Read the status before the events: events stored before the end was
+			// seen are then read below, and the next round stops.
+			if cur, err := h.store.GetRun(ctx, rec.ID); err == nil {
+				ended = cur.Status.Terminal()
+			}
+		}
+		if evs, err = h.store.Events(ctx, rec.ID, from, followPage); err != nil {
+			if ctx.Err() == nil {
+				h.log.Error("host: follow run", "run_id", rec.ID, "err", fmt.Errorf("store: %w", err))
+			}
+			return nil
+		}
+	}
+}
+
+// terminalOf reports whether an event of type t ends a run of kind k (nested agent
+// runs' terminal events do not end a workflow's stream).
+func terminalOf(k store.Kind, t run.EventType) bool {
+	if k == store.KindWorkflow {
+		return t == run.EventWorkflowCompleted || t == run.EventWorkflowCancelled || t == run.EventWorkflowError
+	}
+	return t == run.EventRunCompleted || t == run.EventRunCancelled || t == run.EventRunError
+}

@@ -1,0 +1,244 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+)
+
+// queue schedules background runs: memQueue in this process, storeQueue on a store
+// that is a store.Queue (PostgreSQL's River queue), shared by the processes on its
+// database. The queue schedules; it is not the cancel path (see Host.Cancel).
+type queue interface {
+	// enqueue queues a background run.
+	enqueue(ctx context.Context, r *Run) error
+	// cancelQueued ends a run queued and started by no process yet CANCELLED, and
+	// reports whether it was.
+	cancelQueued(ctx context.Context, id, reason string) (bool, error)
+	// start starts taking queued runs; stop stops taking them (runs queued in this
+	// process only end CANCELLED); wait waits for the runs the queue started.
+	start()
+	stop()
+	wait()
+}
+
+// newQueue returns the store's queue when the store schedules runs between
+// processes and carries their cancels, the in-process queue otherwise.
+func (h *Host) newQueue() queue {
+	if q, ok := h.store.(store.Queue); ok && h.canceller != nil {
+		return &storeQueue{h: h, q: q}
+	}
+	return &memQueue{h: h}
+}
+
+// Enqueue queues a background run and returns its identity (PENDING): a worker of
+// this process — or, when the store queues runs, of any process on the database —
+// starts it once free. It fails with ErrClosed, ErrQueueFull or
+// ErrUnknownComponent, or with the store's error.
+func (h *Host) Enqueue(ctx context.Context, req Request) (*run.Output, error) {
+	c, err := h.prepare(&req)
+	if err != nil {
+		return nil, err
+	}
+	r := newRun(c, req, true)
+	if h.Closing() {
+		return nil, ErrClosed
+	}
+	if err := h.queue.enqueue(ctx, r); err != nil {
+		return nil, err
+	}
+	out := *r.queued
+	return &out, nil
+}
+
+// memQueue is the bounded in-process queue of background runs.
+type memQueue struct {
+	h *Host
+	// Guarded by h.mu.
+	pending []*Run // runs waiting for a worker, oldest first
+	workers int    // workers executing background runs
+}
+
+func (q *memQueue) start() {}
+func (q *memQueue) wait()  {}
+
+func (q *memQueue) enqueue(_ context.Context, r *Run) error {
+	h := q.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return ErrClosed
+	}
+	switch {
+	case q.workers < h.opts.Workers:
+		q.workers++
+		h.live[r.id] = r
+		h.wg.Add(1)
+		go q.work(r)
+	case len(q.pending) < h.opts.QueueSize:
+		h.live[r.id] = r
+		q.pending = append(q.pending, r)
+	default:
+		return ErrQueueFull
+	}
+	return nil
+}
+
+// work runs background runs, r first, then those queued, one at a time, until the
+// queue is empty.
+func (q *memQueue) work(r *Run) {
+	defer q.h.wg.Done()
+	for r != nil {
+		if r.claim() && q.h.begin(q.h.runCtx, r) == nil {
+			<-r.x.Done()
+		}
+		r = q.next()
+	}
+}
+
+// next takes the oldest queued run, or, when none is left, retires the worker.
+func (q *memQueue) next() *Run {
+	q.h.mu.Lock()
+	defer q.h.mu.Unlock()
+	for len(q.pending) > 0 {
+		r := q.pending[0]
+		q.pending[0] = nil
+		q.pending = q.pending[1:]
+		if !r.claimed.Load() {
+			return r
+		}
+	}
+	q.workers--
+	return nil
+}
+
+// cancelQueued: a run queued here is ended by Host.dequeue, which knows it.
+func (q *memQueue) cancelQueued(context.Context, string, string) (bool, error) { return false, nil }
+
+// stop ends the runs still queued CANCELLED.
+func (q *memQueue) stop() {
+	h := q.h
+	h.mu.Lock()
+	queued := q.pending
+	q.pending = nil
+	h.mu.Unlock()
+	for _, r := range queued {
+		if r.claim() {
+			_ = h.beginCancelled(r, ReasonShutdown)
+		}
+	}
+}
+
+// remove takes r out of the pending runs.
+func (q *memQueue) remove(r *Run) {
+	for i, p := range q.pending {
+		if p == r {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// dequeue takes a run queued here out of the queue, to start it at once (it then
+// ends CANCELLED through its kept cancel intent). It reports false when a worker
+// took the run first.
+func (h *Host) dequeue(r *Run) bool {
+	if !r.claim() {
+		return false
+	}
+	h.mu.Lock()
+	if mq, ok := h.queue.(*memQueue); ok {
+		mq.remove(r)
+	}
+	if h.closing {
+		// Shutdown may be past waiting for runs: this one never starts.
+		delete(h.live, r.id)
+		h.mu.Unlock()
+		r.err = ErrClosed
+		close(r.started)
+		return false
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	_ = h.begin(h.runCtx, r)
+	return true
+}
+
+// storeQueue queues background runs in the store, for any process on its
+// database to start.
+type storeQueue struct {
+	h      *Host
+	q      store.Queue
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (q *storeQueue) enqueue(ctx context.Context, r *Run) error {
+	out, now := r.queued, time.Now()
+	job := &store.Job{ID: r.id, SessionID: out.SessionID, UserID: out.UserID, Kind: r.comp.kind,
+		ComponentID: r.comp.id, Status: run.StatusPending, Input: r.input, Output: *out,
+		CreatedAt: now, UpdatedAt: now}
+	return q.q.Enqueue(ctx, job)
+}
+
+func (q *storeQueue) cancelQueued(ctx context.Context, id, reason string) (bool, error) {
+	return q.q.CancelQueued(ctx, id, reason)
+}
+
+// start takes queued runs from the store until stop.
+func (q *storeQueue) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	q.cancel, q.done = cancel, make(chan struct{})
+	go func() {
+		defer close(q.done)
+		if err := q.q.Work(ctx, q.h.opts.Workers, q.h.runJob); err != nil {
+			q.h.log.Error("host: queue stopped: this process no longer starts background runs", "err", err)
+		}
+	}()
+}
+
+func (q *storeQueue) stop() { q.cancel() }
+func (q *storeQueue) wait() { <-q.done }
+
+// runJob starts a background run taken from the store's queue and returns once it
+// has ended. A run cancelled while queued starts and ends CANCELLED at once; a run
+// of a component this host does not run goes back to the queue.
+func (h *Host) runJob(ctx context.Context, j *store.Job) error {
+	c := h.component(j.Kind, j.ComponentID)
+	if c == nil {
+		// Run by other processes (a rolling deploy): one of them starts it.
+		return fmt.Errorf("no %s %q on replica %s: %w", j.Kind, j.ComponentID, h.opts.Replica, store.ErrNotHere)
+	}
+	r := newRun(c, Request{RunID: j.ID, Input: j.Input, SessionID: j.SessionID, UserID: j.UserID}, true)
+	r.opts = append(r.opts, run.WithResume(&run.Resume{}))
+	h.keepPendingCancel(ctx, c, j.ID)
+	err := h.register(r)
+	if err == nil {
+		err = h.startNow(r)
+	}
+	if errors.Is(err, ErrClosed) && r.claim() {
+		// Shutting down before it started: recorded CANCELLED rather than left PENDING.
+		err = h.beginCancelled(r, ReasonShutdown)
+	}
+	if err != nil {
+		return err
+	}
+	<-r.x.Done()
+	return nil
+}
+
+// keepPendingCancel keeps in c's registry the cancel intent stored for a run about
+// to start here, if any: the run then ends CANCELLED as it starts.
+func (h *Host) keepPendingCancel(ctx context.Context, c *component, id string) {
+	if h.canceller == nil {
+		return
+	}
+	if reason, ok, err := h.canceller.PendingCancel(ctx, id); err == nil && ok {
+		c.registry.RequestCancel(id, reason)
+	}
+}

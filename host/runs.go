@@ -1,0 +1,268 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+)
+
+// Request is a run to start: of which workflow or agent, on what input, in which
+// session.
+type Request struct {
+	Kind      store.Kind // store.KindWorkflow or store.KindAgent
+	Component string     // the workflow's or agent's id
+	Input     string
+	RunID     string // a new id if empty
+	SessionID string
+	UserID    string
+}
+
+// Run is a run this host started or queued.
+type Run struct {
+	id         string
+	comp       *component
+	input      string
+	opts       []run.Option
+	background bool
+	queued     *run.Output // the run's identity, answered while it is queued
+
+	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
+	started chan struct{} // closed once x or err is set
+	x       *run.Exec
+	err     error // why the run could not start
+}
+
+// ID returns the run's id.
+func (r *Run) ID() string { return r.id }
+
+// Kind returns what runs: a workflow or an agent.
+func (r *Run) Kind() store.Kind { return r.comp.kind }
+
+// Component returns the id of the workflow or agent that runs.
+func (r *Run) Component() string { return r.comp.id }
+
+// Background reports whether the run was queued as a background run.
+func (r *Run) Background() bool { return r.background }
+
+// Started is closed once the run has started, or could not start (see Err).
+func (r *Run) Started() <-chan struct{} { return r.started }
+
+// Exec returns the run's execution once it has started, or nil while it is queued
+// or if it could not start.
+func (r *Run) Exec() *run.Exec {
+	select {
+	case <-r.started:
+		return r.x
+	default:
+		return nil
+	}
+}
+
+// Err returns why the run could not start, once Started is closed.
+func (r *Run) Err() error {
+	select {
+	case <-r.started:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Output returns what is known of the run now: all of it once it has ended, its
+// identity (and status) while it runs or is queued.
+func (r *Run) Output() *run.Output {
+	out := *r.queued
+	select {
+	case <-r.started:
+	default:
+		return &out
+	}
+	if r.err != nil {
+		out.Status, out.Error = run.StatusError, r.err.Error()
+		return &out
+	}
+	if r.x.Log.Closed() {
+		// The output is complete once the terminal event is out and the log closed
+		// (the log's lock orders the run's last writes before this read).
+		out = *r.x.Output()
+	} else {
+		out.Status = run.StatusRunning // while the run executes only its identity may be read
+	}
+	return &out
+}
+
+// Wait waits until the run has ended (or could not start), or ctx is done, and
+// returns its output as Output does.
+func (r *Run) Wait(ctx context.Context) (*run.Output, error) {
+	select {
+	case <-r.started:
+	case <-ctx.Done():
+		return r.Output(), ctx.Err()
+	}
+	if r.x != nil {
+		select {
+		case <-r.x.Done():
+		case <-ctx.Done():
+			return r.Output(), ctx.Err()
+		}
+	}
+	return r.Output(), nil
+}
+
+func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
+
+// newRun returns the run req asks for, of component c.
+func newRun(c *component, req Request, background bool) *Run {
+	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, started: make(chan struct{}),
+		opts: []run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}}
+	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
+		Input: req.Input, CreatedAt: time.Now().Unix()}
+	if c.kind == store.KindWorkflow {
+		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
+	} else {
+		out.AgentID, out.AgentName = c.id, c.agent.Name
+	}
+	r.queued = out
+	return r
+}
+
+// prepare resolves req's component and fills its run id.
+func (h *Host) prepare(req *Request) (*component, error) {
+	c := h.component(req.Kind, req.Component)
+	if c == nil {
+		return nil, fmt.Errorf("%w: %s %q", ErrUnknownComponent, req.Kind, req.Component)
+	}
+	if req.RunID == "" {
+		req.RunID = run.NewID()
+	}
+	return c, nil
+}
+
+// Start starts a run now, in this process, and returns it: read its events from
+// Exec once Start returns. The run goes on until it ends, is cancelled, or the
+// host shuts down, whoever reads it. It fails with ErrClosed once the host is
+// shutting down, ErrUnknownComponent, or the run's own error (run.ErrInvalid,
+// run.ErrDuplicateID, the recorder's).
+func (h *Host) Start(req Request) (*Run, error) {
+	c, err := h.prepare(&req)
+	if err != nil {
+		return nil, err
+	}
+	r := newRun(c, req, false)
+	if err := h.register(r); err != nil {
+		return nil, err
+	}
+	if err := h.startNow(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// register adds r to the live runs, unless the host is shutting down.
+func (h *Host) register(r *Run) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return ErrClosed
+	}
+	h.live[r.id] = r
+	return nil
+}
+
+// startNow starts a registered run, unless a cancel took it first (see dequeue):
+// then it waits for that start. A run refused because the host is shutting down
+// is left unclaimed.
+func (h *Host) startNow(r *Run) error {
+	h.mu.Lock()
+	if h.closing {
+		delete(h.live, r.id)
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	if !r.claim() {
+		<-r.started
+		return r.err
+	}
+	return h.begin(h.runCtx, r)
+}
+
+// begin starts r's run with ctx and watches it until it ends. r must be claimed.
+func (h *Host) begin(ctx context.Context, r *Run) error {
+	x, err := r.comp.start(ctx, r.input, r.opts...)
+	r.x, r.err = x, err
+	close(r.started)
+	if err != nil {
+		h.log.Warn("host: run could not start", "run_id", r.id, "component", r.comp.id, "err", err)
+		h.mu.Lock()
+		delete(h.live, r.id)
+		h.mu.Unlock()
+		return err
+	}
+	h.wg.Add(1)
+	go h.watch(r)
+	return nil
+}
+
+// beginCancelled starts a claimed run on a cancelled context, so that it ends
+// CANCELLED at once and its end is recorded.
+func (h *Host) beginCancelled(r *Run, reason string) error {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New(reason))
+	return h.begin(ctx, r)
+}
+
+// watch waits for r's run to end, then forgets it (or keeps it in memory when
+// there is no store to read it back from).
+func (h *Host) watch(r *Run) {
+	defer h.wg.Done()
+	<-r.x.Done()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.live[r.id] == r {
+		delete(h.live, r.id)
+	}
+	if h.store == nil {
+		h.recent = append(h.recent, r)
+		if n := len(h.recent) - h.opts.KeepRuns; n > 0 {
+			clear(h.recent[:n])
+			h.recent = h.recent[n:]
+		}
+	}
+}
+
+// Lookup returns the run with the given id that this host started or queued and
+// still holds (a finished run is held only without a store), or nil.
+func (h *Host) Lookup(id string) *Run {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.live[id]; r != nil {
+		return r
+	}
+	for i := len(h.recent) - 1; i >= 0; i-- {
+		if h.recent[i].id == id {
+			return h.recent[i]
+		}
+	}
+	return nil
+}
+
+// Runs returns the runs this host holds (live, queued, and without a store the
+// last finished ones), in no particular order.
+func (h *Host) Runs() []*Run {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	all := make([]*Run, 0, len(h.recent)+len(h.live))
+	all = append(all, h.recent...)
+	for _, r := range h.live {
+		all = append(all, r)
+	}
+	return all
+}
