@@ -51,10 +51,10 @@ const (
 // needed; every other field has a default.
 type Config struct {
 	// Host runs the server's workflows and agents: the server answers HTTP by
-	// calling it, and the caller shuts it down after the server. Without one, New
-	// makes one from Workflows, Agents, Store, Registry, Recorder, Workers,
-	// QueueSize, KeepRuns, Replica, Lease and Logger (which are then ignored
-	// when Host is set), and Shutdown shuts it down.
+	// calling it, and its Shutdown (or Serve's end) shuts the host down too.
+	// Without one, New makes one from Workflows, Agents, Store, Registry,
+	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease and Logger (which are
+	// ignored when Host is set).
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
@@ -120,7 +120,6 @@ type Server struct {
 	cfg        Config
 	log        *slog.Logger
 	host       *host.Host
-	ownHost    bool        // the server made host: Shutdown shuts it down
 	store      store.Store // the host's: where runs and sessions are read back from
 	workflows  []*component
 	agents     []*component
@@ -155,14 +154,14 @@ func New(cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agentos: %w", err)
 		}
-		s.host, s.ownHost = h, true
+		s.host = h
 	}
 	s.cfg.Replica, s.store = s.host.Replica(), s.host.Store()
 	s.addComponents()
 	s.handler = s.routes()
 	var err error
 	if s.apiDoc, err = s.openAPI(); err != nil {
-		if s.ownHost {
+		if cfg.Host == nil {
 			s.host.Shutdown(context.Background())
 		}
 		return nil, fmt.Errorf("agentos: openapi document: %w", err)
@@ -270,15 +269,11 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	return errors.Join(serveErr, err)
 }
 
-// Shutdown stops the server from starting runs (requests to start one are
-// answered 503 from then on) and, when the server made its host, shuts the host
-// down: the background runs still queued end CANCELLED, running runs go on until
-// ctx is done, then are cancelled, and it returns once every run has ended and its
-// end is persisted. It closes the recorder the host made for Config.Store, not the
-// store. A host the caller passed is the caller's to shut down.
+// Shutdown shuts the server's host down (see host.Host.Shutdown): it starts no
+// more runs (requests to start one are answered 503 from then on), the background
+// runs still queued end CANCELLED, running runs go on until ctx is done, then are
+// cancelled, and it returns once every run has ended and its end is persisted. It
+// closes the recorder the host made for the store, not the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if !s.ownHost {
-		return nil
-	}
 	return s.host.Shutdown(ctx)
 }

@@ -87,7 +87,10 @@ type Options struct {
 	// NoRecovery leaves the runs that dead processes left behind to other
 	// processes: a short-lived `kern run` beside servers that take them over.
 	NoRecovery bool
-	Logger     *slog.Logger
+	// NoWork takes no background runs from the store's queue: the runs queued
+	// there are for other processes (a short-lived `kern run`).
+	NoWork bool
+	Logger *slog.Logger
 }
 
 // Host owns the live runs of a process. It is safe for concurrent use.

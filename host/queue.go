@@ -190,10 +190,14 @@ func (q *storeQueue) cancelQueued(ctx context.Context, id, reason string) (bool,
 	return q.q.CancelQueued(ctx, id, reason)
 }
 
-// start takes queued runs from the store until stop.
+// start takes queued runs from the store until stop (none with Options.NoWork).
 func (q *storeQueue) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	q.cancel, q.done = cancel, make(chan struct{})
+	if q.h.opts.NoWork {
+		close(q.done)
+		return
+	}
 	go func() {
 		defer close(q.done)
 		if err := q.q.Work(ctx, q.h.opts.Workers, q.h.runJob); err != nil {

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kern-dev/kern/config"
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
@@ -100,49 +103,57 @@ func localWorkflow(o runOptions, workflowID string) (*workflow.Workflow, string,
 	return nil, "", fmt.Errorf("unknown workflow %q: %s declares %s", workflowID, o.config, strings.Join(ids, ", "))
 }
 
-// runLocal runs the reference workflow in this process, recorded in the store.
+// runLocal runs the reference workflow in this process, through a host recording
+// it in the store: a cancel sent to any process on the same database (kern cancel
+// through a kern serve) reaches it.
 func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) error {
 	wf, label, err := localWorkflow(o, workflowID)
 	if err != nil {
 		return err
 	}
-	if o.replica == "" {
-		o.replica = store.DefaultReplica()
-	}
 	if o.session == "" {
 		o.session = run.NewID()
 	}
-	cn := watchSignals(cmd.ErrOrStderr(), wf.CancelRun)
-	defer cn.stop()
 	st, err := openStore(cmd.Context(), o.db)
 	if err != nil {
 		return err
 	}
-	rec := store.NewRecorder(st, store.RecorderOptions{Replica: o.replica, NoRecovery: true}) // kern serve recovers
-	wf.Recorder = rec
+	// kern serve recovers runs left behind and works the queue: this process runs
+	// its one run only.
+	h, err := host.New(st, host.Options{Workflows: []*workflow.Workflow{wf}, Replica: o.replica,
+		NoRecovery: true, NoWork: true, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return errors.Join(err, st.Close())
+	}
+	cn := watchSignals(cmd.ErrOrStderr(), func(ctx context.Context, id string) (run.Status, error) {
+		st, _, err := h.Cancel(ctx, id, run.ReasonRequested, true)
+		return st, err
+	})
+	defer cn.stop()
 	fmt.Fprintln(cmd.ErrOrStderr(), "model:", label)
 
-	runID := run.NewID()
-	x, err := wf.Start(context.Background(), message, run.WithID(runID), run.WithSessionID(o.session))
+	r, err := h.Start(host.Request{Kind: store.KindWorkflow, Component: wf.WorkflowID(), Input: message, SessionID: o.session})
 	if err != nil {
-		return joinClose(fmt.Errorf("start run: %w", err), rec, st)
+		return joinClose(fmt.Errorf("start run: %w", err), h, st)
 	}
-	cn.setID(runID)
+	cn.setID(r.ID())
+	x := r.Exec()
 	p := newProgress(cmd.OutOrStdout())
 	for ev := range x.Stream {
 		p.show(ev)
 	}
 	err = x.PersistErr()
 	if err != nil {
-		err = fmt.Errorf("run %s: not stored: %w", runID, err)
+		err = fmt.Errorf("run %s: not stored: %w", r.ID(), err)
 	}
 	sig := cn.stop()
-	return outcome(p, sig, joinClose(err, rec, st))
+	return outcome(p, sig, joinClose(err, h, st))
 }
 
-// joinClose closes the recorder, then the store, and joins their errors to err.
-func joinClose(err error, rec *store.Recorder, st store.Store) error {
-	if cerr := rec.Close(); cerr != nil && err == nil {
+// joinClose shuts the host down, then closes the store, and joins their errors to
+// err.
+func joinClose(err error, h *host.Host, st store.Store) error {
+	if cerr := h.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if cerr := st.Close(); cerr != nil && err == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/agentos"
 	"github.com/kern-dev/kern/config"
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -145,19 +146,20 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	for i, w := range workflows {
 		ids[i] = w.WorkflowID()
 	}
-	srv, err := agentos.New(agentos.Config{
-		Workflows:     workflows,
-		Agents:        agents,
-		Store:         st,
-		Replica:       o.replica,
-		Lease:         o.lease,
-		Workers:       o.workers,
-		SecurityKey:   o.securityKey,
-		ShutdownGrace: grace,
-		Logger:        log,
+	h, err := host.New(st, host.Options{
+		Workflows: workflows,
+		Agents:    agents,
+		Replica:   o.replica,
+		Lease:     o.lease,
+		Workers:   o.workers,
+		Logger:    log,
 	})
 	if err != nil {
 		return err
+	}
+	srv, err := agentos.New(agentos.Config{Host: h, SecurityKey: o.securityKey, ShutdownGrace: grace, Logger: log})
+	if err != nil {
+		return errors.Join(err, h.Shutdown(ctx))
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
