@@ -184,12 +184,19 @@ type Notifications struct {
 	Reconnected func()
 }
 
+// IntentTTL is how long a cancel intent is kept for a run that has not ended: a
+// cancel may come before the run starts, but not a day before. Older intents are
+// no longer delivered and are deleted; so is the intent of a run that ended.
+const IntentTTL = 24 * time.Hour
+
 // Canceller is implemented by stores that carry cancels between processes sharing
-// one database (store/postgres), so that a cancel accepted by one replica reaches
-// the replica that executes the run, or will start it. A server whose Store is a
-// Canceller uses it; others cancel in their own process only. The same channel tells
-// them when a run's events are stored and when a run ended, so that a replica can
-// follow a run another one executes.
+// one database, so that a cancel accepted by one process reaches the process that
+// executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
+// store/sqlite, which has no notifications, has its listeners poll the file at a
+// short interval. A server whose Store is a Canceller uses it; others cancel in
+// their own process only. The same channel tells them when a run's events are
+// stored and when a run ended, so that a process can follow a run another one
+// executes.
 type Canceller interface {
 	// CancelRun stores a cancel intent for the run durably and notifies the
 	// listeners; it returns once the intent is committed. Cancelling twice keeps
