@@ -32,6 +32,7 @@ type runOptions struct {
 	session      string
 	db           string
 	replica      string
+	lease        time.Duration
 	openAIModel  string
 	scriptedPace time.Duration
 }
@@ -73,6 +74,7 @@ ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 	f.StringVar(&o.session, "session", "", "session id the run belongs to (default: a new session)")
 	f.StringVar(&o.db, "db", defaultDB, "database keeping a local run: sqlite://path or postgres://...")
 	f.StringVar(&o.replica, "replica", "", "name of this process in the run's record (default host-pid)")
+	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long the run's claim lasts unless renewed: if this process dies, a kern serve on the same database takes the run over about this long after")
 	f.StringVar(&o.config, "config", "", "kern.yaml declaring the workflows to run locally (default: the reference article workflow)")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
 	return cmd
@@ -120,7 +122,7 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	}
 	// kern serve recovers runs left behind and works the queue: this process runs
 	// its one run only.
-	h, err := host.New(st, host.Options{Workflows: []*workflow.Workflow{wf}, Replica: o.replica,
+	h, err := host.New(st, host.Options{Workflows: []*workflow.Workflow{wf}, Replica: o.replica, Lease: o.lease,
 		NoRecovery: true, NoWork: true, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return errors.Join(err, st.Close())
