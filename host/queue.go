@@ -198,9 +198,13 @@ func (q *storeQueue) start() {
 		close(q.done)
 		return
 	}
+	serves := make([]store.Component, 0, len(q.h.comps)) // the queues this process works
+	for _, c := range q.h.comps {
+		serves = append(serves, store.Component{Kind: c.kind, ID: c.id})
+	}
 	go func() {
 		defer close(q.done)
-		if err := q.q.Work(ctx, q.h.opts.Workers, q.h.runJob); err != nil {
+		if err := q.q.Work(ctx, q.h.opts.Workers, serves, q.h.runJob); err != nil {
 			q.h.log.Error("host: queue stopped: this process no longer starts background runs", "err", err)
 		}
 	}()
