@@ -152,6 +152,10 @@ func TestKilledLocalRunTakenOver(t *testing.T) {
 	srv.awaitStored(t, id)
 	f := srv.follow(t, "three-steps", id, -1)
 	f.waitFor(t, "the first step's end", step(run.EventStepCompleted, id, 0))
+	// The second step streams once the first one's output is checkpointed.
+	f.waitFor(t, "the second step's content", func(ev sseEvent) bool {
+		return ev.Event.Event == run.EventRunContent && ev.Origin != nil && ev.StepIndex != nil && *ev.StepIndex == 1
+	})
 	c.cmd.Process.Signal(syscall.SIGKILL)
 	c.wait(t)
 
