@@ -38,7 +38,9 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 		return st, true, err
 	}
 	if e := h.active(id); e != nil {
-		return h.cancelActive(ctx, e, reason, wait), true, h.keep(ctx, id, reason)
+		kept := h.keepAsync(ctx, id, reason)
+		st := h.cancelActive(ctx, e, reason, wait)
+		return st, true, <-kept
 	}
 	if h.store == nil {
 		st := h.requestAll(id, reason)
@@ -65,19 +67,18 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 		return run.StatusError, nil // it could not start
 	}
 	st := r.comp.registry.RequestCancel(r.id, reason)
+	kept := h.keepAsync(ctx, r.id, reason) // durable while the run ends
 	if r.Exec() == nil && h.dequeue(r) {
 		st = run.StatusRunning // queued: started now, it consumes the intent and ends at once
 	}
-	err := h.keep(ctx, r.id, reason)
-	if !wait {
-		return st, err
+	if wait {
+		if out, werr := r.Wait(ctx); werr == nil {
+			st = out.Status
+		} else if st == run.StatusPending {
+			st = run.StatusRunning
+		}
 	}
-	if out, werr := r.Wait(ctx); werr == nil {
-		st = out.Status
-	} else if st == run.StatusPending {
-		st = run.StatusRunning
-	}
-	return st, err
+	return st, <-kept
 }
 
 // cancelActive cancels a run active in one of the host's registries that the host
@@ -93,6 +94,18 @@ func (h *Host) cancelActive(ctx context.Context, e *run.Entry, reason string, wa
 	case <-ctx.Done():
 	}
 	return e.Status()
+}
+
+// keepAsync is keep on a goroutine of its own, whose outcome the returned channel
+// delivers: the caller receives it before it answers.
+func (h *Host) keepAsync(ctx context.Context, id, reason string) <-chan error {
+	kept := make(chan error, 1)
+	if h.canceller == nil {
+		kept <- nil
+		return kept
+	}
+	go func() { kept <- h.keep(ctx, id, reason) }()
+	return kept
 }
 
 // keep stores the cancel intent of a run cancelled here, when the store keeps
