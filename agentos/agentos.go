@@ -3,9 +3,11 @@
 // resumed after a dropped connection, cancelled on request, and read back from the
 // store.
 //
-// New builds a Server from a Config; Handler gives its http.Handler, to mount in a
-// program's own http.Server, and Serve runs it on an address until its context is
-// done, then shuts down gracefully. Every error is answered as JSON {"detail": "..."}.
+// New builds a Server from a Config around a host.Host, which owns the runs: the
+// server parses a request, calls the host, and answers. Handler gives its
+// http.Handler, to mount in a program's own http.Server, and Serve runs it on an
+// address until its context is done, then shuts down gracefully. Every error is
+// answered as JSON {"detail": "..."}.
 package agentos
 
 import (

@@ -222,3 +222,31 @@ func isDone(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// Wait waits until the run with the given id has ended, wherever it executes, or
+// ctx is done, and returns the status it reached (its terminal status, or the last
+// one known when ctx ended first). A run neither held here nor stored is waited
+// for as it may still start; ErrUnknownRun tells, without a store, that no run with
+// this id is known here.
+func (h *Host) Wait(ctx context.Context, id string) (run.Status, error) {
+	if r := h.Lookup(id); r != nil {
+		out, err := r.Wait(ctx)
+		return out.Status, err
+	}
+	if e := h.active(id); e != nil {
+		select {
+		case <-e.Done():
+			return e.Status(), nil
+		case <-ctx.Done():
+			return e.Status(), ctx.Err()
+		}
+	}
+	if h.store == nil {
+		return "", fmt.Errorf("host: run %s: %w", id, ErrUnknownRun)
+	}
+	st := h.waitEnded(ctx, id, run.StatusPending)
+	if !st.Terminal() {
+		return st, ctx.Err()
+	}
+	return st, nil
+}

@@ -46,6 +46,8 @@ var (
 	ErrClosed = errors.New("server is shutting down")
 	// ErrQueueFull: the in-process queue of background runs is full.
 	ErrQueueFull = errors.New("background queue is full")
+	// ErrUnknownRun: no run with that id is known (Wait, without a store).
+	ErrUnknownRun = errors.New("host: no such run")
 	// ErrUnknownComponent: no workflow or agent with that id.
 	ErrUnknownComponent = errors.New("host: no such workflow or agent")
 	// ErrNotDurable: a cancel took effect in this process, but its intent could

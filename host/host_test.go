@@ -115,7 +115,12 @@ func TestCancel(t *testing.T) {
 		if err != nil || !known || st != run.StatusCancelled {
 			t.Fatalf("cancel of a queued run: %s known %v err %v", st, known, err)
 		}
-		if r := h.Lookup(busy.RunID); r == nil || r.Exec() == nil || isDone(r.Exec().Done()) {
+		r := h.Lookup(busy.RunID)
+		if r == nil {
+			t.Fatal("the running background run is not held")
+		}
+		<-r.Started()
+		if r.Exec() == nil || isDone(r.Exec().Done()) {
 			t.Fatal("the running background run is no longer running")
 		}
 		st, _, _ = h.Cancel(ctx, busy.RunID, "", true)
@@ -157,6 +162,25 @@ func TestCancel(t *testing.T) {
 		out, err := r.Wait(ctx)
 		if err != nil || out.Status != run.StatusCancelled {
 			t.Fatalf("wait for the run: %s %v", out.Status, err)
+		}
+	})
+	t.Run("wait", func(t *testing.T) {
+		r := untilContent(t, h, "story")
+		short, cancel := context.WithTimeout(ctx, time.Millisecond)
+		defer cancel()
+		if st, err := h.Wait(short, r.ID()); !errors.Is(err, context.DeadlineExceeded) || st != run.StatusRunning {
+			t.Fatalf("Wait of a running run past its ctx: %s %v, want RUNNING and the ctx's error", st, err)
+		}
+		cancelled := make(chan error, 1)
+		go func() { _, _, err := h.Cancel(ctx, r.ID(), "", false); cancelled <- err }()
+		if st, err := h.Wait(ctx, r.ID()); err != nil || st != run.StatusCancelled {
+			t.Fatalf("Wait: %s %v, want CANCELLED", st, err)
+		}
+		if err := <-cancelled; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Wait(ctx, "no-such-run"); !errors.Is(err, ErrUnknownRun) {
+			t.Fatalf("Wait of an unknown run without a store: %v, want ErrUnknownRun", err)
 		}
 	})
 	t.Run("library", func(t *testing.T) {
@@ -292,6 +316,24 @@ func TestCancelElsewhere(t *testing.T) {
 			}
 		})
 	}
+	t.Run("wait", func(t *testing.T) {
+		r := untilContent(t, a, "story")
+		waitStored(t, stB, r.ID())
+		waited := make(chan run.Status, 1)
+		go func() {
+			st, err := b.Wait(ctx, r.ID())
+			if err != nil {
+				t.Error(err)
+			}
+			waited <- st
+		}()
+		if st, _, err := a.Cancel(ctx, r.ID(), "", false); err != nil || st != run.StatusRunning {
+			t.Fatalf("cancel on A: %s %v", st, err)
+		}
+		if st := <-waited; st != run.StatusCancelled {
+			t.Fatalf("B waited for the run on A until %s, want CANCELLED", st)
+		}
+	})
 	t.Run("durable", func(t *testing.T) {
 		r := untilContent(t, a, "story")
 		if st, _, err := a.Cancel(ctx, r.ID(), "", false); err != nil || st != run.StatusRunning {
@@ -409,5 +451,29 @@ func TestTakeover(t *testing.T) {
 	rec, err := st.GetRun(ctx, id)
 	if err != nil || rec.Status != run.StatusCompleted || rec.Output.Content != "one.two." || rec.Replica != "B" {
 		t.Fatalf("taken-over run: %+v, %v; want COMPLETED \"one.two.\" on B", rec, err)
+	}
+}
+
+// failingIntents is a store that cannot keep cancel intents (its database is
+// unreachable for that write).
+type failingIntents struct{ *sqlite.Store }
+
+var errUnreachable = errors.New("database unreachable")
+
+func (failingIntents) CancelRun(context.Context, string, string) error { return errUnreachable }
+
+// TestCancelStoreDown: a cancel of a run executing here takes effect even when the
+// store cannot keep its intent, and says so (ErrNotDurable).
+func TestCancelStoreDown(t *testing.T) {
+	sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	h := startHost(t, failingIntents{sq}, Options{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, NoRecovery: true})
+	r := untilContent(t, h, "story")
+	st, known, err := h.Cancel(context.Background(), r.ID(), "", true)
+	if st != run.StatusCancelled || !known || !errors.Is(err, ErrNotDurable) || !errors.Is(err, errUnreachable) {
+		t.Fatalf("cancel with the store down: %s known %v err %v; want CANCELLED, known, ErrNotDurable wrapping the store's error", st, known, err)
 	}
 }
