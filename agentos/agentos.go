@@ -147,6 +147,9 @@ type component struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, host: cfg.Host, components: make(map[string]*component)}
 	s.defaults()
+	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
+		return nil, errors.New("agentos: Config.Host is set: give the workflows, agents, store and recorder to the host")
+	}
 	if s.host == nil {
 		h, err := host.New(cfg.Store, host.Options{
 			Workflows: cfg.Workflows, Agents: cfg.Agents, Replica: s.cfg.Replica, Lease: cfg.Lease,

@@ -101,6 +101,6 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return err
 	}
 	h.log.Info("host: took over a run left behind", "run_id", rec.ID, "component", c.id,
-		"from_replica", rec.Replica, "finished_steps", len(steps), "next_event", next)
+		"finished_steps", len(steps), "next_event", next)
 	return nil
 }
