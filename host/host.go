@@ -312,6 +312,8 @@ func (h *Host) Close() error {
 // them, and returns once every run has ended and its end is persisted. It then
 // stops the listener, the recovery loop and the recorder the host made, not the
 // store: the caller closes the store after. Calls after the first wait for it.
+// Runs a program started on a workflow or agent directly (wf.Stream, a.Run) rather
+// than through Start or Enqueue are the program's to end before Shutdown.
 func (h *Host) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	first := !h.closing
