@@ -93,15 +93,48 @@ type Event struct {
 }
 
 // Session groups the runs of one conversation or job, and carries the state its runs
-// share.
+// share. A session exists from its first run: CreateRun of a run with a session id
+// creates the session (with the run's user, kind and component, its input as the
+// session's name, and no state) unless it exists, and moves its UpdatedAt.
 type Session struct {
 	ID          string
 	UserID      string
 	Kind        Kind
 	ComponentID string
-	State       map[string]any
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Name is the input of the session's first run, at most MaxSessionName
+	// characters, as Agno names a session.
+	Name      string
+	State     map[string]any
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// MaxSessionName bounds a session's name, in characters: the input of its first
+// run, truncated.
+const MaxSessionName = 256
+
+// SessionOrder is the time ListSessions sorts sessions by.
+type SessionOrder int
+
+// Orders of sessions.
+const (
+	ByUpdated SessionOrder = iota // when the session last had a new run or state
+	ByCreated                     // when the session began
+)
+
+// SessionQuery selects sessions. Zero fields select everything; sessions come most
+// recently updated first.
+type SessionQuery struct {
+	UserID      string
+	Kind        Kind
+	ComponentID string
+	// Name selects the sessions whose name contains it, ignoring the case of
+	// ASCII letters.
+	Name      string
+	OrderBy   SessionOrder
+	Ascending bool // oldest first
+	Limit     int  // 0 means 100
+	Offset    int
 }
 
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
@@ -117,7 +150,10 @@ type RunQuery struct {
 // Store keeps sessions, runs and events. Implementations are safe for concurrent
 // use; every method honours ctx.
 type Store interface {
-	// CreateRun stores a new run (ErrExists if its id is taken).
+	// CreateRun stores a new run (ErrExists if its id is taken), and creates its
+	// session, in the same transaction, if the run has a session id and the session
+	// does not exist yet (see Session). The session's CreatedAt is the earliest, and
+	// its UpdatedAt the latest, of its own and the run's CreatedAt.
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
 	// was never created). An end (a terminal status) written for a replica (r.Replica
@@ -140,11 +176,15 @@ type Store interface {
 
 	// GetSession returns a session, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
-	// SaveSession creates or updates a session.
+	// SaveSession creates or updates a session. An empty Name keeps the stored one.
 	SaveSession(ctx context.Context, s *Session) error
 	// DeleteSession deletes a session with its runs and their events (ErrNotFound if
 	// there is none).
 	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns a page of the sessions q selects, in q's order (ties
+	// broken by id), and total, the number of sessions q selects without its Limit
+	// and Offset.
+	ListSessions(ctx context.Context, q SessionQuery) (sessions []*Session, total int, err error)
 
 	// RenewLeases extends the lease of the given runs that replica executes, and
 	// returns those of runIDs it did not renew: the runs no longer replica's (another
@@ -215,7 +255,7 @@ type Job = Run
 // that queued it.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
-	// (ErrExists if its id is taken).
+	// (ErrExists if its id is taken); r's session is created as CreateRun does.
 	Enqueue(ctx context.Context, r *Job) error
 	// Work starts queued runs, at most workers at once, until ctx is done, then
 	// waits for the runs it started and returns nil. fn starts the run and returns
