@@ -152,8 +152,8 @@ type RunQuery struct {
 type Store interface {
 	// CreateRun stores a new run (ErrExists if its id is taken), and creates its
 	// session, in the same transaction, if the run has a session id and the session
-	// does not exist yet (see Session). The session's CreatedAt is the earliest, and
-	// its UpdatedAt the latest, of its own and the run's CreatedAt.
+	// does not exist yet (see Session), with the run's CreatedAt as its CreatedAt and
+	// UpdatedAt; the session of a later run gets the run's CreatedAt as UpdatedAt.
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
 	// was never created). An end (a terminal status) written for a replica (r.Replica

@@ -18,8 +18,8 @@ BEGIN
         NEW.created_at, NEW.created_at)
     ON CONFLICT (session_id) DO UPDATE SET
         name = CASE WHEN sessions.name = '' THEN excluded.name ELSE sessions.name END,
-        created_at = least(sessions.created_at, excluded.created_at),
-        updated_at = greatest(sessions.updated_at, excluded.updated_at);
+        updated_at = greatest(sessions.updated_at, excluded.updated_at)
+    WHERE sessions.name = '' OR sessions.updated_at < excluded.updated_at;
     RETURN NULL;
 END
 $$;
@@ -39,8 +39,8 @@ INSERT INTO sessions (session_id, user_id, kind, component_id, name, state, crea
         created_at = least(sessions.created_at, excluded.created_at),
         updated_at = greatest(sessions.updated_at, excluded.updated_at);
 
--- ListSessions: newest first by either time, by user, by component.
+-- ListSessions: newest first by either time, by component, by user.
 CREATE INDEX sessions_updated_idx   ON sessions (updated_at DESC, session_id DESC);
 CREATE INDEX sessions_created_idx   ON sessions (created_at DESC, session_id DESC);
-CREATE INDEX sessions_user_idx      ON sessions (user_id, updated_at DESC) WHERE user_id <> '';
-CREATE INDEX sessions_component_idx ON sessions (component_id, updated_at DESC);
+CREATE INDEX sessions_component_idx ON sessions (component_id, created_at DESC);
+CREATE INDEX sessions_user_idx      ON sessions (user_id, created_at DESC) WHERE user_id <> '';

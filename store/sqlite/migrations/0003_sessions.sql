@@ -12,8 +12,8 @@ CREATE TRIGGER runs_session AFTER INSERT ON runs WHEN NEW.session_id <> '' BEGIN
 		CAST('null' AS BLOB), NEW.created_at, NEW.created_at)
 	ON CONFLICT (session_id) DO UPDATE SET
 		name = CASE WHEN sessions.name = '' THEN excluded.name ELSE sessions.name END,
-		created_at = MIN(sessions.created_at, excluded.created_at),
-		updated_at = MAX(sessions.updated_at, excluded.updated_at);
+		updated_at = MAX(sessions.updated_at, excluded.updated_at)
+	WHERE sessions.name = '' OR sessions.updated_at < excluded.updated_at;
 END;
 
 INSERT INTO sessions (session_id, user_id, kind, component_id, name, state, created_at, updated_at)
@@ -29,7 +29,9 @@ INSERT INTO sessions (session_id, user_id, kind, component_id, name, state, crea
 		created_at = MIN(sessions.created_at, excluded.created_at),
 		updated_at = MAX(sessions.updated_at, excluded.updated_at);
 
+-- ListSessions: by either time, by component, by user. A new run of a session
+-- moves only updated_at, so only the first index changes then.
 CREATE INDEX sessions_updated   ON sessions (updated_at, session_id);
 CREATE INDEX sessions_created   ON sessions (created_at, session_id);
-CREATE INDEX sessions_user      ON sessions (user_id, updated_at) WHERE user_id <> '';
-CREATE INDEX sessions_component ON sessions (component_id, kind, updated_at);
+CREATE INDEX sessions_component ON sessions (component_id, kind, created_at);
+CREATE INDEX sessions_user      ON sessions (user_id, created_at) WHERE user_id <> '';
