@@ -95,7 +95,8 @@ type Event struct {
 // Session groups the runs of one conversation or job, and carries the state its runs
 // share. A session exists from its first run: CreateRun of a run with a session id
 // creates the session (with the run's user, kind and component, its input as the
-// session's name, and no state) unless it exists, and moves its UpdatedAt.
+// session's name, and no state) unless it exists, and moves its UpdatedAt (see
+// SessionUpdatePrecision).
 type Session struct {
 	ID          string
 	UserID      string
@@ -112,6 +113,11 @@ type Session struct {
 // MaxSessionName bounds a session's name, in characters: the input of its first
 // run, truncated.
 const MaxSessionName = 256
+
+// SessionUpdatePrecision is how far a session's UpdatedAt may lag behind the
+// CreatedAt of its latest run: the runs of a busy session do not each rewrite the
+// session (Agno keeps seconds).
+const SessionUpdatePrecision = time.Second
 
 // SessionOrder is the time ListSessions sorts sessions by.
 type SessionOrder int
@@ -153,7 +159,8 @@ type Store interface {
 	// CreateRun stores a new run (ErrExists if its id is taken), and creates its
 	// session, in the same transaction, if the run has a session id and the session
 	// does not exist yet (see Session), with the run's CreatedAt as its CreatedAt and
-	// UpdatedAt; the session of a later run gets the run's CreatedAt as UpdatedAt.
+	// UpdatedAt; a later run moves the session's UpdatedAt to its CreatedAt when that
+	// is more than SessionUpdatePrecision later.
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
 	// was never created). An end (a terminal status) written for a replica (r.Replica

@@ -20,8 +20,9 @@ import (
 //     creates its session unless it exists: the run's user, kind and component,
 //     the run's input (at most store.MaxSessionName characters) as its name, an
 //     empty state, the run's CreatedAt as its CreatedAt and UpdatedAt. A later run
-//     of the session moves its UpdatedAt (never back) to the run's CreatedAt, and
-//     leaves the rest as it is. A run refused (ErrExists) changes nothing; a run
+//     of the session moves its UpdatedAt to the run's CreatedAt when that is more
+//     than store.SessionUpdatePrecision later (never back), and leaves the rest as
+//     it is. A run refused (ErrExists) changes nothing; a run
 //     without a session id creates none.
 //   - SaveSession of a session that a run created keeps its name (when the saved
 //     session has none) and its CreatedAt; a run of a session saved first fills in
@@ -93,11 +94,15 @@ func testSessionFromFirstRun(t *testing.T, s store.Store) {
 	}
 	checkTimes(t, sess, base, base)
 
-	// A later run moves UpdatedAt only; an earlier one (an import) nothing.
+	// A run less than SessionUpdatePrecision later, or an earlier one (an
+	// import), changes nothing.
+	mustCreate(t, s, sessionRun("r1b", "s1", base.Add(store.SessionUpdatePrecision/2)))
+	mustCreate(t, s, sessionRun("r0", "s1", base.Add(-time.Hour)))
+	checkTimes(t, mustGetSession(t, s, "s1"), base, base)
+	// A later run moves UpdatedAt only.
 	later := sessionRun("r2", "s1", base.Add(time.Minute))
 	later.UserID, later.Kind, later.ComponentID, later.ParentRunID = "other", store.KindAgent, "helper", "r1"
 	mustCreate(t, s, later)
-	mustCreate(t, s, sessionRun("r0", "s1", base.Add(-time.Hour)))
 	sess = mustGetSession(t, s, "s1")
 	checkSession(t, sess, want)
 	if sess.Name != "input of r1" {
