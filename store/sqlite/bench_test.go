@@ -80,3 +80,34 @@ func BenchmarkRunLifecycle(b *testing.B) {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "wal-MiB")
 	}
 }
+
+// BenchmarkListenIdlePoll measures one poll of a listener when nothing was stored
+// since the last: what every listener pays every poll interval, on a file that
+// holds many notices already.
+func BenchmarkListenIdlePoll(b *testing.B) {
+	s := openTemp(b)
+	for i := range 1000 {
+		if err := s.CancelRun(b.Context(), fmt.Sprintf("run-%d", i), "requested"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var heard int
+	l, err := s.newListener(&store.Notifications{Cancel: func(string, string) { heard++ }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.close()
+	if err := l.startOnce(); err != nil {
+		b.Fatal(err)
+	}
+	heard = 0 // the pending intents, delivered on starting
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.poll(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if heard > 0 {
+		b.Fatalf("%d cancels heard in idle polls", heard)
+	}
+}
