@@ -180,7 +180,9 @@ type Notifications struct {
 	// Ended: the run's final state, in status st, is stored.
 	Ended func(runID string, st run.Status)
 	// Reconnected: the listener's connection was made again after it failed; what
-	// was notified in between was not heard (Cancel has been re-read).
+	// was notified in between was not heard (Cancel has been re-read). A polling
+	// listener (SQLite) calls it when it fell so far behind that what it had not
+	// read was pruned.
 	Reconnected func()
 }
 

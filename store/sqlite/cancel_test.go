@@ -452,3 +452,23 @@ func TestListenQueriesIndexed(t *testing.T) {
 		rows.Close()
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	var b backoff
+	now := time.Now()
+	var waits []time.Duration
+	for range 10 {
+		waits = append(waits, b.fail(now, 50*time.Millisecond))
+	}
+	want := []time.Duration{50, 100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000}
+	for i := range want {
+		want[i] *= time.Millisecond
+	}
+	if !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+	if !b.next.Equal(now.Add(maxBackoff)) {
+		t.Errorf("next attempt at %v, want %v", b.next, now.Add(maxBackoff))
+	}
+}
