@@ -35,7 +35,8 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNotHere: a queued run cannot start in this process (it serves no such
 	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process.
+	// the queue for another process. Work hands fn only runs of the components it
+	// serves, so this is the fallback for a component no longer served.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// RecorderOptions.Takeover); it ends ERROR "interrupted".
@@ -218,22 +219,30 @@ type Canceller interface {
 // holds everything needed to start it.
 type Job = Run
 
+// Component names an agent or a workflow, as a run's Kind and ComponentID do.
+type Component struct {
+	Kind Kind
+	ID   string
+}
+
 // Queue is implemented by stores that schedule background runs between the
 // processes sharing one database (store/postgres, on River), so that any process
-// with a free worker starts a queued run, and a queued run survives the process
-// that queued it.
+// with a free worker that serves a queued run's component starts it, and a queued
+// run survives the process that queued it.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
 	// (ErrExists if its id is taken).
 	Enqueue(ctx context.Context, r *Job) error
-	// Work starts queued runs, at most workers at once, until ctx is done, then
-	// waits for the runs it started and returns nil. fn starts the run and returns
-	// once it has ended; a run whose fn returned is done, whatever its outcome.
+	// Work starts queued runs of the components in serves, at most workers at
+	// once, until ctx is done, then waits for the runs it started and returns nil.
+	// A run of another component is left to the processes that serve it, however
+	// long it waits. fn starts the run and returns once it has ended; a run whose
+	// fn returned is done, whatever its outcome.
 	// Before fn, the run is taken: still PENDING, it gets a lease (DefaultLease),
 	// so that no other process starts it, and recovery takes it over if this one
 	// dies before the run's own lease is written; a run no longer queued (taken,
 	// cancelled, deleted) is skipped.
-	Work(ctx context.Context, workers int, fn func(ctx context.Context, j *Job) error) error
+	Work(ctx context.Context, workers int, serves []Component, fn func(ctx context.Context, j *Job) error) error
 	// CancelQueued ends a run that is still queued CANCELLED with reason, its
 	// terminal event stored, and reports true; it reports false for a run no
 	// longer queued (a worker took it, or it ended).
