@@ -293,7 +293,7 @@ func TestBackoffIsCancelledAtOnce(t *testing.T) {
 // and its agent's run with it, and keeps what the finished steps produced.
 func TestWorkflowTimeout(t *testing.T) {
 	t.Parallel()
-	w := &workflow.Workflow{Name: "wf", Timeout: 50 * time.Millisecond, Steps: []workflow.Step{
+	w := &workflow.Workflow{Name: "wf", Timeout: 200 * time.Millisecond, Steps: []workflow.Step{
 		workflow.FuncStep("first", fn("first output")),
 		workflow.AgentStep("slow", slowAgent("S", "x y"), ""),
 		workflow.FuncStep("never", fn("never")),
@@ -307,7 +307,7 @@ func TestWorkflowTimeout(t *testing.T) {
 	if out.Status != run.StatusError || !errors.Is(out.Err(), run.ErrTimeout) || out.Reason != "" {
 		t.Fatalf("output = %s (%v, reason %q), want ERROR matching run.ErrTimeout", out.Status, out.Err(), out.Reason)
 	}
-	if want := `step "slow": workflow "wf" timed out after 50ms`; out.Error != want {
+	if want := `step "slow": workflow "wf" timed out after 200ms`; out.Error != want {
 		t.Errorf("error = %q, want %q", out.Error, want)
 	}
 	if len(out.StepResults) != 2 || out.StepResults[0].Content != "first output" || out.StepResults[1].Status != run.StatusError {
@@ -320,7 +320,7 @@ func TestWorkflowTimeout(t *testing.T) {
 			agentEnd = ev
 		}
 	}
-	if agentEnd == nil || agentEnd.Event != run.EventRunError || agentEnd.Error != `workflow "wf" timed out after 50ms` {
+	if agentEnd == nil || agentEnd.Event != run.EventRunError || agentEnd.Error != `workflow "wf" timed out after 200ms` {
 		t.Errorf("agent run ended with %+v, want RunError with the workflow's timeout", agentEnd)
 	}
 	oneTerminalPerRun(t, evs, id)
@@ -415,5 +415,16 @@ func TestNoPolicyNoAttempts(t *testing.T) {
 		if ev.Attempt != 0 {
 			t.Errorf("%s carries attempt %d", ev.Event, ev.Attempt)
 		}
+	}
+}
+
+func TestDescribePolicies(t *testing.T) {
+	t.Parallel()
+	infos := workflow.Describe([]workflow.Step{
+		workflow.FuncStep("plain", fn("")),
+		workflow.FuncStep("bounded", fn("")).WithTimeout(1500 * time.Millisecond).WithRetry(run.RetryPolicy{Attempts: 3, Retryable: run.RetryAny}),
+	})
+	if infos[0].MaxRetries != 0 || infos[0].TimeoutSeconds != 0 || infos[1].MaxRetries != 2 || infos[1].TimeoutSeconds != 1.5 {
+		t.Errorf("infos = %+v", infos)
 	}
 }
