@@ -14,9 +14,8 @@ var ErrTimeout = errors.New("timed out")
 
 // TimeoutError is the error of work that ran past its time. It matches ErrTimeout.
 //
-// Put it as the cause of a context (context.WithTimeoutCause) to time out what
-// runs under that context: a run whose context ends with this cause ends ERROR
-// with it, not CANCELLED.
+// A run whose context ends with this error as its cause (ContextWithTimeout) ends
+// ERROR with it, not CANCELLED.
 type TimeoutError struct {
 	// What timed out, for the message ("workflow \"w\""); empty when the caller
 	// wraps the error with that already.
@@ -130,6 +129,9 @@ func (p *RetryPolicy) Delay(n int) time.Duration {
 	if m == 0 {
 		m = 2
 	}
+	if m == 1 {
+		return p.Backoff // MaxBackoff, if set, is not below it
+	}
 	d := float64(p.Backoff)
 	for i := 1; i < n; i++ {
 		d *= m
@@ -167,9 +169,10 @@ func (p *RetryPolicy) Wait(ctx context.Context, n int) error {
 	}
 }
 
-// WithTimeout returns ctx bounded by d, ending with a *TimeoutError (what, d) as its
-// cause; for d <= 0, ctx itself and a no-op cancel.
-func WithTimeout(ctx context.Context, d time.Duration, what string) (context.Context, context.CancelFunc) {
+// ContextWithTimeout returns ctx bounded by d, ending with a *TimeoutError (what, d)
+// as its cause, so that what runs under it fails rather than being cancelled when d
+// has passed; for d <= 0, ctx itself and a no-op cancel.
+func ContextWithTimeout(ctx context.Context, d time.Duration, what string) (context.Context, context.CancelFunc) {
 	if d <= 0 {
 		return ctx, func() {}
 	}

@@ -74,7 +74,7 @@ func (pt *policyTool) Call(ctx context.Context, args json.RawMessage) (string, e
 }
 
 func (pt *policyTool) attempt(ctx context.Context, args json.RawMessage) (string, error) {
-	actx, cancel := run.WithTimeout(ctx, pt.p.Timeout, "")
+	actx, cancel := run.ContextWithTimeout(ctx, pt.p.Timeout, "")
 	defer cancel()
 	result, err := pt.t.Call(actx, args)
 	if err == nil && actx.Err() != nil {

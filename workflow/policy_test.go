@@ -375,33 +375,6 @@ func TestInvalidPolicies(t *testing.T) {
 	}
 }
 
-func TestRetryDelay(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		p    run.RetryPolicy
-		want []time.Duration // after attempts 1, 2, ...
-	}{
-		{run.RetryPolicy{}, []time.Duration{0, 0}},
-		{run.RetryPolicy{Backoff: time.Second}, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}},
-		{run.RetryPolicy{Backoff: time.Second, MaxBackoff: 3 * time.Second}, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}},
-		{run.RetryPolicy{Backoff: time.Second, Multiplier: 1}, []time.Duration{time.Second, time.Second}},
-		{run.RetryPolicy{Backoff: 100 * time.Millisecond, Multiplier: 3}, []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond}},
-		{run.RetryPolicy{Backoff: time.Hour}, []time.Duration{time.Hour}},
-	}
-	for _, tt := range tests {
-		for i, want := range tt.want {
-			if got := tt.p.Delay(i + 1); got != want {
-				t.Errorf("%+v.Delay(%d) = %s, want %s", tt.p, i+1, got, want)
-			}
-		}
-	}
-	// No cap: the wait stops growing instead of overflowing.
-	p := run.RetryPolicy{Backoff: time.Hour}
-	if d := p.Delay(200); d <= 0 {
-		t.Errorf("Delay(200) = %s, overflowed", d)
-	}
-}
-
 // The zero policies leave a step's events and result as they were: no attempt
 // field, no attempts count.
 func TestNoPolicyNoAttempts(t *testing.T) {

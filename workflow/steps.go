@@ -226,7 +226,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 // attempt runs the step once, bounded by its Timeout. An attempt cut short by a
 // timeout (its own, or the workflow's) fails with the *run.TimeoutError.
 func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input) (out StepOutput, err error) {
-	actx, cancel := run.WithTimeout(ctx, t.Timeout, "")
+	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
 	defer cancel()
 	if t.Agent != nil {
 		out.Content, err = t.runAgent(actx, r, o, in)

@@ -166,7 +166,7 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) error {
 	if w.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = run.WithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
+		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
 		defer cancel()
 	}
 	var done []run.StepResult
@@ -199,6 +199,10 @@ func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *
 	}
 	if err := w.Validate(); err != nil {
 		out.Status, out.Error = run.StatusError, err.Error()
+		return out
+	}
+	if sc.Log == nil {
+		out.Status, out.Error = run.StatusError, fmt.Sprintf("workflow %q: nested run without a log", w.Name)
 		return out
 	}
 	reg := sc.Registry
