@@ -107,10 +107,10 @@ func (p *RetryPolicy) Validate() error {
 	return nil
 }
 
-// Retry reports whether work that failed with err at attempt (from 1), under
+// ShouldRetry reports whether work that failed with err at attempt (from 1), under
 // context ctx, runs again: attempts remain, ctx is not done, err is not a cancel,
 // and Retryable says so.
-func (p *RetryPolicy) Retry(ctx context.Context, attempt int, err error) bool {
+func (p *RetryPolicy) ShouldRetry(ctx context.Context, attempt int, err error) bool {
 	if p == nil || attempt >= p.Attempts || err == nil || p.Retryable == nil {
 		return false
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/kern-dev/kern/run"
 )
 
-func TestRetryPolicyRetry(t *testing.T) {
+func TestRetryPolicyShouldRetry(t *testing.T) {
 	t.Parallel()
 	errBusy := errors.New("busy")
 	p := &run.RetryPolicy{Attempts: 3, Retryable: run.RetryAny}
@@ -36,8 +36,8 @@ func TestRetryPolicyRetry(t *testing.T) {
 		{"not among RetryOn", &run.RetryPolicy{Attempts: 2, Retryable: run.RetryOn(run.ErrTimeout)}, context.Background(), 1, errBusy, false},
 	}
 	for _, tt := range tests {
-		if got := tt.p.Retry(tt.ctx, tt.attempt, tt.err); got != tt.want {
-			t.Errorf("%s: Retry = %v, want %v", tt.name, got, tt.want)
+		if got := tt.p.ShouldRetry(tt.ctx, tt.attempt, tt.err); got != tt.want {
+			t.Errorf("%s: ShouldRetry = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -61,7 +61,7 @@ func (pt *policyTool) buildErr() error {
 func (pt *policyTool) Call(ctx context.Context, args json.RawMessage) (string, error) {
 	for attempt := 1; ; attempt++ {
 		result, err := pt.attempt(ctx, args)
-		if !pt.p.Retry.Retry(ctx, attempt, err) {
+		if !pt.p.Retry.ShouldRetry(ctx, attempt, err) {
 			if err != nil && attempt > 1 {
 				err = fmt.Errorf("after %d attempts: %w", attempt, err)
 			}

@@ -196,7 +196,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	var err error
 	for {
 		out, err = t.attempt(ctx, r, o, in)
-		if !t.Retry.Retry(ctx, o.Attempt, err) {
+		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
 		r.emit(run.EventStepRetried, o, run.Event{Error: err.Error()})
