@@ -215,7 +215,8 @@ func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *
 		return out
 	}
 	r := &execution{log: sc.Log, reg: reg, base: base, input: input, out: out, state: new(State)}
-	err = w.execute(e.Ctx, r, nil)
+	// A panic must still end the run: its entry closed, its terminal event out.
+	_, err = guard(func() (struct{}, error) { return struct{}{}, w.execute(e.Ctx, r, nil) })
 	e.End(sc.Log, base, run.KindWorkflow, out, err)
 	e.Close()
 	return out
