@@ -35,7 +35,8 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNotHere: a queued run cannot start in this process (it serves no such
 	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process.
+	// the queue for another process. Work hands fn only runs of the components it
+	// serves, so this is the fallback for a component no longer served.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// RecorderOptions.Takeover); it ends ERROR "interrupted".
@@ -227,16 +228,25 @@ type Notifications struct {
 	// Ended: the run's final state, in status st, is stored.
 	Ended func(runID string, st run.Status)
 	// Reconnected: the listener's connection was made again after it failed; what
-	// was notified in between was not heard (Cancel has been re-read).
+	// was notified in between was not heard (Cancel has been re-read). A polling
+	// listener (SQLite) calls it when it fell so far behind that what it had not
+	// read was pruned.
 	Reconnected func()
 }
 
+// IntentTTL is how long a cancel intent is kept for a run that has not ended: a
+// cancel may come before the run starts, but not a day before. Older intents are
+// no longer delivered and are deleted; so is the intent of a run that ended.
+const IntentTTL = 24 * time.Hour
+
 // Canceller is implemented by stores that carry cancels between processes sharing
-// one database (store/postgres), so that a cancel accepted by one replica reaches
-// the replica that executes the run, or will start it. A server whose Store is a
-// Canceller uses it; others cancel in their own process only. The same channel tells
-// them when a run's events are stored and when a run ended, so that a replica can
-// follow a run another one executes.
+// one database, so that a cancel accepted by one process reaches the process that
+// executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
+// store/sqlite, which has no notifications, has its listeners poll the file at a
+// short interval. A server whose Store is a Canceller uses it; others cancel in
+// their own process only. The same channel tells them when a run's events are
+// stored and when a run ended, so that a process can follow a run another one
+// executes.
 type Canceller interface {
 	// CancelRun stores a cancel intent for the run durably and notifies the
 	// listeners; it returns once the intent is committed. Cancelling twice keeps
@@ -256,22 +266,30 @@ type Canceller interface {
 // holds everything needed to start it.
 type Job = Run
 
+// Component names an agent or a workflow, as a run's Kind and ComponentID do.
+type Component struct {
+	Kind Kind
+	ID   string
+}
+
 // Queue is implemented by stores that schedule background runs between the
 // processes sharing one database (store/postgres, on River), so that any process
-// with a free worker starts a queued run, and a queued run survives the process
-// that queued it.
+// with a free worker that serves a queued run's component starts it, and a queued
+// run survives the process that queued it.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
 	// (ErrExists if its id is taken); r's session is created as CreateRun does.
 	Enqueue(ctx context.Context, r *Job) error
-	// Work starts queued runs, at most workers at once, until ctx is done, then
-	// waits for the runs it started and returns nil. fn starts the run and returns
-	// once it has ended; a run whose fn returned is done, whatever its outcome.
+	// Work starts queued runs of the components in serves, at most workers at
+	// once, until ctx is done, then waits for the runs it started and returns nil.
+	// A run of another component is left to the processes that serve it, however
+	// long it waits. fn starts the run and returns once it has ended; a run whose
+	// fn returned is done, whatever its outcome.
 	// Before fn, the run is taken: still PENDING, it gets a lease (DefaultLease),
 	// so that no other process starts it, and recovery takes it over if this one
 	// dies before the run's own lease is written; a run no longer queued (taken,
 	// cancelled, deleted) is skipped.
-	Work(ctx context.Context, workers int, fn func(ctx context.Context, j *Job) error) error
+	Work(ctx context.Context, workers int, serves []Component, fn func(ctx context.Context, j *Job) error) error
 	// CancelQueued ends a run that is still queued CANCELLED with reason, its
 	// terminal event stored, and reports true; it reports false for a run no
 	// longer queued (a worker took it, or it ended).

@@ -8,44 +8,56 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 )
 
-// A session exists from its first run; ListSessions pages through them.
-func ExampleStore_ListSessions() {
-	dir, err := os.MkdirTemp("", "kern-example")
+// Two processes on one file: the one that executes a run hears a cancel stored by
+// the other (here, two stores in one program, as two processes would open them).
+func ExampleStore_Listen() {
+	dir, err := os.MkdirTemp("", "kern")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "kern.db")
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "kern.db"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer st.Close()
 
-	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	for i, input := range []string{"Write about dragons", "A poem", "More dragons"} {
-		r := &store.Run{ID: fmt.Sprint("run-", i), SessionID: fmt.Sprint("session-", i%2), UserID: "ann",
-			Kind: store.KindWorkflow, ComponentID: "article", Status: run.StatusCompleted, Input: input,
-			CreatedAt: start.Add(time.Duration(i) * time.Minute)}
-		if err := st.CreateRun(ctx, r); err != nil {
-			log.Fatal(err)
-		}
-	}
-	page, total, err := st.ListSessions(ctx, store.SessionQuery{UserID: "ann", Limit: 10})
+	executor, err := sqlite.Open(ctx, path, sqlite.WithPollInterval(10*time.Millisecond))
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(total, "sessions, most recently updated first:")
-	for _, s := range page {
-		fmt.Printf("%s %q %s\n", s.ID, s.Name, s.UpdatedAt.UTC().Format(time.TimeOnly))
+	defer executor.Close()
+	other, err := sqlite.Open(ctx, path)
+	if err != nil {
+		log.Fatal(err)
 	}
-	// Output:
-	// 2 sessions, most recently updated first:
-	// session-0 "Write about dragons" 12:02:00
-	// session-1 "A poem" 12:01:00
+	defer other.Close()
+
+	cancels := make(chan string, 1)
+	listenCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- executor.Listen(listenCtx, store.Notifications{
+			// Called on the listener's goroutine: it must not block. A cancel
+			// may be delivered more than once.
+			Cancel: func(runID, reason string) {
+				select {
+				case cancels <- runID + ": " + reason:
+				default:
+				}
+			},
+		})
+	}()
+
+	// Stored before the listener starts or after, the cancel is heard.
+	if err := other.CancelRun(ctx, "run-1", "requested"); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-cancels)
+	stop()
+	if err := <-done; err != nil {
+		log.Fatal(err)
+	}
+	// Output: run-1: requested
 }

@@ -1,4 +1,4 @@
--- 0003: a session exists from its first run.
+-- 0004: a session exists from its first run.
 --
 -- Sessions get a name: the input of their first run, at most 256 characters, as
 -- Agno names a session. A trigger creates the session of every run stored with a
