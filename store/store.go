@@ -94,15 +94,54 @@ type Event struct {
 }
 
 // Session groups the runs of one conversation or job, and carries the state its runs
-// share.
+// share. A session exists from its first run: CreateRun of a run with a session id
+// creates the session (with the run's user, kind and component, its input as the
+// session's name, and no state) unless it exists, and moves its UpdatedAt (see
+// SessionUpdatePrecision).
 type Session struct {
 	ID          string
 	UserID      string
 	Kind        Kind
 	ComponentID string
-	State       map[string]any
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Name is the input of the session's first run, at most MaxSessionName
+	// characters, as Agno names a session.
+	Name      string
+	State     map[string]any
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// MaxSessionName bounds a session's name, in characters: the input of its first
+// run, truncated.
+const MaxSessionName = 256
+
+// SessionUpdatePrecision is how far a session's UpdatedAt may lag behind the
+// CreatedAt of its latest run: the runs of a busy session do not each rewrite the
+// session (Agno keeps seconds).
+const SessionUpdatePrecision = time.Second
+
+// SessionOrder is the time ListSessions sorts sessions by.
+type SessionOrder int
+
+// Orders of sessions.
+const (
+	ByUpdated SessionOrder = iota // when the session last had a new run or state
+	ByCreated                     // when the session began
+)
+
+// SessionQuery selects sessions. Zero fields select everything; sessions come most
+// recently updated first.
+type SessionQuery struct {
+	UserID      string
+	Kind        Kind
+	ComponentID string
+	// Name selects the sessions whose name contains it, ignoring the case of
+	// ASCII letters.
+	Name      string
+	OrderBy   SessionOrder
+	Ascending bool // oldest first
+	Limit     int  // 0 means 100
+	Offset    int
 }
 
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
@@ -118,7 +157,11 @@ type RunQuery struct {
 // Store keeps sessions, runs and events. Implementations are safe for concurrent
 // use; every method honours ctx.
 type Store interface {
-	// CreateRun stores a new run (ErrExists if its id is taken).
+	// CreateRun stores a new run (ErrExists if its id is taken), and creates its
+	// session, in the same transaction, if the run has a session id and the session
+	// does not exist yet (see Session), with the run's CreatedAt as its CreatedAt and
+	// UpdatedAt; a later run moves the session's UpdatedAt to its CreatedAt when that
+	// is more than SessionUpdatePrecision later.
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
 	// was never created). An end (a terminal status) written for a replica (r.Replica
@@ -141,11 +184,15 @@ type Store interface {
 
 	// GetSession returns a session, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
-	// SaveSession creates or updates a session.
+	// SaveSession creates or updates a session. An empty Name keeps the stored one.
 	SaveSession(ctx context.Context, s *Session) error
 	// DeleteSession deletes a session with its runs and their events (ErrNotFound if
 	// there is none).
 	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns a page of the sessions q selects, in q's order (ties
+	// broken by id), and total, the number of sessions q selects without its Limit
+	// and Offset.
+	ListSessions(ctx context.Context, q SessionQuery) (sessions []*Session, total int, err error)
 
 	// RenewLeases extends the lease of the given runs that replica executes, and
 	// returns those of runIDs it did not renew: the runs no longer replica's (another
@@ -181,7 +228,9 @@ type Notifications struct {
 	// Ended: the run's final state, in status st, is stored.
 	Ended func(runID string, st run.Status)
 	// Reconnected: the listener's connection was made again after it failed; what
-	// was notified in between was not heard (Cancel has been re-read).
+	// was notified in between was not heard (Cancel has been re-read). A polling
+	// listener (SQLite) calls it when it fell so far behind that what it had not
+	// read was pruned.
 	Reconnected func()
 }
 
@@ -229,7 +278,7 @@ type Component struct {
 // run survives the process that queued it.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
-	// (ErrExists if its id is taken).
+	// (ErrExists if its id is taken); r's session is created as CreateRun does.
 	Enqueue(ctx context.Context, r *Job) error
 	// Work starts queued runs of the components in serves, at most workers at
 	// once, until ctx is done, then waits for the runs it started and returns nil.

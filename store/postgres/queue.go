@@ -97,7 +97,7 @@ type runArgs struct {
 func (runArgs) Kind() string { return "kern_run" }
 
 // InsertOpts bounds the job's attempts; its queue is its component's, given
-// at each insert (see insertRun).
+// at each insert (see insertJob).
 func (runArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{MaxAttempts: queueMaxAttempts}
 }
@@ -111,7 +111,7 @@ func (runArgs) InsertOpts() river.InsertOpts {
 // tables).
 func queueOf(c store.Component) string {
 	sum := sha256.Sum256([]byte(string(c.Kind) + "/" + c.ID))
-	hash := hex.EncodeToString(sum[:])[:queueHashLen]
+	hash := hex.EncodeToString(sum[:queueHashLen/2])
 	const prefix = "kern_"
 	slug := queueSlug(string(c.Kind)+" "+c.ID, queueNameMax-len(prefix)-1-len(hash))
 	if slug == "" {
@@ -122,11 +122,11 @@ func queueOf(c store.Component) string {
 
 // queueSlug returns s lower-cased, with every run of characters other than
 // ASCII letters and digits made one '-' and none at either end, cut to at most
-// max bytes.
-func queueSlug(s string, max int) string {
-	b := make([]byte, 0, min(len(s), max))
+// limit bytes.
+func queueSlug(s string, limit int) string {
+	b := make([]byte, 0, min(len(s), limit))
 	dash := false
-	for i := 0; i < len(s) && len(b) < max; i++ {
+	for i := 0; i < len(s) && len(b) < limit; i++ {
 		c := s[i]
 		switch {
 		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
@@ -137,8 +137,8 @@ func queueSlug(s string, max int) string {
 			continue
 		}
 		if dash {
-			if len(b)+2 > max {
-				break
+			if len(b)+2 > limit {
+				break // no room for '-' and a character after it
 			}
 			b = append(b, '-')
 			dash = false

@@ -35,7 +35,8 @@ const (
 // WithRereadInterval says), so that n.Cancel may see a cancel more than once. A
 // listener that fell so far behind that notices it had not read were pruned
 // (older than a minute) re-reads the intents, then calls n.Reconnected. A read
-// that fails is logged and tried again at the next poll; nothing is lost. Listen
+// that fails is logged and tried again, backing off up to 5 s; nothing is lost,
+// since the notices are kept. Listen
 // returns an error wrapping store.ErrClosed when the store is closed. n's
 // functions are called one at a time, on Listen's goroutine.
 func (s *Store) Listen(ctx context.Context, n store.Notifications) error {
@@ -60,22 +61,42 @@ func (s *Store) Listen(ctx context.Context, n store.Notifications) error {
 		defer t.Stop()
 		reread = t.C
 	}
-	started := l.start()
+	var (
+		started bool
+		retry   backoff
+	)
+	// try starts the listener, or polls once it started, unless it is backing
+	// off after a failure.
+	try := func(now time.Time) {
+		if now.Before(retry.next) {
+			return
+		}
+		what, err := "read the notices", error(nil)
+		if started {
+			err = l.poll()
+		} else {
+			what, err = "start", l.startOnce()
+			started = err == nil
+		}
+		if err == nil {
+			retry = backoff{}
+			return
+		}
+		if s.closed.Load() {
+			return
+		}
+		wait := retry.fail(now, s.pollInterval)
+		s.log.Warn("store/sqlite: listener could not "+what+"; retrying", "path", s.path, "retry_in", wait, "err", err)
+	}
+	try(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.quit:
 			return s.fail(op, store.ErrClosed)
-		case <-poll.C:
-			if !started {
-				started = l.start()
-				continue
-			}
-			if err := l.poll(); err != nil && !s.closed.Load() {
-				s.log.Warn("store/sqlite: listener could not read the notices; retrying",
-					"path", s.path, "retry_in", s.pollInterval, "err", err)
-			}
+		case now := <-poll.C:
+			try(now)
 		case <-reread:
 			if !started {
 				continue
@@ -86,6 +107,23 @@ func (s *Store) Listen(ctx context.Context, n store.Notifications) error {
 			}
 		}
 	}
+}
+
+// maxBackoff bounds how long a listener waits before it tries again to read.
+const maxBackoff = 5 * time.Second
+
+// backoff spaces a listener's attempts out after failures: from the poll
+// interval, doubling up to maxBackoff.
+type backoff struct {
+	next time.Time     // no attempt before
+	wait time.Duration // after the last failure
+}
+
+// fail records a failure at now and returns how long to wait.
+func (b *backoff) fail(now time.Time, first time.Duration) time.Duration {
+	b.wait = min(max(2*b.wait, first), maxBackoff)
+	b.next = now.Add(b.wait)
+	return b.wait
 }
 
 // listener reads the notices for one Listen call and delivers them.
@@ -124,18 +162,9 @@ func (l *listener) close() {
 	l.db.Close()
 }
 
-// start finds where the notices end and delivers the pending intents, in that
-// order, so that a cancel stored in between is delivered twice rather than not at
-// all. It reports whether it did both; it logs why not.
-func (l *listener) start() bool {
-	err := l.startOnce()
-	if err != nil && !l.s.closed.Load() {
-		l.s.log.Warn("store/sqlite: listener could not start; retrying",
-			"path", l.s.path, "retry_in", l.s.pollInterval, "err", err)
-	}
-	return err == nil
-}
-
+// startOnce finds where the notices end and delivers the pending intents, in
+// that order, so that a cancel stored in between is delivered twice rather than
+// not at all.
 func (l *listener) startOnce() error {
 	bg := context.Background()
 	if l.next == nil {

@@ -12,6 +12,12 @@
 //
 // The schema is embedded and versioned in the table kern_schema; Open migrates it in
 // one immediate transaction, so several processes may open a new file at once.
+//
+// A Store is a store.Canceller: a cancel stored by one process reaches the
+// listeners of every process on the file, which also hear of the events and ends
+// of runs stored, so that they can follow a run another process executes. SQLite
+// has no notifications: a listener polls the file every 50 ms (WithPollInterval),
+// with one indexed read that does not hold up writers.
 package sqlite
 
 import (
