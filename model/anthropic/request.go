@@ -18,6 +18,11 @@ type wireRequest struct {
 	Messages    []wireMessage `json:"messages"`
 	Tools       []wireTool    `json:"tools,omitempty"`
 	Temperature *float64      `json:"temperature,omitempty"`
+
+	TopP          *float64        `json:"top_p,omitempty"`
+	StopSequences []string        `json:"stop_sequences,omitempty"`
+	Thinking      *wireThinking   `json:"thinking,omitempty"`
+	ToolChoice    *wireToolChoice `json:"tool_choice,omitempty"`
 }
 
 // wireMessage is one message of a request; its content is always an array of blocks.
@@ -37,6 +42,11 @@ type wireBlock struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   string          `json:"content,omitempty"`
 	IsError   bool            `json:"is_error,omitempty"`
+	// Thinking and Signature are a thinking block's; Data a redacted_thinking
+	// block's.
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 // wireTool is a tool a request offers.
@@ -70,6 +80,7 @@ func (m *Model) encode(req *model.Request) ([]byte, error) {
 	if !m.bearer() {
 		w.Temperature = m.temperature
 	}
+	m.applySettings(&w, req)
 	for i := range req.Messages {
 		msg := &req.Messages[i]
 		role, blocks, err := convert(msg)
@@ -89,7 +100,11 @@ func (m *Model) encode(req *model.Request) ([]byte, error) {
 			last.Content = insertBlock(last.Content, b)
 		}
 	}
-	return json.Marshal(&w)
+	body, err := json.Marshal(&w)
+	if err != nil {
+		return nil, err
+	}
+	return model.MergeExtra(body, req.Settings.Extra)
 }
 
 // convert returns the API role and content blocks of one message.
@@ -101,7 +116,14 @@ func convert(msg *model.Message) (string, []wireBlock, error) {
 		}
 		return "user", []wireBlock{{Type: "text", Text: msg.Content}}, nil
 	case model.RoleAssistant:
-		blocks := make([]wireBlock, 0, 1+len(msg.ToolCalls))
+		blocks := make([]wireBlock, 0, len(msg.Thinking)+1+len(msg.ToolCalls))
+		for _, t := range msg.Thinking {
+			if t.Redacted != "" {
+				blocks = append(blocks, wireBlock{Type: "redacted_thinking", Data: t.Redacted})
+				continue
+			}
+			blocks = append(blocks, wireBlock{Type: "thinking", Thinking: t.Text, Signature: t.Signature})
+		}
 		if msg.Content != "" {
 			blocks = append(blocks, wireBlock{Type: "text", Text: msg.Content})
 		}
