@@ -79,7 +79,13 @@ func (c *Chat) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.C
 
 // Check reports, before any request, settings Chat Completions does not take (more
 // than 4 stop sequences) and a tool choice the request's tools cannot satisfy.
-func (c *Chat) Check(req *model.Request) error { return check(req, true) }
+func (c *Chat) Check(req *model.Request) error {
+	if err := check(req, true); err != nil || req == nil || len(req.Settings.Extra) == 0 {
+		return err
+	}
+	_, err := encode(c.request(req), req)
+	return err
+}
 
 // Wire shapes of a Chat Completions request (PROTOCOLS.md §2.1).
 type (

@@ -73,7 +73,13 @@ func (r *Responses) Stream(ctx context.Context, req *model.Request) iter.Seq2[mo
 // Check reports, before any request, settings the Responses API does not take (stop
 // sequences, a seed, max_output_tokens under 16) and a tool choice the request's tools
 // cannot satisfy.
-func (r *Responses) Check(req *model.Request) error { return check(req, false) }
+func (r *Responses) Check(req *model.Request) error {
+	if err := check(req, false); err != nil || req == nil || len(req.Settings.Extra) == 0 {
+		return err
+	}
+	_, err := encode(r.request(req), req)
+	return err
+}
 
 // Wire shapes of a Responses request (PROTOCOLS.md §1.2).
 type (

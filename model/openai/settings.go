@@ -94,5 +94,8 @@ func encode(body any, req *model.Request) ([]byte, error) {
 	if err != nil || req == nil {
 		return b, err
 	}
-	return model.MergeExtra(b, req.Settings.Extra)
+	if b, err = model.MergeExtra(b, req.Settings.Extra); err != nil {
+		return nil, fmt.Errorf("openai: %w", err)
+	}
+	return b, nil
 }
