@@ -49,9 +49,8 @@ type Agent struct {
 	// memory only.
 	Recorder run.Recorder
 	// Settings tune the model's answers (temperature, max tokens, tool choice...);
-	// a run can override them with WithSettings. The zero value leaves them to the
-	// provider.
-	Settings model.Settings
+	// a run can override them with WithSettings. Nil leaves them to the provider.
+	Settings *model.Settings
 	// Output, when set, makes the agent answer with a JSON object matching it (see
 	// OutputSchema).
 	Output *OutputSchema
@@ -111,12 +110,15 @@ func (a *Agent) Validate() (err error) {
 			}
 		}
 	}
-	return a.check(name, a.Settings)
+	if a.Settings == nil {
+		return a.check(name, model.Settings{})
+	}
+	return a.check(name, *a.Settings)
 }
 
 // check checks the settings of a run unless there is nothing to check.
 func (a *Agent) check(name string, s model.Settings) error {
-	if a.Output == nil && zeroSettings(&s) {
+	if a.Output == nil && s.IsZero() {
 		return nil
 	}
 	return a.checkRequest(name, s)

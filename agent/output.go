@@ -302,7 +302,10 @@ type runSettings model.Settings
 
 // settings returns the agent's settings with those of opts' WithSettings over them.
 func (a *Agent) settings(o *run.Options) model.Settings {
-	s := a.Settings
+	var s model.Settings
+	if a.Settings != nil {
+		s = *a.Settings
+	}
 	for _, x := range o.Extras {
 		if rs, ok := x.(runSettings); ok {
 			s = s.Merge(model.Settings(rs))

@@ -199,7 +199,7 @@ func TestSettingsInvalid(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			a := &agent.Agent{Name: "A", Model: c.model, Tools: []tool.Tool{weather}, Settings: c.settings}
+			a := &agent.Agent{Name: "A", Model: c.model, Tools: []tool.Tool{weather}, Settings: &c.settings}
 			var opts []run.Option
 			if c.run != nil {
 				opts = append(opts, agent.WithSettings(*c.run))
@@ -216,7 +216,7 @@ func TestSettingsReachTheModel(t *testing.T) {
 	t.Parallel()
 	var r requests
 	a := &agent.Agent{Name: "A", Model: r.model(scripted.Turn{Text: "hi"}),
-		Settings: model.Settings{Temperature: model.Float(0.2), MaxTokens: 100, Stop: []string{"END"}}}
+		Settings: &model.Settings{Temperature: model.Float(0.2), MaxTokens: 100, Stop: []string{"END"}}}
 	if _, err := a.Run(t.Context(), "go", agent.WithSettings(model.Settings{Temperature: model.Float(0.7), Seed: model.Int(7)})); err != nil {
 		t.Fatal(err)
 	}

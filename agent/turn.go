@@ -109,9 +109,3 @@ func (a *Agent) answer(log *run.Gate, event func(run.EventType) run.Event, out *
 func fixPrompt(err error) string {
 	return "Your answer is not valid: " + err.Error() + ". Answer again with only a JSON object that matches the schema."
 }
-
-// zeroSettings reports whether s sets nothing.
-func zeroSettings(s *model.Settings) bool {
-	return s.Temperature == nil && s.TopP == nil && s.MaxTokens == 0 && s.Stop == nil && s.Seed == nil &&
-		s.ReasoningEffort == "" && s.ParallelToolCalls == nil && s.ToolChoice == "" && s.Extra == nil
-}

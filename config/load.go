@@ -378,14 +378,17 @@ func (l *loader) agent(e entry) *agent.Agent {
 	if a.Name == "" {
 		a.Name = e.key
 	}
+	var settings model.Settings
 	if ref, ok := l.str(f["model"], what+" model"); ok {
 		a.Model = l.models[ref]
 		if a.Model == nil && !l.declared["models."+ref] {
 			l.errorf(f["model"], "%s: unknown model %q", what, ref)
 		}
-		a.Settings = l.modelSettings[ref]
+		settings = l.modelSettings[ref]
 	}
-	a.Settings = a.Settings.Merge(l.agentSettings(f["settings"], what))
+	if settings = settings.Merge(l.agentSettings(f["settings"], what)); !settings.IsZero() {
+		a.Settings = &settings
+	}
 	a.Output = l.outputSchema(f["output_schema"], what)
 	a.Tools = l.agentTools(f["tools"], what)
 	if a.Model == nil {

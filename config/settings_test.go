@@ -48,7 +48,7 @@ func TestSettingsAndOutputSchema(t *testing.T) {
 	want := model.Settings{Temperature: model.Float(0.2), TopP: model.Float(1), MaxTokens: 800, Stop: []string{"END", "STOP"},
 		Seed: model.Int(7), ReasoningEffort: "low", ParallelToolCalls: model.Bool(false), ToolChoice: model.ToolChoiceAuto,
 		Extra: map[string]any{"service_tier": "flex"}}
-	if !reflect.DeepEqual(plain.Settings, want) || plain.Output != nil {
+	if plain.Settings == nil || !reflect.DeepEqual(*plain.Settings, want) || plain.Output != nil {
 		t.Errorf("plain agent settings = %+v", plain.Settings)
 	}
 	s := judge.Settings

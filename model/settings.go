@@ -78,6 +78,12 @@ func Int(i int64) *int64 { return &i }
 // Bool returns a pointer to b, for Settings.ParallelToolCalls.
 func Bool(b bool) *bool { return &b }
 
+// IsZero reports whether s sets nothing.
+func (s *Settings) IsZero() bool {
+	return s.Temperature == nil && s.TopP == nil && s.MaxTokens == 0 && s.Stop == nil && s.Seed == nil &&
+		s.ReasoningEffort == "" && s.ParallelToolCalls == nil && s.ToolChoice == "" && s.Extra == nil
+}
+
 // Merge returns s with every field that over sets replacing s's; Extra is merged key
 // by key.
 func (s Settings) Merge(over Settings) Settings {

@@ -131,7 +131,7 @@ func TestThinkingReplayed(t *testing.T) {
 		Location string `json:"location"`
 	}
 	weather := tool.Func("get_weather", "Get weather", func(ctx context.Context, a args) (string, error) { return "sunny", nil })
-	a := &agent.Agent{Name: "w", Model: newModel(srv), Tools: []tool.Tool{weather}, Settings: model.Settings{ReasoningEffort: "low"}}
+	a := &agent.Agent{Name: "w", Model: newModel(srv), Tools: []tool.Tool{weather}, Settings: &model.Settings{ReasoningEffort: "low"}}
 	var reasoning strings.Builder
 	for ev, err := range a.Stream(t.Context(), "weather in Paris?") {
 		if err != nil {
