@@ -76,7 +76,8 @@ func (a *Agent) registry() *run.Registry {
 }
 
 // Validate reports what makes the agent unable to run: no model, an invalid or
-// duplicate tool, a negative bound.
+// duplicate tool, a negative bound, settings out of range or refused by the model's
+// provider, an output schema that cannot be used.
 func (a *Agent) Validate() (err error) {
 	if a == nil {
 		return fmt.Errorf("agent is nil: %w", run.ErrInvalid)
