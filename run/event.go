@@ -332,8 +332,8 @@ type Output struct {
 	Status Status `json:"status"`
 	Input  string `json:"input"`
 	// Content is what the run produced; for a cancelled run, what it had produced
-	// by then. A structured output (ContentType set) is its JSON, written as a JSON
-	// value, not a string, in the output's JSON.
+	// by then. A structured output (ContentType set) is its JSON (see
+	// StructuredContent).
 	Content string `json:"content"`
 	// ContentType names the type of a structured Content (a Go type's name, a
 	// schema's title, or ContentTypeJSON); empty (or Agno's "str") for text.
@@ -348,33 +348,13 @@ type Output struct {
 	err error // the run's own error, kept for errors.Is/As on Err's result
 }
 
-// plainOutput is Output without its JSON methods.
-type plainOutput Output
-
-// MarshalJSON writes the output with a structured content as a JSON value.
-func (o Output) MarshalJSON() ([]byte, error) {
-	raw, ok := structuredContent(o.Content, o.ContentType)
-	if !ok {
-		return json.Marshal((*plainOutput)(&o))
-	}
-	return json.Marshal(struct {
-		*plainOutput
-		Content json.RawMessage `json:"content"`
-	}{(*plainOutput)(&o), raw})
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (o *Output) UnmarshalJSON(b []byte) error {
-	var content json.RawMessage
-	if err := json.Unmarshal(b, &struct {
-		*plainOutput
-		Content *json.RawMessage `json:"content"`
-	}{(*plainOutput)(o), &content}); err != nil {
-		return err
-	}
-	var err error
-	o.Content, err = readContent(content, &o.ContentType)
-	return err
+// StructuredContent returns the content as JSON when it is structured (ContentType
+// set): what a run's JSON answer should carry as its content, a JSON value rather
+// than a string, as Agno answers a structured output. Output itself has no JSON
+// methods, so that types embedding it keep their own fields; they write Content
+// with this.
+func (o *Output) StructuredContent() (json.RawMessage, bool) {
+	return structuredContent(o.Content, o.ContentType)
 }
 
 // Err returns the run's outcome as an error: nil when it completed, a *CancelledError
