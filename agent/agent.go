@@ -112,17 +112,18 @@ func (a *Agent) Validate() (err error) {
 		}
 	}
 	if a.Settings == nil {
-		return a.check(name, model.Settings{})
+		return a.check(name, model.Settings{}, nil)
 	}
-	return a.check(name, *a.Settings)
+	return a.check(name, *a.Settings, nil)
 }
 
-// check checks the settings of a run unless there is nothing to check.
-func (a *Agent) check(name string, s model.Settings) error {
-	if a.Output == nil && s.IsZero() {
+// check checks the settings and attachments of a run unless there is nothing to
+// check.
+func (a *Agent) check(name string, s model.Settings, atts []model.Attachment) error {
+	if a.Output == nil && s.IsZero() && len(atts) == 0 {
 		return nil
 	}
-	return a.checkRequest(name, s)
+	return a.checkRequest(name, s, atts)
 }
 
 // Run runs the agent on input and returns its output once it has ended. The error is
@@ -165,9 +166,9 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	if o.Resume != nil && o.Resume.NextEvent < 0 {
 		return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
 	}
-	settings := a.settings(&o)
+	settings, atts := a.settings(&o), attachments(&o)
 	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings); err != nil {
+		if err := a.check(a.Name, settings, atts); err != nil {
 			return nil, err
 		}
 	}
@@ -182,7 +183,7 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 		if err != nil {
 			return err
 		}
-		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input, history, settings)
+		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input, history, settings, atts)
 	})
 }
 
@@ -206,9 +207,9 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	settings := a.settings(&o)
+	settings, atts := a.settings(&o), attachments(&o)
 	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings); err != nil {
+		if err := a.check(a.Name, settings, atts); err != nil {
 			out.Status, out.Error = run.StatusError, err.Error()
 			return out
 		}
@@ -227,7 +228,7 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	err = a.execute(e.Ctx, gate, &base, out, input, nil, settings)
+	err = a.execute(e.Ctx, gate, &base, out, input, nil, settings, atts)
 	e.End(sc.Log, &base, run.KindAgent, out, err)
 	e.Close()
 	return out
@@ -273,7 +274,7 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	return msgs, nil
 }
 
-func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings) (err error) {
+func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -299,7 +300,7 @@ func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out
 		req.Output = a.Output.request()
 	}
 	req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
-	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input})
+	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
 	limit := a.MaxIterations
 	if limit == 0 {
 		limit = DefaultMaxIterations

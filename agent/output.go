@@ -297,6 +297,27 @@ func WithSettings(s model.Settings) run.Option {
 	return func(o *run.Options) { o.Extras = append(o.Extras, runSettings(s)) }
 }
 
+// WithAttachments gives the run's input images and files (see model.Attachment),
+// sent with it to the model. They are checked before the run starts; they are not
+// stored with the run. Other runners ignore them.
+func WithAttachments(atts ...model.Attachment) run.Option {
+	return func(o *run.Options) { o.Extras = append(o.Extras, runAttachments(atts)) }
+}
+
+// runAttachments are the attachments of WithAttachments.
+type runAttachments []model.Attachment
+
+// attachments returns the attachments of opts' WithAttachments.
+func attachments(o *run.Options) []model.Attachment {
+	var atts []model.Attachment
+	for _, x := range o.Extras {
+		if ra, ok := x.(runAttachments); ok {
+			atts = append(atts, ra...)
+		}
+	}
+	return atts
+}
+
 // runSettings are the settings of WithSettings, as run.Options carries them.
 type runSettings model.Settings
 
@@ -318,7 +339,7 @@ func (a *Agent) settings(o *run.Options) model.Settings {
 // starts: a value out of range, a tool choice its tools cannot meet, an output
 // schema that cannot be used, or what its model refuses (model.Checker). The error
 // wraps run.ErrInvalid.
-func (a *Agent) checkRequest(name string, s model.Settings) error {
+func (a *Agent) checkRequest(name string, s model.Settings, atts []model.Attachment) error {
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("agent %q: %w: %w", name, err, run.ErrInvalid)
 	}
@@ -331,6 +352,12 @@ func (a *Agent) checkRequest(name string, s model.Settings) error {
 		return fmt.Errorf("agent %q: %w: %w", name, err, run.ErrInvalid)
 	}
 	req := &model.Request{Tools: defs, Settings: s}
+	if len(atts) > 0 {
+		req.Messages = []model.Message{{Role: model.RoleUser, Attachments: atts}}
+		if err := model.CheckAttachments(req); err != nil {
+			return fmt.Errorf("agent %q: %w: %w", name, err, run.ErrInvalid)
+		}
+	}
 	if a.Output != nil {
 		if a.Output.err != nil {
 			return fmt.Errorf("agent %q: %w: %w", name, a.Output.err, run.ErrInvalid)

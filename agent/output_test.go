@@ -260,3 +260,21 @@ func BenchmarkOutputParse(b *testing.B) {
 		}
 	}
 }
+
+func TestAttachmentsReachTheModel(t *testing.T) {
+	t.Parallel()
+	var r requests
+	a := &agent.Agent{Name: "A", Model: r.model(scripted.Turn{Text: "a cat"})}
+	img := model.ImageURL("https://example.com/cat.jpg")
+	if _, err := a.Run(t.Context(), "what is it?", agent.WithAttachments(img)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := r.all()[0].Messages
+	if len(msgs) != 1 || len(msgs[0].Attachments) != 1 || msgs[0].Attachments[0].URL != img.URL {
+		t.Fatalf("messages = %+v", msgs)
+	}
+	_, err := a.Run(t.Context(), "and this?", agent.WithAttachments(model.ImageData("", []byte{1})))
+	if !errors.Is(err, run.ErrInvalid) || !errors.Is(err, model.ErrInvalidSettings) || len(r.all()) != 1 {
+		t.Fatalf("error %v, %d requests", err, len(r.all()))
+	}
+}

@@ -53,6 +53,8 @@ type Message struct {
 	ToolName   string `json:"tool_name,omitempty"`
 	// IsError marks a tool message whose content is an error the model should see.
 	IsError bool `json:"is_error,omitempty"`
+	// Attachments are images and files given with a user message.
+	Attachments []Attachment `json:"attachments,omitempty"`
 	// Thinking are the reasoning blocks of an assistant message, replayed as the
 	// provider sent them (Anthropic requires them before tool calls when extended
 	// thinking is on).

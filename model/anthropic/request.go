@@ -47,6 +47,17 @@ type wireBlock struct {
 	Thinking  string `json:"thinking,omitempty"`
 	Signature string `json:"signature,omitempty"`
 	Data      string `json:"data,omitempty"`
+	// Source is an image's or a document's.
+	Source *wireSource `json:"source,omitempty"`
+}
+
+// wireSource is where an image or a document comes from: base64 bytes, plain text,
+// or a URL.
+type wireSource struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
 }
 
 // wireTool is a tool a request offers.
@@ -111,10 +122,14 @@ func (m *Model) encode(req *model.Request) ([]byte, error) {
 func convert(msg *model.Message) (string, []wireBlock, error) {
 	switch msg.Role {
 	case model.RoleUser:
-		if msg.Content == "" {
-			return "user", nil, nil
+		blocks := make([]wireBlock, 0, 1+len(msg.Attachments))
+		if msg.Content != "" {
+			blocks = append(blocks, wireBlock{Type: "text", Text: msg.Content})
 		}
-		return "user", []wireBlock{{Type: "text", Text: msg.Content}}, nil
+		for i := range msg.Attachments {
+			blocks = append(blocks, attachmentBlock(&msg.Attachments[i]))
+		}
+		return "user", blocks, nil
 	case model.RoleAssistant:
 		blocks := make([]wireBlock, 0, len(msg.Thinking)+1+len(msg.ToolCalls))
 		for _, t := range msg.Thinking {
@@ -178,4 +193,20 @@ func tools(defs []tool.Definition) []wireTool {
 		out[i] = wireTool{Name: d.Name, Description: d.Description, InputSchema: schema}
 	}
 	return out
+}
+
+// attachmentBlock returns the image or document block of an attachment that Check
+// accepted.
+func attachmentBlock(a *model.Attachment) wireBlock {
+	typ := "document"
+	if a.Kind == model.AttachmentImage {
+		typ = "image"
+	}
+	switch {
+	case a.URL != "":
+		return wireBlock{Type: typ, Source: &wireSource{Type: "url", URL: a.URL}}
+	case a.MIMEType == "text/plain":
+		return wireBlock{Type: typ, Source: &wireSource{Type: "text", MediaType: a.MIMEType, Data: string(a.Data)}}
+	}
+	return wireBlock{Type: typ, Source: &wireSource{Type: "base64", MediaType: a.MIMEType, Data: a.Base64()}}
 }

@@ -2,6 +2,8 @@ package anthropic
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/kern-dev/kern/model"
 )
@@ -15,6 +17,9 @@ var thinkingBudgets = map[string]int{
 	"high":    16384,
 	"xhigh":   32768,
 }
+
+// imageTypes are the MIME types of the images the Messages API takes.
+var imageTypes = []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
 
 // wireThinking is a request's thinking field.
 type wireThinking struct {
@@ -52,6 +57,19 @@ func (m *Model) Check(req *model.Request) error {
 	}
 	unsupported := func(format string, args ...any) error {
 		return fmt.Errorf("anthropic: %w: %s", model.ErrUnsupported, fmt.Sprintf(format, args...))
+	}
+	if err := model.CheckAttachments(req); err != nil {
+		return fmt.Errorf("anthropic: %w", err)
+	}
+	for _, msg := range req.Messages {
+		for _, a := range msg.Attachments {
+			switch {
+			case a.Kind == model.AttachmentImage && a.URL == "" && !slices.Contains(imageTypes, a.MIMEType):
+				return unsupported("images of MIME type %q (the Messages API takes %s)", a.MIMEType, strings.Join(imageTypes, ", "))
+			case a.Kind == model.AttachmentFile && a.URL == "" && a.MIMEType != "application/pdf" && a.MIMEType != "text/plain":
+				return unsupported("files of MIME type %q (the Messages API takes application/pdf and text/plain)", a.MIMEType)
+			}
+		}
 	}
 	switch {
 	case s.Seed != nil:

@@ -113,7 +113,7 @@ type (
 	}
 	chatMessage struct {
 		Role       string         `json:"role"`
-		Content    *string        `json:"content"` // null for an assistant message of only tool calls
+		Content    any            `json:"content"` // null for an assistant message of only tool calls; parts with attachments
 		ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
 		ToolCallID string         `json:"tool_call_id,omitempty"`
 	}
@@ -148,7 +148,10 @@ func (c *Chat) request(req *model.Request) *chatRequest {
 	}
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		msg := chatMessage{Role: string(m.Role), Content: &m.Content, ToolCallID: m.ToolCallID}
+		msg := chatMessage{Role: string(m.Role), Content: m.Content, ToolCallID: m.ToolCallID}
+		if len(m.Attachments) > 0 {
+			msg.Content = chatParts(m)
+		}
 		if m.Role == model.RoleAssistant && len(m.ToolCalls) > 0 {
 			if m.Content == "" {
 				msg.Content = nil

@@ -110,6 +110,11 @@ type (
 		Role    string `json:"role"`
 		Content string `json:"content"`
 	}
+	// partsMessage is a message item whose content is parts (text, images, files).
+	partsMessage struct {
+		Role    string `json:"role"`
+		Content []any  `json:"content"`
+	}
 	functionCallItem struct {
 		Type      string `json:"type"`
 		CallID    string `json:"call_id"`
@@ -153,6 +158,10 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 				out.Input = append(out.Input, functionCallItem{Type: "function_call", CallID: c.ID, Name: c.Name, Arguments: string(arguments(string(c.Arguments)))})
 			}
 		default:
+			if len(m.Attachments) > 0 {
+				out.Input = append(out.Input, partsMessage{Role: string(m.Role), Content: responsesParts(&m)})
+				continue
+			}
 			out.Input = append(out.Input, inputMessage{Role: string(m.Role), Content: m.Content})
 		}
 	}

@@ -31,6 +31,18 @@ func check(req *model.Request, chat bool) error {
 	if err := s.CheckTools(names); err != nil {
 		return fmt.Errorf("openai: %w", err)
 	}
+	if err := model.CheckAttachments(req); err != nil {
+		return fmt.Errorf("openai: %w", err)
+	}
+	if chat {
+		for _, m := range req.Messages {
+			for _, a := range m.Attachments {
+				if a.Kind == model.AttachmentFile && a.URL != "" {
+					return fmt.Errorf("openai: %w: Chat Completions takes files as data, not by URL (%s); the Responses API takes URLs", model.ErrUnsupported, a.URL)
+				}
+			}
+		}
+	}
 	if o := req.Output; o != nil && !model.ValidName(o.Name) {
 		return fmt.Errorf("openai: %w: output schema name %q must match ^[a-zA-Z0-9_-]{1,64}$", model.ErrInvalidSettings, o.Name)
 	}
@@ -98,4 +110,59 @@ func encode(body any, req *model.Request) ([]byte, error) {
 		return nil, fmt.Errorf("openai: %w", err)
 	}
 	return b, nil
+}
+
+// responsesParts returns the content parts of a user message with attachments, for
+// the Responses API: input_text, then an input_image or input_file per attachment.
+func responsesParts(m *model.Message) []any {
+	parts := make([]any, 0, 1+len(m.Attachments))
+	if m.Content != "" {
+		parts = append(parts, map[string]string{"type": "input_text", "text": m.Content})
+	}
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		switch {
+		case a.Kind == model.AttachmentImage:
+			u := a.URL
+			if u == "" {
+				u = a.DataURL()
+			}
+			parts = append(parts, map[string]string{"type": "input_image", "detail": "auto", "image_url": u})
+		case a.URL != "":
+			parts = append(parts, map[string]string{"type": "input_file", "file_url": a.URL})
+		default:
+			parts = append(parts, map[string]string{"type": "input_file", "filename": filename(a), "file_data": a.DataURL()})
+		}
+	}
+	return parts
+}
+
+// chatParts returns the content parts of a user message with attachments, for Chat
+// Completions: text, then an image_url or file per attachment.
+func chatParts(m *model.Message) []any {
+	parts := make([]any, 0, 1+len(m.Attachments))
+	if m.Content != "" {
+		parts = append(parts, map[string]string{"type": "text", "text": m.Content})
+	}
+	for i := range m.Attachments {
+		a := &m.Attachments[i]
+		if a.Kind == model.AttachmentImage {
+			u := a.URL
+			if u == "" {
+				u = a.DataURL()
+			}
+			parts = append(parts, map[string]any{"type": "image_url", "image_url": map[string]string{"url": u}})
+			continue
+		}
+		parts = append(parts, map[string]any{"type": "file", "file": map[string]string{"filename": filename(a), "file_data": a.DataURL()}})
+	}
+	return parts
+}
+
+// filename is the name a file sent as data goes by.
+func filename(a *model.Attachment) string {
+	if a.Filename != "" {
+		return a.Filename
+	}
+	return "file"
 }

@@ -210,6 +210,16 @@ type Block struct {
 	Thinking  string `json:"thinking,omitempty"`
 	Signature string `json:"signature,omitempty"`
 	Data      string `json:"data,omitempty"`
+	// Source is an image's or a document's.
+	Source *Source `json:"source,omitempty"`
+}
+
+// Source is where an image or a document comes from.
+type Source struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
 }
 
 // Tool is a tool a request offers.
@@ -484,6 +494,10 @@ func checkMessages(msgs []Message) string {
 			case "tool_use":
 				if t := bytes.TrimSpace(b.Input); len(t) == 0 || t[0] != '{' {
 					return fmt.Sprintf("messages.%d.content.%d.tool_use.input: Input should be a valid dictionary", i, j)
+				}
+			case "image", "document":
+				if msg := checkSource(b, fmt.Sprintf("messages.%d.content.%d.%s.source", i, j, b.Type)); msg != "" {
+					return msg
 				}
 			}
 		}

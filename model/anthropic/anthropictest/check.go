@@ -1,9 +1,11 @@
 package anthropictest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // thinkingDocs is where the API's thinking errors send the reader.
@@ -117,6 +119,41 @@ func checkThinking(p *Params) string {
 	hasToolUse := slices.ContainsFunc(m.Content, func(b Block) bool { return b.Type == "tool_use" })
 	if hasToolUse && m.Content[0].Type != "thinking" && m.Content[0].Type != "redacted_thinking" {
 		return fmt.Sprintf("messages.%d.content.0.type: Expected `thinking` or `redacted_thinking`, but found `%s`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. "+thinkingDocs, last, m.Content[0].Type)
+	}
+	return ""
+}
+
+// checkSource checks the source of an image or document block: base64 data of a
+// media type the API takes (images: jpeg, png, gif, webp; documents: PDF), plain
+// text for a document, or an http(s) URL.
+func checkSource(b Block, at string) string {
+	s := b.Source
+	if s == nil {
+		return at + ": Field required"
+	}
+	image := b.Type == "image"
+	switch s.Type {
+	case "base64":
+		types := []string{"image/jpeg", "image/png", "image/gif", "image/webp"}
+		if !image {
+			types = []string{"application/pdf"}
+		}
+		if !slices.Contains(types, s.MediaType) {
+			return fmt.Sprintf("%s.base64.media_type: Input should be %s", at, "'"+strings.Join(types, "', '")+"'")
+		}
+		if _, err := base64.StdEncoding.DecodeString(s.Data); err != nil || s.Data == "" {
+			return fmt.Sprintf("%s.base64.data: The %s data is not valid base64", at, b.Type)
+		}
+	case "text":
+		if image || s.MediaType != "text/plain" {
+			return fmt.Sprintf("%s.type: Input tag 'text' found using 'type' does not match any of the expected tags", at)
+		}
+	case "url":
+		if !strings.HasPrefix(s.URL, "https://") && !strings.HasPrefix(s.URL, "http://") {
+			return fmt.Sprintf("%s.url.url: Input should be a valid URL", at)
+		}
+	default:
+		return fmt.Sprintf("%s.type: Input tag '%s' found using 'type' does not match any of the expected tags", at, s.Type)
 	}
 	return ""
 }

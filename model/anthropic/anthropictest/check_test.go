@@ -47,6 +47,12 @@ func TestSettingsChecks(t *testing.T) {
 		{thinking + `,` + tools + `,` + withBlock(`{"type":"thinking","thinking":"hmm"},`), "messages.1.content.0.thinking.signature"},
 		{thinking + `,` + tools + `,` + withBlock(`{"type":"thinking","thinking":"hmm","signature":"s"},`), ""},
 		{thinking + `,` + tools + `,` + withBlock(`{"type":"redacted_thinking","data":"xyz"},`), ""},
+		{`"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}},{"type":"document","source":{"type":"text","media_type":"text/plain","data":"hi"}},{"type":"document","source":{"type":"url","url":"https://x.test/a.pdf"}}]}]`, ""},
+		{`"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/bmp","data":"Qk0="}}]}]`, "messages.0.content.0.image.source.base64.media_type"},
+		{`"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"not base64!"}}]}]`, "messages.0.content.0.image.source.base64.data"},
+		{`"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"text/plain","data":"aGk="}}]}]`, "messages.0.content.0.document.source.base64.media_type"},
+		{`"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"file:///a.png"}}]}]`, "messages.0.content.0.image.source.url"},
+		{`"messages":[{"role":"user","content":[{"type":"image"}]}]`, "messages.0.content.0.image.source"},
 	}
 	for _, c := range cases {
 		t.Run(c.fields, func(t *testing.T) {

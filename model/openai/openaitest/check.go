@@ -56,6 +56,9 @@ func check(path string, body map[string]any) *invalid {
 	if e := strictTools(body, chat); e != nil {
 		return e
 	}
+	if e := contentParts(body, chat); e != nil {
+		return e
+	}
 	if chat {
 		return checkChat(body)
 	}
@@ -344,4 +347,86 @@ func enum(m map[string]any, param, key string, values []string) *invalid {
 
 func typeError(param, want string, got any) *invalid {
 	return &invalid{param, "invalid_type", fmt.Sprintf("Invalid type for '%s': expected %s, but got %T instead.", param, want, got)}
+}
+
+// imageDetails are the values of an input_image's detail.
+var imageDetails = []string{"low", "high", "auto", "original"}
+
+// contentParts checks the content parts of user messages: Responses input_text,
+// input_image (with its detail, and a URL or a data: URL of an image) and input_file
+// (a file id, URL or data, with a filename for data); Chat text, image_url and file
+// (data or a file id, with a filename for data).
+func contentParts(body map[string]any, chat bool) *invalid {
+	key := "input"
+	if chat {
+		key = "messages"
+	}
+	items, _ := body[key].([]any)
+	for i, it := range items {
+		m, _ := it.(map[string]any)
+		parts, ok := m["content"].([]any)
+		if !ok || m["role"] != "user" {
+			continue
+		}
+		for j, p := range parts {
+			part, _ := p.(map[string]any)
+			param := fmt.Sprintf("%s[%d].content[%d]", key, i, j)
+			if e := contentPart(part, param, chat); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+func contentPart(part map[string]any, param string, chat bool) *invalid {
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	missing := func(p string) *invalid {
+		return &invalid{p, "missing_required_parameter", fmt.Sprintf("Missing required parameter: '%s'.", p)}
+	}
+	imageURL := func(u, p string) *invalid {
+		if strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") || (strings.HasPrefix(u, "data:image/") && strings.Contains(u, ";base64,")) {
+			return nil
+		}
+		return &invalid{p, "invalid_value", fmt.Sprintf("Invalid '%s': Expected a valid URL, but got a value with an invalid format.", p)}
+	}
+	fileData := func(f map[string]any, p string) *invalid {
+		if str(f, "file_data") != "" && str(f, "filename") == "" {
+			return missing(p + ".filename")
+		}
+		if str(f, "file_data") == "" && str(f, "file_id") == "" && (chat || str(f, "file_url") == "") {
+			return missing(p + ".file_data")
+		}
+		return nil
+	}
+	switch t := str(part, "type"); {
+	case !chat && t == "input_text", chat && t == "text":
+		if _, ok := part["text"].(string); !ok {
+			return missing(param + ".text")
+		}
+	case !chat && t == "input_image":
+		if e := enum(part, param+".detail", "detail", imageDetails); e != nil {
+			return e
+		}
+		if str(part, "detail") == "" {
+			return missing(param + ".detail")
+		}
+		if str(part, "file_id") != "" {
+			return nil
+		}
+		return imageURL(str(part, "image_url"), param+".image_url")
+	case chat && t == "image_url":
+		img, _ := part["image_url"].(map[string]any)
+		return imageURL(str(img, "url"), param+".image_url.url")
+	case !chat && t == "input_file":
+		return fileData(part, param)
+	case chat && t == "file":
+		f, _ := part["file"].(map[string]any)
+		return fileData(f, param+".file")
+	case chat && t == "input_audio":
+	default:
+		return &invalid{param + ".type", "invalid_value", fmt.Sprintf("Invalid value: '%s'. Supported values are: %s.", t,
+			map[bool]string{false: "'input_text', 'input_image', and 'input_file'", true: "'text', 'image_url', 'input_audio', and 'file'"}[chat])}
+	}
+	return nil
 }

@@ -60,6 +60,14 @@ func TestChecks(t *testing.T) {
 		{chat, `"response_format":{"type":"json_schema","json_schema":{"name":"A","schema":` + open + `,"strict":true}}`, "response_format.json_schema.schema"},
 		{chat, `"response_format":{"type":"json_schema","json_schema":{"name":"A","schema":` + closed + `,"strict":true}}`, ""},
 		{chat, `"response_format":{"type":"json_object"}`, ""},
+		{responses, `"input":[{"role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_image","detail":"auto","image_url":"https://x.test/a.png"},{"type":"input_file","filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"}]}],"x":0`, ""},
+		{responses, `"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://x.test/a.png"}]}],"x":0`, "input[0].content[0].detail"},
+		{responses, `"input":[{"role":"user","content":[{"type":"input_image","detail":"auto","image_url":"ftp://x.test/a.png"}]}],"x":0`, "input[0].content[0].image_url"},
+		{responses, `"input":[{"role":"user","content":[{"type":"input_file","file_data":"data:application/pdf;base64,JVBE"}]}],"x":0`, "input[0].content[0].filename"},
+		{responses, `"input":[{"role":"user","content":[{"type":"image","url":"https://x.test/a.png"}]}],"x":0`, "input[0].content[0].type"},
+		{chat, `"messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"}}]}],"x":0`, ""},
+		{chat, `"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:text/plain;base64,aGk="}}]}],"x":0`, "messages[0].content[0].image_url.url"},
+		{chat, `"messages":[{"role":"user","content":[{"type":"file","file":{"file_url":"https://x.test/a.pdf"}}]}],"x":0`, "messages[0].content[0].file.file_data"},
 	}
 	for _, c := range cases {
 		t.Run(c.path+" "+c.fields, func(t *testing.T) {
@@ -67,7 +75,9 @@ func TestChecks(t *testing.T) {
 			srv := openaitest.NewServer(t)
 			srv.Enqueue(openaitest.ResponsesText("ok"))
 			body := `{"model":"m","stream":true,` + c.fields
-			if c.path == chat {
+			if strings.Contains(c.fields, `"x":0`) { // the fields carry the conversation
+				body += "}"
+			} else if c.path == chat {
 				body += `,"messages":[{"role":"user","content":"hi"}]}`
 			} else {
 				body += `,"input":"hi"}`
