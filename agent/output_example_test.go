@@ -50,3 +50,29 @@ func ExampleWithSettings() {
 	// Once upon a time. <nil>
 	// agent "Writer": invalid model settings: top_p 3 is out of range [0, 1]: invalid definition
 }
+
+func ExampleOutputJSON() {
+	// A schema written by hand (kern.yaml's output_schema is the same, in YAML).
+	verdict := agent.OutputJSON("", []byte(`{
+		"title": "Verdict", "type": "object", "additionalProperties": false,
+		"properties": {"ok": {"type": "boolean"}, "reason": {"type": "string"}},
+		"required": ["ok", "reason"]}`))
+	a := &agent.Agent{Name: "Judge", Model: scripted.New(`{"ok": true, "reason": "clear"}`), Output: verdict}
+	out, err := a.Run(context.Background(), "Is this clear?")
+	fmt.Println(out.ContentType, out.Content, err)
+	// Output: Verdict {"ok":true,"reason":"clear"} <nil>
+}
+
+func ExampleWithAttachments() {
+	a := &agent.Agent{Name: "Eyes", Model: scripted.New("A cat on a mat.")}
+	out, err := a.Run(context.Background(), "What is in this picture?",
+		agent.WithAttachments(model.ImageURL("https://example.com/cat.jpg")))
+	fmt.Println(out.Content, err)
+
+	// An attachment no provider can send is refused before the run starts.
+	_, err = a.Run(context.Background(), "And this one?", agent.WithAttachments(model.ImageData("", []byte{0x89})))
+	fmt.Println(err)
+	// Output:
+	// A cat on a mat. <nil>
+	// agent "Eyes": message 0: invalid model settings: attachment: data without a MIME type: invalid definition
+}
