@@ -48,6 +48,12 @@ type Agent struct {
 	// Recorder persists the agent's runs (see store.Recorder); nil keeps them in
 	// memory only.
 	Recorder run.Recorder
+	// Settings tune the model's answers (temperature, max tokens, tool choice...);
+	// a run can override them with WithSettings. Nil leaves them to the provider.
+	Settings *model.Settings
+	// Output, when set, makes the agent answer with a JSON object matching it (see
+	// OutputSchema).
+	Output *OutputSchema
 
 	once sync.Once
 	reg  *run.Registry
@@ -70,7 +76,8 @@ func (a *Agent) registry() *run.Registry {
 }
 
 // Validate reports what makes the agent unable to run: no model, an invalid or
-// duplicate tool, a negative bound.
+// duplicate tool, a negative bound, settings out of range or refused by the model's
+// provider, an output schema that cannot be used.
 func (a *Agent) Validate() (err error) {
 	if a == nil {
 		return fmt.Errorf("agent is nil: %w", run.ErrInvalid)
@@ -104,7 +111,19 @@ func (a *Agent) Validate() (err error) {
 			}
 		}
 	}
-	return nil
+	if a.Settings == nil {
+		return a.check(name, model.Settings{}, nil)
+	}
+	return a.check(name, *a.Settings, nil)
+}
+
+// check checks the settings and attachments of a run unless there is nothing to
+// check.
+func (a *Agent) check(name string, s model.Settings, atts []model.Attachment) error {
+	if a.Output == nil && s.IsZero() && len(atts) == 0 {
+		return nil
+	}
+	return a.checkRequest(name, s, atts)
 }
 
 // Run runs the agent on input and returns its output once it has ended. The error is
@@ -147,6 +166,12 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	if o.Resume != nil && o.Resume.NextEvent < 0 {
 		return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
 	}
+	settings, atts := a.settings(&o), attachments(&o)
+	if len(o.Extras) > 0 {
+		if err := a.check(a.Name, settings, atts); err != nil {
+			return nil, err
+		}
+	}
 	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
 		AgentID: a.AgentID(), AgentName: a.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
@@ -159,7 +184,7 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 			return err
 		}
 		ctx := a.toolScope(x.Entry.Ctx, a.registry(), &x.Log, base)
-		return a.execute(ctx, &run.Gate{Log: &x.Log}, base, out, input, history)
+		return a.execute(ctx, &run.Gate{Log: &x.Log}, base, out, input, history, settings, atts)
 	})
 }
 
@@ -183,6 +208,13 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
+	settings, atts := a.settings(&o), attachments(&o)
+	if len(o.Extras) > 0 {
+		if err := a.check(a.Name, settings, atts); err != nil {
+			out.Status, out.Error = run.StatusError, err.Error()
+			return out
+		}
+	}
 	if sc.Log == nil {
 		out.Status, out.Error = run.StatusError, fmt.Sprintf("agent %q: nested run without a log", a.Name)
 		return out
@@ -197,7 +229,7 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	err = a.execute(a.toolScope(e.Ctx, reg, sc.Log, &base), gate, &base, out, input, nil)
+	err = a.execute(a.toolScope(e.Ctx, reg, sc.Log, &base), gate, &base, out, input, nil, settings, atts)
 	e.End(sc.Log, &base, run.KindAgent, out, err)
 	e.Close()
 	return out
@@ -243,7 +275,7 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	return msgs, nil
 }
 
-func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message) (err error) {
+func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -264,47 +296,68 @@ func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out
 	var content strings.Builder
 	defer func() { out.Content = content.String() }()
 
-	req := &model.Request{Instructions: a.Instructions, Tools: a.definitions()}
+	req := &model.Request{Instructions: a.Instructions, Tools: a.definitions(), Settings: settings}
+	if a.Output != nil {
+		req.Output = a.Output.request()
+	}
 	req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
-	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input})
+	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
 	limit := a.MaxIterations
 	if limit == 0 {
 		limit = DefaultMaxIterations
 	}
+	retried := false // a structured answer was asked for again
 	for range limit {
+		if a.Output != nil {
+			content.Reset() // the content is the last answer, not the attempts before it
+		}
 		turnStart := content.Len()
-		var calls []model.ToolCall
+		var t turn
 		for chunk, err := range a.Model.Stream(ctx, req) {
 			if err != nil {
 				return fmt.Errorf("agent %q: model: %w", a.Name, err)
 			}
+			if !t.chunk(log, event, &chunk) {
+				return stopped(ctx)
+			}
 			if chunk.Text != "" {
-				ev := event(run.EventRunContent)
-				ev.Content = chunk.Text
-				if !log.Emit(&ev) {
-					return stopped(ctx) // the run was cancelled: keep nothing more
+				if a.Output == nil { // a structured answer is sent once valid
+					ev := event(run.EventRunContent)
+					ev.Content = chunk.Text
+					if !log.Emit(&ev) {
+						return stopped(ctx) // the run was cancelled: keep nothing more
+					}
 				}
 				if out.Metrics.TimeToFirstToken == 0 {
 					out.Metrics.TimeToFirstToken = time.Since(start)
 				}
 				content.WriteString(chunk.Text)
 			}
-			calls = append(calls, chunk.ToolCalls...)
 			if u := chunk.Usage; u != nil {
 				out.Metrics.Add(run.Metrics{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.TotalTokens})
 			}
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !t.end(log, event) || !t.refused(log, event) {
 			return stopped(ctx)
 		}
-		if len(calls) == 0 {
+		turn := content.String()[turnStart:]
+		if len(t.calls) == 0 {
+			if a.Output != nil {
+				fix, err := a.answer(log, event, out, &content, turn, t.refusal.String(), retried)
+				if err != nil || fix == nil {
+					return err
+				}
+				retried = true
+				req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, Thinking: t.thinking},
+					model.Message{Role: model.RoleUser, Content: fixPrompt(fix)})
+				continue
+			}
 			done := event(run.EventRunContentCompleted)
 			log.Emit(&done)
 			return nil
 		}
-		turn := content.String()[turnStart:]
-		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: calls})
-		req.Messages = append(req.Messages, a.callTools(ctx, log, event, calls)...)
+		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
+		req.Messages = append(req.Messages, a.callTools(ctx, log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}

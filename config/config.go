@@ -74,6 +74,30 @@
 // id and take an optional base_url. API keys are never read from the file: the
 // providers read them from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY).
 //
+// A model entry may also set model settings, which its agents start from:
+// temperature, top_p, max_tokens, stop (a string or a list), seed,
+// reasoning_effort (none, minimal, low, medium, high, xhigh), parallel_tool_calls,
+// tool_choice (auto, none, required, or a tool's name) and extra (provider-specific
+// fields sent as they are). An agent's settings mapping takes the same keys and
+// overrides the model's. Settings out of range, or that the provider refuses (a
+// seed on anthropic, stop on openai), are errors of the file.
+//
+//	models:
+//	  careful: {provider: openai, id: gpt-5.2, temperature: 0.2, reasoning_effort: low}
+//	agents:
+//	  judge:
+//	    model: careful
+//	    settings: {max_tokens: 500, tool_choice: none}
+//	    output_schema:                       # the answer is a JSON object of this schema
+//	      title: Verdict
+//	      type: object
+//	      properties: {ok: {type: boolean}, reason: {type: string}}
+//	      required: [ok, reason]
+//	      additionalProperties: false
+//
+// An agent's output_schema is a JSON Schema, written in YAML, of the object it must
+// answer with (see agent.OutputSchema): its runs' content is then that JSON object.
+//
 // Conditions, until and route entries are expressions in a small language, checked
 // when the file is loaded:
 //

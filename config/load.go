@@ -26,7 +26,9 @@ type loader struct {
 	tools  Tools
 	errs   Errors
 	models map[string]model.Model
-	agents map[string]*agent.Agent
+	// modelSettings are the settings of each model entry, which its agents start from.
+	modelSettings map[string]model.Settings
+	agents        map[string]*agent.Agent
 	// declared holds the keys of models and agents, built or not, so that a broken
 	// entry is reported once, not again at each reference to it.
 	declared map[string]bool
@@ -67,6 +69,7 @@ func (l *loader) load(data []byte) *Config {
 	cfg := &Config{}
 	l.declared = make(map[string]bool)
 	l.models = make(map[string]model.Model)
+	l.modelSettings = make(map[string]model.Settings)
 	for _, e := range l.entries(f["models"], "models") {
 		l.declared["models."+e.key] = true
 		if m := l.model(e); m != nil {
@@ -266,7 +269,7 @@ func (l *loader) required(n *yaml.Node, f map[string]*yaml.Node, what string, ke
 func (l *loader) model(e entry) model.Model {
 	what := fmt.Sprintf("model %q", e.key)
 	val := l.withoutAPIKey(e.val, what)
-	f := l.fields(val, what, "provider", "id", "base_url", "text", "delay")
+	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay"}, settingKeys...)...)
 	if f == nil || !l.required(val, f, what, "provider") {
 		return nil
 	}
@@ -274,6 +277,17 @@ func (l *loader) model(e entry) model.Model {
 	if !ok {
 		return nil
 	}
+	settings := l.settings(f, what)
+	l.modelSettings[e.key] = settings
+	m := l.newModel(f, val, provider, what)
+	if m != nil {
+		l.checkModelSettings(val, m, settings, what)
+	}
+	return m
+}
+
+// newModel builds the model of a model entry of the provider.
+func (l *loader) newModel(f map[string]*yaml.Node, val *yaml.Node, provider, what string) model.Model {
 	id := l.optStr(f["id"], what+" id")
 	baseURL := l.optStr(f["base_url"], what+" base_url")
 	only := func(provider string, keys ...string) bool {
@@ -350,7 +364,7 @@ func (l *loader) withoutAPIKey(n *yaml.Node, what string) *yaml.Node {
 // agent builds an agent entry.
 func (l *loader) agent(e entry) *agent.Agent {
 	what := fmt.Sprintf("agent %q", e.key)
-	f := l.fields(e.val, what, "name", "model", "instructions", "tools", "history", "max_iterations")
+	f := l.fields(e.val, what, "name", "model", "instructions", "tools", "history", "max_iterations", "settings", "output_schema")
 	if f == nil || !l.required(e.val, f, what, "model") {
 		return nil
 	}
@@ -364,12 +378,18 @@ func (l *loader) agent(e entry) *agent.Agent {
 	if a.Name == "" {
 		a.Name = e.key
 	}
+	var settings model.Settings
 	if ref, ok := l.str(f["model"], what+" model"); ok {
 		a.Model = l.models[ref]
 		if a.Model == nil && !l.declared["models."+ref] {
 			l.errorf(f["model"], "%s: unknown model %q", what, ref)
 		}
+		settings = l.modelSettings[ref]
 	}
+	if settings = settings.Merge(l.agentSettings(f["settings"], what)); !settings.IsZero() {
+		a.Settings = &settings
+	}
+	a.Output = l.outputSchema(f["output_schema"], what)
 	a.Tools = l.agentTools(f["tools"], what)
 	if a.Model == nil {
 		return nil

@@ -53,6 +53,20 @@ type Message struct {
 	ToolName   string `json:"tool_name,omitempty"`
 	// IsError marks a tool message whose content is an error the model should see.
 	IsError bool `json:"is_error,omitempty"`
+	// Attachments are images and files given with a user message.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// Thinking are the reasoning blocks of an assistant message, replayed as the
+	// provider sent them (Anthropic requires them before tool calls when extended
+	// thinking is on).
+	Thinking []Thinking `json:"thinking,omitempty"`
+}
+
+// Thinking is one block of a model's reasoning as its provider must see it again:
+// its text and signature, or the opaque data of a redacted block.
+type Thinking struct {
+	Text      string `json:"text,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Redacted  string `json:"redacted,omitempty"`
 }
 
 // ToolCall is a model's request to call one tool.
@@ -67,6 +81,11 @@ type Request struct {
 	Instructions string
 	Messages     []Message
 	Tools        []tool.Definition
+	// Settings tune the answer; the zero value leaves them to the provider.
+	Settings Settings
+	// Output, when set, asks for an answer that is JSON matching its schema. The
+	// answer arrives as text chunks, whatever way the provider delivers it.
+	Output *OutputSchema
 }
 
 // FinishReason says why a model stopped.
@@ -77,6 +96,8 @@ const (
 	FinishStop      FinishReason = "stop"
 	FinishToolCalls FinishReason = "tool_calls"
 	FinishLength    FinishReason = "length"
+	// FinishRefusal: the model refused to answer (see Chunk.Refusal).
+	FinishRefusal FinishReason = "refusal"
 )
 
 // Usage counts the tokens of one model response.
@@ -94,4 +115,12 @@ type Chunk struct {
 	ToolCalls    []ToolCall
 	Usage        *Usage
 	FinishReason FinishReason
+	// Reasoning is a delta of the model's reasoning as the provider shows it (a
+	// summary, or the thinking text): not part of the answer.
+	Reasoning string
+	// Refusal is a delta of a refusal the model gave instead of an answer.
+	Refusal string
+	// Thinking, in the last chunk, are the reasoning blocks to replay with the
+	// assistant message (see Message.Thinking).
+	Thinking []Thinking
 }

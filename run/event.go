@@ -1,8 +1,10 @@
 package run
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -22,6 +24,16 @@ const (
 	EventToolCallError         EventType = "ToolCallError"
 	EventModelRequestStarted   EventType = "ModelRequestStarted"
 	EventModelRequestCompleted EventType = "ModelRequestCompleted"
+
+	// Reasoning a model shows (OpenAI's reasoning summaries, Anthropic's thinking):
+	// Started before its first delta, a ContentDelta per delta (in
+	// reasoning_content), Completed with the whole text (in reasoning_content).
+	EventReasoningStarted      EventType = "ReasoningStarted"
+	EventReasoningContentDelta EventType = "ReasoningContentDelta"
+	EventReasoningCompleted    EventType = "ReasoningCompleted"
+	// EventRunRefusal carries, in content, a refusal the model gave instead of an
+	// answer. It is kern's: Agno has no refusal event.
+	EventRunRefusal EventType = "RunRefusal"
 )
 
 // Workflow events.
@@ -100,6 +112,12 @@ type Detail struct {
 	Model         string `json:"model,omitempty"`
 	ModelProvider string `json:"model_provider,omitempty"`
 
+	// ContentType names the type of a structured content (see
+	// Output.ContentType): the event's content is then a JSON value.
+	ContentType string `json:"content_type,omitempty"`
+	// ReasoningContent is the reasoning of a reasoning event.
+	ReasoningContent string `json:"reasoning_content,omitempty"`
+
 	Iteration       int      `json:"iteration,omitempty"`
 	MaxIterations   int      `json:"max_iterations,omitempty"`
 	ConditionResult *bool    `json:"condition_result,omitempty"`
@@ -111,7 +129,7 @@ type Detail struct {
 }
 
 func (d *Detail) isZero() bool {
-	return d.Model == "" && d.ModelProvider == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
+	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
 		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil
 }
 
@@ -125,25 +143,87 @@ func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil) }
 // marshalReflect is MarshalJSON done by encoding/json, the reference AppendJSON is
 // tested against.
 func (e Event) marshalReflect() ([]byte, error) {
-	return json.Marshal(struct {
+	raw, structured := e.jsonContent()
+	const mark = "\x00structured\x00"
+	if structured {
+		e.Content = mark
+	}
+	b, err := json.Marshal(struct {
 		*plainEvent
 		*Detail
 	}{(*plainEvent)(&e), e.Detail})
+	if structured {
+		b = bytes.Replace(b, []byte(`"\u0000structured\u0000"`), raw, 1)
+	}
+	return b, err
+}
+
+// jsonContent returns the event's content as JSON when it is structured.
+func (e *Event) jsonContent() ([]byte, bool) {
+	if e.Detail == nil {
+		return nil, false
+	}
+	return structuredContent(e.Content, e.Detail.ContentType)
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var d Detail
+	var content json.RawMessage
 	if err := json.Unmarshal(b, &struct {
 		*plainEvent
 		*Detail
-	}{(*plainEvent)(e), &d}); err != nil {
+		Content *json.RawMessage `json:"content"`
+	}{(*plainEvent)(e), &d, &content}); err != nil {
+		return err
+	}
+	var err error
+	if e.Content, err = readContent(content, &d.ContentType); err != nil {
 		return err
 	}
 	if !d.isZero() {
 		e.Detail = &d
 	}
 	return nil
+}
+
+// ContentTypeJSON is the content type of a structured content whose type has no
+// name.
+const ContentTypeJSON = "json"
+
+// structuredContent returns content as JSON when contentType says it is structured
+// (a type other than "" and "str") and it is valid JSON.
+func structuredContent(content, contentType string) ([]byte, bool) {
+	if contentType == "" || contentType == "str" || !json.Valid([]byte(content)) {
+		return nil, false
+	}
+	if strings.ContainsAny(content, "\n\r") { // an event's JSON must stay on one line
+		var buf bytes.Buffer
+		json.Compact(&buf, []byte(content))
+		return buf.Bytes(), true
+	}
+	return []byte(content), true
+}
+
+// readContent returns the text of a content field: a string as it is, another JSON
+// value as its compact JSON, with *contentType set to ContentTypeJSON if empty.
+func readContent(raw json.RawMessage, contentType *string) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	if raw[0] == '"' {
+		var s string
+		err := json.Unmarshal(raw, &s)
+		return s, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", err
+	}
+	if *contentType == "" {
+		*contentType = ContentTypeJSON
+	}
+	return buf.String(), nil
 }
 
 // Origin is where a run's events come from: the agent or workflow, the session, and
@@ -263,16 +343,29 @@ type Output struct {
 	Status Status `json:"status"`
 	Input  string `json:"input"`
 	// Content is what the run produced; for a cancelled run, what it had produced
-	// by then.
+	// by then. A structured output (ContentType set) is its JSON (see
+	// StructuredContent).
 	Content string `json:"content"`
-	Error   string `json:"error,omitempty"`
-	Reason  string `json:"reason,omitempty"` // why it was cancelled
+	// ContentType names the type of a structured Content (a Go type's name, a
+	// schema's title, or ContentTypeJSON); empty (or Agno's "str") for text.
+	ContentType string `json:"content_type,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Reason      string `json:"reason,omitempty"` // why it was cancelled
 
 	StepResults []StepResult `json:"step_results,omitempty"`
 	Metrics     Metrics      `json:"metrics"`
 	CreatedAt   int64        `json:"created_at"`
 
 	err error // the run's own error, kept for errors.Is/As on Err's result
+}
+
+// StructuredContent returns the content as JSON when it is structured (ContentType
+// set): what a run's JSON answer should carry as its content, a JSON value rather
+// than a string, as Agno answers a structured output. Output itself has no JSON
+// methods, so that types embedding it keep their own fields; they write Content
+// with this.
+func (o *Output) StructuredContent() (json.RawMessage, bool) {
+	return structuredContent(o.Content, o.ContentType)
 }
 
 // Err returns the run's outcome as an error: nil when it completed, a *CancelledError

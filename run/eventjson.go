@@ -43,7 +43,12 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 			dst = strconv.AppendInt(dst, int64(o.Attempt), 10)
 		}
 	}
-	dst = appendField(dst, "content", e.Content)
+	if raw, ok := e.jsonContent(); ok {
+		dst = append(dst, `,"content":`...)
+		dst = append(dst, raw...)
+	} else {
+		dst = appendField(dst, "content", e.Content)
+	}
 	dst = appendField(dst, "reason", e.Reason)
 	dst = appendField(dst, "error", e.Error)
 	var err error

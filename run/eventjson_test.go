@@ -22,6 +22,9 @@ func eventSamples() []*Event {
 			ConditionResult: &yes, SelectedSteps: []string{"a", "b"}, StepCount: 2,
 			StepResults: []StepResult{{StepName: "a", Content: "x", Steps: []StepResult{{StepName: "b"}}}}}},
 		{Event: EventLoopExecutionStarted, RunID: "r", Detail: &Detail{}},
+		{Event: EventRunCompleted, RunID: "r", Content: "{\"title\": \"<Go>\",\n \"n\": [1, 2]}", Detail: &Detail{ContentType: "Article"}},
+		{Event: EventRunContent, RunID: "r", Content: "not json", Detail: &Detail{ContentType: "Article"}},
+		{Event: EventReasoningContentDelta, RunID: "r", Detail: &Detail{ReasoningContent: "thinking…"}},
 	}
 }
 
@@ -35,6 +38,36 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("AppendJSON:\n got %s\nwant %s (%v)", got, want, err)
 		}
+	}
+}
+
+func TestStructuredContentJSON(t *testing.T) {
+	ev := &Event{Event: EventRunCompleted, RunID: "r", Content: `{"title":"Go","n":[1,2]}`, Detail: &Detail{ContentType: "Article"}}
+	b, err := ev.AppendJSON(nil)
+	if err != nil || !bytes.Contains(b, []byte(`"content":{"title":"Go","n":[1,2]}`)) || !bytes.Contains(b, []byte(`"content_type":"Article"`)) {
+		t.Fatalf("structured content not written as an object: %s (%v)", b, err)
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || back.Content != ev.Content || back.Detail == nil || back.Detail.ContentType != "Article" {
+		t.Fatalf("read back %+v %+v (%v)", back, back.Detail, err)
+	}
+	// Agno's clients send an object without content_type too.
+	if err := json.Unmarshal([]byte(`{"event":"RunCompleted","run_id":"r","content":{"a": 1}}`), &back); err != nil ||
+		back.Content != `{"a":1}` || back.Detail.ContentType != ContentTypeJSON {
+		t.Fatalf("object content read as %q %+v (%v)", back.Content, back.Detail, err)
+	}
+
+	out := Output{RunID: "r", Status: StatusCompleted, Content: "{\"title\": \"Go\"}", ContentType: "Article"}
+	if raw, ok := out.StructuredContent(); !ok || string(raw) != `{"title": "Go"}` {
+		t.Fatalf("StructuredContent = %s, %v", raw, ok)
+	}
+	b, err = json.Marshal(out)
+	if err != nil || !bytes.Contains(b, []byte(`"content_type":"Article"`)) {
+		t.Fatalf("output: %s (%v)", b, err)
+	}
+	text := Output{RunID: "r", Content: `{"looks":"like json"}`}
+	if _, ok := text.StructuredContent(); ok {
+		t.Fatal("text content that looks like JSON is not structured")
 	}
 }
 

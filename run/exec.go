@@ -54,6 +54,12 @@ func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
 		if kind == KindWorkflow {
 			ev.Detail = &Detail{StepResults: out.StepResults}
 		}
+		if out.ContentType != "" {
+			if ev.Detail == nil {
+				ev.Detail = &Detail{}
+			}
+			ev.Detail.ContentType = out.ContentType
+		}
 	case StatusCancelled:
 		out.Reason = reason
 		ev.Reason = reason

@@ -88,6 +88,9 @@ type Options struct {
 	ParentRunID string
 	// Resume, when set, continues a run whose record is already stored.
 	Resume *Resume
+	// Extras are options of the layers above run (such as agent.WithSettings),
+	// which run passes on untouched.
+	Extras []any
 }
 
 // Resume continues a stored run instead of starting a new one: a background run

@@ -196,6 +196,10 @@ func (m *Model) bearer() bool {
 // so that the connection can be reused.
 func (m *Model) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
 	return func(yield func(model.Chunk, error) bool) {
+		if err := m.Check(req); err != nil {
+			yield(model.Chunk{}, err)
+			return
+		}
 		resp, err := m.send(ctx, req)
 		if err != nil {
 			yield(model.Chunk{}, err)
@@ -203,6 +207,9 @@ func (m *Model) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.
 		}
 		defer resp.Body.Close()
 		s := newStream(ctx, resp)
+		if req != nil && req.Output != nil {
+			s.output = req.Output.Name
+		}
 		s.run(yield)
 	}
 }

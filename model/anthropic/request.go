@@ -18,6 +18,11 @@ type wireRequest struct {
 	Messages    []wireMessage `json:"messages"`
 	Tools       []wireTool    `json:"tools,omitempty"`
 	Temperature *float64      `json:"temperature,omitempty"`
+
+	TopP          *float64        `json:"top_p,omitempty"`
+	StopSequences []string        `json:"stop_sequences,omitempty"`
+	Thinking      *wireThinking   `json:"thinking,omitempty"`
+	ToolChoice    *wireToolChoice `json:"tool_choice,omitempty"`
 }
 
 // wireMessage is one message of a request; its content is always an array of blocks.
@@ -37,6 +42,22 @@ type wireBlock struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   string          `json:"content,omitempty"`
 	IsError   bool            `json:"is_error,omitempty"`
+	// Thinking and Signature are a thinking block's; Data a redacted_thinking
+	// block's.
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
+	// Source is an image's or a document's.
+	Source *wireSource `json:"source,omitempty"`
+}
+
+// wireSource is where an image or a document comes from: base64 bytes, plain text,
+// or a URL.
+type wireSource struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
 }
 
 // wireTool is a tool a request offers.
@@ -70,6 +91,7 @@ func (m *Model) encode(req *model.Request) ([]byte, error) {
 	if !m.bearer() {
 		w.Temperature = m.temperature
 	}
+	m.applySettings(&w, req)
 	for i := range req.Messages {
 		msg := &req.Messages[i]
 		role, blocks, err := convert(msg)
@@ -89,19 +111,34 @@ func (m *Model) encode(req *model.Request) ([]byte, error) {
 			last.Content = insertBlock(last.Content, b)
 		}
 	}
-	return json.Marshal(&w)
+	body, err := json.Marshal(&w)
+	if err != nil {
+		return nil, err
+	}
+	return model.MergeExtra(body, req.Settings.Extra)
 }
 
 // convert returns the API role and content blocks of one message.
 func convert(msg *model.Message) (string, []wireBlock, error) {
 	switch msg.Role {
 	case model.RoleUser:
-		if msg.Content == "" {
-			return "user", nil, nil
+		blocks := make([]wireBlock, 0, 1+len(msg.Attachments))
+		if msg.Content != "" {
+			blocks = append(blocks, wireBlock{Type: "text", Text: msg.Content})
 		}
-		return "user", []wireBlock{{Type: "text", Text: msg.Content}}, nil
+		for i := range msg.Attachments {
+			blocks = append(blocks, attachmentBlock(&msg.Attachments[i]))
+		}
+		return "user", blocks, nil
 	case model.RoleAssistant:
-		blocks := make([]wireBlock, 0, 1+len(msg.ToolCalls))
+		blocks := make([]wireBlock, 0, len(msg.Thinking)+1+len(msg.ToolCalls))
+		for _, t := range msg.Thinking {
+			if t.Redacted != "" {
+				blocks = append(blocks, wireBlock{Type: "redacted_thinking", Data: t.Redacted})
+				continue
+			}
+			blocks = append(blocks, wireBlock{Type: "thinking", Thinking: t.Text, Signature: t.Signature})
+		}
 		if msg.Content != "" {
 			blocks = append(blocks, wireBlock{Type: "text", Text: msg.Content})
 		}
@@ -156,4 +193,20 @@ func tools(defs []tool.Definition) []wireTool {
 		out[i] = wireTool{Name: d.Name, Description: d.Description, InputSchema: schema}
 	}
 	return out
+}
+
+// attachmentBlock returns the image or document block of an attachment that Check
+// accepted.
+func attachmentBlock(a *model.Attachment) wireBlock {
+	typ := "document"
+	if a.Kind == model.AttachmentImage {
+		typ = "image"
+	}
+	switch {
+	case a.URL != "":
+		return wireBlock{Type: typ, Source: &wireSource{Type: "url", URL: a.URL}}
+	case a.MIMEType == "text/plain":
+		return wireBlock{Type: typ, Source: &wireSource{Type: "text", MediaType: a.MIMEType, Data: string(a.Data)}}
+	}
+	return wireBlock{Type: typ, Source: &wireSource{Type: "base64", MediaType: a.MIMEType, Data: a.Base64()}}
 }

@@ -25,6 +25,9 @@ type stream struct {
 
 	blocks  []block // by content block index
 	calls   []model.ToolCall
+	output  string // the name of the tool that carries a structured output, if any
+	answer  bool   // the output tool was called: the answer came as its input
+	think   []model.Thinking
 	usage   model.Usage
 	stop    string // the stop_reason of message_delta
 	scratch []byte // unescaped text of the current delta
@@ -33,9 +36,12 @@ type stream struct {
 // block is the state of one content block.
 type block struct {
 	toolUse bool // a tool_use block, whose input is being assembled
+	output  bool // the tool_use block of the output tool: its input is the answer
+	think   bool // a thinking block
 	id      string
 	name    string
-	input   []byte // the concatenated partial_json
+	input   []byte // the concatenated partial_json; a thinking block's signature
+	text    []byte // a thinking block's text
 }
 
 func newStream(ctx context.Context, resp *http.Response) *stream {
@@ -54,12 +60,12 @@ func (s *stream) run(yield func(model.Chunk, error) bool) {
 		}
 		switch string(ev.Type) {
 		case "content_block_delta":
-			text, err := s.delta(ev.Data)
+			c, err := s.delta(ev.Data)
 			if err != nil {
 				yield(model.Chunk{}, err)
 				return
 			}
-			if text == "" {
+			if c.Text == "" && c.Reasoning == "" {
 				continue
 			}
 			select {
@@ -68,7 +74,7 @@ func (s *stream) run(yield func(model.Chunk, error) bool) {
 				return
 			default:
 			}
-			if !yield(model.Chunk{Text: text}, nil) {
+			if !yield(c, nil) {
 				return
 			}
 		case "message_start":
@@ -76,7 +82,11 @@ func (s *stream) run(yield func(model.Chunk, error) bool) {
 		case "content_block_start":
 			err = s.blockStart(ev.Data)
 		case "content_block_stop":
-			err = s.blockStop(ev.Data)
+			var text string
+			text, err = s.blockStop(ev.Data)
+			if err == nil && text != "" && !yield(model.Chunk{Text: text}, nil) {
+				return
+			}
 		case "message_delta":
 			err = s.messageDelta(ev.Data)
 		case "message_stop":
@@ -123,7 +133,7 @@ func (s *stream) drain() {
 func (s *stream) final() model.Chunk {
 	u := s.usage
 	u.TotalTokens = u.InputTokens + u.OutputTokens
-	return model.Chunk{ToolCalls: s.calls, Usage: &u, FinishReason: s.finishReason()}
+	return model.Chunk{ToolCalls: s.calls, Usage: &u, FinishReason: s.finishReason(), Thinking: s.think}
 }
 
 // finishReason maps the stop_reason onto a model.FinishReason. Reasons without a
@@ -134,6 +144,9 @@ func (s *stream) finishReason() model.FinishReason {
 	case "end_turn", "stop_sequence":
 		return model.FinishStop
 	case "tool_use":
+		if len(s.calls) == 0 && s.answer {
+			return model.FinishStop // the only tool called was the output tool
+		}
 		return model.FinishToolCalls
 	case "max_tokens", "model_context_window_exceeded":
 		return model.FinishLength
@@ -204,83 +217,133 @@ func (s *stream) blockStart(data []byte) error {
 			Type string `json:"type"`
 			ID   string `json:"id"`
 			Name string `json:"name"`
+			Data string `json:"data"`
 		} `json:"content_block"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return decodeError("content_block_start", err)
 	}
-	if ev.ContentBlock.Type != "tool_use" {
-		return nil
+	switch cb := ev.ContentBlock; cb.Type {
+	case "tool_use":
+		b, err := s.block(ev.Index)
+		if err != nil {
+			return err
+		}
+		*b = block{toolUse: true, output: s.output != "" && cb.Name == s.output, id: cb.ID, name: cb.Name}
+	case "thinking":
+		b, err := s.block(ev.Index)
+		if err != nil {
+			return err
+		}
+		*b = block{think: true}
+	case "redacted_thinking":
+		s.think = append(s.think, model.Thinking{Redacted: cb.Data})
 	}
-	b, err := s.block(ev.Index)
-	if err != nil {
-		return err
-	}
-	*b = block{toolUse: true, id: ev.ContentBlock.ID, name: ev.ContentBlock.Name}
 	return nil
 }
 
 // blockStop completes a tool_use block: its call's arguments are the concatenated
 // input_json_delta fragments, or {} when there were none. They are passed on as the
 // model wrote them, even if they are not valid JSON (a response cut by max_tokens
-// can end inside them), so that the tool can tell the model what was wrong.
-func (s *stream) blockStop(data []byte) error {
+// can end inside them), so that the tool can tell the model what was wrong. The
+// input of the output tool is the answer: it is returned as text, not as a call. A
+// thinking block is kept for the final chunk.
+func (s *stream) blockStop(data []byte) (string, error) {
 	i, ok := scanIndex(data)
 	if !ok {
 		var ev struct {
 			Index int `json:"index"`
 		}
 		if err := json.Unmarshal(data, &ev); err != nil {
-			return decodeError("content_block_stop", err)
+			return "", decodeError("content_block_stop", err)
 		}
 		i = ev.Index
 	}
-	if i < 0 || i >= len(s.blocks) || !s.blocks[i].toolUse {
-		return nil
+	if i < 0 || i >= len(s.blocks) {
+		return "", nil
 	}
 	b := &s.blocks[i]
+	defer func() { *b = block{} }()
+	if b.think {
+		s.think = append(s.think, model.Thinking{Text: string(b.text), Signature: string(b.input)})
+		return "", nil
+	}
+	if !b.toolUse {
+		return "", nil
+	}
 	args := json.RawMessage(emptyObject)
 	if !isBlank(b.input) {
 		args = json.RawMessage(b.input)
 	}
+	if b.output {
+		s.answer = true
+		return string(args), nil
+	}
 	s.calls = append(s.calls, model.ToolCall{ID: b.id, Name: b.name, Arguments: args})
-	*b = block{}
-	return nil
+	return "", nil
 }
 
-// delta applies a content_block_delta and returns the text it adds, if any. Deltas
-// other than text_delta and input_json_delta (thinking, signatures, citations) are
-// skipped.
-func (s *stream) delta(data []byte) (string, error) {
+// delta applies a content_block_delta and returns the chunk it makes, if any: text
+// or reasoning. Deltas of tool inputs and signatures are kept in their block;
+// others (citations) are skipped.
+func (s *stream) delta(data []byte) (model.Chunk, error) {
 	d, ok := scanDelta(data)
 	if !ok {
 		var err error
 		if d, err = decodeDelta(data); err != nil {
-			return "", err
+			return model.Chunk{}, err
 		}
 	}
 	switch string(d.typ) {
 	case "text_delta":
 		if len(d.value) == 0 {
-			return "", nil
+			return model.Chunk{}, nil
 		}
 		if !d.escaped {
-			return string(d.value), nil
+			return model.Chunk{Text: string(d.value)}, nil
 		}
 		s.scratch = unescape(s.scratch[:0], d.value)
-		return string(s.scratch), nil
+		return model.Chunk{Text: string(s.scratch)}, nil
 	case "input_json_delta":
 		b, err := s.block(d.index)
 		if err != nil {
-			return "", err
+			return model.Chunk{}, err
 		}
 		if d.escaped {
 			b.input = unescape(b.input, d.value)
 		} else {
 			b.input = append(b.input, d.value...)
 		}
+	case "thinking_delta", "signature_delta":
+		return s.thinking(data)
 	}
-	return "", nil
+	return model.Chunk{}, nil
+}
+
+// thinking applies a thinking_delta or a signature_delta, which the scanner does not
+// read, and returns the reasoning a thinking_delta adds.
+func (s *stream) thinking(data []byte) (model.Chunk, error) {
+	var ev struct {
+		Index int `json:"index"`
+		Delta struct {
+			Type      string `json:"type"`
+			Thinking  string `json:"thinking"`
+			Signature string `json:"signature"`
+		} `json:"delta"`
+	}
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return model.Chunk{}, decodeError("content_block_delta", err)
+	}
+	b, err := s.block(ev.Index)
+	if err != nil {
+		return model.Chunk{}, err
+	}
+	if !b.think {
+		return model.Chunk{}, nil
+	}
+	b.text = append(b.text, ev.Delta.Thinking...)
+	b.input = append(b.input, ev.Delta.Signature...)
+	return model.Chunk{Reasoning: ev.Delta.Thinking}, nil
 }
 
 // block returns the state of content block i, growing the table as needed.

@@ -43,7 +43,11 @@ func (c *Chat) ModelID() string { return c.cfg.model }
 // ctx's error.
 func (c *Chat) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
 	return func(yield func(model.Chunk, error) bool) {
-		body, err := json.Marshal(c.request(req))
+		if err := check(req, true); err != nil {
+			yield(model.Chunk{}, err)
+			return
+		}
+		body, err := encode(c.request(req), req)
 		if err != nil {
 			yield(model.Chunk{}, fmt.Errorf("openai: encode request: %w", err))
 			return
@@ -73,20 +77,43 @@ func (c *Chat) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.C
 	}
 }
 
+// Check reports, before any request, settings Chat Completions does not take (more
+// than 4 stop sequences) and a tool choice the request's tools cannot satisfy.
+func (c *Chat) Check(req *model.Request) error {
+	if err := check(req, true); err != nil || req == nil || len(req.Settings.Extra) == 0 {
+		return err
+	}
+	_, err := encode(c.request(req), req)
+	return err
+}
+
 // Wire shapes of a Chat Completions request (PROTOCOLS.md §2.1).
 type (
 	chatRequest struct {
-		Model         string        `json:"model"`
-		Messages      []chatMessage `json:"messages"`
-		Tools         []chatTool    `json:"tools,omitempty"`
-		Stream        bool          `json:"stream"`
-		StreamOptions struct {
+		Model               string              `json:"model"`
+		Messages            []chatMessage       `json:"messages"`
+		Tools               []chatTool          `json:"tools,omitempty"`
+		ToolChoice          any                 `json:"tool_choice,omitempty"`
+		ParallelToolCalls   *bool               `json:"parallel_tool_calls,omitempty"`
+		Temperature         *float64            `json:"temperature,omitempty"`
+		TopP                *float64            `json:"top_p,omitempty"`
+		MaxCompletionTokens int                 `json:"max_completion_tokens,omitempty"`
+		Stop                []string            `json:"stop,omitempty"`
+		Seed                *int64              `json:"seed,omitempty"`
+		ReasoningEffort     string              `json:"reasoning_effort,omitempty"`
+		ResponseFormat      *chatResponseFormat `json:"response_format,omitempty"`
+		Stream              bool                `json:"stream"`
+		StreamOptions       struct {
 			IncludeUsage bool `json:"include_usage"`
 		} `json:"stream_options"`
 	}
+	chatResponseFormat struct {
+		Type       string           `json:"type"`
+		JSONSchema jsonSchemaFormat `json:"json_schema"`
+	}
 	chatMessage struct {
 		Role       string         `json:"role"`
-		Content    *string        `json:"content"` // null for an assistant message of only tool calls
+		Content    any            `json:"content"` // null for an assistant message of only tool calls; parts with attachments
 		ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
 		ToolCallID string         `json:"tool_call_id,omitempty"`
 	}
@@ -121,7 +148,10 @@ func (c *Chat) request(req *model.Request) *chatRequest {
 	}
 	for i := range req.Messages {
 		m := &req.Messages[i]
-		msg := chatMessage{Role: string(m.Role), Content: &m.Content, ToolCallID: m.ToolCallID}
+		msg := chatMessage{Role: string(m.Role), Content: m.Content, ToolCallID: m.ToolCallID}
+		if len(m.Attachments) > 0 {
+			msg.Content = chatParts(m)
+		}
 		if m.Role == model.RoleAssistant && len(m.ToolCalls) > 0 {
 			if m.Content == "" {
 				msg.Content = nil
@@ -143,6 +173,14 @@ func (c *Chat) request(req *model.Request) *chatRequest {
 		// strict is false for the reason given in Responses.request.
 		out.Tools = append(out.Tools, t)
 	}
+	s := &req.Settings
+	out.ToolChoice = toolChoice(s.ToolChoice, true)
+	out.ParallelToolCalls = parallel(s, len(req.Tools))
+	out.Temperature, out.TopP, out.MaxCompletionTokens = s.Temperature, s.TopP, s.MaxTokens
+	out.Stop, out.Seed, out.ReasoningEffort = s.Stop, s.Seed, s.ReasoningEffort
+	if o := req.Output; o != nil {
+		out.ResponseFormat = &chatResponseFormat{Type: "json_schema", JSONSchema: schemaFormat(o)}
+	}
 	return out
 }
 
@@ -156,6 +194,7 @@ type chatStream struct {
 	usage    *model.Usage
 	reason   string
 	finished bool // a finish_reason was seen
+	refused  bool // a refusal was yielded
 }
 
 // chatCall is a tool call being assembled from its deltas.
@@ -178,6 +217,11 @@ type chatChoice struct {
 	Delta struct {
 		Content   string          `json:"content"`
 		ToolCalls []chatCallDelta `json:"tool_calls"`
+		Refusal   string          `json:"refusal"`
+		// Local servers stream reasoning in one of these (llama.cpp, vLLM and
+		// DeepSeek in reasoning_content; Ollama in reasoning).
+		ReasoningContent string `json:"reasoning_content"`
+		Reasoning        string `json:"reasoning"`
 	} `json:"delta"`
 	FinishReason string `json:"finish_reason"`
 }
@@ -231,6 +275,15 @@ func (s *chatStream) event(data []byte) bool {
 		if ch.FinishReason != "" {
 			s.reason, s.finished = ch.FinishReason, true
 		}
+		if r := ch.Delta.ReasoningContent + ch.Delta.Reasoning; r != "" && !s.yield(model.Chunk{Reasoning: r}, nil) {
+			return false
+		}
+		if r := ch.Delta.Refusal; r != "" {
+			s.refused = true
+			if !s.yield(model.Chunk{Refusal: r}, nil) {
+				return false
+			}
+		}
 		if ch.Delta.Content != "" && !s.yield(model.Chunk{Text: ch.Delta.Content}, nil) {
 			return false
 		}
@@ -268,6 +321,8 @@ func (s *chatStream) finish() {
 	switch {
 	case len(out.ToolCalls) > 0 && (s.reason == "" || s.reason == "stop"):
 		out.FinishReason = model.FinishToolCalls // Ollama and others say "stop"
+	case s.refused && (s.reason == "" || s.reason == "stop"):
+		out.FinishReason = model.FinishRefusal
 	case s.reason == "" || s.reason == "stop":
 		out.FinishReason = model.FinishStop
 	case s.reason == "tool_calls" || s.reason == "function_call":

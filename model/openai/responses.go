@@ -40,7 +40,11 @@ func (r *Responses) ModelID() string { return r.cfg.model }
 // is cancelled, Stream closes the connection and yields ctx's error.
 func (r *Responses) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
 	return func(yield func(model.Chunk, error) bool) {
-		body, err := json.Marshal(r.request(req))
+		if err := check(req, false); err != nil {
+			yield(model.Chunk{}, err)
+			return
+		}
+		body, err := encode(r.request(req), req)
 		if err != nil {
 			yield(model.Chunk{}, fmt.Errorf("openai: encode request: %w", err))
 			return
@@ -66,20 +70,50 @@ func (r *Responses) Stream(ctx context.Context, req *model.Request) iter.Seq2[mo
 	}
 }
 
+// Check reports, before any request, settings the Responses API does not take (stop
+// sequences, a seed, max_output_tokens under 16) and a tool choice the request's tools
+// cannot satisfy.
+func (r *Responses) Check(req *model.Request) error {
+	if err := check(req, false); err != nil || req == nil || len(req.Settings.Extra) == 0 {
+		return err
+	}
+	_, err := encode(r.request(req), req)
+	return err
+}
+
 // Wire shapes of a Responses request (PROTOCOLS.md §1.2).
 type (
 	responsesRequest struct {
-		Model        string          `json:"model"`
-		Instructions string          `json:"instructions,omitempty"`
-		Input        []any           `json:"input"`
-		Tools        []responsesTool `json:"tools,omitempty"`
-		Store        bool            `json:"store"`
-		Stream       bool            `json:"stream"`
+		Model             string              `json:"model"`
+		Instructions      string              `json:"instructions,omitempty"`
+		Input             []any               `json:"input"`
+		Tools             []responsesTool     `json:"tools,omitempty"`
+		ToolChoice        any                 `json:"tool_choice,omitempty"`
+		ParallelToolCalls *bool               `json:"parallel_tool_calls,omitempty"`
+		Temperature       *float64            `json:"temperature,omitempty"`
+		TopP              *float64            `json:"top_p,omitempty"`
+		MaxOutputTokens   int                 `json:"max_output_tokens,omitempty"`
+		Reasoning         *responsesReasoning `json:"reasoning,omitempty"`
+		Text              *responsesText      `json:"text,omitempty"`
+		Store             bool                `json:"store"`
+		Stream            bool                `json:"stream"`
+	}
+	responsesReasoning struct {
+		Effort  string `json:"effort"`
+		Summary string `json:"summary,omitempty"`
+	}
+	responsesText struct {
+		Format jsonSchemaFormat `json:"format"`
 	}
 	// inputMessage is the "easy" message item, sent without a type as the SDK does.
 	inputMessage struct {
 		Role    string `json:"role"`
 		Content string `json:"content"`
+	}
+	// partsMessage is a message item whose content is parts (text, images, files).
+	partsMessage struct {
+		Role    string `json:"role"`
+		Content []any  `json:"content"`
 	}
 	functionCallItem struct {
 		Type      string `json:"type"`
@@ -124,6 +158,10 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 				out.Input = append(out.Input, functionCallItem{Type: "function_call", CallID: c.ID, Name: c.Name, Arguments: string(arguments(string(c.Arguments)))})
 			}
 		default:
+			if len(m.Attachments) > 0 {
+				out.Input = append(out.Input, partsMessage{Role: string(m.Role), Content: responsesParts(&m)})
+				continue
+			}
 			out.Input = append(out.Input, inputMessage{Role: string(m.Role), Content: m.Content})
 		}
 	}
@@ -137,15 +175,31 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 		// omitempty fields out of "required", so OpenAI would reject them as strict.
 		out.Tools = append(out.Tools, responsesTool{Type: "function", Name: d.Name, Description: d.Description, Parameters: params, Strict: false})
 	}
+	s := &req.Settings
+	out.ToolChoice = toolChoice(s.ToolChoice, false)
+	out.ParallelToolCalls = parallel(s, len(req.Tools))
+	out.Temperature, out.TopP, out.MaxOutputTokens = s.Temperature, s.TopP, s.MaxTokens
+	if e := s.ReasoningEffort; e != "" {
+		out.Reasoning = &responsesReasoning{Effort: e}
+		if e != "none" {
+			out.Reasoning.Summary = "auto" // summaries become reasoning events
+		}
+	}
+	if o := req.Output; o != nil {
+		f := schemaFormat(o)
+		f.Type = "json_schema"
+		out.Text = &responsesText{Format: f}
+	}
 	return out
 }
 
 // responsesStream turns the events of one Responses stream into chunks.
 type responsesStream struct {
-	header http.Header
-	yield  func(model.Chunk, error) bool
-	calls  []pendingCall
-	called bool // a function call was yielded
+	header  http.Header
+	yield   func(model.Chunk, error) bool
+	calls   []pendingCall
+	called  bool // a function call was yielded
+	refused bool // a refusal was yielded
 	// partText is set by a text delta and cleared by output_text.done, whose text is
 	// yielded only if no delta carried it (llama.cpp sends no deltas).
 	partText bool
@@ -209,6 +263,7 @@ func (s *responsesStream) event(ev sse.Event) bool {
 	case "", "error", "response.output_text.delta", "response.output_text.done",
 		"response.output_item.added", "response.output_item.done",
 		"response.function_call_arguments.delta", "response.function_call_arguments.done",
+		"response.reasoning_summary_text.delta", "response.reasoning_text.delta", "response.refusal.delta",
 		"response.completed", "response.incomplete", "response.failed":
 	default:
 		return true // an event Stream has no use for
@@ -233,6 +288,11 @@ func (s *responsesStream) decoded(e *responsesEvent, data []byte) bool {
 		return false
 	case "response.output_text.delta":
 		return s.text(e.Delta)
+	case "response.reasoning_summary_text.delta", "response.reasoning_text.delta":
+		return e.Delta == "" || s.yield(model.Chunk{Reasoning: e.Delta}, nil)
+	case "response.refusal.delta":
+		s.refused = true
+		return e.Delta == "" || s.yield(model.Chunk{Refusal: e.Delta}, nil)
 	case "response.output_text.done":
 		if s.partText {
 			s.partText = false
@@ -345,9 +405,13 @@ func (s *responsesStream) finish(u *model.Usage, reason model.FinishReason) bool
 		c.ToolCalls = append(c.ToolCalls, model.ToolCall{ID: cmp.Or(p.callID, p.itemID), Name: p.name, Arguments: arguments(string(p.args))})
 	}
 	if reason == "" {
-		reason = model.FinishStop
-		if s.called || len(c.ToolCalls) > 0 {
+		switch {
+		case s.called || len(c.ToolCalls) > 0:
 			reason = model.FinishToolCalls
+		case s.refused:
+			reason = model.FinishRefusal
+		default:
+			reason = model.FinishStop
 		}
 	}
 	c.FinishReason = reason

@@ -60,6 +60,11 @@ type Model struct {
 type Turn struct {
 	Text      string
 	ToolCalls []model.ToolCall
+	// Reasoning, if set, is streamed in one chunk (Chunk.Reasoning) before the text.
+	Reasoning string
+	// Refusal, if set, is streamed in one chunk (Chunk.Refusal) after the text; the
+	// finish reason is then model.FinishRefusal.
+	Refusal string
 }
 
 // New returns a Model that answers every request with text.
@@ -110,25 +115,31 @@ func (m *Model) turn(n int, req *model.Request) Turn {
 
 // play sends t through s as the n-th assistant turn.
 func (m *Model) play(s *stream, n int, t Turn) {
+	if t.Reasoning != "" && !s.send(model.Chunk{Reasoning: t.Reasoning}) {
+		return
+	}
+	var last model.Chunk
+	reason := model.FinishStop
+	switch {
+	case t.Refusal != "":
+		last.Refusal, reason = t.Refusal, model.FinishRefusal
+	case len(t.ToolCalls) > 0:
+		last.ToolCalls, reason = toolCalls(n, t.ToolCalls), model.FinishToolCalls
+	}
 	text := t.Text
 	for text != "" {
 		k := m.cut(text)
 		c := model.Chunk{Text: text[:k]}
 		text = text[k:]
-		if text == "" && len(t.ToolCalls) == 0 {
-			s.finish(c, model.FinishStop)
+		if text == "" && reason == model.FinishStop {
+			s.finish(c, reason)
 			return
 		}
 		if !s.send(c) {
 			return
 		}
 	}
-	switch {
-	case len(t.ToolCalls) > 0:
-		s.finish(model.Chunk{ToolCalls: toolCalls(n, t.ToolCalls)}, model.FinishToolCalls)
-	case t.Text == "":
-		s.finish(model.Chunk{}, model.FinishStop)
-	}
+	s.finish(last, reason)
 }
 
 // cut returns the length in bytes of the first chunk of the non-empty text s.

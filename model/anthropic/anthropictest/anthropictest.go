@@ -4,6 +4,13 @@
 // headers, dropped connections, streams that hang until the client goes away), and
 // records them for assertions.
 //
+// Sampling and tool settings are checked as the API checks them: temperature and
+// top_p from 0 to 1, no seed, a tool_choice naming a tool offered, tool input
+// schemas of type object, and extended thinking's rules (a budget of at least 1024
+// below max_tokens; no temperature other than 1, no top_p under 0.95, no top_k, no
+// tool_choice forcing a tool; the last assistant message with tool calls starting
+// with its signed thinking block).
+//
 // The fake is faithful where clients can tell: POST /v1/messages only; an API key in
 // x-api-key or "Authorization: Bearer" (both accepted, whatever the
 // anthropic-version); errors as {"type":"error","error":{"type","message"},
@@ -144,6 +151,12 @@ type Params struct {
 	TopP        *float64       `json:"top_p"`
 	TopK        *int           `json:"top_k"`
 	ToolChoice  map[string]any `json:"tool_choice"`
+	// StopSequences and Thinking ({"type":"enabled","budget_tokens":N}) as sent.
+	StopSequences []string `json:"stop_sequences"`
+	Thinking      *struct {
+		Type         string `json:"type"`
+		BudgetTokens int    `json:"budget_tokens"`
+	} `json:"thinking"`
 }
 
 // Message is a message of a request. Content given as a string is read as one text
@@ -192,6 +205,21 @@ type Block struct {
 	ToolUseID string          `json:"tool_use_id,omitempty"`
 	Content   Content         `json:"content,omitempty"`
 	IsError   *bool           `json:"is_error,omitempty"`
+	// Thinking and Signature are a thinking block's, Data a redacted_thinking
+	// block's.
+	Thinking  string `json:"thinking,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Data      string `json:"data,omitempty"`
+	// Source is an image's or a document's.
+	Source *Source `json:"source,omitempty"`
+}
+
+// Source is where an image or a document comes from.
+type Source struct {
+	Type      string `json:"type"`
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
 }
 
 // Tool is a tool a request offers.
@@ -443,6 +471,9 @@ func checkParams(p *Params, body []byte, version string) string {
 			}
 		}
 	}
+	if msg := checkSettings(p, fields); msg != "" {
+		return msg
+	}
 	return checkMessages(p.Messages)
 }
 
@@ -463,6 +494,10 @@ func checkMessages(msgs []Message) string {
 			case "tool_use":
 				if t := bytes.TrimSpace(b.Input); len(t) == 0 || t[0] != '{' {
 					return fmt.Sprintf("messages.%d.content.%d.tool_use.input: Input should be a valid dictionary", i, j)
+				}
+			case "image", "document":
+				if msg := checkSource(b, fmt.Sprintf("messages.%d.content.%d.%s.source", i, j, b.Type)); msg != "" {
+					return msg
 				}
 			}
 		}

@@ -109,6 +109,17 @@ func (s *Stream) ToolUseBlock(id, name string, fragments ...string) *Stream {
 	return s.StopBlock()
 }
 
+// ThinkingBlock appends a whole thinking block, as the API streams it with extended
+// thinking on: its start, a thinking_delta per piece, a signature_delta, its stop.
+func (s *Stream) ThinkingBlock(signature string, pieces ...string) *Stream {
+	s.start(`{"type":"thinking","thinking":"","signature":""}`)
+	for _, p := range pieces {
+		s.delta(`{"type":"thinking_delta","thinking":` + quote(p) + `}`)
+	}
+	s.delta(`{"type":"signature_delta","signature":` + quote(signature) + `}`)
+	return s.StopBlock()
+}
+
 // Error appends an error event, as the API sends when it fails mid-stream (such as
 // errType "overloaded_error" with message "Overloaded").
 func (s *Stream) Error(errType, message string) *Stream {

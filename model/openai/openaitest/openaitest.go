@@ -10,6 +10,14 @@
 //		openai.WithHTTPClient(srv.Client()))
 //	... // run the model; then srv.Requests()[1].Body["input"]
 //
+// Requests are checked as the API checks them where kern and the SDKs send fields
+// with rules: ranges (temperature, top_p, max_output_tokens), enumerations
+// (reasoning effort, tool_choice), parameters one API has and the other not (stop
+// and seed on Responses), a tool_choice that names no tool offered, and the rules of
+// strict JSON schemas (every object closed with additionalProperties false and all
+// its properties required). A refused request gets the API's 400, naming the
+// parameter, and leaves the queue of replies as it was.
+//
 // The fixtures (see Fixtures) are streams written from the recorded streams in kern's
 // PROTOCOLS.md: a text answer, a function call, an error event, response.failed,
 // response.incomplete, and Chat Completions text, tool-call deltas, an in-stream error
@@ -275,7 +283,11 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 	case readErr != nil || rec.Body == nil:
 		r = BadRequest("We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)")
 	default:
-		r = s.next(req)
+		if e := check(req.URL.Path, rec.Body); e != nil {
+			r = e.reply() // refused as the API refuses it; no queued reply is used
+		} else {
+			r = s.next(req)
+		}
 	}
 	s.reply(w, req, r)
 }
