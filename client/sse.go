@@ -75,7 +75,7 @@ func (c *Client) events(ctx context.Context, method, path string, form url.Value
 
 // readSize is a stream's read buffer: most events fit; longer lines are put
 // together in decoder.long.
-const readSize = 2 << 10
+const readSize = 1 << 10
 
 // decoder reads the events of a server-sent event stream as kern sends them
 // (WHATWG framing: "event", "id" and "data" fields, ":" comments, a blank line
