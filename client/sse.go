@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,7 +83,10 @@ type decoder struct {
 	r    *bufio.Reader
 	long []byte // a line longer than r's buffer
 	data []byte // the event's data lines, joined with "\n"
+	name []byte // its event field
+	id   []byte // its id field
 	n    int    // events read, for messages
+	last recent // the last events' ids and names, shared with the next ones
 }
 
 func newDecoder(r io.Reader) *decoder {
@@ -93,7 +95,8 @@ func newDecoder(r io.Reader) *decoder {
 
 // next returns the next event; io.EOF when the stream ended between events.
 func (d *decoder) next() (*run.Event, error) {
-	var name, id []byte
+	name, id := d.name[:0], d.id[:0]
+	defer func() { d.name, d.id = name, id }() // keep the buffers for the next event
 	hasData, hasID, pending := false, false, false
 	d.data = d.data[:0]
 	for {
@@ -137,8 +140,8 @@ func (d *decoder) next() (*run.Event, error) {
 // decode makes the event of one frame.
 func (d *decoder) decode(name, id []byte, hasID bool) (*run.Event, error) {
 	d.n++
-	ev := new(run.Event)
-	if err := json.Unmarshal(d.data, ev); err != nil {
+	ev, err := decodeEvent(d.data, &d.last)
+	if err != nil {
 		return nil, fmt.Errorf("%w #%d (%s): data: %v", ErrMalformed, d.n-1, name, err)
 	}
 	if len(name) > 0 {

@@ -85,8 +85,9 @@ func (s *stream) read(c *loadClient, events iter.Seq2[*kernrun.Event, error], fi
 	defer close(s.done)
 	defer s.stop()
 	started := false
-	for ev, err := range events {
-		if err != nil {
+	var err error
+	for ev, e := range events {
+		if err = e; err != nil {
 			break
 		}
 		c.events.Add(1)
@@ -104,7 +105,7 @@ func (s *stream) read(c *loadClient, events iter.Seq2[*kernrun.Event, error], fi
 		}
 	}
 	if !started {
-		first <- errors.New("the stream ended before its first event")
+		first <- cmpErr(err, errors.New("the stream ended before its first event"))
 	}
 }
 
