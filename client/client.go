@@ -131,17 +131,13 @@ func (c *Client) send(ctx context.Context, method, path string, form url.Values,
 	return resp, nil
 }
 
-// call sends a request and decodes its JSON answer into v (when v is not nil).
+// call sends a request and decodes its JSON answer into v.
 func (c *Client) call(ctx context.Context, method, path string, form url.Values, v any) error {
 	resp, err := c.send(ctx, method, path, form, nil)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if v == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-		return nil
-	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody)).Decode(v); err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()

@@ -124,3 +124,37 @@ func ExampleError() {
 	// Output:
 	// 404 run "no-such-run" not found
 }
+
+// Queue a run in the background, then follow its events from the first one.
+func ExampleComponent_Start() {
+	url, stop := exampleServer()
+	defer stop()
+	hc := &http.Client{}
+	defer hc.CloseIdleConnections()
+	c, _ := client.New(url, hc, client.WithSecurityKey("secret"))
+	ctx := context.Background()
+
+	article := c.Workflow("article")
+	queued, err := article.Start(ctx, client.RunRequest{Message: "Write about Go", UserID: "ada"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("queued:", queued.Status)
+	for ev, err := range article.Resume(ctx, queued.RunID, -1) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		if ev.Event.Terminal() && ev.RunID == queued.RunID {
+			fmt.Println("ended:", ev.Event)
+		}
+	}
+	r, err := article.GetRun(ctx, queued.RunID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s for %s: %q\n", r.Status, r.UserID, r.Content)
+	// Output:
+	// queued: PENDING
+	// ended: WorkflowCompleted
+	// COMPLETED for ada: "Go is fun."
+}
