@@ -158,7 +158,8 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 		if err != nil {
 			return err
 		}
-		return a.execute(x.Entry.Ctx, &run.Gate{Log: &x.Log}, base, out, input, history)
+		ctx := a.toolScope(x.Entry.Ctx, a.registry(), &x.Log, base)
+		return a.execute(ctx, &run.Gate{Log: &x.Log}, base, out, input, history)
 	})
 }
 
@@ -196,7 +197,7 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
 	}
-	err = a.execute(e.Ctx, gate, &base, out, input, nil)
+	err = a.execute(a.toolScope(e.Ctx, reg, sc.Log, &base), gate, &base, out, input, nil)
 	e.End(sc.Log, &base, run.KindAgent, out, err)
 	e.Close()
 	return out

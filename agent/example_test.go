@@ -55,3 +55,36 @@ func ExampleAgent_Stream() {
 	// "red"
 	// done: Roses are red
 }
+
+// An agent handed to another as a tool runs as a child run: its events come in the
+// caller's stream, with the caller's run as their parent.
+func ExampleAsTool() {
+	researcher := &agent.Agent{Name: "Researcher", Model: scripted.New("Dragons hoard gold.")}
+	lead := &agent.Agent{
+		Name:  "Lead",
+		Tools: []tool.Tool{agent.AsTool(researcher, "Finds facts about a topic")},
+		Model: &scripted.Model{Turns: []scripted.Turn{ // asks the researcher, then answers
+			{ToolCalls: []model.ToolCall{{Name: "researcher", Arguments: json.RawMessage(`{"input":"dragons"}`)}}},
+			{Text: "Dragons like gold."},
+		}},
+	}
+	leadRun := run.NewID()
+	for ev, err := range lead.Stream(context.Background(), "Tell me about dragons", run.WithID(leadRun)) {
+		if err != nil {
+			fmt.Println("error:", err)
+			return
+		}
+		switch {
+		case ev.Event == run.EventToolCallCompleted:
+			fmt.Printf("tool result: %q\n", ev.Tool.Result)
+		case ev.Event == run.EventRunCompleted && ev.RunID != leadRun:
+			fmt.Println("researcher's run completed; its parent is the lead's run:", ev.ParentRunID == leadRun)
+		case ev.Event == run.EventRunCompleted:
+			fmt.Println("lead:", ev.Content)
+		}
+	}
+	// Output:
+	// researcher's run completed; its parent is the lead's run: true
+	// tool result: "Dragons hoard gold."
+	// lead: Dragons like gold.
+}

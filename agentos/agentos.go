@@ -218,11 +218,15 @@ func (s *Server) startWork() {
 	if s.queue == nil {
 		return
 	}
+	serves := make([]store.Component, 0, len(s.components)) // the queues this replica works
+	for _, c := range s.components {
+		serves = append(serves, store.Component{Kind: c.kind, ID: c.id})
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stopWork, s.workDone = stop, make(chan struct{})
 	go func() {
 		defer close(s.workDone)
-		if err := s.queue.Work(ctx, s.cfg.Workers, s.runJob); err != nil {
+		if err := s.queue.Work(ctx, s.cfg.Workers, serves, s.runJob); err != nil {
 			s.log.Error("agentos: queue stopped: this replica no longer starts background runs", "err", err)
 		}
 	}()

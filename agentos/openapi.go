@@ -182,9 +182,16 @@ func schemas() obj {
 		"RunOutputs":   obj{"type": "array", "items": ref("RunOutput")},
 		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status}),
 		"RunAccepted":  object([]string{"run_id", "session_id", "status"}, obj{"run_id": str(""), "session_id": str(""), "status": status}),
-		"Session": object([]string{"session_id"}, obj{"session_id": str(""), "user_id": str(""),
-			"session_type": str(""), "component_id": str(""), "session_state": obj{"type": "object"},
-			"created_at": obj{"type": "integer"}, "updated_at": obj{"type": "integer"}}),
+		"Session": object([]string{"session_id", "session_name", "session_type"}, obj{"session_id": str(""),
+			"session_name": str("The input of the session's first run."), "user_id": str(""),
+			"session_type": str("agent or workflow."), "component_id": str("The agent's or workflow's id."),
+			"agent_id": str("An agent session's component_id."), "workflow_id": str("A workflow session's component_id."),
+			"session_state": obj{"type": "object"},
+			"created_at":    obj{"type": "integer", "description": "Unix seconds."},
+			"updated_at":    obj{"type": "integer", "description": "Unix seconds: the session's last run or state."}}),
+		"SessionPage": object([]string{"data", "meta"}, obj{"data": obj{"type": "array", "items": ref("Session")},
+			"meta": object([]string{"page", "limit", "total_pages", "total_count"}, obj{"page": obj{"type": "integer"},
+				"limit": obj{"type": "integer"}, "total_pages": obj{"type": "integer"}, "total_count": obj{"type": "integer"}})}),
 	}
 }
 

@@ -199,25 +199,52 @@ func TestReviewCancelLongRunID(t *testing.T) {
 	}
 }
 
-// TestReviewQueuedRunOfAComponentAnotherReplicaServes: replicas that serve
-// different workflows (a rolling deploy adding one) share the queue. A replica that
-// fetches a run of a workflow it does not serve ends it ERROR at once (runJob),
-// though another replica could run it; and it stores no terminal event, so a
-// stream of the run ends without one.
-func TestReviewQueuedRunOfAComponentAnotherReplicaServes(t *testing.T) {
+// handedRuns is a replica's store whose queue reports every run it hands to the
+// replica.
+type handedRuns struct {
+	*postgres.Store
+	handed chan string // run ids, in the order handed
+}
+
+// Work is the store's, with every run handed to fn reported on h.handed.
+func (h *handedRuns) Work(ctx context.Context, workers int, serves []store.Component, fn func(context.Context, *store.Job) error) error {
+	return h.Store.Work(ctx, workers, serves, func(ctx context.Context, j *store.Job) error {
+		select {
+		case h.handed <- j.ID:
+		default: // more than the test expects: those it reads show it
+		}
+		return fn(ctx, j)
+	})
+}
+
+// TestQueuedRunStartsOnlyOnAReplicaThatServesIt: replicas that serve different
+// workflows (a rolling deploy adding one) share the queue. A queued run is
+// handed only to a replica that serves its workflow, which runs it to
+// COMPLETED; a replica that does not serve it is never handed it (before, it
+// fetched the run and put it back, and could keep it PENDING for 20 s, or end it
+// ERROR without a terminal event).
+func TestQueuedRunStartsOnlyOnAReplicaThatServesIt(t *testing.T) {
 	url, schema := postgresSchema(t)
 	st := openSchema(t, url, schema)
-	a := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Story")}, Workers: 4})
+	const n = 10
+	qa := &handedRuns{Store: openSchema(t, url, schema), handed: make(chan string, n+1)}
+	a := newEnv(t, Config{Store: qa, Replica: "replica-a", Workers: 4,
+		Workflows: []*workflow.Workflow{quickWorkflow("Story")}})
 	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Other")}, Workers: 4})
-	_ = a
-	var ids []string
-	for range 10 {
-		code, body := b.do("POST", "/workflows/other/runs", formType, form("message", "go", "background", "true"))
+	post := func(e *env, workflowID string) string {
+		code, body := e.do("POST", "/workflows/"+workflowID+"/runs", formType, form("message", "go", "background", "true"))
 		if code != http.StatusAccepted {
-			t.Fatalf("background run: %d %v", code, body)
+			t.Fatalf("background run of %s: %d %v", workflowID, code, body)
 		}
-		ids = append(ids, fmt.Sprint(body["run_id"]))
+		return fmt.Sprint(body["run_id"])
 	}
+	var ids []string
+	for range n {
+		ids = append(ids, post(b, "other"))
+	}
+	// Queued after them, a run of A's workflow shows that A's queue is worked.
+	story := post(a, "story")
+
 	var bad []string
 	for _, id := range ids {
 		body := waitStatus(t, b, id)
@@ -225,9 +252,26 @@ func TestReviewQueuedRunOfAComponentAnotherReplicaServes(t *testing.T) {
 			bad = append(bad, fmt.Sprintf("%s %v %q, terminal events %v", id[len(id)-4:], body["status"], body["error"],
 				terminals(t, st, id)))
 		}
+		if got := body["replica"]; got != b.srv.cfg.Replica {
+			t.Errorf("run %s of workflow other executed by %v, want B (%s)", id, got, b.srv.cfg.Replica)
+		}
 	}
 	if len(bad) > 0 {
 		t.Fatalf("runs of workflow other (served by B) taken by A: %d of %d not COMPLETED:\n%s",
 			len(bad), len(ids), strings.Join(bad, "\n"))
+	}
+	body := waitStatus(t, a, story)
+	if body["status"] != "COMPLETED" || body["replica"] != a.srv.cfg.Replica {
+		t.Fatalf("run of workflow story (served by A): %v, want COMPLETED by A (%s)", body, a.srv.cfg.Replica)
+	}
+	// A's queue handed it story, and nothing else: not the runs of other, though
+	// they were queued before story, and A's workers were free.
+	if got := <-qa.handed; got != story {
+		t.Errorf("A was handed run %s, want only %s", got, story)
+	}
+	select {
+	case got := <-qa.handed:
+		t.Errorf("A was also handed run %s", got)
+	default:
 	}
 }

@@ -56,6 +56,7 @@ const (
 	schemaCancel   = "CancelAnswer"
 	schemaAccepted = "RunAccepted"
 	schemaSession  = "Session"
+	schemaSessions = "SessionPage"
 )
 
 func ok(schema string) response { return response{http.StatusOK, "OK", schema, false} }
@@ -103,11 +104,16 @@ func (s *Server) routeTable() []route {
 			summary: "Cancel a run", description: "Cancels a run of any workflow or agent and, unless wait=false, waits for it to end. A run not known yet keeps the intent (PENDING).",
 			params:    []param{{"wait", "query", "boolean", "Wait for the run to end (default true)."}},
 			responses: []response{ok(schemaCancel), invalidQuery, storeDown}},
+		{method: "GET", pattern: "/sessions", handler: s.listSessions,
+			summary: "List sessions", description: "A page of sessions, newest first; a session exists from its first run.",
+			params: sessionListParams, responses: []response{ok(schemaSessions), invalidQuery, storeDown}},
 		{method: "GET", pattern: "/sessions/{session_id}", handler: s.getSession,
-			summary: "Get a session", responses: []response{ok(schemaSession), notFound, storeDown}},
+			summary: "Get a session", params: sessionParams,
+			responses: []response{ok(schemaSession), notFound, invalidQuery, storeDown}},
 		{method: "DELETE", pattern: "/sessions/{session_id}", handler: s.deleteSession,
-			summary: "Delete a session", description: "Deletes a session and its runs.",
-			responses: []response{{http.StatusNoContent, "Deleted", "", false}, notFound, storeDown}},
+			summary: "Delete a session", description: "Deletes a session and its runs.", params: sessionParams[1:],
+			responses: []response{{http.StatusNoContent, "Deleted", "", false}, notFound,
+				fail(http.StatusConflict, "A server without a store cannot delete sessions"), storeDown}},
 		{method: "GET", pattern: "/sessions/{session_id}/runs", handler: s.listSessionRuns,
 			summary: "List a session's runs", params: runQueryParams[1:],
 			responses: []response{ok(schemaOutputs), invalidQuery, storeDown}},

@@ -349,20 +349,6 @@ func (s *Server) getComponentRun(w http.ResponseWriter, r *http.Request, c *comp
 	}
 }
 
-func (s *Server) getSessionRun(w http.ResponseWriter, r *http.Request) {
-	id, sid := r.PathValue("run_id"), r.PathValue("session_id")
-	f, ok := s.find(w, r, nil, id)
-	if !ok {
-		return
-	}
-	ans := f.answer(s.cfg.Replica)
-	if ans.SessionID != sid {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("run %q not found in session %q", id, sid))
-		return
-	}
-	writeJSON(w, http.StatusOK, ans)
-}
-
 // runQuery reads the filters and page of a run listing.
 func runQuery(r *http.Request) (store.RunQuery, error) {
 	q := r.URL.Query()
@@ -397,16 +383,6 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c *component) 
 		return
 	}
 	q.Kind, q.ComponentID = c.kind, c.id
-	s.answerRuns(w, r, q)
-}
-
-func (s *Server) listSessionRuns(w http.ResponseWriter, r *http.Request) {
-	q, err := runQuery(r)
-	if err != nil {
-		s.answerError(w, err)
-		return
-	}
-	q.SessionID = r.PathValue("session_id")
 	s.answerRuns(w, r, q)
 }
 
@@ -472,37 +448,6 @@ func (s *Server) memoryRuns(q store.RunQuery) []*run.Output {
 	}
 	outs = outs[q.Offset:]
 	return outs[:min(len(outs), q.Limit)]
-}
-
-func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("session_id")
-	if s.store == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("session %q not found: this server keeps no sessions", id))
-		return
-	}
-	sess, err := s.store.GetSession(r.Context(), id)
-	if err != nil {
-		s.writeStoreError(w, err, fmt.Sprintf("session %q", id))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"session_id": sess.ID, "user_id": sess.UserID, "session_type": sess.Kind,
-		"component_id": sess.ComponentID, "session_state": sess.State,
-		"created_at": sess.CreatedAt.Unix(), "updated_at": sess.UpdatedAt.Unix(),
-	})
-}
-
-func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("session_id")
-	if s.store == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("session %q not found: this server keeps no sessions", id))
-		return
-	}
-	if err := s.store.DeleteSession(r.Context(), id); err != nil {
-		s.writeStoreError(w, err, fmt.Sprintf("session %q", id))
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {

@@ -49,6 +49,12 @@ const (
 	EventCustom                      EventType = "CustomEvent"
 )
 
+// EventStepRetried is kern's, not Agno's (Agno retries a step without an event): an
+// attempt of a step with a retry policy failed and the step runs again. Its attempt
+// and error are the failed attempt's; the events that carry the same step and
+// attempt belong to that attempt.
+const EventStepRetried EventType = "StepRetried"
+
 // Terminal reports whether an event of this type ends a run: each run, nested or not,
 // has exactly one.
 func (t EventType) Terminal() bool {
@@ -157,6 +163,9 @@ type Origin struct {
 	StepIndex    *int   `json:"step_index,omitempty"`
 	ParentStepID string `json:"parent_step_id,omitempty"`
 	NestedDepth  int    `json:"nested_depth,omitempty"`
+	// Attempt counts the runs of a step with a retry policy, from 1; zero for a step
+	// without one.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // ToolExecution is one tool call as events report it.
@@ -231,6 +240,8 @@ type StepResult struct {
 	Status   Status       `json:"status,omitempty"`
 	Error    string       `json:"error,omitempty"`
 	Steps    []StepResult `json:"steps,omitempty"` // the results of a container's steps
+	// Attempts is how many times a step with a retry policy ran; zero without one.
+	Attempts int `json:"attempts,omitempty"`
 	// Stop asks the workflow to end after this step, successfully.
 	Stop bool `json:"stop,omitempty"`
 }

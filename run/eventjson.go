@@ -38,6 +38,10 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 			dst = append(dst, `,"nested_depth":`...)
 			dst = strconv.AppendInt(dst, int64(o.NestedDepth), 10)
 		}
+		if o.Attempt != 0 {
+			dst = append(dst, `,"attempt":`...)
+			dst = strconv.AppendInt(dst, int64(o.Attempt), 10)
+		}
 	}
 	dst = appendField(dst, "content", e.Content)
 	dst = appendField(dst, "reason", e.Reason)

@@ -13,7 +13,7 @@ func eventSamples() []*Event {
 		{Event: EventRunStarted, RunID: "r"},
 		{Event: EventRunContent, RunID: "r", CreatedAt: 1700000000, EventIndex: 7, Content: "hello <b>&</b> \"q\" \\ \n\t\r\x00\x1f é 日本 \u2028\u2029 \xff end",
 			Origin: &Origin{AgentID: "a", AgentName: "A", WorkflowID: "w", WorkflowName: "W", WorkflowRunID: "wr", ParentRunID: "p",
-				SessionID: "s", UserID: "u", StepID: "st", StepName: "St", StepIndex: &zero, ParentStepID: "ps", NestedDepth: 2}},
+				SessionID: "s", UserID: "u", StepID: "st", StepName: "St", StepIndex: &zero, ParentStepID: "ps", NestedDepth: 2, Attempt: 3}},
 		{Event: EventToolCallCompleted, RunID: "r", Origin: &Origin{StepIndex: &two},
 			Tool: &ToolExecution{ToolCallID: "c", ToolName: "t", ToolArgs: json.RawMessage(`{"a": 1}`), Result: "ok", IsError: true}},
 		{Event: EventRunCompleted, RunID: "r", Reason: "why", Error: "err",

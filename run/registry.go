@@ -145,6 +145,9 @@ func (e *Entry) Finish(err error) (Status, string) {
 		e.final = StatusError
 	case e.requested:
 		e.final = StatusCancelled
+	case TimedOut(e.Ctx) != nil:
+		// A policy's deadline (a step's timeout, a workflow's) is a failure, not a cancel.
+		e.final, e.failure = StatusError, context.Cause(e.Ctx)
 	case e.Ctx.Err() != nil || errors.Is(err, ErrCancelled):
 		e.final = StatusCancelled
 		e.reason, e.cause = causeOf(e.Ctx, err)

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 	"unicode"
@@ -13,6 +14,22 @@ type Scope struct {
 	Registry *Registry
 	Log      *Log
 	Origin   Origin
+}
+
+type scopeKey struct{}
+
+// ContextWithScope returns ctx carrying sc, the scope of the run that makes a call
+// under ctx (an agent's tool call), so that what the call starts (an agent given as
+// a tool) runs as a nested run of that one: its events in sc's log, its cancel
+// through sc's registry. sc's Origin.ParentRunID is the calling run's ID.
+func ContextWithScope(ctx context.Context, sc *Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, sc)
+}
+
+// ScopeFromContext returns the scope ctx carries (see ContextWithScope).
+func ScopeFromContext(ctx context.Context) (*Scope, bool) {
+	sc, ok := ctx.Value(scopeKey{}).(*Scope)
+	return sc, ok && sc != nil
 }
 
 // Slug turns a name into an ID: lower case, letters and digits, words joined by "-".

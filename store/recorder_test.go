@@ -107,6 +107,9 @@ func (m *memStore) GetSession(context.Context, string) (*store.Session, error) {
 }
 func (m *memStore) SaveSession(context.Context, *store.Session) error { return nil }
 func (m *memStore) DeleteSession(context.Context, string) error       { return nil }
+func (m *memStore) ListSessions(context.Context, store.SessionQuery) ([]*store.Session, int, error) {
+	return nil, 0, nil
+}
 func (m *memStore) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

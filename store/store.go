@@ -35,7 +35,8 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrNotHere: a queued run cannot start in this process (it serves no such
 	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process.
+	// the queue for another process. Work hands fn only runs of the components it
+	// serves, so this is the fallback for a component no longer served.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// RecorderOptions.Takeover); it ends ERROR "interrupted".
@@ -93,15 +94,54 @@ type Event struct {
 }
 
 // Session groups the runs of one conversation or job, and carries the state its runs
-// share.
+// share. A session exists from its first run: CreateRun of a run with a session id
+// creates the session (with the run's user, kind and component, its input as the
+// session's name, and no state) unless it exists, and moves its UpdatedAt (see
+// SessionUpdatePrecision).
 type Session struct {
 	ID          string
 	UserID      string
 	Kind        Kind
 	ComponentID string
-	State       map[string]any
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Name is the input of the session's first run, at most MaxSessionName
+	// characters, as Agno names a session.
+	Name      string
+	State     map[string]any
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// MaxSessionName bounds a session's name, in characters: the input of its first
+// run, truncated.
+const MaxSessionName = 256
+
+// SessionUpdatePrecision is how far a session's UpdatedAt may lag behind the
+// CreatedAt of its latest run: the runs of a busy session do not each rewrite the
+// session (Agno keeps seconds).
+const SessionUpdatePrecision = time.Second
+
+// SessionOrder is the time ListSessions sorts sessions by.
+type SessionOrder int
+
+// Orders of sessions.
+const (
+	ByUpdated SessionOrder = iota // when the session last had a new run or state
+	ByCreated                     // when the session began
+)
+
+// SessionQuery selects sessions. Zero fields select everything; sessions come most
+// recently updated first.
+type SessionQuery struct {
+	UserID      string
+	Kind        Kind
+	ComponentID string
+	// Name selects the sessions whose name contains it, ignoring the case of
+	// ASCII letters.
+	Name      string
+	OrderBy   SessionOrder
+	Ascending bool // oldest first
+	Limit     int  // 0 means 100
+	Offset    int
 }
 
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
@@ -117,7 +157,11 @@ type RunQuery struct {
 // Store keeps sessions, runs and events. Implementations are safe for concurrent
 // use; every method honours ctx.
 type Store interface {
-	// CreateRun stores a new run (ErrExists if its id is taken).
+	// CreateRun stores a new run (ErrExists if its id is taken), and creates its
+	// session, in the same transaction, if the run has a session id and the session
+	// does not exist yet (see Session), with the run's CreatedAt as its CreatedAt and
+	// UpdatedAt; a later run moves the session's UpdatedAt to its CreatedAt when that
+	// is more than SessionUpdatePrecision later.
 	CreateRun(ctx context.Context, r *Run) error
 	// UpdateRun saves a run's status, output, replica and lease (ErrNotFound if it
 	// was never created). An end (a terminal status) written for a replica (r.Replica
@@ -140,11 +184,15 @@ type Store interface {
 
 	// GetSession returns a session, or ErrNotFound.
 	GetSession(ctx context.Context, id string) (*Session, error)
-	// SaveSession creates or updates a session.
+	// SaveSession creates or updates a session. An empty Name keeps the stored one.
 	SaveSession(ctx context.Context, s *Session) error
 	// DeleteSession deletes a session with its runs and their events (ErrNotFound if
 	// there is none).
 	DeleteSession(ctx context.Context, id string) error
+	// ListSessions returns a page of the sessions q selects, in q's order (ties
+	// broken by id), and total, the number of sessions q selects without its Limit
+	// and Offset.
+	ListSessions(ctx context.Context, q SessionQuery) (sessions []*Session, total int, err error)
 
 	// RenewLeases extends the lease of the given runs that replica executes, and
 	// returns those of runIDs it did not renew: the runs no longer replica's (another
@@ -180,16 +228,25 @@ type Notifications struct {
 	// Ended: the run's final state, in status st, is stored.
 	Ended func(runID string, st run.Status)
 	// Reconnected: the listener's connection was made again after it failed; what
-	// was notified in between was not heard (Cancel has been re-read).
+	// was notified in between was not heard (Cancel has been re-read). A polling
+	// listener (SQLite) calls it when it fell so far behind that what it had not
+	// read was pruned.
 	Reconnected func()
 }
 
+// IntentTTL is how long a cancel intent is kept for a run that has not ended: a
+// cancel may come before the run starts, but not a day before. Older intents are
+// no longer delivered and are deleted; so is the intent of a run that ended.
+const IntentTTL = 24 * time.Hour
+
 // Canceller is implemented by stores that carry cancels between processes sharing
-// one database (store/postgres), so that a cancel accepted by one replica reaches
-// the replica that executes the run, or will start it. A server whose Store is a
-// Canceller uses it; others cancel in their own process only. The same channel tells
-// them when a run's events are stored and when a run ended, so that a replica can
-// follow a run another one executes.
+// one database, so that a cancel accepted by one process reaches the process that
+// executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
+// store/sqlite, which has no notifications, has its listeners poll the file at a
+// short interval. A server whose Store is a Canceller uses it; others cancel in
+// their own process only. The same channel tells them when a run's events are
+// stored and when a run ended, so that a process can follow a run another one
+// executes.
 type Canceller interface {
 	// CancelRun stores a cancel intent for the run durably and notifies the
 	// listeners; it returns once the intent is committed. Cancelling twice keeps
@@ -209,22 +266,30 @@ type Canceller interface {
 // holds everything needed to start it.
 type Job = Run
 
+// Component names an agent or a workflow, as a run's Kind and ComponentID do.
+type Component struct {
+	Kind Kind
+	ID   string
+}
+
 // Queue is implemented by stores that schedule background runs between the
 // processes sharing one database (store/postgres, on River), so that any process
-// with a free worker starts a queued run, and a queued run survives the process
-// that queued it.
+// with a free worker that serves a queued run's component starts it, and a queued
+// run survives the process that queued it.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
-	// (ErrExists if its id is taken).
+	// (ErrExists if its id is taken); r's session is created as CreateRun does.
 	Enqueue(ctx context.Context, r *Job) error
-	// Work starts queued runs, at most workers at once, until ctx is done, then
-	// waits for the runs it started and returns nil. fn starts the run and returns
-	// once it has ended; a run whose fn returned is done, whatever its outcome.
+	// Work starts queued runs of the components in serves, at most workers at
+	// once, until ctx is done, then waits for the runs it started and returns nil.
+	// A run of another component is left to the processes that serve it, however
+	// long it waits. fn starts the run and returns once it has ended; a run whose
+	// fn returned is done, whatever its outcome.
 	// Before fn, the run is taken: still PENDING, it gets a lease (DefaultLease),
 	// so that no other process starts it, and recovery takes it over if this one
 	// dies before the run's own lease is written; a run no longer queued (taken,
 	// cancelled, deleted) is skipped.
-	Work(ctx context.Context, workers int, fn func(ctx context.Context, j *Job) error) error
+	Work(ctx context.Context, workers int, serves []Component, fn func(ctx context.Context, j *Job) error) error
 	// CancelQueued ends a run that is still queued CANCELLED with reason, its
 	// terminal event stored, and reports true; it reports false for a run no
 	// longer queued (a worker took it, or it ended).

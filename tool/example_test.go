@@ -3,8 +3,11 @@ package tool_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
 )
 
@@ -41,4 +44,26 @@ func ExampleFunc() {
 	// {"type":"object","properties":{"city":{"type":"string","description":"the city, e.g. Paris"},"unit":{"type":"string","description":"celsius (the default) or fahrenheit"}},"required":["city"],"additionalProperties":false}
 	// {"city":"Paris","temperature":21.5,"unit":"celsius"} <nil>
 	// tool "get_weather": invalid arguments: validating root: unexpected additional properties ["country"]
+}
+
+// A tool whose calls may hang or fail gets a timeout per attempt and a retry
+// policy; what the model reads when every attempt failed is the last error.
+func ExampleWithPolicy() {
+	type queryArgs struct {
+		Query string `json:"query"`
+	}
+	search := tool.Func("search", "Searches the web", func(ctx context.Context, a queryArgs) (string, error) {
+		<-ctx.Done() // a backend that never answers
+		return "", ctx.Err()
+	})
+	bounded := tool.WithPolicy(search, tool.Policy{
+		Timeout: 10 * time.Millisecond,
+		Retry:   &run.RetryPolicy{Attempts: 2, Backoff: time.Millisecond, Retryable: run.RetryOn(run.ErrTimeout)},
+	})
+	_, err := bounded.Call(context.Background(), json.RawMessage(`{"query":"dragons"}`))
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, run.ErrTimeout))
+	// Output:
+	// after 2 attempts: tool "search": timed out after 10ms
+	// true
 }

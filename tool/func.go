@@ -61,14 +61,22 @@ func Func[Args, Result any](name, description string, fn func(ctx context.Contex
 
 // Validate reports whether t can be offered to a model: its name must match
 // ^[a-zA-Z0-9_-]{1,64}$ and its parameters must be a JSON object. For a tool built by
-// [Func], it also reports whether the schema of the arguments could be generated.
-// The error wraps [ErrInvalidDefinition].
+// [Func], it also reports whether the schema of the arguments could be generated;
+// for a [Validator], what its Validate reports. The error wraps [ErrInvalidDefinition].
 func Validate(t Tool) error {
 	if t == nil {
 		return fmt.Errorf("tool: %w: nil tool", ErrInvalidDefinition)
 	}
 	if b, ok := t.(interface{ buildErr() error }); ok {
 		return b.buildErr()
+	}
+	if v, ok := t.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			if errors.Is(err, ErrInvalidDefinition) {
+				return err
+			}
+			return fmt.Errorf("tool %q: %w: %w", t.Definition().Name, ErrInvalidDefinition, err)
+		}
 	}
 	d := t.Definition()
 	if !validName(d.Name) {

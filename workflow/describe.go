@@ -10,6 +10,10 @@ type StepInfo struct {
 	Description string `json:"description,omitempty"`
 	// AgentID is the id of a Task's agent.
 	AgentID string `json:"agent_id,omitempty"`
+	// MaxRetries is how many times a Task may run again after its first attempt
+	// (Agno's name); TimeoutSeconds bounds each attempt. Zero: none.
+	MaxRetries     int     `json:"max_retries,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
 	// Steps are a container's steps (a Router's choices).
 	Steps []StepInfo `json:"steps,omitempty"`
 }
@@ -26,6 +30,10 @@ func Describe(steps []Step) []StepInfo {
 			if s.Agent != nil {
 				info.Kind, info.AgentID = "agent", s.Agent.AgentID()
 			}
+			if s.Retry != nil {
+				info.MaxRetries = s.Retry.Attempts - 1
+			}
+			info.TimeoutSeconds = s.Timeout.Seconds()
 		case *Steps:
 			info = StepInfo{Name: s.Name, Kind: "steps", Description: s.Description, Steps: Describe(s.Steps)}
 		case *Parallel:

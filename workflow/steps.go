@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
@@ -117,11 +118,35 @@ type StepFunc func(ctx context.Context, in *Input) (StepOutput, error)
 //
 // An agent step gives its agent the workflow's input, followed by the previous step's
 // content when there is one.
+//
+// Its zero policies run it once, unbounded. With a Timeout, an attempt that runs
+// longer fails with a *run.TimeoutError: the step ends ERROR (a StepError event, its
+// agent's run a RunError), never CANCELLED. With a Retry policy, a failed attempt
+// that the policy retries is followed by a StepRetried event, a wait, and the step
+// run again from its start; the events of each attempt carry its number (attempt),
+// and the step's result the number of attempts made. A cancel is never retried, and
+// cancels a wait between attempts at once.
 type Task struct {
 	Name        string
 	Description string
 	Agent       *agent.Agent
 	Func        StepFunc
+	// Timeout bounds each attempt of the step; zero means no bound.
+	Timeout time.Duration
+	// Retry says when a failed attempt runs again; nil runs the step once.
+	Retry *run.RetryPolicy
+}
+
+// WithTimeout sets the step's Timeout and returns the step.
+func (t *Task) WithTimeout(d time.Duration) *Task {
+	t.Timeout = d
+	return t
+}
+
+// WithRetry sets the step's Retry policy and returns the step.
+func (t *Task) WithRetry(p run.RetryPolicy) *Task {
+	t.Retry = &p
+	return t
 }
 
 // AgentStep returns a step that runs agent a.
@@ -151,24 +176,39 @@ func (t *Task) validate(v *validator) error {
 			return fmt.Errorf("step %q: %w", t.Name, err)
 		}
 	}
+	if t.Timeout < 0 {
+		return fmt.Errorf("step %q: negative timeout %s", t.Name, t.Timeout)
+	}
+	if err := t.Retry.Validate(); err != nil {
+		return fmt.Errorf("step %q: %w", t.Name, err)
+	}
 	return nil
 }
 
 func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(t.Name, i, f)
+	if t.Retry != nil {
+		o.Attempt = 1
+	}
 	r.emit(run.EventStepStarted, o, run.Event{})
 	res := run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
+	var out StepOutput
 	var err error
-	if t.Agent != nil {
-		res.Content, err = t.runAgent(ctx, r, o, in)
-	} else {
-		var out StepOutput
-		out, err = callStep(ctx, t.Func, in)
-		res.Content, res.Stop = out.Content, out.Stop
-		if err == nil && ctx.Err() != nil {
-			err = context.Cause(ctx)
+	for {
+		out, err = t.attempt(ctx, r, o, in)
+		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
+			break
 		}
+		r.emit(run.EventStepRetried, o, run.Event{Error: err.Error()})
+		if err = t.Retry.Wait(ctx, o.Attempt); err != nil {
+			out = StepOutput{} // cancelled between attempts: no attempt is running
+			break
+		}
+		next := *o // events keep the origin they were emitted with
+		next.Attempt++
+		o = &next
 	}
+	res.Content, res.Stop, res.Attempts = out.Content, out.Stop, o.Attempt
 	if err != nil {
 		if cancelled(ctx, err) {
 			res.Status = run.StatusCancelled
@@ -181,6 +221,27 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	r.record(res)
 	r.emit(run.EventStepCompleted, o, run.Event{Content: res.Content})
 	return res, nil
+}
+
+// attempt runs the step once, bounded by its Timeout. An attempt cut short by a
+// timeout (its own, or the workflow's) fails with the *run.TimeoutError.
+func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input) (out StepOutput, err error) {
+	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
+	defer cancel()
+	if t.Agent != nil {
+		out.Content, err = t.runAgent(actx, r, o, in)
+	} else {
+		out, err = callStep(actx, t.Func, in)
+		if err == nil && actx.Err() != nil {
+			err = context.Cause(actx)
+		}
+	}
+	if err != nil {
+		if te := run.TimedOut(actx); te != nil {
+			err = te
+		}
+	}
+	return out, err
 }
 
 func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
@@ -453,8 +514,12 @@ func (f frame) child(name string) frame {
 }
 
 // cancelled tells a step that was cancelled (its context, or its agent's run) from one
-// that failed, whatever the failure wraps.
+// that failed, whatever the failure wraps. A context that a timeout ended did not
+// cancel the step: it failed.
 func cancelled(ctx context.Context, err error) bool {
+	if run.TimedOut(ctx) != nil {
+		return false
+	}
 	return ctx.Err() != nil || errors.Is(err, run.ErrCancelled)
 }
 

@@ -4,6 +4,7 @@
 package workflow
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,10 @@ type Workflow struct {
 	// workflows whose steps must not run twice). The runtime itself does nothing
 	// with it; a server that takes over runs left behind reads it.
 	NotResumable bool
+	// Timeout bounds a run of the workflow: once it has passed, the step running
+	// fails and the run ends ERROR with a *run.TimeoutError (matching run.ErrTimeout),
+	// not CANCELLED. Zero means no bound. A resumed run has the whole Timeout again.
+	Timeout time.Duration
 
 	once sync.Once
 	reg  *run.Registry
@@ -68,6 +73,9 @@ func (w *Workflow) Validate() error {
 	}
 	if len(w.Steps) == 0 {
 		return fmt.Errorf("workflow %q: no steps: %w", name, run.ErrInvalid)
+	}
+	if w.Timeout < 0 {
+		return fmt.Errorf("workflow %q: negative timeout %s: %w", name, w.Timeout, run.ErrInvalid)
 	}
 	v := validator{seen: make(map[string]string)}
 	if err := v.steps(w.Steps); err != nil {
@@ -130,35 +138,88 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	}
 	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
-		ctx := x.Entry.Ctx
 		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
 		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
 		sessions, _ := w.Recorder.(run.Sessions)
-		if sessions != nil && o.SessionID != "" {
-			m, err := sessions.LoadState(ctx, o.SessionID)
-			if err != nil {
-				return err
-			}
-			r.state.m = m
+		if sessions == nil || o.SessionID == "" {
+			return w.execute(x.Entry.Ctx, r, o.Resume)
 		}
-		var done []run.StepResult
-		if o.Resume != nil {
-			done = o.Resume.Steps
+		m, err := sessions.LoadState(x.Entry.Ctx, o.SessionID)
+		if err != nil {
+			return err
 		}
-		if o.Resume == nil || o.Resume.NextEvent == 0 {
-			r.emit(run.EventWorkflowStarted, base.Origin, run.Event{}) // else it is stored already
-		}
-		results, err := r.top(ctx, w.Steps, done)
-		out.StepResults = results
-		out.Content = r.content(results)
-		if sessions != nil && o.SessionID != "" && r.state.Changed() {
+		r.state.m = m
+		err = w.execute(x.Entry.Ctx, r, o.Resume)
+		if r.state.Changed() {
 			// Saved whatever the outcome: what the steps wrote before a cancel stays.
 			// Only when written: this write delays the run's terminal event.
-			serr := sessions.SaveState(context.WithoutCancel(ctx), o.SessionID, x, r.state.Snapshot())
+			serr := sessions.SaveState(context.WithoutCancel(x.Entry.Ctx), o.SessionID, x, r.state.Snapshot())
 			err = errors.Join(err, serr)
 		}
 		return err
 	})
+}
+
+// execute runs the workflow's steps in r, after the finished ones of the stored run
+// rs continues (nil for a new run), bounded by the workflow's Timeout, and leaves
+// what they produced in r.out.
+func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) error {
+	if w.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
+		defer cancel()
+	}
+	var done []run.StepResult
+	if rs != nil {
+		done = rs.Steps
+	}
+	if rs == nil || rs.NextEvent == 0 {
+		r.emit(run.EventWorkflowStarted, r.base.Origin, run.Event{}) // else it is stored already
+	}
+	results, err := r.top(ctx, w.Steps, done)
+	r.out.StepResults = results
+	r.out.Content = r.content(results)
+	return err
+}
+
+// runNested runs the workflow inside another run (an agent's tool call): its events
+// go to the scope's log, with a run ID of its own and the scope's ParentRunID, and
+// it can be cancelled through the scope's registry as well as through ctx. It
+// returns the output once the run has ended.
+func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *run.Output {
+	id := run.NewID()
+	base := &run.Event{RunID: id, Origin: &run.Origin{
+		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
+		SessionID: sc.Origin.SessionID, UserID: sc.Origin.UserID, ParentRunID: sc.Origin.ParentRunID,
+	}}
+	out := &run.Output{
+		RunID: id, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
+		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+	}
+	if err := w.Validate(); err != nil {
+		out.Status, out.Error = run.StatusError, err.Error()
+		return out
+	}
+	if sc.Log == nil {
+		out.Status, out.Error = run.StatusError, fmt.Sprintf("workflow %q: nested run without a log", w.Name)
+		return out
+	}
+	reg := sc.Registry
+	if reg == nil {
+		reg = w.registry()
+	}
+	e, err := reg.Begin(ctx, id, nil)
+	if err != nil {
+		out.Status, out.Error = run.StatusError, err.Error()
+		return out
+	}
+	r := &execution{log: sc.Log, reg: reg, base: base, input: input, out: out, state: new(State)}
+	// A panic must still end the run: its entry closed, its terminal event out.
+	_, err = guard(func() (struct{}, error) { return struct{}{}, w.execute(e.Ctx, r, nil) })
+	e.End(sc.Log, base, run.KindWorkflow, out, err)
+	e.Close()
+	return out
 }
 
 // checkResume reports what keeps the workflow from continuing the stored run rs

@@ -30,7 +30,7 @@ const (
 	MaxCancelRunID = 1024
 	// CancelIntentTTL is how long a cancel intent is kept: older ones are no longer
 	// re-read by listeners and are deleted by later cancels.
-	CancelIntentTTL = 24 * time.Hour
+	CancelIntentTTL = store.IntentTTL
 )
 
 // Backoff of a listener whose connection failed.

@@ -113,31 +113,19 @@ func (s *Store) GetSession(ctx context.Context, id string) (*store.Session, erro
 	if err := s.check(op); err != nil {
 		return nil, err
 	}
-	var (
-		sess  store.Session
-		kind  string
-		state []byte
-	)
-	err := s.pool.QueryRow(ctx, s.q.getSession, id).Scan(&sess.ID, &sess.UserID, &kind, &sess.ComponentID,
-		&state, &sess.CreatedAt, &sess.UpdatedAt)
+	sess, err := scanSession(s.pool.QueryRow(ctx, s.q.getSession, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("store/postgres: %s: %w", op, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	sess.Kind = store.Kind(kind)
-	sess.CreatedAt, sess.UpdatedAt = sess.CreatedAt.UTC(), sess.UpdatedAt.UTC()
-	if len(state) > 0 {
-		if err := json.Unmarshal(state, &sess.State); err != nil {
-			return nil, s.wrap(op, fmt.Errorf("decode state: %w", err))
-		}
-	}
-	return &sess, nil
+	return sess, nil
 }
 
 // SaveSession creates or updates a session. A new session's CreatedAt is kept
-// when set, and now otherwise; an update keeps the stored one. It sets sess's
+// when set, and now otherwise; an update keeps the stored one, and the stored
+// name when sess has none. It sets sess's
 // CreatedAt and UpdatedAt to the times stored.
 func (s *Store) SaveSession(ctx context.Context, sess *store.Session) error {
 	op := "save session " + sess.ID
@@ -157,7 +145,7 @@ func (s *Store) SaveSession(ctx context.Context, sess *store.Session) error {
 		created = ms(sess.CreatedAt)
 	}
 	err = s.pool.QueryRow(ctx, s.q.saveSession, sess.ID, sess.UserID, string(sess.Kind), sess.ComponentID,
-		state, created, now).Scan(&created)
+		state, created, now, sess.Name).Scan(&created)
 	if err != nil {
 		return s.wrap(op, err)
 	}

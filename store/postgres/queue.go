@@ -3,6 +3,8 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,14 +26,29 @@ var _ store.Queue = (*Store)(nil)
 // PostgreSQL name holds at most 63 bytes.
 const MaxSchemaLen = 63 - len(".river_leadership")
 
-// The queue of background runs is a River queue (github.com/riverqueue/river)
-// whose tables live in the store's schema beside kern's, and whose notifications
-// are named after that schema, so that schemas sharing a database never see each
+// Background runs are queued on River (github.com/riverqueue/river), whose
+// tables live in the store's schema beside kern's, and whose notifications are
+// named after that schema, so that schemas sharing a database never see each
 // other's jobs. A job holds only its run's id: everything else is in the run's
 // record, inserted in the same transaction.
+//
+// Each component (agent or workflow) has a River queue of its own (see
+// queueOf), and a Work loop works only the queues of the components it serves:
+// a process never fetches a run it cannot start, so a run is never kept waiting
+// by processes that keep fetching it and putting it back.
 const (
-	// queueName is River's queue of kern's runs.
-	queueName = "kern_runs"
+	// legacyQueue is the one queue of every run before runs were routed by
+	// component. Every Work loop works it, moving each of its jobs to the
+	// queue of its run's component, so that runs queued by an older kern (a
+	// database upgraded with runs queued, or an older replica during a rolling
+	// deploy) still start.
+	legacyQueue = "kern_runs"
+
+	// queueNameMax is the longest queue name River accepts.
+	queueNameMax = 64
+	// queueHashLen is how many hex digits of a component's SHA-256 end its
+	// queue's name: 64 bits, so that no two components share a queue.
+	queueHashLen = 16
 
 	// queueRescueAfter is how long a job may be running before River's rescuer
 	// hands it out again: it bounds how late a run that a process fetched but
@@ -46,7 +63,8 @@ const (
 	// GetRun per long run, the price of never losing a queued run.
 	queueRescueAfter = time.Minute
 	// queueRequeueAfter is how soon a run that a process cannot start (see
-	// store.ErrNotHere) is offered again.
+	// store.ErrNotHere), or cannot start now because all its workers are busy,
+	// is offered again.
 	queueRequeueAfter = time.Second
 
 	// queueMaxAttempts bounds how often a job is handed out: a rescue after a
@@ -78,9 +96,56 @@ type runArgs struct {
 // Kind names the job kind of kern's runs in River's tables.
 func (runArgs) Kind() string { return "kern_run" }
 
-// InsertOpts puts the job in kern's queue.
+// InsertOpts bounds the job's attempts; its queue is its component's, given
+// at each insert (see insertJob).
 func (runArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueName, MaxAttempts: queueMaxAttempts}
+	return river.InsertOpts{MaxAttempts: queueMaxAttempts}
+}
+
+// queueOf returns the name of the River queue of c's runs: stable, distinct for
+// every component, and one that River accepts (at most 64 bytes of lower-case
+// letters and digits, groups separated by one '_' or '-'), whatever c's id
+// holds. It reads "kern_<kind>-<id>_<hash>": the kind and id lower-cased, every
+// run of other characters made one '-', cut to fit (the hash, of the exact kind
+// and id, is what keeps names apart; the rest is for people reading River's
+// tables).
+func queueOf(c store.Component) string {
+	sum := sha256.Sum256([]byte(string(c.Kind) + "/" + c.ID))
+	hash := hex.EncodeToString(sum[:queueHashLen/2])
+	const prefix = "kern_"
+	slug := queueSlug(string(c.Kind)+" "+c.ID, queueNameMax-len(prefix)-1-len(hash))
+	if slug == "" {
+		return prefix + hash
+	}
+	return prefix + slug + "_" + hash
+}
+
+// queueSlug returns s lower-cased, with every run of characters other than
+// ASCII letters and digits made one '-' and none at either end, cut to at most
+// limit bytes.
+func queueSlug(s string, limit int) string {
+	b := make([]byte, 0, min(len(s), limit))
+	dash := false
+	for i := 0; i < len(s) && len(b) < limit; i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		default:
+			dash = len(b) > 0
+			continue
+		}
+		if dash {
+			if len(b)+2 > limit {
+				break // no room for '-' and a character after it
+			}
+			b = append(b, '-')
+			dash = false
+		}
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // riverLogger is the logger River is given: the store's, from warnings up, so
@@ -190,7 +255,7 @@ func (s *Store) Enqueue(ctx context.Context, r *store.Job) error {
 	if err != nil {
 		return s.wrap(op, err)
 	}
-	if _, err := s.jobs.InsertTx(ctx, tx, runArgs{RunID: r.ID}, nil); err != nil {
+	if err := s.insertJob(ctx, tx, r); err != nil {
 		return s.wrap(op, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -201,21 +266,34 @@ func (s *Store) Enqueue(ctx context.Context, r *store.Job) error {
 	return nil
 }
 
-// Work starts queued runs, at most workers at once in this process, until ctx is
-// done; then it fetches no more, waits for the runs it started, and returns nil.
-// It returns an error only when it cannot start (workers < 1, the store closed,
-// the database unreachable).
+// insertJob queues r's job, in tx, on the queue of r's component.
+func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, r *store.Run) error {
+	queue := queueOf(store.Component{Kind: r.Kind, ID: r.ComponentID})
+	_, err := s.jobs.InsertTx(ctx, tx, runArgs{RunID: r.ID}, &river.InsertOpts{Queue: queue})
+	return err
+}
+
+// Work starts queued runs of the components in serves, at most workers at once
+// in this process, until ctx is done; then it fetches no more, waits for the
+// runs it started, and returns nil. It returns an error only when it cannot
+// start (workers < 1, the store closed, the database unreachable).
+//
+// It works the queue of each component in serves, and no other: runs of other
+// components are left to the processes that serve them. It also moves the jobs
+// that an older kern queued on its one queue (see legacyQueue) to their
+// components' queues, whichever components they are.
 //
 // fn is called with the run's stored record and a context that the queue never
 // cancels: a run lasts as long as it lasts, and the caller cancels runs itself.
-// Whatever fn returns, the run's job is done (an error is logged); fn may be
-// handed a run again, whose record it then finds no longer PENDING, when the
-// process that held it died, or when it has lasted longer than a minute (see
+// Whatever fn returns, the run's job is done (an error is logged), but for
+// store.ErrNotHere, which puts the run back in its queue; fn may be handed a run
+// again, whose record it then finds no longer PENDING, when the process that
+// held it died, or when it has lasted longer than a minute (see
 // queueRescueAfter). A job whose run was deleted before it started is dropped.
 //
 // New runs reach a waiting Work loop through PostgreSQL's LISTEN/NOTIFY, within
-// milliseconds; a poll each second is the fallback.
-func (s *Store) Work(ctx context.Context, workers int, fn func(ctx context.Context, j *store.Job) error) error {
+// milliseconds; a poll of each queue each second is the fallback.
+func (s *Store) Work(ctx context.Context, workers int, serves []store.Component, fn func(ctx context.Context, j *store.Job) error) error {
 	const op = "work queued runs"
 	if err := s.check(op); err != nil {
 		return err
@@ -223,12 +301,18 @@ func (s *Store) Work(ctx context.Context, workers int, fn func(ctx context.Conte
 	if workers < 1 {
 		return fmt.Errorf("store/postgres: %s: workers = %d, want at least 1", op, workers)
 	}
+	// River bounds the workers of each queue, not of a client: each queue may
+	// use them all, and the worker holds the process to workers runs at once.
+	queues := map[string]river.QueueConfig{legacyQueue: {MaxWorkers: workers}}
+	for _, c := range serves {
+		queues[queueOf(c)] = river.QueueConfig{MaxWorkers: workers}
+	}
 	ws := river.NewWorkers()
-	river.AddWorker(ws, &runWorker{s: s, fn: fn})
+	river.AddWorker(ws, &runWorker{s: s, fn: fn, slots: make(chan struct{}, workers)})
 	c, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{
 		Schema:               s.schema,
 		Logger:               riverLogger(s.log),
-		Queues:               map[string]river.QueueConfig{queueName: {MaxWorkers: workers}},
+		Queues:               queues,
 		Workers:              ws,
 		FetchCooldown:        queueFetchCooldown,
 		JobTimeout:           queueRescueAfter,
@@ -256,11 +340,25 @@ type runWorker struct {
 	river.WorkerDefaults[runArgs]
 	s  *Store
 	fn func(ctx context.Context, j *store.Job) error
+	// slots holds a token for each run that fn is running: at most workers.
+	slots chan struct{}
 }
 
 // Work reads the run's record and calls fn with it. A failed read is retried by
-// River; whatever fn returns ends the job.
+// River; whatever fn returns ends the job. A job of the legacy queue is moved to
+// its component's queue instead.
 func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
+	if job.Queue == legacyQueue {
+		return w.route(ctx, job)
+	}
+	select {
+	case w.slots <- struct{}{}:
+		defer func() { <-w.slots }()
+	default:
+		// Every worker is busy with a run of another component: leave this
+		// one to a process with a free worker, or to this one later.
+		return river.JobSnooze(queueRequeueAfter)
+	}
 	id := job.Args.RunID
 	r, err := w.s.GetRun(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -280,7 +378,8 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 	}
 	err = w.fn(context.WithoutCancel(ctx), r)
 	if errors.Is(err, store.ErrNotHere) {
-		// Another process serves it (a rolling deploy): back in the queue.
+		// No longer served here (its component was removed while it was
+		// queued): back in the queue, for a process that still serves it.
 		if _, uerr := w.s.pool.Exec(context.WithoutCancel(ctx), w.s.q.untakeQueued, r.ID, r.LeaseUntil); uerr != nil {
 			return uerr // retried by River; the run's lease lapses meanwhile
 		}
@@ -291,6 +390,35 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[runArgs]) error {
 			"attempt", job.Attempt, "err", err)
 	}
 	return nil
+}
+
+// route moves a job of the legacy queue to the queue of its run's component:
+// the new job is inserted and the old one completed in one transaction. A run
+// no longer queued needs no job; a run that is gone drops its job.
+func (w *runWorker) route(ctx context.Context, job *river.Job[runArgs]) error {
+	id := job.Args.RunID
+	r, err := w.s.GetRun(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Status != run.StatusPending || !r.LeaseUntil.IsZero() {
+		return nil // started, or cancelled while queued, already
+	}
+	tx, err := w.s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	if err := w.s.insertJob(ctx, tx, r); err != nil {
+		return err
+	}
+	if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // take marks a queued run as taken by this process, with a lease, and reports

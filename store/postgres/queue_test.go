@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -23,13 +25,22 @@ import (
 // into a failure instead of a hung test.
 const queueHang = 60 * time.Second
 
-// startWork runs s.Work until the returned stop is called (or the test ends);
-// stop waits for Work to return and fails the test on its error.
+// article is the component of the runs that enqueueRun queues.
+var article = store.Component{Kind: store.KindWorkflow, ID: "article"}
+
+// startWork runs s.Work, serving article, until the returned stop is called (or
+// the test ends); stop waits for Work to return and fails the test on its error.
 func startWork(t testing.TB, s *Store, workers int, fn func(context.Context, *store.Job) error) (stop func()) {
+	t.Helper()
+	return startServing(t, s, workers, []store.Component{article}, fn)
+}
+
+// startServing is startWork for the components in serves.
+func startServing(t testing.TB, s *Store, workers int, serves []store.Component, fn func(context.Context, *store.Job) error) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Work(ctx, workers, fn) }()
+	go func() { done <- s.Work(ctx, workers, serves, fn) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
@@ -301,7 +312,7 @@ func TestQueueWorkStops(t *testing.T) {
 	)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		workErr = s.Work(ctx, 1, func(ctx context.Context, j *store.Job) error {
+		workErr = s.Work(ctx, 1, []store.Component{article}, func(ctx context.Context, j *store.Job) error {
 			started <- ctx
 			<-g.ch
 			lateWork.Store(workReturned.Load())
@@ -422,7 +433,7 @@ func TestQueueDeletedRun(t *testing.T) {
 	if err := s.SaveSession(t.Context(), &store.Session{ID: "gone", Kind: store.KindWorkflow}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Enqueue(t.Context(), &store.Job{ID: "deleted", SessionID: "gone", Kind: store.KindWorkflow}); err != nil {
+	if err := s.Enqueue(t.Context(), &store.Job{ID: "deleted", SessionID: "gone", Kind: store.KindWorkflow, ComponentID: "article"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteSession(t.Context(), "gone"); err != nil {
@@ -448,11 +459,12 @@ func TestQueueWorkBadInput(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	nop := func(context.Context, *store.Job) error { return nil }
-	if err := s.Work(t.Context(), 0, nop); err == nil {
+	serves := []store.Component{article}
+	if err := s.Work(t.Context(), 0, serves, nop); err == nil {
 		t.Error("Work with 0 workers = nil, want an error")
 	}
 	s.Close()
-	if err := s.Work(t.Context(), 1, nop); !errors.Is(err, store.ErrClosed) {
+	if err := s.Work(t.Context(), 1, serves, nop); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("Work on a closed store = %v, want ErrClosed", err)
 	}
 	if err := s.Enqueue(t.Context(), &store.Job{ID: "x"}); !errors.Is(err, store.ErrClosed) {
@@ -640,4 +652,308 @@ func TestQueueCancelQueued(t *testing.T) {
 		t.Fatalf("CancelQueued of a taken run: %v, %v; want false", ok, err)
 	}
 	g.open()
+}
+
+// jobInfo is a run's River job as stored: its queue, its state, and how often it
+// was fetched (an entry of attempted_by each time) and put back (snoozed).
+type jobInfo struct {
+	queue   string
+	state   string
+	attempt int
+	fetches int
+	snoozes int
+}
+
+// jobInfos returns the River jobs of a run, oldest first.
+func jobInfos(t testing.TB, s *Store, runID string) []jobInfo {
+	t.Helper()
+	rows, err := s.pool.Query(context.Background(), `SELECT queue, state::text, attempt,
+			coalesce(cardinality(attempted_by), 0), coalesce((metadata->>'snoozes')::int, 0)
+		FROM `+pgx.Identifier{s.schema, "river_job"}.Sanitize()+` WHERE args->>'run_id' = $1 ORDER BY id`, runID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (jobInfo, error) {
+		var j jobInfo
+		return j, row.Scan(&j.queue, &j.state, &j.attempt, &j.fetches, &j.snoozes)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+// enqueueFor queues a run of component c.
+func enqueueFor(t testing.TB, s *Store, c store.Component, id string) {
+	t.Helper()
+	r := &store.Job{ID: id, SessionID: "s-1", Kind: c.Kind, ComponentID: c.ID, Input: "hello " + id}
+	if err := s.Enqueue(context.Background(), r); err != nil {
+		t.Fatalf("Enqueue(%s): %v", id, err)
+	}
+}
+
+// riverAccepts reports why River refuses name as a queue's, or nil: River
+// checks it when a client is made (which connects to nothing yet).
+func riverAccepts(s *Store, name string) error {
+	ws := river.NewWorkers()
+	river.AddWorker(ws, &runWorker{})
+	_, err := river.NewClient(riverpgxv5.New(s.pool), &river.Config{
+		Queues: map[string]river.QueueConfig{name: {MaxWorkers: 1}}, Workers: ws})
+	return err
+}
+
+// TestQueueName: every component gets a queue name that River accepts, that is
+// the same each time (a changed name would strand the runs queued under the old
+// one), and that no other component gets, whatever its id holds.
+func TestQueueName(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	if err := riverAccepts(s, "Kern Runs"); err == nil {
+		t.Fatal(`River accepts the queue name "Kern Runs": the check below checks nothing`)
+	}
+	long := strings.Repeat("x", 1000)
+	cut := strings.Repeat("a", 32) + "-b" // the slug is cut where its separator falls
+	cases := []struct {
+		name string
+		c    store.Component
+		want string // when set, the exact name
+	}{
+		{"plain", article, "kern_workflow-article_5f92b6a9ec662500"},
+		{"same id, other kind", store.Component{Kind: store.KindAgent, ID: "article"}, ""},
+		{"upper case", store.Component{Kind: store.KindWorkflow, ID: "Article"}, ""},
+		{"punctuation", store.Component{Kind: store.KindWorkflow, ID: "my article/v2.1"}, ""},
+		{"same slug as punctuation", store.Component{Kind: store.KindWorkflow, ID: "my-article-v2-1"}, ""},
+		{"underscores", store.Component{Kind: store.KindWorkflow, ID: "__my__article__"}, ""},
+		{"pipes", store.Component{Kind: store.KindWorkflow, ID: "a||b"}, ""},
+		{"separators only", store.Component{Kind: store.KindWorkflow, ID: "---"}, ""},
+		{"empty id", store.Component{Kind: store.KindWorkflow, ID: ""}, ""},
+		{"empty kind", store.Component{ID: "article"}, ""},
+		{"not ASCII", store.Component{Kind: store.KindAgent, ID: "Écrire un article — 日本"}, ""},
+		{"only not ASCII", store.Component{Kind: store.KindAgent, ID: "日本"}, ""},
+		{"control characters", store.Component{Kind: store.KindAgent, ID: "a\x00b\nc"}, ""},
+		{"long", store.Component{Kind: store.KindWorkflow, ID: long}, ""},
+		{"long, last byte differs", store.Component{Kind: store.KindWorkflow, ID: long[:999] + "y"}, ""},
+		{"separator at the cut", store.Component{Kind: store.KindWorkflow, ID: cut}, ""},
+		{"the legacy queue's name", store.Component{Kind: "kern", ID: "runs"}, ""},
+	}
+	seen := map[string]string{legacyQueue: "the legacy queue"}
+	for _, tc := range cases {
+		got := queueOf(tc.c)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("%s: queueOf(%+v) = %q, want %q", tc.name, tc.c, got, tc.want)
+		}
+		if again := queueOf(tc.c); again != got {
+			t.Errorf("%s: queueOf is not stable: %q, then %q", tc.name, got, again)
+		}
+		if err := riverAccepts(s, got); err != nil {
+			t.Errorf("%s: River refuses queue name %q (%d bytes): %v", tc.name, got, len(got), err)
+		}
+		if prev, dup := seen[got]; dup {
+			t.Errorf("%s: queue name %q is also %s's", tc.name, got, prev)
+		}
+		seen[got] = tc.name
+	}
+}
+
+// TestQueueRoutesByComponent: a Work loop is handed only runs of the components
+// it serves. A run of another component is never fetched by it, however long
+// it waits, and is handed at its first fetch to a loop that serves it.
+func TestQueueRoutesByComponent(t *testing.T) {
+	t.Parallel()
+	a := openTest(t)
+	b, err := Open(t.Context(), testURL(), WithSchema(a.Schema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	other := store.Component{Kind: store.KindAgent, ID: "other"}
+
+	var strays atomic.Int32
+	serve := func(c store.Component, got chan<- string) func(context.Context, *store.Job) error {
+		return func(ctx context.Context, j *store.Job) error {
+			if j.Kind != c.Kind || j.ComponentID != c.ID {
+				strays.Add(1)
+				return store.ErrNotHere
+			}
+			got <- j.ID
+			return nil
+		}
+	}
+	const n = 10
+	gotA, gotB := make(chan string, 2*n), make(chan string, 2*n)
+	stopA := startServing(t, a, 4, []store.Component{other}, serve(other, gotA))
+
+	// Queued first, the article run would be fetched first from one queue.
+	enqueueFor(t, a, article, "article-0")
+	enqueueFor(t, a, other, "other-0")
+	if id := receive(t, gotA, "run of other"); id != "other-0" {
+		t.Fatalf("A got %s, want other-0", id)
+	}
+	want := jobInfo{queue: queueOf(article), state: "available"}
+	if jobs := jobInfos(t, a, "article-0"); len(jobs) != 1 || jobs[0] != want {
+		t.Fatalf("job of article-0 after A was handed a later run: %+v, want %+v (never fetched)", jobs, want)
+	}
+
+	stopB := startServing(t, b, 4, []store.Component{article}, serve(article, gotB))
+	if id := receive(t, gotB, "run of article"); id != "article-0" {
+		t.Fatalf("B got %s, want article-0", id)
+	}
+	for i := 1; i < n; i++ {
+		enqueueFor(t, a, article, fmt.Sprintf("article-%d", i))
+		enqueueFor(t, b, other, fmt.Sprintf("other-%d", i))
+	}
+	for range n - 1 {
+		if id := receive(t, gotA, "run of other"); !strings.HasPrefix(id, "other-") {
+			t.Errorf("A got %s", id)
+		}
+		if id := receive(t, gotB, "run of article"); !strings.HasPrefix(id, "article-") {
+			t.Errorf("B got %s", id)
+		}
+	}
+	stopA()
+	stopB()
+	if k := strays.Load(); k != 0 {
+		t.Errorf("%d runs handed to a loop that does not serve their component", k)
+	}
+	for i := range n {
+		for _, c := range []store.Component{article, other} {
+			id := fmt.Sprintf("%s-%d", c.ID, i)
+			want := jobInfo{queue: queueOf(c), state: "completed", attempt: 1, fetches: 1}
+			if jobs := jobInfos(t, a, id); len(jobs) != 1 || jobs[0] != want {
+				t.Errorf("jobs of %s = %+v, want one, %+v: fetched once, by the loop serving it", id, jobs, want)
+			}
+		}
+	}
+}
+
+// TestQueueNotHere: a run whose fn answers store.ErrNotHere (its component no
+// longer served) goes back to its queue, no longer taken, and is handed again.
+func TestQueueNotHere(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	enqueueRun(t, s, "run-1")
+	var calls atomic.Int32
+	got := make(chan store.Job, 2)
+	stop := startWork(t, s, 1, func(ctx context.Context, j *store.Job) error {
+		got <- *j
+		if calls.Add(1) == 1 {
+			return store.ErrNotHere
+		}
+		return nil
+	})
+	for i := range 2 {
+		j := receive(t, got, "hand-over")
+		if j.ID != "run-1" || j.Status != run.StatusPending || j.LeaseUntil.IsZero() {
+			t.Errorf("hand-over %d: %s, status %s, lease %v; want run-1 PENDING, taken", i+1, j.ID, j.Status, j.LeaseUntil)
+		}
+	}
+	stop()
+	want := jobInfo{queue: queueOf(article), state: "completed", attempt: 1, fetches: 2, snoozes: 1}
+	if jobs := jobInfos(t, s, "run-1"); len(jobs) != 1 || jobs[0] != want {
+		t.Errorf("jobs of run-1 = %+v, want one, %+v", jobs, want)
+	}
+}
+
+// TestQueueLegacyJobs: runs that an older kern queued on its one queue still
+// start: any Work loop, whichever components it serves, moves each job to its
+// component's queue (a run no longer queued needs none), where a loop serving
+// the component is handed it.
+func TestQueueLegacyJobs(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	enqueueRun(t, s, "old")
+	enqueueRun(t, s, "cancelled")
+	if ok, err := s.CancelQueued(t.Context(), "cancelled", "requested"); err != nil || !ok {
+		t.Fatalf("CancelQueued: %v, %v", ok, err)
+	}
+	// What an older kern leaves: the runs' jobs on its one queue.
+	if _, err := s.pool.Exec(t.Context(), "UPDATE "+pgx.Identifier{s.schema, "river_job"}.Sanitize()+
+		" SET queue = $1", legacyQueue); err != nil {
+		t.Fatal(err)
+	}
+
+	var strays atomic.Int32
+	stop := startServing(t, s, 2, nil, func(context.Context, *store.Job) error { strays.Add(1); return nil })
+	moved := jobInfo{queue: legacyQueue, state: "completed", attempt: 1, fetches: 1}
+	wantOld := []jobInfo{moved, {queue: queueOf(article), state: "available"}}
+	wantCancelled := []jobInfo{moved}
+	deadline := time.Now().Add(queueHang)
+	for {
+		old, cancelled := jobInfos(t, s, "old"), jobInfos(t, s, "cancelled")
+		if slices.Equal(old, wantOld) && slices.Equal(cancelled, wantCancelled) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs of old = %+v, want %+v; of cancelled = %+v, want %+v", old, wantOld, cancelled, wantCancelled)
+		}
+		time.Sleep(20 * time.Millisecond) // River's tables have no event to wait on
+	}
+	stop()
+	if k := strays.Load(); k != 0 {
+		t.Errorf("a Work loop serving nothing was handed %d runs", k)
+	}
+
+	got := make(chan string, 2)
+	stop = startWork(t, s, 1, func(ctx context.Context, j *store.Job) error { got <- j.ID; return nil })
+	if id := receive(t, got, "moved run"); id != "old" {
+		t.Errorf("fn got %s, want old", id)
+	}
+	stop()
+	wantOld[1] = jobInfo{queue: queueOf(article), state: "completed", attempt: 1, fetches: 1}
+	if jobs := jobInfos(t, s, "old"); !slices.Equal(jobs, wantOld) {
+		t.Errorf("jobs of old = %+v, want %+v", jobs, wantOld)
+	}
+}
+
+// TestQueueWorkersBoundAcrossComponents: the bound on runs at once holds for the
+// process, not for each component's queue: serving three components with
+// workers = 2, never more than two fn run at once, and every run is handed once.
+func TestQueueWorkersBoundAcrossComponents(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	serves := []store.Component{article, {Kind: store.KindAgent, ID: "writer"}, {Kind: store.KindWorkflow, ID: "digest"}}
+	const perComponent = 2
+	n := perComponent * len(serves)
+	for i := range perComponent {
+		for _, c := range serves {
+			enqueueFor(t, s, c, fmt.Sprintf("%s-%d", c.ID, i))
+		}
+	}
+	var (
+		active, most atomic.Int32
+		started      = make(chan string, n)
+		release      = make(chan struct{})
+		g            = newGate()
+	)
+	stop := startServing(t, s, 2, serves, func(ctx context.Context, j *store.Job) error {
+		cur := active.Add(1)
+		for m := most.Load(); cur > m && !most.CompareAndSwap(m, cur); m = most.Load() {
+		}
+		started <- j.ID
+		select {
+		case <-release:
+		case <-g.ch:
+		}
+		active.Add(-1)
+		return nil
+	})
+	g.openAtEnd(t)
+	seen := map[string]int{}
+	for range 2 {
+		seen[receive(t, started, "start")]++
+	}
+	for len(seen) < n {
+		release <- struct{}{}
+		seen[receive(t, started, "start")]++
+	}
+	g.open()
+	stop()
+	if m := most.Load(); m != 2 {
+		t.Errorf("at most %d fn ran at once, want 2", m)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("run %s handed %d times, want once", id, k)
+		}
+	}
 }

@@ -22,7 +22,7 @@ import (
 type queries struct {
 	createRun, updateRun, getRun, listRuns, takeQueued, untakeQueued string
 	appendEvents, events                                             string
-	getSession, saveSession                                          string
+	getSession, saveSession, listSessions, countSessions             string
 	deleteEvents, deleteRuns, deleteSess                             string
 	renewLeases, lapsed, interrupt, claim, owner                     string
 }
@@ -67,16 +67,18 @@ func newQueries(schema string) queries {
 			ON CONFLICT (run_id, idx) DO NOTHING`),
 		events: t(`SELECT idx, type, data, created_at FROM {s}.events
 			WHERE run_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3`),
-		getSession: t(`SELECT session_id, user_id, kind, component_id, state, created_at, updated_at
-			FROM {s}.sessions WHERE session_id = $1`),
-		saveSession: t(`INSERT INTO {s}.sessions (session_id, user_id, kind, component_id, state, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+		getSession: t(`SELECT ` + sessionColumns + ` FROM {s}.sessions WHERE session_id = $1`),
+		saveSession: t(`INSERT INTO {s}.sessions (session_id, user_id, kind, component_id, state, created_at, updated_at, name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, kind = excluded.kind,
-				component_id = excluded.component_id, state = excluded.state, updated_at = excluded.updated_at
+				component_id = excluded.component_id, state = excluded.state, updated_at = excluded.updated_at,
+				name = CASE WHEN excluded.name = '' THEN sessions.name ELSE excluded.name END
 			RETURNING created_at`),
-		deleteEvents: t(`DELETE FROM {s}.events WHERE run_id IN (SELECT run_id FROM {s}.runs WHERE session_id = $1)`),
-		deleteRuns:   t(`DELETE FROM {s}.runs WHERE session_id = $1`),
-		deleteSess:   t(`DELETE FROM {s}.sessions WHERE session_id = $1`),
+		listSessions:  t(`SELECT ` + sessionColumns + `, count(*) OVER () FROM {s}.sessions`),
+		countSessions: t(`SELECT count(*) FROM {s}.sessions`),
+		deleteEvents:  t(`DELETE FROM {s}.events WHERE run_id IN (SELECT run_id FROM {s}.runs WHERE session_id = $1)`),
+		deleteRuns:    t(`DELETE FROM {s}.runs WHERE session_id = $1`),
+		deleteSess:    t(`DELETE FROM {s}.sessions WHERE session_id = $1`),
 		renewLeases: t(`UPDATE {s}.runs SET lease_until = $3
 			WHERE replica = $1 AND run_id = ANY($2::text[]) AND status IN ('RUNNING', 'PENDING')
 			RETURNING run_id`),

@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -78,5 +81,90 @@ func BenchmarkRunLifecycle(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
 	if fi, err := os.Stat(s.Path() + "-wal"); err == nil {
 		b.ReportMetric(float64(fi.Size())/(1<<20), "wal-MiB")
+	}
+}
+
+// BenchmarkListenIdlePoll measures one poll of a listener when nothing was stored
+// since the last: what every listener pays every poll interval, on a file that
+// holds many notices already.
+func BenchmarkListenIdlePoll(b *testing.B) {
+	s := openTemp(b)
+	for i := range 1000 {
+		if err := s.CancelRun(b.Context(), fmt.Sprintf("run-%d", i), "requested"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var heard int
+	l, err := s.newListener(&store.Notifications{Cancel: func(string, string) { heard++ }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.close()
+	if err := l.startOnce(); err != nil {
+		b.Fatal(err)
+	}
+	heard = 0 // the pending intents, delivered on starting
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.poll(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if heard > 0 {
+		b.Fatalf("%d cancels heard in idle polls", heard)
+	}
+}
+
+// BenchmarkCancelAcrossStores measures the time from CancelRun on one store to
+// the cancel's delivery by the listener of another store on the same file (as
+// another process would open it), at the default poll interval: the commit, then
+// half a poll interval on average. Each cancel comes at a random moment of the
+// poll interval (the wait for it is not timed), as cancels do: a loop of cancels
+// back to back would each wait for a whole interval.
+func BenchmarkCancelAcrossStores(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "kern.db")
+	executor, err := Open(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer executor.Close()
+	other, err := Open(b.Context(), path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	heard := make(chan string, 100)
+	ctx, stop := context.WithCancel(b.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- executor.Listen(ctx, store.Notifications{Cancel: func(id, _ string) { heard <- id }})
+	}()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	await := func(id string) {
+		for got := range heard {
+			if got == id {
+				return
+			}
+		}
+	}
+	if err := other.CancelRun(b.Context(), "warm", ""); err != nil {
+		b.Fatal(err)
+	}
+	await("warm")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		time.Sleep(rand.N(DefaultPollInterval)) // a random phase, not a synchronisation
+		b.StartTimer()
+		id := fmt.Sprintf("run-%d", i)
+		if err := other.CancelRun(b.Context(), id, "requested"); err != nil {
+			b.Fatal(err)
+		}
+		await(id)
 	}
 }

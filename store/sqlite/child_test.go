@@ -20,9 +20,13 @@ import (
 // The tests below re-execute the test binary as a child process; these variables
 // tell the child what to do.
 const (
-	childEnv   = "KERN_SQLITE_TEST_CHILD" // "crash" or "open"
-	childDBEnv = "KERN_SQLITE_TEST_DB"
+	childEnv    = "KERN_SQLITE_TEST_CHILD" // "crash", "open" or "cancel"
+	childDBEnv  = "KERN_SQLITE_TEST_DB"
+	childRunEnv = "KERN_SQLITE_TEST_RUN" // the run a "cancel" child cancels
 )
+
+// childReason is the reason of a "cancel" child's cancel.
+const childReason = "cancelled by another process"
 
 // childEvents is how many events a crash child appends per run.
 const childEvents = 10
@@ -41,6 +45,12 @@ func runChild() {
 		fmt.Println("ok")
 	case "crash":
 		crashChild(ctx, s)
+	case "cancel":
+		if err := s.CancelRun(ctx, os.Getenv(childRunEnv), childReason); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Println("ok")
 	}
 	s.Close()
 	os.Exit(0)

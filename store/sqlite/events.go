@@ -26,7 +26,8 @@ var errBadPage = errors.New("malformed event page")
 // with other writes: see the writer), one page per run. An event whose (RunID,
 // Index) is already stored is left as it is. An event larger than
 // store.MaxValueSize fails the whole call with store.ErrTooLarge before anything is
-// written.
+// written. The same transaction stores a notice of each run's last index, for
+// listeners (see Listen).
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("append events", err)
@@ -40,7 +41,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 		}
 	}
 	pages := byRun(events)
-	err := s.write(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		var buf []byte
 		for _, evs := range pages {
 			evs, err := s.unstored(ctx, tx, evs)
@@ -57,8 +58,19 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 			}
 		}
 		return nil
-	})
+	}, func(b []byte) []byte { return appendEventsNotices(b, pages) })
 	return s.fail("append events", err)
+}
+
+// appendEventsNotices appends to a notices body that the runs of pages have their
+// events stored up to the last of each page.
+func appendEventsNotices(b []byte, pages [][]store.Event) []byte {
+	for _, evs := range pages {
+		if id := evs[0].RunID; len(id) <= MaxCancelRunID {
+			b = appendEventsNotice(b, id, evs[len(evs)-1].Index)
+		}
+	}
+	return b
 }
 
 // byRun groups events by run, in order of index, without repeated indexes.

@@ -76,7 +76,9 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 }
 
 // UpdateRun saves a run's status, output, replica and lease; store.ErrNotFound if
-// it was never created.
+// it was never created. When the status is terminal, the same transaction stores a
+// notice that the run ended, for listeners (see Listen), and deletes the run's
+// cancel intent.
 func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("update run "+r.ID, err)
@@ -86,7 +88,12 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		return s.fail("update run "+r.ID, err)
 	}
 	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID}
-	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	var notes func([]byte) []byte
+	if r.Status.Terminal() && len(r.ID) <= MaxCancelRunID {
+		id, st := r.ID, string(r.Status)
+		notes = func(b []byte) []byte { return appendNotice(b, noticeEnded, id, st) }
+	}
+	err = s.writeNoted(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.updateRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
@@ -103,7 +110,7 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 			return err
 		}
 		return fmt.Errorf("replica %q holds it: %w", holder, store.ErrTakenOver)
-	})
+	}, notes)
 	return s.fail("update run "+r.ID, err)
 }
 
@@ -271,7 +278,7 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 		return nil, s.fail("interrupt", err)
 	}
 	var ended []*store.Run
-	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.writeNoted(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		ended = nil
 		rows, err := tx.QueryContext(ctx, `SELECT `+runColumns+` FROM runs WHERE `+sqlLapsed, now.UnixMilli())
 		if err != nil {
@@ -294,6 +301,13 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 			}
 		}
 		return nil
+	}, func(b []byte) []byte {
+		for _, r := range ended {
+			if len(r.ID) <= MaxCancelRunID {
+				b = appendNotice(b, noticeEnded, r.ID, string(r.Status))
+			}
+		}
+		return b
 	})
 	if err != nil {
 		return nil, s.fail("interrupt", err)

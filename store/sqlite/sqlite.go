@@ -12,13 +12,21 @@
 //
 // The schema is embedded and versioned in the table kern_schema; Open migrates it in
 // one immediate transaction, so several processes may open a new file at once.
+//
+// A Store is a store.Canceller: a cancel stored by one process reaches the
+// listeners of every process on the file, which also hear of the events and ends
+// of runs stored, so that they can follow a run another process executes. SQLite
+// has no notifications: a listener polls the file every 50 ms (WithPollInterval),
+// with one indexed read that does not hold up writers.
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -34,15 +42,59 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	pollInterval, rereadInterval time.Duration
+	logger                       *slog.Logger
+}
+
+// DefaultPollInterval is how often a listener reads what other processes (and
+// this one) stored, unless WithPollInterval says otherwise (see Store.Listen).
+const DefaultPollInterval = 50 * time.Millisecond
+
+// WithPollInterval sets how often a listener reads what was stored since it last
+// read (see Store.Listen); d <= 0 keeps DefaultPollInterval.
+func WithPollInterval(d time.Duration) Option {
+	return func(o *options) { o.pollInterval = d }
+}
+
+// DefaultRereadInterval is how often a listener re-reads the pending cancel
+// intents unless WithRereadInterval says otherwise (see Store.Listen).
+const DefaultRereadInterval = 5 * time.Second
+
+// WithRereadInterval sets how often a listener re-reads the pending cancel intents
+// (see Store.Listen): d == 0 keeps DefaultRereadInterval, d < 0 re-reads them only
+// when the listener starts or finds it missed notices.
+func WithRereadInterval(d time.Duration) Option {
+	return func(o *options) { o.rereadInterval = d }
+}
+
+// WithLogger sets where the store reports what it recovers from on its own (a
+// listener's failed read); nil keeps slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
 // Store is a store.Store in a SQLite file. It is safe for concurrent use.
 type Store struct {
-	path string
-	w    *sql.DB // one connection: every write goes through it
-	r    *sql.DB // read-only pool
+	path  string
+	query url.Values // the DSN's driver parameters
+	w     *sql.DB    // one connection: every write goes through it
+	r     *sql.DB    // read-only pool
 
 	// Statements of the hot path, prepared once on the writer's connection.
 	createRun, updateRun *sql.Stmt
 	insertPage, maxIndex *sql.Stmt
+	insertNotice         *sql.Stmt
+
+	// Owned by the writer goroutine: the body of a batch's notices, and when the
+	// notices are next pruned.
+	noticeBuf []byte
+	nextPrune time.Time
+
+	pollInterval   time.Duration // of a listener
+	rereadInterval time.Duration // of the pending intents by a listener; < 0: never
+	log            *slog.Logger
 
 	ck         *sql.DB       // one connection, for checkpoints
 	walGrew    chan struct{} // the writer committed: a checkpoint is due
@@ -77,7 +129,11 @@ var pragmas = []string{
 // A malformed DSN, a path that cannot be opened (a directory, a missing directory,
 // no permission, a file that is not a database) and a schema newer than this binary
 // knows (store.ErrSchemaTooNew) are errors.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	path, query, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store/sqlite: DSN %q: %w", dsn, err)
@@ -92,6 +148,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	for {
 		s, err := open(ctx, path, query)
 		if err == nil {
+			s.setOptions(o)
 			return s, nil
 		}
 		if !isBusy(err) || time.Now().After(deadline) {
@@ -118,6 +175,13 @@ func isBusy(err error) bool {
 	return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
 }
 
+// setOptions applies o, with the defaults of what it leaves unset.
+func (s *Store) setOptions(o options) {
+	s.pollInterval = cmp.Or(max(o.pollInterval, 0), DefaultPollInterval)
+	s.rereadInterval = cmp.Or(o.rereadInterval, DefaultRereadInterval)
+	s.log = cmp.Or(o.logger, slog.Default())
+}
+
 func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w, err := sql.Open("sqlite", driverDSN(path, query, false))
 	if err != nil {
@@ -127,7 +191,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{path: path, w: w,
+	s := &Store{path: path, query: query, w: w,
 		ops: make(chan *op), quit: make(chan struct{}), writerDone: make(chan struct{}),
 		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := w.PingContext(ctx); err != nil {
@@ -174,6 +238,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		{&s.updateRun, sqlUpdateRun},
 		{&s.insertPage, sqlInsertPage},
 		{&s.maxIndex, sqlMaxIndex},
+		{&s.insertNotice, sqlInsertNotice},
 	} {
 		st, err := s.w.PrepareContext(ctx, p.query)
 		if err != nil {
@@ -315,7 +380,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := []*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex}
+	stmts := []*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex, s.insertNotice}
 	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())

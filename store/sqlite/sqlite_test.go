@@ -27,9 +27,9 @@ func TestMain(m *testing.M) {
 }
 
 // openTemp opens a store in a new file under t's temp dir, closed at t's end.
-func openTemp(t testing.TB) *Store {
+func openTemp(t testing.TB, opts ...Option) *Store {
 	t.Helper()
-	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "kern.db"))
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "kern.db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,24 @@ type op struct {
 	ctx    context.Context
 	single bool
 	fn     func(ctx context.Context, tx *sql.Tx) error
-	done   chan error // receives fn's outcome once the batch committed
+	// notes, if set, appends to a notices body what listeners are to be told of
+	// the write (see notices.go); it is called once fn succeeded.
+	notes func(body []byte) []byte
+	done  chan error // receives fn's outcome once the batch committed
 }
 
 // write runs fn in the writer's next batch and returns once that batch committed
 // (or failed). When ctx ends before the writer took the op, nothing was written; an
 // op the writer took is finished and its outcome returned.
 func (s *Store) write(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
-	o := &op{ctx: ctx, single: single, fn: fn, done: make(chan error, 1)}
+	return s.writeNoted(ctx, single, fn, nil)
+}
+
+// writeNoted is write, with the notices of the write, which notes appends to a
+// notices body once fn succeeded: they are committed with the write.
+func (s *Store) writeNoted(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error,
+	notes func(body []byte) []byte) error {
+	o := &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
 	select {
 	case s.ops <- o:
 	case <-s.quit:
@@ -116,6 +126,10 @@ func (s *Store) runBatch(batch []*op, errs []error) error {
 			tx.Rollback()
 			return err
 		}
+	}
+	if err := s.writeNotices(bg, tx, batch, errs); err != nil {
+		tx.Rollback()
+		return err
 	}
 	return tx.Commit()
 }

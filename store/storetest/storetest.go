@@ -24,8 +24,8 @@
 //     time. SaveSession keeps a session's first CreatedAt when it updates it.
 //   - UpdateRun saves Status, Output, Replica and LeaseUntil only; a run's identity
 //     (session, user, parent, kind, component, input, CreatedAt) stays as created.
-//   - A run may name a session that was never saved; DeleteSession still deletes the
-//     runs (and their events) that name it, if the session exists.
+//   - A run with a session id creates its session (see sessions.go); DeleteSession
+//     deletes the runs (and their events) that name it.
 //   - Event.Data comes back as equivalent JSON: a backend may normalise whitespace
 //     and key order (PostgreSQL's jsonb does).
 //   - Session state goes through JSON: numbers come back as float64, nested objects
@@ -118,6 +118,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			tt.fn(t, open(t))
 		})
 	}
+	runSessions(t, open)
+	t.Run("Canceller", func(t *testing.T) { runCanceller(t, open) })
 }
 
 // base is a fixed instant with a sub-millisecond part, so that precision shows.
@@ -1249,6 +1251,10 @@ func calls(s store.Store) map[string]func(ctx context.Context) error {
 		"GetSession":    func(ctx context.Context) error { _, err := s.GetSession(ctx, "s"); return err },
 		"SaveSession":   func(ctx context.Context) error { return s.SaveSession(ctx, sess) },
 		"DeleteSession": func(ctx context.Context) error { return s.DeleteSession(ctx, "s") },
+		"ListSessions": func(ctx context.Context) error {
+			_, _, err := s.ListSessions(ctx, store.SessionQuery{})
+			return err
+		},
 		"RenewLeases": func(ctx context.Context) error {
 			_, err := s.RenewLeases(ctx, "A", []string{"existing"}, time.Now().Add(time.Minute))
 			return err
