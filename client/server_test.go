@@ -194,6 +194,15 @@ func TestServerRunLifecycle(t *testing.T) {
 	if r, err := wf.Run(ctx, client.RunRequest{Message: "again"}); err != nil || r.Status != run.StatusCompleted || r.RunID == id {
 		t.Errorf("run and wait: %+v, %v", r, err)
 	}
+	// Each loop over a stream starts a run, and ends at that run's end.
+	twice := wf.Stream(ctx, client.RunRequest{Message: "twice"})
+	first, err1 := collect(twice)
+	second, err2 := collect(twice)
+	if err1 != nil || err2 != nil || first[0].RunID == second[0].RunID {
+		t.Errorf("a stream ranged twice: %v, %v; runs %q and %q", err1, err2, brief(first), brief(second))
+	} else {
+		checkRun(t, "the second loop", second, 0, second[0].RunID, run.EventWorkflowCompleted)
+	}
 
 	replay, err := collect(wf.Resume(ctx, id, -1))
 	if err != nil || !slices.Equal(jsonOf(t, replay), jsonOf(t, evs)) {

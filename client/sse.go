@@ -50,6 +50,7 @@ func (c *Client) events(ctx context.Context, method, path string, form url.Value
 			return
 		}
 		d := newDecoder(resp.Body)
+		top := runID // per loop: each loop over a Stream starts a run of its own
 		for {
 			ev, err := d.next()
 			if err != nil {
@@ -62,10 +63,10 @@ func (c *Client) events(ctx context.Context, method, path string, form url.Value
 				yield(nil, fmt.Errorf("client: %s %s: %w", method, path, err))
 				return
 			}
-			if runID == "" {
-				runID = ev.RunID
+			if top == "" {
+				top = ev.RunID
 			}
-			if !yield(ev, nil) || (ev.Event.Terminal() && ev.RunID == runID) {
+			if !yield(ev, nil) || (ev.Event.Terminal() && ev.RunID == top) {
 				return
 			}
 		}
