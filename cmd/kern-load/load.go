@@ -326,7 +326,10 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	if s.FDLimit < need {
 		logf("warning: fd limit %d < ~%d needed for %d streams", s.FDLimit, need, cfg.Streams)
 	}
-	c := newClient(target, cfg.CancelServer, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
+	c, err := newLoadClient(target, cfg.CancelServer, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
+	if err != nil {
+		return nil, err
+	}
 	c.noWait, s.NoWait = cfg.NoWait, cfg.NoWait
 	defer c.close()
 	streamCtx, closeStreams := context.WithCancel(ctx)
@@ -423,16 +426,14 @@ func (cs *cancels) summarize() (latency, answer latency) {
 }
 
 // idleCancels measures n cancels with no other stream open.
-func idleCancels(ctx context.Context, c *client, n int, readers *sync.WaitGroup) (latency, answer latency) {
+func idleCancels(ctx context.Context, c *loadClient, n int, readers *sync.WaitGroup) (latency, answer latency) {
 	var cs cancels
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		cs.add(func() (time.Duration, time.Duration, error) {
-			st, err := c.open(ctx, "idle "+strconv.Itoa(i))
+			st, err := c.open(ctx, "idle "+strconv.Itoa(i), readers)
 			if err != nil {
 				return 0, 0, err
 			}
-			readers.Add(1)
-			go st.read(c, readers)
 			defer st.close()
 			return c.cancelLatency(ctx, st, 10*time.Second)
 		}())
@@ -449,7 +450,7 @@ func cmpErr(first, err error) error {
 
 // ramp opens cfg.Streams streams, cfg.Openers at a time, no faster than one every
 // cfg.Ramp/cfg.Streams.
-func ramp(ctx context.Context, c *client, cfg config, readers *sync.WaitGroup) (open []*stream, failed int, firstErr error, took time.Duration) {
+func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGroup) (open []*stream, failed int, firstErr error, took time.Duration) {
 	start := time.Now()
 	jobs := make(chan int)
 	var mu sync.Mutex // guards open, failed, firstErr
@@ -459,15 +460,13 @@ func ramp(ctx context.Context, c *client, cfg config, readers *sync.WaitGroup) (
 		go func() {
 			defer openers.Done()
 			for i := range jobs {
-				st, err := c.open(ctx, "load "+strconv.Itoa(i))
+				st, err := c.open(ctx, "load "+strconv.Itoa(i), readers)
 				mu.Lock()
 				if err != nil {
 					failed++
 					firstErr = cmpErr(firstErr, err)
 				} else {
 					open = append(open, st)
-					readers.Add(1)
-					go st.read(c, readers)
 				}
 				mu.Unlock()
 			}
@@ -491,7 +490,7 @@ func ramp(ctx context.Context, c *client, cfg config, readers *sync.WaitGroup) (
 }
 
 // loadCancels measures n cancels, one after the other, of streams still open.
-func loadCancels(ctx context.Context, c *client, streams []*stream, n int) (latency, answer latency) {
+func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int) (latency, answer latency) {
 	var cs cancels
 	for _, st := range streams {
 		if len(cs.latencies)+cs.failed >= n || ctx.Err() != nil {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kern-dev/kern/client"
 )
 
 // phase is one measure of a runs test: runs spread over some servers.
@@ -128,10 +130,15 @@ func runThroughput(ctx context.Context, cfg config) (*runsSummary, error) {
 // server, which may run them on another.
 func measureRuns(ctx context.Context, servers []string, wf, key string, n, perServer, warmup int, background bool) phase {
 	ph := phase{Servers: servers, Runs: n, Ends: map[string]int{}, PerServer: make([]int, len(servers))}
-	clients := make([]*client, len(servers))
+	clients := make([]*loadClient, len(servers))
 	for i, srv := range servers {
-		clients[i] = newClient(srv, "", wf, key, perServer+4)
-		defer clients[i].close()
+		c, err := newLoadClient(srv, "", wf, key, perServer+4)
+		if err != nil {
+			ph.FirstErr = err.Error()
+			return ph
+		}
+		defer c.close()
+		clients[i] = c
 	}
 	for i, c := range clients {
 		for j := range warmup {
@@ -189,7 +196,7 @@ func measureRuns(ctx context.Context, servers []string, wf, key string, n, perSe
 	return ph
 }
 
-func eventsOf(clients []*client) int64 {
+func eventsOf(clients []*loadClient) int64 {
 	var n int64
 	for _, c := range clients {
 		n += c.events.Load()
@@ -200,23 +207,19 @@ func eventsOf(clients []*client) int64 {
 // runOnce starts a streamed run through c and reads it to its terminal event; it
 // returns the event's name and the run's time from its request to its end. A
 // background run is queued, then followed from its first event.
-func runOnce(ctx context.Context, c *client, message string, background bool) (end string, took time.Duration, err error) {
+func runOnce(ctx context.Context, c *loadClient, message string, background bool) (end string, took time.Duration, err error) {
 	t0 := time.Now()
-	var st *stream
+	events := c.wf.Stream(ctx, client.RunRequest{Message: message})
 	if background {
-		var id string
-		if id, err = c.queue(ctx, message); err == nil {
-			st, err = c.follow(ctx, id)
+		id, err := c.queue(ctx, message)
+		if err != nil {
+			return "", 0, err
 		}
-	} else {
-		st, err = c.open(ctx, message)
+		events = c.wf.Resume(ctx, id, -1)
 	}
+	end, id, err := c.finish(events)
 	if err != nil {
-		return "", 0, err
-	}
-	end, err = st.finish(c)
-	if err != nil {
-		return "", 0, fmt.Errorf("run %s: the stream broke before its end: %w", st.runID, err)
+		return "", 0, fmt.Errorf("run %s: the stream broke before its end: %w", id, err)
 	}
 	return end, time.Since(t0), nil
 }

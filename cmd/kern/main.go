@@ -7,7 +7,8 @@
 //	kern cancel <run_id>            # cancel a run on the server
 //
 // Exit codes: 0 success (for kern run: the run completed); 1 any error, or a run
-// that ended CANCELLED or ERROR other than by this command's Ctrl-C; 130 when
+// that ended CANCELLED or ERROR other than by this command's Ctrl-C; 3 when kern
+// cancel knows no run with the id (the cancel is kept all the same); 130 when
 // kern run was interrupted by Ctrl-C (SIGINT) and cancelled its run; 143 the same
 // for SIGTERM.
 package main

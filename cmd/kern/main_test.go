@@ -338,9 +338,12 @@ func TestServeRunRunsCancel(t *testing.T) {
 	if r.code != 0 || !regexp.MustCompile(id+`\s+article-creation-workflow\s+COMPLETED`).MatchString(r.stdout) {
 		t.Fatalf("kern runs --server: exit %d, want run %s COMPLETED:\n%s%s", r.code, id, r.stdout, r.stderr)
 	}
+	// A mistyped id: the intent is kept, but the person hears that no run has it.
 	r = runKern(t, "cancel", "no-such-run", "--server", url)
-	if r.code != 0 || r.stdout != "run no-such-run: PENDING\n" {
-		t.Fatalf("kern cancel: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if r.code != exitUnknownRun || r.stdout != "run no-such-run: PENDING\n" ||
+		r.stderr != "kern: no run with id no-such-run is known; the intent is kept for 24 h\n" {
+		t.Fatalf("kern cancel of an unknown run: exit %d, stdout %q, stderr %q; want exit %d and the intent kept",
+			r.code, r.stdout, r.stderr, exitUnknownRun)
 	}
 	r = runKern(t, "cancel", id, "--server", url)
 	if r.code != 0 || r.stdout != "run "+id+": COMPLETED\n" {
@@ -354,6 +357,40 @@ func TestServeRunRunsCancel(t *testing.T) {
 	r = runKern(t, "runs", "--db", db, "--status", "completed")
 	if r.code != 0 || !regexp.MustCompile(id+`\s+article-creation-workflow\s+COMPLETED\s+\S+ \S+\s+\S+`).MatchString(r.stdout) {
 		t.Fatalf("kern runs --db: exit %d, want run %s COMPLETED with its replica:\n%s%s", r.code, id, r.stdout, r.stderr)
+	}
+}
+
+// TestCancelRunningRemoteRun cancels a run streaming to a kern run --server with
+// kern cancel from another process: kern cancel prints CANCELLED and exits 0, and
+// kern run shows the cancel and exits 1. kern cancel's help documents its exit
+// code for an unknown run.
+func TestCancelRunningRemoteRun(t *testing.T) {
+	t.Parallel()
+	srv, url := startServe(t, sqliteDB(t))
+	c := start(t, "run", "article-creation-workflow", "Write a story.", "--server", url)
+	id := c.stdout.waitFor(t, runStarted)
+	c.stdout.waitFor(t, regexp.MustCompile(`Key facts`))
+	r := runKern(t, "cancel", id, "--server", url)
+	if r.code != 0 || r.stdout != "run "+id+": CANCELLED\n" || r.stderr != "" {
+		t.Fatalf("kern cancel of a running run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if code := c.wait(t); code != 1 {
+		t.Fatalf("kern run exited %d, want 1 (cancelled from elsewhere):\n%s%s", code, c.stdout, c.stderr)
+	}
+	if !regexp.MustCompile(`CANCELLED after \S+: run `+id+` \(cancelled by request\)\n$`).MatchString(c.stdout.String()) ||
+		!strings.Contains(c.stderr.String(), "ended CANCELLED") {
+		t.Errorf("kern run does not show the cancellation:\n%s%s", c.stdout, c.stderr)
+	}
+	r = runKern(t, "cancel", id, "--server", url)
+	if r.code != 0 || r.stdout != "run "+id+": CANCELLED\n" {
+		t.Errorf("kern cancel of a cancelled run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "cancel", "--help"); !strings.Contains(r.stdout, "exits 3") {
+		t.Errorf("kern cancel --help does not document exit code 3:\n%s", r.stdout)
+	}
+	srv.cmd.Process.Signal(syscall.SIGTERM)
+	if code := srv.wait(t); code != 0 {
+		t.Fatalf("kern serve exited %d on SIGTERM:\n%s", code, srv.stderr)
 	}
 }
 

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -100,9 +101,10 @@ func replicaDB(t *testing.T) (db, schema string) {
 
 // replica is a `kern serve` process of a test.
 type replica struct {
-	name string
-	url  string
-	proc *child
+	name   string
+	url    string
+	proc   *child
+	client *client.Client
 }
 
 // startReplica starts kern serve on a free loopback port, named name, on the
@@ -112,7 +114,11 @@ func startReplica(t *testing.T, db, name, config string, lease time.Duration, ex
 	t.Helper()
 	args := append([]string{"--replica", name, "--lease", lease.String(), "--config", config, "--shutdown-grace", "0"}, extra...)
 	c, u := startServe(t, db, args...)
-	r := &replica{name: name, url: u, proc: c}
+	kc, err := client.New(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &replica{name: name, url: u, proc: c, client: kc}
 	var cfg struct {
 		ReplicaID string `json:"replica_id"`
 	}
@@ -264,91 +270,65 @@ func (r *replica) awaitStored(t *testing.T, id string) {
 	}
 }
 
-// sseEvent is one event of a stream, as sent.
+// sseEvent is one event of a stream, as the client read it.
 type sseEvent struct {
-	ID   int    // the id: line
-	Name string // the event: line
-	Data string // the data: line
+	ID   int    // the SSE id: its index
+	Name string // its type
+	Data string // its JSON, as kern writes it
 	run.Event
-	bad string // why Data is not a valid event, if it is not
 }
 
-// sseStream reads a server-sent event stream in its own goroutine.
+// sseStream reads a run's event stream in its own goroutine.
 type sseStream struct {
 	what string // for messages: "A: POST /workflows/..."
 
 	mu      sync.Mutex // guards the fields below
 	events  []sseEvent
-	err     error         // why the stream ended: nil at a clean end
+	err     error         // why the stream ended: nil at the run's terminal event
 	changed chan struct{} // closed at the next event; replaced then
 	done    chan struct{} // closed once the stream ended
 }
 
-// stream posts form to path on r and returns the event stream it answers.
-func (r *replica) stream(t *testing.T, path string, body url.Values) *sseStream {
+// stream starts a run of workflow wf on r and returns its event stream.
+func (r *replica) stream(t *testing.T, wf, message string) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "POST", r.url+path, strings.NewReader(body.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("POST %s on %s: %v", path, r.name, err)
-	}
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("POST %s on %s: %s %q; want an event stream", path, r.name, resp.Status, b)
-	}
-	s := &sseStream{what: r.name + ": POST " + path, changed: make(chan struct{}), done: make(chan struct{})}
-	go s.read(resp.Body)
-	t.Cleanup(func() { cancel(); <-s.done })
-	return s
+	return r.read(t, "POST /workflows/"+wf+"/runs", func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return r.client.Workflow(wf).Stream(ctx, client.RunRequest{Message: message})
+	})
 }
 
 // follow resumes the stream of run id of workflow wf on r after the event at index
 // after (-1: from the first event).
 func (r *replica) follow(t *testing.T, wf, id string, after int) *sseStream {
 	t.Helper()
-	return r.stream(t, "/workflows/"+wf+"/runs/"+id+"/resume", form("last_event_index", strconv.Itoa(after)))
+	return r.read(t, "POST /workflows/"+wf+"/runs/"+id+"/resume", func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return r.client.Workflow(wf).Resume(ctx, id, after)
+	})
 }
 
-func (s *sseStream) read(body io.ReadCloser) {
-	defer close(s.done)
-	defer body.Close()
-	sc := bufio.NewScanner(body)
-	sc.Buffer(make([]byte, 64<<10), 8<<20)
-	var ev sseEvent
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case line == "":
-			if ev.Name != "" {
-				s.add(ev)
-			}
-			ev = sseEvent{}
-		case strings.HasPrefix(line, "event: "):
-			ev.Name = line[len("event: "):]
-		case strings.HasPrefix(line, "id: "):
-			n, err := strconv.Atoi(line[len("id: "):])
+// read reads the events open yields in a goroutine, until the test ends.
+func (r *replica) read(t *testing.T, what string, open func(context.Context) iter.Seq2[*run.Event, error]) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sseStream{what: r.name + ": " + what, changed: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ev, err := range open(ctx) {
 			if err != nil {
-				ev.bad = "id: " + err.Error()
+				s.mu.Lock()
+				s.err = err
+				s.mu.Unlock()
+				return
 			}
-			ev.ID = n
-		case strings.HasPrefix(line, "data: "):
-			ev.Data = line[len("data: "):]
-			if err := json.Unmarshal([]byte(ev.Data), &ev.Event); err != nil {
-				ev.bad = "data: " + err.Error()
+			data, err := ev.AppendJSON(nil)
+			if err != nil {
+				data = []byte(err.Error())
 			}
+			s.add(sseEvent{ID: ev.EventIndex, Name: string(ev.Event), Data: string(data), Event: *ev})
 		}
-	}
-	s.mu.Lock()
-	s.err = sc.Err()
-	s.mu.Unlock()
+	}()
+	t.Cleanup(func() { cancel(); <-s.done })
+	return s
 }
 
 func (s *sseStream) add(ev sseEvent) {
@@ -456,7 +436,7 @@ func summary(evs []sseEvent) string {
 		if ev.Origin != nil {
 			stepName = ev.StepName
 		}
-		fmt.Fprintf(&b, "  %d %s %s run %s %s%s%s\n", ev.ID, ev.Name, stepName, ev.RunID, ev.Reason, ev.Error, ev.bad)
+		fmt.Fprintf(&b, "  %d %s %s run %s %s%s\n", ev.ID, ev.Name, stepName, ev.RunID, ev.Reason, ev.Error)
 	}
 	return b.String()
 }
@@ -466,9 +446,9 @@ func summary(evs []sseEvent) string {
 func checkEvents(t *testing.T, what string, evs []sseEvent, from int, id string, terminal run.EventType) {
 	t.Helper()
 	for i, ev := range evs {
-		if ev.bad != "" || ev.ID != from+i || ev.EventIndex != from+i || ev.Name != string(ev.Event.Event) {
-			t.Errorf("%s: event #%d is %d %s (event_index %d, %s), want index %d: lost, repeated or reordered:\n%s",
-				what, i, ev.ID, ev.Name, ev.EventIndex, ev.bad, from+i, summary(evs))
+		if ev.ID != from+i || ev.EventIndex != from+i || ev.Name != string(ev.Event.Event) {
+			t.Errorf("%s: event #%d is %d %s (event_index %d), want index %d: lost, repeated or reordered:\n%s",
+				what, i, ev.ID, ev.Name, ev.EventIndex, from+i, summary(evs))
 			return
 		}
 	}
@@ -501,7 +481,7 @@ func TestReplicasCancelAndFollow(t *testing.T) {
 	b := startReplica(t, db, "B", replicasYAML, testLease)
 	c := startReplica(t, db, "C", replicasYAML, testLease)
 
-	s := a.stream(t, "/workflows/three-steps/runs", form("message", "cancel me from B", "stream", "true"))
+	s := a.stream(t, "three-steps", "cancel me from B")
 	first, _ := s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 	id := first.RunID
 	s.waitFor(t, "content", kind(run.EventRunContent))
@@ -524,7 +504,7 @@ func TestReplicasCancelAndFollow(t *testing.T) {
 	sameEvents(t, "C replaying from 0", c.follow(t, "three-steps", id, 0).end(t), evs[min(1, len(evs)):])
 
 	// Followed live, across a step's end.
-	s = a.stream(t, "/workflows/three-steps/runs", form("message", "follow me", "stream", "true"))
+	s = a.stream(t, "three-steps", "follow me")
 	first, _ = s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 	id = first.RunID
 	b.awaitStored(t, id)
@@ -545,7 +525,7 @@ func TestReplicasCancelAndFollow(t *testing.T) {
 
 	// Cancelled through B as soon as it started, maybe before A stored it: the
 	// intent is kept (PENDING) or the run has ended; either way it ends CANCELLED.
-	s = a.stream(t, "/workflows/three-steps/runs", form("message", "cancel me at once", "stream", "true"))
+	s = a.stream(t, "three-steps", "cancel me at once")
 	first, _ = s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 	id = first.RunID
 	if st := b.cancel(t, id, true); st != run.StatusPending && st != run.StatusCancelled {
@@ -723,7 +703,7 @@ func TestReplicaTakeover(t *testing.T) {
 			a := startReplica(t, db, "A", tt.config, testLease)
 			b := startReplica(t, db, "B", tt.config, testLease)
 
-			s := a.stream(t, "/workflows/"+tt.workflow+"/runs", form("message", "survive", "stream", "true"))
+			s := a.stream(t, tt.workflow, "survive")
 			first, _ := s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 			id := first.RunID
 			s.waitFor(t, "content", kind(run.EventRunContent))
@@ -903,7 +883,7 @@ func TestReplicaDatabaseCut(t *testing.T) {
 	a := startReplica(t, db, "A", replicasYAML, lease)
 	d := startReplica(t, u.String(), "D", replicasYAML, lease)
 
-	s := d.stream(t, "/workflows/hold/runs", form("message", "cut me off", "stream", "true"))
+	s := d.stream(t, "hold", "cut me off")
 	first, _ := s.waitFor(t, "WorkflowStarted", kind(run.EventWorkflowStarted))
 	id := first.RunID
 	s.waitFor(t, "content", kind(run.EventRunContent))

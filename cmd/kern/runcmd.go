@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
@@ -164,42 +162,36 @@ func joinClose(err error, h *host.Host, st store.Store) error {
 	return err
 }
 
-// runRemote runs a workflow on a server, reading its events as server-sent events.
+// runRemote runs a workflow on a server, reading its events as they stream.
 func runRemote(cmd *cobra.Command, o runOptions, workflowID, message string) error {
 	c, err := newClient(o.server, o.securityKey)
 	if err != nil {
 		return err
 	}
 	cn := watchSignals(cmd.ErrOrStderr(), func(ctx context.Context, id string) (run.Status, error) {
-		return c.cancel(ctx, id)
+		ans, err := c.CancelRun(ctx, id, true)
+		if err != nil {
+			return "", err
+		}
+		return ans.Status, nil
 	})
 	defer cn.stop()
-	form := url.Values{"message": {message}, "stream": {"true"}}
-	if o.session != "" {
-		form.Set("session_id", o.session)
-	}
 	// Not the command's context: a Ctrl-C cancels the run, and the stream then
 	// brings its end.
-	resp, err := c.do(context.Background(), http.MethodPost, "/workflows/"+url.PathEscape(workflowID)+"/runs", form)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
+	req := client.RunRequest{Message: message, SessionID: o.session}
 	p := newProgress(cmd.OutOrStdout())
-	err = readSSE(resp.Body, func(data []byte) (bool, error) {
-		var ev run.Event
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return false, fmt.Errorf("server %s: malformed event: %w", c.base, err)
+	var serr error
+	for ev, err := range c.Workflow(workflowID).Stream(context.Background(), req) {
+		if err != nil {
+			serr = err
+			break
 		}
 		if p.topID == "" {
 			cn.setID(ev.RunID)
 		}
-		return !p.show(&ev), nil
-	})
-	if err != nil {
-		err = fmt.Errorf("server %s: reading the run's events: %w", c.base, err)
+		p.show(ev)
 	}
-	return outcome(p, cn.stop(), err)
+	return outcome(p, cn.stop(), serr)
 }
 
 // outcome is how kern run ends: 130 (143) once a signal cancelled the run, nil

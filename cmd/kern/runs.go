@@ -4,15 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -121,60 +120,45 @@ func serverRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, er
 	if err != nil {
 		return nil, err
 	}
-	q := url.Values{"limit": {strconv.Itoa(o.limit)}}
-	if st != "" {
-		q.Set("status", string(st))
-	}
-	var outs []serverRun
+	q := client.RunQuery{Status: st, Limit: o.limit}
 	if o.session != "" {
-		if err := c.getJSON(ctx, "/sessions/"+url.PathEscape(o.session)+"/runs?"+q.Encode(), &outs); err != nil {
+		rs, err := c.SessionRuns(ctx, o.session, q)
+		if err != nil {
 			return nil, err
 		}
-		return outputRows(outs, o.limit), nil
+		return outputRows(rs, o.limit), nil
 	}
-	var cfg struct {
-		Workflows []struct {
-			ID string `json:"id"`
-		} `json:"workflows"`
-		Agents []struct {
-			ID string `json:"id"`
-		} `json:"agents"`
-	}
-	if err := c.getJSON(ctx, "/config", &cfg); err != nil {
+	cfg, err := c.Config(ctx)
+	if err != nil {
 		return nil, err
 	}
-	var paths []string
+	var comps []client.Component
 	for _, w := range cfg.Workflows {
-		paths = append(paths, "/workflows/"+url.PathEscape(w.ID)+"/runs?"+q.Encode())
+		comps = append(comps, c.Workflow(w.ID))
 	}
 	for _, a := range cfg.Agents {
-		paths = append(paths, "/agents/"+url.PathEscape(a.ID)+"/runs?"+q.Encode())
+		comps = append(comps, c.Agent(a.ID))
 	}
-	for _, p := range paths {
-		var page []serverRun
-		if err := c.getJSON(ctx, p, &page); err != nil {
+	var all []*client.Run
+	for _, comp := range comps {
+		rs, err := comp.Runs(ctx, q)
+		if err != nil {
 			return nil, err
 		}
-		outs = append(outs, page...)
+		all = append(all, rs...)
 	}
-	return outputRows(outs, o.limit), nil
+	return outputRows(all, o.limit), nil
 }
 
-// serverRun is a run as a kern server answers it: its output and its replica.
-type serverRun struct {
-	run.Output
-	Replica string `json:"replica"`
-}
-
-func outputRows(outs []serverRun, limit int) []runRow {
-	rows := make([]runRow, 0, len(outs))
-	for _, out := range outs {
-		name := out.WorkflowID
+func outputRows(rs []*client.Run, limit int) []runRow {
+	rows := make([]runRow, 0, len(rs))
+	for _, r := range rs {
+		name := r.WorkflowID
 		if name == "" {
-			name = componentName(store.KindAgent, out.AgentID)
+			name = componentName(store.KindAgent, r.AgentID)
 		}
-		rows = append(rows, runRow{id: out.RunID, component: name, status: string(out.Status),
-			replica: out.Replica, created: time.Unix(out.CreatedAt, 0)})
+		rows = append(rows, runRow{id: r.RunID, component: name, status: string(r.Status),
+			replica: r.Replica, created: time.Unix(r.CreatedAt, 0)})
 	}
 	slices.SortStableFunc(rows, func(a, b runRow) int { return b.created.Compare(a.created) })
 	return rows[:min(len(rows), limit)]
