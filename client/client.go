@@ -226,6 +226,9 @@ func (c *Client) GetRun(ctx context.Context, runID string) (*Run, error) {
 type Cancelled struct {
 	RunID  string     `json:"run_id"`
 	Status run.Status `json:"status"`
+	// Known is false when the server knew no run with this id: the cancel is kept
+	// as an intent (Status PENDING) for a run that may still start.
+	Known bool `json:"known"`
 }
 
 // CancelRun cancels a run of any workflow or agent (POST /runs/{run_id}/cancel).

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -48,11 +44,8 @@ Exit codes: 0 the run is cancelled or had ended; 3 no run with this id is known;
 			if _, err := fmt.Fprintf(cmd.OutOrStdout(), "run %s: %s\n", id, ans.Status); err != nil {
 				return err
 			}
-			// Once the cancel's answer says whether the server knew the run, this
-			// line reads that instead.
-			unknown, err := unknownRun(cmd.Context(), c, id, ans.Status)
-			if err != nil || !unknown {
-				return err
+			if ans.Known || ans.Status != run.StatusPending {
+				return nil
 			}
 			return &exitError{code: exitUnknownRun,
 				err: fmt.Errorf("no run with id %s is known; the intent is kept for 24 h", id)}
@@ -60,19 +53,4 @@ Exit codes: 0 the run is cancelled or had ended; 3 no run with this id is known;
 	}
 	addServerFlags(cmd, &server, &key, envOr(envServer, defaultServer), "URL of the kern server")
 	return cmd
-}
-
-// unknownRun reports whether no run with the cancelled id is known: the cancel
-// answered PENDING (the intent is kept for a run not started yet) and GET
-// /runs/{run_id} answers 404 once the intent is kept, so that a run that started
-// meanwhile counts as known.
-func unknownRun(ctx context.Context, c *client.Client, id string, answered run.Status) (bool, error) {
-	if answered != run.StatusPending {
-		return false, nil
-	}
-	_, err := c.GetRun(ctx, id)
-	if ce, ok := errors.AsType[*client.Error](err); ok && ce.StatusCode == http.StatusNotFound {
-		return true, nil
-	}
-	return false, err
 }
