@@ -6,56 +6,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/postgres"
 	"github.com/kern-dev/kern/workflow"
 )
-
-// postgresSchema returns the test PostgreSQL's URL and a fresh schema, dropped when
-// the test ends; it skips the test, loudly, when PostgreSQL cannot be reached (and
-// fails it in CI).
-func postgresSchema(t *testing.T) (url, schema string) {
-	t.Helper()
-	url = os.Getenv("KERN_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
-}
 
 // replica starts a server on its own PostgreSQL store in schema, serving the
 // story workflow, or the workflows given.
@@ -90,38 +51,33 @@ func replicaWith(t *testing.T, url, schema string, cfg Config) *env {
 // with its first events, a few milliseconds after they were streamed.
 func stored(t *testing.T, e *env, runID string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if code, _ := e.do("GET", "/runs/"+runID, "", ""); code == http.StatusOK {
-			return
+	eventually.Succeeds(t, 10*time.Second, func() error { // polling an HTTP API
+		if code, body := e.do("GET", "/runs/"+runID, "", ""); code != http.StatusOK {
+			return fmt.Errorf("run %s not stored: %d %v", runID, code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not stored in time", runID)
-		}
-		time.Sleep(5 * time.Millisecond) // polling an HTTP API
-	}
+		return nil
+	})
 }
 
 // waitStatus polls a run on e until its status is terminal, and returns its answer.
 func waitStatus(t *testing.T, e *env, runID string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body := e.do("GET", "/runs/"+runID, "", "")
-		if code == http.StatusOK && run.Status(fmt.Sprint(body["status"])).Terminal() {
-			return body
+	var body map[string]any
+	eventually.Succeeds(t, 20*time.Second, func() error { // polling an HTTP API: there is nothing to wait on
+		var code int
+		code, body = e.do("GET", "/runs/"+runID, "", "")
+		if code != http.StatusOK || !run.Status(fmt.Sprint(body["status"])).Terminal() {
+			return fmt.Errorf("run %s not ended: %d %v", runID, code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not ended in time: %d %v", runID, code, body)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API: there is nothing to wait on
-	}
+		return nil
+	})
+	return body
 }
 
 // TestCancelAcrossReplicas: a run streamed from replica A, cancelled through
 // replica B on the same database, ends CANCELLED on A's stream.
 func TestCancelAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a, b := replica(t, url, schema), replica(t, url, schema)
 
 	s := a.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
@@ -160,7 +116,7 @@ func TestCancelAcrossReplicas(t *testing.T) {
 // TestFollowAcrossReplicas: a run executing on replica A is streamed from replica B,
 // from its first event to its end: every event once, in order.
 func TestFollowAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	gate := make(chan struct{})
 	a := replica(t, url, schema, gatedWorkflow("Gated", gate))
 	b := replica(t, url, schema, gatedWorkflow("Gated", gate))
@@ -203,7 +159,7 @@ func TestFollowAcrossReplicas(t *testing.T) {
 // one cancelled while queued ends CANCELLED without running, one cancelled while
 // running ends CANCELLED.
 func TestQueueAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	gate := make(chan struct{})
 	a := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate)}, Workers: 1})
 	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate)}, Workers: 1})
@@ -218,8 +174,7 @@ func TestQueueAcrossReplicas(t *testing.T) {
 	}
 	// Two workers in all: two runs start (held at the gate), two stay queued.
 	running, queued := []string{}, []string{}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(running) < 2 {
+	eventually.Succeeds(t, 20*time.Second, func() error { // polling an HTTP API
 		running, queued = running[:0], queued[:0]
 		for _, id := range ids {
 			_, body := b.do("GET", "/runs/"+id, "", "")
@@ -232,11 +187,11 @@ func TestQueueAcrossReplicas(t *testing.T) {
 				t.Fatalf("run %s: %v", id, body)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("runs not started: running %v queued %v", running, queued)
+		if len(running) < 2 {
+			return fmt.Errorf("runs not started: running %v queued %v", running, queued)
 		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API
-	}
+		return nil
+	})
 	if len(queued) != 2 {
 		t.Fatalf("with one worker per replica, want 2 queued runs, got %v (running %v)", queued, running)
 	}
@@ -321,7 +276,7 @@ func leftBehind(t *testing.T, url, schema, workflowID string) string {
 // step, and resumes it after that step; a run of a workflow marked not resumable
 // ends ERROR "interrupted".
 func TestTakeover(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	var calls, fixedCalls [3]atomic.Int32
 	id := leftBehind(t, url, schema, "durable")
 	fixed := leftBehind(t, url, schema, "fixed")
@@ -367,7 +322,7 @@ func TestTakeover(t *testing.T) {
 // queued run its worker took, then died) starts on the replica that takes it over,
 // even for a workflow marked not resumable: none of its steps ran.
 func TestTakeoverNeverStarted(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, url, postgres.WithSchema(schema))
 	if err != nil {

@@ -2,13 +2,17 @@ package agentos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/postgres"
@@ -84,7 +88,7 @@ func terminals(t *testing.T, st store.Store, id string) []string {
 // the record's terminal status (the recorder writes them in two statements). The
 // replica taking it over must not run it again: the stream has ended.
 func TestReviewTakeoverOfRunWhoseStreamEnded(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	st := openSchema(t, url, schema)
 	one := run.StepResult{StepID: "one", StepName: "one", Content: "one.", Status: run.StatusCompleted}
 	cancelled := storeRun(t, st, "durable", []run.StepResult{one},
@@ -112,11 +116,12 @@ func TestReviewTakeoverOfRunWhoseStreamEnded(t *testing.T) {
 // refuses them (errClosing) and the recorder then ends a resumable run ERROR
 // "interrupted", instead of leaving it to its lease for another replica.
 func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	st := openSchema(t, url, schema)
 	gate := make(chan struct{})
 	var calls [3]atomic.Int32
-	a := replicaWith(t, url, schema, Config{Lease: time.Second, Workflows: []*workflow.Workflow{
+	sa := &claims{Store: openSchema(t, url, schema), claimed: make(chan []string, 64)}
+	a := newEnv(t, Config{Store: sa, Replica: "replica-a", Lease: time.Second, Workflows: []*workflow.Workflow{
 		gatedWorkflow("Gated", gate), durableWorkflow("Durable", &calls, false)}})
 
 	// A run that keeps the shutdown waiting.
@@ -126,15 +131,15 @@ func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
 	defer cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- a.srv.Shutdown(ctx) }()
-	for {
-		if a.srv.host.Closing() {
-			break
+	eventually.Succeeds(t, 20*time.Second, func() error { // Shutdown signals nothing before it returns
+		if !a.srv.host.Closing() {
+			return errors.New("replica A not closing")
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 
 	id := leftBehind(t, url, schema, "durable") // a replica died after step one
-	time.Sleep(1500 * time.Millisecond)         // several recovery rounds (Lease/3)
+	sa.roundAfter(t, id)                        // a recovery round claimed it, and ended
 	rec, err := st.GetRun(context.Background(), id)
 	close(gate)
 	s.rest()
@@ -150,10 +155,51 @@ func TestReviewTakeoverWhileShuttingDown(t *testing.T) {
 	}
 }
 
+// claims is a replica's store that reports the runs each claim of runs left behind
+// returned, so that a test waits for recovery rounds instead of sleeping through
+// them.
+type claims struct {
+	*postgres.Store
+	claimed chan []string // the ids of each Claim's runs, as it returns
+}
+
+// Claim is the store's, with the ids of the runs claimed reported on c.claimed.
+func (c *claims) Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*store.Run, error) {
+	runs, err := c.Store.Claim(ctx, replica, now, until, limit)
+	ids := make([]string, len(runs))
+	for i, r := range runs {
+		ids[i] = r.ID
+	}
+	select {
+	case c.claimed <- ids:
+	default: // more than the test reads
+	}
+	return runs, err
+}
+
+// roundAfter waits until a recovery round claimed run id and ended: a round
+// claims once (one run is fewer than a batch), so the next claim starts the next
+// round.
+func (c *claims) roundAfter(t *testing.T, id string) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for claimed := false; ; {
+		select {
+		case ids := <-c.claimed:
+			if claimed {
+				return
+			}
+			claimed = slices.Contains(ids, id)
+		case <-timeout:
+			t.Fatalf("no recovery round claimed run %s and ended (claimed: %v)", id, claimed)
+		}
+	}
+}
+
 // TestReviewCancelLongRunID: a run id too long for the store's cancel intents is a
 // client's mistake, answered 503 "store unavailable" (a retryable server error).
 func TestReviewCancelLongRunID(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a := replica(t, url, schema)
 	id := strings.Repeat("x", postgres.MaxCancelRunID+1)
 	code, body := a.do("POST", "/runs/"+id+"/cancel", "", "")
@@ -191,7 +237,7 @@ func (h *handedRuns) Work(ctx context.Context, workers int, serves []store.Compo
 // fetched the run and put it back, and could keep it PENDING for 20 s, or end it
 // ERROR without a terminal event).
 func TestQueuedRunStartsOnlyOnAReplicaThatServesIt(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	st := openSchema(t, url, schema)
 	const n = 10
 	qa := &handedRuns{Store: openSchema(t, url, schema), handed: make(chan string, n+1)}

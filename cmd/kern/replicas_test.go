@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/run"
 )
@@ -43,60 +41,12 @@ const (
 	patience = 30 * time.Second
 )
 
-// pgURL is the PostgreSQL the tests use.
-func pgURL() string {
-	if u := os.Getenv("KERN_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// withParam adds a query parameter to a postgres:// URL.
-func withParam(u, key, value string) string {
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	return u + sep + url.QueryEscape(key) + "=" + url.QueryEscape(value)
-}
-
-func pgConnect(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, pgURL()) }
-
-// replicaDB returns kern's --db URL on a fresh schema, dropped when the test ends,
-// and the schema's name. It skips the test, loudly, when PostgreSQL does not answer,
-// and fails it instead when CI is set.
+// replicaDB returns kern's --db URL on a fresh schema (see pgtest.Schema), and
+// the schema's name.
 func replicaDB(t *testing.T) (db, schema string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgConnect(ctx)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_replicas_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), patience)
-		defer cancel()
-		conn, err := pgConnect(ctx)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withParam(pgURL(), "schema", schema), schema
+	schema = pgtest.Schema(t)
+	return pgtest.SchemaURL(schema), schema
 }
 
 // replica is a `kern serve` process of a test.
@@ -868,7 +818,7 @@ func TestReplicaDatabaseCut(t *testing.T) {
 	db, schema := replicaDB(t)
 	u, err := url.Parse(db)
 	if err != nil || u.Host == "" {
-		t.Fatalf("KERN_TEST_POSTGRES_URL must be a postgres:// URL with a host for this test: %q (%v)", pgURL(), err)
+		t.Fatalf("KERN_TEST_POSTGRES_URL must be a postgres:// URL with a host for this test: %q (%v)", pgtest.URL(), err)
 	}
 	target := u.Host
 	if u.Port() == "" {
@@ -921,7 +871,7 @@ func checkRunsEnded(t *testing.T, schema string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
-	conn, err := pgConnect(ctx)
+	conn, err := pgtest.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
