@@ -3,9 +3,12 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -22,7 +25,8 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			t.Parallel()
 			st := open(t)
 			const lease = 300 * time.Millisecond
-			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
+			renewals := &renewals{Store: st, lost: make(chan []string, 16)}
+			rec := store.NewRecorder(renewals, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
@@ -39,7 +43,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			waitStored(t, st, id, 1)
 			claimAs(t, st, id, "B")
 			// A's renewals run (three per lease) and find the run lost.
-			time.Sleep(3 * lease)
+			renewals.until(t, id)
 			close(gate)
 			x.Wait()
 			final, err := st.GetRun(ctx, id)
@@ -60,6 +64,39 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 				t.Errorf("A's PersistErr = %v, want ErrTakenOver", err)
 			}
 		})
+	}
+}
+
+// renewals is a store that reports the runs each renewal of leases found lost, so
+// that a test waits for the renewal instead of sleeping through the lease.
+type renewals struct {
+	store.Store
+	lost chan []string
+}
+
+// RenewLeases is the store's, with the ids of the runs lost reported on r.lost.
+func (r *renewals) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
+	lost, err := r.Store.RenewLeases(ctx, replica, ids, until)
+	select {
+	case r.lost <- lost:
+	default: // more than the test reads
+	}
+	return lost, err
+}
+
+// until waits for a renewal that finds run id lost.
+func (r *renewals) until(t *testing.T, id string) {
+	t.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case lost := <-r.lost:
+			if slices.Contains(lost, id) {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no renewal found run %s lost", id)
+		}
 	}
 }
 
@@ -105,18 +142,14 @@ func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
 func waitStored(t *testing.T, st store.Store, id string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually.Succeeds(t, 5*time.Second, func() error {
 		got, err := st.GetRun(ctx, id)
 		evs, _ := st.Events(ctx, id, 0, 0)
-		if err == nil && got.Replica == "A" && len(evs) >= n {
-			return
+		if err != nil || got.Replica != "A" || len(evs) < n {
+			return fmt.Errorf("run not stored: %v, %d events (%v)", got, len(evs), err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("run not stored")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // claimAs writes the record of the run as replica's claim of it would, once A's

@@ -106,6 +106,7 @@ type proxy struct {
 	target string
 	frozen atomic.Bool
 	dead   atomic.Bool
+	killed chan struct{} // closed by the first kill
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex // guards conns
@@ -117,7 +118,7 @@ func newProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
+	p := &proxy{ln: ln, target: target, killed: make(chan struct{})}
 	p.wg.Go(p.accept)
 	t.Cleanup(p.kill)
 	return p
@@ -153,8 +154,8 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		for p.frozen.Load() && !p.dead.Load() {
-			time.Sleep(5 * time.Millisecond)
+		if p.frozen.Load() {
+			<-p.killed // a frozen proxy never thaws
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -174,7 +175,9 @@ func (p *proxy) pipe(dst, src net.Conn) {
 // goroutines.
 func (p *proxy) kill() {
 	p.mu.Lock()
-	p.dead.Store(true)
+	if !p.dead.Swap(true) {
+		close(p.killed)
+	}
 	p.ln.Close()
 	for _, c := range p.conns {
 		c.Close()

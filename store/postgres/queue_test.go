@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -410,13 +411,12 @@ func TestQueueLongRun(t *testing.T) {
 		` SET attempted_at = now() - interval '2 hours' WHERE args->>'run_id' = 'long'`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(queueHang)
-	for jobs := jobsOf(t, s, "long"); len(jobs) != 1 || jobs[0] != (jobRow{"completed", 2}); jobs = jobsOf(t, s, "long") {
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs of the run = %+v, want one, completed at its second attempt", jobs)
+	eventually.Succeeds(t, queueHang, func() error { // River's rescuer has no event to wait on
+		if jobs := jobsOf(t, s, "long"); len(jobs) != 1 || jobs[0] != (jobRow{"completed", 2}) {
+			return fmt.Errorf("jobs of the run = %+v, want one, completed at its second attempt", jobs)
 		}
-		time.Sleep(100 * time.Millisecond) // River's rescuer has no event to wait on
-	}
+		return nil
+	})
 	select {
 	case j := <-calls:
 		t.Errorf("a run already taken was handed to fn again: %+v", j)
@@ -878,17 +878,13 @@ func TestQueueLegacyJobs(t *testing.T) {
 	moved := jobInfo{queue: legacyQueue, state: "completed", attempt: 1, fetches: 1}
 	wantOld := []jobInfo{moved, {queue: queueOf(article), state: "available"}}
 	wantCancelled := []jobInfo{moved}
-	deadline := time.Now().Add(queueHang)
-	for {
+	eventually.Succeeds(t, queueHang, func() error { // River's tables have no event to wait on
 		old, cancelled := jobInfos(t, s, "old"), jobInfos(t, s, "cancelled")
-		if slices.Equal(old, wantOld) && slices.Equal(cancelled, wantCancelled) {
-			break
+		if !slices.Equal(old, wantOld) || !slices.Equal(cancelled, wantCancelled) {
+			return fmt.Errorf("jobs of old = %+v, want %+v; of cancelled = %+v, want %+v", old, wantOld, cancelled, wantCancelled)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs of old = %+v, want %+v; of cancelled = %+v, want %+v", old, wantOld, cancelled, wantCancelled)
-		}
-		time.Sleep(20 * time.Millisecond) // River's tables have no event to wait on
-	}
+		return nil
+	})
 	stop()
 	if k := strays.Load(); k != 0 {
 		t.Errorf("a Work loop serving nothing was handed %d runs", k)
