@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -316,16 +317,10 @@ func TestCancelElsewhere(t *testing.T) {
 // waitStored waits until run id's record is stored.
 func waitStored(t *testing.T, st store.Store, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := st.GetRun(context.Background(), id); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not stored within 10 s", id)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		_, err := st.GetRun(context.Background(), id)
+		return err
+	})
 }
 
 // TestCancelBetweenRegisterAndStart: a cancel notified by another process

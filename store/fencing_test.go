@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -25,8 +24,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			t.Parallel()
 			st := open(t)
 			const lease = 300 * time.Millisecond
-			renewals := &renewals{Store: st, lost: make(chan []string, 16)}
-			rec := store.NewRecorder(renewals, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
@@ -42,8 +40,12 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			ctx := context.Background()
 			waitStored(t, st, id, 1)
 			claimAs(t, st, id, "B")
-			// A's renewals run (three per lease) and find the run lost.
-			renewals.until(t, id)
+			// A's renewals run (three per lease), find the run lost and cancel it.
+			select {
+			case <-x.Entry.Ctx.Done():
+			case <-time.After(time.Minute):
+				t.Fatal("A's renewals did not find the run lost")
+			}
 			close(gate)
 			x.Wait()
 			final, err := st.GetRun(ctx, id)
@@ -64,39 +66,6 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 				t.Errorf("A's PersistErr = %v, want ErrTakenOver", err)
 			}
 		})
-	}
-}
-
-// renewals is a store that reports the runs each renewal of leases found lost, so
-// that a test waits for the renewal instead of sleeping through the lease.
-type renewals struct {
-	store.Store
-	lost chan []string
-}
-
-// RenewLeases is the store's, with the ids of the runs lost reported on r.lost.
-func (r *renewals) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
-	lost, err := r.Store.RenewLeases(ctx, replica, ids, until)
-	select {
-	case r.lost <- lost:
-	default: // more than the test reads
-	}
-	return lost, err
-}
-
-// until waits for a renewal that finds run id lost.
-func (r *renewals) until(t *testing.T, id string) {
-	t.Helper()
-	timeout := time.After(time.Minute)
-	for {
-		select {
-		case lost := <-r.lost:
-			if slices.Contains(lost, id) {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no renewal found run %s lost", id)
-		}
 	}
 }
 

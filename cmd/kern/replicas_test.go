@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -19,8 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -188,17 +190,14 @@ func (r *replica) background(t *testing.T, wf, message string) string {
 // awaitRun polls r until the run satisfies ok, and returns what r answered then.
 func (r *replica) awaitRun(t *testing.T, id, what string, ok func(runInfo) bool) runInfo {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		ri := r.getRun(t, id)
-		if ok(ri) {
-			return ri
+	var ri runInfo
+	eventually.Succeeds(t, patience, func() error {
+		if ri = r.getRun(t, id); !ok(ri) {
+			return fmt.Errorf("run %s on %s: not %s: %+v", id, r.name, what, ri)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s on %s: not %s after %v: %+v", id, r.name, what, patience, ri)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return ri
 }
 
 func ended(ri runInfo) bool { return ri.Status.Terminal() }
@@ -207,17 +206,17 @@ func ended(ri runInfo) bool { return ri.Status.Terminal() }
 // is known once that replica stored it, shortly after it started.
 func (r *replica) awaitStored(t *testing.T, id string) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
+	eventually.Succeeds(t, patience, func() error {
 		code := r.call(t, "GET", "/runs/"+id, nil, nil)
-		switch {
-		case code == http.StatusOK:
-			return
-		case code != http.StatusNotFound || time.Now().After(deadline):
-			t.Fatalf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
+		switch code {
+		case http.StatusOK:
+			return nil
+		case http.StatusNotFound:
+			return fmt.Errorf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		t.Fatalf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
+		return nil
+	})
 }
 
 // sseEvent is one event of a stream, as the client read it.
@@ -553,14 +552,13 @@ func TestReplicasBackground(t *testing.T) {
 	}
 	t.Logf("%d workers per replica: %d background runs of hold queued", workers, busy+3)
 	var groups map[run.Status][]string
-	deadline := time.Now().Add(patience)
-	for {
+	eventually.Wait(t.Context(), patience, func() error { // checked below
 		groups = byStatus(a.listRuns(t, "hold"))
-		if len(groups[run.StatusRunning]) >= busy || time.Now().After(deadline) {
-			break
+		if len(groups[run.StatusRunning]) < busy {
+			return errors.New("workers not all busy")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	running, queued := groups[run.StatusRunning], groups[run.StatusPending]
 	if len(running) != busy || len(queued) != 3 {
 		t.Fatalf("%d RUNNING and %d PENDING, want %d (%d workers × 2 replicas) and 3: %v",
@@ -614,14 +612,13 @@ func TestReplicasBackground(t *testing.T) {
 			rs[i%2].cancel(t, ri.RunID, false)
 		}
 	}
-	deadline = time.Now().Add(patience)
-	for {
+	eventually.Wait(t.Context(), patience, func() error { // checked below
 		groups = byStatus(b.listRuns(t, "hold"))
-		if len(groups[run.StatusCancelled]) == busy+3 || time.Now().After(deadline) {
-			break
+		if len(groups[run.StatusCancelled]) != busy+3 {
+			return errors.New("not all cancelled")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if len(groups[run.StatusCancelled]) != busy+3 {
 		t.Errorf("after cancelling every hold run: %v, want all %d CANCELLED", counts(groups), busy+3)
 	}
@@ -869,28 +866,25 @@ func TestReplicaDatabaseCut(t *testing.T) {
 // that ends still being written can land.
 func checkRunsEnded(t *testing.T, schema string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	defer cancel()
 	conn, err := pgtest.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var problems []string
-	for {
-		problems, err = runProblems(ctx, conn, schema)
+	err = eventually.Wait(ctx, patience, func() error {
+		problems, err := runProblems(ctx, conn, schema)
 		if err != nil {
 			t.Fatalf("reading the runs of schema %s: %v", schema, err)
 		}
-		if len(problems) == 0 {
-			return
+		if len(problems) > 0 {
+			return fmt.Errorf("runs that did not end once:\n  %s", strings.Join(problems, "\n  "))
 		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("runs that did not end once:\n  %s", strings.Join(problems, "\n  "))
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
 
