@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -346,4 +347,98 @@ func TestTakeoverNeverStarted(t *testing.T) {
 	}
 	s := b.openStream("POST", "/workflows/fixed/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
 	checkRun(t, s.rest(), 0, id, run.EventWorkflowCompleted)
+}
+
+// TestCancelOfTooLongRunIDIsAClientError: a run id too long for the store's cancel
+// intents is a client's mistake, answered 4xx, not 503 "store unavailable" (a
+// retryable server error).
+func TestCancelOfTooLongRunIDIsAClientError(t *testing.T) {
+	url, schema := pgtest.URL(), pgtest.Schema(t)
+	a := replica(t, url, schema)
+	id := strings.Repeat("x", postgres.MaxCancelRunID+1)
+	code, body := a.do("POST", "/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+	code, body = a.do("POST", "/workflows/story/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+}
+
+// handedRuns is a replica's store whose queue reports every run it hands to the
+// replica.
+type handedRuns struct {
+	*postgres.Store
+	handed chan string // run ids, in the order handed
+}
+
+// Work is the store's, with every run handed to fn reported on h.handed.
+func (h *handedRuns) Work(ctx context.Context, workers int, serves []store.Component, fn func(context.Context, *store.Job) error) error {
+	return h.Store.Work(ctx, workers, serves, func(ctx context.Context, j *store.Job) error {
+		select {
+		case h.handed <- j.ID:
+		default: // more than the test expects: those it reads show it
+		}
+		return fn(ctx, j)
+	})
+}
+
+// TestQueuedRunStartsOnlyOnAReplicaThatServesIt: replicas that serve different
+// workflows (a rolling deploy adding one) share the queue. A queued run is
+// handed only to a replica that serves its workflow, which runs it to
+// COMPLETED; a replica that does not serve it is never handed it (before, it
+// fetched the run and put it back, and could keep it PENDING for 20 s, or end it
+// ERROR without a terminal event).
+func TestQueuedRunStartsOnlyOnAReplicaThatServesIt(t *testing.T) {
+	url, schema := pgtest.URL(), pgtest.Schema(t)
+	st := openSchema(t, url, schema)
+	const n = 10
+	qa := &handedRuns{Store: openSchema(t, url, schema), handed: make(chan string, n+1)}
+	a := newEnv(t, Config{Store: qa, Replica: "replica-a", Workers: 4,
+		Workflows: []*workflow.Workflow{quickWorkflow("Story")}})
+	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Other")}, Workers: 4})
+	post := func(e *env, workflowID string) string {
+		code, body := e.do("POST", "/workflows/"+workflowID+"/runs", formType, form("message", "go", "background", "true"))
+		if code != http.StatusAccepted {
+			t.Fatalf("background run of %s: %d %v", workflowID, code, body)
+		}
+		return fmt.Sprint(body["run_id"])
+	}
+	var ids []string
+	for range n {
+		ids = append(ids, post(b, "other"))
+	}
+	// Queued after them, a run of A's workflow shows that A's queue is worked.
+	story := post(a, "story")
+
+	var bad []string
+	for _, id := range ids {
+		body := waitStatus(t, b, id)
+		if body["status"] != "COMPLETED" {
+			bad = append(bad, fmt.Sprintf("%s %v %q, terminal events %v", id[len(id)-4:], body["status"], body["error"],
+				terminals(t, st, id)))
+		}
+		if got := body["replica"]; got != b.srv.cfg.Replica {
+			t.Errorf("run %s of workflow other executed by %v, want B (%s)", id, got, b.srv.cfg.Replica)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("runs of workflow other (served by B) taken by A: %d of %d not COMPLETED:\n%s",
+			len(bad), len(ids), strings.Join(bad, "\n"))
+	}
+	body := waitStatus(t, a, story)
+	if body["status"] != "COMPLETED" || body["replica"] != a.srv.cfg.Replica {
+		t.Fatalf("run of workflow story (served by A): %v, want COMPLETED by A (%s)", body, a.srv.cfg.Replica)
+	}
+	// A's queue handed it story, and nothing else: not the runs of other, though
+	// they were queued before story, and A's workers were free.
+	if got := <-qa.handed; got != story {
+		t.Errorf("A was handed run %s, want only %s", got, story)
+	}
+	select {
+	case got := <-qa.handed:
+		t.Errorf("A was also handed run %s", got)
+	default:
+	}
 }
