@@ -5,12 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
@@ -80,8 +82,12 @@ func waitStatus(t *testing.T, e *env, runID string) map[string]any {
 func TestCancelAcrossReplicas(t *testing.T) {
 	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a, b := replica(t, url, schema), replica(t, url, schema)
+	story := a.kernClient().Workflow("story")
+	streamStory := func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return story.Stream(ctx, client.RunRequest{Message: "go"})
+	}
 
-	s := a.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
+	s := clientStream(t, streamStory)
 	seen := s.until(run.EventRunContent)
 	runID := seen[0].ev.RunID
 	stored(t, b, runID)
@@ -98,7 +104,7 @@ func TestCancelAcrossReplicas(t *testing.T) {
 	}
 
 	// wait=false answers at once, with the status stored then.
-	s2 := a.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
+	s2 := clientStream(t, streamStory)
 	id2 := s2.until(run.EventRunContent)[0].ev.RunID
 	stored(t, b, id2)
 	code, body = b.do("POST", "/runs/"+id2+"/cancel?wait=false", "", "")
@@ -211,7 +217,7 @@ func TestQueueAcrossReplicas(t *testing.T) {
 		}
 	}
 	// The run cancelled while queued never started a step.
-	s := a.openStream("POST", "/workflows/gated/runs/"+queued[0]+"/resume", formType, form("last_event_index", "-1"))
+	s := a.resumeWorkflow("gated", queued[0])
 	for _, f := range s.rest() {
 		if f.ev.Event == run.EventStepStarted {
 			t.Fatalf("a run cancelled while queued started step %q", f.ev.StepName)
@@ -294,7 +300,7 @@ func TestTakeover(t *testing.T) {
 	if got := [3]int32{calls[0].Load(), calls[1].Load(), calls[2].Load()}; got != [3]int32{0, 1, 1} {
 		t.Fatalf("step calls %v; want [0 1 1]: the finished step must not run again", got)
 	}
-	s := b.openStream("POST", "/workflows/durable/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
+	s := b.resumeWorkflow("durable", id)
 	fs := s.rest()
 	checkRun(t, fs, 0, id, run.EventWorkflowCompleted)
 	var started []string
@@ -345,7 +351,7 @@ func TestTakeoverNeverStarted(t *testing.T) {
 	if body["status"] != "COMPLETED" || body["content"] != "one.two.three." {
 		t.Fatalf("run that never started: %v; want COMPLETED one.two.three.", body)
 	}
-	s := b.openStream("POST", "/workflows/fixed/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
+	s := b.resumeWorkflow("fixed", id)
 	checkRun(t, s.rest(), 0, id, run.EventWorkflowCompleted)
 }
 
