@@ -37,6 +37,11 @@ const (
 	DefaultCancelWait    = 10 * time.Second
 	DefaultKeepRuns      = host.DefaultKeepRuns
 	DefaultOSID          = "github.com/kern-dev/kern"
+
+	// DefaultReadHeaderTimeout bounds how long a request's headers take to arrive.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout bounds how long a request's body takes to arrive.
+	DefaultBodyTimeout = time.Minute
 )
 
 // CancelAtOnce, as Config.StreamGrace, cancels a streamed run the moment its last
@@ -74,8 +79,29 @@ type Config struct {
 	// The caller closes a Recorder it passed, after Serve (or Shutdown) has returned.
 	Recorder run.Recorder
 	// SecurityKey, if set, makes every route but /health require the header
-	// "Authorization: Bearer <SecurityKey>".
+	// "Authorization: Bearer <SecurityKey>" (the scheme in any case, as RFC 6750
+	// allows).
 	SecurityKey string
+	// CORSOrigins are the origins ("https://app.example.com", scheme://host[:port])
+	// whose web pages may call the server: their CORS preflights are answered and
+	// their requests carry CORS headers. A browser's state-changing request (POST,
+	// DELETE) from any other origin than the server's own is refused with 403.
+	// Requests with no Origin header (programs: Agno's client, curl) are not
+	// concerned.
+	CORSOrigins []string
+	// AllowedHosts are the host names (without port) a server listening on a
+	// loopback address answers to besides localhost and loopback addresses, e.g.
+	// the name a reverse proxy on the same machine passes on. Any other Host is
+	// refused with 421, so that a web page whose name was rebound to 127.0.0.1 (DNS
+	// rebinding) cannot reach the server. Only Serve and ServeListener check Host.
+	AllowedHosts []string
+	// ReadHeaderTimeout bounds how long a request's headers take to arrive
+	// (DefaultReadHeaderTimeout if 0), in Serve and ServeListener.
+	ReadHeaderTimeout time.Duration
+	// BodyTimeout bounds how long a request's body takes to arrive once its headers
+	// have (DefaultBodyTimeout if 0, no bound if negative): a slower one is answered
+	// 408 and its connection closed. Answers, streams included, are not bounded.
+	BodyTimeout time.Duration
 	// StreamGrace is how long a run whose streaming clients all disconnected goes on
 	// before it is cancelled, so that a client may resume it: DefaultStreamGrace if 0,
 	// no grace at all if negative (CancelAtOnce). Background runs are never cancelled
@@ -163,13 +189,17 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.cfg.Replica, s.store = s.host.Replica(), s.host.Store()
 	s.addComponents()
-	s.handler = s.routes()
 	var err error
-	if s.apiDoc, err = s.openAPI(); err != nil {
+	if s.handler, err = s.guard(s.routes()); err == nil {
+		if s.apiDoc, err = s.openAPI(); err != nil {
+			err = fmt.Errorf("agentos: openapi document: %w", err)
+		}
+	}
+	if err != nil {
 		if cfg.Host == nil {
 			s.host.Shutdown(context.Background())
 		}
-		return nil, fmt.Errorf("agentos: openapi document: %w", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -190,6 +220,12 @@ func (s *Server) defaults() {
 	}
 	if c.CancelWait <= 0 {
 		c.CancelWait = DefaultCancelWait
+	}
+	if c.ReadHeaderTimeout <= 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
 	}
 	if c.OSID == "" {
 		c.OSID = DefaultOSID
@@ -235,13 +271,16 @@ func (s *Server) Serve(ctx context.Context, addr string) error {
 // connections and new runs, lets running runs go on for Config.ShutdownGrace,
 // cancels those still running, and returns once every run has ended and, when runs
 // are recorded, its end is persisted. The caller closes the store after it returns.
-// Streams are not cut by a write timeout; request headers must arrive within 10 s.
+// Streams are not cut by a write timeout; a request's headers must arrive within
+// Config.ReadHeaderTimeout and its body within Config.BodyTimeout. On a loopback
+// address, requests must name it in Host (see Config.AllowedHosts).
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(ln net.Listener) context.Context { return withListener(context.Background(), ln) },
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

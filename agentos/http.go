@@ -1,11 +1,13 @@
 package agentos
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/kern-dev/kern/agent"
@@ -122,11 +124,13 @@ func (s *Server) secure(next http.Handler) http.Handler {
 			public[rt.pattern] = true
 		}
 	}
-	want := []byte("Bearer " + s.cfg.SecurityKey)
+	want := sha256.Sum256([]byte(s.cfg.SecurityKey))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !public[r.URL.Path] {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
+			token, ok := bearerToken(r.Header.Get("Authorization"))
+			// Compared as digests: the time taken tells nothing of the key's length.
+			got := sha256.Sum256([]byte(token))
+			if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 				w.Header().Set("WWW-Authenticate", "Bearer")
 				writeError(w, http.StatusUnauthorized, "invalid or missing security key")
 				return
@@ -136,29 +140,62 @@ func (s *Server) secure(next http.Handler) http.Handler {
 	})
 }
 
-// jsonFallback answers unknown routes (404) and wrong methods (405, with Allow) in
-// JSON, where ServeMux answers in plain text.
+// bearerToken returns the token of an Authorization header of the Bearer scheme,
+// whose name is case-insensitive (RFC 9110 section 11.1, RFC 6750).
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
+}
+
+// jsonFallback answers unknown routes (404), wrong methods (405, with Allow) and
+// redirects to a cleaned path ("//workflows": 307, with Location) in JSON, where
+// ServeMux answers in plain text or HTML.
 func jsonFallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
-		if pattern != "" {
+		if pattern != "" && !unclean(r) {
 			mux.ServeHTTP(w, r)
 			return
 		}
+		// h is one of ServeMux's own answers, which only write: probing it is safe.
 		probe := &statusProbe{header: make(http.Header)}
 		h.ServeHTTP(probe, r)
-		if allow := probe.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
+		for _, k := range []string{"Allow", "Location"} {
+			if v := probe.header.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
 		}
-		switch probe.code {
-		case http.StatusMethodNotAllowed:
+		switch {
+		case probe.code == http.StatusMethodNotAllowed:
 			writeError(w, probe.code, fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path))
-		case 0, http.StatusNotFound:
+		case probe.code == 0, probe.code == http.StatusNotFound:
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+		case probe.code >= 300 && probe.code < 400:
+			writeError(w, probe.code, "moved to "+probe.header.Get("Location"))
 		default:
 			writeError(w, probe.code, strings.TrimSpace(http.StatusText(probe.code)))
 		}
 	})
+}
+
+// unclean reports whether ServeMux redirects r to a cleaned path (it cleans all but
+// CONNECT requests' paths as path.Clean does, keeping a trailing slash).
+func unclean(r *http.Request) bool {
+	p := r.URL.EscapedPath()
+	if r.Method == http.MethodConnect {
+		return false
+	}
+	if p == "" || p[0] != '/' {
+		return true
+	}
+	clean := path.Clean(p)
+	if p[len(p)-1] == '/' && clean != "/" {
+		clean += "/"
+	}
+	return clean != p
 }
 
 // statusProbe records the status and headers a handler answers with, and drops its

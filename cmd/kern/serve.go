@@ -33,6 +33,10 @@ type serveOptions struct {
 	shutdownGrace time.Duration
 	openAIModel   string
 	scriptedPace  time.Duration
+	corsOrigins   []string
+	allowedHosts  []string
+	headerTimeout time.Duration
+	bodyTimeout   time.Duration
 }
 
 func newServeCmd() *cobra.Command {
@@ -55,6 +59,13 @@ sqlite://kern.db) or PostgreSQL (postgres://user:pass@host/db). With a security 
 (--security-key or KERN_SECURITY_KEY), every route but /health requires
 "Authorization: Bearer <key>".
 
+Web pages may call the server only from the origins --cors-origins names (a
+browser's POST or DELETE from another site is refused with 403; programs, which
+send no Origin header, are not concerned). On a loopback address (the default)
+the server answers only to requests naming localhost or a loopback address in
+their Host header, and the names --allowed-hosts adds (e.g. a reverse proxy's),
+so that a web page cannot reach it by rebinding its own name to 127.0.0.1.
+
 Several replicas may serve one PostgreSQL database behind a load balancer: a
 cancel, a status query or a stream resumption may go to any of them; background
 runs are queued in the database and started by any replica with a free worker;
@@ -69,6 +80,7 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
   kern serve --addr :7777 --db postgres://kern:secret@db.internal/kern
   KERN_SECURITY_KEY=s3cret kern serve --db sqlite:///var/lib/kern/kern.db
   kern serve --replica web-1 --shutdown-grace 30s
+  kern serve --cors-origins https://app.example.com,http://localhost:3000
   kern serve --replica web-2 --addr :7778 --db 'postgres://db.internal/kern?schema=kern' --lease 10s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd, o) },
@@ -82,6 +94,10 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long a run's claim lasts unless renewed: a replica that dies is noticed, and its runs taken over, about this long after")
 	f.IntVar(&o.workers, "workers", agentos.DefaultWorkers, "background runs this replica executes at once")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", agentos.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long running runs may go on before they are cancelled (0: at once)")
+	f.StringSliceVar(&o.corsOrigins, "cors-origins", nil, "origins (scheme://host[:port], comma-separated) whose web pages may call the server")
+	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names a server on a loopback address answers to besides localhost and loopback addresses (comma-separated)")
+	f.DurationVar(&o.headerTimeout, "read-header-timeout", agentos.DefaultReadHeaderTimeout, "how long a request's headers may take to arrive")
+	f.DurationVar(&o.bodyTimeout, "body-timeout", agentos.DefaultBodyTimeout, "how long a request's body may take to arrive (slower: 408; negative: no bound); streamed answers are not bounded")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
 	return cmd
 }
@@ -157,7 +173,9 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	if err != nil {
 		return err
 	}
-	srv, err := agentos.New(agentos.Config{Host: h, SecurityKey: o.securityKey, ShutdownGrace: grace, Logger: log})
+	srv, err := agentos.New(agentos.Config{Host: h, SecurityKey: o.securityKey, ShutdownGrace: grace, Logger: log,
+		CORSOrigins: o.corsOrigins, AllowedHosts: o.allowedHosts,
+		ReadHeaderTimeout: o.headerTimeout, BodyTimeout: o.bodyTimeout})
 	if err != nil {
 		return errors.Join(err, h.Shutdown(ctx))
 	}
