@@ -55,7 +55,7 @@ func (h *Host) logRecovered(runs []*store.Run, err error) {
 	}
 	for _, r := range runs {
 		h.log.Warn("host: a run left behind by a process that died ended ERROR \"interrupted\"",
-			"run_id", r.ID, "component", r.ComponentID, "replica", r.Replica)
+			"run_id", r.ID, "component", r.ComponentID, "from_replica", r.ClaimedFrom)
 	}
 }
 
@@ -101,6 +101,6 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return err
 	}
 	h.log.Info("host: took over a run left behind", "run_id", rec.ID, "component", c.id,
-		"finished_steps", len(steps), "next_event", next)
+		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next)
 	return nil
 }

@@ -81,6 +81,10 @@ type Run struct {
 	LeaseUntil time.Time
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+
+	// ClaimedFrom is set only on the runs Claim returns: the replica whose lapsed
+	// lease the run was taken from (Replica names the claimer by then).
+	ClaimedFrom string
 }
 
 // Event is one stored event of a run. Events are stored under the top-level run's
@@ -206,7 +210,7 @@ type Store interface {
 	// Claim takes over at most limit runs whose lease lapsed before now, as
 	// Interrupt would end them, for replica until the given time: their Replica and
 	// LeaseUntil are set, their status becomes RUNNING, and they are returned whole
-	// (with their saved Output). Two processes claiming at once never claim the same
+	// (with their saved Output, and ClaimedFrom naming their replica before). Two processes claiming at once never claim the same
 	// run; a queued run is left alone.
 	Claim(ctx context.Context, replica string, now, until time.Time, limit int) ([]*Run, error)
 

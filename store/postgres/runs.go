@@ -91,13 +91,13 @@ func newQueries(schema string) queries {
 		// renewal) holds, and taken in the same transaction. The output is left as
 		// saved.
 		claim: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4
-			FROM (SELECT run_id AS claimed FROM {s}.runs
+			FROM (SELECT run_id AS claimed, replica AS claimed_from FROM {s}.runs
 				WHERE ` + leftBehind + `
 				ORDER BY created_at, run_id
 				LIMIT $5
 				FOR UPDATE SKIP LOCKED) c
 			WHERE run_id = c.claimed
-			RETURNING ` + runColumns),
+			RETURNING ` + runColumns + `, c.claimed_from`),
 		interrupt: t(`UPDATE {s}.runs SET status = $3, updated_at = $4, output = u.output
 			FROM unnest($1::text[], $2::json[]) AS u(id, output)
 			WHERE runs.run_id = u.id`),
@@ -248,6 +248,14 @@ func scanRun(row pgx.Row) (*store.Run, error) {
 	}
 	return &r, nil
 }
+
+// rowThen is a row with one more column than a run's, scanned into extra.
+type rowThen struct {
+	pgx.Row
+	extra any
+}
+
+func (r rowThen) Scan(dest ...any) error { return r.Row.Scan(append(dest, r.extra)...) }
 
 // GetRun returns the run with the given id, or store.ErrNotFound.
 func (s *Store) GetRun(ctx context.Context, id string) (*store.Run, error) {
@@ -417,7 +425,14 @@ func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time,
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) { return scanRun(row) })
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) {
+		var from string
+		r, err := scanRun(rowThen{row, &from})
+		if r != nil {
+			r.ClaimedFrom = from
+		}
+		return r, err
+	})
 	if err != nil {
 		return nil, s.wrap(op+" for replica "+replica, err)
 	}

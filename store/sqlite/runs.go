@@ -333,6 +333,12 @@ func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time,
 	var claimed []*store.Run
 	err := s.write(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		claimed = nil
+		// RETURNING sees only new values: the replicas the runs are taken from are
+		// read first, in the same transaction.
+		from, err := claimedFrom(ctx, tx, now, limit)
+		if err != nil {
+			return err
+		}
 		rows, err := tx.QueryContext(ctx, `UPDATE runs SET status = ?2, replica = ?3, lease_until = ?4, updated_at = ?5
 			WHERE run_id IN (SELECT run_id FROM runs WHERE `+sqlLapsed+` ORDER BY created_at, run_id LIMIT ?6)
 			RETURNING `+runColumns,
@@ -340,8 +346,13 @@ func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time,
 		if err != nil {
 			return err
 		}
-		claimed, err = scanRuns(rows)
-		return err
+		if claimed, err = scanRuns(rows); err != nil {
+			return err
+		}
+		for _, r := range claimed {
+			r.ClaimedFrom = from[r.ID]
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, s.fail("claim runs", err)
@@ -350,6 +361,25 @@ func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time,
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 	})
 	return claimed, nil
+}
+
+// claimedFrom maps the runs Claim is about to take to their replicas.
+func claimedFrom(ctx context.Context, tx *sql.Tx, now time.Time, limit int) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT run_id, replica FROM runs WHERE `+sqlLapsed+`
+		ORDER BY created_at, run_id LIMIT ?2`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	from := make(map[string]string)
+	for rows.Next() {
+		var id, replica string
+		if err := rows.Scan(&id, &replica); err != nil {
+			return nil, err
+		}
+		from[id] = replica
+	}
+	return from, rows.Err()
 }
 
 // anyLeftBehind reports whether a run was left behind at now. It only reads, so that

@@ -968,7 +968,9 @@ func testClaim(t *testing.T, s store.Store) {
 		return &want
 	}
 	for _, r := range got {
-		if d := diffRun(r, claimed(r.ID)); d != "" {
+		want := claimed(r.ID)
+		want.ClaimedFrom = "dead-replica"
+		if d := diffRun(r, want); d != "" {
 			t.Errorf("returned run %s: %s", r.ID, d)
 		}
 	}
@@ -1003,6 +1005,15 @@ func testClaim(t *testing.T, s store.Store) {
 	slices.SortFunc(lapsedAgain, func(a, b string) int { return stored[a].CreatedAt.Compare(stored[b].CreatedAt) })
 	if gotIDs := ids(again); !slices.Equal(gotIDs, lapsedAgain) {
 		t.Errorf("Claim after the leases lapsed = %v, want %v", gotIDs, lapsedAgain)
+	}
+	for _, r := range again {
+		want := "B" // the first claim's
+		if r.ID == "running-live" || r.ID == "pending-live" {
+			want = "dead-replica"
+		}
+		if r.ClaimedFrom != want {
+			t.Errorf("second Claim took run %s from %q, want %q", r.ID, r.ClaimedFrom, want)
+		}
 	}
 	if q := mustGet(t, s, "pending-queued"); q.Status != run.StatusPending || !q.LeaseUntil.IsZero() || q.Replica != "dead-replica" {
 		t.Errorf("queued run after the claims: %s, lease %v, replica %q", q.Status, q.LeaseUntil, q.Replica)
