@@ -265,6 +265,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"run"}, "accepts 2 arg(s)"},
 		{[]string{"serve", "--config", "no-such-kern.yaml"}, "no-such-kern.yaml"},
 		{[]string{"serve", "--bogus"}, "unknown flag: --bogus"},
+		{[]string{"serve", "--cors-origins", "app.example", "--addr", "127.0.0.1:0", "--db", sqliteDB(t)}, `CORS origin "app.example"`},
 		{[]string{"nosuch"}, "unknown command"},
 		{[]string{"run", "nosuch-workflow", "hi", "--db", sqliteDB(t)}, `unknown workflow "nosuch-workflow"`},
 		{[]string{"cancel", "x", "--server", "ftp://example.com"}, "is not an http:// or https:// URL"},
