@@ -17,7 +17,9 @@ func guardUnderFuzz(t testing.TB) http.Handler {
 	s := &Server{cfg: Config{BodyTimeout: -1, CORSOrigins: []string{"https://app.example"},
 		AllowedHosts: []string{"kern.internal"}}}
 	s.mux = http.NewServeMux()
-	reached := func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]bool{"reached": true}) }
+	reached := func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]bool{"reached": true})
+	}
 	for _, p := range []string{"GET /runs/{run_id}", "POST /runs/{run_id}/cancel", "GET /sessions",
 		"DELETE /sessions/{session_id}", "POST /workflows/{workflow_id}/runs"} {
 		s.mux.HandleFunc(p, reached)
