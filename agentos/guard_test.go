@@ -433,3 +433,33 @@ func TestRedirectsInJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenAPIListsGuardAnswers: the document lists the guard's refusals beside
+// each route's own answers.
+func TestOpenAPIListsGuardAnswers(t *testing.T) {
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
+	code, doc := e.do("GET", "/openapi.json", "", "")
+	if code != http.StatusOK {
+		t.Fatal(code, doc)
+	}
+	paths := doc["paths"].(map[string]any)
+	for _, c := range []struct {
+		method, path string
+		codes        []string
+	}{
+		{"post", "/runs/{run_id}/cancel", []string{"200", "403", "422"}},
+		{"post", "/workflows/{workflow_id}/runs", []string{"200", "403", "408", "422"}},
+		{"get", "/sessions/{session_id}", []string{"200", "422"}},
+		{"delete", "/sessions/{session_id}", []string{"204", "403", "422"}},
+	} {
+		resps := paths[c.path].(map[string]any)[c.method].(map[string]any)["responses"].(map[string]any)
+		for _, code := range c.codes {
+			if r, ok := resps[code].(map[string]any); !ok || r["description"] == "" {
+				t.Errorf("%s %s: no %s answer in %v", c.method, c.path, code, resps)
+			}
+		}
+		if d := resps["422"].(map[string]any)["description"].(string); !strings.Contains(d, "id in the path") {
+			t.Errorf("%s %s: 422 %q does not tell of ids", c.method, c.path, d)
+		}
+	}
+}

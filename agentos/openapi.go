@@ -79,6 +79,14 @@ func (s *Server) operation(rt route) obj {
 	for _, r := range rt.responses {
 		resps[strconv.Itoa(r.code)] = responseObject(r)
 	}
+	for _, r := range guardResponses(rt) {
+		code := strconv.Itoa(r.code)
+		if o, ok := resps[code].(obj); ok {
+			o["description"] = o["description"].(string) + "; or " + r.description
+			continue
+		}
+		resps[code] = responseObject(r)
+	}
 	if s.cfg.SecurityKey != "" {
 		if rt.public {
 			op["security"] = []obj{}
@@ -88,6 +96,22 @@ func (s *Server) operation(rt route) obj {
 	}
 	op["responses"] = resps
 	return op
+}
+
+// guardResponses are the refusals of the server's guard (guard.go) a route may
+// get besides its own answers.
+func guardResponses(rt route) []response {
+	var rs []response
+	if strings.Contains(rt.pattern, "{") {
+		rs = append(rs, fail(http.StatusUnprocessableEntity, "An id in the path over 1024 bytes, not UTF-8, or holding NUL"))
+	}
+	if rt.method != http.MethodGet {
+		rs = append(rs, fail(http.StatusForbidden, "A browser's request from an origin this server does not allow"))
+	}
+	if rt.body != bodyNone {
+		rs = append(rs, fail(http.StatusRequestTimeout, "Request body not received in time"))
+	}
+	return rs
 }
 
 // tag groups operations by the first segment of their path.
