@@ -17,7 +17,7 @@ import (
 
 // MaxIDBytes bounds an id a request names in its path or query (a run, session,
 // user, workflow or agent id): a longer one is refused with 422 before any work,
-// as PostgreSQL refuses to keep one.
+// as the stores refuse to keep a cancel intent for one.
 const MaxIDBytes = 1024
 
 // guard puts the checks every request passes before its route around next, in
@@ -92,6 +92,10 @@ type deadlineWriter struct {
 }
 
 func (w *deadlineWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // informational: the answer is still to come
+		return
+	}
 	if w.wrote {
 		return
 	}
