@@ -6,13 +6,14 @@ import (
 	"time"
 )
 
-// Kind says whether a run is an agent's or a workflow's; it picks the terminal events.
-type Kind int
+// Kind says what ran: an agent or a workflow. It picks a run's terminal events, and
+// its values are the names stores and the HTTP API use ("agent", "workflow").
+type Kind string
 
 // Kinds of run.
 const (
-	KindAgent Kind = iota
-	KindWorkflow
+	KindAgent    Kind = "agent"
+	KindWorkflow Kind = "workflow"
 )
 
 // TerminalEvent returns the event type that ends a run of this kind in status st.

@@ -110,7 +110,7 @@ func TestTerminal(t *testing.T) {
 	} {
 		for i, st := range []run.Status{run.StatusCompleted, run.StatusCancelled, run.StatusError} {
 			if got := k.TerminalEvent(st); got != want[i] || !got.Terminal() {
-				t.Errorf("kind %d, %s: %s", k, st, got)
+				t.Errorf("kind %s, %s: %s", k, st, got)
 			}
 		}
 	}
