@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
@@ -177,14 +178,14 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 	}}
 	out := a.newOutput(base, input)
-	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out, Resume: o.Resume}
-	return run.Go(ctx, spec, func(x *run.Exec) error {
-		history, err := a.history(x.Entry.Ctx, o.SessionID)
+	spec := engine.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out, Resume: o.Resume}
+	return engine.Go(ctx, spec, func(r engine.Run) error {
+		history, err := a.history(r.Ctx(), o.SessionID)
 		if err != nil {
 			return err
 		}
-		ctx := a.toolScope(x.Entry.Ctx, a.registry(), &x.Log, base)
-		return a.execute(ctx, &run.Gate{Log: &x.Log}, base, out, input, history, settings, atts)
+		ctx := a.toolScope(r.Ctx(), a.registry(), r.Log, base)
+		return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts)
 	})
 }
 
@@ -192,7 +193,7 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 // go to the scope's log, stamped with the scope's fields and the agent's own run ID
 // (new unless opts set one), and it can be cancelled through the scope's registry as
 // well as through ctx. It returns the output once the run has ended.
-func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts ...run.Option) *run.Output {
+func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, opts ...run.Option) *run.Output {
 	o := run.Apply(opts)
 	origin := sc.Origin
 	origin.AgentID, origin.AgentName = a.AgentID(), a.Name
@@ -223,8 +224,8 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 	if reg == nil {
 		reg = a.registry()
 	}
-	gate := &run.Gate{Log: sc.Log}
-	e, err := reg.Begin(ctx, o.ID, gate.Stop)
+	gate := &engine.Gate{Log: sc.Log}
+	e, err := engine.Begin(reg, ctx, o.ID, gate.Stop)
 	if err != nil {
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
@@ -275,7 +276,7 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	return msgs, nil
 }
 
-func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
+func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -387,7 +388,7 @@ func (a *Agent) definitions() []tool.Definition {
 
 // callTools runs the calls, in parallel when there are several, and returns one tool
 // message per call, in the calls' order.
-func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
+func (a *Agent) callTools(ctx context.Context, log *engine.Gate, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
 	results := make([]model.Message, len(calls))
 	if len(calls) == 1 {
 		results[0] = a.callTool(ctx, log, event, calls[0])
@@ -403,7 +404,7 @@ func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.Eve
 
 // callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
 // error, a panic) becomes a tool-error result the model reads.
-func (a *Agent) callTool(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
+func (a *Agent) callTool(ctx context.Context, log *engine.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
 	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: eventArgs(c.Arguments)}
 	ev := event(run.EventToolCallStarted)
 	ev.Tool = exec

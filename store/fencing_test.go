@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -26,7 +27,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
-			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+			x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
 				emit(x, "a", run.EventWorkflowStarted)
 				<-gate
 				emit(x, "a", run.EventStepStarted, run.EventStepCompleted)
@@ -75,7 +76,7 @@ func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
-			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+			x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
 				emit(x, "a", run.EventWorkflowStarted)
 				<-gate
 				return nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -416,10 +417,10 @@ func (r *Recorder) giveUp(rc *recording, err error) {
 	}
 	// Its End, later, learns err at once: see settle.
 	if errors.Is(err, ErrTakenOver) {
-		rc.x.Entry.CancelCause(ReasonTakenOver, err)
+		engine.EntryOf(rc.x).CancelCause(ReasonTakenOver, err)
 		return
 	}
-	rc.x.Entry.Fail(err)
+	engine.EntryOf(rc.x).Fail(err)
 }
 
 // create stores the records of the runs that began since the last flush, or whose

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
 )
@@ -53,7 +54,7 @@ func (t *workflowTool) call(ctx context.Context, args agent.ToolArgs) (string, e
 		return "", fmt.Errorf("workflow given as a tool is nil")
 	}
 	var out *run.Output
-	if sc, ok := run.ScopeFromContext(ctx); ok {
+	if sc, ok := engine.ScopeFromContext(ctx); ok {
 		out = t.w.runNested(ctx, sc, args.Input)
 	} else {
 		var err error

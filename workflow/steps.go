@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -245,7 +246,7 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 }
 
 func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
-	sc := run.Scope{Registry: r.reg, Log: r.log, Origin: *o}
+	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
 	if in.Previous != "" {

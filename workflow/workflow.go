@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -136,24 +137,25 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
 	}
-	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
-	return run.Go(ctx, spec, func(x *run.Exec) error {
-		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
+	spec := engine.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
+	return engine.Go(ctx, spec, func(er engine.Run) error {
+		x := er.X
+		r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
 		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
 		sessions, _ := w.Recorder.(run.Sessions)
 		if sessions == nil || o.SessionID == "" {
-			return w.execute(x.Entry.Ctx, r, o.Resume)
+			return w.execute(er.Ctx(), r, o.Resume)
 		}
-		m, err := sessions.LoadState(x.Entry.Ctx, o.SessionID)
+		m, err := sessions.LoadState(er.Ctx(), o.SessionID)
 		if err != nil {
 			return err
 		}
 		r.state.m = m
-		err = w.execute(x.Entry.Ctx, r, o.Resume)
+		err = w.execute(er.Ctx(), r, o.Resume)
 		if r.state.Changed() {
 			// Saved whatever the outcome: what the steps wrote before a cancel stays.
 			// Only when written: this write delays the run's terminal event.
-			serr := sessions.SaveState(context.WithoutCancel(x.Entry.Ctx), o.SessionID, x, r.state.Snapshot())
+			serr := sessions.SaveState(context.WithoutCancel(er.Ctx()), o.SessionID, x, r.state.Snapshot())
 			err = errors.Join(err, serr)
 		}
 		return err
@@ -186,7 +188,7 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 // go to the scope's log, with a run ID of its own and the scope's ParentRunID, and
 // it can be cancelled through the scope's registry as well as through ctx. It
 // returns the output once the run has ended.
-func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *run.Output {
+func (w *Workflow) runNested(ctx context.Context, sc *engine.Scope, input string) *run.Output {
 	id := run.NewID()
 	base := &run.Event{RunID: id, Origin: &run.Origin{
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
@@ -209,7 +211,7 @@ func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *
 	if reg == nil {
 		reg = w.registry()
 	}
-	e, err := reg.Begin(ctx, id, nil)
+	e, err := engine.Begin(reg, ctx, id, nil)
 	if err != nil {
 		out.Status, out.Error = run.StatusError, err.Error()
 		return out
@@ -262,7 +264,7 @@ func (w *Workflow) CancelRun(ctx context.Context, runID string) (run.Status, err
 
 // execution is one run of a workflow.
 type execution struct {
-	log   *run.Log
+	log   *engine.Log
 	reg   *run.Registry
 	base  *run.Event
 	input string
