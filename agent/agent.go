@@ -192,9 +192,20 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 // RunNested runs the agent inside another run (a workflow step, a team): its events
 // go to the scope's log, stamped with the scope's fields and the agent's own run ID
 // (new unless opts set one), and it can be cancelled through the scope's registry as
-// well as through ctx. It returns the output once the run has ended.
-func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, opts ...run.Option) *run.Output {
+// well as through ctx. It returns once the run has ended, as Run does: its output,
+// and an error that is nil when it completed and matches run.ErrCancelled when it
+// was cancelled; a nil output when the run could not start.
+func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, opts ...run.Option) (*run.Output, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
 	o := run.Apply(opts)
+	settings, atts := a.settings(&o), attachments(&o)
+	if len(o.Extras) > 0 {
+		if err := a.check(a.Name, settings, atts); err != nil {
+			return nil, err
+		}
+	}
 	origin := sc.Origin
 	origin.AgentID, origin.AgentName = a.AgentID(), a.Name
 	if o.SessionID != "" {
@@ -203,37 +214,17 @@ func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, o
 	if o.ParentRunID != "" {
 		origin.ParentRunID = o.ParentRunID
 	}
-	base := run.Event{RunID: o.ID, Origin: &origin}
-	out := a.newOutput(&base, input)
-	if err := a.Validate(); err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	settings, atts := a.settings(&o), attachments(&o)
-	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings, atts); err != nil {
-			out.Status, out.Error = run.StatusError, err.Error()
-			return out
-		}
-	}
-	if sc.Log == nil {
-		out.Status, out.Error = run.StatusError, fmt.Sprintf("agent %q: nested run without a log", a.Name)
-		return out
-	}
+	base := &run.Event{RunID: o.ID, Origin: &origin}
+	out := a.newOutput(base, input)
 	reg := sc.Registry
 	if reg == nil {
 		reg = a.registry()
 	}
 	gate := &engine.Gate{Log: sc.Log}
-	e, err := engine.Begin(reg, ctx, o.ID, gate.Stop)
-	if err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	err = a.execute(a.toolScope(e.Ctx, reg, sc.Log, &base), gate, &base, out, input, nil, settings, atts)
-	e.End(sc.Log, &base, run.KindAgent, out, err)
-	e.Close()
-	return out
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out}
+	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
+		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts)
+	})
 }
 
 // CancelRun cancels the agent's run with the given ID and waits until it has ended (or

@@ -59,15 +59,16 @@ func (t *agentTool) call(ctx context.Context, args ToolArgs) (string, error) {
 		return "", err
 	}
 	var out *run.Output
+	var err error
 	if sc, ok := engine.ScopeFromContext(ctx); ok {
-		out = t.a.RunNested(ctx, sc, args.Input)
-	} else {
-		var err error
-		if out, err = t.a.Run(ctx, args.Input); out == nil {
-			return "", err
-		}
+		out, err = t.a.RunNested(ctx, sc, args.Input)
+	} else if out, err = t.a.Run(ctx, args.Input); out != nil {
+		err = out.Err() // the run's outcome; a recorder's failure is not the tool's
 	}
-	if err := out.Err(); err != nil {
+	switch {
+	case out == nil:
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("agent %q: %w", t.a.Name, err)
 	}
 	return out.Content, nil

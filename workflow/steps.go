@@ -252,11 +252,14 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	if in.Previous != "" {
 		input += "\n\nPrevious step output:\n" + in.Previous
 	}
-	out := t.Agent.RunNested(ctx, &sc, input)
+	out, err := t.Agent.RunNested(ctx, &sc, input)
+	if out == nil {
+		return "", err
+	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
-	return out.Content, out.Err()
+	return out.Content, err
 }
 
 func callStep(ctx context.Context, fn StepFunc, in *Input) (out StepOutput, err error) {

@@ -132,11 +132,7 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 	}}
-	out := &run.Output{
-		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
-		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
-	}
+	out := w.newOutput(base, input)
 	spec := engine.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
 	return engine.Go(ctx, spec, func(er engine.Run) error {
 		x := er.X
@@ -187,41 +183,33 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 // runNested runs the workflow inside another run (an agent's tool call): its events
 // go to the scope's log, with a run ID of its own and the scope's ParentRunID, and
 // it can be cancelled through the scope's registry as well as through ctx. It
-// returns the output once the run has ended.
-func (w *Workflow) runNested(ctx context.Context, sc *engine.Scope, input string) *run.Output {
-	id := run.NewID()
-	base := &run.Event{RunID: id, Origin: &run.Origin{
+// returns once the run has ended, as Run does: its output and its outcome as an
+// error; a nil output when the run could not start.
+func (w *Workflow) runNested(ctx context.Context, sc *engine.Scope, input string) (*run.Output, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	base := &run.Event{RunID: run.NewID(), Origin: &run.Origin{
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: sc.Origin.SessionID, UserID: sc.Origin.UserID, ParentRunID: sc.Origin.ParentRunID,
 	}}
-	out := &run.Output{
-		RunID: id, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
-		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
-		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
-	}
-	if err := w.Validate(); err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	if sc.Log == nil {
-		out.Status, out.Error = run.StatusError, fmt.Sprintf("workflow %q: nested run without a log", w.Name)
-		return out
-	}
+	out := w.newOutput(base, input)
 	reg := sc.Registry
 	if reg == nil {
 		reg = w.registry()
 	}
-	e, err := engine.Begin(reg, ctx, id, nil)
-	if err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
 	r := &execution{log: sc.Log, reg: reg, base: base, input: input, out: out, state: new(State)}
-	// A panic must still end the run: its entry closed, its terminal event out.
-	_, err = guard(func() (struct{}, error) { return struct{}{}, w.execute(e.Ctx, r, nil) })
-	e.End(sc.Log, base, run.KindWorkflow, out, err)
-	e.Close()
-	return out
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindWorkflow, Output: out}
+	return engine.Nested(ctx, spec, sc.Log, nil, func(ctx context.Context) error { return w.execute(ctx, r, nil) })
+}
+
+// newOutput returns the output of a run whose events are built on base, on input.
+func (w *Workflow) newOutput(base *run.Event, input string) *run.Output {
+	return &run.Output{
+		RunID: base.RunID, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
+		WorkflowID: base.WorkflowID, WorkflowName: base.WorkflowName,
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+	}
 }
 
 // checkResume reports what keeps the workflow from continuing the stored run rs

@@ -127,6 +127,32 @@ func Go(ctx context.Context, spec Spec, body func(r Run) error) (*run.Exec, erro
 	return x, nil
 }
 
+// Nested runs a run nested in another one (an agent in a workflow step, an agent or
+// a workflow given as a tool) on the calling goroutine, through the lifecycle Go
+// gives a top-level run: Begin registers it in spec.Registry (a cancel intent kept
+// for its id applies; onCancel, if set, runs when a cancel is requested), body does
+// the work under the run's context, a panic in body ends the run ERROR, End emits
+// its one terminal event to log, and Close ends its registration. A nested run has
+// no recorder of its own: its events are the top-level run's.
+//
+// It returns the run's output and its outcome as Output.Err gives it: nil when it
+// completed, an error matching run.ErrCancelled when it was cancelled. An error and
+// a nil output mean the run did not start.
+func Nested(ctx context.Context, spec Spec, log *Log, onCancel func(), body func(ctx context.Context) error) (*run.Output, error) {
+	base, out := spec.Base, spec.Output
+	if log == nil {
+		return nil, fmt.Errorf("run %s: nested run without a log: %w", base.RunID, run.ErrInvalid)
+	}
+	e, err := Begin(spec.Registry, ctx, base.RunID, onCancel)
+	if err != nil {
+		return nil, err
+	}
+	err = call(func(r Run) error { return body(r.Entry.Ctx) }, Run{Entry: e, Log: log})
+	e.End(log, base, spec.Kind, out, err)
+	e.Close()
+	return out, out.Err()
+}
+
 func call(body func(Run) error, r Run) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
