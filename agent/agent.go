@@ -131,26 +131,14 @@ func (a *Agent) check(name string, s model.Settings, atts []model.Attachment) er
 // nil when the run completed; for a cancelled run it matches run.ErrCancelled, and the
 // output still holds what the run produced until then.
 func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	x, err := a.Start(ctx, input, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := x.Wait()
-	return out, errors.Join(out.Err(), x.PersistErr())
+	return engine.Wait(ctx, a, input, opts)
 }
 
 // Stream runs the agent on input and yields its events as they happen, ending with
 // the run's one terminal event (RunCompleted, RunCancelled or RunError). The error is
 // not nil only when the run could not start. Breaking out of the loop cancels the run.
 func (a *Agent) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
-	return func(yield func(*run.Event, error) bool) {
-		x, err := a.Start(ctx, input, opts...)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		x.Stream(yield)
-	}
+	return engine.Stream(ctx, a, input, opts)
 }
 
 // Start starts a run in the background and returns at once; the returned Exec gives
@@ -163,29 +151,27 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	o := run.Apply(opts)
-	if o.Resume != nil && o.Resume.NextEvent < 0 {
-		return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
-	}
-	settings, atts := a.settings(&o), attachments(&o)
-	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings, atts); err != nil {
-			return nil, err
+	c := engine.Component{Kind: run.KindAgent, ID: a.AgentID(), Name: a.Name, Registry: a.registry(), Recorder: a.Recorder}
+	return engine.Start(ctx, c, input, opts, func(o run.Options, base *run.Event, out *run.Output) (func(engine.Run) error, error) {
+		if o.Resume != nil && o.Resume.NextEvent < 0 {
+			return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
 		}
-	}
-	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
-		AgentID: a.AgentID(), AgentName: a.Name,
-		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}}
-	out := a.newOutput(base, input)
-	spec := engine.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out, Resume: o.Resume}
-	return engine.Go(ctx, spec, func(r engine.Run) error {
-		history, err := a.history(r.Ctx(), o.SessionID)
-		if err != nil {
-			return err
+		settings, atts := a.settings(&o), attachments(&o)
+		if len(o.Extras) > 0 {
+			if err := a.check(a.Name, settings, atts); err != nil {
+				return nil, err
+			}
 		}
-		ctx := a.toolScope(r.Ctx(), a.registry(), r.Log, base)
-		return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts)
+		a.describeModel(out)
+		sessionID := o.SessionID
+		return func(r engine.Run) error {
+			history, err := a.history(r.Ctx(), sessionID)
+			if err != nil {
+				return err
+			}
+			ctx := a.toolScope(r.Ctx(), a.registry(), r.Log, base)
+			return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts)
+		}, nil
 	})
 }
 
@@ -241,10 +227,15 @@ func (a *Agent) newOutput(base *run.Event, input string) *run.Output {
 		AgentID: base.AgentID, AgentName: base.AgentName,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
 	}
+	a.describeModel(out)
+	return out
+}
+
+// describeModel sets the model and its provider on out, when the model says them.
+func (a *Agent) describeModel(out *run.Output) {
 	if d, ok := a.Model.(model.Describer); ok {
 		out.ModelProvider, out.Model = d.Provider(), d.ModelID()
 	}
-	return out
 }
 
 // execute is the model/tool loop of one run. It leaves what the run produced in out,

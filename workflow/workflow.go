@@ -89,12 +89,7 @@ func (w *Workflow) Validate() error {
 // is nil when the run completed; for a cancelled run it matches run.ErrCancelled, and
 // the output still holds what the run produced until then.
 func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	x, err := w.Start(ctx, input, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := x.Wait()
-	return out, errors.Join(out.Err(), x.PersistErr())
+	return engine.Wait(ctx, w, input, opts)
 }
 
 // Stream runs the workflow on input and yields its events as they happen, those of
@@ -102,14 +97,7 @@ func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*
 // (WorkflowCompleted, WorkflowCancelled or WorkflowError). The error is not nil only
 // when the run could not start. Breaking out of the loop cancels the run.
 func (w *Workflow) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
-	return func(yield func(*run.Event, error) bool) {
-		x, err := w.Start(ctx, input, opts...)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		x.Stream(yield)
-	}
+	return engine.Stream(ctx, w, input, opts)
 }
 
 // Start starts a run in the background and returns at once; the returned Exec gives
@@ -124,38 +112,40 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	o := run.Apply(opts)
-	if err := w.checkResume(o.Resume); err != nil {
-		return nil, err
-	}
-	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
-		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
-		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}}
-	out := w.newOutput(base, input)
-	spec := engine.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
-	return engine.Go(ctx, spec, func(er engine.Run) error {
-		x := er.X
-		r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
-		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
-		sessions, _ := w.Recorder.(run.Sessions)
-		if sessions == nil || o.SessionID == "" {
-			return w.execute(er.Ctx(), r, o.Resume)
+	c := engine.Component{Kind: run.KindWorkflow, ID: w.WorkflowID(), Name: w.Name, Registry: w.registry(), Recorder: w.Recorder}
+	return engine.Start(ctx, c, input, opts, func(o run.Options, base *run.Event, out *run.Output) (func(engine.Run) error, error) {
+		if err := w.checkResume(o.Resume); err != nil {
+			return nil, err
 		}
-		m, err := sessions.LoadState(er.Ctx(), o.SessionID)
-		if err != nil {
-			return err
-		}
-		r.state.m = m
-		err = w.execute(er.Ctx(), r, o.Resume)
-		if r.state.Changed() {
-			// Saved whatever the outcome: what the steps wrote before a cancel stays.
-			// Only when written: this write delays the run's terminal event.
-			serr := sessions.SaveState(context.WithoutCancel(er.Ctx()), o.SessionID, x, r.state.Snapshot())
-			err = errors.Join(err, serr)
-		}
-		return err
+		sessionID, resume := o.SessionID, o.Resume
+		return func(er engine.Run) error { return w.run(er, base, input, out, sessionID, resume) }, nil
 	})
+}
+
+// run is the work of a top-level run of the workflow: its steps, after the
+// finished ones of the stored run rs continues (nil for a new run), with the
+// session's state when the run is in a session and the Recorder keeps sessions.
+func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Output, sessionID string, rs *run.Resume) error {
+	x := er.X
+	r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
+	r.checkpointer, _ = w.Recorder.(run.Checkpointer)
+	sessions, _ := w.Recorder.(run.Sessions)
+	if sessions == nil || sessionID == "" {
+		return w.execute(er.Ctx(), r, rs)
+	}
+	m, err := sessions.LoadState(er.Ctx(), sessionID)
+	if err != nil {
+		return err
+	}
+	r.state.m = m
+	err = w.execute(er.Ctx(), r, rs)
+	if r.state.Changed() {
+		// Saved whatever the outcome: what the steps wrote before a cancel stays.
+		// Only when written: this write delays the run's terminal event.
+		serr := sessions.SaveState(context.WithoutCancel(er.Ctx()), sessionID, x, r.state.Snapshot())
+		err = errors.Join(err, serr)
+	}
+	return err
 }
 
 // execute runs the workflow's steps in r, after the finished ones of the stored run
