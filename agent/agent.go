@@ -131,14 +131,17 @@ func (a *Agent) check(name string, s model.Settings, atts []model.Attachment) er
 // nil when the run completed; for a cancelled run it matches run.ErrCancelled, and the
 // output still holds what the run produced until then.
 func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	return engine.Wait(ctx, a, input, opts)
+	return engine.Result(a.Start(ctx, input, opts...))
 }
 
 // Stream runs the agent on input and yields its events as they happen, ending with
 // the run's one terminal event (RunCompleted, RunCancelled or RunError). The error is
 // not nil only when the run could not start. Breaking out of the loop cancels the run.
 func (a *Agent) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
-	return engine.Stream(ctx, a, input, opts)
+	return func(yield func(*run.Event, error) bool) {
+		x, err := a.Start(ctx, input, opts...)
+		engine.Events(x, err, yield)
+	}
 }
 
 // Start starts a run in the background and returns at once; the returned Exec gives

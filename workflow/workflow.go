@@ -89,7 +89,7 @@ func (w *Workflow) Validate() error {
 // is nil when the run completed; for a cancelled run it matches run.ErrCancelled, and
 // the output still holds what the run produced until then.
 func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	return engine.Wait(ctx, w, input, opts)
+	return engine.Result(w.Start(ctx, input, opts...))
 }
 
 // Stream runs the workflow on input and yields its events as they happen, those of
@@ -97,7 +97,10 @@ func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*
 // (WorkflowCompleted, WorkflowCancelled or WorkflowError). The error is not nil only
 // when the run could not start. Breaking out of the loop cancels the run.
 func (w *Workflow) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
-	return engine.Stream(ctx, w, input, opts)
+	return func(yield func(*run.Event, error) bool) {
+		x, err := w.Start(ctx, input, opts...)
+		engine.Events(x, err, yield)
+	}
 }
 
 // Start starts a run in the background and returns at once; the returned Exec gives

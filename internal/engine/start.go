@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"iter"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -50,18 +49,13 @@ func Start(ctx context.Context, c Component, input string, opts []run.Option, pr
 	return Go(ctx, spec, body)
 }
 
-// Starter starts runs in the background: an agent or a workflow.
-type Starter interface {
-	Start(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
-}
-
-// Wait runs s on input and returns its output once it has ended: the
-// implementation of agent.Agent.Run and workflow.Workflow.Run. The error is nil when
-// the run completed; for a cancelled run it matches run.ErrCancelled, and the output
-// still holds what the run produced until then; it also holds why the run's end
-// could not be persisted. A nil output means the run did not start.
-func Wait(ctx context.Context, s Starter, input string, opts []run.Option) (*run.Output, error) {
-	x, err := s.Start(ctx, input, opts...)
+// Result waits for the run x that a Start returned, with err, to end: the
+// implementation of agent.Agent.Run and workflow.Workflow.Run, as
+// Result(a.Start(ctx, input, opts...)). The error is nil when the run completed; for
+// a cancelled run it matches run.ErrCancelled, and the output still holds what the
+// run produced until then; it also holds why the run's end could not be persisted.
+// A nil output means the run did not start (err).
+func Result(x *run.Exec, err error) (*run.Output, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -69,17 +63,17 @@ func Wait(ctx context.Context, s Starter, input string, opts []run.Option) (*run
 	return out, errors.Join(out.Err(), x.PersistErr())
 }
 
-// Stream runs s on input and yields its events as they happen, ending with the
-// run's one terminal event: the implementation of agent.Agent.Stream and
-// workflow.Workflow.Stream. The error is not nil only when the run could not start.
-// Breaking out of the loop cancels the run.
-func Stream(ctx context.Context, s Starter, input string, opts []run.Option) iter.Seq2[*run.Event, error] {
-	return func(yield func(*run.Event, error) bool) {
-		x, err := s.Start(ctx, input, opts...)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		x.Stream(yield)
+// Events yields the events of the run x that a Start returned, with err, ending
+// with its one terminal event, or only err when the run did not start: the body of
+// the iterators agent.Agent.Stream and workflow.Workflow.Stream return. Breaking out
+// of the loop cancels the run.
+//
+// The iterators call Start themselves (directly, not through an interface), so that
+// the run's options do not escape to the heap.
+func Events(x *run.Exec, err error, yield func(*run.Event, error) bool) {
+	if err != nil {
+		yield(nil, err)
+		return
 	}
+	x.Stream(yield)
 }
