@@ -21,10 +21,7 @@ func (l *Log) log() *eventlog.Log[run.Event] { return (*eventlog.Log[run.Event])
 // reports false, and drops the event, when the log is stopped and ev is not
 // terminal, or closed. ev itself is not retained.
 func (l *Log) Emit(ev *run.Event) bool {
-	if ev.CreatedAt == 0 {
-		ev.CreatedAt = l.log().Now()
-	}
-	return l.log().Emit(ev, &ev.EventIndex, ev.Event.Terminal())
+	return l.log().Emit(ev, &ev.EventIndex, &ev.CreatedAt, ev.Event.Terminal())
 }
 
 // Stop makes the log accept only terminal events from now on.
@@ -68,11 +65,14 @@ type Gate struct {
 func (g *Gate) Stop() { g.stopped.Store(true) }
 
 // Emit emits ev to the log unless the gate or the log refuses it; see Log.Emit.
+// It is the per-chunk path of every agent: it calls the log's storage directly,
+// with no call of Log.Emit between.
 func (g *Gate) Emit(ev *run.Event) bool {
-	if g.stopped.Load() && !ev.Event.Terminal() {
+	terminal := ev.Event.Terminal()
+	if g.stopped.Load() && !terminal {
 		return false
 	}
-	return g.Log.Emit(ev)
+	return g.Log.log().Emit(ev, &ev.EventIndex, &ev.CreatedAt, terminal)
 }
 
 // Scope is where a nested run executes: the registry its cancel goes through, the log

@@ -57,9 +57,13 @@ func (l *Log[E]) Now() int64 {
 }
 
 // Emit appends a copy of ev, having set *index (ev's own index field) to the event's
-// index. It reports false, and drops the event, when the log is stopped and the event
-// is not terminal, or closed. ev itself is not retained.
-func (l *Log[E]) Emit(ev *E, index *int, terminal bool) bool {
+// index, and *created (ev's own time field) to Now when it is zero. It reports false,
+// and drops the event, when the log is stopped and the event is not terminal, or
+// closed. ev itself is not retained.
+func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
+	if *created == 0 {
+		*created = l.Now()
+	}
 	l.mu.Lock()
 	if l.closed || (l.stopped && !terminal) {
 		l.mu.Unlock()
