@@ -93,6 +93,19 @@ type Event struct {
 	CreatedAt time.Time
 }
 
+// Ends reports whether e is the terminal event of the run with the given id, not
+// of a run nested in it (an agent called as a tool stores its own RunCompleted in
+// the stream of the run that called it).
+func (e *Event) Ends(runID string) bool {
+	if !e.Type.Terminal() {
+		return false
+	}
+	var id struct {
+		RunID string `json:"run_id"`
+	}
+	return json.Unmarshal(e.Data, &id) == nil && id.RunID == runID
+}
+
 // Session groups the runs of one conversation or job, and carries the state its runs
 // share. A session exists from its first run: CreateRun of a run with a session id
 // creates the session (with the run's user, kind and component, its input as the
