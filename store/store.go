@@ -33,10 +33,12 @@ var (
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrNotHere: a queued run cannot start in this process (it serves no such
-	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process. Work hands fn only runs of the components it
-	// serves, so this is the fallback for a component no longer served.
+	// ErrNotHere: a queued run cannot start in this process, or not now (it
+	// serves no such agent or workflow, it is shutting down, the run's cancel
+	// intent cannot be read); returned by a Queue's Work fn, it puts the run back
+	// in the queue, for another process or this one later. Work hands fn only
+	// runs of the components it serves, so for a component no longer served this
+	// is the fallback.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// Recovery.Takeover); it ends ERROR "interrupted".
