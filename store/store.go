@@ -258,7 +258,7 @@ const IntentTTL = 24 * time.Hour
 // one database, so that a cancel accepted by one process reaches the process that
 // executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
 // store/sqlite, which has no notifications, has its listeners poll the file at a
-// short interval. A server whose Store is a Canceller uses it; others cancel in
+// short interval. A host (package host) on a Canceller uses it; others cancel in
 // their own process only. The same channel tells them when a run's events are
 // stored and when a run ended, so that a process can follow a run another one
 // executes.
