@@ -55,8 +55,10 @@ type Config struct {
 	// Host runs the server's workflows and agents: the server answers HTTP by
 	// calling it, and its Shutdown (or Serve's end) shuts the host down too.
 	// Without one, New makes one from Workflows, Agents, Store, Registry,
-	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease and Logger (which are
-	// ignored when Host is set).
+	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease, ShutdownGrace and
+	// Logger. With one, New refuses Workflows, Agents, Store and Recorder (they are
+	// the host's), and Registry, Workers, QueueSize, KeepRuns, Replica and Lease
+	// are the host's options, not read here.
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
@@ -64,8 +66,8 @@ type Config struct {
 	// With a Store and no Recorder, the server records runs to Store itself. Nil keeps
 	// runs in memory only (the last KeepRuns finished runs). The caller closes the
 	// Store after Serve (or Shutdown) has returned. A Store that is a
-	// store.Canceller (PostgreSQL) carries cancels between the servers sharing it:
-	// New starts a listener for them, which Shutdown stops.
+	// store.Canceller (PostgreSQL, SQLite) carries cancels between the servers
+	// sharing it: the host listens for them until it is shut down.
 	Store store.Store
 	// Registry cancels the runs. Nil means a new one. It is set on every workflow and
 	// agent whose Registry is nil, so that cancels over HTTP reach their runs.

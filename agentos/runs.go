@@ -420,7 +420,8 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // cancelComponentRun cancels a run through the host and, unless ?wait=false, waits
-// (CancelWait at most) for it to end; it answers the status the run reached.
+// (CancelWait at most) for it to end; it answers the status the run reached, or
+// 503 when nothing of the cancel could be made durable (see host.ErrNotDurable).
 func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
 	id := r.PathValue("run_id")
 	wait := true
@@ -438,11 +439,17 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
 	st, known, err := s.host.Cancel(ctx, id, run.ReasonRequested, wait)
-	if err != nil && !errors.Is(err, host.ErrNotDurable) {
+	switch {
+	case errors.Is(err, host.ErrNotDurable):
+		// Cancelled in this process, but nothing of the cancel is stored: a process
+		// taking the run over would not know of it, so it is not acknowledged.
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"run %s is cancelled in this process (status %s), but the store could not keep the cancel: retry it", id, st))
+	case err != nil:
 		s.writeStoreError(w, err, "run")
-		return
+	default:
+		writeJSON(w, http.StatusOK, cancelAnswer(id, st, known))
 	}
-	writeJSON(w, http.StatusOK, cancelAnswer(id, st, known))
 }
 
 // notOthers reports whether run id is c's or not known yet; it answers 404 itself
