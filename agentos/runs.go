@@ -179,7 +179,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 	select {
 	case <-hrun.Exec().Done():
 		s.detach(hrun, true)
-		writeJSON(w, http.StatusOK, fixOutput(hrun.Output(), c.kind, c.id, ""))
+		writeJSON(w, http.StatusOK, newAnswer(fixOutput(hrun.Output(), c.kind, c.id, ""), ""))
 	case <-r.Context().Done():
 		s.detach(hrun, false)
 	}
@@ -237,7 +237,20 @@ func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Stat
 // executes or executed it (kern's addition; Agno's clients ignore it).
 type runAnswer struct {
 	*run.Output
-	Replica string `json:"replica,omitempty"`
+	// Content replaces the output's: a structured output's JSON value itself, as
+	// Agno answers one, or else the text as a JSON string.
+	Content json.RawMessage `json:"content"`
+	Replica string          `json:"replica,omitempty"`
+}
+
+// newAnswer returns out as the API answers it; replica names the server that
+// executes or executed it ("" leaves it out).
+func newAnswer(out *run.Output, replica string) runAnswer {
+	content, ok := out.StructuredContent()
+	if !ok {
+		content, _ = json.Marshal(out.Content) // a string always encodes
+	}
+	return runAnswer{Output: out, Content: content, Replica: replica}
 }
 
 // answer returns the run as the API answers it; replica names this server.
@@ -245,7 +258,7 @@ func (f found) answer(replica string) runAnswer {
 	if f.lr == nil {
 		replica = f.rec.Replica
 	}
-	return runAnswer{Output: f.output(), Replica: replica}
+	return newAnswer(f.output(), replica)
 }
 
 // found is a run found in memory or in the store.
@@ -362,7 +375,7 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 	outs := []runAnswer{}
 	if s.store == nil {
 		for _, out := range s.memoryRuns(q) {
-			outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
+			outs = append(outs, newAnswer(out, s.cfg.Replica))
 		}
 		writeJSON(w, http.StatusOK, outs)
 		return
@@ -384,7 +397,7 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 	if q.Offset == 0 {
 		for _, out := range held {
 			if !stored[out.RunID] && len(outs) < q.Limit {
-				outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
+				outs = append(outs, newAnswer(out, s.cfg.Replica))
 			}
 		}
 	}
