@@ -42,6 +42,10 @@ type Workflow struct {
 	// fails and the run ends ERROR with a *run.TimeoutError (matching run.ErrTimeout),
 	// not CANCELLED. Zero means no bound. A resumed run has the whole Timeout again.
 	Timeout time.Duration
+	// Budget bounds the tokens of a run of the workflow, all its agent steps
+	// together (see agent.Agent's Budget): once over it, the step running fails and
+	// the run ends ERROR with a *run.BudgetError. Zero means no bound.
+	Budget int
 
 	once sync.Once
 	reg  *run.Registry
@@ -76,6 +80,9 @@ func (w *Workflow) Validate() error {
 	}
 	if w.Timeout < 0 {
 		return fmt.Errorf("workflow %q: negative timeout %s: %w", name, w.Timeout, run.ErrInvalid)
+	}
+	if w.Budget < 0 {
+		return fmt.Errorf("workflow %q: negative budget %d: %w", name, w.Budget, run.ErrInvalid)
 	}
 	v := validator{seen: make(map[string]string)}
 	if err := v.steps(w.Steps); err != nil {
@@ -168,6 +175,10 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		var cancel context.CancelFunc
 		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
 		defer cancel()
+	}
+	if w.Budget > 0 {
+		b := run.NewBudget(run.BudgetFrom(ctx), fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)), w.Budget)
+		ctx = run.ContextWithBudget(ctx, b)
 	}
 	var done []run.StepResult
 	if rs != nil {
