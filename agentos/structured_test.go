@@ -21,12 +21,20 @@ import (
 // server's URL and its store.
 func serveAgents(t *testing.T, agents ...*agent.Agent) (string, store.Store) {
 	t.Helper()
+	return serveConfig(t, Config{Agents: agents})
+}
+
+// serveConfig serves cfg over a SQLite store, with a recorder, and returns the
+// server's URL and its store.
+func serveConfig(t *testing.T, cfg Config) (string, store.Store) {
+	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := store.NewRecorder(st, store.RecorderOptions{})
-	srv, err := New(Config{Agents: agents, Store: st, Recorder: rec})
+	cfg.Store, cfg.Recorder = st, rec
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

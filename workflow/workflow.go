@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -134,6 +135,10 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	if err := w.checkResume(o.Resume); err != nil {
 		return nil, err
 	}
+	atts, err := runAttachments(&o)
+	if err != nil {
+		return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
+	}
 	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
@@ -145,7 +150,7 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	}
 	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
 	return run.Go(ctx, spec, func(x *run.Exec) error {
-		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
+		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x, atts: atts}
 		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
 		sessions, _ := w.Recorder.(run.Sessions)
 		if sessions == nil || o.SessionID == "" {
@@ -283,6 +288,9 @@ type execution struct {
 	// checkpointer keeps the results of the top-level steps as they complete; nil
 	// when the workflow's Recorder is not a run.Checkpointer.
 	checkpointer run.Checkpointer
+	// atts are the run's attachments (agent.WithAttachments), given to the agent
+	// steps that start before any step has finished.
+	atts []model.Attachment
 
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
