@@ -297,7 +297,7 @@ func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out
 	log.Emit(&started)
 
 	start := time.Now()
-	ctx, budget := a.budget(ctx)
+	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
 	price, _ := a.Model.(model.Pricer)
 	var content strings.Builder
 	defer func() { out.Content = content.String() }()
@@ -368,7 +368,7 @@ func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
-		req.Messages = append(req.Messages, a.callTools(ctx, log, event, t.calls)...)
+		req.Messages = append(req.Messages, a.callTools(toolCtx, log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}

@@ -8,8 +8,8 @@ import (
 	"github.com/kern-dev/kern/run"
 )
 
-// budget returns the budget a run charges, with ctx carrying it for the runs it
-// starts: the agent's own inside the one ctx carries (a workflow's, an outer
+// budget returns the budget a run charges, with ctx carrying it for the runs its
+// tools start: the agent's own inside the one ctx carries (a workflow's, an outer
 // agent's), or that one alone when the agent has no Budget. Nil: no bound.
 func (a *Agent) budget(ctx context.Context) (context.Context, *run.Budget) {
 	b := run.BudgetFrom(ctx)
