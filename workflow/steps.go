@@ -263,9 +263,13 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	return out.Content, out.Err()
 }
 
-// runAttachments returns the attachments o gives a workflow run, checked.
-func runAttachments(o *run.Options) ([]model.Attachment, error) {
-	atts := agent.AttachmentsOf(o)
+// runAttachments returns the attachments a workflow run's options give it (their
+// Extras), checked.
+func runAttachments(extras []any) ([]model.Attachment, error) {
+	if len(extras) == 0 {
+		return nil, nil
+	}
+	atts := agent.AttachmentsOf(&run.Options{Extras: extras})
 	for i := range atts {
 		if err := atts[i].Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %w", err, run.ErrInvalid)

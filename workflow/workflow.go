@@ -135,7 +135,7 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	if err := w.checkResume(o.Resume); err != nil {
 		return nil, err
 	}
-	atts, err := runAttachments(&o)
+	atts, err := runAttachments(o.Extras)
 	if err != nil {
 		return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
 	}
