@@ -127,3 +127,36 @@ func TestBudgetOfOuterRun(t *testing.T) {
 		t.Errorf("negative budget: %v", err)
 	}
 }
+
+func TestBudgetSpansAgentsAsTools(t *testing.T) {
+	t.Parallel()
+	inner := &agent.Agent{Name: "helper", Model: &usageModel{u: model.Usage{TotalTokens: 70}}}
+	outerModel := &usageModel{u: model.Usage{TotalTokens: 20}, calls: true}
+	outer := &agent.Agent{Name: "lead", Model: &callsHelper{outerModel}, Tools: []tool.Tool{agent.AsTool(inner, "helps")}, Budget: 80}
+	out, err := outer.Run(t.Context(), "go")
+	var be *run.BudgetError
+	if !errors.As(err, &be) || be.What != `agent "lead"` {
+		t.Fatalf("error %v, want the lead's budget error", err)
+	}
+	// The lead's first response (20) and the helper's (70) spend the budget: the
+	// lead makes no second request.
+	if outerModel.requests != 1 || out.Status != run.StatusError {
+		t.Errorf("%d requests by the lead, status %s; want 1, ERROR", outerModel.requests, out.Status)
+	}
+}
+
+// callsHelper is a usageModel whose tool call is to the helper agent.
+type callsHelper struct{ *usageModel }
+
+func (m *callsHelper) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
+	return func(yield func(model.Chunk, error) bool) {
+		for c, err := range m.usageModel.Stream(ctx, req) {
+			for i := range c.ToolCalls {
+				c.ToolCalls[i].Name, c.ToolCalls[i].Arguments = "helper", []byte(`{"input":"help"}`)
+			}
+			if !yield(c, err) {
+				return
+			}
+		}
+	}
+}
