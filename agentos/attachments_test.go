@@ -13,6 +13,7 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/openai"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -117,7 +118,9 @@ func TestRunAttachmentsRefused(t *testing.T) {
 	t.Parallel()
 	a := &agent.Agent{Name: "Looker", Model: describer()}
 	base, _ := serveConfig(t, Config{Agents: []*agent.Agent{a}, MaxAttachments: 2, MaxAttachmentBytes: 16})
-	img := func(s string) string { return url.Values{"message": {"look"}, "stream": {"false"}, "images": {s}}.Encode() }
+	img := func(s string) string {
+		return url.Values{"message": {"look"}, "stream": {"false"}, "images": {s}}.Encode()
+	}
 	b64 := base64.StdEncoding.EncodeToString
 	formType := "application/x-www-form-urlencoded"
 	tooBig := b64(make([]byte, 17))
@@ -147,5 +150,21 @@ func TestRunAttachmentsRefused(t *testing.T) {
 		if code != tt.code || !strings.Contains(got.Detail, tt.detail) {
 			t.Errorf("%s: %d %q, want %d with %q", tt.name, code, got.Detail, tt.code, tt.detail)
 		}
+	}
+}
+
+// TestRunAttachmentsProviderRefuses checks that what the agent's provider cannot
+// send (a file by URL on Chat Completions) is refused before the run starts.
+func TestRunAttachmentsProviderRefuses(t *testing.T) {
+	t.Parallel()
+	a := &agent.Agent{Name: "Chatty", Model: openai.NewChat("gpt-4.1-mini", openai.WithAPIKey("sk-test"), openai.WithBaseURL("http://127.0.0.1:1"))}
+	base, _ := serveConfig(t, Config{Agents: []*agent.Agent{a}})
+	body := url.Values{"message": {"read"}, "stream": {"false"}, "input_files": {`[{"url": "https://example.com/a.pdf"}]`}}.Encode()
+	var got struct {
+		Detail string `json:"detail"`
+	}
+	code := call(t, "POST", base+"/agents/chatty/runs", "application/x-www-form-urlencoded", strings.NewReader(body), &got)
+	if code != http.StatusUnprocessableEntity || !strings.Contains(got.Detail, "takes files as data, not by URL") {
+		t.Errorf("%d %q, want 422 with the provider's reason", code, got.Detail)
 	}
 }
