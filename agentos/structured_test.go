@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 )
@@ -86,7 +88,7 @@ func TestStructuredContentAnswered(t *testing.T) {
 	a := &agent.Agent{Name: "Extractor", Model: scripted.New(`{"city": "Paris", "days": 3}`),
 		Output: agent.OutputJSON("Trip", []byte(`{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city","days"]}`))}
 	plain := &agent.Agent{Name: "Plain", Model: scripted.New(`{"not": "structured"}`)}
-	base, _ := serveAgents(t, a, plain)
+	base, st := serveAgents(t, a, plain)
 
 	type answer struct {
 		RunID       string          `json:"run_id"`
@@ -109,6 +111,22 @@ func TestStructuredContentAnswered(t *testing.T) {
 	}
 	check("run answer", ran)
 
+	// The stored run keeps the content's type (the store may be written a moment
+	// after the answer).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := st.GetRun(context.Background(), ran.RunID)
+		if err == nil && rec.Status == run.StatusCompleted {
+			if rec.Output.Content != want || rec.Output.ContentType != "Trip" {
+				t.Errorf("stored output: content %q, type %q", rec.Output.Content, rec.Output.ContentType)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run not stored as completed: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	var stored answer
 	call(t, "GET", base+"/runs/"+ran.RunID, "", nil, &stored)
 	check("GET /runs/{id}", stored)
