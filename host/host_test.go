@@ -2,19 +2,17 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -232,43 +230,6 @@ func TestNewRefusesDuplicates(t *testing.T) {
 	}
 }
 
-// postgresSchema returns the test database's URL and a new schema, dropped when the
-// test ends; it skips the test when PostgreSQL cannot be reached (outside CI).
-func postgresSchema(t *testing.T) (url, schema string) {
-	t.Helper()
-	url = os.Getenv("KERN_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
-}
-
 // openPostgres opens a store on schema, closed when the test ends (after the hosts
 // on it, whose cleanups were registered later).
 func openPostgres(t *testing.T, url, schema string) store.Store {
@@ -286,7 +247,7 @@ func openPostgres(t *testing.T, url, schema string) store.Store {
 // wf.CancelRun — and ends CANCELLED with its partial content; the cancel of a run
 // executing here is stored as an intent before Cancel returns.
 func TestCancelElsewhere(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	stA, stB := openPostgres(t, url, schema), openPostgres(t, url, schema)
 	a := startHost(t, stA, Options{Replica: "A", Workflows: []*workflow.Workflow{slowWorkflow("Story")}})
 	wfB := slowWorkflow("Story")
@@ -356,16 +317,10 @@ func TestCancelElsewhere(t *testing.T) {
 // waitStored waits until run id's record is stored.
 func waitStored(t *testing.T, st store.Store, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := st.GetRun(context.Background(), id); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not stored within 10 s", id)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		_, err := st.GetRun(context.Background(), id)
+		return err
+	})
 }
 
 // TestCancelBetweenRegisterAndStart: a cancel notified by another process
@@ -374,7 +329,7 @@ func waitStored(t *testing.T, st store.Store, id string) {
 // registered run with no exec and dequeues it, which claims and begins it; startNow
 // must not begin the run a second time.
 func TestCancelBetweenRegisterAndStart(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a := startHost(t, openPostgres(t, url, schema), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
 	c := a.component(store.KindWorkflow, "quick")
 	lr := newRun(c, Request{RunID: run.NewID(), Input: "go", SessionID: "s"}, true)
@@ -404,7 +359,7 @@ func TestCancelBetweenRegisterAndStart(t *testing.T) {
 // lease lapsed), resumes it after its finished step, and it completes here.
 // The recovery loop's rounds are signalled, not slept through.
 func TestTakeover(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	st := openPostgres(t, url, schema)
 	ctx := context.Background()
 	wf := &workflow.Workflow{Name: "Durable", Steps: []workflow.Step{

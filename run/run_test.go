@@ -216,15 +216,17 @@ func TestRegistryMemoryIsBounded(t *testing.T) {
 
 	// Memory is checked when an intent is used, not only when another is kept.
 	reg = &run.Registry{Memory: time.Nanosecond}
+	now := time.Now()
+	run.SetRegistryClock(reg, func() time.Time { return now })
 	reg.Cancel(t.Context(), "old", "x")
-	time.Sleep(time.Millisecond) // let the intent age past Memory; not synchronisation
+	now = now.Add(time.Millisecond) // the intent ages past Memory
 	e, _ = reg.Begin(t.Context(), "old", nil)
 	if e.Ctx.Err() != nil {
 		t.Error("an expired intent still applied")
 	}
 	e.Finish(nil)
 	e.Close()
-	time.Sleep(time.Millisecond)
+	now = now.Add(time.Millisecond) // the end status ages past Memory
 	if st, _ := reg.Cancel(t.Context(), "old", "x"); st != run.StatusPending {
 		t.Errorf("an expired end status still reported: %s", st)
 	}
