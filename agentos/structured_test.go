@@ -3,6 +3,7 @@ package agentos
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -113,20 +115,18 @@ func TestStructuredContentAnswered(t *testing.T) {
 
 	// The stored run keeps the content's type (the store may be written a moment
 	// after the answer).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually.Succeeds(t, 10*time.Second, func() error {
 		rec, err := st.GetRun(context.Background(), ran.RunID)
-		if err == nil && rec.Status == run.StatusCompleted {
-			if rec.Output.Content != want || rec.Output.ContentType != "Trip" {
-				t.Errorf("stored output: content %q, type %q", rec.Output.Content, rec.Output.ContentType)
-			}
-			break
+		switch {
+		case err != nil:
+			return err
+		case rec.Status != run.StatusCompleted:
+			return fmt.Errorf("stored status %s", rec.Status)
+		case rec.Output.Content != want || rec.Output.ContentType != "Trip":
+			return fmt.Errorf("stored output: content %q, type %q", rec.Output.Content, rec.Output.ContentType)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run not stored as completed: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	var stored answer
 	call(t, "GET", base+"/runs/"+ran.RunID, "", nil, &stored)
 	check("GET /runs/{id}", stored)
