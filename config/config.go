@@ -107,8 +107,9 @@
 // its retry runs it again after a failure: attempts (in all, at least 1), backoff
 // (the first wait), max_backoff, multiplier (of each wait, 2 if unset) and on, the
 // failures retried: timeout, error (any other), or both (the default). An agent's
-// tools may name other agents and workflows, which it then calls as tools; an agent
-// must not end up calling itself.
+// tools may name other agents and workflows, which it then calls as tools (with an
+// optional timeout and retry of each call, as a step's); an agent must not end up
+// calling itself.
 //
 //	agents:
 //	  lead:

@@ -149,13 +149,14 @@ type toolRef struct {
 	kind        string // "agents" or "workflows"
 	id          string
 	description string
-	n           *yaml.Node // where the reference is
+	policy      tool.Policy // the calls' timeout and retry
+	n           *yaml.Node  // where the reference is
 }
 
 // toolRef reads a tool given as a mapping: {agent: id, description: …} or
-// {workflow: id, description: …}.
+// {workflow: id, description: …}, with an optional timeout and retry of its calls.
 func (l *loader) toolRef(owner string, n *yaml.Node, what string) {
-	f := l.fields(n, what+" tool", "agent", "workflow", "description")
+	f := l.fields(n, what+" tool", "agent", "workflow", "description", "timeout", "retry")
 	if f == nil {
 		return
 	}
@@ -173,6 +174,8 @@ func (l *loader) toolRef(owner string, n *yaml.Node, what string) {
 		return
 	}
 	ref.id = id
+	ref.policy.Timeout = l.duration(f["timeout"], fmt.Sprintf("%s tool %q timeout", what, id))
+	ref.policy.Retry = l.retry(f["retry"], fmt.Sprintf("%s tool %q", what, id))
 	l.toolRefs = append(l.toolRefs, ref)
 }
 
@@ -209,6 +212,9 @@ func (l *loader) linkTools() {
 			l.errorf(r.n, "%s: tool %s %q makes a cycle: %s", what, strings.TrimSuffix(r.kind, "s"), r.id,
 				strings.Join(append([]string{"agents." + r.owner}, path...), " → "))
 			continue
+		}
+		if r.policy != (tool.Policy{}) {
+			t = tool.WithPolicy(t, r.policy)
 		}
 		if owner != nil {
 			owner.Tools = append(owner.Tools, t)

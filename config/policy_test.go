@@ -20,7 +20,7 @@ agents:
     model: m
     budget: 5000
     tools:
-      - {agent: helper, description: Asks the helper}
+      - {agent: helper, description: Asks the helper, timeout: 1m, retry: {attempts: 2, on: timeout}}
       - {workflow: pipeline, description: Runs the pipeline}
   helper: {model: m}
 workflows:
@@ -112,6 +112,7 @@ func TestPoliciesBad(t *testing.T) {
 		{"unknown tool workflow", models + "agents:\n  a: {model: m, tools: [{workflow: ghost}]}\n", 4, `tool workflow "ghost" does not exist`},
 		{"tool both", models + "agents:\n  a: {model: m}\n  b: {model: m, tools: [{agent: a, workflow: w}]}\n", 5, "one agent or one workflow"},
 		{"tool itself", models + "agents:\n  a: {model: m, tools: [{agent: a}]}\n", 4, "makes a cycle: agents.a → agents.a"},
+		{"tool bad timeout", models + "agents:\n  a: {model: m}\n  b: {model: m, tools: [{agent: a, timeout: 0s}]}\n", 5, `tool "a" timeout must be positive`},
 		{"tool cycle", models + "agents:\n  a: {model: m, tools: [{agent: b}]}\n  b:\n    model: m\n    tools:\n      - {agent: a}\n", 4, "makes a cycle: agents.a → agents.b → agents.a"},
 		{"cycle through a workflow", models + "agents:\n  a: {model: m, tools: [{workflow: w}]}\nworkflows:\n  w: {steps: [{name: x, agent: a}]}\n", 4, "agents.a → workflows.w → agents.a"},
 	}
