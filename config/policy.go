@@ -127,6 +127,9 @@ func (l *loader) retryOn(n *yaml.Node, what string) (timeouts, others bool) {
 	if n.Kind == yaml.SequenceNode {
 		items = n.Content
 	}
+	if len(items) == 0 {
+		l.errorf(n, "%s on lists no failure class (want %s)", what, strings.Join(retryClasses, " or "))
+	}
 	for _, item := range items {
 		s, ok := l.str(resolve(item), what+" on")
 		switch {

@@ -100,6 +100,7 @@ func TestPoliciesBad(t *testing.T) {
 		{"retry zero attempts", wf + "      - {name: x, agent: a, retry: {attempts: 0}}\n", 8, "at least 1"},
 		{"retry negative backoff", wf + "      - {name: x, agent: a, retry: {attempts: 2, backoff: -1s}}\n", 8, "backoff must be positive"},
 		{"retry unknown class", wf + "      - {name: x, agent: a, retry: {attempts: 2, on: [timeout, crash]}}\n", 8, `unknown failure class "crash"`},
+		{"retry on nothing", wf + "      - {name: x, agent: a, retry: {attempts: 2, on: []}}\n", 8, "lists no failure class"},
 		{"retry unknown key", wf + "      - {name: x, agent: a, retry: {attempts: 2, tries: 3}}\n", 8, `unknown key "tries"`},
 		{"retry multiplier below 1", wf + "      - {name: x, agent: a, retry: {attempts: 2, multiplier: 0.5}}\n", 8, "below 1"},
 		{"retry cap below backoff", wf + "      - {name: x, agent: a, retry: {attempts: 2, backoff: 5s, max_backoff: 1s}}\n", 8, "below Backoff"},
