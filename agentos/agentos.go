@@ -28,15 +28,16 @@ import (
 
 // Defaults of a Config's zero fields.
 const (
-	DefaultStreamGrace   = 5 * time.Second
-	DefaultHeartbeat     = 15 * time.Second
-	DefaultMaxBodyBytes  = 1 << 20
-	DefaultWorkers       = host.DefaultWorkers
-	DefaultQueueSize     = host.DefaultQueueSize
-	DefaultShutdownGrace = host.DefaultShutdownGrace
-	DefaultCancelWait    = 10 * time.Second
-	DefaultKeepRuns      = host.DefaultKeepRuns
-	DefaultOSID          = "github.com/kern-dev/kern"
+	DefaultStreamGrace    = 5 * time.Second
+	DefaultHeartbeat      = 15 * time.Second
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxAttachments = 10
+	DefaultWorkers        = host.DefaultWorkers
+	DefaultQueueSize      = host.DefaultQueueSize
+	DefaultShutdownGrace  = host.DefaultShutdownGrace
+	DefaultCancelWait     = 10 * time.Second
+	DefaultKeepRuns       = host.DefaultKeepRuns
+	DefaultOSID           = "github.com/kern-dev/kern"
 )
 
 // CancelAtOnce, as Config.StreamGrace, cancels a streamed run the moment its last
@@ -89,6 +90,12 @@ type Config struct {
 	// MaxBodyBytes bounds a request's body (DefaultMaxBodyBytes if 0); larger bodies
 	// are answered 413.
 	MaxBodyBytes int64
+	// MaxAttachments bounds the images and files of one run
+	// (DefaultMaxAttachments if 0): more are answered 422. MaxAttachmentBytes
+	// bounds the bytes of each (MaxBodyBytes if 0): a larger one is answered 413.
+	// MaxBodyBytes bounds them all together: raise it for runs given images.
+	MaxAttachments     int
+	MaxAttachmentBytes int64
 	// Workers bounds the background runs executing at once (DefaultWorkers if 0), and
 	// QueueSize the background runs waiting for a worker (DefaultQueueSize if 0); a
 	// background run beyond both is refused with 429.
@@ -186,6 +193,12 @@ func (s *Server) defaults() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxAttachments <= 0 {
+		c.MaxAttachments = DefaultMaxAttachments
+	}
+	if c.MaxAttachmentBytes <= 0 {
+		c.MaxAttachmentBytes = c.MaxBodyBytes
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace

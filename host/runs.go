@@ -20,6 +20,10 @@ type Request struct {
 	RunID     string // a new id if empty
 	SessionID string
 	UserID    string
+	// Options are more options of the run (agent.WithAttachments), after the
+	// host's own. A background run's are not stored: it runs without them if
+	// another process takes it.
+	Options []run.Option
 }
 
 // Run is a run this host started or queued.
@@ -122,7 +126,7 @@ func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // newRun returns the run req asks for, of component c.
 func newRun(c *component, req Request, background bool) *Run {
 	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, started: make(chan struct{}),
-		opts: []run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}}
+		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
 	if c.kind == store.KindWorkflow {

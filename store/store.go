@@ -365,7 +365,7 @@ func LastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
 // executed it (left behind by a process that died, or cancelled while queued), at
 // the given index, built as the runtime builds it from r's Status and Output: its
 // Error (also as content, as Agno's RunError carries it), its Reason, or its
-// Content.
+// Content (with its ContentType, so that a structured output stays a JSON value).
 func EndEvent(r *Run, index int, at time.Time) (Event, error) {
 	kind := run.KindAgent
 	origin := &run.Origin{
@@ -381,6 +381,9 @@ func EndEvent(r *Run, index int, at time.Time) (Event, error) {
 	switch r.Status {
 	case run.StatusCompleted:
 		ev.Content = r.Output.Content
+		if r.Output.ContentType != "" { // a structured output stays a JSON value
+			ev.Detail = &run.Detail{ContentType: r.Output.ContentType}
+		}
 	case run.StatusCancelled:
 		ev.Reason = r.Output.Reason
 	default:
