@@ -55,6 +55,10 @@ type Agent struct {
 	// Output, when set, makes the agent answer with a JSON object matching it (see
 	// OutputSchema).
 	Output *OutputSchema
+	// Budget bounds the tokens of one run (input and output, as the model reports
+	// them, agents called as tools included): once over it, the run ends ERROR
+	// with a *run.BudgetError. Zero means no bound.
+	Budget int
 
 	once sync.Once
 	reg  *run.Registry
@@ -96,8 +100,8 @@ func (a *Agent) Validate() (err error) {
 	if a.Model == nil {
 		return fmt.Errorf("agent %q: no model: %w", name, run.ErrInvalid)
 	}
-	if a.MaxIterations < 0 || a.History < 0 {
-		return fmt.Errorf("agent %q: MaxIterations (%d) and History (%d) must not be negative: %w", name, a.MaxIterations, a.History, run.ErrInvalid)
+	if a.MaxIterations < 0 || a.History < 0 || a.Budget < 0 {
+		return fmt.Errorf("agent %q: MaxIterations (%d), History (%d) and Budget (%d) must not be negative: %w", name, a.MaxIterations, a.History, a.Budget, run.ErrInvalid)
 	}
 	for i, t := range a.Tools {
 		if t == nil {
@@ -279,6 +283,8 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 	log.Emit(&started)
 
 	start := time.Now()
+	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
+	price, _ := a.Model.(model.Pricer)
 	var content strings.Builder
 	defer func() { out.Content = content.String() }()
 
@@ -298,6 +304,9 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			content.Reset() // the content is the last answer, not the attempts before it
 		}
 		turnStart := content.Len()
+		if err := budget.Charge(0); err != nil { // spent already, by another run in it
+			return err
+		}
 		var t turn
 		for chunk, err := range a.Model.Stream(ctx, req) {
 			if err != nil {
@@ -320,7 +329,9 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 				content.WriteString(chunk.Text)
 			}
 			if u := chunk.Usage; u != nil {
-				out.Metrics.Add(run.Metrics{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.TotalTokens})
+				if err := a.count(out, u, price, budget); err != nil {
+					return err
+				}
 			}
 		}
 		if ctx.Err() != nil || !t.end(log, event) || !t.refused(log, event) {
@@ -343,7 +354,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
-		req.Messages = append(req.Messages, a.callTools(ctx, log, event, t.calls)...)
+		req.Messages = append(req.Messages, a.callTools(toolCtx, log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}

@@ -2,6 +2,7 @@ package agentos
 
 import (
 	"context"
+	"iter"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/workflow"
@@ -328,10 +330,16 @@ func TestGracefulShutdown(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeListener(ctx, ln) }()
 
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
 	base := "http://" + ln.Addr().String()
-	s := openStreamURL(t, client, base+"/workflows/story/runs", form("message", "go"))
+	c, err := client.New(base, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := clientStream(t, func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return c.Workflow("story").Stream(ctx, client.RunRequest{Message: "go"})
+	})
 	fs := s.until(run.EventRunContent)
 	runID := fs[0].ev.RunID
 
@@ -346,7 +354,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("stored run: %+v %v", rec, err)
 	}
 	// The server is closed: no new run starts.
-	if _, err := client.Post(base+"/workflows/story/runs", formType, strings.NewReader("message=hi")); err == nil {
+	if _, err := hc.Post(base+"/workflows/story/runs", formType, strings.NewReader("message=hi")); err == nil {
 		t.Fatal("server still accepts connections")
 	}
 }

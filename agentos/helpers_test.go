@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -133,12 +135,15 @@ type frame struct {
 	ev    run.Event
 }
 
-// sseStream reads an SSE response, checking each frame's exact framing.
+// sseStream reads an SSE response, checking each frame's exact framing; or, made
+// by clientStream, a run's events as the client package reads them.
 type sseStream struct {
 	t      *testing.T
 	resp   *http.Response
 	r      *bufio.Reader
 	cancel context.CancelFunc
+	pull   func() (*run.Event, error, bool) // the client's events, instead of r
+	stop   func()                           // stops pull
 }
 
 // openStream sends a request whose answer is an SSE stream.
@@ -173,12 +178,58 @@ func (e *env) openStream(method, path, contentType, body string, header ...strin
 
 func (s *sseStream) close() {
 	s.cancel()
+	if s.pull != nil {
+		s.stop()
+		return
+	}
 	s.resp.Body.Close()
+}
+
+// clientStream reads the events open yields through the client package, as a
+// program would, for tests of what a stream carries rather than of its wire
+// format (openStream checks that): its frames have no data, and it ends at the
+// run's terminal event.
+func clientStream(t *testing.T, open func(context.Context) iter.Seq2[*run.Event, error]) *sseStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	pull, stop := iter.Pull2(open(ctx))
+	s := &sseStream{t: t, cancel: cancel, pull: pull, stop: stop}
+	t.Cleanup(s.close)
+	return s
+}
+
+// kernClient returns a client of e's server.
+func (e *env) kernClient() *client.Client {
+	e.t.Helper()
+	c, err := client.New(e.ts.URL, e.client)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// resumeWorkflow reads a workflow run's whole stream, from its first event,
+// through the client package (see clientStream).
+func (e *env) resumeWorkflow(workflowID, runID string) *sseStream {
+	e.t.Helper()
+	wf := e.kernClient().Workflow(workflowID)
+	return clientStream(e.t, func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return wf.Resume(ctx, runID, -1)
+	})
 }
 
 // next returns the next event, or ok false at the end of the stream.
 func (s *sseStream) next() (f frame, ok bool) {
 	s.t.Helper()
+	if s.pull != nil {
+		ev, err, ok := s.pull()
+		if !ok {
+			return f, false
+		}
+		if err != nil {
+			s.t.Fatalf("read stream: %v", err)
+		}
+		return frame{event: string(ev.Event), id: ev.EventIndex, ev: *ev}, true
+	}
 	var lines []string
 	for {
 		line, err := s.r.ReadString('\n')
@@ -307,22 +358,6 @@ func quickWorkflow(name string) *workflow.Workflow {
 	return &workflow.Workflow{Name: name, Steps: []workflow.Step{
 		workflow.AgentStep("say", &agent.Agent{Name: name + " agent", Model: scripted.New("hello world")}, ""),
 	}}
-}
-
-// openStreamURL opens an SSE stream on any server.
-func openStreamURL(t *testing.T, c *http.Client, u, body string) *sseStream {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "POST", u, strings.NewReader(body))
-	req.Header.Set("Content-Type", formType)
-	resp, err := c.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		cancel()
-		t.Fatalf("open stream: %v %v", resp, err)
-	}
-	s := &sseStream{t: t, resp: resp, r: bufio.NewReader(resp.Body), cancel: cancel}
-	t.Cleanup(s.close)
-	return s
 }
 
 // terminalOf reports whether an event of type t ends a run of kind k (nested agent

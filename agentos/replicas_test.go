@@ -5,57 +5,21 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"net/http"
-	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/postgres"
 	"github.com/kern-dev/kern/workflow"
 )
-
-// postgresSchema returns the test PostgreSQL's URL and a fresh schema, dropped when
-// the test ends; it skips the test, loudly, when PostgreSQL cannot be reached (and
-// fails it in CI).
-func postgresSchema(t *testing.T) (url, schema string) {
-	t.Helper()
-	url = os.Getenv("KERN_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
-}
 
 // replica starts a server on its own PostgreSQL store in schema, serving the
 // story workflow, or the workflows given.
@@ -90,41 +54,40 @@ func replicaWith(t *testing.T, url, schema string, cfg Config) *env {
 // with its first events, a few milliseconds after they were streamed.
 func stored(t *testing.T, e *env, runID string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if code, _ := e.do("GET", "/runs/"+runID, "", ""); code == http.StatusOK {
-			return
+	eventually.Succeeds(t, 10*time.Second, func() error { // polling an HTTP API
+		if code, body := e.do("GET", "/runs/"+runID, "", ""); code != http.StatusOK {
+			return fmt.Errorf("run %s not stored: %d %v", runID, code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not stored in time", runID)
-		}
-		time.Sleep(5 * time.Millisecond) // polling an HTTP API
-	}
+		return nil
+	})
 }
 
 // waitStatus polls a run on e until its status is terminal, and returns its answer.
 func waitStatus(t *testing.T, e *env, runID string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body := e.do("GET", "/runs/"+runID, "", "")
-		if code == http.StatusOK && run.Status(fmt.Sprint(body["status"])).Terminal() {
-			return body
+	var body map[string]any
+	eventually.Succeeds(t, 20*time.Second, func() error { // polling an HTTP API: there is nothing to wait on
+		var code int
+		code, body = e.do("GET", "/runs/"+runID, "", "")
+		if code != http.StatusOK || !run.Status(fmt.Sprint(body["status"])).Terminal() {
+			return fmt.Errorf("run %s not ended: %d %v", runID, code, body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not ended in time: %d %v", runID, code, body)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API: there is nothing to wait on
-	}
+		return nil
+	})
+	return body
 }
 
 // TestCancelAcrossReplicas: a run streamed from replica A, cancelled through
 // replica B on the same database, ends CANCELLED on A's stream.
 func TestCancelAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a, b := replica(t, url, schema), replica(t, url, schema)
+	story := a.kernClient().Workflow("story")
+	streamStory := func(ctx context.Context) iter.Seq2[*run.Event, error] {
+		return story.Stream(ctx, client.RunRequest{Message: "go"})
+	}
 
-	s := a.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
+	s := clientStream(t, streamStory)
 	seen := s.until(run.EventRunContent)
 	runID := seen[0].ev.RunID
 	stored(t, b, runID)
@@ -141,7 +104,7 @@ func TestCancelAcrossReplicas(t *testing.T) {
 	}
 
 	// wait=false answers at once, with the status stored then.
-	s2 := a.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
+	s2 := clientStream(t, streamStory)
 	id2 := s2.until(run.EventRunContent)[0].ev.RunID
 	stored(t, b, id2)
 	code, body = b.do("POST", "/runs/"+id2+"/cancel?wait=false", "", "")
@@ -160,7 +123,7 @@ func TestCancelAcrossReplicas(t *testing.T) {
 // TestFollowAcrossReplicas: a run executing on replica A is streamed from replica B,
 // from its first event to its end: every event once, in order.
 func TestFollowAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	gate := make(chan struct{})
 	a := replica(t, url, schema, gatedWorkflow("Gated", gate))
 	b := replica(t, url, schema, gatedWorkflow("Gated", gate))
@@ -203,7 +166,7 @@ func TestFollowAcrossReplicas(t *testing.T) {
 // one cancelled while queued ends CANCELLED without running, one cancelled while
 // running ends CANCELLED.
 func TestQueueAcrossReplicas(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	gate := make(chan struct{})
 	a := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate)}, Workers: 1})
 	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate)}, Workers: 1})
@@ -218,8 +181,7 @@ func TestQueueAcrossReplicas(t *testing.T) {
 	}
 	// Two workers in all: two runs start (held at the gate), two stay queued.
 	running, queued := []string{}, []string{}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(running) < 2 {
+	eventually.Succeeds(t, 20*time.Second, func() error { // polling an HTTP API
 		running, queued = running[:0], queued[:0]
 		for _, id := range ids {
 			_, body := b.do("GET", "/runs/"+id, "", "")
@@ -232,11 +194,11 @@ func TestQueueAcrossReplicas(t *testing.T) {
 				t.Fatalf("run %s: %v", id, body)
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("runs not started: running %v queued %v", running, queued)
+		if len(running) < 2 {
+			return fmt.Errorf("runs not started: running %v queued %v", running, queued)
 		}
-		time.Sleep(20 * time.Millisecond) // polling an HTTP API
-	}
+		return nil
+	})
 	if len(queued) != 2 {
 		t.Fatalf("with one worker per replica, want 2 queued runs, got %v (running %v)", queued, running)
 	}
@@ -255,7 +217,7 @@ func TestQueueAcrossReplicas(t *testing.T) {
 		}
 	}
 	// The run cancelled while queued never started a step.
-	s := a.openStream("POST", "/workflows/gated/runs/"+queued[0]+"/resume", formType, form("last_event_index", "-1"))
+	s := a.resumeWorkflow("gated", queued[0])
 	for _, f := range s.rest() {
 		if f.ev.Event == run.EventStepStarted {
 			t.Fatalf("a run cancelled while queued started step %q", f.ev.StepName)
@@ -321,7 +283,7 @@ func leftBehind(t *testing.T, url, schema, workflowID string) string {
 // step, and resumes it after that step; a run of a workflow marked not resumable
 // ends ERROR "interrupted".
 func TestTakeover(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	var calls, fixedCalls [3]atomic.Int32
 	id := leftBehind(t, url, schema, "durable")
 	fixed := leftBehind(t, url, schema, "fixed")
@@ -338,7 +300,7 @@ func TestTakeover(t *testing.T) {
 	if got := [3]int32{calls[0].Load(), calls[1].Load(), calls[2].Load()}; got != [3]int32{0, 1, 1} {
 		t.Fatalf("step calls %v; want [0 1 1]: the finished step must not run again", got)
 	}
-	s := b.openStream("POST", "/workflows/durable/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
+	s := b.resumeWorkflow("durable", id)
 	fs := s.rest()
 	checkRun(t, fs, 0, id, run.EventWorkflowCompleted)
 	var started []string
@@ -367,7 +329,7 @@ func TestTakeover(t *testing.T) {
 // queued run its worker took, then died) starts on the replica that takes it over,
 // even for a workflow marked not resumable: none of its steps ran.
 func TestTakeoverNeverStarted(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, url, postgres.WithSchema(schema))
 	if err != nil {
@@ -389,6 +351,100 @@ func TestTakeoverNeverStarted(t *testing.T) {
 	if body["status"] != "COMPLETED" || body["content"] != "one.two.three." {
 		t.Fatalf("run that never started: %v; want COMPLETED one.two.three.", body)
 	}
-	s := b.openStream("POST", "/workflows/fixed/runs/"+id+"/resume", formType, form("last_event_index", "-1"))
+	s := b.resumeWorkflow("fixed", id)
 	checkRun(t, s.rest(), 0, id, run.EventWorkflowCompleted)
+}
+
+// TestCancelOfTooLongRunIDIsAClientError: a run id too long for the store's cancel
+// intents is a client's mistake, answered 4xx, not 503 "store unavailable" (a
+// retryable server error).
+func TestCancelOfTooLongRunIDIsAClientError(t *testing.T) {
+	url, schema := pgtest.URL(), pgtest.Schema(t)
+	a := replica(t, url, schema)
+	id := strings.Repeat("x", postgres.MaxCancelRunID+1)
+	code, body := a.do("POST", "/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+	code, body = a.do("POST", "/workflows/story/runs/"+id+"/cancel", "", "")
+	if code >= 500 {
+		t.Fatalf("cancel of a run id of %d bytes: %d %v; want a 4xx (404 or 422)", len(id), code, body)
+	}
+}
+
+// handedRuns is a replica's store whose queue reports every run it hands to the
+// replica.
+type handedRuns struct {
+	*postgres.Store
+	handed chan string // run ids, in the order handed
+}
+
+// Work is the store's, with every run handed to fn reported on h.handed.
+func (h *handedRuns) Work(ctx context.Context, workers int, serves []store.Component, fn func(context.Context, *store.Job) error) error {
+	return h.Store.Work(ctx, workers, serves, func(ctx context.Context, j *store.Job) error {
+		select {
+		case h.handed <- j.ID:
+		default: // more than the test expects: those it reads show it
+		}
+		return fn(ctx, j)
+	})
+}
+
+// TestQueuedRunStartsOnlyOnAReplicaThatServesIt: replicas that serve different
+// workflows (a rolling deploy adding one) share the queue. A queued run is
+// handed only to a replica that serves its workflow, which runs it to
+// COMPLETED; a replica that does not serve it is never handed it (before, it
+// fetched the run and put it back, and could keep it PENDING for 20 s, or end it
+// ERROR without a terminal event).
+func TestQueuedRunStartsOnlyOnAReplicaThatServesIt(t *testing.T) {
+	url, schema := pgtest.URL(), pgtest.Schema(t)
+	st := openSchema(t, url, schema)
+	const n = 10
+	qa := &handedRuns{Store: openSchema(t, url, schema), handed: make(chan string, n+1)}
+	a := newEnv(t, Config{Store: qa, Replica: "replica-a", Workers: 4,
+		Workflows: []*workflow.Workflow{quickWorkflow("Story")}})
+	b := replicaWith(t, url, schema, Config{Workflows: []*workflow.Workflow{quickWorkflow("Other")}, Workers: 4})
+	post := func(e *env, workflowID string) string {
+		code, body := e.do("POST", "/workflows/"+workflowID+"/runs", formType, form("message", "go", "background", "true"))
+		if code != http.StatusAccepted {
+			t.Fatalf("background run of %s: %d %v", workflowID, code, body)
+		}
+		return fmt.Sprint(body["run_id"])
+	}
+	var ids []string
+	for range n {
+		ids = append(ids, post(b, "other"))
+	}
+	// Queued after them, a run of A's workflow shows that A's queue is worked.
+	story := post(a, "story")
+
+	var bad []string
+	for _, id := range ids {
+		body := waitStatus(t, b, id)
+		if body["status"] != "COMPLETED" {
+			bad = append(bad, fmt.Sprintf("%s %v %q, terminal events %v", id[len(id)-4:], body["status"], body["error"],
+				terminals(t, st, id)))
+		}
+		if got := body["replica"]; got != b.srv.cfg.Replica {
+			t.Errorf("run %s of workflow other executed by %v, want B (%s)", id, got, b.srv.cfg.Replica)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("runs of workflow other (served by B) taken by A: %d of %d not COMPLETED:\n%s",
+			len(bad), len(ids), strings.Join(bad, "\n"))
+	}
+	body := waitStatus(t, a, story)
+	if body["status"] != "COMPLETED" || body["replica"] != a.srv.cfg.Replica {
+		t.Fatalf("run of workflow story (served by A): %v, want COMPLETED by A (%s)", body, a.srv.cfg.Replica)
+	}
+	// A's queue handed it story, and nothing else: not the runs of other, though
+	// they were queued before story, and A's workers were free.
+	if got := <-qa.handed; got != story {
+		t.Errorf("A was handed run %s, want only %s", got, story)
+	}
+	select {
+	case got := <-qa.handed:
+		t.Errorf("A was also handed run %s", got)
+	default:
+	}
 }

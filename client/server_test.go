@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/agentos"
 	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/workflow"
@@ -87,18 +89,6 @@ func jsonOf(t *testing.T, evs []*run.Event) []string {
 		s = append(s, string(b))
 	}
 	return s
-}
-
-// eventually polls ok until it holds, failing the test after hang.
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hang)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not %s after %v", what, hang)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestServerOffers(t *testing.T) {
@@ -265,9 +255,15 @@ func TestServerBreakCancels(t *testing.T) {
 		id = ev.RunID
 		break
 	}
-	eventually(t, "CANCELLED after the client left", func() bool {
+	eventually.Succeeds(t, hang, func() error {
 		r, err := c.GetRun(ctx, id)
-		return err == nil && r.Status == run.StatusCancelled
+		if err != nil {
+			return err
+		}
+		if r.Status != run.StatusCancelled {
+			return fmt.Errorf("run %s: %s after the client left, want CANCELLED", id, r.Status)
+		}
+		return nil
 	})
 }
 

@@ -50,10 +50,11 @@ var (
 	ErrUnknownRun = errors.New("host: no such run")
 	// ErrUnknownComponent: no workflow or agent with that id.
 	ErrUnknownComponent = errors.New("host: no such workflow or agent")
-	// ErrNotDurable: a cancel took effect in this process, but its intent could
-	// not be stored (the store failed): a process that takes the run over after
-	// this one dies would not know of it.
-	ErrNotDurable = errors.New("host: cancel intent not stored")
+	// ErrNotDurable: a cancel took effect in this process, but nothing of it is
+	// durable: neither its intent nor the run's end could be stored (the store
+	// failed), so a process that takes the run over after this one dies would
+	// not know of it. The cancel is not to be acknowledged as done.
+	ErrNotDurable = errors.New("host: cancel not durable")
 )
 
 // Options configure a Host; every zero field has a default.

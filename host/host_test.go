@@ -2,19 +2,17 @@ package host
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -232,43 +230,6 @@ func TestNewRefusesDuplicates(t *testing.T) {
 	}
 }
 
-// postgresSchema returns the test database's URL and a new schema, dropped when the
-// test ends; it skips the test when PostgreSQL cannot be reached (outside CI).
-func postgresSchema(t *testing.T) (url, schema string) {
-	t.Helper()
-	url = os.Getenv("KERN_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	conn.Close(ctx)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return url, schema
-}
-
 // openPostgres opens a store on schema, closed when the test ends (after the hosts
 // on it, whose cleanups were registered later).
 func openPostgres(t *testing.T, url, schema string) store.Store {
@@ -286,7 +247,7 @@ func openPostgres(t *testing.T, url, schema string) store.Store {
 // wf.CancelRun — and ends CANCELLED with its partial content; the cancel of a run
 // executing here is stored as an intent before Cancel returns.
 func TestCancelElsewhere(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	stA, stB := openPostgres(t, url, schema), openPostgres(t, url, schema)
 	a := startHost(t, stA, Options{Replica: "A", Workflows: []*workflow.Workflow{slowWorkflow("Story")}})
 	wfB := slowWorkflow("Story")
@@ -356,16 +317,10 @@ func TestCancelElsewhere(t *testing.T) {
 // waitStored waits until run id's record is stored.
 func waitStored(t *testing.T, st store.Store, id string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := st.GetRun(context.Background(), id); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s not stored within 10 s", id)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		_, err := st.GetRun(context.Background(), id)
+		return err
+	})
 }
 
 // TestCancelBetweenRegisterAndStart: a cancel notified by another process
@@ -374,7 +329,7 @@ func waitStored(t *testing.T, st store.Store, id string) {
 // registered run with no exec and dequeues it, which claims and begins it; startNow
 // must not begin the run a second time.
 func TestCancelBetweenRegisterAndStart(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a := startHost(t, openPostgres(t, url, schema), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
 	c := a.component(store.KindWorkflow, "quick")
 	lr := newRun(c, Request{RunID: run.NewID(), Input: "go", SessionID: "s"}, true)
@@ -404,7 +359,7 @@ func TestCancelBetweenRegisterAndStart(t *testing.T) {
 // lease lapsed), resumes it after its finished step, and it completes here.
 // The recovery loop's rounds are signalled, not slept through.
 func TestTakeover(t *testing.T) {
-	url, schema := postgresSchema(t)
+	url, schema := pgtest.URL(), pgtest.Schema(t)
 	st := openPostgres(t, url, schema)
 	ctx := context.Background()
 	wf := &workflow.Workflow{Name: "Durable", Steps: []workflow.Step{
@@ -462,18 +417,59 @@ var errUnreachable = errors.New("database unreachable")
 
 func (failingIntents) CancelRun(context.Context, string, string) error { return errUnreachable }
 
+// failingEnd is a recorder that cannot persist the end of runs.
+type failingEnd struct{ *store.Recorder }
+
+func (r failingEnd) End(ctx context.Context, x *run.Exec) error {
+	_ = r.Recorder.End(ctx, x)
+	return errUnreachable
+}
+
 // TestCancelStoreDown: a cancel of a run executing here takes effect even when the
-// store cannot keep its intent, and says so (ErrNotDurable).
+// store cannot keep its intent; it says so (ErrNotDurable) unless the run's end was
+// persisted, which makes the cancel durable all the same.
 func TestCancelStoreDown(t *testing.T) {
-	sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
-	h := startHost(t, failingIntents{sq}, Options{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, NoRecovery: true})
-	r := untilContent(t, h, "story")
-	st, known, err := h.Cancel(context.Background(), r.ID(), "", true)
-	if st != run.StatusCancelled || !known || !errors.Is(err, ErrNotDurable) || !errors.Is(err, errUnreachable) {
-		t.Fatalf("cancel with the store down: %s known %v err %v; want CANCELLED, known, ErrNotDurable wrapping the store's error", st, known, err)
+	for _, tc := range []struct {
+		name    string
+		endFail bool // the run's end is not persisted either
+		wait    bool
+		library bool // wf.CancelRun rather than Host.Cancel
+		want    run.Status
+		durable bool
+	}{
+		{name: "intent and end not stored", endFail: true, wait: true, want: run.StatusCancelled},
+		{name: "intent and end not stored, library", endFail: true, wait: true, library: true, want: run.StatusCancelled},
+		{name: "intent not stored, no wait", want: run.StatusRunning},
+		{name: "end stored", wait: true, want: run.StatusCancelled, durable: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sq := sqliteStore(t, filepath.Join(t.TempDir(), "kern.db"))
+			wf := slowWorkflow("Story")
+			opts := Options{Workflows: []*workflow.Workflow{wf}, NoRecovery: true}
+			if tc.endFail {
+				rec := store.NewRecorder(sq, store.RecorderOptions{NoRecovery: true})
+				t.Cleanup(func() { rec.Close() }) // after the host's Shutdown
+				opts.Recorder = failingEnd{rec}
+			}
+			h := startHost(t, failingIntents{sq}, opts)
+			r := untilContent(t, h, "story")
+			var st run.Status
+			known, err := true, error(nil)
+			if tc.library {
+				st, err = wf.CancelRun(context.Background(), r.ID())
+			} else {
+				st, known, err = h.Cancel(context.Background(), r.ID(), "", tc.wait)
+			}
+			if tc.durable {
+				if st != tc.want || !known || err != nil {
+					t.Fatalf("cancel with the intent not stored but the run's end stored: %s known %v err %v; want %s, known, no error", st, known, err, tc.want)
+				}
+			} else if st != tc.want || !known || !errors.Is(err, ErrNotDurable) || !errors.Is(err, errUnreachable) {
+				t.Fatalf("cancel with the store down: %s known %v err %v; want %s, known, ErrNotDurable wrapping the store's error", st, known, err, tc.want)
+			}
+			if out := r.Exec().Wait(); out.Status != run.StatusCancelled {
+				t.Fatalf("run ended %s, want CANCELLED here all the same", out.Status)
+			}
+		})
 	}
 }

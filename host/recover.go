@@ -89,8 +89,9 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 	steps := rec.Output.StepResults
 	r := newRun(c, Request{RunID: rec.ID, Input: rec.Input, SessionID: rec.SessionID, UserID: rec.UserID}, true)
 	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: next, Steps: steps}))
-	// Cancelled while its process was dying: it resumes only to end CANCELLED.
-	h.keepPendingCancel(ctx, c, rec.ID)
+	// Cancelled while its process was dying: it resumes only to end CANCELLED (begin
+	// reads the intent; when it cannot, the run is left to its lease).
+	r.given = true
 	if err := h.register(r); err != nil {
 		return err
 	}

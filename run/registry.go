@@ -150,6 +150,7 @@ type remembered[V any] struct {
 	m     map[string]stamped[V]
 	order []stampedID // insertion order, oldest first, from head on
 	head  int
+	now   func() time.Time // the clock: time.Now if nil (tests set their own)
 }
 
 type stamped[V any] struct {
@@ -163,7 +164,7 @@ type stampedID struct {
 }
 
 func (m *remembered[V]) put(id string, v V, ttl time.Duration, max int) {
-	now := time.Now()
+	now := m.clock()
 	if m.m == nil {
 		m.m = make(map[string]stamped[V])
 	}
@@ -190,11 +191,18 @@ func (m *remembered[V]) prune(now time.Time, ttl time.Duration, max int) {
 
 func (m *remembered[V]) get(id string, ttl time.Duration) (V, bool) {
 	s, ok := m.m[id]
-	if !ok || time.Since(s.at) > ttl {
+	if !ok || m.clock().Sub(s.at) > ttl {
 		var zero V
 		return zero, false
 	}
 	return s.v, true
+}
+
+func (m *remembered[V]) clock() time.Time {
+	if m.now != nil {
+		return m.now()
+	}
+	return time.Now()
 }
 
 func (m *remembered[V]) take(id string, ttl time.Duration) (V, bool) {

@@ -2,12 +2,14 @@ package run_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"go.uber.org/goleak"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -108,6 +110,47 @@ func TestTerminal(t *testing.T) {
 				t.Errorf("kind %s, %s: %s", k, st, got)
 			}
 		}
+	}
+}
+
+func TestRegistryMemoryIsBounded(t *testing.T) {
+	t.Parallel()
+	reg := &run.Registry{MaxMemory: 10}
+	for i := range 100 {
+		reg.Cancel(t.Context(), fmt.Sprint("intent-", i), "x")
+		e, _ := engine.Begin(reg, t.Context(), fmt.Sprint("run-", i), nil)
+		e.Finish(nil)
+		e.Close()
+	}
+	// The oldest are forgotten: an old intent no longer cancels, an old run is unknown.
+	e, _ := engine.Begin(reg, t.Context(), "intent-0", nil)
+	if e.Ctx.Err() != nil {
+		t.Error("an intent older than MaxMemory still applied")
+	}
+	e.Finish(nil)
+	e.Close()
+	if st, _ := reg.Cancel(t.Context(), "run-0", "x"); st != run.StatusPending {
+		t.Errorf("a run older than MaxMemory still reported %s", st)
+	}
+	if st, _ := reg.Cancel(t.Context(), "run-99", "x"); st != run.StatusCompleted {
+		t.Errorf("a recent run reported %s", st)
+	}
+
+	// Memory is checked when an intent is used, not only when another is kept.
+	reg = &run.Registry{Memory: time.Nanosecond}
+	now := time.Now()
+	run.SetRegistryClock(reg, func() time.Time { return now })
+	reg.Cancel(t.Context(), "old", "x")
+	now = now.Add(time.Millisecond) // the intent ages past Memory
+	e, _ = engine.Begin(reg, t.Context(), "old", nil)
+	if e.Ctx.Err() != nil {
+		t.Error("an expired intent still applied")
+	}
+	e.Finish(nil)
+	e.Close()
+	now = now.Add(time.Millisecond) // the end status ages past Memory
+	if st, _ := reg.Cancel(t.Context(), "old", "x"); st != run.StatusPending {
+		t.Errorf("an expired end status still reported: %s", st)
 	}
 }
 

@@ -3,10 +3,12 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -39,8 +41,12 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			ctx := context.Background()
 			waitStored(t, st, id, 1)
 			claimAs(t, st, id, "B")
-			// A's renewals run (three per lease) and find the run lost.
-			time.Sleep(3 * lease)
+			// A's renewals run (three per lease), find the run lost and cancel it.
+			select {
+			case <-engine.EntryOf(x).Ctx.Done():
+			case <-time.After(time.Minute):
+				t.Fatal("A's renewals did not find the run lost")
+			}
 			close(gate)
 			x.Wait()
 			final, err := st.GetRun(ctx, id)
@@ -106,18 +112,14 @@ func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
 func waitStored(t *testing.T, st store.Store, id string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually.Succeeds(t, 5*time.Second, func() error {
 		got, err := st.GetRun(ctx, id)
 		evs, _ := st.Events(ctx, id, 0, 0)
-		if err == nil && got.Replica == "A" && len(evs) >= n {
-			return
+		if err != nil || got.Replica != "A" || len(evs) < n {
+			return fmt.Errorf("run not stored: %v, %d events (%v)", got, len(evs), err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("run not stored")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // claimAs writes the record of the run as replica's claim of it would, once A's

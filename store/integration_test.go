@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -16,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -45,38 +42,14 @@ func backends(t testing.TB) map[string]func(testing.TB) store.Store {
 	}
 }
 
-func postgresURL() string {
-	if u := os.Getenv("KERN_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
 func openPostgres(t testing.TB) store.Store {
-	return openPostgresSchema(t, newSchema(t))
-}
-
-// newSchema names a PostgreSQL schema of the test's own, dropped when it ends.
-func newSchema(t testing.TB) string {
-	ctx := context.Background()
-	schema := fmt.Sprintf("kern_it_%08x", rand.Uint32())
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, postgresURL())
-		if err == nil {
-			conn.Exec(ctx, "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-			conn.Close(ctx)
-		}
-	})
-	return schema
+	return openPostgresSchema(t, pgtest.Schema(t))
 }
 
 // openPostgresSchema opens a store on schema, closed when the test ends.
 func openPostgresSchema(t testing.TB, schema string) store.Store {
-	s, err := postgres.Open(context.Background(), postgresURL(), postgres.WithSchema(schema))
+	s, err := postgres.Open(context.Background(), pgtest.URL(), postgres.WithSchema(schema))
 	if err != nil {
-		if os.Getenv("CI") == "" && strings.Contains(err.Error(), "connect") {
-			t.Skipf("!!! PostgreSQL TESTS SKIPPED: no server at %s (%v); set KERN_TEST_POSTGRES_URL", postgresURL(), err)
-		}
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
@@ -101,7 +74,7 @@ func sharedBackends() map[string]func(testing.TB) (store.Store, store.Store) {
 			return two[0], two[1]
 		},
 		"postgres": func(t testing.TB) (store.Store, store.Store) {
-			schema := newSchema(t)
+			schema := pgtest.Schema(t)
 			return openPostgresSchema(t, schema), openPostgresSchema(t, schema)
 		},
 	}
@@ -1212,22 +1185,14 @@ func (c *caught) RenewLeases(ctx context.Context, replica string, ids []string, 
 // connections, and the run completes with every event stored.
 func TestRecorderSurvivesTerminatedBackends(t *testing.T) {
 	ctx := t.Context()
-	schema := newSchema(t)
+	schema := pgtest.Schema(t)
 	app := "kern_rec_" + schema
-	u := postgresURL()
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	s, err := postgres.Open(ctx, u+sep+"application_name="+app, postgres.WithSchema(schema))
+	s, err := postgres.Open(ctx, pgtest.WithParam(pgtest.URL(), "application_name", app), postgres.WithSchema(schema))
 	if err != nil {
-		if os.Getenv("CI") == "" && strings.Contains(err.Error(), "connect") {
-			t.Skipf("!!! PostgreSQL TESTS SKIPPED: no server at %s (%v); set KERN_TEST_POSTGRES_URL", u, err)
-		}
 		t.Fatal(err)
 	}
 	defer s.Close()
-	admin, err := pgx.Connect(ctx, u)
+	admin, err := pgtest.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -832,7 +832,7 @@ func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Ev
 	}
 	next := 0
 	if last != nil {
-		if endsRun(last, rn.ID) {
+		if last.Ends(rn.ID) {
 			settle(rn, last)
 			return nil, nil
 		}
@@ -865,18 +865,6 @@ func settle(rn *Run, last *Event) {
 		rn.Output.Error = cmp.Or(ev.Error, ev.Content, ReasonInterrupted)
 	}
 	rn.Status, rn.Output.Status = st, st
-}
-
-// endsRun reports whether ev is the terminal event of the run with the given id,
-// not of a run nested in it.
-func endsRun(ev *Event, runID string) bool {
-	if !ev.Type.Terminal() {
-		return false
-	}
-	var id struct {
-		RunID string `json:"run_id"`
-	}
-	return json.Unmarshal(ev.Data, &id) == nil && id.RunID == runID
 }
 
 // recordings returns the runs being recorded.

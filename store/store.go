@@ -33,10 +33,12 @@ var (
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrNotHere: a queued run cannot start in this process (it serves no such
-	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process. Work hands fn only runs of the components it
-	// serves, so this is the fallback for a component no longer served.
+	// ErrNotHere: a queued run cannot start in this process, or not now (it
+	// serves no such agent or workflow, it is shutting down, the run's cancel
+	// intent cannot be read); returned by a Queue's Work fn, it puts the run back
+	// in the queue, for another process or this one later. Work hands fn only
+	// runs of the components it serves, so for a component no longer served this
+	// is the fallback.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// Recovery.Takeover); it ends ERROR "interrupted".
@@ -92,6 +94,19 @@ type Event struct {
 	Type      run.EventType
 	Data      json.RawMessage // the event as sent to clients
 	CreatedAt time.Time
+}
+
+// Ends reports whether e is the terminal event of the run with the given id, not
+// of a run nested in it (an agent called as a tool stores its own RunCompleted in
+// the stream of the run that called it).
+func (e *Event) Ends(runID string) bool {
+	if !e.Type.Terminal() {
+		return false
+	}
+	var id struct {
+		RunID string `json:"run_id"`
+	}
+	return json.Unmarshal(e.Data, &id) == nil && id.RunID == runID
 }
 
 // Session groups the runs of one conversation or job, and carries the state its runs
@@ -244,7 +259,7 @@ const IntentTTL = 24 * time.Hour
 // one database, so that a cancel accepted by one process reaches the process that
 // executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
 // store/sqlite, which has no notifications, has its listeners poll the file at a
-// short interval. A server whose Store is a Canceller uses it; others cancel in
+// short interval. A host (package host) on a Canceller uses it; others cancel in
 // their own process only. The same channel tells them when a run's events are
 // stored and when a run ended, so that a process can follow a run another one
 // executes.
@@ -351,7 +366,7 @@ func LastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
 // executed it (left behind by a process that died, or cancelled while queued), at
 // the given index, built as the runtime builds it from r's Status and Output: its
 // Error (also as content, as Agno's RunError carries it), its Reason, or its
-// Content.
+// Content (with its ContentType, so that a structured output stays a JSON value).
 func EndEvent(r *Run, index int, at time.Time) (Event, error) {
 	origin := &run.Origin{
 		AgentID: cmp.Or(r.ComponentID, r.Output.AgentID), AgentName: r.Output.AgentName,
@@ -366,6 +381,9 @@ func EndEvent(r *Run, index int, at time.Time) (Event, error) {
 	switch r.Status {
 	case run.StatusCompleted:
 		ev.Content = r.Output.Content
+		if r.Output.ContentType != "" { // a structured output stays a JSON value
+			ev.Detail = &run.Detail{ContentType: r.Output.ContentType}
+		}
 	case run.StatusCancelled:
 		ev.Reason = r.Output.Reason
 	default:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -43,6 +44,10 @@ type Workflow struct {
 	// fails and the run ends ERROR with a *run.TimeoutError (matching run.ErrTimeout),
 	// not CANCELLED. Zero means no bound. A resumed run has the whole Timeout again.
 	Timeout time.Duration
+	// Budget bounds the tokens of a run of the workflow, all its agent steps
+	// together (see agent.Agent's Budget): once over it, the step running fails and
+	// the run ends ERROR with a *run.BudgetError. Zero means no bound.
+	Budget int
 
 	once sync.Once
 	reg  *run.Registry
@@ -77,6 +82,9 @@ func (w *Workflow) Validate() error {
 	}
 	if w.Timeout < 0 {
 		return fmt.Errorf("workflow %q: negative timeout %s: %w", name, w.Timeout, run.ErrInvalid)
+	}
+	if w.Budget < 0 {
+		return fmt.Errorf("workflow %q: negative budget %d: %w", name, w.Budget, run.ErrInvalid)
 	}
 	v := validator{seen: make(map[string]string)}
 	if err := v.steps(w.Steps); err != nil {
@@ -120,17 +128,21 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 		if err := w.checkResume(o.Resume); err != nil {
 			return nil, err
 		}
+		atts, err := runAttachments(o.Extras)
+		if err != nil {
+			return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
+		}
 		sessionID, resume := o.SessionID, o.Resume
-		return func(er engine.Run) error { return w.run(er, base, input, out, sessionID, resume) }, nil
+		return func(er engine.Run) error { return w.run(er, base, input, out, atts, sessionID, resume) }, nil
 	})
 }
 
 // run is the work of a top-level run of the workflow: its steps, after the
 // finished ones of the stored run rs continues (nil for a new run), with the
 // session's state when the run is in a session and the Recorder keeps sessions.
-func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Output, sessionID string, rs *run.Resume) error {
+func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Output, atts []model.Attachment, sessionID string, rs *run.Resume) error {
 	x := er.X
-	r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x}
+	r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x, atts: atts}
 	r.checkpointer, _ = w.Recorder.(run.Checkpointer)
 	sessions, _ := w.Recorder.(run.Sessions)
 	if sessions == nil || sessionID == "" {
@@ -159,6 +171,10 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		var cancel context.CancelFunc
 		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
 		defer cancel()
+	}
+	if w.Budget > 0 {
+		b := run.NewBudget(run.BudgetFrom(ctx), fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)), w.Budget)
+		ctx = run.ContextWithBudget(ctx, b)
 	}
 	var done []run.StepResult
 	if rs != nil {
@@ -255,6 +271,9 @@ type execution struct {
 	// checkpointer keeps the results of the top-level steps as they complete; nil
 	// when the workflow's Recorder is not a run.Checkpointer.
 	checkpointer run.Checkpointer
+	// atts are the run's attachments (agent.WithAttachments), given to the agent
+	// steps that start before any step has finished.
+	atts []model.Attachment
 
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order

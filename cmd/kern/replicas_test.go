@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -43,60 +43,12 @@ const (
 	patience = 30 * time.Second
 )
 
-// pgURL is the PostgreSQL the tests use.
-func pgURL() string {
-	if u := os.Getenv("KERN_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// withParam adds a query parameter to a postgres:// URL.
-func withParam(u, key, value string) string {
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	return u + sep + url.QueryEscape(key) + "=" + url.QueryEscape(value)
-}
-
-func pgConnect(ctx context.Context) (*pgx.Conn, error) { return pgx.Connect(ctx, pgURL()) }
-
-// replicaDB returns kern's --db URL on a fresh schema, dropped when the test ends,
-// and the schema's name. It skips the test, loudly, when PostgreSQL does not answer,
-// and fails it instead when CI is set.
+// replicaDB returns kern's --db URL on a fresh schema (see pgtest.Schema), and
+// the schema's name.
 func replicaDB(t *testing.T) (db, schema string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgConnect(ctx)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL TESTS SKIPPED: cannot reach KERN_TEST_POSTGRES_URL: %v", err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema = "kern_replicas_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), patience)
-		defer cancel()
-		conn, err := pgConnect(ctx)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withParam(pgURL(), "schema", schema), schema
+	schema = pgtest.Schema(t)
+	return pgtest.SchemaURL(schema), schema
 }
 
 // replica is a `kern serve` process of a test.
@@ -238,17 +190,14 @@ func (r *replica) background(t *testing.T, wf, message string) string {
 // awaitRun polls r until the run satisfies ok, and returns what r answered then.
 func (r *replica) awaitRun(t *testing.T, id, what string, ok func(runInfo) bool) runInfo {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		ri := r.getRun(t, id)
-		if ok(ri) {
-			return ri
+	var ri runInfo
+	eventually.Succeeds(t, patience, func() error {
+		if ri = r.getRun(t, id); !ok(ri) {
+			return fmt.Errorf("run %s on %s: not %s: %+v", id, r.name, what, ri)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run %s on %s: not %s after %v: %+v", id, r.name, what, patience, ri)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return ri
 }
 
 func ended(ri runInfo) bool { return ri.Status.Terminal() }
@@ -257,17 +206,17 @@ func ended(ri runInfo) bool { return ri.Status.Terminal() }
 // is known once that replica stored it, shortly after it started.
 func (r *replica) awaitStored(t *testing.T, id string) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
+	eventually.Succeeds(t, patience, func() error {
 		code := r.call(t, "GET", "/runs/"+id, nil, nil)
-		switch {
-		case code == http.StatusOK:
-			return
-		case code != http.StatusNotFound || time.Now().After(deadline):
-			t.Fatalf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
+		switch code {
+		case http.StatusOK:
+			return nil
+		case http.StatusNotFound:
+			return fmt.Errorf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		t.Fatalf("GET /runs/%s on %s: %d, want 200", id, r.name, code)
+		return nil
+	})
 }
 
 // sseEvent is one event of a stream, as the client read it.
@@ -603,14 +552,13 @@ func TestReplicasBackground(t *testing.T) {
 	}
 	t.Logf("%d workers per replica: %d background runs of hold queued", workers, busy+3)
 	var groups map[run.Status][]string
-	deadline := time.Now().Add(patience)
-	for {
+	eventually.Wait(t.Context(), patience, func() error { // checked below
 		groups = byStatus(a.listRuns(t, "hold"))
-		if len(groups[run.StatusRunning]) >= busy || time.Now().After(deadline) {
-			break
+		if len(groups[run.StatusRunning]) < busy {
+			return errors.New("workers not all busy")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	running, queued := groups[run.StatusRunning], groups[run.StatusPending]
 	if len(running) != busy || len(queued) != 3 {
 		t.Fatalf("%d RUNNING and %d PENDING, want %d (%d workers × 2 replicas) and 3: %v",
@@ -664,14 +612,13 @@ func TestReplicasBackground(t *testing.T) {
 			rs[i%2].cancel(t, ri.RunID, false)
 		}
 	}
-	deadline = time.Now().Add(patience)
-	for {
+	eventually.Wait(t.Context(), patience, func() error { // checked below
 		groups = byStatus(b.listRuns(t, "hold"))
-		if len(groups[run.StatusCancelled]) == busy+3 || time.Now().After(deadline) {
-			break
+		if len(groups[run.StatusCancelled]) != busy+3 {
+			return errors.New("not all cancelled")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if len(groups[run.StatusCancelled]) != busy+3 {
 		t.Errorf("after cancelling every hold run: %v, want all %d CANCELLED", counts(groups), busy+3)
 	}
@@ -868,7 +815,7 @@ func TestReplicaDatabaseCut(t *testing.T) {
 	db, schema := replicaDB(t)
 	u, err := url.Parse(db)
 	if err != nil || u.Host == "" {
-		t.Fatalf("KERN_TEST_POSTGRES_URL must be a postgres:// URL with a host for this test: %q (%v)", pgURL(), err)
+		t.Fatalf("KERN_TEST_POSTGRES_URL must be a postgres:// URL with a host for this test: %q (%v)", pgtest.URL(), err)
 	}
 	target := u.Host
 	if u.Port() == "" {
@@ -919,28 +866,25 @@ func TestReplicaDatabaseCut(t *testing.T) {
 // that ends still being written can land.
 func checkRunsEnded(t *testing.T, schema string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
 	defer cancel()
-	conn, err := pgConnect(ctx)
+	conn, err := pgtest.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var problems []string
-	for {
-		problems, err = runProblems(ctx, conn, schema)
+	err = eventually.Wait(ctx, patience, func() error {
+		problems, err := runProblems(ctx, conn, schema)
 		if err != nil {
 			t.Fatalf("reading the runs of schema %s: %v", schema, err)
 		}
-		if len(problems) == 0 {
-			return
+		if len(problems) > 0 {
+			return fmt.Errorf("runs that did not end once:\n  %s", strings.Join(problems, "\n  "))
 		}
-		select {
-		case <-ctx.Done():
-			t.Errorf("runs that did not end once:\n  %s", strings.Join(problems, "\n  "))
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -90,45 +89,6 @@ func TestRegistryCancelWaitIsBoundedByContext(t *testing.T) {
 	}
 	e.Finish(nil)
 	e.Close()
-}
-
-func TestRegistryMemoryIsBounded(t *testing.T) {
-	t.Parallel()
-	reg := &run.Registry{MaxMemory: 10}
-	for i := range 100 {
-		reg.Cancel(t.Context(), fmt.Sprint("intent-", i), "x")
-		e, _ := engine.Begin(reg, t.Context(), fmt.Sprint("run-", i), nil)
-		e.Finish(nil)
-		e.Close()
-	}
-	// The oldest are forgotten: an old intent no longer cancels, an old run is unknown.
-	e, _ := engine.Begin(reg, t.Context(), "intent-0", nil)
-	if e.Ctx.Err() != nil {
-		t.Error("an intent older than MaxMemory still applied")
-	}
-	e.Finish(nil)
-	e.Close()
-	if st, _ := reg.Cancel(t.Context(), "run-0", "x"); st != run.StatusPending {
-		t.Errorf("a run older than MaxMemory still reported %s", st)
-	}
-	if st, _ := reg.Cancel(t.Context(), "run-99", "x"); st != run.StatusCompleted {
-		t.Errorf("a recent run reported %s", st)
-	}
-
-	// Memory is checked when an intent is used, not only when another is kept.
-	reg = &run.Registry{Memory: time.Nanosecond}
-	reg.Cancel(t.Context(), "old", "x")
-	time.Sleep(time.Millisecond) // let the intent age past Memory; not synchronisation
-	e, _ = engine.Begin(reg, t.Context(), "old", nil)
-	if e.Ctx.Err() != nil {
-		t.Error("an expired intent still applied")
-	}
-	e.Finish(nil)
-	e.Close()
-	time.Sleep(time.Millisecond)
-	if st, _ := reg.Cancel(t.Context(), "old", "x"); st != run.StatusPending {
-		t.Errorf("an expired end status still reported: %s", st)
-	}
 }
 
 func TestLogFollow(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -97,7 +98,7 @@ func TestCancelReread(t *testing.T) {
 func TestCancelAcrossStores(t *testing.T) {
 	t.Parallel()
 	a := openTest(t)
-	b, err := Open(t.Context(), testURL(), WithSchema(a.Schema()))
+	b, err := Open(t.Context(), pgtest.URL(), WithSchema(a.Schema()))
 	if err != nil {
 		t.Fatal(err)
 	}

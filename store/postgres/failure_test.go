@@ -12,15 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
 func TestOpenBadInput(t *testing.T) {
 	t.Parallel()
-	needPostgres(t)
-	good := testURL()
-	cfg := testConfig(t)
+	pgtest.Need(t)
+	good := pgtest.URL()
+	cfg := pgtest.Config(t)
 	hole := blackhole(t)
 	tests := []struct {
 		name string
@@ -32,7 +33,7 @@ func TestOpenBadInput(t *testing.T) {
 		{"scheme", "mysql://root@127.0.0.1/kern", nil, `scheme "mysql"`},
 		{"bad port", "postgres://kern:secret@127.0.0.1:port/kern", nil, "malformed database URL"},
 		{"bad escape", "postgres://kern@127.0.0.1/k%zzern", nil, "malformed database URL"},
-		{"bad param", withParam(good, "connect_timeout", "soon"), nil, "malformed database URL"},
+		{"bad param", pgtest.WithParam(good, "connect_timeout", "soon"), nil, "malformed database URL"},
 		{"bad dsn", "host=127.0.0.1 port", nil, "malformed database URL"},
 		{"refused", "postgres://postgres@127.0.0.1:1/test?sslmode=disable", nil, "cannot reach PostgreSQL at 127.0.0.1:1/test"},
 		{"silent server", "postgres://postgres@" + hole + "/test?sslmode=disable", []Option{WithConnectTimeout(300 * time.Millisecond)}, "cannot reach PostgreSQL"},
@@ -105,6 +106,7 @@ type proxy struct {
 	target string
 	frozen atomic.Bool
 	dead   atomic.Bool
+	killed chan struct{} // closed by the first kill
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex // guards conns
@@ -116,7 +118,7 @@ func newProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: target}
+	p := &proxy{ln: ln, target: target, killed: make(chan struct{})}
 	p.wg.Go(p.accept)
 	t.Cleanup(p.kill)
 	return p
@@ -152,8 +154,8 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		for p.frozen.Load() && !p.dead.Load() {
-			time.Sleep(5 * time.Millisecond)
+		if p.frozen.Load() {
+			<-p.killed // a frozen proxy never thaws
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -173,7 +175,9 @@ func (p *proxy) pipe(dst, src net.Conn) {
 // goroutines.
 func (p *proxy) kill() {
 	p.mu.Lock()
-	p.dead.Store(true)
+	if !p.dead.Swap(true) {
+		close(p.killed)
+	}
 	p.ln.Close()
 	for _, c := range p.conns {
 		c.Close()
@@ -184,8 +188,8 @@ func (p *proxy) kill() {
 
 // proxiedStore opens a store in a fresh schema through a proxy to PostgreSQL.
 func proxiedStore(t *testing.T) (*Store, *proxy) {
-	schema := newSchema(t)
-	cfg := testConfig(t)
+	schema := pgtest.Schema(t)
+	cfg := pgtest.Config(t)
 	p := newProxy(t, fmt.Sprintf("%s:%d", cfg.Host, cfg.Port))
 	u := fmt.Sprintf("postgres://%s@%s/%s?sslmode=disable", cfg.User, p.ln.Addr(), cfg.Database)
 	s, err := Open(t.Context(), u, WithSchema(schema), WithConnectTimeout(time.Second))
@@ -274,14 +278,14 @@ func lifecycle(ctx context.Context, s store.Store, id string, nEvents int) error
 // written: the operations caught fail promptly, and the pool reconnects.
 func TestTerminatedBackends(t *testing.T) {
 	t.Parallel()
-	schema := newSchema(t)
+	schema := pgtest.Schema(t)
 	app := "kern_test_" + schema
-	s, err := Open(t.Context(), withParam(testURL(), "application_name", app), WithSchema(schema))
+	s, err := Open(t.Context(), pgtest.WithParam(pgtest.URL(), "application_name", app), WithSchema(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	admin, err := adminConn(t.Context())
+	admin, err := pgtest.Connect(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -124,7 +125,7 @@ func appendEvents(t *testing.T, s *Store, evs ...store.Event) {
 func TestNotifyEvents(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	other, err := Open(t.Context(), testURL(), WithSchema(s.Schema()))
+	other, err := Open(t.Context(), pgtest.URL(), WithSchema(s.Schema()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,20 +440,20 @@ func TestPayloads(t *testing.T) {
 // does, which overrides it; a bad name is refused.
 func TestOpenSchemaParam(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
+	cfg := pgtest.Config(t)
 	dsn := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=disable", cfg.Host, cfg.Port, cfg.User, cfg.Database)
 	for _, tt := range []struct {
 		name string
 		url  func(schema string) string
 		opt  bool // WithSchema(schema), and a URL naming another
 	}{
-		{"url", func(schema string) string { return withParam(testURL(), "schema", schema) }, false},
+		{"url", func(schema string) string { return pgtest.WithParam(pgtest.URL(), "schema", schema) }, false},
 		{"dsn", func(schema string) string { return dsn + " schema=" + schema }, false},
-		{"overridden", func(string) string { return withParam(testURL(), "schema", "pg_not_this") }, true},
+		{"overridden", func(string) string { return pgtest.WithParam(pgtest.URL(), "schema", "pg_not_this") }, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			schema := newSchema(t)
+			schema := pgtest.Schema(t)
 			var opts []Option
 			if tt.opt {
 				opts = append(opts, WithSchema(schema))
@@ -476,14 +477,14 @@ func TestOpenSchemaParam(t *testing.T) {
 		})
 	}
 	for _, tt := range []struct{ name, url, want string }{
-		{"reserved", withParam(testURL(), "schema", "pg_kern"), "reserved"},
-		{"quote", withParam(testURL(), "schema", `x"; DROP TABLE runs; --`), "schema name"},
-		{"empty", withParam(testURL(), "schema", ""), "schema name"},
+		{"reserved", pgtest.WithParam(pgtest.URL(), "schema", "pg_kern"), "reserved"},
+		{"quote", pgtest.WithParam(pgtest.URL(), "schema", `x"; DROP TABLE runs; --`), "schema name"},
+		{"empty", pgtest.WithParam(pgtest.URL(), "schema", ""), "schema name"},
 		{"dsn digit", dsn + " schema=1x", "schema name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			needPostgres(t)
+			pgtest.Need(t)
 			s, err := Open(t.Context(), tt.url)
 			if err == nil {
 				s.Close()

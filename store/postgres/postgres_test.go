@@ -2,135 +2,37 @@ package postgres
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/goleak"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/storetest"
 )
 
-// testURL is the PostgreSQL the tests use.
-func testURL() string {
-	if u := os.Getenv("KERN_TEST_POSTGRES_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// unreachable says why PostgreSQL cannot be used, or is empty when it can.
-var unreachable string
-
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	conn, err := adminConn(ctx)
-	if err == nil {
-		err = conn.Ping(ctx)
-		conn.Close(ctx)
-	}
-	cancel()
-	if err != nil {
-		unreachable = fmt.Sprintf("cannot reach PostgreSQL at KERN_TEST_POSTGRES_URL=%q: %v", redact(testURL()), err)
-		fmt.Fprintf(os.Stderr, "\n"+
-			"!!! store/postgres: PostgreSQL TESTS SKIPPED: %s\n"+
-			"!!! Start PostgreSQL (trust auth, database test) or set KERN_TEST_POSTGRES_URL to enable them.\n\n",
-			unreachable)
+	if err := pgtest.Ping(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "\n!!! store/postgres: PostgreSQL TESTS SKIPPED: %v\n"+
+			"!!! Start PostgreSQL (trust auth, database test) or set KERN_TEST_POSTGRES_URL to enable them.\n\n", err)
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// adminConn connects to the test database outside any store.
-func adminConn(ctx context.Context) (*pgx.Conn, error) {
-	cfg, err := pgxpool.ParseConfig(testURL()) // which knows the pool_ parameters
-	if err != nil {
-		return nil, err
-	}
-	return pgx.ConnectConfig(ctx, cfg.ConnConfig)
-}
-
-// testConfig is the test database's connection configuration.
-func testConfig(t testing.TB) *pgx.ConnConfig {
-	cfg, err := pgxpool.ParseConfig(testURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.ConnConfig
-}
-
-// withParam adds a parameter to a postgres:// URL.
-func withParam(u, key, value string) string {
-	sep := "?"
-	if strings.Contains(u, "?") {
-		sep = "&"
-	}
-	return u + sep + url.QueryEscape(key) + "=" + url.QueryEscape(value)
-}
-
-// redact hides a URL's password.
-func redact(u string) string {
-	cfg, err := pgxpool.ParseConfig(u)
-	if err != nil || cfg.ConnConfig.Password == "" {
-		return u
-	}
-	return "(a URL with a password)"
-}
-
-// needPostgres skips the test, loudly, when PostgreSQL cannot be reached; in CI,
-// where PostgreSQL is started for the tests, it fails it instead.
-func needPostgres(t testing.TB) {
-	t.Helper()
-	if unreachable == "" {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("PostgreSQL is required in CI: %s", unreachable)
-	}
-	t.Skipf("PostgreSQL TESTS SKIPPED: %s; start PostgreSQL or set KERN_TEST_POSTGRES_URL to enable them", unreachable)
-}
-
-// newSchema returns the name of a fresh schema, dropped with everything in it
-// when the test ends.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	needPostgres(t)
-	b := make([]byte, 6)
-	rand.Read(b)
-	name := "kern_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := adminConn(ctx)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
 }
 
 // openTest opens a store in a fresh schema of its own, closed when the test ends.
 func openTest(t testing.TB, opts ...Option) *Store {
 	t.Helper()
-	schema := newSchema(t)
+	schema := pgtest.Schema(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Open(ctx, testURL(), append([]Option{WithSchema(schema)}, opts...)...)
+	s, err := Open(ctx, pgtest.URL(), append([]Option{WithSchema(schema)}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -139,7 +41,7 @@ func openTest(t testing.TB, opts ...Option) *Store {
 }
 
 func TestStore(t *testing.T) {
-	needPostgres(t)
+	pgtest.Need(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
@@ -147,7 +49,7 @@ func TestStore(t *testing.T) {
 // migration is applied once, and every Open succeeds.
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	schema := newSchema(t)
+	schema := pgtest.Schema(t)
 	const n = 6
 	var (
 		wg     sync.WaitGroup
@@ -156,7 +58,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	)
 	for i := range n {
 		wg.Go(func() {
-			stores[i], errs[i] = Open(t.Context(), testURL(), WithSchema(schema), WithMaxConns(2))
+			stores[i], errs[i] = Open(t.Context(), pgtest.URL(), WithSchema(schema), WithMaxConns(2))
 		})
 	}
 	wg.Wait()
@@ -205,7 +107,7 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(t.Context(), testURL(), WithSchema(s.Schema()))
+	s2, err := Open(t.Context(), pgtest.URL(), WithSchema(s.Schema()))
 	if err == nil {
 		s2.Close()
 		t.Fatal("Open succeeded on a schema at version 999")
@@ -239,7 +141,7 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s2, err := Open(t.Context(), testURL(), WithSchema(s.Schema()))
+	s2, err := Open(t.Context(), pgtest.URL(), WithSchema(s.Schema()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +179,7 @@ func TestInterruptRace(t *testing.T) {
 		errs  [replicas]error
 	)
 	for i := range replicas {
-		st, err := Open(ctx, testURL(), WithSchema(s.Schema()), WithMaxConns(2))
+		st, err := Open(ctx, pgtest.URL(), WithSchema(s.Schema()), WithMaxConns(2))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/kern-dev/kern/internal/eventually"
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -233,7 +235,7 @@ func TestQueueWorkersBound(t *testing.T) {
 func TestQueueTwoStores(t *testing.T) {
 	t.Parallel()
 	a := openTest(t)
-	b, err := Open(t.Context(), testURL(), WithSchema(a.Schema()))
+	b, err := Open(t.Context(), pgtest.URL(), WithSchema(a.Schema()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,13 +411,12 @@ func TestQueueLongRun(t *testing.T) {
 		` SET attempted_at = now() - interval '2 hours' WHERE args->>'run_id' = 'long'`); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(queueHang)
-	for jobs := jobsOf(t, s, "long"); len(jobs) != 1 || jobs[0] != (jobRow{"completed", 2}); jobs = jobsOf(t, s, "long") {
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs of the run = %+v, want one, completed at its second attempt", jobs)
+	eventually.Succeeds(t, queueHang, func() error { // River's rescuer has no event to wait on
+		if jobs := jobsOf(t, s, "long"); len(jobs) != 1 || jobs[0] != (jobRow{"completed", 2}) {
+			return fmt.Errorf("jobs of the run = %+v, want one, completed at its second attempt", jobs)
 		}
-		time.Sleep(100 * time.Millisecond) // River's rescuer has no event to wait on
-	}
+		return nil
+	})
 	select {
 	case j := <-calls:
 		t.Errorf("a run already taken was handed to fn again: %+v", j)
@@ -479,7 +480,7 @@ func TestQueueWorkBadInput(t *testing.T) {
 //	go test ./store/postgres -run '^$' -bench QueueLatency -benchtime 200x
 func BenchmarkQueueLatency(b *testing.B) {
 	in := openTest(b)
-	out, err := Open(b.Context(), testURL(), WithSchema(in.Schema()))
+	out, err := Open(b.Context(), pgtest.URL(), WithSchema(in.Schema()))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -524,7 +525,7 @@ func BenchmarkQueueThroughput(b *testing.B) {
 			first := openTest(b)
 			ss := []*Store{first}
 			for range c.stores - 1 {
-				s, err := Open(b.Context(), testURL(), WithSchema(first.Schema()))
+				s, err := Open(b.Context(), pgtest.URL(), WithSchema(first.Schema()))
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -560,14 +561,14 @@ func BenchmarkQueueThroughput(b *testing.B) {
 // a longer one is refused by Open before anything is created.
 func TestQueueSchemaLen(t *testing.T) {
 	t.Parallel()
-	name := newSchema(t)
+	name := pgtest.Schema(t)
 	name += strings.Repeat("q", MaxSchemaLen-len(name))
 	t.Cleanup(func() {
 		if _, err := adminExec("DROP SCHEMA IF EXISTS " + pgx.Identifier{name}.Sanitize() + " CASCADE"); err != nil {
 			t.Errorf("drop schema %s: %v", name, err)
 		}
 	})
-	s, err := Open(t.Context(), testURL(), WithSchema(name))
+	s, err := Open(t.Context(), pgtest.URL(), WithSchema(name))
 	if err != nil {
 		t.Fatalf("Open with a %d-byte schema name: %v", len(name), err)
 	}
@@ -581,7 +582,7 @@ func TestQueueSchemaLen(t *testing.T) {
 	stop()
 
 	long := name + "x"
-	if _, err := Open(t.Context(), testURL(), WithSchema(long)); err == nil || !strings.Contains(err.Error(), "river_leadership") {
+	if _, err := Open(t.Context(), pgtest.URL(), WithSchema(long)); err == nil || !strings.Contains(err.Error(), "river_leadership") {
 		t.Errorf("Open with a %d-byte schema name = %v, want it refused for the queue's channel names", len(long), err)
 	}
 	if n, err := adminExec("SELECT 1 FROM pg_namespace WHERE nspname = $1", long); err != nil || n != 0 {
@@ -593,7 +594,7 @@ func TestQueueSchemaLen(t *testing.T) {
 func adminExec(sql string, args ...any) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := adminConn(ctx)
+	conn, err := pgtest.Connect(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -761,7 +762,7 @@ func TestQueueName(t *testing.T) {
 func TestQueueRoutesByComponent(t *testing.T) {
 	t.Parallel()
 	a := openTest(t)
-	b, err := Open(t.Context(), testURL(), WithSchema(a.Schema()))
+	b, err := Open(t.Context(), pgtest.URL(), WithSchema(a.Schema()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -877,17 +878,13 @@ func TestQueueLegacyJobs(t *testing.T) {
 	moved := jobInfo{queue: legacyQueue, state: "completed", attempt: 1, fetches: 1}
 	wantOld := []jobInfo{moved, {queue: queueOf(article), state: "available"}}
 	wantCancelled := []jobInfo{moved}
-	deadline := time.Now().Add(queueHang)
-	for {
+	eventually.Succeeds(t, queueHang, func() error { // River's tables have no event to wait on
 		old, cancelled := jobInfos(t, s, "old"), jobInfos(t, s, "cancelled")
-		if slices.Equal(old, wantOld) && slices.Equal(cancelled, wantCancelled) {
-			break
+		if !slices.Equal(old, wantOld) || !slices.Equal(cancelled, wantCancelled) {
+			return fmt.Errorf("jobs of old = %+v, want %+v; of cancelled = %+v, want %+v", old, wantOld, cancelled, wantCancelled)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs of old = %+v, want %+v; of cancelled = %+v, want %+v", old, wantOld, cancelled, wantCancelled)
-		}
-		time.Sleep(20 * time.Millisecond) // River's tables have no event to wait on
-	}
+		return nil
+	})
 	stop()
 	if k := strays.Load(); k != 0 {
 		t.Errorf("a Work loop serving nothing was handed %d runs", k)

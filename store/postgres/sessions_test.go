@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -16,9 +17,9 @@ import (
 // session's first top-level run, and completes a session that was saved.
 func TestMigrateSessionsOfRuns(t *testing.T) {
 	t.Parallel()
-	schema := newSchema(t)
+	schema := pgtest.Schema(t)
 	ctx := t.Context()
-	conn, err := adminConn(ctx)
+	conn, err := pgtest.Connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestMigrateSessionsOfRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s, err := Open(ctx, testURL(), WithSchema(schema))
+	s, err := Open(ctx, pgtest.URL(), WithSchema(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
