@@ -299,7 +299,8 @@ func WithSettings(s model.Settings) run.Option {
 
 // WithAttachments gives the run's input images and files (see model.Attachment),
 // sent with it to the model. They are checked before the run starts; they are not
-// stored with the run. Other runners ignore them.
+// stored with the run. A workflow gives them to its first agent steps: those that
+// start before any step has finished. Other runners ignore them.
 func WithAttachments(atts ...model.Attachment) run.Option {
 	return func(o *run.Options) { o.Extras = append(o.Extras, runAttachments(atts)) }
 }

@@ -28,15 +28,16 @@ import (
 
 // Defaults of a Config's zero fields.
 const (
-	DefaultStreamGrace   = 5 * time.Second
-	DefaultHeartbeat     = 15 * time.Second
-	DefaultMaxBodyBytes  = 1 << 20
-	DefaultWorkers       = host.DefaultWorkers
-	DefaultQueueSize     = host.DefaultQueueSize
-	DefaultShutdownGrace = host.DefaultShutdownGrace
-	DefaultCancelWait    = 10 * time.Second
-	DefaultKeepRuns      = host.DefaultKeepRuns
-	DefaultOSID          = "github.com/kern-dev/kern"
+	DefaultStreamGrace    = 5 * time.Second
+	DefaultHeartbeat      = 15 * time.Second
+	DefaultMaxBodyBytes   = 1 << 20
+	DefaultMaxAttachments = 10
+	DefaultWorkers        = host.DefaultWorkers
+	DefaultQueueSize      = host.DefaultQueueSize
+	DefaultShutdownGrace  = host.DefaultShutdownGrace
+	DefaultCancelWait     = 10 * time.Second
+	DefaultKeepRuns       = host.DefaultKeepRuns
+	DefaultOSID           = "github.com/kern-dev/kern"
 
 	// DefaultReadHeaderTimeout bounds how long a request's headers take to arrive.
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -60,8 +61,10 @@ type Config struct {
 	// Host runs the server's workflows and agents: the server answers HTTP by
 	// calling it, and its Shutdown (or Serve's end) shuts the host down too.
 	// Without one, New makes one from Workflows, Agents, Store, Registry,
-	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease and Logger (which are
-	// ignored when Host is set).
+	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease, ShutdownGrace and
+	// Logger. With one, New refuses Workflows, Agents, Store and Recorder (they are
+	// the host's), and Registry, Workers, QueueSize, KeepRuns, Replica and Lease
+	// are the host's options, not read here.
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
@@ -69,8 +72,8 @@ type Config struct {
 	// With a Store and no Recorder, the server records runs to Store itself. Nil keeps
 	// runs in memory only (the last KeepRuns finished runs). The caller closes the
 	// Store after Serve (or Shutdown) has returned. A Store that is a
-	// store.Canceller (PostgreSQL) carries cancels between the servers sharing it:
-	// New starts a listener for them, which Shutdown stops.
+	// store.Canceller (PostgreSQL, SQLite) carries cancels between the servers
+	// sharing it: the host listens for them until it is shut down.
 	Store store.Store
 	// Registry cancels the runs. Nil means a new one. It is set on every workflow and
 	// agent whose Registry is nil, so that cancels over HTTP reach their runs.
@@ -113,6 +116,12 @@ type Config struct {
 	// MaxBodyBytes bounds a request's body (DefaultMaxBodyBytes if 0); larger bodies
 	// are answered 413.
 	MaxBodyBytes int64
+	// MaxAttachments bounds the images and files of one run
+	// (DefaultMaxAttachments if 0): more are answered 422. MaxAttachmentBytes
+	// bounds the bytes of each (MaxBodyBytes if 0): a larger one is answered 413.
+	// MaxBodyBytes bounds them all together: raise it for runs given images.
+	MaxAttachments     int
+	MaxAttachmentBytes int64
 	// Workers bounds the background runs executing at once (DefaultWorkers if 0), and
 	// QueueSize the background runs waiting for a worker (DefaultQueueSize if 0); a
 	// background run beyond both is refused with 429.
@@ -161,7 +170,7 @@ type Server struct {
 
 // component is a workflow or an agent, as routes see it.
 type component struct {
-	kind        store.Kind
+	kind        run.Kind
 	id          string
 	name        string
 	description string
@@ -215,6 +224,12 @@ func (s *Server) defaults() {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.MaxAttachments <= 0 {
+		c.MaxAttachments = DefaultMaxAttachments
+	}
+	if c.MaxAttachmentBytes <= 0 {
+		c.MaxAttachmentBytes = c.MaxBodyBytes
+	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
@@ -238,13 +253,13 @@ func (s *Server) defaults() {
 // addComponents lists the host's workflows and agents as the routes describe them.
 func (s *Server) addComponents() {
 	for _, w := range s.host.Workflows() {
-		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), name: w.Name, description: w.Description}
+		c := &component{kind: run.KindWorkflow, id: w.WorkflowID(), name: w.Name, description: w.Description}
 		c.info = workflowDetail{workflowSummary: c.workflowSummary(), Steps: workflow.Describe(w.Steps)}
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.workflows = append(s.workflows, c)
 	}
 	for _, a := range s.host.Agents() {
-		c := &component{kind: store.KindAgent, id: a.AgentID(), name: a.Name, info: agentDetail(a)}
+		c := &component{kind: run.KindAgent, id: a.AgentID(), name: a.Name, info: agentDetail(a)}
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.agents = append(s.agents, c)
 	}

@@ -158,6 +158,15 @@ func requestBody(k bodyKind) obj {
 
 func str(description string) obj { return obj{"type": "string", "description": description} }
 
+// mediaList is a list of Media, or a string holding its JSON (as a form field does).
+func mediaList(description string) obj {
+	o := obj{"oneOf": []obj{{"type": "array", "items": ref("Media")}, {"type": "string", "description": "The list's JSON."}}}
+	if description != "" {
+		o["description"] = description
+	}
+	return o
+}
+
 func object(required []string, props obj) obj {
 	o := obj{"type": "object", "properties": props}
 	if required != nil {
@@ -187,11 +196,17 @@ func schemas() obj {
 			"model": object(nil, obj{"provider": str(""), "model": str("")}),
 			"tools": obj{"type": "array", "items": obj{"type": "string"}}}),
 		"RunRequest": object([]string{"message"}, obj{
-			"message":    str("The run's input."),
-			"stream":     obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
-			"session_id": str("The session the run belongs to; a new one if empty."),
-			"user_id":    str(""),
-			"background": obj{"type": "boolean", "default": false, "description": "Queue the run and answer 202 at once."}}),
+			"message":     str("The run's input."),
+			"stream":      obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
+			"session_id":  str("The session the run belongs to; a new one if empty."),
+			"user_id":     str(""),
+			"background":  obj{"type": "boolean", "default": false, "description": "Queue the run and answer 202 at once (not with images or files)."},
+			"images":      mediaList("Images given to the run, as Agno's Image.to_dict: {url} or {content (base64), mime_type}; a form field holds the list as a JSON string."),
+			"input_files": mediaList("Files given to the run, as Agno's File.to_dict: {url} or {content (base64), mime_type, filename}; a form field holds the list as a JSON string."),
+			"files": obj{"description": "Files uploaded in a multipart body (an image when its type is image/*), or a list of media as input_files.",
+				"oneOf": []obj{{"type": "array", "items": obj{"type": "string", "format": "binary"}}, mediaList("")}}}),
+		"Media": object(nil, obj{"url": str("An http or https URL the provider fetches."), "content": str("The bytes, in base64."),
+			"mime_type": str("The bytes' type; sniffed when missing."), "filename": str("A file's name."), "format": str("An image's format (png, jpeg...).")}),
 		"ResumeRequest": object(nil, obj{
 			"last_event_index": obj{"type": "integer", "minimum": -1, "description": "The last event index received (0-based)."},
 			"session_id":       str("")}),
@@ -285,7 +300,7 @@ func (s *Server) docsData() any {
 		}
 		switch rt.body {
 		case bodyRun:
-			d.Body = "form (urlencoded or multipart) or JSON: message (required), stream, session_id, user_id, background"
+			d.Body = "form (urlencoded or multipart) or JSON: message (required), stream, session_id, user_id, background, images, input_files, files (uploads)"
 		case bodyResume:
 			d.Body = "form (urlencoded or multipart): last_event_index, session_id"
 		}

@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/host"
+	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -25,6 +27,13 @@ type runRequest struct {
 	SessionID  string  `json:"session_id"`
 	UserID     string  `json:"user_id"`
 	Background bool    `json:"background"`
+	// Images and Files (or InputFiles, Agno's client's name) are lists of media
+	// (see media), or strings holding one, as Agno's clients send them.
+	Images     json.RawMessage `json:"images"`
+	Files      json.RawMessage `json:"files"`
+	InputFiles json.RawMessage `json:"input_files"`
+
+	atts []model.Attachment // the run's images and files, read from the fields above and uploads
 }
 
 // httpError is a client's mistake, answered with its status.
@@ -122,6 +131,9 @@ func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, e
 		if err == nil && req.Message == nil {
 			err = badRequest(http.StatusUnprocessableEntity, "message is required")
 		}
+		if err == nil {
+			err = s.readAttachments(&req, r)
+		}
 		return req, err
 	}
 	f := r.PostForm
@@ -147,7 +159,40 @@ func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, e
 			*b.dst = v
 		}
 	}
-	return req, nil
+	req.Images, req.Files, req.InputFiles = formJSON(f.Get("images")), formJSON(f.Get("files")), formJSON(f.Get("input_files"))
+	return req, s.readAttachments(&req, r)
+}
+
+// formJSON returns a form field's value as the JSON it holds (nil if empty).
+func formJSON(v string) json.RawMessage {
+	if v == "" {
+		return nil
+	}
+	return json.RawMessage(v)
+}
+
+// readAttachments reads the images and files of a run request into req.atts: its
+// media fields, and the files uploaded as files in a multipart body.
+func (s *Server) readAttachments(req *runRequest, r *http.Request) error {
+	a := attachments{max: s.cfg.MaxAttachments, maxBytes: s.cfg.MaxAttachmentBytes}
+	for _, f := range []struct {
+		name string
+		kind model.AttachmentKind
+		raw  json.RawMessage
+	}{{"images", model.AttachmentImage, req.Images}, {"files", model.AttachmentFile, req.Files}, {"input_files", model.AttachmentFile, req.InputFiles}} {
+		if err := a.media(f.name, f.kind, f.raw); err != nil {
+			return err
+		}
+	}
+	if r.MultipartForm != nil {
+		for _, fh := range r.MultipartForm.File["files"] {
+			if err := a.upload(fh); err != nil {
+				return err
+			}
+		}
+	}
+	req.atts = a.list
+	return nil
 }
 
 // createRun starts a run: streamed as SSE, waited for and answered as JSON, or
@@ -161,6 +206,15 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 	hr := host.Request{Kind: c.kind, Component: c.id, Input: *req.Message, SessionID: req.SessionID, UserID: req.UserID}
 	if hr.SessionID == "" {
 		hr.SessionID = run.NewID()
+	}
+	if len(req.atts) > 0 {
+		if req.Background {
+			// A background run is queued in the store, which keeps its text input
+			// only: it would run without them.
+			writeError(w, http.StatusUnprocessableEntity, "a background run takes no images or files: they are not stored")
+			return
+		}
+		hr.Options = []run.Option{agent.WithAttachments(req.atts...)}
 	}
 	if req.Background {
 		s.createBackground(w, r, hr)
@@ -179,7 +233,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 	select {
 	case <-hrun.Exec().Done():
 		s.detach(hrun, true)
-		writeJSON(w, http.StatusOK, fixOutput(hrun.Output(), c.kind, c.id, ""))
+		writeJSON(w, http.StatusOK, newAnswer(fixOutput(hrun.Output(), c.kind, c.id, ""), ""))
 	case <-r.Context().Done():
 		s.detach(hrun, false)
 	}
@@ -217,11 +271,11 @@ func (s *Server) answerStartError(w http.ResponseWriter, err error) {
 }
 
 // fixOutput makes out what Agno's client expects: the component's id set, a status.
-func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Status) *run.Output {
-	if kind == store.KindWorkflow && out.WorkflowID == "" {
+func fixOutput(out *run.Output, kind run.Kind, componentID string, st run.Status) *run.Output {
+	if kind == run.KindWorkflow && out.WorkflowID == "" {
 		out.WorkflowID = componentID
 	}
-	if kind == store.KindAgent && out.AgentID == "" {
+	if kind == run.KindAgent && out.AgentID == "" {
 		out.AgentID = componentID
 	}
 	if st != "" {
@@ -237,7 +291,20 @@ func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Stat
 // executes or executed it (kern's addition; Agno's clients ignore it).
 type runAnswer struct {
 	*run.Output
-	Replica string `json:"replica,omitempty"`
+	// Content replaces the output's: a structured output's JSON value itself, as
+	// Agno answers one, or else the text as a JSON string.
+	Content json.RawMessage `json:"content"`
+	Replica string          `json:"replica,omitempty"`
+}
+
+// newAnswer returns out as the API answers it; replica names the server that
+// executes or executed it ("" leaves it out).
+func newAnswer(out *run.Output, replica string) runAnswer {
+	content, ok := out.StructuredContent()
+	if !ok {
+		content, _ = json.Marshal(out.Content) // a string always encodes
+	}
+	return runAnswer{Output: out, Content: content, Replica: replica}
 }
 
 // answer returns the run as the API answers it; replica names this server.
@@ -245,7 +312,7 @@ func (f found) answer(replica string) runAnswer {
 	if f.lr == nil {
 		replica = f.rec.Replica
 	}
-	return runAnswer{Output: f.output(), Replica: replica}
+	return newAnswer(f.output(), replica)
 }
 
 // found is a run found in memory or in the store.
@@ -254,7 +321,7 @@ type found struct {
 	rec *store.Run // the stored run, otherwise
 }
 
-func (f found) kind() store.Kind {
+func (f found) kind() run.Kind {
 	if f.lr != nil {
 		return f.lr.Kind()
 	}
@@ -362,7 +429,7 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 	outs := []runAnswer{}
 	if s.store == nil {
 		for _, out := range s.memoryRuns(q) {
-			outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
+			outs = append(outs, newAnswer(out, s.cfg.Replica))
 		}
 		writeJSON(w, http.StatusOK, outs)
 		return
@@ -384,7 +451,7 @@ func (s *Server) answerRuns(w http.ResponseWriter, r *http.Request, q store.RunQ
 	if q.Offset == 0 {
 		for _, out := range held {
 			if !stored[out.RunID] && len(outs) < q.Limit {
-				outs = append(outs, runAnswer{Output: out, Replica: s.cfg.Replica})
+				outs = append(outs, newAnswer(out, s.cfg.Replica))
 			}
 		}
 	}
@@ -420,7 +487,8 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 }
 
 // cancelComponentRun cancels a run through the host and, unless ?wait=false, waits
-// (CancelWait at most) for it to end; it answers the status the run reached.
+// (CancelWait at most) for it to end; it answers the status the run reached, or
+// 503 when nothing of the cancel could be made durable (see host.ErrNotDurable).
 func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *component) {
 	id := r.PathValue("run_id")
 	wait := true
@@ -438,11 +506,17 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
 	st, known, err := s.host.Cancel(ctx, id, run.ReasonRequested, wait)
-	if err != nil && !errors.Is(err, host.ErrNotDurable) {
+	switch {
+	case errors.Is(err, host.ErrNotDurable):
+		// Cancelled in this process, but nothing of the cancel is stored: a process
+		// taking the run over would not know of it, so it is not acknowledged.
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"run %s is cancelled in this process (status %s), but the store could not keep the cancel: retry it", id, st))
+	case err != nil:
 		s.writeStoreError(w, err, "run")
-		return
+	default:
+		writeJSON(w, http.StatusOK, cancelAnswer(id, st, known))
 	}
-	writeJSON(w, http.StatusOK, cancelAnswer(id, st, known))
 }
 
 // notOthers reports whether run id is c's or not known yet; it answers 404 itself

@@ -9,6 +9,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -208,6 +209,36 @@ func (c *Client) Agents(ctx context.Context) ([]Summary, error) {
 type Run struct {
 	run.Output
 	Replica string `json:"replica,omitempty"`
+}
+
+// UnmarshalJSON reads a run answer, whose content is a JSON value rather than a
+// string for a structured output: Content is then its compact JSON.
+func (r *Run) UnmarshalJSON(b []byte) error {
+	type plain Run // without this method
+	var w struct {
+		*plain
+		Content json.RawMessage `json:"content"`
+	}
+	w.plain = (*plain)(r)
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	if len(w.Content) == 0 || w.Content[0] == '"' || string(w.Content) == "null" {
+		r.Content = ""
+		if len(w.Content) > 0 {
+			return json.Unmarshal(w.Content, &r.Content)
+		}
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, w.Content); err != nil {
+		return err
+	}
+	r.Content = buf.String()
+	if r.ContentType == "" {
+		r.ContentType = run.ContentTypeJSON
+	}
+	return nil
 }
 
 // GetRun returns a run of any workflow or agent (GET /runs/{run_id}). A run the

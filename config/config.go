@@ -10,6 +10,7 @@
 //	  local:  {provider: openai-chat, id: llama3.2, base_url: "http://localhost:11434/v1"}
 //	  claude: {provider: anthropic, id: claude-sonnet-4-5}
 //	  demo:   {provider: scripted, text: "Dragons can code.", delay: 20ms}
+//	  priced: {provider: openai, id: gpt-5.2, price: {input: 1.25, output: 10, cache_read: 0.125}}
 //
 //	agents:
 //	  researcher:
@@ -97,6 +98,35 @@
 //
 // An agent's output_schema is a JSON Schema, written in YAML, of the object it must
 // answer with (see agent.OutputSchema): its runs' content is then that JSON object.
+//
+// Policies and limits. A model entry's price ({input, output, cache_read,
+// cache_write}, per million tokens) gives its agents' runs a cost in their metrics.
+// An agent's or a workflow's budget bounds the tokens of one run (a workflow's: all
+// its steps together); a run over it ends ERROR. A workflow's timeout (a duration
+// such as 2m) bounds a run; a step's timeout bounds each attempt of the step, and
+// its retry runs it again after a failure: attempts (in all, at least 1), backoff
+// (the first wait), max_backoff, multiplier (of each wait, 2 if unset) and on, the
+// failures retried: timeout, error (any other), or both (the default). An agent's
+// tools may name other agents and workflows, which it then calls as tools (with an
+// optional timeout and retry of each call, as a step's); an agent must not end up
+// calling itself.
+//
+//	agents:
+//	  lead:
+//	    model: fast
+//	    budget: 200000                       # tokens per run
+//	    tools:
+//	      - hackernews
+//	      - {agent: researcher, description: Researches a topic}
+//	      - {workflow: article, description: Writes an article on a topic}
+//	workflows:
+//	  article:
+//	    timeout: 10m
+//	    steps:
+//	      - name: research
+//	        agent: researcher
+//	        timeout: 2m
+//	        retry: {attempts: 3, backoff: 1s, max_backoff: 30s, on: [timeout, error]}
 //
 // Conditions, until and route entries are expressions in a small language, checked
 // when the file is loaded:

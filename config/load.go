@@ -29,6 +29,13 @@ type loader struct {
 	// modelSettings are the settings of each model entry, which its agents start from.
 	modelSettings map[string]model.Settings
 	agents        map[string]*agent.Agent
+	agentNodes    map[string]*yaml.Node // where each agent's key is
+	workflows     map[string]*workflow.Workflow
+	// workflowAgents are the agents each workflow's steps run, and toolRefs the
+	// agents' tools that are agents or workflows: linkTools resolves them once
+	// every entry is built.
+	workflowAgents map[string][]string
+	toolRefs       []toolRef
 	// declared holds the keys of models and agents, built or not, so that a broken
 	// entry is reported once, not again at each reference to it.
 	declared map[string]bool
@@ -77,6 +84,9 @@ func (l *loader) load(data []byte) *Config {
 		}
 	}
 	l.agents = make(map[string]*agent.Agent)
+	l.agentNodes = make(map[string]*yaml.Node)
+	l.workflows = make(map[string]*workflow.Workflow)
+	l.workflowAgents = make(map[string][]string)
 	for _, e := range l.entries(f["agents"], "agents") {
 		l.declared["agents."+e.key] = true
 		if a := l.agent(e); a != nil {
@@ -85,10 +95,13 @@ func (l *loader) load(data []byte) *Config {
 		}
 	}
 	for _, e := range l.entries(f["workflows"], "workflows") {
+		l.declared["workflows."+e.key] = true
 		if w := l.workflow(e); w != nil {
+			l.workflows[e.key] = w
 			cfg.Workflows = append(cfg.Workflows, w)
 		}
 	}
+	l.linkTools()
 	if f["agents"] == nil && f["workflows"] == nil {
 		l.errorf(root, "the file declares no agents and no workflows")
 	}
@@ -269,7 +282,7 @@ func (l *loader) required(n *yaml.Node, f map[string]*yaml.Node, what string, ke
 func (l *loader) model(e entry) model.Model {
 	what := fmt.Sprintf("model %q", e.key)
 	val := l.withoutAPIKey(e.val, what)
-	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay"}, settingKeys...)...)
+	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay", "price"}, settingKeys...)...)
 	if f == nil || !l.required(val, f, what, "provider") {
 		return nil
 	}
@@ -282,6 +295,9 @@ func (l *loader) model(e entry) model.Model {
 	m := l.newModel(f, val, provider, what)
 	if m != nil {
 		l.checkModelSettings(val, m, settings, what)
+	}
+	if p := l.price(f["price"], what); p != nil && m != nil {
+		m = model.WithPrice(m, *p)
 	}
 	return m
 }
@@ -364,7 +380,7 @@ func (l *loader) withoutAPIKey(n *yaml.Node, what string) *yaml.Node {
 // agent builds an agent entry.
 func (l *loader) agent(e entry) *agent.Agent {
 	what := fmt.Sprintf("agent %q", e.key)
-	f := l.fields(e.val, what, "name", "model", "instructions", "tools", "history", "max_iterations", "settings", "output_schema")
+	f := l.fields(e.val, what, "name", "model", "instructions", "tools", "history", "max_iterations", "settings", "output_schema", "budget")
 	if f == nil || !l.required(e.val, f, what, "model") {
 		return nil
 	}
@@ -374,7 +390,9 @@ func (l *loader) agent(e entry) *agent.Agent {
 		Instructions:  l.optStr(f["instructions"], what+" instructions"),
 		History:       l.count(f["history"], what+" history"),
 		MaxIterations: l.count(f["max_iterations"], what+" max_iterations"),
+		Budget:        l.count(f["budget"], what+" budget"),
 	}
+	l.agentNodes[e.key] = e.keyNode
 	if a.Name == "" {
 		a.Name = e.key
 	}
@@ -390,7 +408,7 @@ func (l *loader) agent(e entry) *agent.Agent {
 		a.Settings = &settings
 	}
 	a.Output = l.outputSchema(f["output_schema"], what)
-	a.Tools = l.agentTools(f["tools"], what)
+	a.Tools = l.agentTools(e.key, f["tools"], what)
 	if a.Model == nil {
 		return nil
 	}
@@ -401,19 +419,25 @@ func (l *loader) agent(e entry) *agent.Agent {
 	return a
 }
 
-// agentTools resolves an agent's tools list through the registry.
-func (l *loader) agentTools(n *yaml.Node, what string) []tool.Tool {
+// agentTools resolves an agent's tools list through the registry; the agents and
+// workflows in it ({agent: id} or {workflow: id}) are given to the agent later (see
+// linkTools).
+func (l *loader) agentTools(owner string, n *yaml.Node, what string) []tool.Tool {
 	n = resolve(n)
 	if n == nil || isNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		l.errorf(n, "%s tools must be a list of names, not %s", what, kind(n))
+		l.errorf(n, "%s tools must be a list of names, {agent: <id>} or {workflow: <id>}, not %s", what, kind(n))
 		return nil
 	}
 	var tools []tool.Tool
 	seen := make(map[string]bool)
 	for _, item := range n.Content {
+		if resolve(item).Kind == yaml.MappingNode {
+			l.toolRef(owner, resolve(item), what)
+			continue
+		}
 		name, ok := l.str(resolve(item), what+" tool")
 		if !ok {
 			continue
@@ -444,7 +468,7 @@ func (l *loader) toolNames() []string {
 // workflow builds a workflow entry.
 func (l *loader) workflow(e entry) *workflow.Workflow {
 	what := fmt.Sprintf("workflow %q", e.key)
-	f := l.fields(e.val, what, "name", "description", "resumable", "steps")
+	f := l.fields(e.val, what, "name", "description", "resumable", "steps", "timeout", "budget")
 	if f == nil || !l.required(e.val, f, what, "steps") {
 		return nil
 	}
@@ -453,6 +477,8 @@ func (l *loader) workflow(e entry) *workflow.Workflow {
 		Name:         l.optStr(f["name"], what+" name"),
 		Description:  l.optStr(f["description"], what+" description"),
 		NotResumable: !l.optBool(f["resumable"], what+" resumable", true),
+		Timeout:      l.duration(f["timeout"], what+" timeout"),
+		Budget:       l.count(f["budget"], what+" budget"),
 	}
 	if w.Name == "" {
 		w.Name = e.key
@@ -460,6 +486,7 @@ func (l *loader) workflow(e entry) *workflow.Workflow {
 	before := len(l.errs)
 	s := &steps{l: l, names: make(map[string]*yaml.Node)}
 	w.Steps = s.list(f["steps"], what+" steps")
+	l.workflowAgents[e.key] = s.agents
 	if len(l.errs) > before {
 		return nil
 	}
@@ -474,6 +501,8 @@ func (l *loader) workflow(e entry) *workflow.Workflow {
 type steps struct {
 	l     *loader
 	names map[string]*yaml.Node // step id → where its name is
+	// agents are the keys of the agents the steps run.
+	agents []string
 }
 
 // containers are the keys of container steps.
@@ -539,7 +568,7 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 }
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
-	f := s.l.fields(n, "step", "name", "agent", "description")
+	f := s.l.fields(n, "step", "name", "agent", "description", "timeout", "retry")
 	if f == nil {
 		return nil, ""
 	}
@@ -564,7 +593,11 @@ func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 		}
 		return nil, ""
 	}
-	return workflow.AgentStep(name, a, desc), name
+	s.agents = append(s.agents, ref)
+	t := workflow.AgentStep(name, a, desc)
+	t.Timeout = s.l.duration(f["timeout"], what+" timeout")
+	t.Retry = s.l.retry(f["retry"], what)
+	return t, name
 }
 
 // container builds a container step of the given kind from its mapping n.

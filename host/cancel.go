@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -26,8 +27,10 @@ const unstoredWait = 250 * time.Millisecond
 // When the store keeps cancel intents (a store.Canceller), the intent is durable
 // before Cancel returns, also for a run executing here, so that a process taking
 // the run over later knows of it. If the store fails to keep it for a run
-// executing here, the run is cancelled all the same and the error wraps
-// ErrNotDurable; for a run elsewhere the store's error is returned. reason is
+// executing here, the run is cancelled here all the same; the cancel is durable
+// still when the run's end was persisted before Cancel returns (with wait), and
+// otherwise the error wraps ErrNotDurable: the cancel must not be acknowledged.
+// For a run elsewhere the store's error is returned. reason is
 // run.ReasonRequested if empty.
 func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run.Status, known bool, err error) {
 	if reason == "" {
@@ -78,13 +81,23 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 			st = run.StatusRunning
 		}
 	}
-	return st, <-kept
+	err := <-kept
+	if err != nil && endPersisted(r) {
+		err = nil // its terminal status is stored: no process can reverse the cancel
+	}
+	return st, err
+}
+
+// endPersisted reports whether r's run has ended and its end was persisted.
+func endPersisted(r *Run) bool {
+	x := r.Exec()
+	return x != nil && isDone(x.Done()) && x.PersistErr() == nil
 }
 
 // cancelActive cancels a run active in one of the host's registries that the host
 // did not start (a nested agent run, a run a program started on a workflow
 // directly).
-func (h *Host) cancelActive(ctx context.Context, e *run.Entry, reason string, wait bool) run.Status {
+func (h *Host) cancelActive(ctx context.Context, e *engine.Entry, reason string, wait bool) run.Status {
 	e.Cancel(reason)
 	if !wait {
 		return e.Status()
@@ -116,7 +129,7 @@ func (h *Host) keep(ctx context.Context, id, reason string) error {
 	}
 	if err := h.canceller.CancelRun(ctx, id, reason); err != nil {
 		h.log.Warn("host: cancel applied here but not stored", "run_id", id, "err", err)
-		return fmt.Errorf("host: run %s: %w: %w", id, ErrNotDurable, err)
+		return fmt.Errorf("host: run %s: %w: its intent not stored: %w", id, ErrNotDurable, err)
 	}
 	return nil
 }
@@ -163,9 +176,9 @@ func (h *Host) cancelElsewhere(ctx context.Context, id, reason string, rec *stor
 }
 
 // active returns the entry of a run active in one of the host's registries.
-func (h *Host) active(id string) *run.Entry {
+func (h *Host) active(id string) *engine.Entry {
 	for _, reg := range h.registries() {
-		if e, ok := reg.Lookup(id); ok {
+		if e, ok := engine.Lookup(reg, id); ok {
 			return e
 		}
 	}
@@ -200,14 +213,13 @@ func (h *Host) remoteCancel(id, reason string) {
 }
 
 // registryHook is what the host's registries hand their Cancel to, so that a
-// program's wf.CancelRun reaches a run in another process as Host.Cancel does.
+// program's wf.CancelRun reaches a run in another process as Host.Cancel does. It
+// returns Cancel's errors, ErrNotDurable's too: a cancel that took effect here
+// only is not reported done.
 type registryHook struct{ h *Host }
 
 func (k registryHook) CancelRun(ctx context.Context, id, reason string) (run.Status, error) {
 	st, _, err := k.h.Cancel(ctx, id, reason, true)
-	if errors.Is(err, ErrNotDurable) {
-		err = nil // cancelled here all the same; the host logged it
-	}
 	if err == nil && !st.Terminal() && st != run.StatusPending && ctx.Err() != nil {
 		err = ctx.Err()
 	}

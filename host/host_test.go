@@ -417,18 +417,59 @@ var errUnreachable = errors.New("database unreachable")
 
 func (failingIntents) CancelRun(context.Context, string, string) error { return errUnreachable }
 
+// failingEnd is a recorder that cannot persist the end of runs.
+type failingEnd struct{ *store.Recorder }
+
+func (r failingEnd) End(ctx context.Context, x *run.Exec) error {
+	_ = r.Recorder.End(ctx, x)
+	return errUnreachable
+}
+
 // TestCancelStoreDown: a cancel of a run executing here takes effect even when the
-// store cannot keep its intent, and says so (ErrNotDurable).
+// store cannot keep its intent; it says so (ErrNotDurable) unless the run's end was
+// persisted, which makes the cancel durable all the same.
 func TestCancelStoreDown(t *testing.T) {
-	sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sq.Close()
-	h := startHost(t, failingIntents{sq}, Options{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, NoRecovery: true})
-	r := untilContent(t, h, "story")
-	st, known, err := h.Cancel(context.Background(), r.ID(), "", true)
-	if st != run.StatusCancelled || !known || !errors.Is(err, ErrNotDurable) || !errors.Is(err, errUnreachable) {
-		t.Fatalf("cancel with the store down: %s known %v err %v; want CANCELLED, known, ErrNotDurable wrapping the store's error", st, known, err)
+	for _, tc := range []struct {
+		name    string
+		endFail bool // the run's end is not persisted either
+		wait    bool
+		library bool // wf.CancelRun rather than Host.Cancel
+		want    run.Status
+		durable bool
+	}{
+		{name: "intent and end not stored", endFail: true, wait: true, want: run.StatusCancelled},
+		{name: "intent and end not stored, library", endFail: true, wait: true, library: true, want: run.StatusCancelled},
+		{name: "intent not stored, no wait", want: run.StatusRunning},
+		{name: "end stored", wait: true, want: run.StatusCancelled, durable: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sq := sqliteStore(t, filepath.Join(t.TempDir(), "kern.db"))
+			wf := slowWorkflow("Story")
+			opts := Options{Workflows: []*workflow.Workflow{wf}, NoRecovery: true}
+			if tc.endFail {
+				rec := store.NewRecorder(sq, store.RecorderOptions{NoRecovery: true})
+				t.Cleanup(func() { rec.Close() }) // after the host's Shutdown
+				opts.Recorder = failingEnd{rec}
+			}
+			h := startHost(t, failingIntents{sq}, opts)
+			r := untilContent(t, h, "story")
+			var st run.Status
+			known, err := true, error(nil)
+			if tc.library {
+				st, err = wf.CancelRun(context.Background(), r.ID())
+			} else {
+				st, known, err = h.Cancel(context.Background(), r.ID(), "", tc.wait)
+			}
+			if tc.durable {
+				if st != tc.want || !known || err != nil {
+					t.Fatalf("cancel with the intent not stored but the run's end stored: %s known %v err %v; want %s, known, no error", st, known, err, tc.want)
+				}
+			} else if st != tc.want || !known || !errors.Is(err, ErrNotDurable) || !errors.Is(err, errUnreachable) {
+				t.Fatalf("cancel with the store down: %s known %v err %v; want %s, known, ErrNotDurable wrapping the store's error", st, known, err, tc.want)
+			}
+			if out := r.Exec().Wait(); out.Status != run.StatusCancelled {
+				t.Fatalf("run ended %s, want CANCELLED here all the same", out.Status)
+			}
+		})
 	}
 }

@@ -150,8 +150,8 @@ func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func(
 	defer poll.Stop()
 	ended := rec.Status.Terminal()
 	for {
-		for i, e := range evs {
-			if terminalOf(rec.Kind, e.Type) {
+		for i := range evs {
+			if evs[i].Ends(rec.ID) { // not a nested run's end: an agent called as a tool
 				yield(evs[:i+1])
 				return nil
 			}
@@ -185,13 +185,4 @@ func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func(
 			return nil
 		}
 	}
-}
-
-// terminalOf reports whether an event of type t ends a run of kind k (nested agent
-// runs' terminal events do not end a workflow's stream).
-func terminalOf(k store.Kind, t run.EventType) bool {
-	if k == store.KindWorkflow {
-		return t == run.EventWorkflowCompleted || t == run.EventWorkflowCancelled || t == run.EventWorkflowError
-	}
-	return t == run.EventRunCompleted || t == run.EventRunCancelled || t == run.EventRunError
 }

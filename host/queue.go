@@ -40,11 +40,10 @@ func (h *Host) newQueue() queue {
 // starts it once free. It fails with ErrClosed, ErrQueueFull or
 // ErrUnknownComponent, or with the store's error.
 func (h *Host) Enqueue(ctx context.Context, req Request) (*run.Output, error) {
-	c, err := h.prepare(&req)
+	r, err := h.prepare(req, true)
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(c, req, true)
 	if h.Closing() {
 		return nil, ErrClosed
 	}
@@ -204,49 +203,72 @@ func (q *storeQueue) start() {
 	}
 	go func() {
 		defer close(q.done)
-		if err := q.q.Work(ctx, q.h.opts.Workers, serves, q.h.runJob); err != nil {
-			q.h.log.Error("host: queue stopped: this process no longer starts background runs", "err", err)
-		}
+		q.work(ctx, serves)
 	}()
+}
+
+// Bounds of the wait before Work is called again after it failed.
+const (
+	workRetryMin = 100 * time.Millisecond
+	workRetryMax = 30 * time.Second
+)
+
+// work calls the store's Work until ctx is done, again after a backoff whenever it
+// fails (the database unreachable as the process starts): a process that starts no
+// background run, while others rely on it, is worse than one that keeps trying.
+func (q *storeQueue) work(ctx context.Context, serves []store.Component) {
+	backoff := workRetryMin
+	for {
+		began := time.Now()
+		err := q.q.Work(ctx, q.h.opts.Workers, serves, q.h.runJob)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > workRetryMax {
+			backoff = workRetryMin // it worked for a while: a new failure
+		}
+		q.h.log.Error("host: queue stopped: this process starts no background run until it works again",
+			"err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, workRetryMax)
+	}
 }
 
 func (q *storeQueue) stop() { q.cancel() }
 func (q *storeQueue) wait() { <-q.done }
 
 // runJob starts a background run taken from the store's queue and returns once it
-// has ended. A run cancelled while queued starts and ends CANCELLED at once; a run
-// of a component this host does not run goes back to the queue.
-func (h *Host) runJob(ctx context.Context, j *store.Job) error {
+// has ended. A run cancelled while queued starts and ends CANCELLED at once. A run
+// of a component this host does not run, one handed over while the host shuts
+// down, and one whose cancel intent cannot be read go back to the queue
+// (store.ErrNotHere), for this process later or another one.
+func (h *Host) runJob(_ context.Context, j *store.Job) error {
 	c := h.component(j.Kind, j.ComponentID)
 	if c == nil {
 		// Run by other processes (a rolling deploy): one of them starts it.
 		return fmt.Errorf("no %s %q on replica %s: %w", j.Kind, j.ComponentID, h.opts.Replica, store.ErrNotHere)
 	}
 	r := newRun(c, Request{RunID: j.ID, Input: j.Input, SessionID: j.SessionID, UserID: j.UserID}, true)
+	r.given = true // cancelled while queued, maybe
 	r.opts = append(r.opts, run.WithResume(&run.Resume{}))
-	h.keepPendingCancel(ctx, c, j.ID)
 	err := h.register(r)
 	if err == nil {
 		err = h.startNow(r)
 	}
-	if errors.Is(err, ErrClosed) && r.claim() {
-		// Shutting down before it started: recorded CANCELLED rather than left PENDING.
-		err = h.beginCancelled(r, ReasonShutdown)
+	if errors.Is(err, ErrClosed) || errors.Is(err, errIntentUnread) {
+		// Not started: a replica that is not shutting down starts it, or this
+		// one once the store answers again.
+		return fmt.Errorf("run %s on replica %s: %w: %w", j.ID, h.opts.Replica, store.ErrNotHere, err)
 	}
 	if err != nil {
 		return err
 	}
 	<-r.x.Done()
 	return nil
-}
-
-// keepPendingCancel keeps in c's registry the cancel intent stored for a run about
-// to start here, if any: the run then ends CANCELLED as it starts.
-func (h *Host) keepPendingCancel(ctx context.Context, c *component, id string) {
-	if h.canceller == nil {
-		return
-	}
-	if reason, ok, err := h.canceller.PendingCancel(ctx, id); err == nil && ok {
-		c.registry.RequestCancel(id, reason)
-	}
 }

@@ -83,14 +83,15 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 	// A run with no event stored never started (a queued run whose worker died
 	// before starting it): any run may start then. Otherwise only a resumable
 	// workflow's run goes on.
-	if next > 0 && (rec.Kind != store.KindWorkflow || !c.resumable) {
+	if next > 0 && (rec.Kind != run.KindWorkflow || !c.resumable) {
 		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults
 	r := newRun(c, Request{RunID: rec.ID, Input: rec.Input, SessionID: rec.SessionID, UserID: rec.UserID}, true)
 	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: next, Steps: steps}))
-	// Cancelled while its process was dying: it resumes only to end CANCELLED.
-	h.keepPendingCancel(ctx, c, rec.ID)
+	// Cancelled while its process was dying: it resumes only to end CANCELLED (begin
+	// reads the intent; when it cannot, the run is left to its lease).
+	r.given = true
 	if err := h.register(r); err != nil {
 		return err
 	}

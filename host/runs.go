@@ -8,18 +8,21 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 )
 
 // Request is a run to start: of which workflow or agent, on what input, in which
 // session.
 type Request struct {
-	Kind      store.Kind // store.KindWorkflow or store.KindAgent
-	Component string     // the workflow's or agent's id
+	Kind      run.Kind // run.KindWorkflow or run.KindAgent
+	Component string   // the workflow's or agent's id
 	Input     string
 	RunID     string // a new id if empty
 	SessionID string
 	UserID    string
+	// Options are more options of the run (agent.WithAttachments), after the
+	// host's own. A background run's are not stored: it runs without them if
+	// another process takes it.
+	Options []run.Option
 }
 
 // Run is a run this host started or queued.
@@ -30,6 +33,9 @@ type Run struct {
 	opts       []run.Option
 	background bool
 	queued     *run.Output // the run's identity, answered while it is queued
+	// given: the id was not made by this host (a caller's, a queued or left-behind
+	// run's), so a cancel intent may be stored for it already.
+	given bool
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
 	started chan struct{} // closed once x or err is set
@@ -41,7 +47,7 @@ type Run struct {
 func (r *Run) ID() string { return r.id }
 
 // Kind returns what runs: a workflow or an agent.
-func (r *Run) Kind() store.Kind { return r.comp.kind }
+func (r *Run) Kind() run.Kind { return r.comp.kind }
 
 // Component returns the id of the workflow or agent that runs.
 func (r *Run) Component() string { return r.comp.id }
@@ -119,10 +125,10 @@ func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // newRun returns the run req asks for, of component c.
 func newRun(c *component, req Request, background bool) *Run {
 	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, started: make(chan struct{}),
-		opts: []run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}}
+		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
-	if c.kind == store.KindWorkflow {
+	if c.kind == run.KindWorkflow {
 		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
 	} else {
 		out.AgentID, out.AgentName = c.id, c.agent.Name
@@ -131,29 +137,33 @@ func newRun(c *component, req Request, background bool) *Run {
 	return r
 }
 
-// prepare resolves req's component and fills its run id.
-func (h *Host) prepare(req *Request) (*component, error) {
+// prepare returns the run req asks for, a new id given to it if it has none.
+func (h *Host) prepare(req Request, background bool) (*Run, error) {
 	c := h.component(req.Kind, req.Component)
 	if c == nil {
 		return nil, fmt.Errorf("%w: %s %q", ErrUnknownComponent, req.Kind, req.Component)
 	}
-	if req.RunID == "" {
-		req.RunID = run.NewID()
+	given := req.RunID != ""
+	if !given {
+		req.RunID = run.NewID() // no process can have stored a cancel for it
 	}
-	return c, nil
+	r := newRun(c, req, background)
+	r.given = given
+	return r, nil
 }
 
 // Start starts a run now, in this process, and returns it: read its events from
 // Exec once Start returns. The run goes on until it ends, is cancelled, or the
 // host shuts down, whoever reads it. It fails with ErrClosed once the host is
 // shutting down, ErrUnknownComponent, or the run's own error (run.ErrInvalid,
-// run.ErrDuplicateID, the recorder's).
+// run.ErrDuplicateID, the recorder's). A run given its id (req.RunID) that was
+// cancelled before it started, in any process, ends CANCELLED at once; when the
+// store cannot tell whether it was, the run does not start.
 func (h *Host) Start(req Request) (*Run, error) {
-	c, err := h.prepare(&req)
+	r, err := h.prepare(req, false)
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(c, req, false)
 	if err := h.register(r); err != nil {
 		return nil, err
 	}
@@ -196,7 +206,11 @@ func (h *Host) startNow(r *Run) error {
 
 // begin starts r's run with ctx and watches it until it ends. r must be claimed.
 func (h *Host) begin(ctx context.Context, r *Run) error {
-	x, err := r.comp.start(ctx, r.input, r.opts...)
+	var x *run.Exec
+	err := h.readIntent(ctx, r)
+	if err == nil {
+		x, err = r.comp.start(ctx, r.input, r.opts...)
+	}
 	r.x, r.err = x, err
 	close(r.started)
 	if err != nil {
@@ -208,6 +222,35 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	}
 	h.wg.Add(1)
 	go h.watch(r)
+	return nil
+}
+
+// intentReadTimeout bounds the read of a run's stored cancel intent before it starts.
+const intentReadTimeout = 10 * time.Second
+
+// errIntentUnread: the store could not say whether a run about to start was
+// cancelled, so it does not start (it could reverse a cancel).
+var errIntentUnread = errors.New("cancel intent could not be read")
+
+// readIntent keeps in r's registry the cancel intent the store holds for r, if
+// any, so that r ends CANCELLED as it starts: the intent of a cancel stored before
+// this host held the run (by another process, before a Start with the caller's
+// id, while the run was queued or its process dying), which the listener may not
+// have delivered yet. A run whose id this host made cannot have one: no read is
+// paid for it.
+func (h *Host) readIntent(ctx context.Context, r *Run) error {
+	if h.canceller == nil || !r.given || ctx.Err() != nil {
+		return nil // a cancelled ctx ends the run CANCELLED anyway
+	}
+	ctx, cancel := context.WithTimeout(ctx, intentReadTimeout)
+	defer cancel()
+	reason, ok, err := h.canceller.PendingCancel(ctx, r.id)
+	if err != nil {
+		return fmt.Errorf("host: run %s: %w: %w", r.id, errIntentUnread, err)
+	}
+	if ok {
+		r.comp.registry.RequestCancel(r.id, reason)
+	}
 	return nil
 }
 

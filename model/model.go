@@ -102,9 +102,19 @@ const (
 
 // Usage counts the tokens of one model response.
 type Usage struct {
+	// InputTokens count the whole input, the cached part included.
 	InputTokens  int `json:"input_tokens"`
 	OutputTokens int `json:"output_tokens"`
 	TotalTokens  int `json:"total_tokens"`
+	// CacheReadTokens are the input tokens read from the provider's prompt cache
+	// (OpenAI cached_tokens, Anthropic cache_read_input_tokens).
+	CacheReadTokens int `json:"cache_read_tokens,omitempty"`
+	// CacheWriteTokens are the input tokens written to the prompt cache (Anthropic
+	// cache_creation_input_tokens, OpenAI cache_write_tokens).
+	CacheWriteTokens int `json:"cache_write_tokens,omitempty"`
+	// ReasoningTokens are the output tokens spent reasoning (OpenAI
+	// reasoning_tokens); Anthropic does not report them apart.
+	ReasoningTokens int `json:"reasoning_tokens,omitempty"`
 }
 
 // Chunk is one piece of a streamed response. A chunk carries a text delta, complete

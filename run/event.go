@@ -264,18 +264,34 @@ type Metrics struct {
 	InputTokens      int
 	OutputTokens     int
 	TotalTokens      int
+	// CacheReadTokens, CacheWriteTokens and ReasoningTokens are the parts of the
+	// input and output tokens that providers report apart (see model.Usage).
+	CacheReadTokens  int
+	CacheWriteTokens int
+	ReasoningTokens  int
+	// Cost is what the tokens cost, for models with a price (model.WithPrice); zero
+	// without one.
+	Cost float64
+}
+
+// metricsWire is Metrics as Agno writes them: durations in seconds, the detailed
+// counts and the cost only when there are some.
+type metricsWire struct {
+	InputTokens      int      `json:"input_tokens"`
+	OutputTokens     int      `json:"output_tokens"`
+	TotalTokens      int      `json:"total_tokens"`
+	CacheReadTokens  int      `json:"cache_read_tokens,omitempty"`
+	CacheWriteTokens int      `json:"cache_write_tokens,omitempty"`
+	ReasoningTokens  int      `json:"reasoning_tokens,omitempty"`
+	Cost             float64  `json:"cost,omitempty"`
+	Duration         float64  `json:"duration"`
+	TimeToFirstToken *float64 `json:"time_to_first_token,omitempty"`
 }
 
 // MarshalJSON writes metrics as Agno does: durations in seconds.
 func (m Metrics) MarshalJSON() ([]byte, error) {
-	type wire struct {
-		InputTokens      int      `json:"input_tokens"`
-		OutputTokens     int      `json:"output_tokens"`
-		TotalTokens      int      `json:"total_tokens"`
-		Duration         float64  `json:"duration"`
-		TimeToFirstToken *float64 `json:"time_to_first_token,omitempty"`
-	}
-	w := wire{m.InputTokens, m.OutputTokens, m.TotalTokens, m.Duration.Seconds(), nil}
+	w := metricsWire{m.InputTokens, m.OutputTokens, m.TotalTokens, m.CacheReadTokens, m.CacheWriteTokens,
+		m.ReasoningTokens, m.Cost, m.Duration.Seconds(), nil}
 	if m.TimeToFirstToken > 0 {
 		s := m.TimeToFirstToken.Seconds()
 		w.TimeToFirstToken = &s
@@ -285,31 +301,35 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (m *Metrics) UnmarshalJSON(b []byte) error {
-	var w struct {
-		InputTokens      int     `json:"input_tokens"`
-		OutputTokens     int     `json:"output_tokens"`
-		TotalTokens      int     `json:"total_tokens"`
-		Duration         float64 `json:"duration"`
-		TimeToFirstToken float64 `json:"time_to_first_token"`
-	}
+	var w metricsWire
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
 	*m = Metrics{
 		Duration:         time.Duration(w.Duration * float64(time.Second)),
-		TimeToFirstToken: time.Duration(w.TimeToFirstToken * float64(time.Second)),
 		InputTokens:      w.InputTokens,
 		OutputTokens:     w.OutputTokens,
 		TotalTokens:      w.TotalTokens,
+		CacheReadTokens:  w.CacheReadTokens,
+		CacheWriteTokens: w.CacheWriteTokens,
+		ReasoningTokens:  w.ReasoningTokens,
+		Cost:             w.Cost,
+	}
+	if w.TimeToFirstToken != nil {
+		m.TimeToFirstToken = time.Duration(*w.TimeToFirstToken * float64(time.Second))
 	}
 	return nil
 }
 
-// Add adds the token counts of o to m.
+// Add adds the token counts and cost of o to m.
 func (m *Metrics) Add(o Metrics) {
 	m.InputTokens += o.InputTokens
 	m.OutputTokens += o.OutputTokens
 	m.TotalTokens += o.TotalTokens
+	m.CacheReadTokens += o.CacheReadTokens
+	m.CacheWriteTokens += o.CacheWriteTokens
+	m.ReasoningTokens += o.ReasoningTokens
+	m.Cost += o.Cost
 }
 
 // StepResult is what one workflow step produced.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -184,12 +185,12 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	now := time.Now()
 	rec := &Run{
 		ID: x.ID, SessionID: out.SessionID, UserID: out.UserID, ParentRunID: out.ParentRunID,
-		Kind: KindAgent, ComponentID: out.AgentID,
+		Kind: x.Kind, ComponentID: out.AgentID,
 		Status: run.StatusRunning, Input: out.Input, Output: *out,
 		Replica: r.opts.Replica, LeaseUntil: now.Add(r.opts.Lease), CreatedAt: now, UpdatedAt: now,
 	}
 	if x.Kind == run.KindWorkflow {
-		rec.Kind, rec.ComponentID = KindWorkflow, out.WorkflowID
+		rec.ComponentID = out.WorkflowID
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -416,10 +417,10 @@ func (r *Recorder) giveUp(rc *recording, err error) {
 	}
 	// Its End, later, learns err at once: see settle.
 	if errors.Is(err, ErrTakenOver) {
-		rc.x.Entry.CancelCause(ReasonTakenOver, err)
+		engine.EntryOf(rc.x).CancelCause(ReasonTakenOver, err)
 		return
 	}
-	rc.x.Entry.Fail(err)
+	engine.EntryOf(rc.x).Fail(err)
 }
 
 // create stores the records of the runs that began since the last flush, or whose
@@ -831,7 +832,7 @@ func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Ev
 	}
 	next := 0
 	if last != nil {
-		if endsRun(last, rn.ID) {
+		if last.Ends(rn.ID) {
 			settle(rn, last)
 			return nil, nil
 		}
@@ -866,18 +867,6 @@ func settle(rn *Run, last *Event) {
 	rn.Status, rn.Output.Status = st, st
 }
 
-// endsRun reports whether ev is the terminal event of the run with the given id,
-// not of a run nested in it.
-func endsRun(ev *Event, runID string) bool {
-	if !ev.Type.Terminal() {
-		return false
-	}
-	var id struct {
-		RunID string `json:"run_id"`
-	}
-	return json.Unmarshal(ev.Data, &id) == nil && id.RunID == runID
-}
-
 // recordings returns the runs being recorded.
 func (r *Recorder) recordings() []*recording {
 	r.mu.Lock()
@@ -904,9 +893,9 @@ func (r *Recorder) LoadState(ctx context.Context, sessionID string) (map[string]
 // SaveState stores a session's state, creating the session for x's component.
 func (r *Recorder) SaveState(ctx context.Context, sessionID string, x *run.Exec, state map[string]any) error {
 	out := x.Output()
-	s := &Session{ID: sessionID, UserID: out.UserID, Kind: KindAgent, ComponentID: out.AgentID, State: state, UpdatedAt: time.Now()}
+	s := &Session{ID: sessionID, UserID: out.UserID, Kind: x.Kind, ComponentID: out.AgentID, State: state, UpdatedAt: time.Now()}
 	if x.Kind == run.KindWorkflow {
-		s.Kind, s.ComponentID = KindWorkflow, out.WorkflowID
+		s.ComponentID = out.WorkflowID
 	}
 	if err := r.store.SaveSession(ctx, s); err != nil {
 		return fmt.Errorf("store: save session %s: %w", sessionID, err)
@@ -917,11 +906,7 @@ func (r *Recorder) SaveState(ctx context.Context, sessionID string, x *run.Exec,
 // History returns the outputs of the last n completed runs of a component in a
 // session, oldest first.
 func (r *Recorder) History(ctx context.Context, sessionID string, kind run.Kind, componentID string, n int) ([]*run.Output, error) {
-	k := KindAgent
-	if kind == run.KindWorkflow {
-		k = KindWorkflow
-	}
-	runs, err := r.store.ListRuns(ctx, RunQuery{SessionID: sessionID, Kind: k, ComponentID: componentID, Status: run.StatusCompleted, Limit: n})
+	runs, err := r.store.ListRuns(ctx, RunQuery{SessionID: sessionID, Kind: kind, ComponentID: componentID, Status: run.StatusCompleted, Limit: n})
 	if err != nil {
 		return nil, fmt.Errorf("store: history of session %s: %w", sessionID, err)
 	}

@@ -91,7 +91,7 @@ func (rv *Recovery) streamEnded(ctx context.Context, rn *Run) bool {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
 	last, err := LastEvent(ctx, rv.Store, rn.ID)
-	return err != nil || (last != nil && endsRun(last, rn.ID))
+	return err != nil || (last != nil && last.Ends(rn.ID))
 }
 
 // handOver hands a claimed run to Takeover, and returns what it returned.

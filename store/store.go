@@ -33,10 +33,12 @@ var (
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
-	// ErrNotHere: a queued run cannot start in this process (it serves no such
-	// agent or workflow); returned by a Queue's Work fn, it puts the run back in
-	// the queue for another process. Work hands fn only runs of the components it
-	// serves, so this is the fallback for a component no longer served.
+	// ErrNotHere: a queued run cannot start in this process, or not now (it
+	// serves no such agent or workflow, it is shutting down, the run's cancel
+	// intent cannot be read); returned by a Queue's Work fn, it puts the run back
+	// in the queue, for another process or this one later. Work hands fn only
+	// runs of the components it serves, so for a component no longer served this
+	// is the fallback.
 	ErrNotHere = errors.New("store: run cannot start in this process")
 	// ErrNotResumable: a run left behind cannot be resumed (see
 	// Recovery.Takeover); it ends ERROR "interrupted".
@@ -50,13 +52,14 @@ var (
 // event, a session's state. Larger values are refused with ErrTooLarge.
 const MaxValueSize = 64 << 20
 
-// Kind is what ran: an agent or a workflow.
-type Kind string
+// Kind is what ran: an agent or a workflow. It is run.Kind, whose values are the
+// ones stored; store's own spelling is kept for the code that builds records.
+type Kind = run.Kind
 
 // Kinds of component.
 const (
-	KindAgent    Kind = "agent"
-	KindWorkflow Kind = "workflow"
+	KindAgent    = run.KindAgent
+	KindWorkflow = run.KindWorkflow
 )
 
 // Run is a stored run: where it belongs, how it stands, who executes it, and its
@@ -66,7 +69,7 @@ type Run struct {
 	SessionID   string
 	UserID      string
 	ParentRunID string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string // the agent's or workflow's id
 	Status      run.Status
 	Input       string
@@ -97,6 +100,19 @@ type Event struct {
 	CreatedAt time.Time
 }
 
+// Ends reports whether e is the terminal event of the run with the given id, not
+// of a run nested in it (an agent called as a tool stores its own RunCompleted in
+// the stream of the run that called it).
+func (e *Event) Ends(runID string) bool {
+	if !e.Type.Terminal() {
+		return false
+	}
+	var id struct {
+		RunID string `json:"run_id"`
+	}
+	return json.Unmarshal(e.Data, &id) == nil && id.RunID == runID
+}
+
 // Session groups the runs of one conversation or job, and carries the state its runs
 // share. A session exists from its first run: CreateRun of a run with a session id
 // creates the session (with the run's user, kind and component, its input as the
@@ -105,7 +121,7 @@ type Event struct {
 type Session struct {
 	ID          string
 	UserID      string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	// Name is the input of the session's first run, at most MaxSessionName
 	// characters, as Agno names a session.
@@ -137,7 +153,7 @@ const (
 // recently updated first.
 type SessionQuery struct {
 	UserID      string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	// Name selects the sessions whose name contains it, ignoring the case of
 	// ASCII letters.
@@ -151,7 +167,7 @@ type SessionQuery struct {
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
 type RunQuery struct {
 	SessionID   string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	Status      run.Status
 	Limit       int // 0 means 100
@@ -247,7 +263,7 @@ const IntentTTL = 24 * time.Hour
 // one database, so that a cancel accepted by one process reaches the process that
 // executes the run, or will start it: store/postgres notifies them (LISTEN/NOTIFY),
 // store/sqlite, which has no notifications, has its listeners poll the file at a
-// short interval. A server whose Store is a Canceller uses it; others cancel in
+// short interval. A host (package host) on a Canceller uses it; others cancel in
 // their own process only. The same channel tells them when a run's events are
 // stored and when a run ended, so that a process can follow a run another one
 // executes.
@@ -272,7 +288,7 @@ type Job = Run
 
 // Component names an agent or a workflow, as a run's Kind and ComponentID do.
 type Component struct {
-	Kind Kind
+	Kind run.Kind
 	ID   string
 }
 
@@ -354,22 +370,24 @@ func LastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
 // executed it (left behind by a process that died, or cancelled while queued), at
 // the given index, built as the runtime builds it from r's Status and Output: its
 // Error (also as content, as Agno's RunError carries it), its Reason, or its
-// Content.
+// Content (with its ContentType, so that a structured output stays a JSON value).
 func EndEvent(r *Run, index int, at time.Time) (Event, error) {
-	kind := run.KindAgent
 	origin := &run.Origin{
 		AgentID: cmp.Or(r.ComponentID, r.Output.AgentID), AgentName: r.Output.AgentName,
 		SessionID: cmp.Or(r.SessionID, r.Output.SessionID), UserID: cmp.Or(r.UserID, r.Output.UserID),
 		ParentRunID: cmp.Or(r.ParentRunID, r.Output.ParentRunID),
 	}
-	if r.Kind == KindWorkflow {
-		kind, origin.AgentID, origin.AgentName = run.KindWorkflow, "", ""
+	if r.Kind == run.KindWorkflow {
+		origin.AgentID, origin.AgentName = "", ""
 		origin.WorkflowID, origin.WorkflowName = cmp.Or(r.ComponentID, r.Output.WorkflowID), r.Output.WorkflowName
 	}
-	ev := run.Event{Event: kind.TerminalEvent(r.Status), RunID: r.ID, CreatedAt: at.Unix(), EventIndex: index, Origin: origin}
+	ev := run.Event{Event: r.Kind.TerminalEvent(r.Status), RunID: r.ID, CreatedAt: at.Unix(), EventIndex: index, Origin: origin}
 	switch r.Status {
 	case run.StatusCompleted:
 		ev.Content = r.Output.Content
+		if r.Output.ContentType != "" { // a structured output stays a JSON value
+			ev.Detail = &run.Detail{ContentType: r.Output.ContentType}
+		}
 	case run.StatusCancelled:
 		ev.Reason = r.Output.Reason
 	default:

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -245,17 +247,39 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 }
 
 func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
-	sc := run.Scope{Registry: r.reg, Log: r.log, Origin: *o}
+	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
 	if in.Previous != "" {
 		input += "\n\nPrevious step output:\n" + in.Previous
 	}
-	out := t.Agent.RunNested(ctx, &sc, input)
+	var opts []run.Option
+	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
+		opts = append(opts, agent.WithAttachments(r.atts...))
+	}
+	out, err := t.Agent.RunNested(ctx, &sc, input, opts...)
+	if out == nil {
+		return "", err
+	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
-	return out.Content, out.Err()
+	return out.Content, err
+}
+
+// runAttachments returns the attachments a workflow run's options give it (their
+// Extras), checked.
+func runAttachments(extras []any) ([]model.Attachment, error) {
+	if len(extras) == 0 {
+		return nil, nil
+	}
+	atts := agent.AttachmentsOf(&run.Options{Extras: extras})
+	for i := range atts {
+		if err := atts[i].Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", err, run.ErrInvalid)
+		}
+	}
+	return atts, nil
 }
 
 func callStep(ctx context.Context, fn StepFunc, in *Input) (out StepOutput, err error) {

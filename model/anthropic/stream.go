@@ -181,6 +181,7 @@ func (s *stream) messageStart(data []byte) error {
 	u := ev.Message.Usage
 	if u.InputTokens != nil {
 		s.usage.InputTokens = *u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+		s.usage.CacheReadTokens, s.usage.CacheWriteTokens = u.CacheReadInputTokens, u.CacheCreationInputTokens
 	}
 	if u.OutputTokens != nil {
 		s.usage.OutputTokens = *u.OutputTokens
@@ -205,6 +206,10 @@ func (s *stream) messageDelta(data []byte) error {
 	}
 	if n := ev.Usage.OutputTokens; n != nil {
 		s.usage.OutputTokens = *n
+	}
+	if u := ev.Usage; u.InputTokens != nil { // cumulative counts, when the API sends them here
+		s.usage.InputTokens = *u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+		s.usage.CacheReadTokens, s.usage.CacheWriteTokens = u.CacheReadInputTokens, u.CacheCreationInputTokens
 	}
 	return nil
 }

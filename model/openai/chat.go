@@ -236,9 +236,15 @@ type chatCallDelta struct {
 }
 
 type chatUsage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	TotalTokens         int `json:"total_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
 }
 
 // event handles the data of one event and reports whether the stream goes on.
@@ -263,6 +269,12 @@ func (s *chatStream) event(data []byte) bool {
 	}
 	if u := c.Usage; u != nil {
 		s.usage = usage(u.PromptTokens, u.CompletionTokens, u.TotalTokens)
+		if d := u.PromptTokensDetails; d != nil {
+			s.usage.CacheReadTokens = d.CachedTokens
+		}
+		if d := u.CompletionTokensDetails; d != nil {
+			s.usage.ReasoningTokens = d.ReasoningTokens
+		}
 	}
 	for i := range c.Choices {
 		ch := &c.Choices[i]

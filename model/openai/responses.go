@@ -225,13 +225,23 @@ type responsesEvent struct {
 		IncompleteDetails *struct {
 			Reason string `json:"reason"`
 		} `json:"incomplete_details"`
-		Usage *struct {
-			InputTokens  int `json:"input_tokens"`
-			OutputTokens int `json:"output_tokens"`
-			TotalTokens  int `json:"total_tokens"`
-		} `json:"usage"`
+		Usage *responsesUsage `json:"usage"`
 	} `json:"response"`
 	Error json.RawMessage `json:"error"`
+}
+
+// responsesUsage is a response's usage (PROTOCOLS.md §1.3).
+type responsesUsage struct {
+	InputTokens        int `json:"input_tokens"`
+	InputTokensDetails struct {
+		CachedTokens     int `json:"cached_tokens"`
+		CacheWriteTokens int `json:"cache_write_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokens        int `json:"output_tokens"`
+	OutputTokensDetails struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	TotalTokens int `json:"total_tokens"`
 }
 
 // responseItem is an output item: only function calls matter here.
@@ -386,7 +396,10 @@ func (s *responsesStream) terminal(e *responsesEvent) bool {
 	var u *model.Usage
 	var reason model.FinishReason
 	if resp != nil && resp.Usage != nil {
-		u = usage(resp.Usage.InputTokens, resp.Usage.OutputTokens, resp.Usage.TotalTokens)
+		ru := resp.Usage
+		u = usage(ru.InputTokens, ru.OutputTokens, ru.TotalTokens)
+		u.CacheReadTokens, u.CacheWriteTokens = ru.InputTokensDetails.CachedTokens, ru.InputTokensDetails.CacheWriteTokens
+		u.ReasoningTokens = ru.OutputTokensDetails.ReasoningTokens
 	}
 	if e.Type == "response.incomplete" || (resp != nil && resp.Status == "incomplete") {
 		reason = model.FinishLength
