@@ -372,6 +372,32 @@ func TestIDBounds(t *testing.T) {
 	}
 }
 
+// TestBodyIDBounds: the ids a run request carries in its body are bounded as path
+// ids are, in a form and in JSON, before the run starts.
+func TestBodyIDBounds(t *testing.T) {
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
+	long := strings.Repeat("x", MaxIDBytes+1)
+	const form, js = "application/x-www-form-urlencoded", "application/json"
+	for _, c := range []struct {
+		contentType, body string
+		want              int
+		name              string
+	}{
+		{form, "stream=false&message=hi&session_id=" + long, 422, "session_id"},
+		{form, "stream=false&message=hi&user_id=" + long, 422, "user_id"},
+		{form, "stream=false&message=hi&session_id=a%00b", 422, "session_id"},
+		{js, `{"message":"hi","stream":false,"user_id":"` + long + `"}`, 422, "user_id"},
+		{js, `{"message":"hi","stream":false,"session_id":"\u0000"}`, 422, "session_id"},
+		{form, "stream=false&message=hi&session_id=" + strings.Repeat("s", MaxIDBytes), 200, ""},
+	} {
+		code, body := e.do("POST", "/workflows/quick/runs", c.contentType, c.body)
+		d, _ := body["detail"].(string)
+		if code != c.want || (c.name != "" && !strings.HasPrefix(d, c.name+" ")) {
+			t.Errorf("%.80s: %d %.200v, want %d naming %q", c.body, code, body, c.want, c.name)
+		}
+	}
+}
+
 // TestAuthSchemeCaseInsensitive: the Bearer scheme is matched in any case (RFC
 // 6750), the token exactly.
 func TestAuthSchemeCaseInsensitive(t *testing.T) {

@@ -123,16 +123,28 @@ func decodeJSON(body io.Reader, v any) error {
 	return nil
 }
 
-// parseRun reads a run request.
+// parseRun reads a run request: its fields, its ids (bounded as path ids are) and
+// its attachments.
 func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, error) {
+	req, err := s.readRun(w, r)
+	if err != nil {
+		return req, err
+	}
+	for _, id := range [...]struct{ name, v string }{{"session_id", req.SessionID}, {"user_id", req.UserID}} {
+		if err := checkID(id.name, id.v); err != nil {
+			return req, badRequest(http.StatusUnprocessableEntity, "%v", err)
+		}
+	}
+	return req, s.readAttachments(&req, r)
+}
+
+// readRun reads a run request's fields from a JSON or form body.
+func (s *Server) readRun(w http.ResponseWriter, r *http.Request) (runRequest, error) {
 	var req runRequest
 	isJSON, err := s.readForm(w, r, &req)
 	if err != nil || isJSON {
 		if err == nil && req.Message == nil {
 			err = badRequest(http.StatusUnprocessableEntity, "message is required")
-		}
-		if err == nil {
-			err = s.readAttachments(&req, r)
 		}
 		return req, err
 	}
@@ -160,7 +172,7 @@ func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, e
 		}
 	}
 	req.Images, req.Files, req.InputFiles = formJSON(f.Get("images")), formJSON(f.Get("files")), formJSON(f.Get("input_files"))
-	return req, s.readAttachments(&req, r)
+	return req, nil
 }
 
 // formJSON returns a form field's value as the JSON it holds (nil if empty).
