@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -137,6 +139,10 @@ func Schema(t testing.TB) string {
 	return name
 }
 
+// deadlockDetected is PostgreSQL's SQLSTATE for a transaction it aborted to break a
+// deadlock.
+const deadlockDetected = "40P01"
+
 // Drop drops schema, with everything in it, failing t if it cannot.
 func Drop(t testing.TB, schema string) {
 	t.Helper()
@@ -148,7 +154,18 @@ func Drop(t testing.TB, schema string) {
 		return
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+	drop := "DROP SCHEMA IF EXISTS " + pgx.Identifier{schema}.Sanitize() + " CASCADE"
+	for attempt := 1; ; attempt++ {
+		_, err = conn.Exec(ctx, drop)
+		// A drop that cascades over many objects can deadlock with backends of the
+		// test still letting go of their locks (a store whose server connection a
+		// test cut): PostgreSQL aborted this side, so the drop is tried again.
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) || pgErr.Code != deadlockDetected || attempt == 5 {
+			break
+		}
+	}
+	if err != nil {
 		t.Errorf("pgtest: drop schema %s: %v", schema, err)
 	}
 }
