@@ -159,7 +159,10 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	}
 	r.writer = eventWriter{store: s, leases: &r.leases}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	go r.loop()
+	// The renewals' ticker starts here, not in the loop, so that a test's clock
+	// has it once NewRecorder returns.
+	renew, stopRenew := r.leases.clock.Ticker(r.leases.every())
+	go r.loop(renew, stopRenew)
 	return r
 }
 
@@ -281,11 +284,10 @@ func (r *Recorder) wake() {
 	}
 }
 
-func (r *Recorder) loop() {
+func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	defer close(r.done)
 	flush := time.NewTimer(r.opts.FlushInterval)
 	defer flush.Stop()
-	renew, stopRenew := r.leases.clock.Ticker(r.leases.every())
 	defer stopRenew()
 	recovery := time.NewTicker(r.opts.RecoverInterval)
 	defer recovery.Stop()
