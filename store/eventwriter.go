@@ -45,13 +45,6 @@ type failure struct {
 	err error
 }
 
-// checkpoint is a checkpoint due to be written.
-type checkpoint struct {
-	rc    *recording
-	steps []run.StepResult
-	wait  []chan error
-}
-
 // wait returns how long to wait before the next flush: interval, or the backoff
 // after a failed write.
 func (w *eventWriter) wait(interval time.Duration) time.Duration {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -87,11 +86,8 @@ type Recorder struct {
 	store Store
 	opts  RecorderOptions
 
-	mu     sync.Mutex // guards runs and closed
-	runs   map[string]*recording
-	closed bool
+	table runTable // the runs being recorded (recording.go)
 
-	kick chan struct{}
 	stop chan struct{}
 	done chan struct{}
 
@@ -101,37 +97,12 @@ type Recorder struct {
 
 	// The loop's goroutine alone uses these: the group commit of the runs' writes
 	// (eventwriter.go), the keeper of their leases (leases.go), and whether a write
-	// of this flush failed and is to be tried again. The Recorder keeps the runs
-	// being recorded, hands their writes to the one and their leases to the other,
-	// and decides the fate of a run whose writes failed.
+	// of this flush failed and is to be tried again. The Recorder hands the runs'
+	// writes to the one and their leases to the other, and decides the fate of a
+	// run whose writes failed.
 	writer  eventWriter
 	leases  leaseKeeper
 	failing bool
-}
-
-// recording is a run being recorded. The loop's goroutine alone reads and writes
-// rec, resume, created, tried, persisted, lease, renew, err and dead; the
-// Recorder's mu guards the rest.
-type recording struct {
-	x         *run.Exec
-	rec       *Run
-	resume    bool      // rec is stored already: update it instead of creating it
-	created   bool      // rec is stored
-	tried     bool      // a CreateRun of rec failed: it may have been stored all the same
-	persisted int       // index of the next event to write
-	lease     time.Time // when the run's lease lapses, as last written or renewed
-	renew     bool      // the lease is due to be renewed
-	err       error     // why the last write for the run failed; nil once one succeeded
-	dead      error     // why the recorder gave up on the run: nothing more is written
-
-	ending bool       // End was called: write the final state once the events are out
-	ended  chan error // receives the outcome of the final write
-
-	// A checkpoint asked for: the steps to keep once the events before index
-	// ckAfter are written, and who waits for the outcome.
-	ckSteps []run.StepResult
-	ckAfter int
-	ckWait  []chan error
 }
 
 // NewRecorder returns a Recorder writing to s. Close it, after the runs it records have
@@ -153,8 +124,8 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 		opts.clock = wallClock{}
 	}
 	r := &Recorder{
-		store: s, opts: opts, runs: make(map[string]*recording),
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		store: s, opts: opts, table: newRunTable(),
+		stop: make(chan struct{}), done: make(chan struct{}),
 		leases: leaseKeeper{store: s, replica: opts.Replica, lease: opts.Lease, clock: opts.clock},
 	}
 	r.writer = eventWriter{store: s, leases: &r.leases}
@@ -189,11 +160,6 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	if x.Kind == run.KindWorkflow {
 		rec.Kind, rec.ComponentID = KindWorkflow, out.WorkflowID
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return ErrClosed
-	}
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
 	if x.Resume != nil {
@@ -204,9 +170,7 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 			rec.Output.StepResults = x.Resume.Steps
 		}
 	}
-	r.runs[x.ID] = rc
-	r.wake()
-	return nil
+	return r.table.add(rc)
 }
 
 // Checkpoint stores the run's record, RUNNING with steps as its step results, with
@@ -216,20 +180,9 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 // recorder's writes, so that checkpoints of many runs share them.
 func (r *Recorder) Checkpoint(ctx context.Context, x *run.Exec, steps []run.StepResult) error {
 	done := make(chan error, 1)
-	r.mu.Lock()
-	rc := r.runs[x.ID]
-	if rc == nil || rc.x != x || rc.ending {
-		closed := r.closed
-		r.mu.Unlock()
-		if closed {
-			return ErrClosed
-		}
-		return fmt.Errorf("store: checkpoint run %s: not being recorded", x.ID)
+	if err := r.table.askCheckpoint(x, steps, done); err != nil {
+		return err
 	}
-	rc.ckSteps, rc.ckAfter = steps, x.Log.Len()
-	rc.ckWait = append(rc.ckWait, done)
-	r.wake()
-	r.mu.Unlock()
 	select {
 	case err := <-done:
 		return err
@@ -242,13 +195,7 @@ func (r *Recorder) Checkpoint(ctx context.Context, x *run.Exec, steps []run.Step
 // they are durable or could not be written (the store failed for longer than the
 // run's lease, or refused them).
 func (r *Recorder) End(ctx context.Context, x *run.Exec) error {
-	r.mu.Lock()
-	rc := r.runs[x.ID]
-	if rc != nil {
-		rc.ending = true
-		r.wake()
-	}
-	r.mu.Unlock()
+	rc := r.table.end(x)
 	if rc == nil {
 		return ErrClosed
 	}
@@ -264,24 +211,13 @@ func (r *Recorder) End(ctx context.Context, x *run.Exec) error {
 // recorder. Runs that have not ended by then are left RUNNING in the store; their
 // lease lapses and recovery ends them.
 func (r *Recorder) Close() error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if !r.table.close() {
 		return nil
 	}
-	r.closed = true
-	r.mu.Unlock()
 	r.cancel()
 	close(r.stop)
 	<-r.done
 	return nil
-}
-
-func (r *Recorder) wake() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
 }
 
 func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
@@ -294,16 +230,16 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	r.recover()
 	for {
 		select {
-		case <-r.kick:
+		case <-r.table.kick:
 		case <-flush.C:
 		case <-renew:
-			r.leases.markDue(r.recordings())
+			r.leases.markDue(r.table.list())
 		case <-recovery.C:
 			r.recover()
 			continue
 		case <-r.stop:
 			r.flush(true)
-			r.abandon()
+			r.table.abandon()
 			return
 		}
 		r.flush(false)
@@ -316,7 +252,7 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 // that ended and the checkpoints asked for. A write that failed is tried again on a
 // later flush, once the backoff has passed (at once if final: Close tries once more).
 func (r *Recorder) flush(final bool) {
-	live := r.recordings()
+	live := r.table.list()
 	if len(live) == 0 {
 		r.writer.schedule(false)
 		return
@@ -331,20 +267,9 @@ func (r *Recorder) flush(final bool) {
 	r.failed(r.writer.create(ctx, live))
 	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil })
 	r.failed(r.writer.appendEvents(ctx, live))
-	r.failed(r.leases.renew(ctx, r.notEnding(r.leases.dueOf(live))))
+	r.failed(r.leases.renew(ctx, r.table.notEnding(r.leases.dueOf(live))))
 	r.writeDue(ctx, live)
 	r.writer.schedule(r.failing)
-}
-
-// notEnding removes from due the runs that ended: an ending run's lease bounds how
-// long its end is tried.
-func (r *Recorder) notEnding(due []*recording) []*recording {
-	if len(due) == 0 {
-		return due
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.DeleteFunc(due, func(rc *recording) bool { return rc.ending })
 }
 
 // settle gives up on the runs whose lease lapsed while their writes failed, answers
@@ -354,9 +279,9 @@ func (r *Recorder) settle(live []*recording) []*recording {
 	return slices.DeleteFunc(live, func(rc *recording) bool {
 		switch {
 		case rc.dead != nil:
-			r.answer(rc, rc.dead)
-			if r.isEnding(rc) {
-				r.finish(rc, rc.dead)
+			r.table.answer(rc, rc.dead)
+			if r.table.isEnding(rc) {
+				r.table.finish(rc, rc.dead)
 			}
 		case r.leases.lapsed(rc, now):
 			r.giveUp(rc, rc.err)
@@ -402,9 +327,9 @@ const ReasonTakenOver = "taken over by another replica"
 // it is written.
 func (r *Recorder) giveUp(rc *recording, err error) {
 	rc.dead = err
-	r.answer(rc, err)
-	if r.isEnding(rc) {
-		r.finish(rc, err)
+	r.table.answer(rc, err)
+	if r.table.isEnding(rc) {
+		r.table.finish(rc, err)
 		return
 	}
 	// Its End, later, learns err at once: see settle.
@@ -419,7 +344,7 @@ func (r *Recorder) giveUp(rc *recording, err error) {
 // answers them: a run whose end is written finishes, a checkpoint written or
 // refused is answered, the others are tried again on a later flush.
 func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
-	ends, cks := r.due(live)
+	ends, cks := r.table.due(live)
 	if len(ends) == 0 && len(cks) == 0 {
 		return
 	}
@@ -429,7 +354,7 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 			r.fail(rc, endErrs[i]) // gives up on a refused end, finishing the run
 			continue
 		}
-		r.finish(rc, nil)
+		r.table.finish(rc, nil)
 	}
 	for i, ck := range cks {
 		err := ckErrs[i]
@@ -439,102 +364,13 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 		case refused(err):
 			// The run learns it from Checkpoint's error, and decides.
 		default:
-			r.again(ck)
+			r.table.again(ck)
 			r.fail(ck.rc, err)
 			continue
 		}
 		for _, w := range ck.wait {
 			w <- err
 		}
-	}
-}
-
-// again puts back a checkpoint whose write failed, to be written on a later flush,
-// unless the run asked for a newer one since, which its waiters then wait for.
-func (r *Recorder) again(ck checkpoint) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rc := ck.rc
-	if rc.ckWait == nil {
-		rc.ckSteps = ck.steps
-	}
-	rc.ckWait = append(ck.wait, rc.ckWait...)
-}
-
-// due returns the runs whose end is due to be written (they ended and their events
-// are written), and the checkpoints due to be written (the events emitted before
-// them are written) of runs not ending.
-func (r *Recorder) due(live []*recording) (ends []*recording, cks []checkpoint) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rc := range live {
-		switch {
-		case rc.dead != nil: // given up on during this flush
-		case rc.ending:
-			if rc.persisted >= rc.x.Log.Len() {
-				ends = append(ends, rc)
-			}
-		case rc.ckWait == nil:
-		case rc.persisted >= rc.ckAfter:
-			cks = append(cks, checkpoint{rc: rc, steps: rc.ckSteps, wait: rc.ckWait})
-			rc.ckSteps, rc.ckWait = nil, nil
-		default:
-			r.wake() // its events were emitted after this flush read the log
-		}
-	}
-	return ends, cks
-}
-
-func (r *Recorder) isEnding(rc *recording) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return rc.ending
-}
-
-// finish answers End, and the checkpoints still waiting, with the outcome of the
-// run's final write, which holds its step results.
-func (r *Recorder) finish(rc *recording, err error) {
-	r.mu.Lock()
-	delete(r.runs, rc.x.ID)
-	wait := rc.ckWait
-	rc.ckSteps, rc.ckWait = nil, nil
-	r.mu.Unlock()
-	for _, w := range wait {
-		w <- err
-	}
-	rc.ended <- err
-}
-
-// answer answers the checkpoints of rc waiting, with err.
-func (r *Recorder) answer(rc *recording, err error) {
-	r.mu.Lock()
-	wait := rc.ckWait
-	rc.ckSteps, rc.ckWait = nil, nil
-	r.mu.Unlock()
-	for _, w := range wait {
-		w <- err
-	}
-}
-
-// abandon answers the runs still recorded when the recorder stops: ErrClosed, with
-// why their last write failed if it did.
-func (r *Recorder) abandon() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, rc := range r.runs {
-		delete(r.runs, id)
-		err := ErrClosed
-		switch {
-		case rc.dead != nil:
-			err = rc.dead
-		case rc.err != nil:
-			err = fmt.Errorf("%w: %w", ErrClosed, rc.err)
-		}
-		for _, w := range rc.ckWait {
-			w <- err
-		}
-		rc.ckSteps, rc.ckWait = nil, nil
-		rc.ended <- err
 	}
 }
 
@@ -553,19 +389,5 @@ func (r *Recorder) recover() {
 // Executes reports whether the run with the given id is being recorded here, and
 // not given up on.
 func (r *Recorder) Executes(id string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rc := r.runs[id]
-	return rc != nil && rc.dead == nil
-}
-
-// recordings returns the runs being recorded.
-func (r *Recorder) recordings() []*recording {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	live := make([]*recording, 0, len(r.runs))
-	for _, rc := range r.runs {
-		live = append(live, rc)
-	}
-	return live
+	return r.table.executes(id)
 }
