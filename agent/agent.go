@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
@@ -134,12 +135,7 @@ func (a *Agent) check(name string, s model.Settings, atts []model.Attachment) er
 // nil when the run completed; for a cancelled run it matches run.ErrCancelled, and the
 // output still holds what the run produced until then.
 func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	x, err := a.Start(ctx, input, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := x.Wait()
-	return out, errors.Join(out.Err(), x.PersistErr())
+	return engine.Result(a.Start(ctx, input, opts...))
 }
 
 // Stream runs the agent on input and yields its events as they happen, ending with
@@ -148,11 +144,7 @@ func (a *Agent) Run(ctx context.Context, input string, opts ...run.Option) (*run
 func (a *Agent) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
 	return func(yield func(*run.Event, error) bool) {
 		x, err := a.Start(ctx, input, opts...)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		x.Stream(yield)
+		engine.Events(x, err, yield)
 	}
 }
 
@@ -166,38 +158,47 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	o := run.Apply(opts)
-	if o.Resume != nil && o.Resume.NextEvent < 0 {
-		return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
-	}
-	settings, atts := a.settings(&o), attachments(&o)
-	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings, atts); err != nil {
-			return nil, err
+	c := engine.Component{Kind: run.KindAgent, ID: a.AgentID(), Name: a.Name, Registry: a.registry(), Recorder: a.Recorder}
+	return engine.Start(ctx, c, input, opts, func(o run.Options, base *run.Event, out *run.Output) (func(engine.Run) error, error) {
+		if o.Resume != nil && o.Resume.NextEvent < 0 {
+			return nil, fmt.Errorf("agent %q: cannot resume at event index %d: %w", a.Name, o.Resume.NextEvent, run.ErrInvalid)
 		}
-	}
-	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
-		AgentID: a.AgentID(), AgentName: a.Name,
-		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}}
-	out := a.newOutput(base, input)
-	spec := run.Spec{Registry: a.registry(), Recorder: a.Recorder, Base: base, Kind: run.KindAgent, Output: out, Resume: o.Resume}
-	return run.Go(ctx, spec, func(x *run.Exec) error {
-		history, err := a.history(x.Entry.Ctx, o.SessionID)
-		if err != nil {
-			return err
+		settings, atts := a.settings(&o), attachments(&o)
+		if len(o.Extras) > 0 {
+			if err := a.check(a.Name, settings, atts); err != nil {
+				return nil, err
+			}
 		}
-		ctx := a.toolScope(x.Entry.Ctx, a.registry(), &x.Log, base)
-		return a.execute(ctx, &run.Gate{Log: &x.Log}, base, out, input, history, settings, atts)
+		a.describeModel(out)
+		sessionID := o.SessionID
+		return func(r engine.Run) error {
+			history, err := a.history(r.Ctx(), sessionID)
+			if err != nil {
+				return err
+			}
+			ctx := a.toolScope(r.Ctx(), a.registry(), r.Log, base)
+			return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts)
+		}, nil
 	})
 }
 
 // RunNested runs the agent inside another run (a workflow step, a team): its events
 // go to the scope's log, stamped with the scope's fields and the agent's own run ID
 // (new unless opts set one), and it can be cancelled through the scope's registry as
-// well as through ctx. It returns the output once the run has ended.
-func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts ...run.Option) *run.Output {
+// well as through ctx. It returns once the run has ended, as Run does: its output,
+// and an error that is nil when it completed and matches run.ErrCancelled when it
+// was cancelled; a nil output when the run could not start.
+func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, opts ...run.Option) (*run.Output, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
 	o := run.Apply(opts)
+	settings, atts := a.settings(&o), attachments(&o)
+	if len(o.Extras) > 0 {
+		if err := a.check(a.Name, settings, atts); err != nil {
+			return nil, err
+		}
+	}
 	origin := sc.Origin
 	origin.AgentID, origin.AgentName = a.AgentID(), a.Name
 	if o.SessionID != "" {
@@ -206,37 +207,17 @@ func (a *Agent) RunNested(ctx context.Context, sc *run.Scope, input string, opts
 	if o.ParentRunID != "" {
 		origin.ParentRunID = o.ParentRunID
 	}
-	base := run.Event{RunID: o.ID, Origin: &origin}
-	out := a.newOutput(&base, input)
-	if err := a.Validate(); err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	settings, atts := a.settings(&o), attachments(&o)
-	if len(o.Extras) > 0 {
-		if err := a.check(a.Name, settings, atts); err != nil {
-			out.Status, out.Error = run.StatusError, err.Error()
-			return out
-		}
-	}
-	if sc.Log == nil {
-		out.Status, out.Error = run.StatusError, fmt.Sprintf("agent %q: nested run without a log", a.Name)
-		return out
-	}
+	base := &run.Event{RunID: o.ID, Origin: &origin}
+	out := a.newOutput(base, input)
 	reg := sc.Registry
 	if reg == nil {
 		reg = a.registry()
 	}
-	gate := &run.Gate{Log: sc.Log}
-	e, err := reg.Begin(ctx, o.ID, gate.Stop)
-	if err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	err = a.execute(a.toolScope(e.Ctx, reg, sc.Log, &base), gate, &base, out, input, nil, settings, atts)
-	e.End(sc.Log, &base, run.KindAgent, out, err)
-	e.Close()
-	return out
+	gate := &engine.Gate{Log: sc.Log}
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out}
+	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
+		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts)
+	})
 }
 
 // CancelRun cancels the agent's run with the given ID and waits until it has ended (or
@@ -253,10 +234,15 @@ func (a *Agent) newOutput(base *run.Event, input string) *run.Output {
 		AgentID: base.AgentID, AgentName: base.AgentName,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
 	}
+	a.describeModel(out)
+	return out
+}
+
+// describeModel sets the model and its provider on out, when the model says them.
+func (a *Agent) describeModel(out *run.Output) {
 	if d, ok := a.Model.(model.Describer); ok {
 		out.ModelProvider, out.Model = d.Provider(), d.ModelID()
 	}
-	return out
 }
 
 // execute is the model/tool loop of one run. It leaves what the run produced in out,
@@ -279,7 +265,7 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	return msgs, nil
 }
 
-func (a *Agent) execute(ctx context.Context, log *run.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
+func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -398,7 +384,7 @@ func (a *Agent) definitions() []tool.Definition {
 
 // callTools runs the calls, in parallel when there are several, and returns one tool
 // message per call, in the calls' order.
-func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
+func (a *Agent) callTools(ctx context.Context, log *engine.Gate, event func(run.EventType) run.Event, calls []model.ToolCall) []model.Message {
 	results := make([]model.Message, len(calls))
 	if len(calls) == 1 {
 		results[0] = a.callTool(ctx, log, event, calls[0])
@@ -414,7 +400,7 @@ func (a *Agent) callTools(ctx context.Context, log *run.Gate, event func(run.Eve
 
 // callTool runs one call. Whatever goes wrong (an unknown tool, invalid arguments, an
 // error, a panic) becomes a tool-error result the model reads.
-func (a *Agent) callTool(ctx context.Context, log *run.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
+func (a *Agent) callTool(ctx context.Context, log *engine.Gate, event func(run.EventType) run.Event, c model.ToolCall) model.Message {
 	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: eventArgs(c.Arguments)}
 	ev := event(run.EventToolCallStarted)
 	ev.Tool = exec

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
 )
@@ -58,15 +59,16 @@ func (t *agentTool) call(ctx context.Context, args ToolArgs) (string, error) {
 		return "", err
 	}
 	var out *run.Output
-	if sc, ok := run.ScopeFromContext(ctx); ok {
-		out = t.a.RunNested(ctx, sc, args.Input)
-	} else {
-		var err error
-		if out, err = t.a.Run(ctx, args.Input); out == nil {
-			return "", err
-		}
+	var err error
+	if sc, ok := engine.ScopeFromContext(ctx); ok {
+		out, err = t.a.RunNested(ctx, sc, args.Input)
+	} else if out, err = t.a.Run(ctx, args.Input); out != nil {
+		err = out.Err() // the run's outcome; a recorder's failure is not the tool's
 	}
-	if err := out.Err(); err != nil {
+	switch {
+	case out == nil:
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("agent %q: %w", t.a.Name, err)
 	}
 	return out.Content, nil
@@ -76,11 +78,11 @@ func (t *agentTool) call(ctx context.Context, args ToolArgs) (string, error) {
 // runs (an agent given as a tool): the registry and log of the run described by
 // base, its origin, and its ID as their parent. An agent without tools needs none,
 // and pays nothing.
-func (a *Agent) toolScope(ctx context.Context, reg *run.Registry, log *run.Log, base *run.Event) context.Context {
+func (a *Agent) toolScope(ctx context.Context, reg *run.Registry, log *engine.Log, base *run.Event) context.Context {
 	if len(a.Tools) == 0 {
 		return ctx
 	}
-	sc := &run.Scope{Registry: reg, Log: log, Origin: *base.Origin}
+	sc := &engine.Scope{Registry: reg, Log: log, Origin: *base.Origin}
 	sc.Origin.ParentRunID = base.RunID
-	return run.ContextWithScope(ctx, sc)
+	return engine.ContextWithScope(ctx, sc)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
@@ -21,7 +22,7 @@ type turn struct {
 
 // chunk takes what c brings besides text and usage, emitting reasoning events; it
 // reports false when the log refused an event (the run was cancelled).
-func (t *turn) chunk(log *run.Gate, event func(run.EventType) run.Event, c *model.Chunk) bool {
+func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *model.Chunk) bool {
 	if c.Reasoning != "" {
 		if !t.reasoned {
 			t.reasoned = true
@@ -52,7 +53,7 @@ func (t *turn) chunk(log *run.Gate, event func(run.EventType) run.Event, c *mode
 
 // end emits ReasoningCompleted if reasoning is open, and the refusal once the
 // response has ended; it reports false when the log refused an event.
-func (t *turn) end(log *run.Gate, event func(run.EventType) run.Event) bool {
+func (t *turn) end(log *engine.Gate, event func(run.EventType) run.Event) bool {
 	if t.reasoned {
 		t.reasoned = false
 		ev := event(run.EventReasoningCompleted)
@@ -66,7 +67,7 @@ func (t *turn) end(log *run.Gate, event func(run.EventType) run.Event) bool {
 }
 
 // refused emits the turn's refusal, if it had one, as a RunRefusal event.
-func (t *turn) refused(log *run.Gate, event func(run.EventType) run.Event) bool {
+func (t *turn) refused(log *engine.Gate, event func(run.EventType) run.Event) bool {
 	if t.refusal.Len() == 0 {
 		return true
 	}
@@ -80,7 +81,7 @@ func (t *turn) refused(log *run.Gate, event func(run.EventType) run.Event) bool 
 // is emitted as one RunContent event; answer returns nil, nil. An invalid one, the
 // first time, returns the validation error to send back to the model (fix). After a
 // retry, or for a refusal, it returns the run's error, which wraps ErrInvalidOutput.
-func (a *Agent) answer(log *run.Gate, event func(run.EventType) run.Event, out *run.Output, content *strings.Builder, text, refusal string, retried bool) (fix, err error) {
+func (a *Agent) answer(log *engine.Gate, event func(run.EventType) run.Event, out *run.Output, content *strings.Builder, text, refusal string, retried bool) (fix, err error) {
 	if refusal != "" {
 		return nil, fmt.Errorf("agent %q: %w: the model refused: %s", a.Name, ErrInvalidOutput, refusal)
 	}

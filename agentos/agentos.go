@@ -144,7 +144,7 @@ type Server struct {
 
 // component is a workflow or an agent, as routes see it.
 type component struct {
-	kind        store.Kind
+	kind        run.Kind
 	id          string
 	name        string
 	description string
@@ -217,13 +217,13 @@ func (s *Server) defaults() {
 // addComponents lists the host's workflows and agents as the routes describe them.
 func (s *Server) addComponents() {
 	for _, w := range s.host.Workflows() {
-		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), name: w.Name, description: w.Description}
+		c := &component{kind: run.KindWorkflow, id: w.WorkflowID(), name: w.Name, description: w.Description}
 		c.info = workflowDetail{workflowSummary: c.workflowSummary(), Steps: workflow.Describe(w.Steps)}
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.workflows = append(s.workflows, c)
 	}
 	for _, a := range s.host.Agents() {
-		c := &component{kind: store.KindAgent, id: a.AgentID(), name: a.Name, info: agentDetail(a)}
+		c := &component{kind: run.KindAgent, id: a.AgentID(), name: a.Name, info: agentDetail(a)}
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.agents = append(s.agents, c)
 	}

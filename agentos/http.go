@@ -10,6 +10,7 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -17,7 +18,7 @@ import (
 // collection is the workflows or the agents, as routes see them.
 type collection struct {
 	s     *Server
-	kind  store.Kind
+	kind  run.Kind
 	param string
 }
 

@@ -3,7 +3,7 @@ package agentos
 import (
 	"net/http"
 
-	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/run"
 )
 
 // route is one entry of the route table: what the mux serves and what GET
@@ -121,14 +121,14 @@ func (s *Server) routeTable() []route {
 			summary: "Get a session's run", responses: []response{ok(schemaOutput), notFound, storeDown}},
 	}
 	for _, k := range []struct {
-		kind  store.Kind
+		kind  run.Kind
 		base  string
 		list  []*component
 		param string
 		info  string
 	}{
-		{store.KindWorkflow, "/workflows", s.workflows, "workflow_id", schemaWorkflow},
-		{store.KindAgent, "/agents", s.agents, "agent_id", schemaAgent},
+		{run.KindWorkflow, "/workflows", s.workflows, "workflow_id", schemaWorkflow},
+		{run.KindAgent, "/agents", s.agents, "agent_id", schemaAgent},
 	} {
 		rs = append(rs, s.collectionRoutes(collection{s: s, kind: k.kind, param: k.param}, k.base, k.list, k.info)...)
 	}

@@ -271,11 +271,11 @@ func (s *Server) answerStartError(w http.ResponseWriter, err error) {
 }
 
 // fixOutput makes out what Agno's client expects: the component's id set, a status.
-func fixOutput(out *run.Output, kind store.Kind, componentID string, st run.Status) *run.Output {
-	if kind == store.KindWorkflow && out.WorkflowID == "" {
+func fixOutput(out *run.Output, kind run.Kind, componentID string, st run.Status) *run.Output {
+	if kind == run.KindWorkflow && out.WorkflowID == "" {
 		out.WorkflowID = componentID
 	}
-	if kind == store.KindAgent && out.AgentID == "" {
+	if kind == run.KindAgent && out.AgentID == "" {
 		out.AgentID = componentID
 	}
 	if st != "" {
@@ -321,7 +321,7 @@ type found struct {
 	rec *store.Run // the stored run, otherwise
 }
 
-func (f found) kind() store.Kind {
+func (f found) kind() run.Kind {
 	if f.lr != nil {
 		return f.lr.Kind()
 	}

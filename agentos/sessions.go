@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -48,7 +49,7 @@ var sessionListParams = append(sessionParams[:2:2],
 type sessionAnswer struct {
 	SessionID   string         `json:"session_id"`
 	SessionName string         `json:"session_name"`
-	SessionType store.Kind     `json:"session_type"`
+	SessionType run.Kind       `json:"session_type"`
 	UserID      string         `json:"user_id"`
 	ComponentID string         `json:"component_id"`
 	AgentID     string         `json:"agent_id,omitempty"`
@@ -69,9 +70,9 @@ func answerSession(sess *store.Session) sessionAnswer {
 		a.State = map[string]any{}
 	}
 	switch sess.Kind {
-	case store.KindAgent:
+	case run.KindAgent:
 		a.AgentID = sess.ComponentID
-	case store.KindWorkflow:
+	case run.KindWorkflow:
 		a.WorkflowID = sess.ComponentID
 	}
 	return a
@@ -92,12 +93,12 @@ type pageInfo struct {
 
 // sessionKind reads a session type parameter: "" for none; team is a type kern
 // has no sessions of.
-func sessionKind(v string) (kind store.Kind, none bool, err error) {
+func sessionKind(v string) (kind run.Kind, none bool, err error) {
 	switch v {
 	case "":
 		return "", false, nil
-	case string(store.KindAgent), string(store.KindWorkflow):
-		return store.Kind(v), false, nil
+	case string(run.KindAgent), string(run.KindWorkflow):
+		return run.Kind(v), false, nil
 	case "team":
 		return "", true, nil
 	}
@@ -219,7 +220,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := answerSession(sess)
-	if sess.Kind == store.KindAgent {
+	if sess.Kind == run.KindAgent {
 		ans.AgentSessionID = sess.ID
 	}
 	writeJSON(w, http.StatusOK, ans)
@@ -287,10 +288,10 @@ func (s *Server) memorySessions(id string) []*store.Session {
 			}
 			continue
 		}
-		sess := &store.Session{ID: out.SessionID, UserID: out.UserID, Kind: store.KindAgent, ComponentID: out.AgentID,
+		sess := &store.Session{ID: out.SessionID, UserID: out.UserID, Kind: run.KindAgent, ComponentID: out.AgentID,
 			Name: sessionName(out.Input), CreatedAt: at, UpdatedAt: at}
 		if out.WorkflowID != "" {
-			sess.Kind, sess.ComponentID = store.KindWorkflow, out.WorkflowID
+			sess.Kind, sess.ComponentID = run.KindWorkflow, out.WorkflowID
 		}
 		byID[sess.ID] = sess
 		sessions = append(sessions, sess)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/host"
+	"github.com/kern-dev/kern/internal/engine"
 )
 
 // streams counts the HTTP streams following each run this server's host holds, so
@@ -59,7 +60,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 	}
 	if s.cfg.StreamGrace < 0 {
 		delete(st.m, r)
-		x.Entry.Cancel(ReasonClientDisconnected)
+		engine.EntryOf(x).Cancel(ReasonClientDisconnected)
 		return
 	}
 	rd.grace = time.AfterFunc(s.cfg.StreamGrace, func() {
@@ -71,7 +72,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 		st.mu.Unlock()
 		if cancel {
 			s.log.Info("agentos: run cancelled: its client disconnected", "run_id", r.ID())
-			x.Entry.Cancel(ReasonClientDisconnected)
+			engine.EntryOf(x).Cancel(ReasonClientDisconnected)
 		}
 	})
 }

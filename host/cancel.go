@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -96,7 +97,7 @@ func endPersisted(r *Run) bool {
 // cancelActive cancels a run active in one of the host's registries that the host
 // did not start (a nested agent run, a run a program started on a workflow
 // directly).
-func (h *Host) cancelActive(ctx context.Context, e *run.Entry, reason string, wait bool) run.Status {
+func (h *Host) cancelActive(ctx context.Context, e *engine.Entry, reason string, wait bool) run.Status {
 	e.Cancel(reason)
 	if !wait {
 		return e.Status()
@@ -175,9 +176,9 @@ func (h *Host) cancelElsewhere(ctx context.Context, id, reason string, rec *stor
 }
 
 // active returns the entry of a run active in one of the host's registries.
-func (h *Host) active(id string) *run.Entry {
+func (h *Host) active(id string) *engine.Entry {
 	for _, reg := range h.registries() {
-		if e, ok := reg.Lookup(id); ok {
+		if e, ok := engine.Lookup(reg, id); ok {
 			return e
 		}
 	}

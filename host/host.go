@@ -126,7 +126,7 @@ type Host struct {
 
 // component is a workflow or an agent the host runs.
 type component struct {
-	kind      store.Kind
+	kind      run.Kind
 	id        string
 	registry  *run.Registry
 	resumable bool // a run left behind by a dead process may be resumed
@@ -216,7 +216,7 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if w.Recorder == nil {
 			w.Recorder = rec
 		}
-		c := &component{kind: store.KindWorkflow, id: w.WorkflowID(), registry: w.Registry,
+		c := &component{kind: run.KindWorkflow, id: w.WorkflowID(), registry: w.Registry,
 			start: w.Start, resumable: !w.NotResumable, wf: w}
 		if err := h.add(c); err != nil {
 			return err
@@ -233,7 +233,7 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if a.Recorder == nil {
 			a.Recorder = rec
 		}
-		c := &component{kind: store.KindAgent, id: a.AgentID(), registry: a.Registry, start: a.Start, agent: a}
+		c := &component{kind: run.KindAgent, id: a.AgentID(), registry: a.Registry, start: a.Start, agent: a}
 		if err := h.add(c); err != nil {
 			return err
 		}
@@ -357,7 +357,7 @@ func (h *Host) Closing() bool {
 }
 
 // component returns the component of that kind and id, or nil.
-func (h *Host) component(kind store.Kind, id string) *component {
+func (h *Host) component(kind run.Kind, id string) *component {
 	return h.comps[string(kind)+"/"+id]
 }
 

@@ -83,7 +83,7 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 	// A run with no event stored never started (a queued run whose worker died
 	// before starting it): any run may start then. Otherwise only a resumable
 	// workflow's run goes on.
-	if next > 0 && (rec.Kind != store.KindWorkflow || !c.resumable) {
+	if next > 0 && (rec.Kind != run.KindWorkflow || !c.resumable) {
 		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults

@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 )
 
 // Request is a run to start: of which workflow or agent, on what input, in which
 // session.
 type Request struct {
-	Kind      store.Kind // store.KindWorkflow or store.KindAgent
-	Component string     // the workflow's or agent's id
+	Kind      run.Kind // run.KindWorkflow or run.KindAgent
+	Component string   // the workflow's or agent's id
 	Input     string
 	RunID     string // a new id if empty
 	SessionID string
@@ -48,7 +47,7 @@ type Run struct {
 func (r *Run) ID() string { return r.id }
 
 // Kind returns what runs: a workflow or an agent.
-func (r *Run) Kind() store.Kind { return r.comp.kind }
+func (r *Run) Kind() run.Kind { return r.comp.kind }
 
 // Component returns the id of the workflow or agent that runs.
 func (r *Run) Component() string { return r.comp.id }
@@ -129,7 +128,7 @@ func newRun(c *component, req Request, background bool) *Run {
 		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
-	if c.kind == store.KindWorkflow {
+	if c.kind == run.KindWorkflow {
 		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
 	} else {
 		out.AgentID, out.AgentName = c.id, c.agent.Name

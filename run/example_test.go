@@ -10,28 +10,6 @@ import (
 )
 
 // A cancel that arrives before its run starts is kept; the run starts cancelled.
-func ExampleRegistry_Cancel() {
-	var reg run.Registry
-	ctx := context.Background()
-
-	st, _ := reg.Cancel(ctx, "run-1", "not needed any more")
-	fmt.Println("before start:", st)
-
-	e, _ := reg.Begin(ctx, "run-1", nil)
-	fmt.Println("context done at start:", e.Ctx.Err() != nil)
-	st, reason := e.Finish(nil)
-	e.Close()
-	fmt.Println("ended:", st, reason)
-
-	st, _ = reg.Cancel(ctx, "run-1", "again")
-	fmt.Println("after the end:", st)
-	// Output:
-	// before start: PENDING
-	// context done at start: true
-	// ended: CANCELLED not needed any more
-	// after the end: CANCELLED
-}
-
 // A retry policy waits longer after each failed attempt, up to its cap, and retries
 // only the errors it names, never a cancel.
 func ExampleRetryPolicy() {

@@ -2,17 +2,19 @@ package run
 
 import (
 	"context"
-	"fmt"
-	"time"
+
+	"github.com/kern-dev/kern/internal/eventlog"
+	"github.com/kern-dev/kern/internal/runaccess"
 )
 
-// Kind says whether a run is an agent's or a workflow's; it picks the terminal events.
-type Kind int
+// Kind says what ran: an agent or a workflow. It picks a run's terminal events, and
+// its values are the names stores and the HTTP API use ("agent", "workflow").
+type Kind string
 
 // Kinds of run.
 const (
-	KindAgent Kind = iota
-	KindWorkflow
+	KindAgent    Kind = "agent"
+	KindWorkflow Kind = "workflow"
 )
 
 // TerminalEvent returns the event type that ends a run of this kind in status st.
@@ -32,56 +34,18 @@ func (k Kind) TerminalEvent(st Status) EventType {
 	return EventRunError
 }
 
-// End decides how the run ended (see Finish), completes out with its status, reason,
-// error and duration, and emits the run's one terminal event to log, built on base.
-// It does not Close the entry: a caller closes it once the event is out.
-func (e *Entry) End(log *Log, base *Event, kind Kind, out *Output, err error) {
-	st, reason := e.Finish(err)
-	out.Status = st
-	out.err = e.Err(err)
-	if st == StatusError {
-		err = out.err
-	}
-	out.Metrics.Duration = time.Since(e.started)
-	ev := new(Event)
-	*ev = *base
-	ev.Event = kind.TerminalEvent(st)
-	switch st {
-	case StatusCompleted:
-		ev.Content = out.Content
-		m := out.Metrics
-		ev.Metrics = &m
-		if kind == KindWorkflow {
-			ev.Detail = &Detail{StepResults: out.StepResults}
-		}
-		if out.ContentType != "" {
-			if ev.Detail == nil {
-				ev.Detail = &Detail{}
-			}
-			ev.Detail.ContentType = out.ContentType
-		}
-	case StatusCancelled:
-		out.Reason = reason
-		ev.Reason = reason
-	case StatusError:
-		out.Error = err.Error()
-		ev.Error = out.Error
-		ev.Content = out.Error // Agno's RunError carries the message as content
-	}
-	log.Emit(ev)
-}
-
 // Exec is a top-level run executing in a goroutine that the runtime owns, so the run
-// goes on whoever reads its events, and ends with exactly one terminal event.
+// goes on whoever reads its events, and ends with exactly one terminal event. It is
+// the read side of the run: its events, its output, its end.
 type Exec struct {
-	ID    string
-	Kind  Kind
-	Entry *Entry
+	ID   string
+	Kind Kind
 	// Log holds every event of the run, nested runs' included.
 	Log Log
 	// Resume is set when the run continues a stored run (see Options.Resume).
 	Resume *Resume
 
+	entry      active // the run's entry in its registry
 	done       chan struct{}
 	out        *Output
 	persistErr error
@@ -106,66 +70,6 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context, x *Exec, steps []StepResult) error
 }
 
-// Spec is what Go needs to start a top-level run.
-type Spec struct {
-	Registry *Registry
-	Recorder Recorder // nil: the run is not persisted
-	Base     *Event   // the run's ID and Origin, on which its terminal event is built
-	Kind     Kind
-	Output   *Output // filled in as the run goes; its identity fields set
-	Resume   *Resume // set when the run continues a stored run
-}
-
-// Go starts a top-level run. body does the work, emitting events to x.Log with
-// x.Entry.Ctx as its context, and returns an error; Go then ends the run with its
-// terminal event, closes its log and has the recorder persist its end before the run
-// counts as ended. A panic in body ends the run ERROR. Cancelling ctx cancels the run,
-// like Registry.Cancel; ctx's values reach body.
-func Go(ctx context.Context, spec Spec, body func(x *Exec) error) (*Exec, error) {
-	base, out := spec.Base, spec.Output
-	x := &Exec{ID: base.RunID, Kind: spec.Kind, Resume: spec.Resume, done: make(chan struct{}), out: out}
-	if spec.Resume != nil {
-		x.Log.StartAt(spec.Resume.NextEvent)
-	}
-	e, err := spec.Registry.Begin(context.WithoutCancel(ctx), x.ID, x.Log.Stop)
-	if err != nil {
-		return nil, err
-	}
-	x.Entry = e
-	if spec.Recorder != nil {
-		if err := spec.Recorder.Begin(ctx, x); err != nil {
-			e.Finish(err)
-			e.Close()
-			return nil, fmt.Errorf("run %s: %w", x.ID, err)
-		}
-	}
-	cancel := func() {
-		cause := context.Cause(ctx)
-		e.CancelCause(cause.Error(), cause)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { cancel(); close(fired) })
-	if ctx.Err() != nil {
-		cancel() // at once: AfterFunc's goroutine may come after a short run's end
-	}
-	go func() {
-		defer close(x.done)
-		err := x.call(body)
-		if !stop() {
-			<-fired // no goroutine of the run outlives it
-		}
-		e.End(&x.Log, base, spec.Kind, out, err)
-		x.Log.Close()
-		if spec.Recorder != nil {
-			// The end is durable before the run counts as ended: a cancel that waits
-			// for it, or a reader of the store, sees the final state.
-			x.persistErr = spec.Recorder.End(context.WithoutCancel(ctx), x)
-		}
-		e.Close()
-	}()
-	return x, nil
-}
-
 // Output returns the run's output: while the run executes, only its identity and
 // input may be read; once Done is closed, all of it.
 func (x *Exec) Output() *Output { return x.out }
@@ -174,15 +78,6 @@ func (x *Exec) Output() *Output { return x.out }
 func (x *Exec) PersistErr() error {
 	<-x.done
 	return x.persistErr
-}
-
-func (x *Exec) call(body func(*Exec) error) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("panic: %v", p)
-		}
-	}()
-	return body(x)
 }
 
 // Done is closed once the run has ended, its terminal event is out and its goroutine
@@ -204,7 +99,7 @@ func (x *Exec) Stream(yield func(*Event, error) bool) {
 	defer func() {
 		// Also when yield panicked: a run nobody reads any more must not go on.
 		if !ended {
-			x.Entry.Cancel(ReasonConsumerStopped)
+			x.entry.Cancel(ReasonConsumerStopped)
 		}
 		<-x.done
 	}()
@@ -232,4 +127,43 @@ type Sessions interface {
 	// History returns the outputs of the last n completed runs of componentID in the
 	// session, oldest first.
 	History(ctx context.Context, sessionID string, kind Kind, componentID string, n int) ([]*Output, error)
+}
+
+// active is what a registry and a run's handle need of a run executing here; the
+// runtime's entries implement it.
+type active interface {
+	// Cancel asks the run to stop now, without waiting for it; it reports whether
+	// this call was the first to ask.
+	Cancel(reason string) bool
+	// Done is closed once the run has ended and its terminal event is out.
+	Done() <-chan struct{}
+	// Status returns the run's final status, or RUNNING while it has none.
+	Status() Status
+}
+
+// intended is an active run that can be told, as it registers, that a cancel was
+// asked for it before it started.
+type intended interface {
+	active
+	Intended(reason string)
+}
+
+func init() {
+	runaccess.NewExec = func(id string, kind Kind, out *Output, rs *Resume) (*Exec, *eventlog.Log[Event]) {
+		x := &Exec{ID: id, Kind: kind, Resume: rs, out: out, done: make(chan struct{})}
+		return x, &x.Log.l
+	}
+	runaccess.Started = func(x *Exec, e any) { x.entry = e.(active) }
+	runaccess.Ended = func(x *Exec, persistErr error) {
+		x.persistErr = persistErr
+		close(x.done)
+	}
+	runaccess.Entry = func(x *Exec) any { return x.entry }
+	runaccess.SetErr = func(o *Output, err error) { o.err = err }
+	runaccess.Begin = func(r *Registry, id string, e any) error { return r.begin(id, e.(intended)) }
+	runaccess.End = func(r *Registry, id string, e any, st Status) { r.end(id, e.(active), st) }
+	runaccess.Lookup = func(r *Registry, id string) (any, bool) {
+		e, ok := r.lookup(id)
+		return e, ok
+	}
 }

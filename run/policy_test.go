@@ -72,31 +72,6 @@ func TestTimedOut(t *testing.T) {
 
 // A run whose context a policy's deadline ends finishes ERROR with the timeout;
 // one whose context is cancelled finishes CANCELLED.
-func TestEntryFinishTimeoutIsAnError(t *testing.T) {
-	t.Parallel()
-	var reg run.Registry
-	ctx, cancel := run.ContextWithTimeout(context.Background(), time.Nanosecond, "")
-	defer cancel()
-	e, err := reg.Begin(ctx, run.NewID(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	<-e.Ctx.Done()
-	st, reason := e.Finish(e.Ctx.Err())
-	if st != run.StatusError || reason != "" || !errors.Is(e.Err(nil), run.ErrTimeout) {
-		t.Errorf("Finish = %s %q, Err = %v; want ERROR with the timeout", st, reason, e.Err(nil))
-	}
-	e.Close()
-
-	plain, cancelPlain := context.WithCancel(context.Background())
-	e, _ = reg.Begin(plain, run.NewID(), nil)
-	cancelPlain()
-	if st, _ := e.Finish(nil); st != run.StatusCancelled {
-		t.Errorf("cancelled context: Finish = %s, want CANCELLED", st)
-	}
-	e.Close()
-}
-
 func TestRetryPolicyWaitIsCancellable(t *testing.T) {
 	t.Parallel()
 	p := &run.RetryPolicy{Attempts: 2, Backoff: time.Hour}

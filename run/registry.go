@@ -2,7 +2,6 @@ package run
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -33,194 +32,39 @@ type Registry struct {
 	// registry is used.
 	Canceller Canceller
 
-	mu      sync.Mutex // guards the fields below and every Entry's guarded fields
-	active  map[string]*Entry
+	mu      sync.Mutex // guards the fields below
+	active  map[string]active
 	intents remembered[string] // run id → cancel reason
 	ended   remembered[Status] // run id → terminal status
 }
 
-// Entry is one active run's handle in a Registry.
-type Entry struct {
-	ID  string
-	reg *Registry
-
-	// Ctx is the run's context: cancelled when the run is cancelled.
-	Ctx    context.Context
-	cancel context.CancelCauseFunc
-	// onCancel runs once, before Ctx is cancelled, when a cancel is requested.
-	onCancel func()
-	done     chan struct{}
-	started  time.Time
-
-	// Guarded by reg.mu.
-	requested bool
-	reason    string
-	cause     error // what made the caller cancel, when it was an error (a context's)
-	failure   error // why the runtime stopped the run as failed (Fail)
-	final     Status
-}
-
-// Begin registers a run that is about to start. Its context derives from parent; a
-// cancel request calls onCancel (if not nil) and then cancels that context. A kept
-// cancel intent for id is consumed: the returned entry is already cancelled.
-func (r *Registry) Begin(parent context.Context, id string, onCancel func()) (*Entry, error) {
-	ctx, cancel := context.WithCancelCause(parent)
-	e := &Entry{ID: id, reg: r, Ctx: ctx, cancel: cancel, onCancel: onCancel, done: make(chan struct{}), started: time.Now()}
-
+// begin registers e as the active entry of run id, and tells it of a cancel intent
+// kept for id (which it consumes).
+func (r *Registry) begin(id string, e intended) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, dup := r.active[id]; dup {
-		r.mu.Unlock()
-		cancel(nil)
-		return nil, fmt.Errorf("run %s: %w", id, ErrDuplicateID)
+		return fmt.Errorf("run %s: %w", id, ErrDuplicateID)
 	}
 	if r.active == nil {
-		r.active = make(map[string]*Entry)
+		r.active = make(map[string]active)
 	}
 	r.active[id] = e
-	reason, intended := r.intents.take(id, r.memory())
-	if intended {
-		e.requested, e.reason = true, reason
-	}
-	r.mu.Unlock()
-
-	if intended {
-		e.stop(reason, nil)
-	}
-	return e, nil
-}
-
-func (e *Entry) stop(reason string, cause error) {
-	if e.onCancel != nil {
-		e.onCancel()
-	}
-	e.cancel(&CancelledError{RunID: e.ID, Reason: reason, Cause: cause})
-}
-
-// Cancel asks the run to stop now, without waiting for it. It reports whether this
-// call was the first to ask.
-func (e *Entry) Cancel(reason string) bool { return e.CancelCause(reason, nil) }
-
-// CancelCause is Cancel with the error that made the caller cancel (a context's
-// cause, say), which the run's error then wraps.
-func (e *Entry) CancelCause(reason string, cause error) bool {
-	r := e.reg
-	r.mu.Lock()
-	first := !e.requested && e.final == ""
-	if first {
-		e.requested, e.reason, e.cause = true, reason, cause
-	}
-	r.mu.Unlock()
-	if first {
-		e.stop(reason, cause)
-	}
-	return first
-}
-
-// Fail stops the run as failed, for a reason outside it (its store went away): it
-// ends ERROR with err, unless it had already ended or been cancelled.
-func (e *Entry) Fail(err error) {
-	r := e.reg
-	r.mu.Lock()
-	first := !e.requested && e.failure == nil && e.final == ""
-	if first {
-		e.failure = err
-	}
-	r.mu.Unlock()
-	if first {
-		if e.onCancel != nil {
-			e.onCancel()
-		}
-		e.cancel(err)
-	}
-}
-
-// Finish decides how the run ended, once: CANCELLED if a cancel was requested or its
-// context is done, ERROR if err is not nil, COMPLETED otherwise. From then on, cancels
-// no longer affect the run and wait for Close. It returns the status and, for a
-// cancelled run, the reason.
-func (e *Entry) Finish(err error) (Status, string) {
-	r := e.reg
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e.final != "" {
-		return e.final, e.reason
-	}
-	switch {
-	case e.failure != nil:
-		e.final = StatusError
-	case e.requested:
-		e.final = StatusCancelled
-	case TimedOut(e.Ctx) != nil:
-		// A policy's deadline (a step's timeout, a workflow's) is a failure, not a cancel.
-		e.final, e.failure = StatusError, context.Cause(e.Ctx)
-	case e.Ctx.Err() != nil || errors.Is(err, ErrCancelled):
-		e.final = StatusCancelled
-		e.reason, e.cause = causeOf(e.Ctx, err)
-	case err != nil:
-		e.final = StatusError
-	default:
-		e.final = StatusCompleted
-	}
-	return e.final, e.reason
-}
-
-// causeOf says why a run that was not cancelled through its own entry stopped: its
-// parent was cancelled, or its caller's context ended.
-func causeOf(ctx context.Context, err error) (reason string, cause error) {
-	var ce *CancelledError
-	if errors.As(context.Cause(ctx), &ce) || errors.As(err, &ce) {
-		return ce.Reason, ce.Cause
-	}
-	if c := context.Cause(ctx); c != nil {
-		return c.Error(), c
-	}
-	return "cancelled", nil
-}
-
-// Err returns the error of a run that has ended: nil when it completed, a
-// *CancelledError when it was cancelled, err (the run's own) when it failed. Finish
-// must have been called.
-func (e *Entry) Err(err error) error {
-	r := e.reg
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch e.final {
-	case StatusCancelled:
-		return &CancelledError{RunID: e.ID, Reason: e.reason, Cause: e.cause}
-	case StatusError:
-		if e.failure != nil {
-			return e.failure
-		}
-		return err
+	if reason, ok := r.intents.take(id, r.memory()); ok {
+		e.Intended(reason)
 	}
 	return nil
 }
 
-// Close ends the run's registration once its terminal event is out: waiting cancels
-// return, and later cancels report the final status. Finish must have been called.
-func (e *Entry) Close() {
-	r := e.reg
+// end ends the registration of run id, whose entry is e, once it ended in st:
+// later cancels report st.
+func (r *Registry) end(id string, e active, st Status) {
 	r.mu.Lock()
-	if r.active[e.ID] == e {
-		delete(r.active, e.ID)
+	defer r.mu.Unlock()
+	if r.active[id] == e {
+		delete(r.active, id)
 	}
-	r.ended.put(e.ID, e.final, r.memory(), r.maxMemory())
-	r.mu.Unlock()
-	e.cancel(nil) // release the context's resources
-	close(e.done)
-}
-
-// Done is closed once the run has ended and its terminal event is out.
-func (e *Entry) Done() <-chan struct{} { return e.done }
-
-// Status returns the run's final status, or RUNNING while it has none.
-func (e *Entry) Status() Status {
-	e.reg.mu.Lock()
-	defer e.reg.mu.Unlock()
-	if e.final == "" {
-		return StatusRunning
-	}
-	return e.final
+	r.ended.put(id, st, r.memory(), r.maxMemory())
 }
 
 // Canceller carries a cancel beyond one process: to a run executing in another
@@ -245,7 +89,7 @@ func (r *Registry) Cancel(ctx context.Context, id, reason string) (Status, error
 		return st, nil
 	}
 	select {
-	case <-e.done:
+	case <-e.Done():
 		return e.Status(), nil
 	case <-ctx.Done():
 		return StatusRunning, ctx.Err()
@@ -262,7 +106,7 @@ func (r *Registry) RequestCancel(id, reason string) Status {
 
 // request cancels an active run and returns its entry, or answers for a run that is
 // not active: its terminal status, or PENDING with the intent kept.
-func (r *Registry) request(id, reason string) (Status, *Entry) {
+func (r *Registry) request(id, reason string) (Status, active) {
 	r.mu.Lock()
 	e := r.active[id]
 	if e == nil {
@@ -278,8 +122,8 @@ func (r *Registry) request(id, reason string) (Status, *Entry) {
 	return StatusRunning, e
 }
 
-// Lookup returns the entry of an active run.
-func (r *Registry) Lookup(id string) (*Entry, bool) {
+// lookup returns the entry of an active run.
+func (r *Registry) lookup(id string) (active, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.active[id]

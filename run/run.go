@@ -1,8 +1,10 @@
 // Package run holds what every kern run shares: run IDs, statuses, events with Agno's
-// wire names, run outputs, the cancellation registry, and the event log a run's stream
-// is read from.
+// wire names, run outputs and options, the cancellation registry, and the read side
+// of a run (Exec: its event log, its output, its end).
 //
-// It is the floor of kern's layers: it knows nothing of models, HTTP or SQL.
+// It is the floor of kern's layers: it knows nothing of models, HTTP or SQL. The
+// machinery that executes runs (their lifecycle, the log's write side, nested runs'
+// scope) is kern's own, under internal/engine.
 package run
 
 import (

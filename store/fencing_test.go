@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -29,7 +30,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
-			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+			x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
 				emit(x, "a", run.EventWorkflowStarted)
 				<-gate
 				emit(x, "a", run.EventStepStarted, run.EventStepCompleted)
@@ -44,7 +45,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			// A's renewals run (three per lease), find the run lost and cancel it.
 			clk.Advance(lease / 3)
 			select {
-			case <-x.Entry.Ctx.Done():
+			case <-engine.EntryOf(x).Ctx.Done():
 			case <-time.After(time.Minute):
 				t.Fatal("A's renewals did not find the run lost")
 			}
@@ -83,7 +84,7 @@ func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
-			x, err := goRun(context.Background(), rec, id, nil, func(x *run.Exec) error {
+			x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
 				emit(x, "a", run.EventWorkflowStarted)
 				<-gate
 				return nil

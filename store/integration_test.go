@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
@@ -376,20 +377,20 @@ func sameSet(a, b []string) bool {
 
 // goRun starts a top-level run of workflow "wf" on rec, as a workflow does, with body
 // as its work; rs, when set, makes it continue a stored run.
-func goRun(ctx context.Context, rec run.Recorder, id string, rs *run.Resume, body func(x *run.Exec) error) (*run.Exec, error) {
+func goRun(ctx context.Context, rec run.Recorder, id string, rs *run.Resume, body func(x engine.Run) error) (*run.Exec, error) {
 	origin := &run.Origin{WorkflowID: "wf", WorkflowName: "wf"}
-	spec := run.Spec{
+	spec := engine.Spec{
 		Registry: new(run.Registry), Recorder: rec, Kind: run.KindWorkflow, Resume: rs,
 		Base:   &run.Event{RunID: id, Origin: origin},
 		Output: &run.Output{RunID: id, WorkflowID: "wf", WorkflowName: "wf", Status: run.StatusRunning, Input: "go"},
 	}
-	return run.Go(ctx, spec, body)
+	return engine.Go(ctx, spec, body)
 }
 
 // emit emits events of the given types, with content, to the run's log.
-func emit(x *run.Exec, content string, types ...run.EventType) {
+func emit(x engine.Run, content string, types ...run.EventType) {
 	for _, typ := range types {
-		x.Log.Emit(&run.Event{Event: typ, RunID: x.ID, Origin: &run.Origin{WorkflowID: "wf"}, Content: content})
+		x.Log.Emit(&run.Event{Event: typ, RunID: x.X.ID, Origin: &run.Origin{WorkflowID: "wf"}, Content: content})
 	}
 }
 
@@ -478,7 +479,7 @@ func TestResumedRuns(t *testing.T) {
 				old := seedEvents(t, st, r.ID, 3)
 				rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second})
 				defer rec.Close()
-				x, err := goRun(t.Context(), rec, r.ID, &run.Resume{NextEvent: len(old), Steps: steps}, func(x *run.Exec) error {
+				x, err := goRun(t.Context(), rec, r.ID, &run.Resume{NextEvent: len(old), Steps: steps}, func(x engine.Run) error {
 					emit(x, "new", run.EventStepStarted, run.EventRunContent, run.EventStepCompleted)
 					return nil
 				})
@@ -507,7 +508,7 @@ func TestResumedRuns(t *testing.T) {
 				rec := store.NewRecorder(obs, store.RecorderOptions{Replica: "worker", Lease: 2 * time.Second})
 				defer rec.Close()
 				release := make(chan struct{})
-				x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x *run.Exec) error {
+				x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x engine.Run) error {
 					emit(x, "", run.EventWorkflowStarted)
 					<-release
 					return nil
@@ -542,7 +543,7 @@ func TestResumedRuns(t *testing.T) {
 				st := open(t)
 				rec := store.NewRecorder(st, store.RecorderOptions{})
 				defer rec.Close()
-				x, err := goRun(t.Context(), rec, run.NewID(), &run.Resume{NextEvent: 4}, func(x *run.Exec) error {
+				x, err := goRun(t.Context(), rec, run.NewID(), &run.Resume{NextEvent: 4}, func(x engine.Run) error {
 					emit(x, "", run.EventStepStarted)
 					<-x.Entry.Ctx.Done()
 					return context.Cause(x.Entry.Ctx)
@@ -573,9 +574,9 @@ func TestCheckpoint(t *testing.T) {
 				defer rec.Close()
 				steps := []run.StepResult{{StepID: "s1", StepName: "research", Content: "facts", Status: run.StatusCompleted}}
 				checkpointed, release := make(chan error, 1), make(chan struct{})
-				x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+				x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 					emit(x, "", run.EventWorkflowStarted, run.EventStepStarted, run.EventStepCompleted)
-					checkpointed <- rec.Checkpoint(t.Context(), x, steps)
+					checkpointed <- rec.Checkpoint(t.Context(), x.X, steps)
 					<-release
 					return nil
 				})
@@ -654,7 +655,7 @@ func TestTakeover(t *testing.T) {
 						t.Errorf("handed %+v", r)
 					}
 					next, _ := st.Events(ctx, r.ID, 0, 0)
-					x, err := goRun(t.Context(), rec, r.ID, &run.Resume{NextEvent: len(next), Steps: r.Output.StepResults}, func(x *run.Exec) error {
+					x, err := goRun(t.Context(), rec, r.ID, &run.Resume{NextEvent: len(next), Steps: r.Output.StepResults}, func(x engine.Run) error {
 						emit(x, "resumed", run.EventStepStarted, run.EventRunContent)
 						return nil
 					})
@@ -768,7 +769,7 @@ func TestTakeoverRace(t *testing.T) {
 					Executes: rec.Executes,
 					Takeover: func(ctx context.Context, r *store.Run) error {
 						<-ready
-						x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x *run.Exec) error {
+						x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x engine.Run) error {
 							emit(x, replica, run.EventWorkflowStarted)
 							return nil
 						})
@@ -908,16 +909,16 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 			ready, outage, checkpointed := make(chan error, 2), make(chan struct{}), make(chan error, 1)
 			steps := []run.StepResult{{StepName: "research", Content: "facts", Status: run.StatusCompleted}}
 			// a streams and checkpoints through the outage.
-			a, err := goRun(ctx, rec, run.NewID(), nil, func(x *run.Exec) error {
+			a, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
 				emit(x, "before", run.EventWorkflowStarted, run.EventStepStarted)
-				if err := rec.Checkpoint(ctx, x, nil); err != nil {
+				if err := rec.Checkpoint(ctx, x.X, nil); err != nil {
 					ready <- err
 					return err
 				}
 				ready <- nil
 				<-outage
 				emit(x, "during", run.EventRunContent, run.EventRunContent, run.EventStepCompleted)
-				err := rec.Checkpoint(ctx, x, steps)
+				err := rec.Checkpoint(ctx, x.X, steps)
 				checkpointed <- err
 				emit(x, "after", run.EventStepStarted, run.EventRunContent)
 				return err
@@ -926,9 +927,9 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			// b is cancelled during the outage.
-			b, err := goRun(ctx, rec, run.NewID(), nil, func(x *run.Exec) error {
+			b, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
 				emit(x, "", run.EventWorkflowStarted)
-				err := rec.Checkpoint(ctx, x, nil)
+				err := rec.Checkpoint(ctx, x.X, nil)
 				ready <- err
 				if err != nil {
 					return err
@@ -947,9 +948,9 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 
 			st.setDown(errors.New("unexpected EOF"))
 			close(outage)
-			b.Entry.Cancel(run.ReasonRequested)
+			engine.EntryOf(b).Cancel(run.ReasonRequested)
 			// c begins during the outage: its record waits too.
-			c, err := goRun(ctx, rec, run.NewID(), nil, func(x *run.Exec) error {
+			c, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
 				emit(x, "c", run.EventWorkflowStarted, run.EventRunContent)
 				return nil
 			})
@@ -987,7 +988,7 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 				t.Fatalf("Checkpoint returned %v while the store was down", err)
 			default:
 			}
-			if err := context.Cause(a.Entry.Ctx); err != nil {
+			if err := context.Cause(engine.EntryOf(a).Ctx); err != nil {
 				t.Fatalf("run a stopped during the outage: %v", err)
 			}
 
@@ -1212,11 +1213,11 @@ func TestRecorderSurvivesTerminatedBackends(t *testing.T) {
 	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", FlushInterval: time.Millisecond, Lease: 5 * time.Second})
 	defer rec.Close()
 	rounds, checkpointed := make(chan struct{}), make(chan error)
-	x, err := goRun(ctx, rec, run.NewID(), nil, func(x *run.Exec) error {
+	x, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
 		emit(x, "", run.EventWorkflowStarted)
 		for range rounds {
 			emit(x, "more", run.EventRunContent, run.EventRunContent)
-			err := rec.Checkpoint(ctx, x, nil)
+			err := rec.Checkpoint(ctx, x.X, nil)
 			checkpointed <- err
 			if err != nil {
 				return err

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -153,12 +154,12 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	now := time.Now()
 	rec := &Run{
 		ID: x.ID, SessionID: out.SessionID, UserID: out.UserID, ParentRunID: out.ParentRunID,
-		Kind: KindAgent, ComponentID: out.AgentID,
+		Kind: x.Kind, ComponentID: out.AgentID,
 		Status: run.StatusRunning, Input: out.Input, Output: *out,
 		Replica: r.opts.Replica, LeaseUntil: r.leases.until(), CreatedAt: now, UpdatedAt: now,
 	}
 	if x.Kind == run.KindWorkflow {
-		rec.Kind, rec.ComponentID = KindWorkflow, out.WorkflowID
+		rec.ComponentID = out.WorkflowID
 	}
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
@@ -334,10 +335,10 @@ func (r *Recorder) giveUp(rc *recording, err error) {
 	}
 	// Its End, later, learns err at once: see settle.
 	if errors.Is(err, ErrTakenOver) {
-		rc.x.Entry.CancelCause(ReasonTakenOver, err)
+		engine.EntryOf(rc.x).CancelCause(ReasonTakenOver, err)
 		return
 	}
-	rc.x.Entry.Fail(err)
+	engine.EntryOf(rc.x).Fail(err)
 }
 
 // writeDue writes the ends and the checkpoints due (see eventWriter.writeDue), and

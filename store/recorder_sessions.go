@@ -27,9 +27,9 @@ func (r *Recorder) LoadState(ctx context.Context, sessionID string) (map[string]
 // SaveState stores a session's state, creating the session for x's component.
 func (r *Recorder) SaveState(ctx context.Context, sessionID string, x *run.Exec, state map[string]any) error {
 	out := x.Output()
-	s := &Session{ID: sessionID, UserID: out.UserID, Kind: KindAgent, ComponentID: out.AgentID, State: state, UpdatedAt: time.Now()}
+	s := &Session{ID: sessionID, UserID: out.UserID, Kind: x.Kind, ComponentID: out.AgentID, State: state, UpdatedAt: time.Now()}
 	if x.Kind == run.KindWorkflow {
-		s.Kind, s.ComponentID = KindWorkflow, out.WorkflowID
+		s.ComponentID = out.WorkflowID
 	}
 	if err := r.store.SaveSession(ctx, s); err != nil {
 		return fmt.Errorf("store: save session %s: %w", sessionID, err)
@@ -40,11 +40,7 @@ func (r *Recorder) SaveState(ctx context.Context, sessionID string, x *run.Exec,
 // History returns the outputs of the last n completed runs of a component in a
 // session, oldest first.
 func (r *Recorder) History(ctx context.Context, sessionID string, kind run.Kind, componentID string, n int) ([]*run.Output, error) {
-	k := KindAgent
-	if kind == run.KindWorkflow {
-		k = KindWorkflow
-	}
-	runs, err := r.store.ListRuns(ctx, RunQuery{SessionID: sessionID, Kind: k, ComponentID: componentID, Status: run.StatusCompleted, Limit: n})
+	runs, err := r.store.ListRuns(ctx, RunQuery{SessionID: sessionID, Kind: kind, ComponentID: componentID, Status: run.StatusCompleted, Limit: n})
 	if err != nil {
 		return nil, fmt.Errorf("store: history of session %s: %w", sessionID, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -335,9 +336,9 @@ func TestRecorderCheckpointStoreDown(t *testing.T) {
 	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Hour, Lease: lease}, clk))
 	defer rec.Close()
 	checkpointed := make(chan error, 1)
-	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 		emit(x, "", run.EventWorkflowStarted)
-		err := rec.Checkpoint(t.Context(), x, []run.StepResult{{StepName: "one", Status: run.StatusCompleted}})
+		err := rec.Checkpoint(t.Context(), x.X, []run.StepResult{{StepName: "one", Status: run.StatusCompleted}})
 		checkpointed <- err
 		return err
 	})
@@ -357,9 +358,9 @@ func TestRecorderCheckpointStoreDown(t *testing.T) {
 func TestRecorderCheckpointClosed(t *testing.T) {
 	rec := store.NewRecorder(newMemStore(), store.RecorderOptions{})
 	release := make(chan struct{})
-	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 		<-release
-		return rec.Checkpoint(t.Context(), x, nil)
+		return rec.Checkpoint(t.Context(), x.X, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -380,9 +381,9 @@ func TestRecorderEndOutlastsLease(t *testing.T) {
 	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Millisecond, Lease: lease}, clk))
 	defer rec.Close()
 	ready, release := make(chan error, 1), make(chan struct{})
-	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 		emit(x, "", run.EventWorkflowStarted)
-		err := rec.Checkpoint(t.Context(), x, nil) // the record is stored
+		err := rec.Checkpoint(t.Context(), x.X, nil) // the record is stored
 		ready <- err
 		<-release
 		return err
@@ -420,9 +421,9 @@ func TestRecorderCloseDuringOutage(t *testing.T) {
 	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
 	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: time.Hour})
 	ready, release := make(chan error, 1), make(chan struct{})
-	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x *run.Exec) error {
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 		emit(x, "", run.EventWorkflowStarted)
-		err := rec.Checkpoint(t.Context(), x, nil) // the record is stored
+		err := rec.Checkpoint(t.Context(), x.X, nil) // the record is stored
 		ready <- err
 		<-release
 		return err

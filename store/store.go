@@ -52,13 +52,14 @@ var (
 // event, a session's state. Larger values are refused with ErrTooLarge.
 const MaxValueSize = 64 << 20
 
-// Kind is what ran: an agent or a workflow.
-type Kind string
+// Kind is what ran: an agent or a workflow. It is run.Kind, whose values are the
+// ones stored; store's own spelling is kept for the code that builds records.
+type Kind = run.Kind
 
 // Kinds of component.
 const (
-	KindAgent    Kind = "agent"
-	KindWorkflow Kind = "workflow"
+	KindAgent    = run.KindAgent
+	KindWorkflow = run.KindWorkflow
 )
 
 // Run is a stored run: where it belongs, how it stands, who executes it, and its
@@ -68,7 +69,7 @@ type Run struct {
 	SessionID   string
 	UserID      string
 	ParentRunID string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string // the agent's or workflow's id
 	Status      run.Status
 	Input       string
@@ -116,7 +117,7 @@ func (e *Event) Ends(runID string) bool {
 type Session struct {
 	ID          string
 	UserID      string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	// Name is the input of the session's first run, at most MaxSessionName
 	// characters, as Agno names a session.
@@ -148,7 +149,7 @@ const (
 // recently updated first.
 type SessionQuery struct {
 	UserID      string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	// Name selects the sessions whose name contains it, ignoring the case of
 	// ASCII letters.
@@ -162,7 +163,7 @@ type SessionQuery struct {
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
 type RunQuery struct {
 	SessionID   string
-	Kind        Kind
+	Kind        run.Kind
 	ComponentID string
 	Status      run.Status
 	Limit       int // 0 means 100
@@ -283,7 +284,7 @@ type Job = Run
 
 // Component names an agent or a workflow, as a run's Kind and ComponentID do.
 type Component struct {
-	Kind Kind
+	Kind run.Kind
 	ID   string
 }
 
@@ -367,17 +368,16 @@ func LastEvent(ctx context.Context, s Store, runID string) (*Event, error) {
 // Error (also as content, as Agno's RunError carries it), its Reason, or its
 // Content (with its ContentType, so that a structured output stays a JSON value).
 func EndEvent(r *Run, index int, at time.Time) (Event, error) {
-	kind := run.KindAgent
 	origin := &run.Origin{
 		AgentID: cmp.Or(r.ComponentID, r.Output.AgentID), AgentName: r.Output.AgentName,
 		SessionID: cmp.Or(r.SessionID, r.Output.SessionID), UserID: cmp.Or(r.UserID, r.Output.UserID),
 		ParentRunID: cmp.Or(r.ParentRunID, r.Output.ParentRunID),
 	}
-	if r.Kind == KindWorkflow {
-		kind, origin.AgentID, origin.AgentName = run.KindWorkflow, "", ""
+	if r.Kind == run.KindWorkflow {
+		origin.AgentID, origin.AgentName = "", ""
 		origin.WorkflowID, origin.WorkflowName = cmp.Or(r.ComponentID, r.Output.WorkflowID), r.Output.WorkflowName
 	}
-	ev := run.Event{Event: kind.TerminalEvent(r.Status), RunID: r.ID, CreatedAt: at.Unix(), EventIndex: index, Origin: origin}
+	ev := run.Event{Event: r.Kind.TerminalEvent(r.Status), RunID: r.ID, CreatedAt: at.Unix(), EventIndex: index, Origin: origin}
 	switch r.Status {
 	case run.StatusCompleted:
 		ev.Content = r.Output.Content

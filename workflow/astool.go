@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
 )
@@ -53,15 +54,16 @@ func (t *workflowTool) call(ctx context.Context, args agent.ToolArgs) (string, e
 		return "", fmt.Errorf("workflow given as a tool is nil")
 	}
 	var out *run.Output
-	if sc, ok := run.ScopeFromContext(ctx); ok {
-		out = t.w.runNested(ctx, sc, args.Input)
-	} else {
-		var err error
-		if out, err = t.w.Run(ctx, args.Input); out == nil {
-			return "", err
-		}
+	var err error
+	if sc, ok := engine.ScopeFromContext(ctx); ok {
+		out, err = t.w.runNested(ctx, sc, args.Input)
+	} else if out, err = t.w.Run(ctx, args.Input); out != nil {
+		err = out.Err() // the run's outcome; a recorder's failure is not the tool's
 	}
-	if err := out.Err(); err != nil {
+	switch {
+	case out == nil:
+		return "", err
+	case err != nil:
 		return "", fmt.Errorf("workflow %q: %w", t.w.Name, err)
 	}
 	return out.Content, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -24,7 +25,7 @@ func TestNoStepStartsAfterCancel(t *testing.T) {
 	w := &workflow.Workflow{Name: "wf", Registry: reg, Steps: []workflow.Step{
 		workflow.FuncStep("a", fn("first")),
 		&workflow.Condition{Name: "c", If: func(*workflow.Input) bool {
-			e, _ := reg.Lookup(id)
+			e, _ := engine.Lookup(reg, id)
 			e.Cancel("stop here") // does not wait: the run goes on to return false
 			return false
 		}, Steps: []workflow.Step{workflow.FuncStep("b", fn("x"))}},

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -359,7 +360,7 @@ func TestCancelDuringCheckpoint(t *testing.T) {
 	var checkpointCtxErr error
 	cp := &checkpoints{wait: func(ctx context.Context, x *run.Exec) {
 		close(inCheckpoint)
-		<-x.Entry.Ctx.Done() // the run is cancelled while its checkpoint is written
+		<-engine.EntryOf(x).Ctx.Done() // the run is cancelled while its checkpoint is written
 		checkpointCtxErr = ctx.Err()
 	}}
 	w := &workflow.Workflow{Name: "wf", Registry: reg, Recorder: cp, Steps: []workflow.Step{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
@@ -246,7 +247,7 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 }
 
 func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
-	sc := run.Scope{Registry: r.reg, Log: r.log, Origin: *o}
+	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
 	if in.Previous != "" {
@@ -256,11 +257,14 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
 		opts = append(opts, agent.WithAttachments(r.atts...))
 	}
-	out := t.Agent.RunNested(ctx, &sc, input, opts...)
+	out, err := t.Agent.RunNested(ctx, &sc, input, opts...)
+	if out == nil {
+		return "", err
+	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
-	return out.Content, out.Err()
+	return out.Content, err
 }
 
 // runAttachments returns the attachments a workflow run's options give it (their

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 )
@@ -96,12 +97,7 @@ func (w *Workflow) Validate() error {
 // is nil when the run completed; for a cancelled run it matches run.ErrCancelled, and
 // the output still holds what the run produced until then.
 func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*run.Output, error) {
-	x, err := w.Start(ctx, input, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := x.Wait()
-	return out, errors.Join(out.Err(), x.PersistErr())
+	return engine.Result(w.Start(ctx, input, opts...))
 }
 
 // Stream runs the workflow on input and yields its events as they happen, those of
@@ -111,11 +107,7 @@ func (w *Workflow) Run(ctx context.Context, input string, opts ...run.Option) (*
 func (w *Workflow) Stream(ctx context.Context, input string, opts ...run.Option) iter.Seq2[*run.Event, error] {
 	return func(yield func(*run.Event, error) bool) {
 		x, err := w.Start(ctx, input, opts...)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		x.Stream(yield)
+		engine.Events(x, err, yield)
 	}
 }
 
@@ -131,45 +123,44 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
-	o := run.Apply(opts)
-	if err := w.checkResume(o.Resume); err != nil {
-		return nil, err
-	}
-	atts, err := runAttachments(o.Extras)
-	if err != nil {
-		return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
-	}
-	base := &run.Event{RunID: o.ID, Origin: &run.Origin{
-		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
-		SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-	}}
-	out := &run.Output{
-		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
-		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
-	}
-	spec := run.Spec{Registry: w.registry(), Recorder: w.Recorder, Base: base, Kind: run.KindWorkflow, Output: out, Resume: o.Resume}
-	return run.Go(ctx, spec, func(x *run.Exec) error {
-		r := &execution{log: &x.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x, atts: atts}
-		r.checkpointer, _ = w.Recorder.(run.Checkpointer)
-		sessions, _ := w.Recorder.(run.Sessions)
-		if sessions == nil || o.SessionID == "" {
-			return w.execute(x.Entry.Ctx, r, o.Resume)
+	c := engine.Component{Kind: run.KindWorkflow, ID: w.WorkflowID(), Name: w.Name, Registry: w.registry(), Recorder: w.Recorder}
+	return engine.Start(ctx, c, input, opts, func(o run.Options, base *run.Event, out *run.Output) (func(engine.Run) error, error) {
+		if err := w.checkResume(o.Resume); err != nil {
+			return nil, err
 		}
-		m, err := sessions.LoadState(x.Entry.Ctx, o.SessionID)
+		atts, err := runAttachments(o.Extras)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
 		}
-		r.state.m = m
-		err = w.execute(x.Entry.Ctx, r, o.Resume)
-		if r.state.Changed() {
-			// Saved whatever the outcome: what the steps wrote before a cancel stays.
-			// Only when written: this write delays the run's terminal event.
-			serr := sessions.SaveState(context.WithoutCancel(x.Entry.Ctx), o.SessionID, x, r.state.Snapshot())
-			err = errors.Join(err, serr)
-		}
-		return err
+		sessionID, resume := o.SessionID, o.Resume
+		return func(er engine.Run) error { return w.run(er, base, input, out, atts, sessionID, resume) }, nil
 	})
+}
+
+// run is the work of a top-level run of the workflow: its steps, after the
+// finished ones of the stored run rs continues (nil for a new run), with the
+// session's state when the run is in a session and the Recorder keeps sessions.
+func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Output, atts []model.Attachment, sessionID string, rs *run.Resume) error {
+	x := er.X
+	r := &execution{log: er.Log, reg: w.registry(), base: base, input: input, out: out, state: new(State), x: x, atts: atts}
+	r.checkpointer, _ = w.Recorder.(run.Checkpointer)
+	sessions, _ := w.Recorder.(run.Sessions)
+	if sessions == nil || sessionID == "" {
+		return w.execute(er.Ctx(), r, rs)
+	}
+	m, err := sessions.LoadState(er.Ctx(), sessionID)
+	if err != nil {
+		return err
+	}
+	r.state.m = m
+	err = w.execute(er.Ctx(), r, rs)
+	if r.state.Changed() {
+		// Saved whatever the outcome: what the steps wrote before a cancel stays.
+		// Only when written: this write delays the run's terminal event.
+		serr := sessions.SaveState(context.WithoutCancel(er.Ctx()), sessionID, x, r.state.Snapshot())
+		err = errors.Join(err, serr)
+	}
+	return err
 }
 
 // execute runs the workflow's steps in r, after the finished ones of the stored run
@@ -201,41 +192,33 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 // runNested runs the workflow inside another run (an agent's tool call): its events
 // go to the scope's log, with a run ID of its own and the scope's ParentRunID, and
 // it can be cancelled through the scope's registry as well as through ctx. It
-// returns the output once the run has ended.
-func (w *Workflow) runNested(ctx context.Context, sc *run.Scope, input string) *run.Output {
-	id := run.NewID()
-	base := &run.Event{RunID: id, Origin: &run.Origin{
+// returns once the run has ended, as Run does: its output and its outcome as an
+// error; a nil output when the run could not start.
+func (w *Workflow) runNested(ctx context.Context, sc *engine.Scope, input string) (*run.Output, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	base := &run.Event{RunID: run.NewID(), Origin: &run.Origin{
 		WorkflowID: w.WorkflowID(), WorkflowName: w.Name,
 		SessionID: sc.Origin.SessionID, UserID: sc.Origin.UserID, ParentRunID: sc.Origin.ParentRunID,
 	}}
-	out := &run.Output{
-		RunID: id, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
-		WorkflowID: base.WorkflowID, WorkflowName: w.Name,
-		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
-	}
-	if err := w.Validate(); err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
-	if sc.Log == nil {
-		out.Status, out.Error = run.StatusError, fmt.Sprintf("workflow %q: nested run without a log", w.Name)
-		return out
-	}
+	out := w.newOutput(base, input)
 	reg := sc.Registry
 	if reg == nil {
 		reg = w.registry()
 	}
-	e, err := reg.Begin(ctx, id, nil)
-	if err != nil {
-		out.Status, out.Error = run.StatusError, err.Error()
-		return out
-	}
 	r := &execution{log: sc.Log, reg: reg, base: base, input: input, out: out, state: new(State)}
-	// A panic must still end the run: its entry closed, its terminal event out.
-	_, err = guard(func() (struct{}, error) { return struct{}{}, w.execute(e.Ctx, r, nil) })
-	e.End(sc.Log, base, run.KindWorkflow, out, err)
-	e.Close()
-	return out
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindWorkflow, Output: out}
+	return engine.Nested(ctx, spec, sc.Log, nil, func(ctx context.Context) error { return w.execute(ctx, r, nil) })
+}
+
+// newOutput returns the output of a run whose events are built on base, on input.
+func (w *Workflow) newOutput(base *run.Event, input string) *run.Output {
+	return &run.Output{
+		RunID: base.RunID, SessionID: base.SessionID, UserID: base.UserID, ParentRunID: base.ParentRunID,
+		WorkflowID: base.WorkflowID, WorkflowName: base.WorkflowName,
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+	}
 }
 
 // checkResume reports what keeps the workflow from continuing the stored run rs
@@ -278,7 +261,7 @@ func (w *Workflow) CancelRun(ctx context.Context, runID string) (run.Status, err
 
 // execution is one run of a workflow.
 type execution struct {
-	log   *run.Log
+	log   *engine.Log
 	reg   *run.Registry
 	base  *run.Event
 	input string

@@ -132,7 +132,7 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	defer cn.stop()
 	fmt.Fprintln(cmd.ErrOrStderr(), "model:", label)
 
-	r, err := h.Start(host.Request{Kind: store.KindWorkflow, Component: wf.WorkflowID(), Input: message, SessionID: o.session})
+	r, err := h.Start(host.Request{Kind: run.KindWorkflow, Component: wf.WorkflowID(), Input: message, SessionID: o.session})
 	if err != nil {
 		return joinClose(fmt.Errorf("start run: %w", err), h, st)
 	}

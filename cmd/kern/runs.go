@@ -106,8 +106,8 @@ func storeRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, err
 	return rows, nil
 }
 
-func componentName(kind store.Kind, id string) string {
-	if kind == store.KindAgent {
+func componentName(kind run.Kind, id string) string {
+	if kind == run.KindAgent {
 		return "agent:" + id
 	}
 	return id
@@ -155,7 +155,7 @@ func outputRows(rs []*client.Run, limit int) []runRow {
 	for _, r := range rs {
 		name := r.WorkflowID
 		if name == "" {
-			name = componentName(store.KindAgent, r.AgentID)
+			name = componentName(run.KindAgent, r.AgentID)
 		}
 		rows = append(rows, runRow{id: r.RunID, component: name, status: string(r.Status),
 			replica: r.Replica, created: time.Unix(r.CreatedAt, 0)})

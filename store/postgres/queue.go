@@ -459,7 +459,7 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 	}
 	out := r.Output
 	out.RunID, out.Status, out.Reason = r.ID, run.StatusCancelled, reason
-	if r.Kind == store.KindWorkflow {
+	if r.Kind == run.KindWorkflow {
 		out.WorkflowID = cmp.Or(out.WorkflowID, r.ComponentID)
 	} else {
 		out.AgentID = cmp.Or(out.AgentID, r.ComponentID)

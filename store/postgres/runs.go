@@ -236,7 +236,7 @@ func scanRun(row pgx.Row) (*store.Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Kind, r.Status = store.Kind(kind), run.Status(status)
+	r.Kind, r.Status = run.Kind(kind), run.Status(status)
 	if leaseUntil != nil {
 		r.LeaseUntil = leaseUntil.UTC()
 	}

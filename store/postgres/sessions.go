@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -27,7 +28,7 @@ func scanSession(row pgx.Row, extra ...any) (*store.Session, error) {
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	sess.Kind = store.Kind(kind)
+	sess.Kind = run.Kind(kind)
 	sess.CreatedAt, sess.UpdatedAt = sess.CreatedAt.UTC(), sess.UpdatedAt.UTC()
 	if len(state) > 0 {
 		if err := json.Unmarshal(state, &sess.State); err != nil {

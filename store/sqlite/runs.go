@@ -197,7 +197,7 @@ func scanRun(sc scanner) (*store.Run, error) {
 	if err := json.Unmarshal(out, &r.Output); err != nil {
 		return nil, fmt.Errorf("run %s: decode output: %w", r.ID, err)
 	}
-	r.Kind, r.Status = store.Kind(kind), run.Status(status)
+	r.Kind, r.Status = run.Kind(kind), run.Status(status)
 	r.LeaseUntil, r.CreatedAt, r.UpdatedAt = fromMillis(lease), fromMillis(created), fromMillis(updated)
 	return &r, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -31,7 +32,7 @@ func scanSession(sc scanner, extra ...any) (*store.Session, error) {
 	if err := json.Unmarshal(state, &sess.State); err != nil {
 		return nil, fmt.Errorf("session %s: decode state: %w", sess.ID, err)
 	}
-	sess.Kind, sess.CreatedAt, sess.UpdatedAt = store.Kind(kind), fromMillis(created), fromMillis(updated)
+	sess.Kind, sess.CreatedAt, sess.UpdatedAt = run.Kind(kind), fromMillis(created), fromMillis(updated)
 	return &sess, nil
 }
 

@@ -59,7 +59,7 @@ func runSessions(t *testing.T, open func(t *testing.T) store.Store) {
 // sessionRun returns a top-level run of session sid, created at the given time.
 func sessionRun(id, sid string, at time.Time) *store.Run {
 	return &store.Run{
-		ID: id, SessionID: sid, UserID: "u-" + sid, Kind: store.KindWorkflow, ComponentID: "flow",
+		ID: id, SessionID: sid, UserID: "u-" + sid, Kind: run.KindWorkflow, ComponentID: "flow",
 		Status: run.StatusRunning, Input: "input of " + id,
 		Output:    run.Output{RunID: id, Status: run.StatusRunning, Input: "input of " + id},
 		CreatedAt: at,
@@ -87,7 +87,7 @@ func testSessionFromFirstRun(t *testing.T, s store.Store) {
 	first := sessionRun("r1", "s1", base)
 	mustCreate(t, s, first)
 	sess := mustGetSession(t, s, "s1")
-	want := &store.Session{ID: "s1", UserID: "u-s1", Kind: store.KindWorkflow, ComponentID: "flow", CreatedAt: base}
+	want := &store.Session{ID: "s1", UserID: "u-s1", Kind: run.KindWorkflow, ComponentID: "flow", CreatedAt: base}
 	checkSession(t, sess, want)
 	if sess.Name != "input of r1" || len(sess.State) != 0 {
 		t.Errorf("session name %q, state %v; want the first run's input, no state", sess.Name, sess.State)
@@ -101,7 +101,7 @@ func testSessionFromFirstRun(t *testing.T, s store.Store) {
 	checkTimes(t, mustGetSession(t, s, "s1"), base, base)
 	// A later run moves UpdatedAt only.
 	later := sessionRun("r2", "s1", base.Add(time.Minute))
-	later.UserID, later.Kind, later.ComponentID, later.ParentRunID = "other", store.KindAgent, "helper", "r1"
+	later.UserID, later.Kind, later.ComponentID, later.ParentRunID = "other", run.KindAgent, "helper", "r1"
 	mustCreate(t, s, later)
 	sess = mustGetSession(t, s, "s1")
 	checkSession(t, sess, want)
@@ -131,7 +131,7 @@ func testSessionFromQueuedRun(t *testing.T, s store.Store) {
 		t.Fatalf("Enqueue: %v", err)
 	}
 	sess := mustGetSession(t, s, "sq")
-	checkSession(t, sess, &store.Session{ID: "sq", UserID: "u-sq", Kind: store.KindWorkflow, ComponentID: "flow", CreatedAt: base})
+	checkSession(t, sess, &store.Session{ID: "sq", UserID: "u-sq", Kind: run.KindWorkflow, ComponentID: "flow", CreatedAt: base})
 	if sess.Name != "input of queued" {
 		t.Errorf("name = %q", sess.Name)
 	}
@@ -140,13 +140,13 @@ func testSessionFromQueuedRun(t *testing.T, s store.Store) {
 func testSessionSavedAndRun(t *testing.T, s store.Store) {
 	// Run first, state saved after: the name and CreatedAt stay.
 	mustCreate(t, s, sessionRun("r1", "ran", base))
-	saved := &store.Session{ID: "ran", UserID: "u-ran", Kind: store.KindWorkflow, ComponentID: "flow",
+	saved := &store.Session{ID: "ran", UserID: "u-ran", Kind: run.KindWorkflow, ComponentID: "flow",
 		State: map[string]any{"topic": "dragons"}}
 	if err := s.SaveSession(ctxOf(t), saved); err != nil {
 		t.Fatal(err)
 	}
 	sess := mustGetSession(t, s, "ran")
-	checkSession(t, sess, &store.Session{ID: "ran", UserID: "u-ran", Kind: store.KindWorkflow, ComponentID: "flow",
+	checkSession(t, sess, &store.Session{ID: "ran", UserID: "u-ran", Kind: run.KindWorkflow, ComponentID: "flow",
 		State: map[string]any{"topic": "dragons"}, CreatedAt: base})
 	if sess.Name != "input of r1" {
 		t.Errorf("name = %q after SaveSession without one, want the run's input", sess.Name)
@@ -161,13 +161,13 @@ func testSessionSavedAndRun(t *testing.T, s store.Store) {
 	}
 
 	// Saved first, run after: the run fills the name in and keeps the state.
-	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "saved", Kind: store.KindAgent, ComponentID: "a",
+	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "saved", Kind: run.KindAgent, ComponentID: "a",
 		State: map[string]any{"n": 1}, CreatedAt: base.Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, sessionRun("r2", "saved", base))
 	sess = mustGetSession(t, s, "saved")
-	checkSession(t, sess, &store.Session{ID: "saved", Kind: store.KindAgent, ComponentID: "a",
+	checkSession(t, sess, &store.Session{ID: "saved", Kind: run.KindAgent, ComponentID: "a",
 		State: map[string]any{"n": float64(1)}, CreatedAt: base.Add(time.Hour)})
 	if sess.Name != "input of r2" {
 		t.Errorf("name = %q, want the run's input", sess.Name)
@@ -229,13 +229,13 @@ func seedSessions(t *testing.T, s store.Store) {
 	t.Helper()
 	for i, c := range []struct {
 		id, user, component, input string
-		kind                       store.Kind
+		kind                       run.Kind
 	}{
-		{"a", "ann", "flow", "Write about DRAGONS", store.KindWorkflow},
-		{"b", "bob", "flow", "a poem", store.KindWorkflow},
-		{"c", "ann", "helper", "dragons again", store.KindAgent},
-		{"d", "", "helper", "hello", store.KindAgent},
-		{"e", "ann", "flow", "Dragon", store.KindWorkflow},
+		{"a", "ann", "flow", "Write about DRAGONS", run.KindWorkflow},
+		{"b", "bob", "flow", "a poem", run.KindWorkflow},
+		{"c", "ann", "helper", "dragons again", run.KindAgent},
+		{"d", "", "helper", "hello", run.KindAgent},
+		{"e", "ann", "flow", "Dragon", run.KindWorkflow},
 	} {
 		r := sessionRun("r-"+c.id, c.id, base.Add(time.Duration(i)*time.Minute))
 		r.UserID, r.ComponentID, r.Kind, r.Input = c.user, c.component, c.kind, c.input
@@ -264,12 +264,12 @@ func testListSessionsFilters(t *testing.T, s store.Store) {
 	}{
 		{store.SessionQuery{}, []string{"a", "e", "d", "c", "b"}},
 		{store.SessionQuery{UserID: "ann"}, []string{"a", "e", "c"}},
-		{store.SessionQuery{Kind: store.KindAgent}, []string{"d", "c"}},
+		{store.SessionQuery{Kind: run.KindAgent}, []string{"d", "c"}},
 		{store.SessionQuery{ComponentID: "flow"}, []string{"a", "e", "b"}},
-		{store.SessionQuery{Kind: store.KindAgent, ComponentID: "flow"}, nil},
-		{store.SessionQuery{UserID: "ann", Kind: store.KindWorkflow, ComponentID: "flow"}, []string{"a", "e"}},
+		{store.SessionQuery{Kind: run.KindAgent, ComponentID: "flow"}, nil},
+		{store.SessionQuery{UserID: "ann", Kind: run.KindWorkflow, ComponentID: "flow"}, []string{"a", "e"}},
 		{store.SessionQuery{Name: "dragon"}, []string{"a", "e", "c"}},
-		{store.SessionQuery{Name: "DRAGONS", UserID: "ann", Kind: store.KindAgent}, []string{"c"}},
+		{store.SessionQuery{Name: "DRAGONS", UserID: "ann", Kind: run.KindAgent}, []string{"c"}},
 		{store.SessionQuery{Name: "%"}, nil},
 		{store.SessionQuery{UserID: "nobody"}, nil},
 	} {
@@ -279,11 +279,11 @@ func testListSessionsFilters(t *testing.T, s store.Store) {
 		}
 	}
 	// The sessions come back whole.
-	page, _, err := s.ListSessions(ctxOf(t), store.SessionQuery{ComponentID: "helper", Kind: store.KindAgent, UserID: "ann"})
+	page, _, err := s.ListSessions(ctxOf(t), store.SessionQuery{ComponentID: "helper", Kind: run.KindAgent, UserID: "ann"})
 	if err != nil || len(page) != 1 {
 		t.Fatalf("ListSessions = %v, %v", sessionIDs(page), err)
 	}
-	checkSession(t, page[0], &store.Session{ID: "c", UserID: "ann", Kind: store.KindAgent, ComponentID: "helper",
+	checkSession(t, page[0], &store.Session{ID: "c", UserID: "ann", Kind: run.KindAgent, ComponentID: "helper",
 		CreatedAt: base.Add(2 * time.Minute)})
 	if page[0].Name != "dragons again" {
 		t.Errorf("listed session's name = %q", page[0].Name)

@@ -145,7 +145,7 @@ func fullRun(id string) *store.Run {
 		SessionID:   "sess-" + id,
 		UserID:      "user-1",
 		ParentRunID: "parent-" + id,
-		Kind:        store.KindWorkflow,
+		Kind:        run.KindWorkflow,
 		ComponentID: "article-writer",
 		Status:      run.StatusCancelled,
 		Input:       "Write a story about a dragon — ünïcödé ✓\nline two",
@@ -188,7 +188,7 @@ func simpleRun(id string) *store.Run {
 	return &store.Run{
 		ID:          id,
 		SessionID:   "s",
-		Kind:        store.KindAgent,
+		Kind:        run.KindAgent,
 		ComponentID: "agent",
 		Status:      run.StatusRunning,
 		Input:       "hi",
@@ -247,7 +247,7 @@ func testRunRoundTrip(t *testing.T, s store.Store) {
 }
 
 func testRunDefaults(t *testing.T, s store.Store) {
-	r := &store.Run{ID: "bare", Kind: store.KindAgent, ComponentID: "a", Status: run.StatusPending}
+	r := &store.Run{ID: "bare", Kind: run.KindAgent, ComponentID: "a", Status: run.StatusPending}
 	before := time.Now()
 	mustCreate(t, s, r)
 	after := time.Now()
@@ -346,16 +346,16 @@ func seedRuns(t *testing.T, s store.Store) {
 	t.Helper()
 	seed := []struct {
 		id, session string
-		kind        store.Kind
+		kind        run.Kind
 		comp        string
 		status      run.Status
 	}{
-		{"r1", "sA", store.KindAgent, "researcher", run.StatusCompleted},
-		{"r2", "sA", store.KindWorkflow, "writer-flow", run.StatusRunning},
-		{"r3", "sB", store.KindAgent, "researcher", run.StatusCancelled},
-		{"r4", "sA", store.KindAgent, "writer", run.StatusCompleted},
-		{"r5", "sB", store.KindWorkflow, "writer-flow", run.StatusCompleted},
-		{"r6", "sA", store.KindAgent, "researcher", run.StatusError},
+		{"r1", "sA", run.KindAgent, "researcher", run.StatusCompleted},
+		{"r2", "sA", run.KindWorkflow, "writer-flow", run.StatusRunning},
+		{"r3", "sB", run.KindAgent, "researcher", run.StatusCancelled},
+		{"r4", "sA", run.KindAgent, "writer", run.StatusCompleted},
+		{"r5", "sB", run.KindWorkflow, "writer-flow", run.StatusCompleted},
+		{"r6", "sA", run.KindAgent, "researcher", run.StatusError},
 	}
 	for i, sd := range seed {
 		r := &store.Run{ID: sd.id, SessionID: sd.session, Kind: sd.kind, ComponentID: sd.comp,
@@ -373,11 +373,11 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 	}{
 		{"all", store.RunQuery{}, []string{"r6", "r5", "r4", "r3", "r2", "r1"}},
 		{"session", store.RunQuery{SessionID: "sA"}, []string{"r6", "r4", "r2", "r1"}},
-		{"kind", store.RunQuery{Kind: store.KindWorkflow}, []string{"r5", "r2"}},
+		{"kind", store.RunQuery{Kind: run.KindWorkflow}, []string{"r5", "r2"}},
 		{"component", store.RunQuery{ComponentID: "researcher"}, []string{"r6", "r3", "r1"}},
 		{"status", store.RunQuery{Status: run.StatusCompleted}, []string{"r5", "r4", "r1"}},
 		{"session and component", store.RunQuery{SessionID: "sA", ComponentID: "researcher"}, []string{"r6", "r1"}},
-		{"kind and component and status", store.RunQuery{Kind: store.KindAgent, ComponentID: "researcher", Status: run.StatusCancelled}, []string{"r3"}},
+		{"kind and component and status", store.RunQuery{Kind: run.KindAgent, ComponentID: "researcher", Status: run.StatusCancelled}, []string{"r3"}},
 		{"no match", store.RunQuery{SessionID: "sZ"}, nil},
 	}
 	for _, tt := range tests {
@@ -393,7 +393,7 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 	if err != nil || len(got) != 1 {
 		t.Fatalf("ListRuns(writer) = %v, %v", got, err)
 	}
-	if got[0].SessionID != "sA" || got[0].Kind != store.KindAgent || !sameTime(got[0].CreatedAt, base.Add(3*time.Second)) {
+	if got[0].SessionID != "sA" || got[0].Kind != run.KindAgent || !sameTime(got[0].CreatedAt, base.Add(3*time.Second)) {
 		t.Errorf("listed run has wrong fields: %+v", got[0])
 	}
 }
@@ -577,7 +577,7 @@ func testEventsFromLimit(t *testing.T, s store.Store) {
 }
 
 func testSessionSaveGet(t *testing.T, s store.Store) {
-	sess := &store.Session{ID: "s1", UserID: "u1", Kind: store.KindWorkflow, ComponentID: "flow",
+	sess := &store.Session{ID: "s1", UserID: "u1", Kind: run.KindWorkflow, ComponentID: "flow",
 		State: map[string]any{"topic": "dragons"}, CreatedAt: base}
 	if err := s.SaveSession(ctxOf(t), sess); err != nil {
 		t.Fatalf("SaveSession (create): %v", err)
@@ -590,7 +590,7 @@ func testSessionSaveGet(t *testing.T, s store.Store) {
 	firstUpdate := got.UpdatedAt
 	time.Sleep(5 * ms)
 
-	upd := &store.Session{ID: "s1", UserID: "u2", Kind: store.KindWorkflow, ComponentID: "flow",
+	upd := &store.Session{ID: "s1", UserID: "u2", Kind: run.KindWorkflow, ComponentID: "flow",
 		State: map[string]any{"topic": "dragons", "step": "writing"}}
 	if err := s.SaveSession(ctxOf(t), upd); err != nil {
 		t.Fatalf("SaveSession (update): %v", err)
@@ -608,7 +608,7 @@ func testSessionSaveGet(t *testing.T, s store.Store) {
 
 	// A session saved with a zero CreatedAt gets the current time.
 	before := time.Now()
-	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "s2", Kind: store.KindAgent, ComponentID: "a"}); err != nil {
+	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "s2", Kind: run.KindAgent, ComponentID: "a"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err = s.GetSession(ctxOf(t), "s2")
@@ -658,7 +658,7 @@ func testSessionState(t *testing.T, s store.Store) {
 		"nested": map[string]any{"deep": map[string]any{"n": float64(7)}},
 		"empty":  map[string]any{},
 	}
-	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "st", Kind: store.KindAgent, ComponentID: "a", State: state}); err != nil {
+	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "st", Kind: run.KindAgent, ComponentID: "a", State: state}); err != nil {
 		t.Fatalf("SaveSession: %v", err)
 	}
 	got, err := s.GetSession(ctxOf(t), "st")
@@ -669,7 +669,7 @@ func testSessionState(t *testing.T, s store.Store) {
 		t.Errorf("state = %#v\nwant %#v", got.State, want)
 	}
 	// A state that JSON cannot hold is an error, and nothing is written.
-	bad := &store.Session{ID: "bad", Kind: store.KindAgent, State: map[string]any{"ch": make(chan int)}}
+	bad := &store.Session{ID: "bad", Kind: run.KindAgent, State: map[string]any{"ch": make(chan int)}}
 	if err := s.SaveSession(ctxOf(t), bad); err == nil {
 		t.Errorf("SaveSession with a channel in its state succeeded")
 	}
@@ -686,7 +686,7 @@ func testSessionNotFound(t *testing.T, s store.Store) {
 
 func testDeleteSessionCascades(t *testing.T, s store.Store) {
 	for _, id := range []string{"gone", "kept"} {
-		if err := s.SaveSession(ctxOf(t), &store.Session{ID: id, Kind: store.KindAgent, ComponentID: "a"}); err != nil {
+		if err := s.SaveSession(ctxOf(t), &store.Session{ID: id, Kind: run.KindAgent, ComponentID: "a"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1227,7 +1227,7 @@ func testTooLarge(t *testing.T, s store.Store) {
 		t.Errorf("refused AppendEvents wrote %d events (err %v), want none", len(evs), err)
 	}
 
-	sess := &store.Session{ID: "big", Kind: store.KindAgent, ComponentID: "a", State: map[string]any{"big": big}}
+	sess := &store.Session{ID: "big", Kind: run.KindAgent, ComponentID: "a", State: map[string]any{"big": big}}
 	if err := s.SaveSession(ctx, sess); !errors.Is(err, store.ErrTooLarge) {
 		t.Errorf("SaveSession with oversized state = %v, want ErrTooLarge", err)
 	}
@@ -1238,7 +1238,7 @@ func testTooLarge(t *testing.T, s store.Store) {
 
 // calls invokes every method of the Store once, with valid arguments.
 func calls(s store.Store) map[string]func(ctx context.Context) error {
-	sess := &store.Session{ID: "s", Kind: store.KindAgent, ComponentID: "a"}
+	sess := &store.Session{ID: "s", Kind: run.KindAgent, ComponentID: "a"}
 	return map[string]func(ctx context.Context) error{
 		"CreateRun": func(ctx context.Context) error { return s.CreateRun(ctx, simpleRun("new")) },
 		"UpdateRun": func(ctx context.Context) error { return s.UpdateRun(ctx, simpleRun("existing")) },
@@ -1276,7 +1276,7 @@ func seedExisting(t *testing.T, s store.Store) {
 	if err := s.AppendEvents(ctxOf(t), []store.Event{event("existing", 0, run.EventRunStarted, "")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "s", Kind: store.KindAgent, ComponentID: "a"}); err != nil {
+	if err := s.SaveSession(ctxOf(t), &store.Session{ID: "s", Kind: run.KindAgent, ComponentID: "a"}); err != nil {
 		t.Fatal(err)
 	}
 }

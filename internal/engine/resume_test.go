@@ -1,4 +1,4 @@
-package run_test
+package engine_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -21,7 +22,7 @@ func indexes(evs []*run.Event) []int {
 
 func TestLogStartAt(t *testing.T) {
 	t.Parallel()
-	var log run.Log
+	var log engine.Log
 	log.StartAt(5)
 	if n := log.Len(); n != 5 {
 		t.Errorf("Len before any event = %d, want 5", n)
@@ -83,7 +84,7 @@ func TestLogStartAt(t *testing.T) {
 func TestLogStartAtManyEvents(t *testing.T) {
 	t.Parallel()
 	const first, n = 37, 1000
-	var log run.Log
+	var log engine.Log
 	log.StartAt(first)
 	for i := range n {
 		log.Emit(&run.Event{Event: run.EventRunContent, Content: fmt.Sprint(first + i)})
@@ -130,12 +131,12 @@ func TestGoResume(t *testing.T) {
 	resume := &run.Resume{NextEvent: 7, Steps: []run.StepResult{{StepName: "a", Status: run.StatusCompleted}}}
 	rec := &beginRecorder{}
 	base := &run.Event{RunID: "resumed", Origin: &run.Origin{WorkflowID: "w"}}
-	spec := run.Spec{Registry: &reg, Recorder: rec, Base: base, Kind: run.KindWorkflow, Output: &run.Output{RunID: "resumed"}, Resume: resume}
-	x, err := run.Go(t.Context(), spec, func(x *run.Exec) error {
-		if x.Resume != resume {
+	spec := engine.Spec{Registry: &reg, Recorder: rec, Base: base, Kind: run.KindWorkflow, Output: &run.Output{RunID: "resumed"}, Resume: resume}
+	x, err := engine.Go(t.Context(), spec, func(x engine.Run) error {
+		if x.X.Resume != resume {
 			return errors.New("body: x.Resume is not the spec's")
 		}
-		x.Log.Emit(&run.Event{Event: run.EventStepStarted, RunID: x.ID})
+		x.Log.Emit(&run.Event{Event: run.EventStepStarted, RunID: x.X.ID})
 		return nil
 	})
 	if err != nil {
@@ -166,7 +167,7 @@ func TestGoWithoutResume(t *testing.T) {
 	t.Parallel()
 	var reg run.Registry
 	base := &run.Event{RunID: "fresh"}
-	x, err := run.Go(t.Context(), run.Spec{Registry: &reg, Base: base, Kind: run.KindAgent, Output: &run.Output{RunID: "fresh"}}, func(*run.Exec) error { return nil })
+	x, err := engine.Go(t.Context(), engine.Spec{Registry: &reg, Base: base, Kind: run.KindAgent, Output: &run.Output{RunID: "fresh"}}, func(engine.Run) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,17 +182,17 @@ func TestGoResumeBeginFails(t *testing.T) {
 	t.Parallel()
 	var reg run.Registry
 	rec := &beginRecorder{err: errors.New("no such record")}
-	spec := run.Spec{Registry: &reg, Recorder: rec, Base: &run.Event{RunID: "r"}, Kind: run.KindAgent,
+	spec := engine.Spec{Registry: &reg, Recorder: rec, Base: &run.Event{RunID: "r"}, Kind: run.KindAgent,
 		Output: &run.Output{RunID: "r"}, Resume: &run.Resume{NextEvent: 3}}
 	ran := false
-	if _, err := run.Go(t.Context(), spec, func(*run.Exec) error { ran = true; return nil }); !errors.Is(err, rec.err) {
+	if _, err := engine.Go(t.Context(), spec, func(engine.Run) error { ran = true; return nil }); !errors.Is(err, rec.err) {
 		t.Errorf("Go = %v, want the recorder's error", err)
 	}
 	if ran || rec.ended != 0 {
 		t.Errorf("body ran %v, End called %d times; want neither", ran, rec.ended)
 	}
 	spec.Recorder = nil
-	x, err := run.Go(t.Context(), spec, func(*run.Exec) error { return nil })
+	x, err := engine.Go(t.Context(), spec, func(engine.Run) error { return nil })
 	if err != nil {
 		t.Fatalf("Go again with the same id: %v", err)
 	}
