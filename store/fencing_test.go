@@ -25,7 +25,8 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			t.Parallel()
 			st := open(t)
 			const lease = 300 * time.Millisecond
-			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true})
+			clk := store.NewTestClock()
+			rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{Replica: "A", Lease: lease, NoRecovery: true}, clk))
 			defer rec.Close()
 			gate := make(chan struct{})
 			id := run.NewID()
@@ -42,6 +43,7 @@ func TestRecorderLosesATakenOverRun(t *testing.T) {
 			waitStored(t, st, id, 1)
 			claimAs(t, st, id, "B")
 			// A's renewals run (three per lease), find the run lost and cancel it.
+			clk.Advance(lease / 3)
 			select {
 			case <-engine.EntryOf(x).Ctx.Done():
 			case <-time.After(time.Minute):

@@ -277,7 +277,9 @@ func TestRealStoreGoesAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 30 * time.Millisecond})
+	const lease = 30 * time.Millisecond
+	clk := store.NewTestClock()
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Millisecond, Lease: lease}, clk))
 	defer rec.Close()
 	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "Once upon a time"}}, Delay: time.Hour})
 	x, err := w.Start(t.Context(), "go")
@@ -288,6 +290,7 @@ func TestRealStoreGoesAway(t *testing.T) {
 		return !(ev.Event == run.EventRunContent && ev.StepName == "writing")
 	})
 	st.Close()
+	clk.Advance(2 * lease) // the renewal it triggers fails, and the lease has lapsed
 	out := x.Wait()
 	if out.Status != run.StatusError || !strings.Contains(out.Error, "store") || !errors.Is(x.PersistErr(), store.ErrClosed) {
 		t.Fatalf("output = %s %q, persist error %v; want ERROR naming the store", out.Status, out.Error, x.PersistErr())

@@ -243,10 +243,13 @@ func TestRecorderKeepsCancelledRunsPartialContent(t *testing.T) {
 
 // A store that goes away mid-run for longer than the run's lease ends the run ERROR
 // with the store's error; it does not hang. With nothing to write (the model is
-// stalled), the lease renewal finds out.
+// stalled), the lease renewal finds out. The leases' clock is advanced past the
+// lease, and the renewal it triggers fails.
 func TestRecorderStoreGoesAway(t *testing.T) {
 	st := newMemStore()
-	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 30 * time.Millisecond})
+	const lease = 30 * time.Millisecond
+	clk := store.NewTestClock()
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Millisecond, Lease: lease}, clk))
 	defer rec.Close()
 	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "Once upon a time"}}, Delay: time.Hour})
 	x, err := w.Start(t.Context(), "go")
@@ -258,6 +261,7 @@ func TestRecorderStoreGoesAway(t *testing.T) {
 	})
 	gone := errors.New("database is gone")
 	st.breakWith(gone)
+	clk.Advance(2 * lease)
 	out := x.Wait()
 	if out.Status != run.StatusError || !errors.Is(out.Err(), gone) {
 		t.Fatalf("output = %s %q; want ERROR with the store's error", out.Status, out.Error)
@@ -327,7 +331,9 @@ func TestRecorderCheckpointStoreDown(t *testing.T) {
 	st := newMemStore()
 	down := errors.New("connection refused")
 	st.breakWith(down)
-	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Hour, Lease: 50 * time.Millisecond})
+	const lease = 50 * time.Millisecond
+	clk := store.NewTestClock()
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Hour, Lease: lease}, clk))
 	defer rec.Close()
 	checkpointed := make(chan error, 1)
 	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
@@ -339,6 +345,7 @@ func TestRecorderCheckpointStoreDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk.Advance(2 * lease) // past the lease the run began with
 	if err := <-checkpointed; !errors.Is(err, down) {
 		t.Errorf("Checkpoint = %v, want the store's error", err)
 	}
@@ -369,7 +376,9 @@ func TestRecorderCheckpointClosed(t *testing.T) {
 // learns, once its lease has lapsed, that it was not: its End does not hang.
 func TestRecorderEndOutlastsLease(t *testing.T) {
 	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
-	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: 50 * time.Millisecond})
+	const lease = 50 * time.Millisecond
+	clk := store.NewTestClock()
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Millisecond, Lease: lease}, clk))
 	defer rec.Close()
 	ready, release := make(chan error, 1), make(chan struct{})
 	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
@@ -389,6 +398,12 @@ func TestRecorderEndOutlastsLease(t *testing.T) {
 	down := errors.New("connection reset by peer")
 	st.setDown(down)
 	close(release)
+	for w := range st.failed {
+		if w.op == "AppendEvents" {
+			break // the end waits for its events, whose write failed
+		}
+	}
+	clk.Advance(2 * lease)
 	if out := x.Wait(); out.Status != run.StatusCompleted {
 		t.Fatalf("run ended %s %q", out.Status, out.Error)
 	}

@@ -1,10 +1,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"github.com/kern-dev/kern/run"
 )
 
 // claimBatch is how many runs left behind recovery claims at a time.
@@ -109,4 +114,100 @@ func (rv *Recovery) interrupt(runs []*Run) ([]*Run, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	return interruptRuns(ctx, rv.Store, runs)
+}
+
+// interruptRuns ends runs left behind, which this process claimed, ERROR
+// "interrupted", keeping their output: first it stores the terminal event their
+// stream lacks, after their last stored event, then their record's terminal status,
+// so that a reader who sees the status finds the event. It returns the runs it
+// ended; a run it could not end is left to its lease.
+func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
+	now := time.Now()
+	evs := make([]*Event, len(runs))
+	errs := make([]error, len(runs))
+	var wg sync.WaitGroup
+	for i, rn := range runs {
+		wg.Go(func() { evs[i], errs[i] = interruptedEvent(ctx, s, rn, now) })
+	}
+	wg.Wait()
+	var batch []Event
+	for i, ev := range evs {
+		if errs[i] == nil && ev != nil {
+			batch = append(batch, *ev)
+		}
+	}
+	if len(batch) > 0 {
+		// An index taken meanwhile is left as it is: by the process that executed
+		// the run, writing its last events as its lease lapsed.
+		if err := s.AppendEvents(ctx, batch); err != nil {
+			return nil, fmt.Errorf("store: end runs left behind: save their terminal events: %w", err)
+		}
+	}
+	for i, rn := range runs {
+		if errs[i] != nil {
+			continue
+		}
+		wg.Go(func() {
+			if !rn.Status.Terminal() { // else settled by its stored terminal event
+				rn.Status, rn.Output.Status, rn.Output.Error = run.StatusError, run.StatusError, ReasonInterrupted
+			}
+			rn.UpdatedAt = now
+			if err := s.UpdateRun(ctx, rn); err != nil {
+				errs[i] = fmt.Errorf("store: end run %s left behind: %w", rn.ID, err)
+			}
+		})
+	}
+	wg.Wait()
+	ended := make([]*Run, 0, len(runs))
+	for i, rn := range runs {
+		if errs[i] == nil {
+			ended = append(ended, rn)
+		}
+	}
+	return ended, errors.Join(errs...)
+}
+
+// interruptedEvent returns the terminal event of a run left behind, built as the
+// runtime builds a run's end in ERROR, to be stored after its last stored event; nil
+// if its stored stream ends with its terminal event already.
+func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Event, error) {
+	last, err := LastEvent(ctx, s, rn.ID)
+	if err != nil {
+		return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
+	}
+	next := 0
+	if last != nil {
+		if last.Ends(rn.ID) {
+			settle(rn, last)
+			return nil, nil
+		}
+		next = last.Index + 1
+	}
+	ended := *rn
+	ended.Status, ended.Output.Error = run.StatusError, ReasonInterrupted
+	ev, err := EndEvent(&ended, next, now)
+	if err != nil {
+		return nil, fmt.Errorf("store: terminal event of run %s left behind: %w", rn.ID, err)
+	}
+	return &ev, nil
+}
+
+// settle gives a run whose stored stream ends with its terminal event the status
+// that event says: the process that executed it died between storing its last
+// events and its end. Such a run is not resumed nor interrupted.
+func settle(rn *Run, last *Event) {
+	var ev run.Event
+	_ = json.Unmarshal(last.Data, &ev)
+	st := run.StatusError
+	switch last.Type {
+	case run.EventWorkflowCompleted, run.EventRunCompleted:
+		st = run.StatusCompleted
+		rn.Output.Content = ev.Content
+	case run.EventWorkflowCancelled, run.EventRunCancelled:
+		st = run.StatusCancelled
+		rn.Output.Reason = ev.Reason
+	default:
+		rn.Output.Error = cmp.Or(ev.Error, ev.Content, ReasonInterrupted)
+	}
+	rn.Status, rn.Output.Status = st, st
 }

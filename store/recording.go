@@ -1,0 +1,236 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+)
+
+// runTable is the runs a Recorder is recording: what the runs' goroutines hand
+// the recorder's loop (a run that began, a checkpoint asked for, an end) and what
+// the loop answers them. Its mu guards the runs, closed, and the fields of each
+// recording that the runs' goroutines write.
+type runTable struct {
+	mu     sync.Mutex
+	runs   map[string]*recording
+	closed bool
+
+	kick chan struct{} // wakes the loop: something is to be written
+}
+
+func newRunTable() runTable {
+	return runTable{runs: make(map[string]*recording), kick: make(chan struct{}, 1)}
+}
+
+// recording is a run being recorded. The loop's goroutine alone reads and writes
+// rec, resume, created, tried, persisted, lease, renew, err and dead; the
+// runTable's mu guards the rest.
+type recording struct {
+	x         *run.Exec
+	rec       *Run
+	resume    bool      // rec is stored already: update it instead of creating it
+	created   bool      // rec is stored
+	tried     bool      // a CreateRun of rec failed: it may have been stored all the same
+	persisted int       // index of the next event to write
+	lease     time.Time // when the run's lease lapses, as last written or renewed
+	renew     bool      // the lease is due to be renewed
+	err       error     // why the last write for the run failed; nil once one succeeded
+	dead      error     // why the recorder gave up on the run: nothing more is written
+
+	ending bool       // End was called: write the final state once the events are out
+	ended  chan error // receives the outcome of the final write
+
+	// A checkpoint asked for: the steps to keep once the events before index
+	// ckAfter are written, and who waits for the outcome.
+	ckSteps []run.StepResult
+	ckAfter int
+	ckWait  []chan error
+}
+
+// checkpoint is a checkpoint due to be written.
+type checkpoint struct {
+	rc    *recording
+	steps []run.StepResult
+	wait  []chan error
+}
+
+// add records rc, unless the recorder is closed.
+func (t *runTable) add(rc *recording) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	t.runs[rc.x.ID] = rc
+	t.wake()
+	return nil
+}
+
+// askCheckpoint asks for a checkpoint of x's run with steps, once the events x
+// emitted so far are written; done receives the outcome.
+func (t *runTable) askCheckpoint(x *run.Exec, steps []run.StepResult, done chan error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rc := t.runs[x.ID]
+	if rc == nil || rc.x != x || rc.ending {
+		if t.closed {
+			return ErrClosed
+		}
+		return fmt.Errorf("store: checkpoint run %s: not being recorded", x.ID)
+	}
+	rc.ckSteps, rc.ckAfter = steps, x.Log.Len()
+	rc.ckWait = append(rc.ckWait, done)
+	t.wake()
+	return nil
+}
+
+// end marks x's run as ending and returns it, or nil if it is not recorded.
+func (t *runTable) end(x *run.Exec) *recording {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rc := t.runs[x.ID]
+	if rc != nil {
+		rc.ending = true
+		t.wake()
+	}
+	return rc
+}
+
+// close closes the table to new runs, and reports whether it was open.
+func (t *runTable) close() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	was := !t.closed
+	t.closed = true
+	return was
+}
+
+// executes reports whether the run with the given id is recorded, and not given up
+// on.
+func (t *runTable) executes(id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rc := t.runs[id]
+	return rc != nil && rc.dead == nil
+}
+
+func (t *runTable) wake() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// notEnding removes from due the runs that ended: an ending run's lease bounds how
+// long its end is tried.
+func (t *runTable) notEnding(due []*recording) []*recording {
+	if len(due) == 0 {
+		return due
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.DeleteFunc(due, func(rc *recording) bool { return rc.ending })
+}
+
+// again puts back a checkpoint whose write failed, to be written on a later flush,
+// unless the run asked for a newer one since, which its waiters then wait for.
+func (t *runTable) again(ck checkpoint) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	rc := ck.rc
+	if rc.ckWait == nil {
+		rc.ckSteps = ck.steps
+	}
+	rc.ckWait = append(ck.wait, rc.ckWait...)
+}
+
+// due returns the runs whose end is due to be written (they ended and their events
+// are written), and the checkpoints due to be written (the events emitted before
+// them are written) of runs not ending.
+func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, rc := range live {
+		switch {
+		case rc.dead != nil: // given up on during this flush
+		case rc.ending:
+			if rc.persisted >= rc.x.Log.Len() {
+				ends = append(ends, rc)
+			}
+		case rc.ckWait == nil:
+		case rc.persisted >= rc.ckAfter:
+			cks = append(cks, checkpoint{rc: rc, steps: rc.ckSteps, wait: rc.ckWait})
+			rc.ckSteps, rc.ckWait = nil, nil
+		default:
+			t.wake() // its events were emitted after this flush read the log
+		}
+	}
+	return ends, cks
+}
+
+func (t *runTable) isEnding(rc *recording) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return rc.ending
+}
+
+// finish answers End, and the checkpoints still waiting, with the outcome of the
+// run's final write, which holds its step results.
+func (t *runTable) finish(rc *recording, err error) {
+	t.mu.Lock()
+	delete(t.runs, rc.x.ID)
+	wait := rc.ckWait
+	rc.ckSteps, rc.ckWait = nil, nil
+	t.mu.Unlock()
+	for _, w := range wait {
+		w <- err
+	}
+	rc.ended <- err
+}
+
+// answer answers the checkpoints of rc waiting, with err.
+func (t *runTable) answer(rc *recording, err error) {
+	t.mu.Lock()
+	wait := rc.ckWait
+	rc.ckSteps, rc.ckWait = nil, nil
+	t.mu.Unlock()
+	for _, w := range wait {
+		w <- err
+	}
+}
+
+// abandon answers the runs still recorded when the recorder stops: ErrClosed, with
+// why their last write failed if it did.
+func (t *runTable) abandon() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, rc := range t.runs {
+		delete(t.runs, id)
+		err := ErrClosed
+		switch {
+		case rc.dead != nil:
+			err = rc.dead
+		case rc.err != nil:
+			err = fmt.Errorf("%w: %w", ErrClosed, rc.err)
+		}
+		for _, w := range rc.ckWait {
+			w <- err
+		}
+		rc.ckSteps, rc.ckWait = nil, nil
+		rc.ended <- err
+	}
+}
+
+// list returns the runs being recorded.
+func (t *runTable) list() []*recording {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	live := make([]*recording, 0, len(t.runs))
+	for _, rc := range t.runs {
+		live = append(live, rc)
+	}
+	return live
+}
