@@ -74,7 +74,8 @@ type Options struct {
 	// store.Queue queues them itself).
 	Workers   int
 	QueueSize int
-	// Registry cancels the runs (a new one if nil).
+	// Registry cancels the runs (a new one if nil, which remembers intents and
+	// ended runs for store.IntentTTL).
 	Registry *run.Registry
 	// Recorder persists the runs; nil makes one on the store (none without a
 	// store). The caller closes a Recorder it passed, after Shutdown.
@@ -198,7 +199,9 @@ func (h *Host) defaults() {
 		h.log = slog.Default()
 	}
 	if h.registry == nil {
-		h.registry = new(run.Registry)
+		// A cancel for an id no run has yet is kept as long as a store keeps one, so
+		// that what `kern cancel` says ("kept for 24 h") holds without a store too.
+		h.registry = &run.Registry{Memory: store.IntentTTL}
 	}
 }
 

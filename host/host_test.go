@@ -473,3 +473,28 @@ func TestCancelStoreDown(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryHostKeepsIntentsAsAStoreDoes: without a store, the host's own registry
+// remembers a cancel for an unknown id as long as a store keeps an intent, which is
+// what `kern cancel` tells a person ("the intent is kept for 24 h").
+func TestMemoryHostKeepsIntentsAsAStoreDoes(t *testing.T) {
+	h, err := New(nil, Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got := h.Registry().Memory; got != store.IntentTTL {
+		t.Errorf("registry memory %v, want store.IntentTTL (%v)", got, store.IntentTTL)
+	}
+	st, known, err := h.Cancel(t.Context(), "not-started-yet", "", false)
+	if err != nil || known || st != run.StatusPending {
+		t.Fatalf("cancel of an unknown id: %s known=%v %v, want PENDING, unknown", st, known, err)
+	}
+	r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "quick", Input: "go", RunID: "not-started-yet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.Wait(t.Context()); err != nil || out.Status != run.StatusCancelled {
+		t.Fatalf("run started after its cancel: %v %v, want CANCELLED", out, err)
+	}
+}
