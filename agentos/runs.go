@@ -1,6 +1,7 @@
 package agentos
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/host"
@@ -93,39 +95,79 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request, v any) (isJSON
 	default:
 		return false, badRequest(http.StatusUnsupportedMediaType, "unsupported Content-Type %q: send a form or JSON", media)
 	}
-	_, err = io.Copy(io.Discard, r.Body)
-	return false, err
+	// A multipart body may end in an epilogue after its closing boundary (RFC
+	// 2046); it is read, so that a body cut short is a 400 and not a run.
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return false, bodyError("request body", err)
+	}
+	return false, nil
 }
 
 func formError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return err
-	}
-	return badRequest(http.StatusBadRequest, "malformed form: %v", err)
+	return bodyError("malformed form", err)
 }
 
-func decodeJSON(body io.Reader, v any) error {
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
+// bodyError is a failed read or parse of a request body, a client's mistake in
+// every case: the body's own limit (413) and deadline (408) errors as they are, any
+// other one (a body shorter than its Content-Length, a malformed one) a 400 saying
+// what, and never a 500.
+func bodyError(what string, err error) error {
 	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
+	var he *httpError
+	if errors.As(err, &mbe) || errors.As(err, &he) {
 		return err
-	case errors.Is(err, io.EOF):
-		return nil // an empty body: the missing fields say what is wrong
-	case err != nil:
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return badRequest(http.StatusBadRequest, "%s: the body ended early, before its Content-Length", what)
+	}
+	return badRequest(http.StatusBadRequest, "%s: %v", what, err)
+}
+
+// decodeJSON decodes body, one JSON value with nothing but white space after it,
+// into v. An empty body decodes as nothing: the missing fields say what is wrong.
+// The body is read whole first (it is bounded, and the decoder would buffer the
+// value whole anyway): a body cut short is then a 400 however much of it parsed,
+// and one that is not UTF-8 is refused, where encoding/json would quietly replace
+// its bytes with U+FFFD.
+func decodeJSON(body io.Reader, v any) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return bodyError("request body", err)
+	}
+	if len(bytes.TrimLeft(b, jsonSpace)) == 0 {
+		return nil
+	}
+	if !utf8.Valid(b) {
+		return badRequest(http.StatusUnprocessableEntity, "malformed JSON: the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
 		return badRequest(http.StatusBadRequest, "malformed JSON: %v", err)
 	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		return err
+	// Trailing data is refused rather than ignored: a second object, or a body
+	// glued to another, is a client's mistake it would not otherwise hear of.
+	if len(bytes.TrimLeft(b[dec.InputOffset():], jsonSpace)) > 0 {
+		return badRequest(http.StatusBadRequest, "malformed JSON: data after the JSON value")
 	}
 	return nil
 }
 
+// jsonSpace is the white space JSON allows between tokens.
+const jsonSpace = " \t\r\n"
+
 // parseRun reads a run request: its fields, its ids (bounded as path ids are) and
 // its attachments.
 func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, error) {
+	// stream and background are body fields, as in Agno; one in the query string
+	// is refused rather than ignored (the run would not be what the client asked
+	// for) or honoured (which of two values wins would be a guess).
+	q := r.URL.Query()
+	for _, name := range [...]string{"stream", "background"} {
+		if q.Has(name) {
+			return runRequest{}, badRequest(http.StatusUnprocessableEntity,
+				"%s is a body field (form or JSON), not a query parameter", name)
+		}
+	}
 	req, err := s.readRun(w, r)
 	if err != nil {
 		return req, err
@@ -135,7 +177,26 @@ func (s *Server) parseRun(w http.ResponseWriter, r *http.Request) (runRequest, e
 			return req, badRequest(http.StatusUnprocessableEntity, "%v", err)
 		}
 	}
+	if err := checkMessage(*req.Message); err != nil {
+		return req, err
+	}
 	return req, s.readAttachments(&req, r)
+}
+
+// checkMessage refuses, with 422, a message that is empty (as Agno refuses an
+// empty required form field), not valid UTF-8, or holding a NUL byte. NUL is
+// refused rather than stored: PostgreSQL's text cannot hold it, and a message both
+// stores keep the same is one neither has to escape.
+func checkMessage(msg string) error {
+	switch {
+	case msg == "":
+		return badRequest(http.StatusUnprocessableEntity, "message is empty")
+	case !utf8.ValidString(msg):
+		return badRequest(http.StatusUnprocessableEntity, "message is not valid UTF-8")
+	case strings.IndexByte(msg, 0) >= 0:
+		return badRequest(http.StatusUnprocessableEntity, "message holds a NUL byte")
+	}
+	return nil
 }
 
 // readRun reads a run request's fields from a JSON or form body.
