@@ -196,7 +196,7 @@ func schemas() obj {
 			"model": object(nil, obj{"provider": str(""), "model": str("")}),
 			"tools": obj{"type": "array", "items": obj{"type": "string"}}}),
 		"RunRequest": object([]string{"message"}, obj{
-			"message":     str("The run's input."),
+			"message":     obj{"type": "string", "minLength": 1, "description": "The run's input: not empty, and without NUL bytes (PostgreSQL's text cannot hold them)."},
 			"stream":      obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
 			"session_id":  str("The session the run belongs to; a new one if empty."),
 			"user_id":     str(""),
