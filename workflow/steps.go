@@ -121,8 +121,10 @@ type StepOutput struct {
 	// step gets the value itself through Previous (an agent step gets the JSON as
 	// its input text).
 	Value any
-	// ContentType names Value's type in the step's result and events; empty means
-	// the name of Value's Go type (run.ContentTypeJSON for an unnamed type).
+	// ContentType names the type of the step's structured output in its result
+	// and events: Value's (empty means the name of Value's Go type, or
+	// run.ContentTypeJSON for an unnamed type), or, without a Value, that of a
+	// Content the step holds as JSON already (empty: Content is text).
 	ContentType string
 	// Stop ends the workflow after this step, successfully.
 	Stop bool

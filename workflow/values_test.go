@@ -94,6 +94,11 @@ func TestStepValues(t *testing.T) {
 				return workflow.StepOutput{Content: fmt.Sprint(p == shared)}, err
 			})},
 			want: "true", wantTypes: "plan,,"},
+		{name: "content already JSON, with its type",
+			steps: []workflow.Step{workflow.FuncStep("raw", func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+				return workflow.StepOutput{Content: `{"title":"Raw","steps":5}`, ContentType: "plan"}, nil
+			}), decodeStep[plan]("use")},
+			want: "{Title:Raw Steps:5}", wantTypes: "plan,,"},
 		{name: "value through a container",
 			steps: []workflow.Step{valueStep("make", plan{Title: "Go", Steps: 2}), &workflow.Steps{Name: "group", Steps: []workflow.Step{decodeStep[plan]("use")}}},
 			want:  "{Title:Go Steps:2}", wantTypes: "plan,,"},
