@@ -344,6 +344,9 @@ type StepResult struct {
 	Attempts int `json:"attempts,omitempty"`
 	// Stop asks the workflow to end after this step, successfully.
 	Stop bool `json:"stop,omitempty"`
+	// ContentType names the type of a structured Content, which is then its JSON
+	// (as Output.ContentType); empty for text.
+	ContentType string `json:"content_type,omitempty"`
 }
 
 // Output is the outcome of a run: what it produced up to its end, and how it ended.

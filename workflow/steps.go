@@ -27,13 +27,21 @@ type Step interface {
 type Input struct {
 	// Input is the workflow run's input.
 	Input string
-	// Previous is the content of the step before this one ("" for the first).
+	// Previous is the content of the step before this one ("" for the first); the
+	// JSON of a structured content (see PreviousType and the function Previous).
 	Previous string
+	// PreviousType is the content type of Previous when it is structured (see
+	// run.StepResult.ContentType); empty for text.
+	PreviousType string
 	// Outputs are the results of every agent or function step finished so far, in
 	// the order they finished.
 	Outputs []run.StepResult
 	// State is shared by every step of the run.
 	State *State
+
+	// prevValue is the Go value a function step before this one returned as its
+	// StepOutput.Value, which Previous returns without decoding Previous again.
+	prevValue any
 }
 
 // Output returns the result of the finished step with the given name.
@@ -108,6 +116,16 @@ func (s *State) Snapshot() map[string]any {
 // StepOutput is what a function step returns.
 type StepOutput struct {
 	Content string
+	// Value, when not nil, is the step's structured output: its JSON becomes the
+	// step's content (Content must then be empty), marshalled once, and the next
+	// step gets the value itself through Previous (an agent step gets the JSON as
+	// its input text).
+	Value any
+	// ContentType names the type of the step's structured output in its result
+	// and events: Value's (empty means the name of Value's Go type, or
+	// run.ContentTypeJSON for an unnamed type), or, without a Value, that of a
+	// Content the step holds as JSON already (empty: Content is text).
+	ContentType string
 	// Stop ends the workflow after this step, successfully.
 	Stop bool
 }
@@ -210,7 +228,10 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 		next.Attempt++
 		o = &next
 	}
-	res.Content, res.Stop, res.Attempts = out.Content, out.Stop, o.Attempt
+	res.Content, res.ContentType, res.Stop, res.Attempts = out.Content, out.ContentType, out.Stop, o.Attempt
+	if err == nil && out.Value != nil {
+		res.Content, res.ContentType, err = encodeValue(out)
+	}
 	if err != nil {
 		if cancelled(ctx, err) {
 			res.Status = run.StatusCancelled
@@ -221,7 +242,12 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 		return res, fmt.Errorf("step %q: %w", t.Name, err)
 	}
 	r.record(res)
-	r.emit(run.EventStepCompleted, o, run.Event{Content: res.Content})
+	ev := run.Event{Content: res.Content}
+	if res.ContentType != "" {
+		ev.Detail = &run.Detail{ContentType: res.ContentType}
+	}
+	r.emit(run.EventStepCompleted, o, ev)
+	r.keepValue(t.Name, out.Value)
 	return res, nil
 }
 
@@ -231,7 +257,7 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
 	defer cancel()
 	if t.Agent != nil {
-		out.Content, err = t.runAgent(actx, r, o, in)
+		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in)
 	} else {
 		out, err = callStep(actx, t.Func, in)
 		if err == nil && actx.Err() != nil {
@@ -246,7 +272,8 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 	return out, err
 }
 
-func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, error) {
+// runAgent runs the step's agent on in and returns its content and content type.
+func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, string, error) {
 	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
@@ -259,12 +286,15 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	}
 	out, err := t.Agent.RunNested(ctx, &sc, input, opts...)
 	if out == nil {
-		return "", err
+		return "", "", err
 	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
-	return out.Content, err
+	if out.ContentType == "str" { // Agno's name for text
+		return out.Content, "", err
+	}
+	return out.Content, out.ContentType, err
 }
 
 // runAttachments returns the attachments a workflow run's options give it (their
@@ -314,7 +344,7 @@ func (s *Steps) validate(v *validator) error {
 func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(s.Name, i, f)
 	r.emit(run.EventStepsExecutionStarted, o, run.Event{})
-	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.Previous)
+	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.previous())
 	res := containerResult(ctx, s.Name, results, err)
 	if err == nil {
 		r.emit(run.EventStepsExecutionCompleted, o, run.Event{})
@@ -359,7 +389,7 @@ func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in
 
 	err := firstFailure(results, errs)
 	res := containerResult(ctx, p.Name, results, err)
-	res.Content = joinContents(results)
+	res.Content, res.ContentType = joinContents(results), "" // text, whatever the branches'
 	if err == nil {
 		r.emit(run.EventParallelExecutionCompleted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
 	}
@@ -424,11 +454,11 @@ func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, i
 	r.emit(run.EventConditionExecutionStarted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
 	if !ok {
 		res := containerResult(ctx, c.Name, nil, nil)
-		res.Content = in.Previous
+		res.Content, res.ContentType = in.Previous, in.PreviousType
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{})
 		return res, nil
 	}
-	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.Previous)
+	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.previous())
 	res := containerResult(ctx, c.Name, results, err)
 	if err == nil {
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
@@ -460,7 +490,7 @@ func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	o := r.stepOrigin(l.Name, i, f)
 	r.emit(run.EventLoopExecutionStarted, o, run.Event{Detail: &run.Detail{MaxIterations: l.MaxIterations}})
 	child := f.child(l.Name)
-	prev := in.Previous
+	prev := in.previous()
 	var all []run.StepResult
 	iterations := 0
 	for iterations < l.MaxIterations {
@@ -472,7 +502,7 @@ func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *In
 			return containerResult(ctx, l.Name, all, err), err
 		}
 		r.emit(run.EventLoopIterationCompleted, o, run.Event{Detail: &run.Detail{Iteration: iterations, MaxIterations: l.MaxIterations}})
-		prev = r.content(results)
+		prev = lastContent(results)
 		if r.stopped() {
 			break
 		}
@@ -525,7 +555,7 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 		names[j] = stepName(s)
 	}
 	r.emit(run.EventRouterExecutionStarted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
-	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.Previous)
+	results, err := r.sequence(ctx, chosen, f.child(rt.Name), in.previous())
 	res := containerResult(ctx, rt.Name, results, err)
 	if err == nil {
 		r.emit(run.EventRouterExecutionCompleted, o, run.Event{Detail: &run.Detail{SelectedSteps: names}})
@@ -551,7 +581,8 @@ func cancelled(ctx context.Context, err error) bool {
 func containerResult(ctx context.Context, name string, results []run.StepResult, err error) run.StepResult {
 	res := run.StepResult{StepID: run.Slug(name), StepName: name, Steps: results, Status: run.StatusCompleted}
 	if len(results) > 0 {
-		res.Content = results[len(results)-1].Content
+		last := results[len(results)-1]
+		res.Content, res.ContentType = last.Content, last.ContentType
 	}
 	switch {
 	case err == nil:

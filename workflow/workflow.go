@@ -278,6 +278,9 @@ type execution struct {
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
 	stop     bool             // a step asked the workflow to end
+	// values are the StepOutput.Values of the function steps that returned one, by
+	// step name, the last one's for a step that ran more than once (in a Loop).
+	values map[string]any
 }
 
 // frame is where a list of steps sits in the workflow's tree.
@@ -296,9 +299,9 @@ const checkpointTimeout = 30 * time.Second
 // step, done's first, the last one possibly partial.
 func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) ([]run.StepResult, error) {
 	results := append(make([]run.StepResult, 0, len(steps)), done...)
-	prev := ""
+	var prev run.StepResult
 	if len(done) > 0 {
-		prev = done[len(done)-1].Content
+		prev = done[len(done)-1]
 		for i, res := range done {
 			r.recordLeaves(steps[i], res)
 		}
@@ -312,7 +315,7 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		if err != nil {
 			return results, err
 		}
-		prev = res.Content
+		prev = res
 		if r.checkpointer != nil && i+1 < len(steps) && ctx.Err() == nil && !r.stopped() {
 			if err := r.checkpoint(ctx, results); err != nil {
 				return results, err
@@ -355,9 +358,10 @@ func (r *execution) recordLeaves(s Step, res run.StepResult) {
 	}
 }
 
-// sequence runs steps one after the other, each given the previous one's content.
-// It returns the results of the steps it ran, the last one possibly partial.
-func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev string) ([]run.StepResult, error) {
+// sequence runs steps one after the other, each given the previous one's content,
+// the first one prev's. It returns the results of the steps it ran, the last one
+// possibly partial.
+func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev run.StepResult) ([]run.StepResult, error) {
 	results := make([]run.StepResult, 0, len(steps))
 	for i, s := range steps {
 		if ctx.Err() != nil {
@@ -370,7 +374,7 @@ func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev st
 		if err != nil {
 			return results, err
 		}
-		prev = res.Content
+		prev = res
 		if r.stopped() {
 			break
 		}
@@ -382,18 +386,50 @@ func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev st
 // step failed or was cancelled before it produced any, the content of the step
 // before it.
 func (r *execution) content(results []run.StepResult) string {
-	for i := len(results) - 1; i >= 0; i-- {
-		if res := results[i]; res.Content != "" || res.Status == run.StatusCompleted {
-			return res.Content
-		}
-	}
-	return ""
+	return lastContent(results).Content
 }
 
-func (r *execution) inputFor(prev string) *Input {
+// lastContent returns the result whose content is what a list of steps produced
+// (see content); the zero result when none produced any.
+func lastContent(results []run.StepResult) run.StepResult {
+	for i := len(results) - 1; i >= 0; i-- {
+		if res := results[i]; res.Content != "" || res.Status == run.StatusCompleted {
+			return res
+		}
+	}
+	return run.StepResult{}
+}
+
+// inputFor returns the input of a step that follows the one whose result is prev
+// (the zero result for a first step).
+func (r *execution) inputFor(prev run.StepResult) *Input {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return &Input{Input: r.input, Previous: prev, Outputs: r.finished[:len(r.finished):len(r.finished)], State: r.state}
+	in := &Input{Input: r.input, Previous: prev.Content, PreviousType: prev.ContentType, Outputs: r.finished[:len(r.finished):len(r.finished)], State: r.state}
+	if prev.ContentType != "" && r.values != nil {
+		in.prevValue = r.values[lastLeaf(prev).StepName]
+	}
+	return in
+}
+
+// keepValue keeps v, the StepOutput.Value the function step named name returned,
+// for the step after it (see Previous); a nil v forgets the value an earlier run of
+// the step (in a Loop) returned. Text steps cost nothing here.
+func (r *execution) keepValue(name string, v any) {
+	if v == nil {
+		r.mu.Lock()
+		if r.values != nil {
+			delete(r.values, name)
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.values == nil {
+		r.values = make(map[string]any)
+	}
+	r.values[name] = v
 }
 
 func (r *execution) record(res run.StepResult) {
