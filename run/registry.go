@@ -9,15 +9,16 @@ import (
 
 // Default bounds of what a Registry remembers about runs it does not execute.
 const (
-	DefaultMemory    = 10 * time.Minute
-	DefaultMaxMemory = 10000
+	DefaultMemory         = 10 * time.Minute
+	DefaultMaxMemory      = 10000
+	DefaultMaxMemoryBytes = 16 << 20
 )
 
 // Registry knows the runs executing in this process and cancels them. A cancel for a
 // run not started yet is kept as an intent, and the run ends CANCELLED as soon as it
 // starts; a cancel for a run that has ended reports its terminal status. Intents and
-// ended runs are remembered for a bounded time and number, so the registry does not
-// grow without limit.
+// ended runs are remembered for a bounded time, number and size, so the registry does
+// not grow without limit, whatever ids and reasons its callers send.
 //
 // The zero value is ready to use. Agents, workflows and servers that share a Registry
 // can cancel each other's runs.
@@ -26,6 +27,10 @@ type Registry struct {
 	Memory time.Duration
 	// MaxMemory bounds how many of each are remembered (DefaultMaxMemory if zero).
 	MaxMemory int
+	// MaxMemoryBytes bounds the bytes of ids and reasons each of them holds
+	// (DefaultMaxMemoryBytes if zero): a few very long ids cannot exhaust memory
+	// where a count alone would let them.
+	MaxMemoryBytes int
 	// Canceller, if set, takes every cancel asked of Cancel, so that it reaches runs
 	// executing in other processes too (kern's host sets it): it cancels the runs of
 	// this registry through RequestCancel, never through Cancel. Set it before the
@@ -64,7 +69,7 @@ func (r *Registry) end(id string, e active, st Status) {
 	if r.active[id] == e {
 		delete(r.active, id)
 	}
-	r.ended.put(id, st, r.memory(), r.maxMemory())
+	r.ended.put(id, st, len(id), r.memory(), r.maxMemory(), r.maxMemoryBytes())
 }
 
 // Canceller carries a cancel beyond one process: to a run executing in another
@@ -114,7 +119,7 @@ func (r *Registry) request(id, reason string) (Status, active) {
 		if st, ok := r.ended.get(id, r.memory()); ok {
 			return st, nil
 		}
-		r.intents.put(id, reason, r.memory(), r.maxMemory())
+		r.intents.put(id, reason, len(id)+len(reason), r.memory(), r.maxMemory(), r.maxMemoryBytes())
 		return StatusPending, nil
 	}
 	r.mu.Unlock()
@@ -137,6 +142,13 @@ func (r *Registry) memory() time.Duration {
 	return DefaultMemory
 }
 
+func (r *Registry) maxMemoryBytes() int {
+	if r.MaxMemoryBytes > 0 {
+		return r.MaxMemoryBytes
+	}
+	return DefaultMaxMemoryBytes
+}
+
 func (r *Registry) maxMemory() int {
 	if r.MaxMemory > 0 {
 		return r.MaxMemory
@@ -144,12 +156,13 @@ func (r *Registry) maxMemory() int {
 	return DefaultMaxMemory
 }
 
-// remembered maps run ids to values for a bounded time and number, forgetting the
-// oldest first.
+// remembered maps run ids to values for a bounded time, number and size, forgetting
+// the oldest first.
 type remembered[V any] struct {
 	m     map[string]stamped[V]
 	order []stampedID // insertion order, oldest first, from head on
 	head  int
+	bytes int              // the sizes of order[head:]
 	now   func() time.Time // the clock: time.Now if nil (tests set their own)
 }
 
@@ -159,26 +172,30 @@ type stamped[V any] struct {
 }
 
 type stampedID struct {
-	id string
-	at time.Time
+	id   string
+	at   time.Time
+	size int // what the entry counts against the size bound
 }
 
-func (m *remembered[V]) put(id string, v V, ttl time.Duration, max int) {
+// put remembers v for id, counting size bytes against maxBytes.
+func (m *remembered[V]) put(id string, v V, size int, ttl time.Duration, max, maxBytes int) {
 	now := m.clock()
 	if m.m == nil {
 		m.m = make(map[string]stamped[V])
 	}
 	m.m[id] = stamped[V]{v, now}
-	m.order = append(m.order, stampedID{id, now})
-	m.prune(now, ttl, max)
+	m.order = append(m.order, stampedID{id, now, size})
+	m.bytes += size
+	m.prune(now, ttl, max, maxBytes)
 }
 
-func (m *remembered[V]) prune(now time.Time, ttl time.Duration, max int) {
-	for m.head < len(m.order) && (len(m.order)-m.head > max || now.Sub(m.order[m.head].at) > ttl) {
+func (m *remembered[V]) prune(now time.Time, ttl time.Duration, max, maxBytes int) {
+	for m.head < len(m.order) && (len(m.order)-m.head > max || m.bytes > maxBytes || now.Sub(m.order[m.head].at) > ttl) {
 		old := m.order[m.head]
 		if s, ok := m.m[old.id]; ok && s.at.Equal(old.at) {
 			delete(m.m, old.id)
 		}
+		m.bytes -= old.size
 		m.order[m.head] = stampedID{}
 		m.head++
 	}

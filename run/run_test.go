@@ -3,6 +3,7 @@ package run_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,31 @@ func TestRegistryMemoryIsBounded(t *testing.T) {
 	now = now.Add(time.Millisecond) // the end status ages past Memory
 	if st, _ := reg.Cancel(t.Context(), "old", "x"); st != run.StatusPending {
 		t.Errorf("an expired end status still reported: %s", st)
+	}
+}
+
+// TestRegistryMemoryIsBoundedInBytes: long ids and reasons are forgotten, oldest
+// first, once those kept hold more than MaxMemoryBytes, however few they are.
+func TestRegistryMemoryIsBoundedInBytes(t *testing.T) {
+	t.Parallel()
+	reg := &run.Registry{MaxMemoryBytes: 10_000}
+	long := func(i int) string { return fmt.Sprintf("%04d-%s", i, strings.Repeat("x", 995)) } // 1,000 bytes
+	for i := range 20 {
+		reg.Cancel(t.Context(), long(i), "x")
+	}
+	for _, c := range []struct {
+		id      string
+		applied bool
+	}{{long(0), false}, {long(10), false}, {long(11), true}, {long(19), true}} {
+		e, err := engine.Begin(reg, t.Context(), c.id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied := e.Ctx.Err() != nil; applied != c.applied {
+			t.Errorf("intent %.4s applied: %v, want %v", c.id, applied, c.applied)
+		}
+		e.Finish(nil)
+		e.Close()
 	}
 }
 
