@@ -37,7 +37,7 @@ const (
 	DefaultShutdownGrace  = host.DefaultShutdownGrace
 	DefaultCancelWait     = 10 * time.Second
 	DefaultKeepRuns       = host.DefaultKeepRuns
-	DefaultOSID           = "github.com/kern-dev/kern"
+	DefaultOSID           = "kern"
 
 	// DefaultReadHeaderTimeout bounds how long a request's headers take to arrive.
 	DefaultReadHeaderTimeout = 10 * time.Second

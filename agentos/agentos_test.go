@@ -257,6 +257,14 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestConfigDefaultOSID: a server given no OSID names itself "kern" in GET /config.
+func TestConfigDefaultOSID(t *testing.T) {
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
+	if code, body := e.do("GET", "/config", "", ""); code != 200 || body["os_id"] != "kern" {
+		t.Fatalf("GET /config: %d os_id=%v, want \"kern\"", code, body["os_id"])
+	}
+}
+
 func TestRoutesRead(t *testing.T) {
 	a := &agent.Agent{Name: "Helper", Model: scripted.New("sure")}
 	e := newEnv(t, Config{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, Agents: []*agent.Agent{a}, OSID: "test-os"})

@@ -343,7 +343,7 @@ func Recover(ctx context.Context, s Store) ([]*Run, error) {
 func DefaultReplica() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
-		host = "github.com/kern-dev/kern"
+		host = "kern"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -179,7 +179,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		cc.ConnectTimeout = DefaultConnectTimeout
 	}
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
-		cc.RuntimeParams["application_name"] = "github.com/kern-dev/kern"
+		cc.RuntimeParams["application_name"] = "kern"
 	}
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
