@@ -61,7 +61,7 @@ func TestCancelNotDurable(t *testing.T) {
 				sq.Close()
 			})
 			e := newEnv(t, Config{Store: failingIntents{sq}, Recorder: rec, Workflows: []*workflow.Workflow{slowWorkflow("Story")}})
-			r, err := e.srv.Host().Start(host.Request{Kind: store.KindWorkflow, Component: "story", Input: "go"})
+			r, err := e.srv.Host().Start(host.Request{Kind: run.KindWorkflow, Component: "story", Input: "go"})
 			if err != nil {
 				t.Fatal(err)
 			}

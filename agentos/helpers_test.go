@@ -362,8 +362,8 @@ func quickWorkflow(name string) *workflow.Workflow {
 
 // terminalOf reports whether an event of type t ends a run of kind k (nested agent
 // runs' terminal events do not end a workflow's stream).
-func terminalOf(k store.Kind, t run.EventType) bool {
-	if k == store.KindWorkflow {
+func terminalOf(k run.Kind, t run.EventType) bool {
+	if k == run.KindWorkflow {
 		return t == run.EventWorkflowCompleted || t == run.EventWorkflowCancelled || t == run.EventWorkflowError
 	}
 	return t == run.EventRunCompleted || t == run.EventRunCancelled || t == run.EventRunError

@@ -249,7 +249,7 @@ func leftBehind(t *testing.T, url, schema, workflowID string) string {
 	defer st.Close()
 	id, now := run.NewID(), time.Now()
 	one := run.StepResult{StepID: "one", StepName: "one", Content: "one.", Status: run.StatusCompleted}
-	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: store.KindWorkflow, ComponentID: workflowID,
+	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: run.KindWorkflow, ComponentID: workflowID,
 		Status: run.StatusRunning, Input: "go", Replica: "dead",
 		Output: run.Output{RunID: id, SessionID: "s-" + id, WorkflowID: workflowID, Status: run.StatusRunning,
 			Input: "go", StepResults: []run.StepResult{one}},
@@ -336,7 +336,7 @@ func TestTakeoverNeverStarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, now := run.NewID(), time.Now()
-	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: store.KindWorkflow, ComponentID: "fixed",
+	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: run.KindWorkflow, ComponentID: "fixed",
 		Status: run.StatusPending, Input: "go", Replica: "dead",
 		Output:     run.Output{RunID: id, SessionID: "s-" + id, WorkflowID: "fixed", Status: run.StatusPending, Input: "go"},
 		LeaseUntil: now.Add(-time.Second), CreatedAt: now, UpdatedAt: now}

@@ -34,7 +34,7 @@ func storeRun(t *testing.T, st store.Store, workflowID string, steps []run.StepR
 	t.Helper()
 	ctx := context.Background()
 	id, now := run.NewID(), time.Now()
-	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: store.KindWorkflow, ComponentID: workflowID,
+	rec := &store.Run{ID: id, SessionID: "s-" + id, Kind: run.KindWorkflow, ComponentID: workflowID,
 		Status: run.StatusRunning, Input: "go", Replica: "dead",
 		Output: run.Output{RunID: id, SessionID: "s-" + id, WorkflowID: workflowID, Status: run.StatusRunning,
 			Input: "go", StepResults: steps},
@@ -74,7 +74,7 @@ func terminals(t *testing.T, st store.Store, id string) []string {
 	}
 	var out []string
 	for _, e := range evs {
-		if terminalOf(store.KindWorkflow, e.Type) {
+		if terminalOf(run.KindWorkflow, e.Type) {
 			out = append(out, fmt.Sprintf("%d:%s", e.Index, e.Type))
 		}
 	}

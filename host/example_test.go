@@ -8,7 +8,6 @@ import (
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -46,7 +45,7 @@ func Example() {
 	}
 	fmt.Println(out.Status, out.Content)
 
-	r, err := h.Start(host.Request{Kind: store.KindWorkflow, Component: "waiting", Input: "wait"})
+	r, err := h.Start(host.Request{Kind: run.KindWorkflow, Component: "waiting", Input: "wait"})
 	if err != nil {
 		fmt.Println(err)
 		return

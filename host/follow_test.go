@@ -30,7 +30,7 @@ func TestFollowPastNestedAgentEnd(t *testing.T) {
 		Model: &scripted.Model{Turns: []scripted.Turn{
 			{ToolCalls: []model.ToolCall{{Name: "researcher", Arguments: args}}}, {Text: "done"}}}}
 	h := startHost(t, st, Options{Agents: []*agent.Agent{outer}, NoRecovery: true})
-	r, err := h.Start(Request{Kind: store.KindAgent, Component: "lead", Input: "go", SessionID: "s"})
+	r, err := h.Start(Request{Kind: run.KindAgent, Component: "lead", Input: "go", SessionID: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}

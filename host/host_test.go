@@ -72,7 +72,7 @@ func startHost(t *testing.T, st store.Store, opts Options) *Host {
 // untilContent starts a run of the workflow and waits for its first content.
 func untilContent(t *testing.T, h *Host, wf string) *Run {
 	t.Helper()
-	r, err := h.Start(Request{Kind: store.KindWorkflow, Component: wf, Input: "go", SessionID: "s"})
+	r, err := h.Start(Request{Kind: run.KindWorkflow, Component: wf, Input: "go", SessionID: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,15 +98,15 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("queued", func(t *testing.T) {
-		busy, err := h.Enqueue(ctx, Request{Kind: store.KindWorkflow, Component: "gated", Input: "go"})
+		busy, err := h.Enqueue(ctx, Request{Kind: run.KindWorkflow, Component: "gated", Input: "go"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		queued, err := h.Enqueue(ctx, Request{Kind: store.KindWorkflow, Component: "quick", Input: "go"})
+		queued, err := h.Enqueue(ctx, Request{Kind: run.KindWorkflow, Component: "quick", Input: "go"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.Enqueue(ctx, Request{Kind: store.KindWorkflow, Component: "quick", Input: "go"}); !errors.Is(err, ErrQueueFull) {
+		if _, err := h.Enqueue(ctx, Request{Kind: run.KindWorkflow, Component: "quick", Input: "go"}); !errors.Is(err, ErrQueueFull) {
 			t.Fatalf("third background run with 1 worker and a queue of 1: %v, want ErrQueueFull", err)
 		}
 		st, known, err := h.Cancel(ctx, queued.RunID, "", true)
@@ -132,7 +132,7 @@ func TestCancel(t *testing.T) {
 		if err != nil || known || st != run.StatusPending {
 			t.Fatalf("cancel of an unknown run: %s known %v err %v, want PENDING unknown", st, known, err)
 		}
-		r, err := h.Start(Request{Kind: store.KindWorkflow, Component: "story", RunID: id, Input: "go"})
+		r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "story", RunID: id, Input: "go"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestCancel(t *testing.T) {
 		}
 	})
 	t.Run("ended", func(t *testing.T) {
-		r, err := h.Start(Request{Kind: store.KindWorkflow, Component: "quick", Input: "go"})
+		r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "quick", Input: "go"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +215,7 @@ func TestShutdown(t *testing.T) {
 	if err != nil || rec.Status != run.StatusCancelled || rec.Output.Reason != ReasonShutdown || rec.Output.Content == "" {
 		t.Fatalf("run stored after Shutdown: %+v, %v; want CANCELLED %q with its content", rec, err, ReasonShutdown)
 	}
-	if _, err := h.Start(Request{Kind: store.KindWorkflow, Component: "story"}); !errors.Is(err, ErrClosed) {
+	if _, err := h.Start(Request{Kind: run.KindWorkflow, Component: "story"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Start after Shutdown: %v, want ErrClosed", err)
 	}
 	if err := h.Shutdown(context.Background()); err != nil {
@@ -331,7 +331,7 @@ func waitStored(t *testing.T, st store.Store, id string) {
 func TestCancelBetweenRegisterAndStart(t *testing.T) {
 	url, schema := pgtest.URL(), pgtest.Schema(t)
 	a := startHost(t, openPostgres(t, url, schema), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
-	c := a.component(store.KindWorkflow, "quick")
+	c := a.component(run.KindWorkflow, "quick")
 	lr := newRun(c, Request{RunID: run.NewID(), Input: "go", SessionID: "s"}, true)
 	if err := a.register(lr); err != nil {
 		t.Fatal(err)
@@ -373,7 +373,7 @@ func TestTakeover(t *testing.T) {
 	}}
 	one := run.StepResult{StepID: "one", StepName: "one", Content: "one.", Status: run.StatusCompleted}
 	id, past := run.NewID(), time.Now().Add(-time.Minute)
-	left := &store.Run{ID: id, SessionID: "s", Kind: store.KindWorkflow, ComponentID: "durable", Status: run.StatusRunning,
+	left := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "durable", Status: run.StatusRunning,
 		Input: "go", Output: run.Output{RunID: id, WorkflowID: "durable", StepResults: []run.StepResult{one}},
 		Replica: "dead", LeaseUntil: past, CreatedAt: past, UpdatedAt: past}
 	if err := st.CreateRun(ctx, left); err != nil {

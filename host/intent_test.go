@@ -42,7 +42,7 @@ func TestStartReadsStoredIntent(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHost(t, sqliteStore(t, path), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}, NoRecovery: true})
-	r, err := h.Start(Request{Kind: store.KindWorkflow, Component: "quick", Input: "go", RunID: id})
+	r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "quick", Input: "go", RunID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestStartIntentReads(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := intentReads{Store: sqliteStore(t, filepath.Join(t.TempDir(), "kern.db")), fail: tc.fail, reads: new(atomic.Int32)}
 			h := startHost(t, st, Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}, NoRecovery: true})
-			r, err := h.Start(Request{Kind: store.KindWorkflow, Component: "quick", Input: "go", RunID: tc.id})
+			r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "quick", Input: "go", RunID: tc.id})
 			if n := st.reads.Load(); n != tc.wantReads {
 				t.Errorf("%d reads of the stored intent, want %d", n, tc.wantReads)
 			}
@@ -113,7 +113,7 @@ func TestIntentUnreadLeavesRun(t *testing.T) {
 			st := intentReads{Store: sqliteStore(t, filepath.Join(t.TempDir(), "kern.db")), fail: true, reads: new(atomic.Int32)}
 			h := startHost(t, st, Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}, NoRecovery: true})
 			id, past := run.NewID(), time.Now().Add(-time.Minute)
-			rec := &store.Run{ID: id, SessionID: "s", Kind: store.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
+			rec := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
 				Input: "go", Output: run.Output{RunID: id, WorkflowID: "quick"}, Replica: "dead", LeaseUntil: past,
 				CreatedAt: past, UpdatedAt: past}
 			if err := st.CreateRun(ctx, rec); err != nil {

@@ -46,7 +46,7 @@ func TestRecoveryLogsNameTheDeadReplica(t *testing.T) {
 	defer st.Close()
 	past := time.Now().Add(-time.Minute)
 	left := func(id, component string) {
-		err := st.CreateRun(ctx, &store.Run{ID: id, SessionID: "s", Kind: store.KindWorkflow, ComponentID: component,
+		err := st.CreateRun(ctx, &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: component,
 			Status: run.StatusRunning, Input: "go", Output: run.Output{RunID: id, WorkflowID: component},
 			Replica: "dead-" + id, LeaseUntil: past, CreatedAt: past, UpdatedAt: past})
 		if err != nil {

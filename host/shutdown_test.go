@@ -26,12 +26,12 @@ func TestJobDuringShutdownGoesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, now := run.NewID(), time.Now()
-	queued := &store.Run{ID: id, SessionID: "s", Kind: store.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
+	queued := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
 		Input: "go", Output: run.Output{RunID: id, WorkflowID: "quick"}, CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateRun(ctx, queued); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Start(Request{Kind: store.KindWorkflow, Component: "gated", Input: "go"}); err != nil {
+	if _, err := h.Start(Request{Kind: run.KindWorkflow, Component: "gated", Input: "go"}); err != nil {
 		t.Fatal(err)
 	}
 	shut := make(chan error, 1)

@@ -13,7 +13,7 @@ import (
 // a completed structured run keeps its content a JSON value, with its type.
 func TestEndEventStructuredContent(t *testing.T) {
 	t.Parallel()
-	r := &store.Run{ID: "r1", Kind: store.KindAgent, ComponentID: "extractor", Status: run.StatusCompleted,
+	r := &store.Run{ID: "r1", Kind: run.KindAgent, ComponentID: "extractor", Status: run.StatusCompleted,
 		Output: run.Output{Content: `{"city":"Paris"}`, ContentType: "Trip"}}
 	ev, err := store.EndEvent(r, 4, time.Unix(100, 0))
 	if err != nil {

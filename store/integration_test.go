@@ -179,9 +179,9 @@ func TestPersistedRuns(t *testing.T) {
 			t.Run("recover runs left behind", func(t *testing.T) {
 				st := open(t)
 				now := time.Now()
-				dead := &store.Run{ID: run.NewID(), Kind: store.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning,
+				dead := &store.Run{ID: run.NewID(), Kind: run.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning,
 					Replica: "dead", LeaseUntil: now.Add(-time.Minute), CreatedAt: now, UpdatedAt: now}
-				live := &store.Run{ID: run.NewID(), Kind: store.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning,
+				live := &store.Run{ID: run.NewID(), Kind: run.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning,
 					Replica: "alive", LeaseUntil: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}
 				for _, r := range []*store.Run{dead, live} {
 					if err := st.CreateRun(t.Context(), r); err != nil {
@@ -306,10 +306,10 @@ func TestRecorderRecoversRunsLeftBehind(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := &endWatch{Store: open(t)}
 			now := time.Now()
-			dead := &store.Run{ID: run.NewID(), SessionID: "s1", Kind: store.KindAgent, ComponentID: "a", Status: run.StatusRunning,
+			dead := &store.Run{ID: run.NewID(), SessionID: "s1", Kind: run.KindAgent, ComponentID: "a", Status: run.StatusRunning,
 				Input: "hi", Output: run.Output{Content: "partial", AgentID: "a", AgentName: "Research Agent"},
 				Replica: "dead", LeaseUntil: now.Add(-time.Second), CreatedAt: now}
-			live := &store.Run{ID: run.NewID(), Kind: store.KindAgent, ComponentID: "a", Status: run.StatusRunning,
+			live := &store.Run{ID: run.NewID(), Kind: run.KindAgent, ComponentID: "a", Status: run.StatusRunning,
 				Replica: "other", LeaseUntil: now.Add(time.Hour), CreatedAt: now}
 			deadFlow := storedRun(run.StatusRunning, "dead", now.Add(-time.Second))
 			deadFlow.SessionID, deadFlow.Output.WorkflowName = "s2", "Article flow"
@@ -397,7 +397,7 @@ func emit(x engine.Run, content string, types ...run.EventType) {
 // storedRun is a workflow run's record as a process that executes it stores it.
 func storedRun(status run.Status, replica string, lease time.Time) *store.Run {
 	id := run.NewID()
-	return &store.Run{ID: id, Kind: store.KindWorkflow, ComponentID: "wf", Status: status, Input: "go",
+	return &store.Run{ID: id, Kind: run.KindWorkflow, ComponentID: "wf", Status: status, Input: "go",
 		Output:  run.Output{RunID: id, WorkflowID: "wf", Status: status, Input: "go"},
 		Replica: replica, LeaseUntil: lease, CreatedAt: time.Now()}
 }
@@ -1072,7 +1072,7 @@ func checkInterrupted(t *testing.T, st store.Store, rn *store.Run, n int) {
 		t.Fatalf("terminal event %s: %v", last.Data, err)
 	}
 	want := run.EventWorkflowError
-	if rn.Kind == store.KindAgent {
+	if rn.Kind == run.KindAgent {
 		want = run.EventRunError
 	}
 	if last.Index != n || last.Type != want || ev.Event != want || ev.RunID != rn.ID || ev.EventIndex != n ||
@@ -1083,8 +1083,8 @@ func checkInterrupted(t *testing.T, st store.Store, rn *store.Run, n int) {
 	if ev.Origin == nil {
 		return
 	}
-	if rn.Kind == store.KindAgent && (ev.AgentID != rn.ComponentID || ev.AgentName != rn.Output.AgentName || ev.WorkflowID != "") ||
-		rn.Kind == store.KindWorkflow && (ev.WorkflowID != rn.ComponentID || ev.WorkflowName != rn.Output.WorkflowName || ev.AgentID != "") {
+	if rn.Kind == run.KindAgent && (ev.AgentID != rn.ComponentID || ev.AgentName != rn.Output.AgentName || ev.WorkflowID != "") ||
+		rn.Kind == run.KindWorkflow && (ev.WorkflowID != rn.ComponentID || ev.WorkflowName != rn.Output.WorkflowName || ev.AgentID != "") {
 		t.Errorf("terminal event of run %s comes from the wrong component: %s", rn.ID, last.Data)
 	}
 }

@@ -197,7 +197,7 @@ func TestRecorderPersistsARun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != run.StatusCompleted || got.Output.Content != "the story" || got.Kind != store.KindWorkflow ||
+	if got.Status != run.StatusCompleted || got.Output.Content != "the story" || got.Kind != run.KindWorkflow ||
 		got.ComponentID != "wf" || got.SessionID != "s1" || got.Replica != "r1" || len(got.Output.StepResults) != 2 {
 		t.Errorf("stored run = %+v", got)
 	}

@@ -52,16 +52,6 @@ var (
 // event, a session's state. Larger values are refused with ErrTooLarge.
 const MaxValueSize = 64 << 20
 
-// Kind is what ran: an agent or a workflow. It is run.Kind, whose values are the
-// ones stored; store's own spelling is kept for the code that builds records.
-type Kind = run.Kind
-
-// Kinds of component.
-const (
-	KindAgent    = run.KindAgent
-	KindWorkflow = run.KindWorkflow
-)
-
 // Run is a stored run: where it belongs, how it stands, who executes it, and its
 // output so far (content, step results, metrics, error, reason).
 type Run struct {

@@ -11,7 +11,6 @@ import (
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/postgres"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -57,7 +56,7 @@ func TestHostRunCancelledByKernCancel(t *testing.T) {
 	defer h.Close()
 	srv := startReplica(t, db, "S", replicasYAML, testLease)
 
-	r, err := h.Start(host.Request{Kind: store.KindWorkflow, Component: "hold", Input: "hold on"})
+	r, err := h.Start(host.Request{Kind: run.KindWorkflow, Component: "hold", Input: "hold on"})
 	if err != nil {
 		t.Fatal(err)
 	}

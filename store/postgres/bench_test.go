@@ -18,7 +18,7 @@ var benchEvent = []byte(`{"event":"RunContent","run_id":"0197a5b2-4c1e-7d3a-9f00
 // coreRun stores one run of the core workload: created RUNNING, 52 events (2 steps
 // × 20 chunks and their start, step and end events), ended COMPLETED.
 func coreRun(ctx context.Context, s store.Store, id string, evs []store.Event) error {
-	r := &store.Run{ID: id, SessionID: "s-1", Kind: store.KindWorkflow, ComponentID: "article",
+	r := &store.Run{ID: id, SessionID: "s-1", Kind: run.KindWorkflow, ComponentID: "article",
 		Status: run.StatusRunning, Input: "Write a very long story about a dragon who learns to code."}
 	if err := s.CreateRun(ctx, r); err != nil {
 		return err

@@ -255,7 +255,7 @@ func afterWork(t *testing.T, done <-chan struct{}) {
 
 // lifecycle stores one run's life: created RUNNING, nEvents events, COMPLETED.
 func lifecycle(ctx context.Context, s store.Store, id string, nEvents int) error {
-	r := &store.Run{ID: id, SessionID: "s", Kind: store.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning, Input: "go"}
+	r := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning, Input: "go"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		return err
 	}

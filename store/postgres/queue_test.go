@@ -28,7 +28,7 @@ import (
 const queueHang = 60 * time.Second
 
 // article is the component of the runs that enqueueRun queues.
-var article = store.Component{Kind: store.KindWorkflow, ID: "article"}
+var article = store.Component{Kind: run.KindWorkflow, ID: "article"}
 
 // startWork runs s.Work, serving article, until the returned stop is called (or
 // the test ends); stop waits for Work to return and fails the test on its error.
@@ -59,7 +59,7 @@ func startServing(t testing.TB, s *Store, workers int, serves []store.Component,
 // enqueueRun queues a run with the given id.
 func enqueueRun(t testing.TB, s *Store, id string) {
 	t.Helper()
-	r := &store.Job{ID: id, SessionID: "s-1", Kind: store.KindWorkflow, ComponentID: "article", Input: "hello " + id}
+	r := &store.Job{ID: id, SessionID: "s-1", Kind: run.KindWorkflow, ComponentID: "article", Input: "hello " + id}
 	if err := s.Enqueue(context.Background(), r); err != nil {
 		t.Fatalf("Enqueue(%s): %v", id, err)
 	}
@@ -122,7 +122,7 @@ func jobsOf(t testing.TB, s *Store, runID string) []jobRow {
 func TestQueueEnqueueWork(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	r := &store.Job{ID: "run-1", SessionID: "s-1", UserID: "u-1", Kind: store.KindWorkflow, ComponentID: "article",
+	r := &store.Job{ID: "run-1", SessionID: "s-1", UserID: "u-1", Kind: run.KindWorkflow, ComponentID: "article",
 		Status: run.StatusRunning, Replica: "not me", LeaseUntil: time.Now().Add(time.Hour), Input: "Write about dragons."}
 	if err := s.Enqueue(t.Context(), r); err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestQueueEnqueueWork(t *testing.T) {
 		return errors.New("the run failed") // logged; the job is done all the same
 	})
 	j := receive(t, got, "job")
-	if j.ID != "run-1" || j.SessionID != "s-1" || j.UserID != "u-1" || j.Kind != store.KindWorkflow ||
+	if j.ID != "run-1" || j.SessionID != "s-1" || j.UserID != "u-1" || j.Kind != run.KindWorkflow ||
 		j.ComponentID != "article" || j.Input != "Write about dragons." || j.Status != run.StatusPending {
 		t.Errorf("fn got %+v, want the stored record", j)
 	}
@@ -431,10 +431,10 @@ func TestQueueLongRun(t *testing.T) {
 func TestQueueDeletedRun(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	if err := s.SaveSession(t.Context(), &store.Session{ID: "gone", Kind: store.KindWorkflow}); err != nil {
+	if err := s.SaveSession(t.Context(), &store.Session{ID: "gone", Kind: run.KindWorkflow}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Enqueue(t.Context(), &store.Job{ID: "deleted", SessionID: "gone", Kind: store.KindWorkflow, ComponentID: "article"}); err != nil {
+	if err := s.Enqueue(t.Context(), &store.Job{ID: "deleted", SessionID: "gone", Kind: run.KindWorkflow, ComponentID: "article"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteSession(t.Context(), "gone"); err != nil {
@@ -720,21 +720,21 @@ func TestQueueName(t *testing.T) {
 		want string // when set, the exact name
 	}{
 		{"plain", article, "kern_workflow-article_5f92b6a9ec662500"},
-		{"same id, other kind", store.Component{Kind: store.KindAgent, ID: "article"}, ""},
-		{"upper case", store.Component{Kind: store.KindWorkflow, ID: "Article"}, ""},
-		{"punctuation", store.Component{Kind: store.KindWorkflow, ID: "my article/v2.1"}, ""},
-		{"same slug as punctuation", store.Component{Kind: store.KindWorkflow, ID: "my-article-v2-1"}, ""},
-		{"underscores", store.Component{Kind: store.KindWorkflow, ID: "__my__article__"}, ""},
-		{"pipes", store.Component{Kind: store.KindWorkflow, ID: "a||b"}, ""},
-		{"separators only", store.Component{Kind: store.KindWorkflow, ID: "---"}, ""},
-		{"empty id", store.Component{Kind: store.KindWorkflow, ID: ""}, ""},
+		{"same id, other kind", store.Component{Kind: run.KindAgent, ID: "article"}, ""},
+		{"upper case", store.Component{Kind: run.KindWorkflow, ID: "Article"}, ""},
+		{"punctuation", store.Component{Kind: run.KindWorkflow, ID: "my article/v2.1"}, ""},
+		{"same slug as punctuation", store.Component{Kind: run.KindWorkflow, ID: "my-article-v2-1"}, ""},
+		{"underscores", store.Component{Kind: run.KindWorkflow, ID: "__my__article__"}, ""},
+		{"pipes", store.Component{Kind: run.KindWorkflow, ID: "a||b"}, ""},
+		{"separators only", store.Component{Kind: run.KindWorkflow, ID: "---"}, ""},
+		{"empty id", store.Component{Kind: run.KindWorkflow, ID: ""}, ""},
 		{"empty kind", store.Component{ID: "article"}, ""},
-		{"not ASCII", store.Component{Kind: store.KindAgent, ID: "Écrire un article — 日本"}, ""},
-		{"only not ASCII", store.Component{Kind: store.KindAgent, ID: "日本"}, ""},
-		{"control characters", store.Component{Kind: store.KindAgent, ID: "a\x00b\nc"}, ""},
-		{"long", store.Component{Kind: store.KindWorkflow, ID: long}, ""},
-		{"long, last byte differs", store.Component{Kind: store.KindWorkflow, ID: long[:999] + "y"}, ""},
-		{"separator at the cut", store.Component{Kind: store.KindWorkflow, ID: cut}, ""},
+		{"not ASCII", store.Component{Kind: run.KindAgent, ID: "Écrire un article — 日本"}, ""},
+		{"only not ASCII", store.Component{Kind: run.KindAgent, ID: "日本"}, ""},
+		{"control characters", store.Component{Kind: run.KindAgent, ID: "a\x00b\nc"}, ""},
+		{"long", store.Component{Kind: run.KindWorkflow, ID: long}, ""},
+		{"long, last byte differs", store.Component{Kind: run.KindWorkflow, ID: long[:999] + "y"}, ""},
+		{"separator at the cut", store.Component{Kind: run.KindWorkflow, ID: cut}, ""},
 		{"the legacy queue's name", store.Component{Kind: "kern", ID: "runs"}, ""},
 	}
 	seen := map[string]string{legacyQueue: "the legacy queue"}
@@ -767,7 +767,7 @@ func TestQueueRoutesByComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	other := store.Component{Kind: store.KindAgent, ID: "other"}
+	other := store.Component{Kind: run.KindAgent, ID: "other"}
 
 	var strays atomic.Int32
 	serve := func(c store.Component, got chan<- string) func(context.Context, *store.Job) error {
@@ -908,7 +908,7 @@ func TestQueueLegacyJobs(t *testing.T) {
 func TestQueueWorkersBoundAcrossComponents(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
-	serves := []store.Component{article, {Kind: store.KindAgent, ID: "writer"}, {Kind: store.KindWorkflow, ID: "digest"}}
+	serves := []store.Component{article, {Kind: run.KindAgent, ID: "writer"}, {Kind: run.KindWorkflow, ID: "digest"}}
 	const perComponent = 2
 	n := perComponent * len(serves)
 	for i := range perComponent {

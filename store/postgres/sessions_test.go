@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kern-dev/kern/internal/pgtest"
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -82,7 +83,7 @@ func TestMigrateSessionsOfRuns(t *testing.T) {
 		t.Fatalf("ListSessions = %d sessions, %v; want 2", total, err)
 	}
 	s1, saved := got[0], got[1]
-	if s1.ID != "s1" || s1.UserID != "u1" || s1.Kind != store.KindWorkflow || s1.ComponentID != "flow" ||
+	if s1.ID != "s1" || s1.UserID != "u1" || s1.Kind != run.KindWorkflow || s1.ComponentID != "flow" ||
 		s1.Name != "first input" || len(s1.State) != 0 || !s1.CreatedAt.Equal(at(0)) || !s1.UpdatedAt.Equal(at(5)) {
 		t.Errorf("session of runs = %+v; want the top-level run's, from the first run's time to the last's", s1)
 	}

@@ -56,7 +56,7 @@ func BenchmarkRunLifecycle(b *testing.B) {
 		evs := make([]store.Event, lifecycleEvents)
 		for pb.Next() {
 			id := fmt.Sprintf("run-%d", next.Add(1))
-			r := &store.Run{ID: id, SessionID: "bench", Kind: store.KindWorkflow, ComponentID: "article",
+			r := &store.Run{ID: id, SessionID: "bench", Kind: run.KindWorkflow, ComponentID: "article",
 				Status: run.StatusRunning, Input: "Write a story about a dragon.", Replica: "bench",
 				LeaseUntil: time.Now().Add(time.Minute)}
 			r.Output = run.Output{RunID: id, Status: run.StatusRunning, Input: r.Input}

@@ -129,7 +129,7 @@ func TestCancelAcrossStores(t *testing.T) {
 	got := listenAll(t, executor)
 	warm(t, other, got)
 
-	r := &store.Run{ID: "run-1", Kind: store.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning, Input: "go"}
+	r := &store.Run{ID: "run-1", Kind: run.KindWorkflow, ComponentID: "wf", Status: run.StatusRunning, Input: "go"}
 	if err := executor.CreateRun(t.Context(), r); err != nil {
 		t.Fatal(err)
 	}

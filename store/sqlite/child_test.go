@@ -81,7 +81,7 @@ func crashChild(ctx context.Context, s *Store) {
 }
 
 func childRun(ctx context.Context, s *Store, id string) error {
-	r := &store.Run{ID: id, Kind: store.KindWorkflow, ComponentID: "crash", Status: run.StatusRunning, Input: "in"}
+	r := &store.Run{ID: id, Kind: run.KindWorkflow, ComponentID: "crash", Status: run.StatusRunning, Input: "in"}
 	if err := s.CreateRun(ctx, r); err != nil {
 		return err
 	}

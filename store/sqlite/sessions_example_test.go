@@ -30,7 +30,7 @@ func ExampleStore_ListSessions() {
 	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	for i, input := range []string{"Write about dragons", "A poem", "More dragons"} {
 		r := &store.Run{ID: fmt.Sprint("run-", i), SessionID: fmt.Sprint("session-", i%2), UserID: "ann",
-			Kind: store.KindWorkflow, ComponentID: "article", Status: run.StatusCompleted, Input: input,
+			Kind: run.KindWorkflow, ComponentID: "article", Status: run.StatusCompleted, Input: input,
 			CreatedAt: start.Add(time.Duration(i) * time.Minute)}
 		if err := st.CreateRun(ctx, r); err != nil {
 			log.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
@@ -66,7 +67,7 @@ func TestMigrateSessionsOfRuns(t *testing.T) {
 		t.Fatalf("ListSessions = %d sessions, %v; want 2", total, err)
 	}
 	s1, saved := got[0], got[1]
-	if s1.ID != "s1" || s1.UserID != "u1" || s1.Kind != store.KindWorkflow || s1.ComponentID != "flow" ||
+	if s1.ID != "s1" || s1.UserID != "u1" || s1.Kind != run.KindWorkflow || s1.ComponentID != "flow" ||
 		s1.Name != "first input" || len(s1.State) != 0 || s1.CreatedAt.UnixMilli() != at(0) || s1.UpdatedAt.UnixMilli() != at(5) {
 		t.Errorf("session of runs = %+v; want the top-level run's, from the first run's time to the last's", s1)
 	}

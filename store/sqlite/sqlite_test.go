@@ -66,7 +66,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &store.Run{ID: "r1", SessionID: "s1", Kind: store.KindAgent, ComponentID: "a", Status: run.StatusRunning,
+	r := &store.Run{ID: "r1", SessionID: "s1", Kind: run.KindAgent, ComponentID: "a", Status: run.StatusRunning,
 		Input: "in", Output: run.Output{RunID: "r1", Status: run.StatusRunning, Content: "partial"}}
 	if err := s.CreateRun(ctx, r); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 	if err := s.AppendEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveSession(ctx, &store.Session{ID: "s1", Kind: store.KindAgent, ComponentID: "a", State: map[string]any{"k": "v"}}); err != nil {
+	if err := s.SaveSession(ctx, &store.Session{ID: "s1", Kind: run.KindAgent, ComponentID: "a", State: map[string]any{"k": "v"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
