@@ -121,12 +121,9 @@ func (h *Host) keepAsync(ctx context.Context, id, reason string) <-chan error {
 	return kept
 }
 
-// keep stores the cancel intent of a run cancelled here, when the store keeps
+// keep stores the cancel intent of a run cancelled here in a store that keeps
 // intents: a process that takes the run over must not reverse the cancel.
 func (h *Host) keep(ctx context.Context, id, reason string) error {
-	if h.canceller == nil {
-		return nil
-	}
 	if err := h.canceller.CancelRun(ctx, id, reason); err != nil {
 		h.log.Warn("host: cancel applied here but not stored", "run_id", id, "err", err)
 		return fmt.Errorf("host: run %s: %w: its intent not stored: %w", id, ErrNotDurable, err)

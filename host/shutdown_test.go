@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
@@ -36,11 +37,12 @@ func TestJobDuringShutdownGoesBack(t *testing.T) {
 	}
 	shut := make(chan error, 1)
 	go func() { shut <- h.Shutdown(ctx) }() // waits for the gated run
-	for deadline := time.Now().Add(10 * time.Second); !h.Closing(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the host is not closing 10 s after Shutdown")
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		if !h.Closing() {
+			return errors.New("the host is not closing after Shutdown")
 		}
-	}
+		return nil
+	})
 	err = h.runJob(ctx, queued) // what the queue's worker calls
 	close(gate)
 	if serr := <-shut; serr != nil {
