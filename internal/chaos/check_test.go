@@ -1,3 +1,5 @@
+//go:build chaos
+
 package chaos
 
 import (
@@ -7,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
@@ -16,9 +19,9 @@ import (
 // settle waits until every run the clients of l were told of, and every run st
 // holds, has ended in st: a case calls it once the fault is over and a server
 // that can take the runs over is up.
-func settle(t *testing.T, st store.Store, l *ledger) {
+func settle(t *testing.T, st store.Store, l *ledger, within time.Duration) {
 	t.Helper()
-	eventually.Succeeds(t, patience, func() error {
+	eventually.Succeeds(t, within, func() error {
 		ctx := context.Background()
 		ids, err := runIDs(ctx, st, l)
 		if err != nil {

@@ -1,9 +1,12 @@
+//go:build chaos
+
 package chaos
 
 import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +31,7 @@ type fault struct {
 	stores  []string // nil: both
 	tmpfs   bool     // SQLite: on a tmpfs the case fills
 	long    bool     // only with -chaos.long
+	longOn  []string // stores on which the case is long
 }
 
 // chaosCase is one fault on one store.
@@ -41,23 +45,46 @@ type chaosCase struct {
 // a fixed multiple of the lease, the fault itself.
 var faults = []fault{
 	{name: "kill -9 before the 202", run: killBeforeAccepted},
-	{name: "kill -9 at the 202", run: killAtAccepted, pending: map[string]string{onSQLite: "item 2"}},
-	{name: "kill -9 while queued", run: killWhileQueued, pending: map[string]string{onSQLite: "item 2"}},
-	{name: "kill -9 mid-step", run: killAt("the 5th content", content(5))},
-	{name: "kill -9 at a step's end (before its checkpoint)", run: killAt("StepCompleted", stepCompleted)},
-	{name: "kill -9 at the terminal event", run: killAt("the terminal event", terminal)},
-	{name: "kill -9 at a cancel's answer", run: killAtCancel},
-	{name: "kill -9 at WorkflowCancelled", run: killAtCancelled},
+	{name: "kill -9 at the 202", run: killAtAccepted, pending: on(onSQLite, item2)},
+	{name: "kill -9 while queued", run: killWhileQueued, pending: on(onSQLite, item2),
+		// River hands a job that a dead replica had fetched out again only after
+		// its rescue delay (store/postgres queueRescueAfter, up to 96 s).
+		longOn: []string{onPostgres}},
+	{name: "kill -9 mid-step", run: killAt("the 5th content", content(5)), pending: both(item3)},
+	{name: "kill -9 at a step's end (before its checkpoint)", run: killAt("StepCompleted", stepCompleted), pending: both(item3)},
+	{name: "kill -9 at the terminal event", run: killAt("the terminal event", terminal), pending: both(item3)},
+	{name: "kill -9 at a cancel's answer", run: killAtCancel, pending: both(item3 + partialLost)},
+	{name: "kill -9 at WorkflowCancelled", run: killAtCancelled, pending: both(item3 + partialLost)},
 	{name: "outage < lease", run: outage(lease / 2), tmpfs: true},
-	{name: "outage > lease", run: outage(5 * lease / 2), tmpfs: true},
+	{name: "outage > lease", run: outage(5 * lease / 2), tmpfs: true, pending: on(onSQLite, item3+", item 10", onPostgres, item3)},
 	{name: "cancel during outage < lease", run: cancelDuringOutage(lease / 2), tmpfs: true},
-	{name: "cancel during outage > lease", run: cancelDuringOutage(5 * lease / 2), tmpfs: true},
-	{name: "replica stalled past its lease (SIGSTOP, SIGCONT)", run: stall},
+	{name: "cancel during outage > lease", run: cancelDuringOutage(5 * lease / 2), tmpfs: true, pending: on(onPostgres, item3)},
+	{name: "replica stalled past its lease (SIGSTOP, SIGCONT)", run: stall, pending: both(item3)},
 
-	{name: "long: kill -9 at every event of a run", run: killAtEveryEvent, long: true},
-	{name: "long: outage 5 × lease", run: outage(5 * lease), tmpfs: true, long: true},
-	{name: "long: cancel during outage 5 × lease", run: cancelDuringOutage(5 * lease), tmpfs: true, long: true},
+	{name: "long: kill -9 at every event of a run", run: killAtEveryEvent, long: true, pending: both(item3)},
+	{name: "long: outage 5 × lease", run: outage(5 * lease), tmpfs: true, long: true, pending: on(onSQLite, item3+", item 10", onPostgres, item3)},
+	{name: "long: cancel during outage 5 × lease", run: cancelDuringOutage(5 * lease), tmpfs: true, long: true, pending: on(onPostgres, item3)},
 }
+
+// The fixes on other branches that cases wait for (issue 12's items), and a
+// defect the suite found that no item covers yet.
+const (
+	item2 = "item 2" // a background run is durable before its 202 (SQLite)
+	item3 = "item 3" // clients hear only what is durable; no index reused
+	// partialLost: a run taken over with a cancel pending ends CANCELLED with an
+	// empty content, though the interrupted step's text is stored in its events.
+	partialLost = "; takeover of a cancelled run drops its partial content (host/recover.go)"
+)
+
+func on(kv ...string) map[string]string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+func both(item string) map[string]string { return on(onSQLite, item, onPostgres, item) }
 
 // TestFaults runs every fault on every store, then checks the guarantees.
 func TestFaults(t *testing.T) {
@@ -70,7 +97,7 @@ func TestFaults(t *testing.T) {
 			t.Run(f.name+"/"+kind, func(t *testing.T) {
 				t.Parallel()
 				outcomes.record(t, f.name, kind)
-				if f.long && !*long {
+				if (f.long || slices.Contains(f.longOn, kind)) && !*long {
 					skip(t, "long (-chaos.long)")
 				}
 				if item := f.pending[kind]; item != "" && !*pending {
@@ -79,11 +106,20 @@ func TestFaults(t *testing.T) {
 				c := &chaosCase{db: newDB(t, kind, f.tmpfs), l: newLedger()}
 				f.run(t, c)
 				st := c.db.open(t)
-				settle(t, st, c.l)
+				settle(t, st, c.l, settleWithin(f, kind))
 				check(t, st, c.l)
 			})
 		}
 	}
+}
+
+// settleWithin is how long the runs of case f on kind may take to end after the
+// fault.
+func settleWithin(f fault, kind string) time.Duration {
+	if slices.Contains(f.longOn, kind) {
+		return 3 * time.Minute
+	}
+	return patience
 }
 
 // killBeforeAccepted sends a background run's request and kills the server before
@@ -164,7 +200,7 @@ func killAtEveryEvent(t *testing.T, c *chaosCase) {
 	for i := range n {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			killAt(fmt.Sprintf("event %d", i), func(ev *run.Event) bool { return ev.EventIndex == i })(t, c)
-			settle(t, c.db.open(t), c.l)
+			settle(t, c.db.open(t), c.l, patience)
 		})
 	}
 }
@@ -183,11 +219,12 @@ func killAtCancel(t *testing.T, c *chaosCase) {
 }
 
 // killAtCancelled cancels a streaming run and kills its server the moment the
-// stream hears WorkflowCancelled, while the cancel's own answer is on its way.
+// stream hears WorkflowCancelled, while the cancel's own answer is on its way. The
+// run is a short one: were the cancel lost, it would end COMPLETED soon after.
 func killAtCancelled(t *testing.T, c *chaosCase) {
 	a := startServer(t, c.db, "A")
 	killed := make(chan struct{})
-	s := a.startStream(t, c.l, "hold", func(ev *run.Event) {
+	s := a.startStream(t, c.l, "steps", func(ev *run.Event) {
 		if ev.Event == run.EventWorkflowCancelled {
 			a.kill(t)
 			close(killed)
