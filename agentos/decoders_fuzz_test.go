@@ -287,11 +287,12 @@ func FuzzSessionQuery(f *testing.F) {
 				t.Fatalf("%s: limit %d, page %d, offset %d", what, q.Limit, page, q.Offset)
 			}
 		}
-		if !strings.ContainsAny(raw, " #\x00\r\n") {
-			w := serve(h, http.MethodGet, "/sessions?"+raw, "", "")
-			if w.Code >= 500 || (err == nil && w.Code >= 300) {
-				t.Fatalf("%s through the handler: %d (decoder error %v): %s", what, w.Code, err, w.Body)
-			}
+		r = httptest.NewRequest(http.MethodGet, "/sessions", nil)
+		r.URL.RawQuery = raw
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code >= 500 || (err == nil && w.Code >= 300) {
+			t.Fatalf("%s through the handler: %d (decoder error %v): %s", what, w.Code, err, w.Body)
 		}
 	})
 }
