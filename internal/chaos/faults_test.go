@@ -72,8 +72,9 @@ const (
 	item2 = "item 2" // a background run is durable before its 202 (SQLite)
 	item3 = "item 3" // clients hear only what is durable; no index reused
 	// partialLost: a run taken over with a cancel pending ends CANCELLED with an
-	// empty content, though the interrupted step's text is stored in its events.
-	partialLost = "; takeover of a cancelled run drops its partial content (host/recover.go)"
+	// empty content, though the interrupted step's text is stored in its events
+	// (host/recover.go resumes it from its last finished step only).
+	partialLost = " + takeover loses partial content"
 )
 
 func on(kv ...string) map[string]string {
@@ -231,12 +232,17 @@ func killAtCancelled(t *testing.T, c *chaosCase) {
 		}
 	})
 	s.waitFor(t, "content", content(2))
-	go a.cancel(t, c.l, s.id(), true) // its answer may be lost with the server
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		a.cancel(t, c.l, s.id(), true) // its answer may be lost with the server
+	}()
 	select {
 	case <-killed:
 	case <-time.After(patience):
 		t.Fatal("no WorkflowCancelled")
 	}
+	<-answered
 	startServer(t, c.db, "B")
 }
 

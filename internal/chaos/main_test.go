@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 )
 
 var (
@@ -108,15 +109,23 @@ func (tb *table) print() {
 		return
 	}
 	faults := make([]string, 0, len(tb.rows))
-	w := len("fault")
-	for f := range tb.rows {
+	w, ws := len("fault"), len("postgres")
+	for f, row := range tb.rows {
 		faults = append(faults, f)
-		w = max(w, len(f))
+		w = max(w, utf8.RuneCountInString(f))
+		for _, o := range row {
+			ws = max(ws, len(o))
+		}
 	}
 	slices.Sort(faults)
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nchaos: fault × store → outcome\n| %-*s | %-26s | %-26s |\n|%s|%s|%s|\n", w, "fault", "sqlite", "postgres",
-		strings.Repeat("-", w+2), strings.Repeat("-", 28), strings.Repeat("-", 28))
+	line := func(f, sq, pg string) {
+		pad := w - utf8.RuneCountInString(f) // %-*s pads by bytes; "×" is two
+		fmt.Fprintf(&b, "| %s%s | %-*s | %-*s |\n", f, strings.Repeat(" ", pad), ws, sq, ws, pg)
+	}
+	b.WriteString("\nchaos: fault × store → outcome\n")
+	line("fault", "sqlite", "postgres")
+	line(strings.Repeat("-", w), strings.Repeat("-", ws), strings.Repeat("-", ws))
 	for _, f := range faults {
 		cell := func(st string) string {
 			if o, ok := tb.rows[f][st]; ok {
@@ -124,7 +133,7 @@ func (tb *table) print() {
 			}
 			return "—"
 		}
-		fmt.Fprintf(&b, "| %-*s | %-26s | %-26s |\n", w, f, cell("sqlite"), cell("postgres"))
+		line(f, cell(onSQLite), cell(onPostgres))
 	}
 	fmt.Print(b.String())
 }
