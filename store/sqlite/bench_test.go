@@ -168,3 +168,35 @@ func BenchmarkCancelAcrossStores(b *testing.B) {
 		await(id)
 	}
 }
+
+// BenchmarkAppendLongRuns appends one event to each of 50 runs per call, as a flush
+// does when runs stream a word at a time, on runs that already hold pages pages
+// each: the cost of a flush must not grow with how long the runs are.
+func BenchmarkAppendLongRuns(b *testing.B) {
+	for _, pages := range []int{10, 2000} {
+		b.Run(fmt.Sprintf("pages=%d", pages), func(b *testing.B) {
+			s := openTemp(b)
+			const runs = 50
+			evs := make([]store.Event, runs)
+			now := time.Now()
+			next := 0
+			flush := func() {
+				for j := range evs {
+					evs[j] = store.Event{RunID: fmt.Sprintf("run-%d", j), Index: next,
+						Type: run.EventRunContent, Data: eventData, CreatedAt: now}
+				}
+				next++
+				if err := s.AppendEvents(b.Context(), evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range pages {
+				flush()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				flush()
+			}
+		})
+	}
+}
