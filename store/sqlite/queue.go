@@ -155,11 +155,12 @@ func (s *Store) Work(ctx context.Context, workers int, serves []store.Component,
 	poll := time.NewTicker(s.pollInterval)
 	defer poll.Stop()
 	var retry backoff
+	woken := false // by a run queued through this Store: there is one to take
 	for {
 		// Asked for before the take, so that a run queued after it wakes the loop.
 		wake := s.queued.wait()
 		if now := time.Now(); len(w.free) > 0 && !now.Before(retry.next) {
-			if err := w.takeAndStart(ctx, now); err != nil {
+			if err := w.takeAndStart(ctx, now, woken); err != nil {
 				if s.closed.Load() {
 					return s.fail(op, store.ErrClosed)
 				}
@@ -169,12 +170,14 @@ func (s *Store) Work(ctx context.Context, workers int, serves []store.Component,
 				retry = backoff{}
 			}
 		}
+		woken = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.quit:
 			return s.fail(op, store.ErrClosed)
 		case <-wake:
+			woken = true
 		case <-poll.C:
 		case <-w.freed:
 		case id := <-w.putBack:
@@ -198,15 +201,18 @@ type worker struct {
 }
 
 // takeAndStart takes as many queued runs as there are free workers and starts
-// each on a goroutine of its own.
-func (w *worker) takeAndStart(ctx context.Context, now time.Time) error {
+// each on a goroutine of its own. Unless woken by a run queued, it first looks
+// for one without writing.
+func (w *worker) takeAndStart(ctx context.Context, now time.Time, woken bool) error {
 	skip, err := w.skipping(now)
 	if err != nil {
 		return err
 	}
-	found, err := w.s.anyQueued(ctx, w.served, skip)
-	if err != nil || !found {
-		return err
+	if !woken {
+		found, err := w.s.anyQueued(ctx, w.served, skip)
+		if err != nil || !found {
+			return err
+		}
 	}
 	jobs, err := w.s.take(ctx, w.served, skip, len(w.free))
 	if err != nil {
