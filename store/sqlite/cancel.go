@@ -30,6 +30,12 @@ const (
 	MaxRereadIntents = 10_000
 )
 
+// The bounds in use: MaxIntents and MaxRereadIntents, but in tests.
+var (
+	intentCap = MaxIntents
+	rereadCap = MaxRereadIntents
+)
+
 var _ store.Canceller = (*Store)(nil)
 
 const (
@@ -92,7 +98,7 @@ func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 		if _, err := tx.ExecContext(ctx, sqlPruneIntents, now.Add(-store.IntentTTL).UnixMilli()); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, sqlCapIntents, MaxIntents-1); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlCapIntents, intentCap-1); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, sqlInsertIntent, runID, reason, now.UnixMilli()); err != nil {

@@ -32,8 +32,9 @@ const (
 // file is in WAL mode). The events of a run stored by several writes since the
 // last poll are delivered once, with the last index. On starting, Listen calls
 // n.Cancel for every intent kept for a run that has not ended (younger than
-// store.IntentTTL; the newest MaxRereadIntents when more are kept), and again every DefaultRereadInterval (or as
-// WithRereadInterval says), so that n.Cancel may see a cancel more than once. A
+// store.IntentTTL; the newest MaxRereadIntents when more are kept), and again
+// every DefaultRereadInterval (or as WithRereadInterval says), so that n.Cancel
+// may see a cancel more than once. A
 // listener that fell so far behind that notices it had not read were pruned
 // (older than a minute) re-reads the intents, then calls n.Reconnected. A read
 // that fails is logged and tried again, backing off up to 5 s; nothing is lost,
@@ -190,7 +191,7 @@ func (l *listener) reread() error {
 	// goroutine per statement to watch one. They are short, and bounded by the
 	// busy timeout.
 	rows, err := l.db.QueryContext(context.Background(), sqlPendingIntents,
-		time.Now().Add(-store.IntentTTL).UnixMilli(), MaxRereadIntents)
+		time.Now().Add(-store.IntentTTL).UnixMilli(), rereadCap)
 	if err != nil {
 		return fmt.Errorf("re-read cancel intents: %w", err)
 	}
@@ -208,9 +209,9 @@ func (l *listener) reread() error {
 	if err != nil {
 		return fmt.Errorf("re-read cancel intents: %w", err)
 	}
-	if len(intents) == MaxRereadIntents {
+	if len(intents) == rereadCap {
 		l.s.log.Warn("store/sqlite: more cancel intents pending than a listener re-reads; the oldest are not re-read",
-			"path", l.s.path, "reread", MaxRereadIntents)
+			"path", l.s.path, "reread", rereadCap)
 	}
 	slices.Reverse(intents) // read newest first, delivered oldest first
 	for _, i := range intents {
