@@ -164,6 +164,9 @@ func (s *Store) Work(ctx context.Context, workers int, serves []store.Component,
 				if s.closed.Load() {
 					return s.fail(op, store.ErrClosed)
 				}
+				if ctx.Err() != nil {
+					return nil
+				}
 				wait := retry.fail(now, s.pollInterval)
 				s.log.Warn("store/sqlite: could not take queued runs; retrying", "path", s.path, "retry_in", wait, "err", err)
 			} else {
