@@ -200,3 +200,49 @@ func BenchmarkAppendLongRuns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEnqueue queues runs one at a time (each Enqueue waits for its
+// commit), and from 64 goroutines at once (their commits grouped).
+func BenchmarkEnqueue(b *testing.B) {
+	job := func(id string) *store.Job {
+		return &store.Job{ID: id, SessionID: "bench", Kind: run.KindWorkflow, ComponentID: "article",
+			Input: "Write a story about a dragon.", Output: run.Output{RunID: id, WorkflowID: "article"}}
+	}
+	b.Run("serial", func(b *testing.B) {
+		s := openTemp(b)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := s.Enqueue(b.Context(), job(fmt.Sprintf("run-%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		s := openTemp(b)
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(64)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.Enqueue(context.Background(), job(fmt.Sprintf("run-%d", next.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("queued-count", func(b *testing.B) { // the host's bound, checked before each Enqueue
+		s := openTemp(b)
+		for i := range 1000 {
+			if err := s.Enqueue(b.Context(), job(fmt.Sprintf("run-%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Queued(b.Context(), 1024); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
