@@ -1,4 +1,4 @@
-//go:build chaos
+//go:build chaos && linux
 
 package chaos
 
@@ -178,6 +178,8 @@ func startServer(t *testing.T, d *db, name string, extra ...string) *server {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--db", d.dsn, "--config", config,
 		"--replica", name, "--lease", lease.String(), "--shutdown-grace", "0"}, extra...)
 	cmd := exec.Command(kernBin, args...)
+	// Killed with the suite, should it die before its cleanups run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); k != "OPENAI_API_KEY" && k != "ANTHROPIC_API_KEY" && !strings.HasPrefix(k, "KERN_") {
 			cmd.Env = append(cmd.Env, kv)
