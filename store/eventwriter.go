@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -195,10 +196,17 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 		}
 		return fs
 	}
+	at := 0
 	for i, rc := range live {
 		if counts[i] > 0 {
 			rc.persisted += counts[i]
 			rc.err = nil
+			at += counts[i]
+			durable := rc.persisted
+			if last := evs[at-1]; last.Event.Terminal() && last.RunID == rc.x.ID {
+				durable-- // the run's terminal event is told once its end is stored
+			}
+			engine.LogOf(rc.x).Durable(durable)
 		}
 	}
 	return nil

@@ -163,6 +163,8 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	}
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
+	// Its clients are told only what is stored: see recording.told.
+	engine.LogOf(x).Track()
 	if x.Resume != nil {
 		rc.resume, rc.persisted = true, x.Resume.NextEvent
 		if len(rec.Output.StepResults) == 0 {
@@ -328,6 +330,7 @@ const ReasonTakenOver = "taken over by another replica"
 // it is written.
 func (r *Recorder) giveUp(rc *recording, err error) {
 	rc.dead = err
+	rc.disown()
 	r.table.answer(rc, err)
 	if r.table.isEnding(rc) {
 		r.table.finish(rc, err)
@@ -355,6 +358,7 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 			r.fail(rc, endErrs[i]) // gives up on a refused end, finishing the run
 			continue
 		}
+		engine.LogOf(rc.x).Durable(rc.persisted) // its terminal event too
 		r.table.finish(rc, nil)
 	}
 	for i, ck := range cks {
