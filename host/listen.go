@@ -204,8 +204,14 @@ func (h *Host) follow(ctx context.Context, rec *store.Run, from int, yield func(
 			}
 			// Read the status before the events: events stored before the end was
 			// seen are then read below, and the next round stops.
-			if cur, err := h.store.GetRun(ctx, rec.ID); err == nil {
+			cur, err := h.store.GetRun(ctx, rec.ID)
+			switch {
+			case err == nil:
 				ended = cur.Status.Terminal()
+			case patient && errors.Is(err, store.ErrNotFound):
+				// A run lost before its record was stored: no process will
+				// write more of it. The stream ends, with no end made up.
+				return nil
 			}
 		}
 		for evs, err = h.store.Events(ctx, rec.ID, from, followPage); err != nil; evs, err = h.store.Events(ctx, rec.ID, from, followPage) {

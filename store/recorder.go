@@ -163,7 +163,8 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	}
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
-	// Its clients are told only what is stored: see recording.told.
+	// Its clients are told only what is stored (eventWriter.appendEvents advances
+	// the watermark) and, should the recorder give up on it, no more: see disown.
 	engine.LogOf(x).Track()
 	if x.Resume != nil {
 		rc.resume, rc.persisted = true, x.Resume.NextEvent
@@ -330,7 +331,7 @@ const ReasonTakenOver = "taken over by another replica"
 // it is written.
 func (r *Recorder) giveUp(rc *recording, err error) {
 	rc.dead = err
-	rc.disown()
+	rc.disown(err)
 	r.table.answer(rc, err)
 	if r.table.isEnding(rc) {
 		r.table.finish(rc, err)

@@ -55,11 +55,11 @@ type recording struct {
 // that this process no longer speaks for the run: they stop at what was stored,
 // and read on in the store, where the process that owns the run next (another
 // replica, or this one's recovery) writes what follows. A run nothing of which
-// reached the store (not even its record, which no write may have stored) is
-// nobody else's: its clients hear its end here.
-func (rc *recording) disown() {
+// reached the store (not even its record: none was tried, or the store refused it) is
+// nobody else's: its clients hear its end here. err is why.
+func (rc *recording) disown(err error) {
 	log := engine.LogOf(rc.x)
-	if !rc.created && !rc.tried && !rc.resume {
+	if !rc.created && !rc.resume && (!rc.tried || refused(err)) {
 		log.Untrack()
 		return
 	}
@@ -237,7 +237,7 @@ func (t *runTable) abandon() {
 		}
 		rc.ckSteps, rc.ckWait = nil, nil
 		if rc.dead == nil {
-			rc.disown() // its end was not stored: its lease lapses, and recovery ends it
+			rc.disown(err) // its end was not stored: its lease lapses, and recovery ends it
 		}
 		rc.ended <- err
 	}
