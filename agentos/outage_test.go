@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -250,8 +251,24 @@ func streamThroughOutage(t *testing.T, e *env, out outage, long, cancel bool) {
 	}
 	out.end(t)
 
+	answered := ""
+	if cancel && !cancelled {
+		// Refused while the store was away ("retry it"): retried, it is stored, and
+		// the run, wherever it went on, ends as the answer says.
+		eventually.Succeeds(t, 20*time.Second, func() error { // polling an HTTP API
+			code, body := e.do("POST", "/runs/"+id+"/cancel?wait=true", "", "")
+			if code != http.StatusOK {
+				return fmt.Errorf("cancel: %d %v", code, body)
+			}
+			answered = fmt.Sprint(body["status"])
+			return nil
+		})
+	}
 	got = append(got, s.rest()...)
 	body := waitStatus(t, e, id)
+	if answered != "" && body["status"] != answered {
+		t.Errorf("a cancel answered %s, then the run ended %v", answered, body["status"])
+	}
 	stored, err := e.store.Events(context.Background(), id, 0, 10000)
 	if err != nil {
 		t.Fatal(err)
