@@ -161,6 +161,8 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 	arena := make([]byte, 0, w.arena)
 	for i, rc := range live {
 		before := len(evs)
+		// Armed before the read: an event emitted after it wakes the recorder.
+		engine.LogOf(rc.x).Arm()
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 		for _, ev := range evs[before:] {

@@ -57,8 +57,13 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*run.Event) bool) er
 func LogOf(x *run.Exec) *Log { return (*Log)(logOf(x)) }
 
 // Track gives the log a durable watermark (see run.Log.FollowDurable): a recorder
-// calls it as the run begins, before any reader follows the log.
-func (l *Log) Track() { l.log().Track() }
+// calls it as the run begins, before any reader follows the log. kick, if not
+// nil, is signalled by the first event emitted after each Arm.
+func (l *Log) Track(kick chan<- struct{}) { l.log().Track(kick) }
+
+// Arm makes the next event emitted signal the kick given to Track: a recorder
+// that has written what the log holds asks to hear of the next event at once.
+func (l *Log) Arm() { l.log().Arm() }
 
 // Durable advances the watermark: the events before index n are durable.
 func (l *Log) Durable(n int) { l.log().Durable(n) }

@@ -56,6 +56,10 @@ type Log[E any] struct {
 	lost           bool
 	durable        atomic.Int64
 	durableWaiting []chan struct{}
+	// kick, once armed (Arm), is signalled by the next Emit: the recorder writes
+	// an event emitted while it is idle at once, not at its next tick.
+	kick  chan<- struct{}
+	armed atomic.Bool
 
 	// The wall clock at the first event, read once: later events add the monotonic
 	// time since, which costs half as much as reading the wall clock again.
@@ -96,6 +100,12 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 	l.emitted.Store(int64(l.n))
 	l.wakeLocked()
 	l.mu.Unlock()
+	if l.armed.Load() && l.armed.Swap(false) {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 	return true
 }
 
@@ -132,14 +142,25 @@ func (l *Log[E]) Close() {
 var ErrLost = errors.New("the run's events are no longer made durable here")
 
 // Track gives the log a durable watermark, at the log's first index: from now on
-// FollowDurable reads only the events Durable acknowledged. It must be called
-// before any reader follows the log (a recorder calls it as the run begins).
-func (l *Log[E]) Track() {
+// FollowDurable reads only the events Durable acknowledged. kick, if not nil, is
+// signalled by the first event emitted after each Arm. Track must be called
+// before the first event and before any reader follows the log (a recorder calls
+// it as the run begins).
+func (l *Log[E]) Track(kick chan<- struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.tracked.Load() {
 		l.durable.Store(int64(l.first))
+		l.kick = kick
 		l.tracked.Store(true)
+		l.armed.Store(kick != nil)
+	}
+}
+
+// Arm makes the next event emitted signal the kick given to Track.
+func (l *Log[E]) Arm() {
+	if l.kick != nil {
+		l.armed.Store(true)
 	}
 }
 

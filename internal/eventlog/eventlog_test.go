@@ -93,7 +93,7 @@ func TestFollowDurable(t *testing.T) {
 			var l Log[ev]
 			l.StartAt(tt.start)
 			if tt.track {
-				l.Track()
+				l.Track(nil)
 			}
 			emit(&l, tt.emitted-1, false)
 			emit(&l, 1, true)
@@ -115,7 +115,7 @@ func TestFollowDurable(t *testing.T) {
 func TestFollowDurableWaitsForTheWatermark(t *testing.T) {
 	t.Parallel()
 	var l Log[ev]
-	l.Track()
+	l.Track(nil)
 	read := make(chan int, 16)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
