@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model/scripted"
@@ -312,4 +313,52 @@ func streamThroughOutage(t *testing.T, e *env, out outage, long, cancel bool) {
 		}
 	}
 	t.Logf("%d events, %v", len(got), body["status"])
+}
+
+// TestAnswerThroughStoreOutage: a run asked for without a stream, which this
+// process loses while its store is away for longer than its lease, is answered
+// with its end as stored by the run's next owner (here this process's recovery,
+// once the store is back), not with its end here.
+func TestAnswerThroughStoreOutage(t *testing.T) {
+	t.Parallel()
+	sst, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &failingStore{Store: sst}
+	e := newEnv(t, Config{Store: fs, Lease: time.Second, Workflows: []*workflow.Workflow{outageWorkflow()}})
+	e.store = fs
+	type answer struct {
+		code int
+		body map[string]any
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		code, body := e.do("POST", "/workflows/outage/runs", formType, form("message", "go", "stream", "false"))
+		answered <- answer{code, body}
+	}()
+	var lr *host.Run
+	eventually.Succeeds(t, 10*time.Second, func() error { // nothing to wait on: the run has no id yet
+		for _, r := range e.srv.host.Runs() {
+			if x := r.Exec(); x != nil && x.Log.Len() > 5 {
+				lr = r
+				return nil
+			}
+		}
+		return errors.New("no run streaming yet")
+	})
+	fs.begin(t)
+	select {
+	case <-lr.Exec().Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the run did not end here while its store was away for longer than its lease")
+	}
+	local := lr.Exec().Output().Status
+	fs.end(t)
+	a := <-answered
+	t.Logf("ended %s here; answered %d %v", local, a.code, a.body["status"])
+	body := waitStatus(t, e, lr.ID())
+	if a.code != http.StatusOK || a.body["status"] != body["status"] || body["status"] != string(run.StatusCompleted) {
+		t.Fatalf("answered %d %v, stored %v (ended %s here); want the stored end, COMPLETED", a.code, a.body["status"], body["status"], local)
+	}
 }

@@ -55,3 +55,7 @@ func (l *Log) FollowDurable(ctx context.Context, from int, fn func(*Event) bool)
 // Readable returns the index up to which FollowDurable reads now: the events
 // before it are durable (all the events emitted, for a run not persisted).
 func (l *Log) Readable() int { return l.l.Readable() }
+
+// Lost reports whether the process executing the run lost it (see ErrLost): its
+// end here is not the run's; the store says what became of the run.
+func (l *Log) Lost() bool { return l.l.Lost() }

@@ -187,6 +187,13 @@ func (l *Log[E]) Lose() {
 	}
 }
 
+// Lost reports whether the recorder gave up on the run (see Lose).
+func (l *Log[E]) Lost() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
 // Untrack drops the watermark: FollowDurable reads every event, as Follow does. A
 // recorder that gives up on a run nothing of which reached the store (not even its
 // record), so that no other process can take it over, lets its own end stand.
