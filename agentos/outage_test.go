@@ -362,3 +362,69 @@ func TestAnswerThroughStoreOutage(t *testing.T) {
 		t.Fatalf("answered %d %v, stored %v (ended %s here); want the stored end, COMPLETED", a.code, a.body["status"], body["status"], local)
 	}
 }
+
+// TestStreamOfARunTakenOver: another replica (played by the test, writing to the
+// store as one would) claims a run this server streams; once a lease renewal
+// finds it out, this server stops speaking for the run: its client reads, after
+// the events it had, those the new owner stores, with contiguous indexes, and the
+// new owner's end, never this server's cancel.
+func TestStreamOfARunTakenOver(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	e := newEnv(t, Config{Store: st, Lease: time.Second, Workflows: []*workflow.Workflow{outageWorkflow()}})
+	e.store = st
+	s := e.openStream("POST", "/workflows/outage/runs", formType, form("message", "go", "stream", "true"))
+	got := s.until(run.EventRunContent)
+	id := got[0].ev.RunID
+	lr := e.srv.host.Lookup(id)
+	if lr == nil || lr.Exec() == nil {
+		t.Fatalf("run %s not live here", id)
+	}
+
+	// B claims the run, as it would once A's lease lapsed while A stalled.
+	ctx := context.Background()
+	rec, err := st.GetRun(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Replica, rec.LeaseUntil = "B", time.Now().Add(time.Minute)
+	if err := st.UpdateRun(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lr.Exec().Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("this server's renewals did not find the run taken over")
+	}
+	if out := lr.Exec().Output(); out.Status != run.StatusCancelled || out.Reason != store.ReasonTakenOver {
+		t.Fatalf("the run ended %s (%q) here, want CANCELLED %q", out.Status, out.Reason, store.ReasonTakenOver)
+	}
+
+	// B goes on after what is stored, and ends the run.
+	last, err := store.LastEvent(ctx, st, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Status, rec.Output.Status, rec.Output.Content = run.StatusCompleted, run.StatusCompleted, "B's end"
+	content := run.Event{Event: run.EventRunContent, RunID: id, EventIndex: last.Index + 1, Content: "B's", CreatedAt: time.Now().Unix()}
+	data, err := content.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := store.EndEvent(rec, last.Index+2, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AppendEvents(ctx, []store.Event{{RunID: id, Index: last.Index + 1, Type: content.Event, Data: data, CreatedAt: time.Now()}, end}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateRun(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+
+	got = append(got, s.rest()...)
+	checkRun(t, got, 0, id, run.EventWorkflowCompleted)
+	if n := len(got); got[n-2].ev.Content != "B's" || got[n-2].id != last.Index+1 {
+		t.Errorf("the client's last events %v, want B's after index %d", events(got[n-3:]), last.Index)
+	}
+}
