@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
@@ -79,5 +82,94 @@ func TestRecoveryLogsNameTheDeadReplica(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}
+	}
+}
+
+// TestTakeoverOfACancelledRunKeepsItsPartialText: a run whose process died while
+// a step streamed, and that was cancelled while no process owned it, is taken over
+// only to end CANCELLED; its content is the text the interrupted step had
+// streamed, which its stored events hold, not nothing.
+func TestTakeoverOfACancelledRunKeepsItsPartialText(t *testing.T) {
+	// A workflow per host: a host keeps its registry in the workflows it serves.
+	twoSteps := func() *workflow.Workflow {
+		return &workflow.Workflow{Name: "Two", Steps: []workflow.Step{
+			workflow.AgentStep("first", &agent.Agent{Name: "first agent", Model: scripted.New("one")}, ""),
+			workflow.AgentStep("second", &agent.Agent{Name: "second agent", Model: scripted.New("two")}, ""),
+		}}
+	}
+	ev := func(i int, typ run.EventType, runID, step, content string) store.Event {
+		e := run.Event{Event: typ, RunID: runID, EventIndex: i, Content: content}
+		e.Origin = &run.Origin{WorkflowID: "two"}
+		e.StepName = step
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Event{RunID: "left", Index: i, Type: typ, Data: data, CreatedAt: time.Now()}
+	}
+	for _, tt := range []struct {
+		name   string
+		steps  []run.StepResult
+		events []store.Event
+		want   string
+	}{
+		{"in its first step", nil, []store.Event{
+			ev(0, run.EventWorkflowStarted, "left", "", ""),
+			ev(1, run.EventStepStarted, "left", "first", ""),
+			ev(2, run.EventRunContent, "agent-1", "", "hold "),
+			ev(3, run.EventRunContent, "agent-1", "", "hold "),
+		}, "hold hold "},
+		{"in its second step", []run.StepResult{{StepName: "first", Content: "one", Status: run.StatusCompleted}}, []store.Event{
+			ev(0, run.EventWorkflowStarted, "left", "", ""),
+			ev(1, run.EventStepStarted, "left", "first", ""),
+			ev(2, run.EventRunContent, "agent-1", "", "one"),
+			ev(3, run.EventStepCompleted, "left", "first", "one"),
+			ev(4, run.EventStepStarted, "left", "second", ""),
+			ev(5, run.EventRunContent, "agent-2", "", "tw"),
+		}, "tw"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kern.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			past := time.Now().Add(-time.Minute)
+			err = st.CreateRun(ctx, &store.Run{ID: "left", Kind: run.KindWorkflow, ComponentID: "two",
+				Status: run.StatusRunning, Input: "go", Output: run.Output{RunID: "left", WorkflowID: "two", StepResults: tt.steps},
+				Replica: "dead", LeaseUntil: past, CreatedAt: past, UpdatedAt: past})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AppendEvents(ctx, tt.events); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CancelRun(ctx, "left", "stop"); err != nil {
+				t.Fatal(err)
+			}
+			sig := testSignals{recovered: make(chan struct{}, 1), recoverTick: make(chan time.Time)}
+			h, err := newHost(st, Options{Replica: "B", Workflows: []*workflow.Workflow{twoSteps()}}, sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer h.Shutdown(ctx)
+			<-sig.recovered
+			r := h.Lookup("left")
+			if r == nil {
+				t.Fatal("the run left behind was not taken over")
+			}
+			out, _ := r.Wait(ctx)
+			if out.Status != run.StatusCancelled || out.Content != tt.want {
+				t.Errorf("taken-over run ended %s with content %q, want CANCELLED with %q", out.Status, out.Content, tt.want)
+			}
+			if err := h.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := st.GetRun(ctx, "left")
+			if err != nil || stored.Status != run.StatusCancelled || stored.Output.Content != tt.want {
+				t.Errorf("stored: %v %q, %v; want CANCELLED with %q", stored.Status, stored.Output.Content, err, tt.want)
+			}
+		})
 	}
 }

@@ -107,6 +107,11 @@ type Resume struct {
 	// order: the workflow goes on with the step after them and does not run them
 	// again. Agents take none.
 	Steps []StepResult
+	// Partial is the text the step after Steps had streamed when the run's
+	// process died. A run that ends short of COMPLETED before that step streams
+	// anything anew (a cancel that came while no process owned the run) keeps it
+	// as its content, as a cancelled run keeps its running step's partial text.
+	Partial string
 }
 
 // WithResume continues the stored run r describes; see Resume.

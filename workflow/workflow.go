@@ -186,6 +186,11 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	results, err := r.top(ctx, w.Steps, done)
 	r.out.StepResults = results
 	r.out.Content = r.content(results)
+	if err != nil && rs != nil && rs.Partial != "" && (len(results) == len(done) || results[len(done)].Content == "") {
+		// Ended before the interrupted step streamed anything anew: what it had
+		// streamed before its process died is the run's last output.
+		r.out.Content = rs.Partial
+	}
 	return err
 }
 
