@@ -185,7 +185,9 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	}
 	results, err := r.top(ctx, w.Steps, done)
 	r.out.StepResults = results
-	r.out.Content = r.content(results)
+	// A structured last step makes the run's content structured: its JSON, typed.
+	last := lastContent(results)
+	r.out.Content, r.out.ContentType = last.Content, last.ContentType
 	return err
 }
 
@@ -382,15 +384,9 @@ func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev ru
 	return results, nil
 }
 
-// content is what a list of steps produced: the last step's content, or, when that
-// step failed or was cancelled before it produced any, the content of the step
-// before it.
-func (r *execution) content(results []run.StepResult) string {
-	return lastContent(results).Content
-}
-
-// lastContent returns the result whose content is what a list of steps produced
-// (see content); the zero result when none produced any.
+// lastContent returns the result whose content is what a list of steps produced:
+// the last step's, or, when that step failed or was cancelled before it produced
+// any, the step's before it; the zero result when none produced any.
 func lastContent(results []run.StepResult) run.StepResult {
 	for i := len(results) - 1; i >= 0; i-- {
 		if res := results[i]; res.Content != "" || res.Status == run.StatusCompleted {
