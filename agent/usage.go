@@ -28,11 +28,7 @@ func count(out *run.Output, m *run.Metrics, budget *run.Budget) error {
 	if budget == nil {
 		return nil
 	}
-	n := m.TotalTokens
-	if n == 0 {
-		n = m.InputTokens + m.OutputTokens
-	}
-	return budget.Charge(n)
+	return budget.Charge(m.Tokens())
 }
 
 // requestUsage sums the usage a model response reports (in its last chunk, as a

@@ -351,6 +351,15 @@ func (w *metricsWire) metrics() Metrics {
 	return m
 }
 
+// Tokens returns the tokens a budget is charged for m: TotalTokens, or the input and
+// output tokens when a provider reports no total.
+func (m *Metrics) Tokens() int {
+	if m.TotalTokens != 0 {
+		return m.TotalTokens
+	}
+	return m.InputTokens + m.OutputTokens
+}
+
 // Add adds the token counts and cost of o to m.
 func (m *Metrics) Add(o Metrics) {
 	m.InputTokens += o.InputTokens
@@ -377,6 +386,10 @@ type StepResult struct {
 	// ContentType names the type of a structured Content, which is then its JSON
 	// (as Output.ContentType); empty for text.
 	ContentType string `json:"content_type,omitempty"`
+	// Metrics are what the step's agent runs used, every attempt's (a container's:
+	// its steps' tokens and cost); zero for a step that ran no agent. A resumed
+	// workflow run counts them in its metrics and its budget.
+	Metrics Metrics `json:"metrics,omitzero"`
 }
 
 // Output is the outcome of a run: what it produced up to its end, and how it ended.

@@ -215,7 +215,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	var out StepOutput
 	var err error
 	for {
-		out, err = t.attempt(ctx, r, o, in)
+		out, err = t.attempt(ctx, r, o, in, &res.Metrics)
 		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
@@ -253,11 +253,12 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 
 // attempt runs the step once, bounded by its Timeout. An attempt cut short by a
 // timeout (its own, or the workflow's) fails with the *run.TimeoutError.
-func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input) (out StepOutput, err error) {
+// The metrics of its agent's run are added to used.
+func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (out StepOutput, err error) {
 	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
 	defer cancel()
 	if t.Agent != nil {
-		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in)
+		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in, used)
 	} else {
 		out, err = callStep(actx, t.Func, in)
 		if err == nil && actx.Err() != nil {
@@ -272,8 +273,9 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 	return out, err
 }
 
-// runAgent runs the step's agent on in and returns its content and content type.
-func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, string, error) {
+// runAgent runs the step's agent on in and returns its content and content type;
+// it adds the run's metrics to used.
+func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (string, string, error) {
 	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
@@ -291,6 +293,11 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
+	used.Add(out.Metrics)
+	used.Duration += out.Metrics.Duration
+	if used.TimeToFirstToken == 0 {
+		used.TimeToFirstToken = out.Metrics.TimeToFirstToken
+	}
 	if out.ContentType == "str" { // Agno's name for text
 		return out.Content, "", err
 	}
@@ -580,6 +587,9 @@ func cancelled(ctx context.Context, err error) bool {
 // containerResult is a container's result: its steps' results, the last one's content.
 func containerResult(ctx context.Context, name string, results []run.StepResult, err error) run.StepResult {
 	res := run.StepResult{StepID: run.Slug(name), StepName: name, Steps: results, Status: run.StatusCompleted}
+	for i := range results {
+		res.Metrics.Add(results[i].Metrics)
+	}
 	if len(results) > 0 {
 		last := results[len(results)-1]
 		res.Content, res.ContentType = last.Content, last.ContentType

@@ -172,18 +172,28 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
 		defer cancel()
 	}
+	var done []run.StepResult
+	var spent run.Metrics // by the finished steps of the run continued
+	if rs != nil {
+		done = rs.Steps
+		for i := range done {
+			spent.Add(done[i].Metrics)
+		}
+		r.out.Metrics.Add(spent)
+	}
+	var err error
 	if w.Budget > 0 {
 		b := run.NewBudget(run.BudgetFrom(ctx), fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)), w.Budget)
 		ctx = run.ContextWithBudget(ctx, b)
-	}
-	var done []run.StepResult
-	if rs != nil {
-		done = rs.Steps
+		err = b.Charge(spent.Tokens()) // spent before the run was resumed
 	}
 	if rs == nil || rs.NextEvent == 0 {
 		r.emit(run.EventWorkflowStarted, r.base.Origin, run.Event{}) // else it is stored already
 	}
-	results, err := r.top(ctx, w.Steps, done)
+	results := done
+	if err == nil {
+		results, err = r.top(ctx, w.Steps, done)
+	}
 	r.out.StepResults = results
 	// A structured last step makes the run's content structured: its JSON, typed.
 	last := lastContent(results)
