@@ -299,6 +299,9 @@ type execution struct {
 type frame struct {
 	depth    int
 	parentID string
+	// attempt is that of the innermost container with a retry policy around the
+	// steps, which their events carry (a Task's own retry policy numbers its own).
+	attempt int
 }
 
 // checkpointTimeout bounds a checkpoint, which a cancel of the run does not interrupt.
@@ -459,7 +462,7 @@ func (r *execution) stepOrigin(name string, i int, f frame) *run.Origin {
 	o := *r.base.Origin
 	o.StepName, o.StepID = name, run.Slug(name)
 	o.StepIndex = &i
-	o.ParentStepID, o.NestedDepth = f.parentID, f.depth
+	o.ParentStepID, o.NestedDepth, o.Attempt = f.parentID, f.depth, f.attempt
 	return &o
 }
 
