@@ -345,7 +345,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		}
 		// The request's usage, in its ModelRequestCompleted event, then in the run's
 		// metrics and budget.
-		m := t.metrics(price, time.Since(reqStart))
+		m := t.requestMetrics(price, time.Since(reqStart))
 		reqEv = event(run.EventModelRequestCompleted)
 		reqEv.Detail, reqEv.Metrics = modelDetail, m
 		if !log.Emit(&reqEv) {

@@ -252,14 +252,26 @@ func TestReasoningAndRefusalEvents(t *testing.T) {
 	}
 }
 
+// BenchmarkOutputParse is the cost of a structured answer per response: decoding,
+// validating against the schema and compacting a valid answer, or finding an
+// answer invalid (what the retry prompt then reports).
 func BenchmarkOutputParse(b *testing.B) {
 	s := agent.Output[article]()
-	text := `{"title": "Dragons who learn to code", "words": 1200, "tags": ["dragons", "go", "fiction"]}`
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Parse(text); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name, text string
+		valid      bool
+	}{
+		{"valid", `{"title": "Dragons who learn to code", "words": 1200, "tags": ["dragons", "go", "fiction"]}`, true},
+		{"invalid", `{"title": "Dragons who learn to code", "words": "many", "tags": ["dragons", "go", "fiction"]}`, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Parse(c.text); (err == nil) != c.valid {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

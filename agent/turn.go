@@ -22,6 +22,10 @@ type turn struct {
 
 	usage      requestUsage
 	firstToken time.Duration // from the request to its first output (text, reasoning, a call)
+	// metrics are the request's, which its ModelRequestCompleted event points to:
+	// kept here, they cost no allocation of their own (a turn is on the heap
+	// already, shared with the model's stream).
+	metrics run.Metrics
 }
 
 // chunk takes what c brings besides text and usage, emitting reasoning events; it

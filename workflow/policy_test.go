@@ -396,8 +396,11 @@ func TestDescribePolicies(t *testing.T) {
 	infos := workflow.Describe([]workflow.Step{
 		workflow.FuncStep("plain", fn("")),
 		workflow.FuncStep("bounded", fn("")).WithTimeout(1500 * time.Millisecond).WithRetry(run.RetryPolicy{Attempts: 3, Retryable: run.RetryAny}),
+		(&workflow.Parallel{Name: "fan", Steps: []workflow.Step{workflow.FuncStep("branch", fn(""))}}).
+			WithTimeout(time.Minute).WithRetry(run.RetryPolicy{Attempts: 2, Retryable: run.RetryAny}),
 	})
-	if infos[0].MaxRetries != 0 || infos[0].TimeoutSeconds != 0 || infos[1].MaxRetries != 2 || infos[1].TimeoutSeconds != 1.5 {
+	if infos[0].MaxRetries != 0 || infos[0].TimeoutSeconds != 0 || infos[1].MaxRetries != 2 || infos[1].TimeoutSeconds != 1.5 ||
+		infos[2].MaxRetries != 1 || infos[2].TimeoutSeconds != 60 || infos[2].Steps[0].TimeoutSeconds != 0 {
 		t.Errorf("infos = %+v", infos)
 	}
 }
