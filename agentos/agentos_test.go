@@ -2,6 +2,7 @@ package agentos
 
 import (
 	"context"
+	"fmt"
 	"iter"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/workflow"
@@ -96,6 +98,14 @@ func TestBackgroundCancelRunningAndQueued(t *testing.T) {
 	if code != http.StatusAccepted || running["status"] != "PENDING" || running["session_id"] == "" {
 		t.Fatalf("background: %d %v", code, running)
 	}
+	// QueueSize bounds the runs waiting in the store's queue: once the first has
+	// left it for the worker, one more fits.
+	eventually.Succeeds(t, 10*time.Second, func() error { // polling an HTTP API
+		if _, body := e.do("GET", "/runs/"+running["run_id"].(string), "", ""); body["status"] != "RUNNING" {
+			return fmt.Errorf("first background run %v, not RUNNING", body["status"])
+		}
+		return nil
+	})
 	code, queued := start()
 	if code != http.StatusAccepted {
 		t.Fatalf("second background: %d %v", code, queued)

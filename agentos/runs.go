@@ -303,12 +303,18 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 		s.stream(w, r, hrun, 0)
 		return
 	}
-	select {
-	case <-hrun.Exec().Done():
-		s.detach(hrun, true)
-		writeJSON(w, http.StatusOK, newAnswer(fixOutput(hrun.Output(), c.kind, c.id, ""), ""))
-	case <-r.Context().Done():
+	// The answer is the run's end as stored: should this process lose the run,
+	// the end its next owner stores (see host.Host.Result).
+	out, err := s.host.Result(r.Context(), hrun)
+	switch {
+	case r.Context().Err() != nil:
 		s.detach(hrun, false)
+	case err != nil:
+		s.detach(hrun, true)
+		s.writeStoreError(w, err, "run "+hrun.ID())
+	default:
+		s.detach(hrun, true)
+		writeJSON(w, http.StatusOK, newAnswer(fixOutput(out, c.kind, c.id, ""), ""))
 	}
 }
 

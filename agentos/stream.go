@@ -108,8 +108,9 @@ func (s *sse) heartbeat(interval time.Duration) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// stream streams lr's events from index from on, until its terminal event, the
-// client leaving, or the write failing. lr must be attached; stream detaches it.
+// stream streams lr's events from index from on, as they are stored (see
+// host.Host.FollowExec), until its terminal event, the client leaving, or the write
+// failing. lr must be attached; stream detaches it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, from int) {
 	finished := false
 	defer func() { s.detach(lr, finished) }()
@@ -134,15 +135,25 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, fr
 		}
 		from = x.Resume.NextEvent
 	}
-	_ = x.Log.Follow(r.Context(), from, func(ev *run.Event) bool {
+	// The client is told what the store acknowledged, and, should this process
+	// lose the run, what the store holds from then on (see host.FollowExec).
+	_ = s.host.FollowExec(r.Context(), x, from, func(ev *run.Event) bool {
 		// Flush when no later event is ready: a burst costs one flush.
-		flush := ev.EventIndex+1 >= x.Log.Len() || ev.Event.Terminal()
+		flush := ev.EventIndex+1 >= x.Log.Readable() || ev.Event.Terminal()
 		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
 			return false
 		}
 		if ev.Event.Terminal() && ev.RunID == x.ID {
 			finished = true
 			return false
+		}
+		return true
+	}, func(evs []store.Event) bool {
+		for i, e := range evs {
+			if out.stored(e, i == len(evs)-1) != nil {
+				return false
+			}
+			finished = finished || e.Ends(x.ID)
 		}
 		return true
 	})

@@ -36,11 +36,16 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 	if reason == "" {
 		reason = run.ReasonRequested
 	}
-	if r := h.Lookup(id); r != nil {
+	r := h.Lookup(id)
+	if r != nil && !lost(r) {
 		st, err := h.cancelHeld(ctx, r, reason, wait)
-		return st, true, err
+		if !lost(r) {
+			return st, true, err
+		}
+		// Lost while the cancel waited: its end here is not the run's; the store
+		// says what became of it, below.
 	}
-	if e := h.active(id); e != nil {
+	if e := h.active(id); e != nil && r == nil { // a lost run's entry is not the run
 		kept := h.keepAsync(ctx, id, reason)
 		st := h.cancelActive(ctx, e, reason, wait)
 		return st, true, <-kept
@@ -86,6 +91,13 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 		err = nil // its terminal status is stored: no process can reverse the cancel
 	}
 	return st, err
+}
+
+// lost reports whether this process lost r's run (its recorder gave up on it, see
+// FollowExec): the run is no longer this host's to answer for.
+func lost(r *Run) bool {
+	x := r.Exec()
+	return x != nil && x.Log.Lost()
 }
 
 // endPersisted reports whether r's run has ended and its end was persisted.

@@ -44,7 +44,7 @@ const ReasonShutdown = "server shutting down"
 var (
 	// ErrClosed: the host is shutting down and starts no run.
 	ErrClosed = errors.New("server is shutting down")
-	// ErrQueueFull: the in-process queue of background runs is full.
+	// ErrQueueFull: the queue of background runs is full (Options.QueueSize).
 	ErrQueueFull = errors.New("background queue is full")
 	// ErrUnknownRun: no run with that id is known (Wait, without a store).
 	ErrUnknownRun = errors.New("host: no such run")
@@ -69,9 +69,10 @@ type Options struct {
 	// Lease is how long the record of a run this host executes stays claimed
 	// unless renewed (store.DefaultLease if zero).
 	Lease time.Duration
-	// Workers bounds the background runs executing at once, QueueSize those
-	// waiting for a worker in the in-process queue (a store that is a
-	// store.Queue queues them itself).
+	// Workers bounds the background runs this host executes at once, QueueSize
+	// those waiting for a worker: in the store's queue (counted over every
+	// process on it) when the store is a store.Queue, in this process's memory
+	// otherwise. A full queue refuses a run with ErrQueueFull.
 	Workers   int
 	QueueSize int
 	// Registry cancels the runs (a new one if nil, which remembers intents and
@@ -312,7 +313,8 @@ func (h *Host) Close() error {
 }
 
 // Shutdown stops the host from starting runs, ends the background runs still
-// queued here CANCELLED, lets running runs go on until ctx is done, then cancels
+// queued in memory CANCELLED (those queued in a store.Queue stay queued, for the
+// next process), lets running runs go on until ctx is done, then cancels
 // them, and returns once every run has ended and its end is persisted. It then
 // stops the listener, the recovery loop and the recorder the host made, not the
 // store: the caller closes the store after. Calls after the first wait for it.
@@ -331,7 +333,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 		<-done
 		return nil
 	}
-	h.queue.stop() // take no more runs; those queued here end CANCELLED
+	h.queue.stop() // take no more runs; those queued in memory end CANCELLED
 	ended := make(chan struct{})
 	go func() { h.wg.Wait(); close(ended) }()
 	select {

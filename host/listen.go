@@ -140,14 +140,47 @@ const followPage = 512
 // is called once at least (maybe with none), right after the first read, so that
 // an error returned before any call is the store's on that read.
 func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func([]store.Event) bool) error {
+	return h.follow(ctx, rec, from, yield, false)
+}
+
+// FollowExec follows x, a run executing in this process, from index from on, as
+// its clients must hear it: live gets the events of x's log once they are durable
+// (see run.Log.FollowDurable; all of them at once for a run not persisted), up to
+// the run's terminal event, which comes once its end is stored. Should this
+// process lose the run (its recorder gave up on it: the store failed for longer
+// than the run's lease, or another replica took it over), what x emits from then
+// on is never told: stored then gets, from the first event live did not get, the
+// events the store holds and those that whoever owns the run next (another
+// replica, or this host's recovery once the store is back) stores, as Follow
+// gives them, waiting through the store's failures. It returns once the run's
+// terminal event is out, a callback returned false, or ctx is done (ctx's error).
+func (h *Host) FollowExec(ctx context.Context, x *run.Exec, from int, live func(*run.Event) bool, stored func([]store.Event) bool) error {
+	next, err := x.Log.FollowDurable(ctx, from, live)
+	if !errors.Is(err, run.ErrLost) || h.store == nil {
+		return err
+	}
+	h.log.Info("host: this process lost a run it streams: its clients follow it from the store",
+		"run_id", x.ID, "from_event", next)
+	return h.follow(ctx, &store.Run{ID: x.ID, Kind: x.Kind, Status: run.StatusRunning}, next, stored, true)
+}
+
+// follow is Follow; patient, it waits through the store's failures (the store
+// that failed for longer than a run's lease) until ctx is done, instead of
+// returning the first one.
+func (h *Host) follow(ctx context.Context, rec *store.Run, from int, yield func([]store.Event) bool, patient bool) error {
 	news, stop := h.followers.add(rec.ID)
 	defer stop()
+	poll := time.NewTicker(h.pollInterval())
+	defer poll.Stop()
 	evs, err := h.store.Events(ctx, rec.ID, from, followPage)
+	for ; err != nil && patient; evs, err = h.store.Events(ctx, rec.ID, from, followPage) {
+		if !h.await(ctx, news, poll.C) {
+			return ctx.Err()
+		}
+	}
 	if err != nil {
 		return err
 	}
-	poll := time.NewTicker(h.pollInterval())
-	defer poll.Stop()
 	ended := rec.Status.Terminal()
 	for {
 		for i := range evs {
@@ -166,23 +199,44 @@ func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func(
 			if ended {
 				return nil // read to the end after the run ended: nothing will follow
 			}
-			select {
-			case <-news:
-			case <-poll.C:
-			case <-ctx.Done():
+			if !h.await(ctx, news, poll.C) {
 				return nil
 			}
 			// Read the status before the events: events stored before the end was
 			// seen are then read below, and the next round stops.
-			if cur, err := h.store.GetRun(ctx, rec.ID); err == nil {
+			cur, err := h.store.GetRun(ctx, rec.ID)
+			switch {
+			case err == nil:
 				ended = cur.Status.Terminal()
+			case patient && errors.Is(err, store.ErrNotFound):
+				// A run lost before its record was stored: no process will
+				// write more of it. The stream ends, with no end made up.
+				return nil
 			}
 		}
-		if evs, err = h.store.Events(ctx, rec.ID, from, followPage); err != nil {
-			if ctx.Err() == nil {
-				h.log.Error("host: follow run", "run_id", rec.ID, "err", fmt.Errorf("store: %w", err))
+		for evs, err = h.store.Events(ctx, rec.ID, from, followPage); err != nil; evs, err = h.store.Events(ctx, rec.ID, from, followPage) {
+			if ctx.Err() != nil {
+				return nil
 			}
-			return nil
+			if !patient {
+				h.log.Error("host: follow run", "run_id", rec.ID, "err", fmt.Errorf("store: %w", err))
+				return nil
+			}
+			if !h.await(ctx, news, poll.C) {
+				return nil
+			}
 		}
 	}
+}
+
+// await waits for news of a followed run or the next poll, and reports whether ctx
+// is still live.
+func (h *Host) await(ctx context.Context, news <-chan struct{}, poll <-chan time.Time) bool {
+	select {
+	case <-news:
+	case <-poll:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }

@@ -10,17 +10,20 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
-// queue schedules background runs: memQueue in this process, storeQueue on a store
-// that is a store.Queue (PostgreSQL's River queue), shared by the processes on its
-// database. The queue schedules; it is not the cancel path (see Host.Cancel).
+// queue schedules background runs: storeQueue on a store that is a store.Queue
+// (SQLite's runs table, PostgreSQL's River queue), durable and shared by the
+// processes on its database; memQueue in this process, for the runs of a host
+// without such a store (kept in memory only). The queue schedules; it is not the
+// cancel path (see Host.Cancel).
 type queue interface {
 	// enqueue queues a background run.
 	enqueue(ctx context.Context, r *Run) error
 	// cancelQueued ends a run queued and started by no process yet CANCELLED, and
 	// reports whether it was.
 	cancelQueued(ctx context.Context, id, reason string) (bool, error)
-	// start starts taking queued runs; stop stops taking them (runs queued in this
-	// process only end CANCELLED); wait waits for the runs the queue started.
+	// start starts taking queued runs; stop stops taking them (runs queued in
+	// memory end CANCELLED, those queued in the store stay queued for the next
+	// process); wait waits for the runs the queue started.
 	start()
 	stop()
 	wait()
@@ -54,7 +57,8 @@ func (h *Host) Enqueue(ctx context.Context, req Request) (*run.Output, error) {
 	return &out, nil
 }
 
-// memQueue is the bounded in-process queue of background runs.
+// memQueue is the bounded in-process queue of background runs of a host whose
+// store queues none: they are lost with the process.
 type memQueue struct {
 	h *Host
 	// Guarded by h.mu.
@@ -177,7 +181,18 @@ type storeQueue struct {
 	done   chan struct{}
 }
 
+// enqueue stores the run queued, unless QueueSize runs are queued already (in
+// the store, by every process on it): the bound is checked before the run is
+// stored, so processes enqueueing at once may overshoot it by a few runs.
 func (q *storeQueue) enqueue(ctx context.Context, r *Run) error {
+	limit := q.h.opts.QueueSize
+	n, err := q.q.Queued(ctx, limit)
+	if err != nil {
+		return err
+	}
+	if n >= limit {
+		return ErrQueueFull
+	}
 	out, now := r.queued, time.Now()
 	job := &store.Job{ID: r.id, SessionID: out.SessionID, UserID: out.UserID, Kind: r.comp.kind,
 		ComponentID: r.comp.id, Status: run.StatusPending, Input: r.input, Output: *out,

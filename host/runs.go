@@ -120,6 +120,27 @@ func (r *Run) Wait(ctx context.Context) (*run.Output, error) {
 	return r.Output(), nil
 }
 
+// Result waits until r has ended (or could not start), or ctx is done, and returns
+// its output as its clients must hear it: Wait's, or, for a run this process lost
+// (its recorder gave up on it: see FollowExec), the output stored by whoever owned
+// the run next, once its end is stored. It returns ctx's error if ctx is done
+// first, and the store's if it cannot read the stored end.
+func (h *Host) Result(ctx context.Context, r *Run) (*run.Output, error) {
+	out, err := r.Wait(ctx)
+	if err != nil || r.x == nil || h.store == nil || !r.x.Log.Lost() {
+		return out, err
+	}
+	if st := h.waitEnded(ctx, r.id, run.StatusRunning); !st.Terminal() {
+		return out, ctx.Err()
+	}
+	rec, err := h.store.GetRun(ctx, r.id)
+	if err != nil {
+		return out, fmt.Errorf("host: the end of run %s: %w", r.id, err)
+	}
+	stored := rec.Output
+	return &stored, nil
+}
+
 func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 
 // newRun returns the run req asks for, of component c.

@@ -153,6 +153,7 @@ func init() {
 		x := &Exec{ID: id, Kind: kind, Resume: rs, out: out, done: make(chan struct{})}
 		return x, &x.Log.l
 	}
+	runaccess.Log = func(x *Exec) *eventlog.Log[Event] { return &x.Log.l }
 	runaccess.Started = func(x *Exec, e any) { x.entry = e.(active) }
 	runaccess.Ended = func(x *Exec, persistErr error) {
 		x.persistErr = persistErr

@@ -34,3 +34,28 @@ func (l *Log) Closed() bool { return l.l.Closed() }
 func (l *Log) Follow(ctx context.Context, from int, fn func(*Event) bool) error {
 	return l.l.Follow(ctx, from, fn)
 }
+
+// ErrLost is what FollowDurable returns once the process executing the run lost it:
+// its recorder gave up on the run (the store failed for longer than the run's
+// lease, or another process took the run over). Nothing the run emits here from
+// then on is durable; what follows, if anything, is in the store, written by the
+// process that owns the run next.
+var ErrLost = eventlog.ErrLost
+
+// FollowDurable is Follow for a client that must be told only what is durable: for
+// a run that a recorder persists, it calls fn with each event once the store has
+// acknowledged it, and with the run's terminal event once the run's end is stored;
+// it returns ErrLost, and next, the index of the first event fn was not given, once
+// the process lost the run (read on from the store then). For a run not persisted
+// it is Follow. next is meaningful only with ErrLost.
+func (l *Log) FollowDurable(ctx context.Context, from int, fn func(*Event) bool) (next int, err error) {
+	return l.l.FollowDurable(ctx, from, fn)
+}
+
+// Readable returns the index up to which FollowDurable reads now: the events
+// before it are durable (all the events emitted, for a run not persisted).
+func (l *Log) Readable() int { return l.l.Readable() }
+
+// Lost reports whether the process executing the run lost it (see ErrLost): its
+// end here is not the run's; the store says what became of the run.
+func (l *Log) Lost() bool { return l.l.Lost() }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -160,6 +161,8 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 	arena := make([]byte, 0, w.arena)
 	for i, rc := range live {
 		before := len(evs)
+		// Armed before the read: an event emitted after it wakes the recorder.
+		engine.LogOf(rc.x).Arm()
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 		for _, ev := range evs[before:] {
@@ -195,10 +198,17 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 		}
 		return fs
 	}
+	at := 0
 	for i, rc := range live {
 		if counts[i] > 0 {
 			rc.persisted += counts[i]
 			rc.err = nil
+			at += counts[i]
+			durable := rc.persisted
+			if last := evs[at-1]; last.Event.Terminal() && last.RunID == rc.x.ID {
+				durable-- // the run's terminal event is told once its end is stored
+			}
+			engine.LogOf(rc.x).Durable(durable)
 		}
 	}
 	return nil

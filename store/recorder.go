@@ -30,7 +30,9 @@ type RecorderOptions struct {
 	// Replica names this process in the records of the runs it executes.
 	Replica string
 	// FlushInterval is how long a streamed event may wait before it is written
-	// (DefaultFlushInterval if zero). A run's end is written at once.
+	// (DefaultFlushInterval if zero). An event emitted while the recorder is idle
+	// is written at once, and under load flushes for events are at least a fifth
+	// of FlushInterval apart. A run's end is written at once.
 	FlushInterval time.Duration
 	// Lease is how long a run's claim lasts unless renewed (DefaultLease if zero); the
 	// recorder renews the leases of its live runs three times per Lease. It is also
@@ -104,6 +106,11 @@ type Recorder struct {
 	writer  eventWriter
 	leases  leaseKeeper
 	failing bool
+
+	// emitted is signalled by the first event a recorded run emits after a flush
+	// read its log (see eventlog.Log.Arm): an event emitted while the writer is
+	// idle is written at once.
+	emitted chan struct{}
 }
 
 // NewRecorder returns a Recorder writing to s. Close it, after the runs it records have
@@ -126,7 +133,7 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	}
 	r := &Recorder{
 		store: s, opts: opts, table: newRunTable(),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), emitted: make(chan struct{}, 1),
 		leases: leaseKeeper{store: s, replica: opts.Replica, lease: opts.Lease, clock: opts.clock},
 	}
 	r.writer = eventWriter{store: s, leases: &r.leases}
@@ -163,6 +170,9 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	}
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
+	// Its clients are told only what is stored (eventWriter.appendEvents advances
+	// the watermark) and, should the recorder give up on it, no more: see disown.
+	engine.LogOf(x).Track(r.emitted)
 	if x.Resume != nil {
 		rc.resume, rc.persisted = true, x.Resume.NextEvent
 		if len(rec.Output.StepResults) == 0 {
@@ -229,9 +239,19 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	recovery := time.NewTicker(r.opts.RecoverInterval)
 	defer recovery.Stop()
 	r.recover()
+	// An event emitted while the writer is idle is written at once; under load,
+	// flushes for events are at least gap apart, and the events of many runs
+	// share them (group commit).
+	gap := r.opts.FlushInterval / 5
+	var last time.Time // when the last flush began
 	for {
 		select {
 		case <-r.table.kick:
+		case <-r.emitted:
+			if wait := gap - time.Since(last); wait > 0 {
+				flush.Reset(wait)
+				continue
+			}
 		case <-flush.C:
 		case <-renew:
 			r.leases.markDue(r.table.list())
@@ -243,6 +263,7 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 			r.table.abandon()
 			return
 		}
+		last = time.Now()
 		r.flush(false)
 		flush.Reset(r.writer.wait(r.opts.FlushInterval))
 	}
@@ -328,6 +349,7 @@ const ReasonTakenOver = "taken over by another replica"
 // it is written.
 func (r *Recorder) giveUp(rc *recording, err error) {
 	rc.dead = err
+	rc.disown(err)
 	r.table.answer(rc, err)
 	if r.table.isEnding(rc) {
 		r.table.finish(rc, err)
@@ -355,6 +377,7 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 			r.fail(rc, endErrs[i]) // gives up on a refused end, finishing the run
 			continue
 		}
+		engine.LogOf(rc.x).Durable(rc.persisted) // its terminal event too
 		r.table.finish(rc, nil)
 	}
 	for i, ck := range cks {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -48,6 +49,21 @@ type recording struct {
 	ckSteps []run.StepResult
 	ckAfter int
 	ckWait  []chan error
+}
+
+// disown tells the run's durable readers (its clients, see run.Log.FollowDurable)
+// that this process no longer speaks for the run: they stop at what was stored,
+// and read on in the store, where the process that owns the run next (another
+// replica, or this one's recovery) writes what follows. A run nothing of which
+// reached the store (not even its record: none was tried, or the store refused it) is
+// nobody else's: its clients hear its end here. err is why.
+func (rc *recording) disown(err error) {
+	log := engine.LogOf(rc.x)
+	if !rc.created && !rc.resume && (!rc.tried || refused(err)) {
+		log.Untrack()
+		return
+	}
+	log.Lose()
 }
 
 // checkpoint is a checkpoint due to be written.
@@ -220,6 +236,9 @@ func (t *runTable) abandon() {
 			w <- err
 		}
 		rc.ckSteps, rc.ckWait = nil, nil
+		if rc.dead == nil {
+			rc.disown(err) // its end was not stored: its lease lapses, and recovery ends it
+		}
 		rc.ended <- err
 	}
 }

@@ -283,9 +283,10 @@ type Component struct {
 }
 
 // Queue is implemented by stores that schedule background runs between the
-// processes sharing one database (store/postgres, on River), so that any process
-// with a free worker that serves a queued run's component starts it, and a queued
-// run survives the process that queued it.
+// processes sharing one database (store/postgres on River, store/sqlite on its
+// runs table), so that any process with a free worker that serves a queued run's
+// component starts it, and a queued run survives the process that queued it: a
+// run is queued exactly when its record is stored.
 type Queue interface {
 	// Enqueue stores r, PENDING with no lease, and queues it, in one transaction
 	// (ErrExists if its id is taken); r's session is created as CreateRun does.
@@ -304,6 +305,9 @@ type Queue interface {
 	// terminal event stored, and reports true; it reports false for a run no
 	// longer queued (a worker took it, or it ended).
 	CancelQueued(ctx context.Context, runID, reason string) (bool, error)
+	// Queued counts the runs queued (of every component), reading at most limit
+	// of them: the bound a caller keeps on the queue's length.
+	Queued(ctx context.Context, limit int) (int, error)
 }
 
 // ReasonInterrupted is the error of a run that a dead process left behind.

@@ -36,6 +36,7 @@ type config struct {
 	ChunkDelay   time.Duration // the in-process workflow's pause between words
 	Timeout      time.Duration // bounds the whole test
 	CPUProfile   string        // a file to write a CPU profile of the hold to
+	Floor        bool          // measure the bare SSE floor first, and kern in a process of its own
 	Log          io.Writer     // progress
 
 	// Runs, when > 0, measures completed runs per second instead (see runThroughput):
@@ -73,6 +74,7 @@ type summary struct {
 	Target             string
 	CancelTarget       string // where cancels went, when not Target
 	InProcess          bool
+	Child              bool // the server is kern-load --serve, started by this run (--floor)
 	Store              string
 	FDLimit, FDMax     uint64
 	Requested          int
@@ -96,6 +98,16 @@ type summary struct {
 	// the run's end (wait=true) or once the intent is kept (wait=false, NoWait).
 	IdleAnswer, Answer latency
 	NoWait             bool
+	// Floor is the same test against the bare SSE floor, in the same run (--floor).
+	Floor *summary
+}
+
+// serverCPUPerEvent is the target server's CPU time per delivered event, in µs.
+func (s *summary) serverCPUPerEvent() float64 {
+	if s.EventsPerSec <= 0 {
+		return 0
+	}
+	return s.ServerCPU / s.EventsPerSec * 1e6
 }
 
 func kib(b float64) string { return strconv.FormatFloat(b/1024, 'f', 1, 64) + " KiB" }
@@ -119,7 +131,10 @@ func (s *summary) String() string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	where := "in-process server, store " + s.Store
-	if !s.InProcess {
+	switch {
+	case s.Child:
+		where = "kern-load --serve in a process of its own, store " + s.Store
+	case !s.InProcess:
 		where = "external server"
 	}
 	p("kern-load: %s (%s), GOMAXPROCS %d, fd limit %d (hard %d)", s.Target, where, runtime.GOMAXPROCS(0), s.FDLimit, s.FDMax)
@@ -165,6 +180,21 @@ func (s *summary) String() string {
 	}
 	p("cancel answered idle:       %v", s.IdleAnswer.short())
 	p("cancel answered under load: %v  (%s)", s.Answer.short(), wait)
+	if f := s.Floor; f != nil {
+		p("floor (bare net/http SSE server, same client, same run):")
+		p("  SSE events per second:    %.0f, %.2f cores server", f.EventsPerSec, f.ServerCPU)
+		p("  cancel latency under load: %v", f.Cancel.short())
+		ratio := func(a, b float64) string {
+			if b <= 0 {
+				return "n/a"
+			}
+			return strconv.FormatFloat(a/b, 'f', 1, 64) + "×"
+		}
+		p("server CPU per event:       %.1f µs, floor %.1f µs: %s", s.serverCPUPerEvent(), f.serverCPUPerEvent(),
+			ratio(s.serverCPUPerEvent(), f.serverCPUPerEvent()))
+		p("server RSS per stream:      %s, floor %s: %s", kib(s.ServerRSSPerRun), kib(f.ServerRSSPerRun),
+			ratio(s.ServerRSSPerRun, f.ServerRSSPerRun))
+	}
 	return b.String()
 }
 
@@ -271,6 +301,70 @@ func measureMem(serverPID int) memPoint {
 		p.serverRSS = rss(serverPID)
 	}
 	return p
+}
+
+// runWithFloor performs the load test cfg asks for; with cfg.Floor it measures
+// the floor first, then kern, each server in a process of its own, so that their
+// CPU and memory are read apart from the client's.
+func runWithFloor(ctx context.Context, cfg config) (*summary, error) {
+	if !cfg.Floor {
+		return run(ctx, cfg)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	delay := strconv.FormatInt(cfg.ChunkDelay.Nanoseconds(), 10) + "ns"
+	timeout := cfg.Timeout.String()
+	floor, err := startChild(ctx, "--serve-floor", "127.0.0.1:0", "--chunk-delay", delay, "--timeout", timeout)
+	if err != nil {
+		return nil, fmt.Errorf("start the floor: %w", err)
+	}
+	fcfg := cfg
+	fcfg.Floor, fcfg.Server, fcfg.ServerPID, fcfg.CancelServer, fcfg.Workflow = false, floor.url, floor.pid(), "", loadWorkflowID
+	fcfg.Log = prefixed(cfg.Log, "floor: ")
+	fs, ferr := run(ctx, fcfg)
+	if err := floor.stop(); err != nil && ferr == nil {
+		ferr = fmt.Errorf("the floor's process: %w", err)
+	}
+	if ferr != nil {
+		return fs, fmt.Errorf("floor: %w", ferr)
+	}
+	kcfg := cfg
+	kcfg.Floor = false
+	if kcfg.Server == "" {
+		k, err := startChild(ctx, "--serve", "127.0.0.1:0", "--store", cfg.Store, "--chunk-delay", delay, "--timeout", timeout)
+		if err != nil {
+			return nil, fmt.Errorf("start kern: %w", err)
+		}
+		defer k.stop()
+		kcfg.Server, kcfg.ServerPID = k.url, k.pid()
+	}
+	s, err := run(ctx, kcfg)
+	if s != nil {
+		s.Floor = fs
+		s.Child = cfg.Server == ""
+	}
+	return s, err
+}
+
+// prefixed returns a writer that writes to w with prefix before each write (nil
+// for a nil w).
+func prefixed(w io.Writer, prefix string) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return prefixWriter{w, prefix}
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix); err != nil {
+		return 0, err
+	}
+	return p.w.Write(b)
 }
 
 // run performs a load test: idle cancels, a ramp to cfg.Streams streams, a hold

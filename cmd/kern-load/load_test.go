@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	kernrun "github.com/kern-dev/kern/run"
 )
 
 func TestRunSmall(t *testing.T) {
@@ -154,5 +157,28 @@ func TestParseServers(t *testing.T) {
 	}
 	if _, err := parseServers(","); err == nil {
 		t.Error("an empty list was accepted")
+	}
+}
+
+// TestFloorServesTheLoadTest: the bare SSE floor speaks what the load test needs of
+// a server (streams that name their run first, cancels that end them with
+// WorkflowCancelled), so that kern and the floor are measured by the same client.
+func TestFloorServesTheLoadTest(t *testing.T) {
+	srv := httptest.NewServer(newFloorServer(20 * time.Millisecond).handler())
+	defer srv.Close()
+	s, err := run(context.Background(), config{Server: srv.URL, Streams: 10, Cancels: 3, Openers: 4,
+		Hold: 200 * time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Opened != 10 || s.Held != 10 || s.Cancel.N != 3 || s.IdleCancel.N != 3 || s.EventsPerSec <= 0 {
+		t.Errorf("opened %d, held %d, cancels %v / %v, events/s %v", s.Opened, s.Held, s.IdleCancel, s.Cancel, s.EventsPerSec)
+	}
+}
+
+func TestFloorEventSize(t *testing.T) {
+	ev := floorEvent(nil, kernrun.EventRunContent, "floor-123", "load", 1234, "word ")
+	if n := len(ev); n < 200 || n > 300 {
+		t.Errorf("a floor event is %d bytes, want about 250:\n%s", n, ev)
 	}
 }

@@ -29,7 +29,9 @@ import (
 
 func main() {
 	cfg := config{Log: os.Stderr}
-	serve := flag.String("serve", "", "only serve the load workflow in-process on this loopback `addr`, until interrupted or --timeout")
+	serve := flag.String("serve", "", "only serve the load workflow in-process on this loopback `addr`, until interrupted or --timeout; prints its URL first")
+	serveFloorAddr := flag.String("serve-floor", "", "only serve the bare SSE floor on this loopback `addr`, until interrupted or --timeout; prints its URL first")
+	flag.BoolVar(&cfg.Floor, "floor", false, "measure the bare net/http SSE floor first, in a process of its own, then kern (in a process of its own unless --server), and report kern's server CPU per event and RSS per stream as ratios to the floor's")
 	flag.StringVar(&cfg.Server, "server", "", "target the kern server at this loopback `URL` instead of starting one")
 	flag.StringVar(&cfg.Workflow, "workflow", "", "the workflow id to run on --server (default load; core with --runs)")
 	flag.StringVar(&cfg.CancelServer, "cancel-server", "", "send the cancels to this loopback `URL`, another replica of --server's database (default --server)")
@@ -59,6 +61,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *serveFloorAddr != "" {
+		if err := serveFloor(ctx, *serveFloorAddr, cfg.ChunkDelay, cfg.Timeout, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "kern-load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *serve != "" {
 		if err := serveOnly(ctx, *serve, cfg); err != nil {
 			fmt.Fprintln(os.Stderr, "kern-load:", err)
@@ -86,14 +95,15 @@ func measure(ctx context.Context, cfg config) (fmt.Stringer, error) {
 		}
 		return s, err
 	}
-	s, err := run(ctx, cfg)
+	s, err := runWithFloor(ctx, cfg)
 	if s == nil {
 		return nil, err
 	}
 	return s, err
 }
 
-// serveOnly serves the load workflow on addr until ctx is done or cfg.Timeout.
+// serveOnly serves the load workflow on addr until ctx is done or cfg.Timeout,
+// printing its URL as the first line of its standard output.
 func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if err := loopback("http://" + addr); err != nil {
 		return err
@@ -106,6 +116,7 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if err != nil {
 		return err
 	}
+	fmt.Println(ls.url)
 	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, fd limit %d/%d) for %v\n",
 		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), cur, max, cfg.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)

@@ -66,6 +66,11 @@ the server answers only to requests naming localhost or a loopback address in
 their Host header, and the names --allowed-hosts adds (e.g. a reverse proxy's),
 so that a web page cannot reach it by rebinding its own name to 127.0.0.1.
 
+Background runs (background=true, answered 202) are queued in the database
+before they are acknowledged: a server killed with runs queued loses none, and the
+next one on the database starts them; --workers bounds those this process executes
+at once.
+
 Several replicas may serve one PostgreSQL database behind a load balancer: a
 cancel, a status query or a stream resumption may go to any of them; background
 runs are queued in the database and started by any replica with a free worker;

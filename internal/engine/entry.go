@@ -22,6 +22,7 @@ import (
 // Hooks into package run (see runaccess), typed once.
 var (
 	newExec  = runaccess.NewExec.(func(string, run.Kind, *run.Output, *run.Resume) (*run.Exec, *eventlog.Log[run.Event]))
+	logOf    = runaccess.Log.(func(*run.Exec) *eventlog.Log[run.Event])
 	started  = runaccess.Started.(func(*run.Exec, any))
 	ended    = runaccess.Ended.(func(*run.Exec, error))
 	entryOf  = runaccess.Entry.(func(*run.Exec) any)

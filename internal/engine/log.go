@@ -53,6 +53,29 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*run.Event) bool) er
 	return l.log().Follow(ctx, from, fn)
 }
 
+// LogOf returns the write side of the top-level run x's log.
+func LogOf(x *run.Exec) *Log { return (*Log)(logOf(x)) }
+
+// Track gives the log a durable watermark (see run.Log.FollowDurable): a recorder
+// calls it as the run begins, before any reader follows the log. kick, if not
+// nil, is signalled by the first event emitted after each Arm.
+func (l *Log) Track(kick chan<- struct{}) { l.log().Track(kick) }
+
+// Arm makes the next event emitted signal the kick given to Track: a recorder
+// that has written what the log holds asks to hear of the next event at once.
+func (l *Log) Arm() { l.log().Arm() }
+
+// Durable advances the watermark: the events before index n are durable.
+func (l *Log) Durable(n int) { l.log().Durable(n) }
+
+// Lose tells the log's durable readers that the run was lost: nothing after the
+// watermark will be made durable here (see run.ErrLost).
+func (l *Log) Lose() { l.log().Lose() }
+
+// Untrack drops the watermark: durable readers read every event. A recorder that
+// gives up on a run of which nothing reached the store lets its own end stand.
+func (l *Log) Untrack() { l.log().Untrack() }
+
 // Gate passes a run's events on to a log until the run is cancelled, and from then on
 // only its terminal event. A nested run emits through a gate of its own, so that
 // cancelling it alone keeps what it produces afterwards out of the shared log.

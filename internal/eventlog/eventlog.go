@@ -6,6 +6,7 @@ package eventlog
 
 import (
 	"context"
+	"errors"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -30,6 +31,13 @@ func locate(i int) (seg, off int) {
 //
 // Once stopped (the run was cancelled), a Log accepts only terminal events, so nothing
 // a run produces after its cancel appears in its stream. The zero value is ready to use.
+//
+// A log whose run is recorded (Track) also keeps a durable watermark: the index up
+// to which a store acknowledged the events, which the recorder advances (Durable).
+// FollowDurable reads no further than it, so that a client is told only what the
+// store holds; once the recorder gives up on the run (Lose), such readers stop at
+// the watermark and learn ErrLost: what follows, if anything, is in the store, from
+// whichever process owns the run next.
 type Log[E any] struct {
 	mu       sync.Mutex
 	segments [][]E
@@ -39,6 +47,19 @@ type Log[E any] struct {
 	stopped  bool
 	closed   bool
 	waiting  []chan struct{} // readers waiting for the next event
+
+	// The durable watermark, for a tracked log: events before index durable are
+	// acknowledged by the store. lost: the recorder gave up on the run, and the
+	// watermark moves no more. durableWaiting are the FollowDurable readers
+	// waiting for the watermark: woken once per write of the store, not per event.
+	tracked        atomic.Bool // written with the lock held
+	lost           bool
+	durable        atomic.Int64
+	durableWaiting []chan struct{}
+	// kick, once armed (Arm), is signalled by the next Emit: the recorder writes
+	// an event emitted while it is idle at once, not at its next tick.
+	kick  chan<- struct{}
+	armed atomic.Bool
 
 	// The wall clock at the first event, read once: later events add the monotonic
 	// time since, which costs half as much as reading the wall clock again.
@@ -79,6 +100,12 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 	l.emitted.Store(int64(l.n))
 	l.wakeLocked()
 	l.mu.Unlock()
+	if l.armed.Load() && l.armed.Swap(false) {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
 	return true
 }
 
@@ -105,7 +132,161 @@ func (l *Log[E]) Close() {
 	l.mu.Lock()
 	l.closed = true
 	l.wakeLocked()
+	l.wakeDurableLocked()
 	l.mu.Unlock()
+}
+
+// ErrLost is what FollowDurable returns when the run's recorder gave up on the run
+// (its lease lapsed while the store failed, or another process took it over): no
+// event after the watermark will be made durable by this process.
+var ErrLost = errors.New("the run's events are no longer made durable here")
+
+// Track gives the log a durable watermark, at the log's first index: from now on
+// FollowDurable reads only the events Durable acknowledged. kick, if not nil, is
+// signalled by the first event emitted after each Arm. Track must be called
+// before the first event and before any reader follows the log (a recorder calls
+// it as the run begins).
+func (l *Log[E]) Track(kick chan<- struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.tracked.Load() {
+		l.durable.Store(int64(l.first))
+		l.kick = kick
+		l.tracked.Store(true)
+		l.armed.Store(kick != nil)
+	}
+}
+
+// Arm makes the next event emitted signal the kick given to Track.
+func (l *Log[E]) Arm() {
+	if l.kick != nil {
+		l.armed.Store(true)
+	}
+}
+
+// Durable advances the watermark: the events before index n are durable. A lower
+// n, or a log lost or not tracked, changes nothing.
+func (l *Log[E]) Durable(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.tracked.Load() || l.lost || int64(n) <= l.durable.Load() {
+		return
+	}
+	l.durable.Store(int64(min(n, l.n)))
+	l.wakeDurableLocked()
+}
+
+// Lose marks the run as given up on by its recorder: the watermark moves no more,
+// and FollowDurable readers return ErrLost once they have read up to it.
+func (l *Log[E]) Lose() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tracked.Load() && !l.lost {
+		l.lost = true
+		l.wakeDurableLocked()
+	}
+}
+
+// Lost reports whether the recorder gave up on the run (see Lose).
+func (l *Log[E]) Lost() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+// Untrack drops the watermark: FollowDurable reads every event, as Follow does. A
+// recorder that gives up on a run nothing of which reached the store (not even its
+// record), so that no other process can take it over, lets its own end stand.
+func (l *Log[E]) Untrack() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tracked.Load() && !l.lost {
+		l.tracked.Store(false)
+		l.wakeDurableLocked()
+	}
+}
+
+// Readable returns the index up to which FollowDurable reads now: the watermark
+// of a tracked log, else the index of the next event. It takes no lock.
+func (l *Log[E]) Readable() int {
+	e := l.emitted.Load()
+	if l.tracked.Load() {
+		return int(min(l.durable.Load(), e))
+	}
+	return int(e)
+}
+
+// FollowDurable is Follow bounded by the durable watermark of a tracked log: it
+// calls fn with each event once the store acknowledged it, until the log is closed
+// and every event is durable (the run's end stored: it returns nil), fn returns
+// false (nil), ctx is done (ctx's error), or the recorder gave up on the run
+// (ErrLost). next is the index of the first event not handed to fn, from which a
+// reader goes on in the store after ErrLost. An untracked log is followed as
+// Follow follows it, at no cost more.
+func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) (next int, err error) {
+	if !l.tracked.Load() {
+		// Tracking starts before any reader follows: an untracked log stays so.
+		return from, l.Follow(ctx, from, fn)
+	}
+	l.mu.Lock()
+	from = max(from, l.first)
+	l.mu.Unlock()
+	var wake chan struct{}
+	for {
+		l.mu.Lock()
+		tracked := l.tracked.Load()
+		limit := l.n
+		if tracked {
+			limit = int(l.durable.Load())
+		}
+		if from < limit {
+			segs, first := l.segments, l.first
+			l.mu.Unlock()
+			for ; from < limit; from++ {
+				seg, off := locate(from - first)
+				if !fn(&segs[seg][off]) {
+					return from + 1, nil
+				}
+			}
+			continue
+		}
+		switch {
+		case tracked && l.lost:
+			l.mu.Unlock()
+			return from, ErrLost
+		case l.closed && from >= l.n:
+			l.mu.Unlock()
+			return from, nil
+		}
+		if wake == nil {
+			wake = make(chan struct{}, 1)
+		}
+		// A reader held back by the watermark waits for the store's next write,
+		// not for every event emitted meanwhile.
+		if tracked {
+			l.durableWaiting = append(l.durableWaiting, wake)
+		} else {
+			l.waiting = append(l.waiting, wake)
+		}
+		l.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			l.unwait(wake)
+			return from, ctx.Err()
+		}
+	}
+}
+
+func (l *Log[E]) wakeDurableLocked() {
+	for i, ch := range l.durableWaiting {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+		l.durableWaiting[i] = nil
+	}
+	l.durableWaiting = l.durableWaiting[:0]
 }
 
 // StartAt numbers the log's events from index first on: a run that continues a
@@ -117,6 +298,9 @@ func (l *Log[E]) StartAt(first int) {
 	if l.n == l.first {
 		l.first, l.n = first, first
 		l.emitted.Store(int64(first))
+		if l.tracked.Load() {
+			l.durable.Store(int64(first))
+		}
 	}
 }
 
@@ -217,10 +401,15 @@ func (l *Log[E]) spin(from int) bool {
 func (l *Log[E]) unwait(wake chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, ch := range l.waiting {
+	l.waiting = dropWaiter(l.waiting, wake)
+	l.durableWaiting = dropWaiter(l.durableWaiting, wake)
+}
+
+func dropWaiter(waiting []chan struct{}, wake chan struct{}) []chan struct{} {
+	for i, ch := range waiting {
 		if ch == wake {
-			l.waiting = append(l.waiting[:i], l.waiting[i+1:]...)
-			return
+			return append(waiting[:i], waiting[i+1:]...)
 		}
 	}
+	return waiting
 }

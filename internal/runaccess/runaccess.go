@@ -11,6 +11,8 @@ var (
 	// (*run.Exec, *eventlog.Log[run.Event]): a handle on a top-level run about to
 	// start, and the write side of its log.
 	NewExec any
+	// Log is func(x *run.Exec) *eventlog.Log[run.Event]: the write side of x's log.
+	Log any
 	// Started is func(x *run.Exec, e any): x's run is registered as e, which
 	// implements Cancel(reason string) bool, Done() <-chan struct{} and
 	// Status() run.Status.

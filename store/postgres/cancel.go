@@ -31,6 +31,13 @@ const (
 	// CancelIntentTTL is how long a cancel intent is kept: older ones are no longer
 	// re-read by listeners and are deleted by later cancels.
 	CancelIntentTTL = store.IntentTTL
+	// MaxIntents bounds the cancel intents kept: past it, a cancel deletes the
+	// oldest. Intents go once their run ends or after CancelIntentTTL, so only
+	// cancels of ids that never run pile up to it.
+	MaxIntents = 100_000
+	// MaxRereadIntents bounds the intents a listener re-reads at once (see
+	// Listen): the newest, when more are pending.
+	MaxRereadIntents = 10_000
 )
 
 // Backoff of a listener whose connection failed.
@@ -60,22 +67,28 @@ func newCancelQueries(schema string) cancelQueries {
 	q := newQueries(schema)
 	return cancelQueries{
 		// One statement, so one transaction: the intent is committed with its
-		// notification, which PostgreSQL delivers only on commit. An intent older
-		// than the TTL is pruned, unless it is this run's (kept, as the first).
+		// notification, which PostgreSQL delivers only on commit. A run that
+		// ended keeps no intent (the trigger runs_ended deletes it at the end).
+		// An intent older than the TTL is pruned, unless it is this run's (kept,
+		// as the first), and so are the oldest past MaxIntents ($6).
 		cancel: t(`WITH ins AS (
-				INSERT INTO {s}.cancel_intents (run_id, reason) VALUES ($1, $2)
+				INSERT INTO {s}.cancel_intents (run_id, reason)
+				SELECT $1::text, $2::text WHERE NOT EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = $1
+					AND status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
 				ON CONFLICT (run_id) DO NOTHING
 			), pruned AS (
-				DELETE FROM {s}.cancel_intents WHERE created_at < now() - $5::interval AND run_id <> $1
+				DELETE FROM {s}.cancel_intents WHERE run_id <> $1 AND (created_at < now() - $5::interval
+					OR run_id IN (SELECT run_id FROM {s}.cancel_intents ORDER BY created_at DESC, run_id DESC OFFSET $6))
 			)
 			SELECT pg_notify($3, $4)`),
 		pending: t(`SELECT reason FROM {s}.cancel_intents WHERE run_id = $1`),
-		// The intents a listener may have missed: recent ones, of runs not ended.
+		// The intents a listener may have missed: recent ones, of runs not
+		// ended, the newest MaxRereadIntents ($2) of them.
 		reread: t(`SELECT c.run_id, c.reason FROM {s}.cancel_intents c
 			WHERE c.created_at >= now() - $1::interval
 			AND NOT EXISTS (SELECT 1 FROM {s}.runs r WHERE r.run_id = c.run_id
 				AND r.status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
-			ORDER BY c.created_at, c.run_id`),
+			ORDER BY c.created_at DESC, c.run_id DESC LIMIT $2`),
 		// The events and their notifications ($7, on channel $6), in one
 		// statement and so one transaction and one round trip: a listener told
 		// of them can read them.
@@ -270,7 +283,9 @@ func deliver(n *store.Notifications, p string) {
 // CancelRun stores a cancel intent for the run and notifies the listeners of the
 // schema, in one transaction: it returns once both are committed. The reason is
 // cut to MaxCancelReason bytes; cancelling twice keeps the first reason but
-// notifies again. A run id longer than MaxCancelRunID is refused with
+// notifies again. A run that has ended keeps no intent, and an intent is deleted
+// once its run ends, or by a later cancel once older than CancelIntentTTL or past
+// the newest MaxIntents. A run id longer than MaxCancelRunID is refused with
 // store.ErrTooLarge.
 func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 	op := "cancel run " + runID
@@ -281,7 +296,7 @@ func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 		return fmt.Errorf("store/postgres: cancel run: id is %d bytes, more than %d: %w", len(runID), MaxCancelRunID, store.ErrTooLarge)
 	}
 	reason = cutReason(reason)
-	_, err := s.pool.Exec(ctx, s.cq.cancel, runID, reason, s.channel, cancelPayload(runID, reason), CancelIntentTTL)
+	_, err := s.pool.Exec(ctx, s.cq.cancel, runID, reason, s.channel, cancelPayload(runID, reason), CancelIntentTTL, MaxIntents-1)
 	if err != nil {
 		return s.wrap(op, err)
 	}
@@ -492,7 +507,7 @@ type querier interface {
 
 // pendingIntents reads the intents kept for runs that have not ended.
 func (s *Store) pendingIntents(ctx context.Context, q querier) ([]intent, error) {
-	rows, err := q.Query(ctx, s.cq.reread, CancelIntentTTL)
+	rows, err := q.Query(ctx, s.cq.reread, CancelIntentTTL, MaxRereadIntents)
 	if err != nil {
 		return nil, fmt.Errorf("re-read cancel intents: %w", err)
 	}
@@ -503,6 +518,11 @@ func (s *Store) pendingIntents(ctx context.Context, q querier) ([]intent, error)
 	if err != nil {
 		return nil, fmt.Errorf("re-read cancel intents: %w", err)
 	}
+	if len(intents) == MaxRereadIntents {
+		s.log.Warn("store/postgres: more cancel intents pending than a listener re-reads; the oldest are not re-read",
+			"schema", s.schema, "reread", MaxRereadIntents)
+	}
+	slices.Reverse(intents) // read newest first, delivered oldest first
 	return intents, nil
 }
 

@@ -477,3 +477,17 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 	}
 	return true, nil
 }
+
+// Queued counts the queued runs (PENDING with no lease), of every component, up
+// to limit: it reads at most limit of them.
+func (s *Store) Queued(ctx context.Context, limit int) (int, error) {
+	const op = "count queued runs"
+	if err := s.check(op); err != nil {
+		return 0, err
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, s.q.countQueued, max(limit, 0)).Scan(&n); err != nil {
+		return 0, s.wrap(op, err)
+	}
+	return n, nil
+}

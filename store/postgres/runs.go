@@ -20,11 +20,11 @@ import (
 // queries are the store's statements with the schema's tables named in full, so
 // that they depend on no connection's search_path.
 type queries struct {
-	createRun, updateRun, getRun, listRuns, takeQueued, untakeQueued string
-	appendEvents, events                                             string
-	getSession, saveSession, listSessions, countSessions             string
-	deleteEvents, deleteRuns, deleteSess                             string
-	renewLeases, lapsed, interrupt, claim, owner                     string
+	createRun, updateRun, getRun, listRuns, takeQueued, untakeQueued, countQueued string
+	appendEvents, events                                                          string
+	getSession, saveSession, listSessions, countSessions                          string
+	deleteEvents, deleteRuns, deleteSess                                          string
+	renewLeases, lapsed, interrupt, claim, owner                                  string
 }
 
 // takenOver is the condition under which an update of a run to status st,
@@ -56,6 +56,8 @@ func newQueries(schema string) queries {
 		// A queued run (PENDING, no lease) taken to be started, or cancelled.
 		takeQueued: t(`UPDATE {s}.runs SET lease_until = $2, updated_at = $3
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until IS NULL`),
+		countQueued: t(`SELECT count(*) FROM (SELECT 1 FROM {s}.runs
+			WHERE status = 'PENDING' AND lease_until IS NULL LIMIT $1) AS queued`),
 		untakeQueued: t(`UPDATE {s}.runs SET lease_until = NULL
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until = $2`),
 		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6

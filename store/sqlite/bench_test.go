@@ -168,3 +168,81 @@ func BenchmarkCancelAcrossStores(b *testing.B) {
 		await(id)
 	}
 }
+
+// BenchmarkAppendLongRuns appends one event to each of 50 runs per call, as a flush
+// does when runs stream a word at a time, on runs that already hold pages pages
+// each: the cost of a flush must not grow with how long the runs are.
+func BenchmarkAppendLongRuns(b *testing.B) {
+	for _, pages := range []int{10, 2000} {
+		b.Run(fmt.Sprintf("pages=%d", pages), func(b *testing.B) {
+			s := openTemp(b)
+			const runs = 50
+			evs := make([]store.Event, runs)
+			now := time.Now()
+			next := 0
+			flush := func() {
+				for j := range evs {
+					evs[j] = store.Event{RunID: fmt.Sprintf("run-%d", j), Index: next,
+						Type: run.EventRunContent, Data: eventData, CreatedAt: now}
+				}
+				next++
+				if err := s.AppendEvents(b.Context(), evs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range pages {
+				flush()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				flush()
+			}
+		})
+	}
+}
+
+// BenchmarkEnqueue queues runs one at a time (each Enqueue waits for its
+// commit), and from 64 goroutines at once (their commits grouped).
+func BenchmarkEnqueue(b *testing.B) {
+	job := func(id string) *store.Job {
+		return &store.Job{ID: id, SessionID: "bench", Kind: run.KindWorkflow, ComponentID: "article",
+			Input: "Write a story about a dragon.", Output: run.Output{RunID: id, WorkflowID: "article"}}
+	}
+	b.Run("serial", func(b *testing.B) {
+		s := openTemp(b)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if err := s.Enqueue(b.Context(), job(fmt.Sprintf("run-%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		s := openTemp(b)
+		var next atomic.Int64
+		b.ReportAllocs()
+		b.SetParallelism(64)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := s.Enqueue(context.Background(), job(fmt.Sprintf("run-%d", next.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("queued-count", func(b *testing.B) { // the host's bound, checked before each Enqueue
+		s := openTemp(b)
+		for i := range 1000 {
+			if err := s.Enqueue(b.Context(), job(fmt.Sprintf("run-%d", i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Queued(b.Context(), 1024); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -31,8 +32,9 @@ const (
 // file is in WAL mode). The events of a run stored by several writes since the
 // last poll are delivered once, with the last index. On starting, Listen calls
 // n.Cancel for every intent kept for a run that has not ended (younger than
-// store.IntentTTL), and again every DefaultRereadInterval (or as
-// WithRereadInterval says), so that n.Cancel may see a cancel more than once. A
+// store.IntentTTL; the newest MaxRereadIntents when more are kept), and again
+// every DefaultRereadInterval (or as WithRereadInterval says), so that n.Cancel
+// may see a cancel more than once. A
 // listener that fell so far behind that notices it had not read were pruned
 // (older than a minute) re-reads the intents, then calls n.Reconnected. A read
 // that fails is logged and tried again, backing off up to 5 s; nothing is lost,
@@ -189,7 +191,7 @@ func (l *listener) reread() error {
 	// goroutine per statement to watch one. They are short, and bounded by the
 	// busy timeout.
 	rows, err := l.db.QueryContext(context.Background(), sqlPendingIntents,
-		time.Now().Add(-store.IntentTTL).UnixMilli())
+		time.Now().Add(-store.IntentTTL).UnixMilli(), rereadCap)
 	if err != nil {
 		return fmt.Errorf("re-read cancel intents: %w", err)
 	}
@@ -207,6 +209,11 @@ func (l *listener) reread() error {
 	if err != nil {
 		return fmt.Errorf("re-read cancel intents: %w", err)
 	}
+	if len(intents) == rereadCap {
+		l.s.log.Warn("store/sqlite: more cancel intents pending than a listener re-reads; the oldest are not re-read",
+			"path", l.s.path, "reread", rereadCap)
+	}
+	slices.Reverse(intents) // read newest first, delivered oldest first
 	for _, i := range intents {
 		l.n.Cancel(i.runID, i.value)
 	}

@@ -104,6 +104,7 @@ type Store struct {
 	writerDone chan struct{} // closed by the writer when it stopped
 
 	closed atomic.Bool
+	queued waker // wakes the Work loops when a run is queued (see queue.go)
 }
 
 var _ store.Store = (*Store)(nil)

@@ -45,6 +45,7 @@ func runCanceller(t *testing.T, open func(t *testing.T) store.Store) {
 		fn   func(t *testing.T, s store.Store, c store.Canceller)
 	}{
 		{"PendingCancel", testPendingCancel},
+		{"IntentEndsWithRun", testIntentEndsWithRun},
 		{"ListenDeliversPending", testListenDeliversPending},
 		{"ListenCancel", testListenCancel},
 		{"ListenEvents", testListenEvents},
@@ -163,6 +164,34 @@ func testPendingCancel(t *testing.T, s store.Store, c store.Canceller) {
 	// An intent is kept for a run that is not stored yet, and for one that runs.
 	mustCreate(t, s, simpleRun("run-1"))
 	checkPending(t, c, "run-1", "requested", true)
+}
+
+// testIntentEndsWithRun: the intent of a run goes when the run ends, however
+// it ends, and a run that ended keeps none.
+func testIntentEndsWithRun(t *testing.T, s store.Store, c store.Canceller) {
+	for _, st := range []run.Status{run.StatusCompleted, run.StatusCancelled, run.StatusError} {
+		id := "ends-" + string(st)
+		r := simpleRun(id)
+		mustCreate(t, s, r)
+		mustCancel(t, c, id, "stop")
+		checkPending(t, c, id, "stop", true)
+		r.Status, r.Output.Status = st, st
+		if err := s.UpdateRun(ctxOf(t), r); err != nil {
+			t.Fatal(err)
+		}
+		checkPending(t, c, id, "", false)
+		mustCancel(t, c, id, "again")
+		checkPending(t, c, id, "", false)
+	}
+	// Ended by recovery too.
+	r := simpleRun("left-behind")
+	r.Replica, r.LeaseUntil = "dead", time.Now().Add(-time.Minute)
+	mustCreate(t, s, r)
+	mustCancel(t, c, r.ID, "stop")
+	if _, err := s.Interrupt(ctxOf(t), time.Now(), store.ReasonInterrupted); err != nil {
+		t.Fatal(err)
+	}
+	checkPending(t, c, r.ID, "", false)
 }
 
 // heardEach waits for a call of that kind for each run of want, reports those

@@ -120,6 +120,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	runSessions(t, open)
 	t.Run("Canceller", func(t *testing.T) { runCanceller(t, open) })
+	t.Run("Queue", func(t *testing.T) { runQueue(t, open) })
 }
 
 // base is a fixed instant with a sub-millisecond part, so that precision shows.
