@@ -278,9 +278,11 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 	}
 	started := event(run.EventRunStarted)
 	if out.Model != "" || out.ModelProvider != "" {
+		// Shared by the model request events: events are immutable once emitted.
 		started.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
 	}
 	log.Emit(&started)
+	modelDetail := started.Detail
 
 	start := time.Now()
 	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
@@ -308,11 +310,17 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return err
 		}
 		var t turn
+		reqStart := time.Now()
+		reqEv := event(run.EventModelRequestStarted)
+		reqEv.Detail = modelDetail
+		if !log.Emit(&reqEv) {
+			return stopped(ctx)
+		}
 		for chunk, err := range a.Model.Stream(ctx, req) {
 			if err != nil {
 				return fmt.Errorf("agent %q: model: %w", a.Name, err)
 			}
-			if !t.chunk(log, event, &chunk) {
+			if !t.chunk(log, event, &chunk, reqStart) {
 				return stopped(ctx)
 			}
 			if chunk.Text != "" {
@@ -329,13 +337,24 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 				content.WriteString(chunk.Text)
 			}
 			if u := chunk.Usage; u != nil {
-				if err := a.count(out, u, price, budget); err != nil {
-					return err
-				}
+				t.usage.add(u)
 			}
 		}
 		if ctx.Err() != nil || !t.end(log, event) || !t.refused(log, event) {
 			return stopped(ctx)
+		}
+		// The request's usage, in its ModelRequestCompleted event, then in the run's
+		// metrics and budget.
+		m := t.requestMetrics(price, time.Since(reqStart))
+		reqEv = event(run.EventModelRequestCompleted)
+		reqEv.Detail, reqEv.Metrics = modelDetail, m
+		if !log.Emit(&reqEv) {
+			return stopped(ctx)
+		}
+		if t.usage.seen {
+			if err := count(out, m, budget); err != nil {
+				return err
+			}
 		}
 		turn := content.String()[turnStart:]
 		if len(t.calls) == 0 {

@@ -67,8 +67,8 @@ func TestRunStreamsContentAndCompletes(t *testing.T) {
 	t.Parallel()
 	a := &agent.Agent{Name: "Echo Agent", Model: scripted.New("hello there world")}
 	evs := collect(t, a, t.Context(), "hi", run.WithSessionID("s1"))
-	want := []run.EventType{run.EventRunStarted, run.EventRunContent, run.EventRunContent, run.EventRunContent,
-		run.EventRunContentCompleted, run.EventRunCompleted}
+	want := []run.EventType{run.EventRunStarted, run.EventModelRequestStarted, run.EventRunContent, run.EventRunContent, run.EventRunContent,
+		run.EventModelRequestCompleted, run.EventRunContentCompleted, run.EventRunCompleted}
 	if got := types(evs); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
@@ -83,6 +83,16 @@ func TestRunStreamsContentAndCompletes(t *testing.T) {
 	last := evs[len(evs)-1]
 	if last.Content != "hello there world" || last.Metrics == nil || last.Metrics.OutputTokens == 0 {
 		t.Errorf("RunCompleted = %+v", last)
+	}
+	for _, ev := range []*run.Event{evs[1], evs[5]} {
+		if ev.Detail != evs[0].Detail {
+			t.Errorf("%s detail = %+v, want the model's", ev.Event, ev.Detail)
+		}
+	}
+	req := evs[5].Metrics
+	if req == nil || req.InputTokens != last.Metrics.InputTokens || req.OutputTokens != last.Metrics.OutputTokens ||
+		req.TotalTokens != last.Metrics.TotalTokens || req.Duration <= 0 || req.TimeToFirstToken <= 0 || req.TimeToFirstToken > req.Duration {
+		t.Errorf("ModelRequestCompleted metrics = %+v, run metrics %+v", req, last.Metrics)
 	}
 }
 

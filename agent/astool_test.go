@@ -54,17 +54,18 @@ func TestAgentAsTool(t *testing.T) {
 	id := run.NewID()
 	evs := collect(t, outer, t.Context(), "go", run.WithID(id), run.WithSessionID("s"))
 
-	want := "RunStarted ToolCallStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted " +
-		"ToolCallCompleted RunContent RunContentCompleted RunCompleted"
+	want := "RunStarted ModelRequestStarted ModelRequestCompleted ToolCallStarted " +
+		"RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted " +
+		"ToolCallCompleted ModelRequestStarted RunContent ModelRequestCompleted RunContentCompleted RunCompleted"
 	if got := strings.Join(strTypes(evs), " "); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
-	innerID := evs[2].RunID
+	innerID := evs[4].RunID
 	for i, ev := range evs {
 		if ev.EventIndex != i || ev.SessionID != "s" {
 			t.Errorf("event %d: index %d session %q", i, ev.EventIndex, ev.SessionID)
 		}
-		nested := i >= 2 && i <= 6
+		nested := i >= 4 && i <= 10
 		switch {
 		case nested && (ev.RunID != innerID || ev.ParentRunID != id || ev.AgentID != "researcher"):
 			t.Errorf("inner event %d: run %s parent %q agent %q", i, ev.RunID, ev.ParentRunID, ev.AgentID)
@@ -75,7 +76,7 @@ func TestAgentAsTool(t *testing.T) {
 	if innerID == id {
 		t.Fatal("the inner run has the outer run's id")
 	}
-	if res := evs[7].Tool; res == nil || res.Result != "dragons fly" || res.IsError {
+	if res := evs[11].Tool; res == nil || res.Result != "dragons fly" || res.IsError {
 		t.Errorf("tool result = %+v, want the inner run's content", res)
 	}
 	checkOneTerminalEach(t, evs, id)

@@ -50,11 +50,13 @@ func TestStructuredOutput(t *testing.T) {
 	var r requests
 	a := &agent.Agent{Name: "Writer", Model: r.model(scripted.Turn{Text: `{"title": "Dragons", "words": 3}`}), Output: agent.Output[article]()}
 	evs := collect(t, a, t.Context(), "write")
-	want := []run.EventType{run.EventRunStarted, run.EventRunContent, run.EventRunContentCompleted, run.EventRunCompleted}
+	// The answer is sent once valid: after its model request completed.
+	want := []run.EventType{run.EventRunStarted, run.EventModelRequestStarted, run.EventModelRequestCompleted,
+		run.EventRunContent, run.EventRunContentCompleted, run.EventRunCompleted}
 	if got := types(evs); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
-	for _, ev := range []*run.Event{evs[1], evs[3]} {
+	for _, ev := range []*run.Event{evs[3], evs[5]} {
 		b, _ := ev.AppendJSON(nil)
 		if !strings.Contains(string(b), `"content":{"title":"Dragons","words":3}`) || !strings.Contains(string(b), `"content_type":"article"`) {
 			t.Errorf("%s does not carry the JSON object as content: %s", ev.Event, b)
@@ -236,28 +238,40 @@ func TestReasoningAndRefusalEvents(t *testing.T) {
 	t.Parallel()
 	a := &agent.Agent{Name: "A", Model: &scripted.Model{Turns: []scripted.Turn{{Reasoning: "Let me think.", Text: "Fine", Refusal: "but no more"}}}}
 	evs := collect(t, a, t.Context(), "go")
-	want := []run.EventType{run.EventRunStarted, run.EventReasoningStarted, run.EventReasoningContentDelta, run.EventReasoningCompleted,
-		run.EventRunContent, run.EventRunRefusal, run.EventRunContentCompleted, run.EventRunCompleted}
+	want := []run.EventType{run.EventRunStarted, run.EventModelRequestStarted, run.EventReasoningStarted, run.EventReasoningContentDelta,
+		run.EventReasoningCompleted, run.EventRunContent, run.EventRunRefusal, run.EventModelRequestCompleted, run.EventRunContentCompleted, run.EventRunCompleted}
 	if got := types(evs); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events = %v, want %v", got, want)
 	}
-	if evs[2].Detail.ReasoningContent != "Let me think." || evs[3].Detail.ReasoningContent != "Let me think." || evs[5].Content != "but no more" {
-		t.Errorf("reasoning %+v / %+v, refusal %q", evs[2].Detail, evs[3].Detail, evs[5].Content)
+	if evs[3].Detail.ReasoningContent != "Let me think." || evs[4].Detail.ReasoningContent != "Let me think." || evs[6].Content != "but no more" {
+		t.Errorf("reasoning %+v / %+v, refusal %q", evs[3].Detail, evs[4].Detail, evs[6].Content)
 	}
-	b, _ := evs[2].AppendJSON(nil)
+	b, _ := evs[3].AppendJSON(nil)
 	if !strings.Contains(string(b), `"reasoning_content":"Let me think."`) {
 		t.Errorf("delta JSON: %s", b)
 	}
 }
 
+// BenchmarkOutputParse is the cost of a structured answer per response: decoding,
+// validating against the schema and compacting a valid answer, or finding an
+// answer invalid (what the retry prompt then reports).
 func BenchmarkOutputParse(b *testing.B) {
 	s := agent.Output[article]()
-	text := `{"title": "Dragons who learn to code", "words": 1200, "tags": ["dragons", "go", "fiction"]}`
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := s.Parse(text); err != nil {
-			b.Fatal(err)
-		}
+	for _, c := range []struct {
+		name, text string
+		valid      bool
+	}{
+		{"valid", `{"title": "Dragons who learn to code", "words": 1200, "tags": ["dragons", "go", "fiction"]}`, true},
+		{"invalid", `{"title": "Dragons who learn to code", "words": "many", "tags": ["dragons", "go", "fiction"]}`, false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Parse(c.text); (err == nil) != c.valid {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -16,7 +16,8 @@ func TestResume(t *testing.T) {
 	a := &agent.Agent{Name: "a", Model: scripted.New("hello there")}
 	resume := &run.Resume{NextEvent: 4, Steps: []run.StepResult{{StepName: "ignored", Status: run.StatusCompleted}}}
 	evs := collect(t, a, t.Context(), "hi", run.WithResume(resume))
-	want := []run.EventType{run.EventRunStarted, run.EventRunContent, run.EventRunContent, run.EventRunContentCompleted, run.EventRunCompleted}
+	want := []run.EventType{run.EventRunStarted, run.EventModelRequestStarted, run.EventRunContent, run.EventRunContent,
+		run.EventModelRequestCompleted, run.EventRunContentCompleted, run.EventRunCompleted}
 	if len(evs) != len(want) {
 		t.Fatalf("%d events, want %d", len(evs), len(want))
 	}

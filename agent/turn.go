@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/model"
@@ -18,11 +19,21 @@ type turn struct {
 	reasoning strings.Builder // the reasoning shown so far, since ReasoningStarted
 	reasoned  bool            // ReasoningStarted was emitted and not yet completed
 	refusal   strings.Builder
+
+	usage      requestUsage
+	firstToken time.Duration // from the request to its first output (text, reasoning, a call)
+	// metrics are the request's, which its ModelRequestCompleted event points to:
+	// kept here, they cost no allocation of their own (a turn is on the heap
+	// already, shared with the model's stream).
+	metrics run.Metrics
 }
 
 // chunk takes what c brings besides text and usage, emitting reasoning events; it
 // reports false when the log refused an event (the run was cancelled).
-func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *model.Chunk) bool {
+func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *model.Chunk, start time.Time) bool {
+	if t.firstToken == 0 && (c.Text != "" || c.Reasoning != "" || c.Refusal != "" || len(c.ToolCalls) > 0) {
+		t.firstToken = time.Since(start)
+	}
 	if c.Reasoning != "" {
 		if !t.reasoned {
 			t.reasoned = true

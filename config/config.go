@@ -106,7 +106,9 @@
 // such as 2m) bounds a run; a step's timeout bounds each attempt of the step, and
 // its retry runs it again after a failure: attempts (in all, at least 1), backoff
 // (the first wait), max_backoff, multiplier (of each wait, 2 if unset) and on, the
-// failures retried: timeout, error (any other), or both (the default). An agent's
+// failures retried: timeout, error (any other), or both (the default). A container
+// (steps, parallel, condition, loop, router) takes a timeout and a retry as well,
+// which apply to the container as a whole (see workflow.Policy). An agent's
 // tools may name other agents and workflows, which it then calls as tools (with an
 // optional timeout and retry of each call, as a step's); an agent must not end up
 // calling itself.

@@ -603,11 +603,11 @@ func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 // container builds a container step of the given kind from its mapping n.
 func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	keys := map[string][]string{
-		"steps":     {"name", "description", "steps"},
-		"parallel":  {"name", "description", "steps"},
-		"condition": {"name", "description", "if", "steps"},
-		"loop":      {"name", "description", "max_iterations", "until", "steps"},
-		"router":    {"name", "description", "route", "choices"},
+		"steps":     {"name", "description", "steps", "timeout", "retry"},
+		"parallel":  {"name", "description", "steps", "timeout", "retry"},
+		"condition": {"name", "description", "if", "steps", "timeout", "retry"},
+		"loop":      {"name", "description", "max_iterations", "until", "steps", "timeout", "retry"},
+		"router":    {"name", "description", "route", "choices", "timeout", "retry"},
 	}[kind]
 	f := s.l.fields(n, kind, keys...)
 	if f == nil {
@@ -631,8 +631,9 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	}
 	name := s.name(f, kind)
 	desc := s.l.optStr(f["description"], what+" description")
+	policy := workflow.Policy{Timeout: s.l.duration(f["timeout"], what+" timeout"), Retry: s.l.retry(f["retry"], what)}
 	if kind == "router" {
-		return s.router(f, name, desc, what)
+		return s.router(f, name, desc, what, policy)
 	}
 	children := s.list(f["steps"], what+" steps")
 	var cond *expr
@@ -652,16 +653,16 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	}
 	switch kind {
 	case "steps":
-		return &workflow.Steps{Name: name, Description: desc, Steps: children}, name
+		return &workflow.Steps{Name: name, Description: desc, Steps: children, Policy: policy}, name
 	case "parallel":
-		return &workflow.Parallel{Name: name, Description: desc, Steps: children}, name
+		return &workflow.Parallel{Name: name, Description: desc, Steps: children, Policy: policy}, name
 	case "condition":
 		if cond == nil {
 			return nil, ""
 		}
-		return &workflow.Condition{Name: name, Description: desc, Steps: children, If: cond.onInput}, name
+		return &workflow.Condition{Name: name, Description: desc, Steps: children, If: cond.onInput, Policy: policy}, name
 	}
-	l := &workflow.Loop{Name: name, Description: desc, Steps: children, MaxIterations: max}
+	l := &workflow.Loop{Name: name, Description: desc, Steps: children, MaxIterations: max, Policy: policy}
 	if until != nil {
 		l.Until = until.onResults
 	}
@@ -669,7 +670,7 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 }
 
 // router builds a router from its fields.
-func (s *steps) router(f map[string]*yaml.Node, name, desc, what string) (workflow.Step, string) {
+func (s *steps) router(f map[string]*yaml.Node, name, desc, what string, policy workflow.Policy) (workflow.Step, string) {
 	choices := make(map[string]workflow.Step)
 	var list []workflow.Step
 	cn := resolve(f["choices"])
@@ -688,7 +689,7 @@ func (s *steps) router(f map[string]*yaml.Node, name, desc, what string) (workfl
 	if name == "" || len(list) == 0 || len(list) != len(cn.Content) || routes == nil {
 		return nil, ""
 	}
-	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick}, name
+	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick, Policy: policy}, name
 }
 
 // route is one entry of a router's route: a condition (nil for the default) and

@@ -34,6 +34,19 @@ workflows:
         retry: {attempts: 3, backoff: 1s, max_backoff: 10s, multiplier: 3, on: [timeout]}
       - {name: second, agent: helper, retry: {attempts: 2, on: error}}
       - {name: third, agent: helper, retry: {attempts: 2}}
+      - parallel:
+          name: fan
+          timeout: 1m
+          retry: {attempts: 2, on: timeout}
+          steps: [{name: left, agent: helper}, {name: right, agent: helper}]
+      - loop: {name: again, max_iterations: 2, timeout: 5m, steps: [{name: inner, agent: helper}]}
+      - steps: {name: group, retry: {attempts: 3}, steps: [{name: grouped, agent: helper}]}
+      - condition: {name: maybe, if: "true", timeout: 10s, steps: [{name: cond, agent: helper}]}
+      - router:
+          name: pick
+          retry: {attempts: 2, on: error}
+          choices: [{name: routed, agent: helper}]
+          route: [{default: routed}]
 `
 
 func TestPoliciesAndAgentTools(t *testing.T) {
@@ -76,6 +89,25 @@ func TestPoliciesAndAgentTools(t *testing.T) {
 			t.Errorf("step %s retries an error: %v, want %v", c.step.Name, got, c.fail)
 		}
 	}
+	containers := []struct {
+		policy  workflow.Policy
+		timeout time.Duration
+		retries int
+	}{
+		{w.Steps[3].(*workflow.Parallel).Policy, time.Minute, 2},
+		{w.Steps[4].(*workflow.Loop).Policy, 5 * time.Minute, 0},
+		{w.Steps[5].(*workflow.Steps).Policy, 0, 3},
+		{w.Steps[6].(*workflow.Condition).Policy, 10 * time.Second, 0},
+		{w.Steps[7].(*workflow.Router).Policy, 0, 2},
+	}
+	for i, c := range containers {
+		if c.policy.Timeout != c.timeout || (c.retries == 0) != (c.policy.Retry == nil) || (c.policy.Retry != nil && c.policy.Retry.Attempts != c.retries) {
+			t.Errorf("container %d: policy %+v, want timeout %s and %d attempts", i, c.policy, c.timeout, c.retries)
+		}
+	}
+	if !w.Steps[3].(*workflow.Parallel).Retry.Retryable(timeout) || w.Steps[3].(*workflow.Parallel).Retry.Retryable(other) {
+		t.Error("the parallel's retry does not retry timeouts only")
+	}
 	out, err := boss.Run(context.Background(), "go")
 	if err != nil || out.Metrics.Cost <= 0 || math.IsNaN(out.Metrics.Cost) {
 		t.Errorf("boss run: %v, cost %v", err, out.Metrics.Cost)
@@ -104,6 +136,8 @@ func TestPoliciesBad(t *testing.T) {
 		{"retry unknown key", wf + "      - {name: x, agent: a, retry: {attempts: 2, tries: 3}}\n", 8, `unknown key "tries"`},
 		{"retry multiplier below 1", wf + "      - {name: x, agent: a, retry: {attempts: 2, multiplier: 0.5}}\n", 8, "below 1"},
 		{"retry cap below backoff", wf + "      - {name: x, agent: a, retry: {attempts: 2, backoff: 5s, max_backoff: 1s}}\n", 8, "below Backoff"},
+		{"container bad timeout", wf + "      - parallel: {name: p, timeout: soon, steps: [{name: x, agent: a}]}\n", 8, `parallel "p" timeout "soon" is not a duration`},
+		{"container retry without attempts", wf + "      - loop: {name: l, max_iterations: 1, retry: {on: error}, steps: [{name: x, agent: a}]}\n", 8, "missing attempts"},
 		{"negative workflow timeout", models + agents + "workflows:\n  w:\n    timeout: -1m\n    steps: [{name: x, agent: a}]\n", 7, "timeout must be positive"},
 		{"negative workflow budget", models + agents + "workflows:\n  w:\n    budget: -1\n    steps: [{name: x, agent: a}]\n", 7, "must not be negative"},
 		{"negative agent budget", models + "agents:\n  a: {model: m, budget: -100}\n", 4, "must not be negative"},

@@ -62,11 +62,17 @@ type Message struct {
 }
 
 // Thinking is one block of a model's reasoning as its provider must see it again:
-// its text and signature, or the opaque data of a redacted block.
+// its text and signature, or the opaque data of a redacted block (Anthropic), or
+// the reasoning item itself (OpenAI Responses).
 type Thinking struct {
 	Text      string `json:"text,omitempty"`
 	Signature string `json:"signature,omitempty"`
 	Redacted  string `json:"redacted,omitempty"`
+	// Item is a reasoning item of the OpenAI Responses API as the response's
+	// output_item.done carried it, with its encrypted_content: replayed unchanged,
+	// it gives the model its reasoning back in the next request of a tool loop,
+	// which nothing on the server keeps when the request says "store": false.
+	Item json.RawMessage `json:"item,omitempty"`
 }
 
 // ToolCall is a model's request to call one tool.

@@ -98,8 +98,12 @@ type Event struct {
 	Reason  string `json:"reason,omitempty"` // why a run was cancelled
 	Error   string `json:"error,omitempty"`
 
-	Tool    *ToolExecution `json:"tool,omitempty"`
-	Metrics *Metrics       `json:"metrics,omitempty"`
+	Tool *ToolExecution `json:"tool,omitempty"`
+	// Metrics are the run's on its terminal event, and those of one model request
+	// on ModelRequestCompleted, where their fields sit at the top level of the
+	// event's JSON (input_tokens, output_tokens, time_to_first_token...), as Agno
+	// sends them.
+	Metrics *Metrics `json:"metrics,omitempty"`
 
 	// Detail holds the fields of rarer events; it is nil on most. Its fields appear
 	// at the top level of the event's JSON.
@@ -148,10 +152,16 @@ func (e Event) marshalReflect() ([]byte, error) {
 	if structured {
 		e.Content = mark
 	}
+	var flat *metricsWire
+	if e.flatMetrics() {
+		w := e.Metrics.wire()
+		flat, e.Metrics = &w, nil
+	}
 	b, err := json.Marshal(struct {
 		*plainEvent
 		*Detail
-	}{(*plainEvent)(&e), e.Detail})
+		*metricsWire
+	}{(*plainEvent)(&e), e.Detail, flat})
 	if structured {
 		b = bytes.Replace(b, []byte(`"\u0000structured\u0000"`), raw, 1)
 	}
@@ -166,16 +176,27 @@ func (e *Event) jsonContent() ([]byte, bool) {
 	return structuredContent(e.Content, e.Detail.ContentType)
 }
 
+// flatMetrics reports whether the event's metrics sit at the top level of its JSON.
+func (e *Event) flatMetrics() bool {
+	return e.Metrics != nil && e.Event == EventModelRequestCompleted
+}
+
 // UnmarshalJSON reads what MarshalJSON writes.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var d Detail
 	var content json.RawMessage
+	var flat metricsWire
 	if err := json.Unmarshal(b, &struct {
 		*plainEvent
 		*Detail
+		*metricsWire
 		Content *json.RawMessage `json:"content"`
-	}{(*plainEvent)(e), &d, &content}); err != nil {
+	}{(*plainEvent)(e), &d, &flat, &content}); err != nil {
 		return err
+	}
+	if e.Event == EventModelRequestCompleted && e.Metrics == nil {
+		m := flat.metrics()
+		e.Metrics = &m
 	}
 	var err error
 	if e.Content, err = readContent(content, &d.ContentType); err != nil {
@@ -290,13 +311,17 @@ type metricsWire struct {
 
 // MarshalJSON writes metrics as Agno does: durations in seconds.
 func (m Metrics) MarshalJSON() ([]byte, error) {
+	return json.Marshal(m.wire())
+}
+
+func (m *Metrics) wire() metricsWire {
 	w := metricsWire{m.InputTokens, m.OutputTokens, m.TotalTokens, m.CacheReadTokens, m.CacheWriteTokens,
 		m.ReasoningTokens, m.Cost, m.Duration.Seconds(), nil}
 	if m.TimeToFirstToken > 0 {
 		s := m.TimeToFirstToken.Seconds()
 		w.TimeToFirstToken = &s
 	}
-	return json.Marshal(w)
+	return w
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -305,7 +330,12 @@ func (m *Metrics) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*m = Metrics{
+	*m = w.metrics()
+	return nil
+}
+
+func (w *metricsWire) metrics() Metrics {
+	m := Metrics{
 		Duration:         time.Duration(w.Duration * float64(time.Second)),
 		InputTokens:      w.InputTokens,
 		OutputTokens:     w.OutputTokens,
@@ -318,7 +348,16 @@ func (m *Metrics) UnmarshalJSON(b []byte) error {
 	if w.TimeToFirstToken != nil {
 		m.TimeToFirstToken = time.Duration(*w.TimeToFirstToken * float64(time.Second))
 	}
-	return nil
+	return m
+}
+
+// Tokens returns the tokens a budget is charged for m: TotalTokens, or the input and
+// output tokens when a provider reports no total.
+func (m *Metrics) Tokens() int {
+	if m.TotalTokens != 0 {
+		return m.TotalTokens
+	}
+	return m.InputTokens + m.OutputTokens
 }
 
 // Add adds the token counts and cost of o to m.
@@ -347,6 +386,10 @@ type StepResult struct {
 	// ContentType names the type of a structured Content, which is then its JSON
 	// (as Output.ContentType); empty for text.
 	ContentType string `json:"content_type,omitempty"`
+	// Metrics are what the step's agent runs used, every attempt's (a container's:
+	// its steps' tokens and cost); zero for a step that ran no agent. A resumed
+	// workflow run counts them in its metrics and its budget.
+	Metrics Metrics `json:"metrics,omitzero"`
 }
 
 // Output is the outcome of a run: what it produced up to its end, and how it ended.

@@ -58,7 +58,8 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 			return dst, err
 		}
 	}
-	if e.Metrics != nil {
+	flat := e.flatMetrics()
+	if e.Metrics != nil && !flat {
 		dst = append(dst, `,"metrics":`...)
 		if dst, err = appendValue(dst, e.Metrics); err != nil {
 			return dst, err
@@ -66,16 +67,30 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	if e.Detail != nil {
 		// The detail's fields go at the top level: encode it and splice its object in.
-		b, err := json.Marshal(e.Detail)
-		if err != nil {
+		if dst, err = appendSpliced(dst, e.Detail); err != nil {
 			return dst, err
 		}
-		if len(b) > 2 {
-			dst = append(dst, ',')
-			dst = append(dst, b[1:len(b)-1]...)
+	}
+	if flat {
+		if dst, err = appendSpliced(dst, e.Metrics); err != nil {
+			return dst, err
 		}
 	}
 	return append(dst, '}'), nil
+}
+
+// appendSpliced appends the fields of v's JSON object, which go at the top level
+// of the event's.
+func appendSpliced(dst []byte, v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	if len(b) > 2 {
+		dst = append(dst, ',')
+		dst = append(dst, b[1:len(b)-1]...)
+	}
+	return dst, nil
 }
 
 func appendValue(dst []byte, v any) ([]byte, error) {

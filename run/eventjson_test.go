@@ -25,6 +25,48 @@ func eventSamples() []*Event {
 		{Event: EventRunCompleted, RunID: "r", Content: "{\"title\": \"<Go>\",\n \"n\": [1, 2]}", Detail: &Detail{ContentType: "Article"}},
 		{Event: EventRunContent, RunID: "r", Content: "not json", Detail: &Detail{ContentType: "Article"}},
 		{Event: EventReasoningContentDelta, RunID: "r", Detail: &Detail{ReasoningContent: "thinking…"}},
+		{Event: EventModelRequestStarted, RunID: "r", Detail: &Detail{Model: "gpt", ModelProvider: "openai"}},
+		{Event: EventModelRequestCompleted, RunID: "r", Detail: &Detail{Model: "gpt", ModelProvider: "openai"},
+			Metrics: &Metrics{Duration: 2 * time.Second, TimeToFirstToken: 250 * time.Millisecond, InputTokens: 10, OutputTokens: 5,
+				TotalTokens: 15, CacheReadTokens: 4, ReasoningTokens: 2, Cost: 0.25}},
+		{Event: EventModelRequestCompleted, RunID: "r", Metrics: &Metrics{}},
+	}
+}
+
+// TestModelRequestCompletedJSON checks that a model request's metrics sit at the top
+// level of its event, as Agno sends them, and read back into Metrics.
+func TestModelRequestCompletedJSON(t *testing.T) {
+	ev := &Event{Event: EventModelRequestCompleted, RunID: "r", Detail: &Detail{Model: "gpt", ModelProvider: "openai"},
+		Metrics: &Metrics{Duration: 2 * time.Second, TimeToFirstToken: 250 * time.Millisecond, InputTokens: 10, OutputTokens: 5,
+			TotalTokens: 15, CacheReadTokens: 4, CacheWriteTokens: 1, ReasoningTokens: 2}}
+	b, err := ev.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wire map[string]any
+	if err := json.Unmarshal(b, &wire); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"model": "gpt", "model_provider": "openai", "input_tokens": 10.0, "output_tokens": 5.0, "total_tokens": 15.0,
+		"cache_read_tokens": 4.0, "cache_write_tokens": 1.0, "reasoning_tokens": 2.0, "duration": 2.0, "time_to_first_token": 0.25}
+	for k, v := range want {
+		if wire[k] != v {
+			t.Errorf("%s = %v, want %v in %s", k, wire[k], v, b)
+		}
+	}
+	if _, nested := wire["metrics"]; nested {
+		t.Errorf("metrics nested: %s", b)
+	}
+	var back Event
+	if err := json.Unmarshal(b, &back); err != nil || back.Metrics == nil || *back.Metrics != *ev.Metrics || back.Detail.Model != "gpt" {
+		t.Fatalf("read back %+v %+v (%v)", back, back.Metrics, err)
+	}
+	// Other events keep their metrics nested, and read none from the top level.
+	done := &Event{Event: EventRunCompleted, RunID: "r", Metrics: ev.Metrics}
+	b, _ = done.AppendJSON(nil)
+	back = Event{}
+	if err := json.Unmarshal(b, &back); err != nil || !bytes.Contains(b, []byte(`"metrics":{`)) || *back.Metrics != *ev.Metrics {
+		t.Fatalf("RunCompleted: %s read back %+v (%v)", b, back.Metrics, err)
 	}
 }
 

@@ -33,3 +33,22 @@ func TestMetricsJSON(t *testing.T) {
 		t.Errorf("sum %+v", sum)
 	}
 }
+
+// TestStepResultMetricsJSON: a step result's metrics are written only when the step
+// used some, and read back; Tokens falls back to input plus output.
+func TestStepResultMetricsJSON(t *testing.T) {
+	t.Parallel()
+	b, _ := json.Marshal(StepResult{StepName: "f", Content: "x"})
+	if strings.Contains(string(b), "metrics") {
+		t.Errorf("a step without metrics writes them: %s", b)
+	}
+	res := StepResult{StepName: "a", Metrics: Metrics{InputTokens: 7, OutputTokens: 3, Duration: time.Second}}
+	b, _ = json.Marshal(res)
+	var back StepResult
+	if err := json.Unmarshal(b, &back); err != nil || back.Metrics != res.Metrics || back.Metrics.Tokens() != 10 {
+		t.Errorf("%s read back as %+v (%v)", b, back.Metrics, err)
+	}
+	if m := (Metrics{InputTokens: 7, OutputTokens: 3, TotalTokens: 12}); m.Tokens() != 12 {
+		t.Errorf("Tokens = %d, want the total", m.Tokens())
+	}
+}

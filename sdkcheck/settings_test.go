@@ -66,6 +66,8 @@ func TestResponsesSettingsBody(t *testing.T) {
 			Name: "Forecast", Description: osdk.String("the forecast"), Schema: outputSchema, Strict: osdk.Bool(true),
 		}}},
 		ServiceTier: responses.ResponseNewParamsServiceTierFlex,
+		// Without state on the server, reasoning comes back only encrypted.
+		Include: []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent},
 	}
 	params.Input.OfInputItemList[2].OfFunctionCallOutput.CallID = osdk.String(callID)
 	if r := streamResponsesSDK(ctx, openAISDK(sdkSrv, option.WithMaxRetries(0)), params); r.err != nil {
@@ -339,4 +341,64 @@ func kernStream(ctx context.Context, m model.Model) chunks {
 		}
 	}
 	return k
+}
+
+// TestResponsesReasoningReplay: in a tool loop without state on the server, the
+// reasoning item kern replays (as the fake streamed it, with its encrypted content)
+// is what the SDK sends for the same item, field by field, and the fake takes both.
+func TestResponsesReasoningReplay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// kern reads the item from a stream, as a tool loop's first request does.
+	first := openaitest.NewServer(t)
+	first.Enqueue(openaitest.NewResponsesStream().Reasoning("Need ", "the weather.").FunctionCall(toolName, callArgs).Reply())
+	m := openai.NewResponses("gpt-5.2", kernOpenAI(first, noRetry)...)
+	req := conversation()
+	req.Messages, req.Settings = req.Messages[:1], model.Settings{ReasoningEffort: "low"}
+	var thinking []model.Thinking
+	for c, err := range m.Stream(ctx, req) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		thinking = append(thinking, c.Thinking...)
+	}
+	if len(thinking) != 1 || thinking[0].Item == nil {
+		t.Fatalf("thinking %+v, want the reasoning item", thinking)
+	}
+
+	kernSrv := openaitest.NewServer(t)
+	kernSrv.Enqueue(openaitest.ResponsesText("Sunny."))
+	req = conversation()
+	req.Messages[1].Thinking = thinking
+	req.Settings = model.Settings{ReasoningEffort: "low"}
+	if r := collectKern(ctx, openai.NewResponses("gpt-5.2", kernOpenAI(kernSrv, noRetry)...), req); r.err != nil {
+		t.Fatal(r.err)
+	}
+
+	sdkSrv := openaitest.NewServer(t)
+	sdkSrv.Enqueue(openaitest.ResponsesText("Sunny."))
+	fn := responses.ToolParamOfFunction(toolName, toolSchema, false)
+	fn.OfFunction.Description = osdk.String(toolDesc)
+	reasoning := responses.ResponseInputItemParamOfReasoning("rs_openaitest0",
+		[]responses.ResponseReasoningItemSummaryParam{{Text: "Need the weather."}})
+	reasoning.OfReasoning.EncryptedContent = osdk.String(openaitest.EncryptedContent("rs_openaitest0"))
+	params := responses.ResponseNewParams{
+		Model:        "gpt-5.2",
+		Instructions: osdk.String(instructions),
+		Store:        osdk.Bool(false),
+		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+			responses.ResponseInputItemParamOfMessage(question, responses.EasyInputMessageRoleUser),
+			reasoning,
+			responses.ResponseInputItemParamOfFunctionCall(callArgs, callID, toolName),
+			responses.ResponseInputItemParamOfFunctionCallOutput(toolOutput),
+		}},
+		Tools:     []responses.ToolUnionParam{fn},
+		Reasoning: shared.ReasoningParam{Effort: shared.ReasoningEffortLow, Summary: shared.ReasoningSummaryAuto},
+		Include:   []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent},
+	}
+	params.Input.OfInputItemList[3].OfFunctionCallOutput.CallID = osdk.String(callID)
+	if r := streamResponsesSDK(ctx, openAISDK(sdkSrv, option.WithMaxRetries(0)), params); r.err != nil {
+		t.Fatal(r.err)
+	}
+	compareBodies(t, sdkSrv.Requests()[0].Body, kernSrv.Requests()[0].Body, nil)
 }

@@ -170,7 +170,7 @@ func TestPersistedRuns(t *testing.T) {
 				for _, id := range ids {
 					got, err := st.GetRun(t.Context(), id)
 					evs, _ := st.Events(t.Context(), id, 0, 0)
-					if err != nil || got.Status != run.StatusCompleted || len(evs) != 19 {
+					if err != nil || got.Status != run.StatusCompleted || len(evs) != 23 {
 						t.Errorf("run %s: %v, %d events, %v", id, got, len(evs), err)
 					}
 				}

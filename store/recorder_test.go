@@ -202,8 +202,8 @@ func TestRecorderPersistsARun(t *testing.T) {
 		t.Errorf("stored run = %+v", got)
 	}
 	evs, _ := st.Events(t.Context(), out.RunID, 0, 0)
-	if len(evs) != 17 { // WorkflowStarted, 8 for research (3 chunks), 7 for writing (2), WorkflowCompleted
-		t.Fatalf("%d events stored, want 17", len(evs))
+	if len(evs) != 21 { // WorkflowStarted, 10 for research (3 chunks), 9 for writing (2), WorkflowCompleted
+		t.Fatalf("%d events stored, want 21", len(evs))
 	}
 	for i, ev := range evs {
 		var back run.Event
@@ -318,7 +318,7 @@ func TestRecorderManyConcurrentRuns(t *testing.T) {
 		t.Errorf("%d runs stored", len(st.runs))
 	}
 	for id, r := range st.runs {
-		if r.Status != run.StatusCompleted || len(st.events[id]) != 19 {
+		if r.Status != run.StatusCompleted || len(st.events[id]) != 23 {
 			t.Errorf("run %s: %s with %d events", id, r.Status, len(st.events[id]))
 		}
 	}
@@ -484,8 +484,8 @@ func TestRecorderCreateRunAnswerLost(t *testing.T) {
 	if got, err := st.GetRun(t.Context(), out.RunID); err != nil || got.Status != run.StatusCompleted {
 		t.Fatalf("stored run = %+v, %v", got, err)
 	}
-	if evs, _ := st.Events(t.Context(), out.RunID, 0, 0); len(evs) != 17 {
-		t.Errorf("%d events stored, want 17", len(evs))
+	if evs, _ := st.Events(t.Context(), out.RunID, 0, 0); len(evs) != 21 {
+		t.Errorf("%d events stored, want 21", len(evs))
 	}
 }
 

@@ -10,7 +10,7 @@ type StepInfo struct {
 	Description string `json:"description,omitempty"`
 	// AgentID is the id of a Task's agent.
 	AgentID string `json:"agent_id,omitempty"`
-	// MaxRetries is how many times a Task may run again after its first attempt
+	// MaxRetries is how many times a step may run again after its first attempt
 	// (Agno's name); TimeoutSeconds bounds each attempt. Zero: none.
 	MaxRetries     int     `json:"max_retries,omitempty"`
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
@@ -30,24 +30,33 @@ func Describe(steps []Step) []StepInfo {
 			if s.Agent != nil {
 				info.Kind, info.AgentID = "agent", s.Agent.AgentID()
 			}
-			if s.Retry != nil {
-				info.MaxRetries = s.Retry.Attempts - 1
-			}
-			info.TimeoutSeconds = s.Timeout.Seconds()
+			info.describePolicy(Policy{Timeout: s.Timeout, Retry: s.Retry})
 		case *Steps:
 			info = StepInfo{Name: s.Name, Kind: "steps", Description: s.Description, Steps: Describe(s.Steps)}
+			info.describePolicy(s.Policy)
 		case *Parallel:
 			info = StepInfo{Name: s.Name, Kind: "parallel", Description: s.Description, Steps: Describe(s.Steps)}
+			info.describePolicy(s.Policy)
 		case *Condition:
 			info = StepInfo{Name: s.Name, Kind: "condition", Description: s.Description, Steps: Describe(s.Steps)}
+			info.describePolicy(s.Policy)
 		case *Loop:
 			info = StepInfo{Name: s.Name, Kind: "loop", Description: s.Description, Steps: Describe(s.Steps)}
+			info.describePolicy(s.Policy)
 		case *Router:
 			info = StepInfo{Name: s.Name, Kind: "router", Description: s.Description, Steps: Describe(s.Choices)}
+			info.describePolicy(s.Policy)
 		default:
 			continue
 		}
 		infos = append(infos, info)
 	}
 	return infos
+}
+
+func (info *StepInfo) describePolicy(p Policy) {
+	if p.Retry != nil {
+		info.MaxRetries = p.Retry.Attempts - 1
+	}
+	info.TimeoutSeconds = p.Timeout.Seconds()
 }

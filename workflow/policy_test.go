@@ -223,25 +223,25 @@ func TestAgentStepRetryKeepsFailedAttempt(t *testing.T) {
 	}
 	out := x.Wait()
 	evs := x.Log.Events()
-	want := "WorkflowStarted StepStarted RunStarted RunContent RunError StepRetried " +
-		"RunStarted RunContent RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
+	want := "WorkflowStarted StepStarted RunStarted ModelRequestStarted RunContent RunError StepRetried " +
+		"RunStarted ModelRequestStarted RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
 	if got := types(evs); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
 	if out.Status != run.StatusCompleted || out.Content != "the story" || out.StepResults[0].Attempts != 2 {
 		t.Fatalf("output = %s %q, step results %+v", out.Status, out.Content, out.StepResults)
 	}
-	attempts := []int{0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 0}
+	attempts := []int{0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 0}
 	for i, ev := range evs {
 		if ev.Attempt != attempts[i] || ev.EventIndex != i {
 			t.Errorf("event %d %s: attempt %d index %d, want attempt %d", i, ev.Event, ev.Attempt, ev.EventIndex, attempts[i])
 		}
 	}
-	if evs[2].RunID == evs[6].RunID || evs[2].RunID == id {
-		t.Errorf("the retry reused a run id: %s, %s", evs[2].RunID, evs[6].RunID)
+	if evs[2].RunID == evs[7].RunID || evs[2].RunID == id {
+		t.Errorf("the retry reused a run id: %s, %s", evs[2].RunID, evs[7].RunID)
 	}
-	if !strings.Contains(evs[4].Error, errFlaky.Error()) || !strings.Contains(evs[5].Error, errFlaky.Error()) {
-		t.Errorf("RunError %q, StepRetried %q: want the model's error", evs[4].Error, evs[5].Error)
+	if !strings.Contains(evs[5].Error, errFlaky.Error()) || !strings.Contains(evs[6].Error, errFlaky.Error()) {
+		t.Errorf("RunError %q, StepRetried %q: want the model's error", evs[5].Error, evs[6].Error)
 	}
 	oneTerminalPerRun(t, evs, id)
 }
@@ -396,8 +396,11 @@ func TestDescribePolicies(t *testing.T) {
 	infos := workflow.Describe([]workflow.Step{
 		workflow.FuncStep("plain", fn("")),
 		workflow.FuncStep("bounded", fn("")).WithTimeout(1500 * time.Millisecond).WithRetry(run.RetryPolicy{Attempts: 3, Retryable: run.RetryAny}),
+		(&workflow.Parallel{Name: "fan", Steps: []workflow.Step{workflow.FuncStep("branch", fn(""))}}).
+			WithTimeout(time.Minute).WithRetry(run.RetryPolicy{Attempts: 2, Retryable: run.RetryAny}),
 	})
-	if infos[0].MaxRetries != 0 || infos[0].TimeoutSeconds != 0 || infos[1].MaxRetries != 2 || infos[1].TimeoutSeconds != 1.5 {
+	if infos[0].MaxRetries != 0 || infos[0].TimeoutSeconds != 0 || infos[1].MaxRetries != 2 || infos[1].TimeoutSeconds != 1.5 ||
+		infos[2].MaxRetries != 1 || infos[2].TimeoutSeconds != 60 || infos[2].Steps[0].TimeoutSeconds != 0 {
 		t.Errorf("infos = %+v", infos)
 	}
 }

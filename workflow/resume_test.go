@@ -60,7 +60,7 @@ func TestResumeRunsOnlyTheStepsLeft(t *testing.T) {
 	resume := &run.Resume{NextEvent: 12, Steps: []run.StepResult{doneStep("first", "one"), doneStep("second", "two")}}
 	evs := collect(t, t.Context(), w, "topic", run.WithID(id), run.WithResume(resume))
 
-	want := "StepStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
+	want := "StepStarted RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
 	if got := types(evs); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
@@ -103,9 +103,9 @@ func TestResumeFromEventZero(t *testing.T) {
 		events string
 	}{
 		{"queued run", nil, [2]int32{1, 1},
-			"WorkflowStarted StepStarted StepCompleted StepStarted StepCompleted StepStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"},
+			"WorkflowStarted StepStarted StepCompleted StepStarted StepCompleted StepStarted RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"},
 		{"one step finished", []run.StepResult{doneStep("first", "one")}, [2]int32{0, 1},
-			"WorkflowStarted StepStarted StepCompleted StepStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"},
+			"WorkflowStarted StepStarted StepCompleted StepStarted RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

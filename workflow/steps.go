@@ -215,7 +215,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	var out StepOutput
 	var err error
 	for {
-		out, err = t.attempt(ctx, r, o, in)
+		out, err = t.attempt(ctx, r, o, in, &res.Metrics)
 		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
@@ -253,11 +253,12 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 
 // attempt runs the step once, bounded by its Timeout. An attempt cut short by a
 // timeout (its own, or the workflow's) fails with the *run.TimeoutError.
-func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input) (out StepOutput, err error) {
+// The metrics of its agent's run are added to used.
+func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (out StepOutput, err error) {
 	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
 	defer cancel()
 	if t.Agent != nil {
-		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in)
+		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in, used)
 	} else {
 		out, err = callStep(actx, t.Func, in)
 		if err == nil && actx.Err() != nil {
@@ -272,8 +273,9 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 	return out, err
 }
 
-// runAgent runs the step's agent on in and returns its content and content type.
-func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input) (string, string, error) {
+// runAgent runs the step's agent on in and returns its content and content type;
+// it adds the run's metrics to used.
+func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (string, string, error) {
 	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
 	input := in.Input
@@ -291,6 +293,11 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
 	r.mu.Unlock()
+	used.Add(out.Metrics)
+	used.Duration += out.Metrics.Duration
+	if used.TimeToFirstToken == 0 {
+		used.TimeToFirstToken = out.Metrics.TimeToFirstToken
+	}
 	if out.ContentType == "str" { // Agno's name for text
 		return out.Content, "", err
 	}
@@ -328,20 +335,27 @@ func guard[T any](fn func() (T, error)) (v T, err error) {
 }
 
 // Steps is a named group of steps run in order.
+//
+// Like every container, it takes a Timeout and a Retry policy (see Policy).
 type Steps struct {
 	Name        string
 	Description string
 	Steps       []Step
+	Policy
 }
 
 func (s *Steps) validate(v *validator) error {
 	if s == nil {
 		return errNilStep
 	}
-	return v.container(s.Name, s.Steps)
+	return v.container(s.Name, s.Steps, s.Policy)
 }
 
 func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	return s.Policy.run(ctx, r, f, s.Name, i, func(ctx context.Context, f frame) (run.StepResult, error) { return s.once(ctx, r, f, i, in) })
+}
+
+func (s *Steps) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(s.Name, i, f)
 	r.emit(run.EventStepsExecutionStarted, o, run.Event{})
 	results, err := r.sequence(ctx, s.Steps, f.child(s.Name), in.previous())
@@ -354,20 +368,26 @@ func (s *Steps) execute(ctx context.Context, r *execution, f frame, i int, in *I
 
 // Parallel runs its steps at once; each sees the same input. The first failure
 // cancels the others. Its content joins theirs, in the order the steps are listed.
+// A retry runs every branch again.
 type Parallel struct {
 	Name        string
 	Description string
 	Steps       []Step
+	Policy
 }
 
 func (p *Parallel) validate(v *validator) error {
 	if p == nil {
 		return errNilStep
 	}
-	return v.container(p.Name, p.Steps)
+	return v.container(p.Name, p.Steps, p.Policy)
 }
 
 func (p *Parallel) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	return p.Policy.run(ctx, r, f, p.Name, i, func(ctx context.Context, f frame) (run.StepResult, error) { return p.once(ctx, r, f, i, in) })
+}
+
+func (p *Parallel) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(p.Name, i, f)
 	r.emit(run.EventParallelExecutionStarted, o, run.Event{Detail: &run.Detail{StepCount: len(p.Steps)}})
 
@@ -432,6 +452,7 @@ type Condition struct {
 	Description string
 	If          func(in *Input) bool
 	Steps       []Step
+	Policy
 }
 
 func (c *Condition) validate(v *validator) error {
@@ -441,10 +462,14 @@ func (c *Condition) validate(v *validator) error {
 	if c.If == nil {
 		return fmt.Errorf("condition %q has no If function", c.Name)
 	}
-	return v.container(c.Name, c.Steps)
+	return v.container(c.Name, c.Steps, c.Policy)
 }
 
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	return c.Policy.run(ctx, r, f, c.Name, i, func(ctx context.Context, f frame) (run.StepResult, error) { return c.once(ctx, r, f, i, in) })
+}
+
+func (c *Condition) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(c.Name, i, f)
 	ok, err := guard(func() (bool, error) { return c.If(in), nil })
 	if err != nil {
@@ -474,6 +499,9 @@ type Loop struct {
 	Steps         []Step
 	MaxIterations int                                 // required: a loop must be bounded
 	Until         func(results []run.StepResult) bool // nil: run MaxIterations times
+	// Policy bounds and retries the whole loop, all its iterations: a retry starts
+	// again from the first iteration.
+	Policy
 }
 
 func (l *Loop) validate(v *validator) error {
@@ -483,10 +511,14 @@ func (l *Loop) validate(v *validator) error {
 	if l.MaxIterations <= 0 {
 		return fmt.Errorf("loop %q has no bound: set MaxIterations", l.Name)
 	}
-	return v.container(l.Name, l.Steps)
+	return v.container(l.Name, l.Steps, l.Policy)
 }
 
 func (l *Loop) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	return l.Policy.run(ctx, r, f, l.Name, i, func(ctx context.Context, f frame) (run.StepResult, error) { return l.once(ctx, r, f, i, in) })
+}
+
+func (l *Loop) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(l.Name, i, f)
 	r.emit(run.EventLoopExecutionStarted, o, run.Event{Detail: &run.Detail{MaxIterations: l.MaxIterations}})
 	child := f.child(l.Name)
@@ -527,6 +559,7 @@ type Router struct {
 	Description string
 	Route       func(in *Input) []Step // must return steps among Choices
 	Choices     []Step
+	Policy
 }
 
 func (rt *Router) validate(v *validator) error {
@@ -536,10 +569,14 @@ func (rt *Router) validate(v *validator) error {
 	if rt.Route == nil {
 		return fmt.Errorf("router %q has no Route function", rt.Name)
 	}
-	return v.container(rt.Name, rt.Choices)
+	return v.container(rt.Name, rt.Choices, rt.Policy)
 }
 
 func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
+	return rt.Policy.run(ctx, r, f, rt.Name, i, func(ctx context.Context, f frame) (run.StepResult, error) { return rt.once(ctx, r, f, i, in) })
+}
+
+func (rt *Router) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(rt.Name, i, f)
 	chosen, err := guard(func() ([]Step, error) { return rt.Route(in), nil })
 	if err != nil {
@@ -564,7 +601,7 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 }
 
 func (f frame) child(name string) frame {
-	return frame{depth: f.depth + 1, parentID: run.Slug(name)}
+	return frame{depth: f.depth + 1, parentID: run.Slug(name), attempt: f.attempt}
 }
 
 // cancelled tells a step that was cancelled (its context, or its agent's run) from one
@@ -580,6 +617,9 @@ func cancelled(ctx context.Context, err error) bool {
 // containerResult is a container's result: its steps' results, the last one's content.
 func containerResult(ctx context.Context, name string, results []run.StepResult, err error) run.StepResult {
 	res := run.StepResult{StepID: run.Slug(name), StepName: name, Steps: results, Status: run.StatusCompleted}
+	for i := range results {
+		res.Metrics.Add(results[i].Metrics)
+	}
 	if len(results) > 0 {
 		last := results[len(results)-1]
 		res.Content, res.ContentType = last.Content, last.ContentType
@@ -650,8 +690,11 @@ func (v *validator) name(name string) error {
 	return nil
 }
 
-func (v *validator) container(name string, steps []Step) error {
+func (v *validator) container(name string, steps []Step, p Policy) error {
 	if err := v.name(name); err != nil {
+		return err
+	}
+	if err := p.check(name); err != nil {
 		return err
 	}
 	if len(steps) == 0 {

@@ -266,3 +266,56 @@ func TestResumeAfterStructuredStep(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredWorkflowOutput: a workflow whose last step is structured has that
+// step's JSON as its content, typed as it, on its output and its terminal event (a
+// JSON object on the wire, as an agent's structured output); a text last step
+// leaves the run's content text.
+func TestStructuredWorkflowOutput(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		steps    []workflow.Step
+		wantType string
+	}{
+		{"function value", []workflow.Step{valueStep("make", plan{Title: "Go", Steps: 2})}, "plan"},
+		{"agent schema", []workflow.Step{workflow.FuncStep("first", textStep("x")), planner()}, "plan"},
+		{"in a container", []workflow.Step{&workflow.Steps{Name: "group", Steps: []workflow.Step{planner()}}}, "plan"},
+		{"text after structured", []workflow.Step{planner(), workflow.FuncStep("say", textStep(`{"looks":"like json"}`))}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := &workflow.Workflow{Name: "wf", Steps: tc.steps}
+			x, err := w.Start(t.Context(), "go")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := x.Wait()
+			if out.Status != run.StatusCompleted || out.ContentType != tc.wantType {
+				t.Fatalf("output %s, content %q of type %q; want type %q", out.Status, out.Content, out.ContentType, tc.wantType)
+			}
+			evs := x.Log.Events()
+			b, _ := evs[len(evs)-1].AppendJSON(nil)
+			raw, structured := out.StructuredContent()
+			if tc.wantType == "" {
+				if structured || !strings.Contains(string(b), `"content":"{\"looks\"`) {
+					t.Errorf("text content written as JSON: %s", b)
+				}
+				return
+			}
+			var v plan
+			if !structured || json.Unmarshal(raw, &v) != nil || v.Title == "" ||
+				!strings.Contains(string(b), `"content":{"title":`) || !strings.Contains(string(b), `"content_type":"plan"`) {
+				t.Errorf("structured content %s (%v); terminal event %s", raw, structured, b)
+			}
+		})
+	}
+}
+
+// textStep returns a function step's work that answers text.
+func textStep(text string) workflow.StepFunc {
+	return func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+		return workflow.StepOutput{Content: text}, nil
+	}
+}

@@ -172,24 +172,36 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
 		defer cancel()
 	}
+	var done []run.StepResult
+	var spent run.Metrics // by the finished steps of the run continued
+	if rs != nil {
+		done = rs.Steps
+		for i := range done {
+			spent.Add(done[i].Metrics)
+		}
+		r.out.Metrics.Add(spent)
+	}
+	var err error
 	if w.Budget > 0 {
 		b := run.NewBudget(run.BudgetFrom(ctx), fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)), w.Budget)
 		ctx = run.ContextWithBudget(ctx, b)
-	}
-	var done []run.StepResult
-	if rs != nil {
-		done = rs.Steps
+		err = b.Charge(spent.Tokens()) // spent before the run was resumed
 	}
 	if rs == nil || rs.NextEvent == 0 {
 		r.emit(run.EventWorkflowStarted, r.base.Origin, run.Event{}) // else it is stored already
 	}
-	results, err := r.top(ctx, w.Steps, done)
+	results := done
+	if err == nil {
+		results, err = r.top(ctx, w.Steps, done)
+	}
 	r.out.StepResults = results
-	r.out.Content = r.content(results)
+	// A structured last step makes the run's content structured: its JSON, typed.
+	last := lastContent(results)
+	r.out.Content, r.out.ContentType = last.Content, last.ContentType
 	if err != nil && rs != nil && rs.Partial != "" && (len(results) == len(done) || results[len(done)].Content == "") {
 		// Ended before the interrupted step streamed anything anew: what it had
 		// streamed before its process died is the run's last output.
-		r.out.Content = rs.Partial
+		r.out.Content, r.out.ContentType = rs.Partial, ""
 	}
 	return err
 }
@@ -292,6 +304,9 @@ type execution struct {
 type frame struct {
 	depth    int
 	parentID string
+	// attempt is that of the innermost container with a retry policy around the
+	// steps, which their events carry (a Task's own retry policy numbers its own).
+	attempt int
 }
 
 // checkpointTimeout bounds a checkpoint, which a cancel of the run does not interrupt.
@@ -387,15 +402,9 @@ func (r *execution) sequence(ctx context.Context, steps []Step, f frame, prev ru
 	return results, nil
 }
 
-// content is what a list of steps produced: the last step's content, or, when that
-// step failed or was cancelled before it produced any, the content of the step
-// before it.
-func (r *execution) content(results []run.StepResult) string {
-	return lastContent(results).Content
-}
-
-// lastContent returns the result whose content is what a list of steps produced
-// (see content); the zero result when none produced any.
+// lastContent returns the result whose content is what a list of steps produced:
+// the last step's, or, when that step failed or was cancelled before it produced
+// any, the step's before it; the zero result when none produced any.
 func lastContent(results []run.StepResult) run.StepResult {
 	for i := len(results) - 1; i >= 0; i-- {
 		if res := results[i]; res.Content != "" || res.Status == run.StatusCompleted {
@@ -458,7 +467,7 @@ func (r *execution) stepOrigin(name string, i int, f frame) *run.Origin {
 	o := *r.base.Origin
 	o.StepName, o.StepID = name, run.Slug(name)
 	o.StepIndex = &i
-	o.ParentStepID, o.NestedDepth = f.parentID, f.depth
+	o.ParentStepID, o.NestedDepth, o.Attempt = f.parentID, f.depth, f.attempt
 	return &o
 }
 

@@ -67,8 +67,8 @@ func TestTwoAgentSteps(t *testing.T) {
 	}}
 	id := run.NewID()
 	evs := collect(t, t.Context(), w, "dragons", run.WithID(id), run.WithSessionID("s"))
-	want := "WorkflowStarted StepStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted StepCompleted " +
-		"StepStarted RunStarted RunContent RunContent RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
+	want := "WorkflowStarted StepStarted RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted " +
+		"StepStarted RunStarted ModelRequestStarted RunContent RunContent ModelRequestCompleted RunContentCompleted RunCompleted StepCompleted WorkflowCompleted"
 	if got := types(evs); got != want {
 		t.Fatalf("events:\n got %s\nwant %s", got, want)
 	}
@@ -77,7 +77,7 @@ func TestTwoAgentSteps(t *testing.T) {
 		if ev.EventIndex != i || ev.SessionID != "s" || ev.WorkflowID != "article-flow" {
 			t.Errorf("event %d: %+v", i, ev)
 		}
-		if strings.HasPrefix(string(ev.Event), "Run") {
+		if strings.HasPrefix(string(ev.Event), "Run") || strings.HasPrefix(string(ev.Event), "ModelRequest") {
 			agentRuns[ev.RunID] = true
 			if ev.WorkflowRunID != id || ev.RunID == id || ev.AgentID == "" || ev.StepName == "" || ev.StepIndex == nil {
 				t.Errorf("agent event %d lacks its workflow context: %+v", i, ev)
@@ -89,7 +89,7 @@ func TestTwoAgentSteps(t *testing.T) {
 	if len(agentRuns) != 2 {
 		t.Errorf("agent runs: %v, want 2 distinct", agentRuns)
 	}
-	if ev := evs[8]; ev.StepName != "writing" || *ev.StepIndex != 1 {
+	if ev := evs[10]; ev.StepName != "writing" || *ev.StepIndex != 1 {
 		t.Errorf("second StepStarted = %+v", ev)
 	}
 	last := evs[len(evs)-1]

@@ -133,6 +133,9 @@ func convert(msg *model.Message) (string, []wireBlock, error) {
 	case model.RoleAssistant:
 		blocks := make([]wireBlock, 0, len(msg.Thinking)+1+len(msg.ToolCalls))
 		for _, t := range msg.Thinking {
+			if t.Item != nil {
+				continue // another provider's reasoning
+			}
 			if t.Redacted != "" {
 				blocks = append(blocks, wireBlock{Type: "redacted_thinking", Data: t.Redacted})
 				continue

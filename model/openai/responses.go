@@ -14,7 +14,11 @@ import (
 
 // Responses is a model served by the Responses API (POST {base}/responses). It keeps
 // no state between requests: every request carries the whole conversation, with
-// "store": false. A Responses is safe for concurrent use.
+// "store": false. With a reasoning effort (other than "none"), a request asks for
+// the reasoning's encrypted content (include "reasoning.encrypted_content"), and the
+// reasoning items of an assistant message are sent back with it (model.Thinking's
+// Item), so that a model keeps its reasoning across the requests of a tool loop
+// although the server stores nothing. A Responses is safe for concurrent use.
 type Responses struct {
 	cfg *config
 }
@@ -95,6 +99,7 @@ type (
 		MaxOutputTokens   int                 `json:"max_output_tokens,omitempty"`
 		Reasoning         *responsesReasoning `json:"reasoning,omitempty"`
 		Text              *responsesText      `json:"text,omitempty"`
+		Include           []string            `json:"include,omitempty"`
 		Store             bool                `json:"store"`
 		Stream            bool                `json:"stream"`
 	}
@@ -151,6 +156,11 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 		case model.RoleTool:
 			out.Input = append(out.Input, functionCallOutputItem{Type: "function_call_output", CallID: m.ToolCallID, Output: m.Content})
 		case model.RoleAssistant:
+			for _, t := range m.Thinking {
+				if t.Item != nil { // each before the item that followed it in the output
+					out.Input = append(out.Input, t.Item)
+				}
+			}
 			if m.Content != "" {
 				out.Input = append(out.Input, inputMessage{Role: "assistant", Content: m.Content})
 			}
@@ -183,6 +193,7 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 		out.Reasoning = &responsesReasoning{Effort: e}
 		if e != "none" {
 			out.Reasoning.Summary = "auto" // summaries become reasoning events
+			out.Include = []string{includeEncrypted}
 		}
 	}
 	if o := req.Output; o != nil {
@@ -193,13 +204,19 @@ func (r *Responses) request(req *model.Request) *responsesRequest {
 	return out
 }
 
+// includeEncrypted asks for the encrypted content of reasoning items, which a
+// request with "store": false must send back for the model to have its reasoning.
+const includeEncrypted = "reasoning.encrypted_content"
+
 // responsesStream turns the events of one Responses stream into chunks.
 type responsesStream struct {
-	header  http.Header
-	yield   func(model.Chunk, error) bool
-	calls   []pendingCall
-	called  bool // a function call was yielded
-	refused bool // a refusal was yielded
+	header http.Header
+	yield  func(model.Chunk, error) bool
+	calls  []pendingCall
+	// reasoning are the reasoning items with encrypted content, to replay.
+	reasoning []model.Thinking
+	called    bool // a function call was yielded
+	refused   bool // a refusal was yielded
 	// partText is set by a text delta and cleared by output_text.done, whose text is
 	// yielded only if no delta carried it (llama.cpp sends no deltas).
 	partText bool
@@ -244,13 +261,14 @@ type responsesUsage struct {
 	TotalTokens int `json:"total_tokens"`
 }
 
-// responseItem is an output item: only function calls matter here.
+// responseItem is an output item: function calls, and reasoning items to replay.
 type responseItem struct {
-	ID        string `json:"id"`
-	Type      string `json:"type"`
-	CallID    string `json:"call_id"`
-	Name      string `json:"name"`
-	Arguments string `json:"arguments"`
+	ID               string `json:"id"`
+	Type             string `json:"type"`
+	CallID           string `json:"call_id"`
+	Name             string `json:"name"`
+	Arguments        string `json:"arguments"`
+	EncryptedContent string `json:"encrypted_content"`
 }
 
 // event handles one event and reports whether the stream goes on.
@@ -324,6 +342,9 @@ func (s *responsesStream) decoded(e *responsesEvent, data []byte) bool {
 	case "response.output_item.done":
 		if e.Item != nil && e.Item.Type == "function_call" {
 			return s.callDone(e.Item)
+		}
+		if e.Item != nil && e.Item.Type == "reasoning" && e.Item.EncryptedContent != "" {
+			s.keepReasoning(data)
 		}
 	case "response.completed", "response.incomplete", "response.failed":
 		return s.terminal(e)
@@ -410,10 +431,22 @@ func (s *responsesStream) terminal(e *responsesEvent) bool {
 	return s.finish(u, reason)
 }
 
+// keepReasoning keeps the reasoning item of an output_item.done event, data, as it
+// is: the completed item is the one to replay (the encrypted content of
+// output_item.added may be incomplete).
+func (s *responsesStream) keepReasoning(data []byte) {
+	var ev struct {
+		Item json.RawMessage `json:"item"`
+	}
+	if json.Unmarshal(data, &ev) == nil {
+		s.reasoning = append(s.reasoning, model.Thinking{Item: ev.Item})
+	}
+}
+
 // finish yields the last chunk and ends the stream. Calls whose output_item.done never
 // came are yielded with it.
 func (s *responsesStream) finish(u *model.Usage, reason model.FinishReason) bool {
-	c := model.Chunk{Usage: u}
+	c := model.Chunk{Usage: u, Thinking: s.reasoning}
 	for _, p := range s.calls {
 		c.ToolCalls = append(c.ToolCalls, model.ToolCall{ID: cmp.Or(p.callID, p.itemID), Name: p.name, Arguments: arguments(string(p.args))})
 	}

@@ -38,10 +38,12 @@ func responseObject(status, usage string) string {
 }
 
 // Reasoning adds a reasoning item whose summary text streams in pieces
-// (response.reasoning_summary_text.delta events).
+// (response.reasoning_summary_text.delta events). Its output_item.done carries the
+// item's encrypted_content (EncryptedContent of its id) when the request asked for
+// it (include "reasoning.encrypted_content"), and null otherwise, as the API does.
 func (s *ResponsesStream) Reasoning(pieces ...string) *ResponsesStream {
 	i, id := s.item("rs")
-	s.event("response.output_item.added", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"reasoning","summary":[]}`)
+	s.event("response.output_item.added", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"reasoning","summary":[],"encrypted_content":null}`)
 	s.event("response.reasoning_summary_part.added", `"item_id":"`+id+`","output_index":`+i+`,"summary_index":0,"part":{"type":"summary_text","text":""}`)
 	for _, p := range pieces {
 		s.event("response.reasoning_summary_text.delta", `"item_id":"`+id+`","output_index":`+i+`,"summary_index":0,"delta":`+quote(p))
@@ -49,9 +51,31 @@ func (s *ResponsesStream) Reasoning(pieces ...string) *ResponsesStream {
 	all := quote(strings.Join(pieces, ""))
 	s.event("response.reasoning_summary_text.done", `"item_id":"`+id+`","output_index":`+i+`,"summary_index":0,"text":`+all)
 	s.event("response.reasoning_summary_part.done", `"item_id":"`+id+`","output_index":`+i+`,"summary_index":0,"part":{"type":"summary_text","text":`+all+`}`)
-	s.event("response.output_item.done", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"reasoning","summary":[{"type":"summary_text","text":`+all+`}]}`)
+	s.event("response.output_item.done", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"reasoning","summary":[{"type":"summary_text","text":`+all+`}],"encrypted_content":`+quote(EncryptedContent(id))+`}`)
 	return s
 }
+
+// FunctionCall adds a function_call item calling name with the JSON arguments
+// args, which stream in two pieces; its call_id is "call_" and its item's id.
+func (s *ResponsesStream) FunctionCall(name, args string) *ResponsesStream {
+	i, id := s.item("fc")
+	call := "call_" + id
+	s.event("response.output_item.added", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"function_call","status":"in_progress","arguments":"","call_id":"`+call+`","name":`+quote(name)+`}`)
+	half := len(args) / 2
+	for _, p := range []string{args[:half], args[half:]} {
+		s.event("response.function_call_arguments.delta", `"delta":`+quote(p)+`,"item_id":"`+id+`","output_index":`+i)
+	}
+	s.event("response.function_call_arguments.done", `"arguments":`+quote(args)+`,"item_id":"`+id+`","output_index":`+i)
+	s.event("response.output_item.done", `"output_index":`+i+`,"item":{"id":"`+id+`","type":"function_call","status":"completed","arguments":`+quote(args)+`,"call_id":"`+call+`","name":`+quote(name)+`}`)
+	return s
+}
+
+// encryptedPrefix starts the encrypted content of the server's reasoning items.
+const encryptedPrefix = "gAAAAB-openaitest-"
+
+// EncryptedContent is the encrypted content the server gives the reasoning item
+// with the given id, and accepts back in a request's input.
+func EncryptedContent(itemID string) string { return encryptedPrefix + itemID }
 
 // Text adds a message item whose output text streams in pieces.
 func (s *ResponsesStream) Text(pieces ...string) *ResponsesStream {

@@ -74,6 +74,12 @@ func checkResponses(body map[string]any) *invalid {
 	if e := integer(body, "max_output_tokens", 16); e != nil {
 		return e
 	}
+	if e := checkInclude(body); e != nil {
+		return e
+	}
+	if e := reasoningItems(body); e != nil {
+		return e
+	}
 	if r, ok := body["reasoning"].(map[string]any); ok {
 		if e := enum(r, "reasoning.effort", "effort", efforts); e != nil {
 			return e
@@ -427,6 +433,72 @@ func contentPart(part map[string]any, param string, chat bool) *invalid {
 	default:
 		return &invalid{param + ".type", "invalid_value", fmt.Sprintf("Invalid value: '%s'. Supported values are: %s.", t,
 			map[bool]string{false: "'input_text', 'input_image', and 'input_file'", true: "'text', 'image_url', 'input_audio', and 'file'"}[chat])}
+	}
+	return nil
+}
+
+// includeEncrypted is the include value that asks for reasoning items' encrypted
+// content.
+const includeEncrypted = "reasoning.encrypted_content"
+
+// includeValues are the values of a Responses request's include.
+var includeValues = []string{"code_interpreter_call.outputs", "computer_call_output.output.image_url",
+	"file_search_call.results", "message.input_image.image_url", "message.output_text.logprobs",
+	includeEncrypted, "web_search_call.action.sources", "web_search_call.results"}
+
+func checkInclude(body map[string]any) *invalid {
+	v, ok := body["include"]
+	if !ok || v == nil {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		return typeError("include", "an array", v)
+	}
+	for i, x := range list {
+		if s, _ := x.(string); !slices.Contains(includeValues, s) {
+			return &invalid{fmt.Sprintf("include[%d]", i), "invalid_value",
+				fmt.Sprintf("Invalid value: '%v'. Supported values are: %s.", x, quotedList(includeValues))}
+		}
+	}
+	return nil
+}
+
+func quotedList(values []string) string {
+	q := make([]string, len(values))
+	for i, v := range values {
+		q[i] = "'" + v + "'"
+	}
+	return strings.Join(q, ", ")
+}
+
+// reasoningItems checks the reasoning items of a Responses request's input as the
+// API does: with "store": false nothing is kept on the server, so an item must
+// bring its encrypted content, and it must be content this server gave out; and
+// each must be followed by the item that followed it in the output.
+func reasoningItems(body map[string]any) *invalid {
+	input, _ := body["input"].([]any)
+	stored := body["store"] != false // the API stores responses unless told not to
+	for i, x := range input {
+		item, _ := x.(map[string]any)
+		if item["type"] != "reasoning" {
+			continue
+		}
+		param := fmt.Sprintf("input[%d]", i)
+		id, _ := item["id"].(string)
+		if id == "" {
+			return &invalid{param + ".id", "missing_required_parameter", fmt.Sprintf("Missing required parameter: '%s.id'.", param)}
+		}
+		enc, _ := item["encrypted_content"].(string)
+		switch {
+		case enc == "" && !stored:
+			return &invalid{"input", "invalid_value", fmt.Sprintf("Item with id '%s' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input.", id)}
+		case enc != "" && enc != EncryptedContent(id):
+			return &invalid{param + ".encrypted_content", "invalid_encrypted_content", fmt.Sprintf("The encrypted content for item %s could not be verified.", id)}
+		}
+		if i+1 == len(input) {
+			return &invalid{"input", "invalid_value", fmt.Sprintf("Item '%s' of type 'reasoning' was provided without its required following item.", id)}
+		}
 	}
 	return nil
 }

@@ -24,7 +24,10 @@ func TestChecks(t *testing.T) {
 		open      = `{"type":"object","properties":{"a":{"type":"string"}}}`
 		optional  = `{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"string"}},"required":["a"],"additionalProperties":false}`
 		nested    = `{"type":"object","properties":{"a":{"type":"object","properties":{"x":{"type":"integer"}},"required":["x"]}},"required":["a"],"additionalProperties":false}`
+		user      = `{"role":"user","content":"hi"}`
+		call      = `{"type":"function_call","call_id":"call_1","name":"f","arguments":"{}"}`
 	)
+	enc := openaitest.EncryptedContent("rs_1")
 	cases := []struct {
 		path, fields, param string // param "": accepted
 	}{
@@ -68,6 +71,13 @@ func TestChecks(t *testing.T) {
 		{chat, `"messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBO"}},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"}}]}],"x":0`, ""},
 		{chat, `"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:text/plain;base64,aGk="}}]}],"x":0`, "messages[0].content[0].image_url.url"},
 		{chat, `"messages":[{"role":"user","content":[{"type":"file","file":{"file_url":"https://x.test/a.pdf"}}]}],"x":0`, "messages[0].content[0].file.file_data"},
+		{responses, `"include":["reasoning.encrypted_content"]`, ""},
+		{responses, `"include":["everything"]`, "include[0]"},
+		{responses, `"store":false,"input":[` + user + `,{"type":"reasoning","id":"rs_1","summary":[]},` + call + `],"x":0`, "input"},
+		{responses, `"store":true,"input":[` + user + `,{"type":"reasoning","id":"rs_1","summary":[]},` + call + `],"x":0`, ""},
+		{responses, `"store":false,"input":[` + user + `,{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"forged"},` + call + `],"x":0`, "input[1].encrypted_content"},
+		{responses, `"store":false,"input":[` + user + `,{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"` + enc + `"},` + call + `],"x":0`, ""},
+		{responses, `"store":false,"input":[` + user + `,{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"` + enc + `"}],"x":0`, "input"},
 	}
 	for _, c := range cases {
 		t.Run(c.path+" "+c.fields, func(t *testing.T) {
@@ -104,5 +114,31 @@ func TestChecks(t *testing.T) {
 				t.Fatalf("got %d %s, want 400 for %s", resp.StatusCode, b, c.param)
 			}
 		})
+	}
+}
+
+// TestEncryptedContentOnlyWhenIncluded: a reasoning item's encrypted content is
+// streamed only to a request whose include asks for it.
+func TestEncryptedContentOnlyWhenIncluded(t *testing.T) {
+	t.Parallel()
+	for _, include := range []bool{true, false} {
+		srv := openaitest.NewServer(t)
+		srv.Enqueue(openaitest.NewResponsesStream().Reasoning("hmm").Text("hi").Reply())
+		body := `{"model":"m","stream":true,"store":false,"input":"hi"}`
+		if include {
+			body = `{"model":"m","stream":true,"store":false,"input":"hi","include":["reasoning.encrypted_content"]}`
+		}
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/responses", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+openaitest.APIKey)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		enc := `"encrypted_content":"` + openaitest.EncryptedContent("rs_openaitest0") + `"`
+		if got := strings.Contains(string(b), enc); got != include {
+			t.Errorf("include %v: encrypted content sent: %v\n%s", include, got, b)
+		}
 	}
 }

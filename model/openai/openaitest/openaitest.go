@@ -15,8 +15,10 @@
 // (reasoning effort, tool_choice), parameters one API has and the other not (stop
 // and seed on Responses), a tool_choice that names no tool offered, and the rules of
 // strict JSON schemas (every object closed with additionalProperties false and all
-// its properties required). A refused request gets the API's 400, naming the
-// parameter, and leaves the queue of replies as it was.
+// its properties required), and reasoning items in the input (with "store": false
+// they must bring back the encrypted content the server gave them, which it streams
+// only when include asks for "reasoning.encrypted_content"). A refused request gets
+// the API's 400, naming the parameter, and leaves the queue of replies as it was.
 //
 // The fixtures (see Fixtures) are streams written from the recorded streams in kern's
 // PROTOCOLS.md: a text answer, a function call, an error event, response.failed,
@@ -34,6 +36,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -286,7 +289,7 @@ func (s *Server) serve(w http.ResponseWriter, req *http.Request) {
 		if e := check(req.URL.Path, rec.Body); e != nil {
 			r = e.reply() // refused as the API refuses it; no queued reply is used
 		} else {
-			r = s.next(req)
+			r = s.next(req).forRequest(rec.Body)
 		}
 	}
 	s.reply(w, req, r)
@@ -321,6 +324,30 @@ func (s *Server) next(req *http.Request) Reply {
 	r := s.replies[0]
 	s.replies = s.replies[1:]
 	return r
+}
+
+// encryptedField is the encrypted content of a reasoning item the server streams.
+var encryptedField = regexp.MustCompile(`"encrypted_content":"` + encryptedPrefix + `[^"]*"`)
+
+// forRequest returns r as it answers a request with body: without
+// "reasoning.encrypted_content" in the request's include, reasoning items carry no
+// encrypted content.
+func (r Reply) forRequest(body map[string]any) Reply {
+	if r.events == nil || includes(body, includeEncrypted) {
+		return r
+	}
+	events := make([]string, len(r.events))
+	for i, ev := range r.events {
+		events[i] = encryptedField.ReplaceAllString(ev, `"encrypted_content":null`)
+	}
+	r.events = events
+	return r
+}
+
+// includes reports whether a request's include lists value.
+func includes(body map[string]any, value string) bool {
+	list, _ := body["include"].([]any)
+	return slices.Contains(list, any(value))
 }
 
 // notFound answers a path the API does not have, as OpenAI does.
