@@ -76,7 +76,10 @@ type RecorderOptions struct {
 // without a write that succeeded (another process may have taken the run over), or
 // at once when the store refuses a write for good (ErrNotFound, ErrExists,
 // ErrTooLarge): the run then ends ERROR with the store's error, and nothing more of
-// it is written. No run hangs on a store that went away.
+// it is written. No run hangs on a store that went away. A store whose storage
+// cannot take writes (a full disk: a lasting ErrUnavailable) is not waited for:
+// the run's checkpoints and its End learn it at once, and a run that ends then is
+// left RUNNING in the store, for recovery to take over once space returns.
 //
 // A run that another replica claimed (its lease lapsed while this process stalled)
 // is this recorder's no more: once a renewal of its lease finds it lost, or the
