@@ -558,3 +558,43 @@ func TestRecorderDiskFull(t *testing.T) {
 		t.Errorf("stored run = %+v, %v; want it left RUNNING, to its lease", got, err)
 	}
 }
+
+// A checkpoint whose write fails because the way to the store is cut (a refused
+// connection: unavailable, not lasting) waits for the store within the run's
+// lease, and succeeds once it is back.
+func TestRecorderCheckpointWaitsForAConnection(t *testing.T) {
+	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: time.Hour})
+	defer rec.Close()
+	checkpointed, release := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		<-release
+		emit(x, "", run.EventWorkflowStarted)
+		err := rec.Checkpoint(t.Context(), x.X, []run.StepResult{{StepName: "research", Status: run.StatusCompleted}})
+		checkpointed <- err
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.setDown(&store.UnavailableError{Err: errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")})
+	close(release)
+	// Once the write of its events failed twice, the first failure was dealt with.
+	for n := 0; n < 2; {
+		if w := <-st.failed; w.op == "AppendEvents" {
+			n++
+		}
+	}
+	select {
+	case err := <-checkpointed:
+		t.Fatalf("Checkpoint returned %v while the connection was down", err)
+	default:
+	}
+	st.setDown(nil)
+	if err := <-checkpointed; err != nil {
+		t.Fatalf("Checkpoint once the store was back: %v", err)
+	}
+	if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+		t.Errorf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+	}
+}

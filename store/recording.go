@@ -31,15 +31,17 @@ func newRunTable() runTable {
 type recording struct {
 	x         *run.Exec
 	rec       *Run
-	resume    bool       // rec is stored already: update it instead of creating it
-	created   bool       // rec is stored
-	tried     bool       // a CreateRun of rec failed: it may have been stored all the same
-	persisted int        // index of the next event to write
-	lease     time.Time  // when the run's lease lapses, as last written or renewed
-	renew     bool       // the lease is due to be renewed
-	err       error      // why the last write for the run failed; nil once one succeeded
-	dead      error      // why the recorder gave up on the run: nothing more is written
-	begun     chan error // Begin waits on it for the record's outcome; nil once answered
+	resume    bool      // rec is stored already: update it instead of creating it
+	created   bool      // rec is stored
+	tried     bool      // a CreateRun of rec failed: it may have been stored all the same
+	persisted int       // index of the next event to write
+	lease     time.Time // when the run's lease lapses, as last written or renewed
+	renew     bool      // the lease is due to be renewed
+	err       error     // why the last write for the run failed; nil once one succeeded
+	dead      error     // why the recorder gave up on the run: nothing more is written
+
+	// Begin waits on begun for the outcome of the record's write; nil once answered.
+	begun chan error
 
 	ending bool       // End was called: write the final state once the events are out
 	ended  chan error // receives the outcome of the final write
