@@ -245,5 +245,16 @@ func (s *Server) writeStoreError(w http.ResponseWriter, err error, what string) 
 		return
 	}
 	s.log.Error("agentos: store", "err", err)
-	writeError(w, http.StatusServiceUnavailable, "store unavailable")
+	writeError(w, http.StatusServiceUnavailable, unavailableDetail(err))
+}
+
+// unavailableDetail is the detail of a 503 for a store that failed: "store
+// unavailable", with the driver's words when the store said why it cannot take
+// writes now (store.ErrUnavailable): "store unavailable: database or disk is full".
+func unavailableDetail(err error) string {
+	var ue *store.UnavailableError
+	if errors.As(err, &ue) {
+		return "store unavailable: " + ue.Error()
+	}
+	return "store unavailable"
 }

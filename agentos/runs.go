@@ -344,6 +344,9 @@ func (s *Server) answerStartError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, run.ErrDuplicateID):
 		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		// Its record could not be stored: the run did not start (the host logged it).
+		writeError(w, http.StatusServiceUnavailable, unavailableDetail(err))
 	default:
 		writeError(w, http.StatusServiceUnavailable, "run could not start: "+err.Error())
 	}

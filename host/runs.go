@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
 	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // Request is a run to start: of which workflow or agent, on what input, in which
@@ -235,7 +237,11 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	r.x, r.err = x, err
 	close(r.started)
 	if err != nil {
-		h.log.Warn("host: run could not start", "run_id", r.id, "component", r.comp.id, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, store.ErrUnavailable) { // a full disk, a server down: the operator's to fix
+			level = slog.LevelError
+		}
+		h.log.Log(ctx, level, "host: run could not start", "run_id", r.id, "component", r.comp.id, "err", err)
 		h.mu.Lock()
 		delete(h.live, r.id)
 		h.mu.Unlock()
@@ -288,6 +294,7 @@ func (h *Host) beginCancelled(r *Run, reason string) error {
 func (h *Host) watch(r *Run) {
 	defer h.wg.Done()
 	<-r.x.Done()
+	h.logNotStored(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.live[r.id] == r {
@@ -300,6 +307,23 @@ func (h *Host) watch(r *Run) {
 			h.recent = h.recent[n:]
 		}
 	}
+}
+
+// logNotStored reports, once, a run whose end could not be stored, with why: a
+// full disk or a store down is said at once, not only by the recovery that later
+// takes the run over. A run another replica took over goes on there.
+func (h *Host) logNotStored(r *Run) {
+	err := r.x.PersistErr()
+	if err == nil {
+		return
+	}
+	level := slog.LevelError
+	if errors.Is(err, store.ErrTakenOver) {
+		level = slog.LevelWarn
+	}
+	out := r.x.Output()
+	h.log.Log(context.Background(), level, "host: the end of a run was not stored", "run_id", r.id,
+		"component", r.comp.id, "status", out.Status, "run_error", out.Error, "err", err)
 }
 
 // Lookup returns the run with the given id that this host started or queued and

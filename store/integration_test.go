@@ -539,22 +539,19 @@ func TestResumedRuns(t *testing.T) {
 				checkEvents(t, obs, r.ID, nil, run.EventWorkflowCompleted)
 			})
 
-			t.Run("a missing record ends the run ERROR", func(t *testing.T) {
+			t.Run("a missing record keeps the run from starting", func(t *testing.T) {
 				st := open(t)
 				rec := store.NewRecorder(st, store.RecorderOptions{})
 				defer rec.Close()
-				x, err := goRun(t.Context(), rec, run.NewID(), &run.Resume{NextEvent: 4}, func(x engine.Run) error {
-					emit(x, "", run.EventStepStarted)
-					<-x.Entry.Ctx.Done()
-					return context.Cause(x.Entry.Ctx)
+				id := run.NewID()
+				x, err := goRun(t.Context(), rec, id, &run.Resume{NextEvent: 4}, func(x engine.Run) error {
+					t.Error("the run started")
+					return nil
 				})
-				if err != nil {
-					t.Fatal(err)
+				if x != nil || !errors.Is(err, store.ErrNotFound) {
+					t.Fatalf("goRun = %v, %v; want no run, not found", x, err)
 				}
-				if out := x.Wait(); out.Status != run.StatusError || !errors.Is(out.Err(), store.ErrNotFound) {
-					t.Fatalf("run ended %s %q; want ERROR, not found", out.Status, out.Error)
-				}
-				if _, err := st.GetRun(t.Context(), x.ID); !errors.Is(err, store.ErrNotFound) {
+				if _, err := st.GetRun(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("GetRun = %v; the run was created", err)
 				}
 			})
@@ -949,14 +946,19 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 			st.setDown(errors.New("unexpected EOF"))
 			close(outage)
 			engine.EntryOf(b).Cancel(run.ReasonRequested)
-			// c begins during the outage: its record waits too.
-			c, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
-				emit(x, "c", run.EventWorkflowStarted, run.EventRunContent)
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+			// c begins during the outage: it starts once its record is stored.
+			type started struct {
+				x   *run.Exec
+				err error
 			}
+			cStarted := make(chan started, 1)
+			go func() {
+				x, err := goRun(ctx, rec, run.NewID(), nil, func(x engine.Run) error {
+					emit(x, "c", run.EventWorkflowStarted, run.EventRunContent)
+					return nil
+				})
+				cStarted <- started{x, err}
+			}()
 			failed := map[string]int{}
 			deadline := time.After(time.Minute)
 			ended := func(x *run.Exec) {
@@ -970,13 +972,13 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 					ended(a)
 				case <-b.Done():
 					ended(b)
-				case <-c.Done():
-					ended(c)
+				case c := <-cStarted:
+					t.Fatalf("run c started during the outage: %v", c.err)
 				case <-deadline:
 					t.Fatalf("writes failed: %v", failed)
 				}
 			}
-			for _, x := range []*run.Exec{a, b, c} {
+			for _, x := range []*run.Exec{a, b} {
 				select {
 				case <-x.Done():
 					ended(x)
@@ -996,6 +998,11 @@ func TestRecorderRidesOutAnOutage(t *testing.T) {
 			if err := <-checkpointed; err != nil {
 				t.Fatalf("Checkpoint after the outage: %v", err)
 			}
+			cs := <-cStarted
+			if cs.err != nil {
+				t.Fatalf("run c did not start after the outage: %v", cs.err)
+			}
+			c := cs.x
 			for _, tc := range []struct {
 				x    *run.Exec
 				want run.Status

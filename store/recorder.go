@@ -78,7 +78,10 @@ type RecorderOptions struct {
 // without a write that succeeded (another process may have taken the run over), or
 // at once when the store refuses a write for good (ErrNotFound, ErrExists,
 // ErrTooLarge): the run then ends ERROR with the store's error, and nothing more of
-// it is written. No run hangs on a store that went away.
+// it is written. No run hangs on a store that went away. A store whose storage
+// cannot take writes (a full disk: a lasting ErrUnavailable) is not waited for:
+// the run's checkpoints and its End learn it at once, and a run that ends then is
+// left RUNNING in the store, for recovery to take over once space returns.
 //
 // A run that another replica claimed (its lease lapsed while this process stalled)
 // is this recorder's no more: once a renewal of its lease finds it lost, or the
@@ -145,14 +148,17 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	return r
 }
 
-// Begin records a run that is about to start. The record is written with the run's
-// first events, not before them, so that persistence adds nothing to the time to the
-// run's first event; a run whose record cannot be written within its lease ends
-// ERROR. An input larger than MaxValueSize is refused at once.
+// Begin records a run that is about to start, and returns once its record is
+// stored, so that a run is acknowledged only once it is durable: a run whose record
+// the store refuses or cannot take now (ErrUnavailable: its disk is full, its
+// server is down) does not start, and the error says why. Other failures are tried
+// again while the run's lease lasts. The record is written at once, with the
+// records of the runs that begin meanwhile. An input larger than MaxValueSize is
+// refused at once.
 //
 // A run that continues a stored one (x.Resume set) updates the stored record instead:
 // RUNNING, executed by this replica, with a fresh lease and the steps it resumes
-// after; a run whose record is not stored ends ERROR.
+// after; a run whose record is not stored does not start.
 func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	out := x.Output()
 	if len(out.Input) > MaxValueSize {
@@ -169,7 +175,8 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 		rec.ComponentID = out.WorkflowID
 	}
 	// Until its record is written, the run has the lease it would have had.
-	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1)}
+	begun := make(chan error, 1)
+	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1), begun: begun}
 	// Its clients are told only what is stored (eventWriter.appendEvents advances
 	// the watermark) and, should the recorder give up on it, no more: see disown.
 	engine.LogOf(x).Track(r.emitted)
@@ -181,7 +188,12 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 			rec.Output.StepResults = x.Resume.Steps
 		}
 	}
-	return r.table.add(rc)
+	if err := r.table.add(rc); err != nil {
+		return err
+	}
+	// The loop answers on the flush that stores or refuses the record, or, when
+	// the recorder closes, with ErrClosed: every flush is bounded (writeTimeout).
+	return <-begun
 }
 
 // Checkpoint stores the run's record, RUNNING with steps as its step results, with
@@ -287,6 +299,7 @@ func (r *Recorder) flush(final bool) {
 	defer cancel()
 	r.failing = false
 	r.failed(r.writer.create(ctx, live))
+	r.begun(live)
 	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil })
 	r.failed(r.writer.appendEvents(ctx, live))
 	r.failed(r.leases.renew(ctx, r.table.notEnding(r.leases.dueOf(live))))
@@ -324,12 +337,50 @@ func (r *Recorder) failed(fs []failure) {
 }
 
 func (r *Recorder) fail(rc *recording, err error) {
-	if refused(err) {
+	if rc.begun != nil {
+		r.failBegin(rc, err)
+		return
+	}
+	if refused(err) || lasting(err) && r.table.isEnding(rc) {
 		r.giveUp(rc, err)
 		return
 	}
+	if lasting(err) {
+		// A full disk does not clear in the moments a retry waits: the run's
+		// checkpoints learn it now, and the run decides. Its events are tried
+		// again while its lease lasts.
+		var ue *UnavailableError
+		errors.As(err, &ue)
+		r.table.answer(rc, fmt.Errorf("store: %w", ue))
+	}
 	rc.err = err
 	r.failing = true
+}
+
+// failBegin takes note that the record of a run whose Begin waits could not be
+// written: the run does not start if the store refused it or cannot take writes
+// now, or once its lease lapsed; otherwise the record is tried again.
+func (r *Recorder) failBegin(rc *recording, err error) {
+	r.failing = true
+	if !refused(err) && !errors.Is(err, ErrUnavailable) && !r.leases.clock.Now().After(rc.lease) {
+		return
+	}
+	// Nothing of the run is stored (a record whose write failed as far as the
+	// recorder can tell may be: its lease lapses and recovery ends it).
+	rc.dead = err
+	r.table.drop(rc)
+	rc.begun <- err
+	rc.begun = nil
+}
+
+// begun answers the Begins of the runs whose record is now stored.
+func (r *Recorder) begun(live []*recording) {
+	for _, rc := range live {
+		if rc.begun != nil && rc.created {
+			rc.begun <- nil
+			rc.begun = nil
+		}
+	}
 }
 
 // refused reports whether err is the store's answer to a write, which writing again

@@ -271,21 +271,31 @@ func TestRecorderStoreGoesAway(t *testing.T) {
 	}
 }
 
-// A run whose record cannot be written within its lease ends ERROR: no run goes
-// unrecorded.
+// A run whose record cannot be stored does not start, and the error says why: a
+// failure the store does not explain is tried again while the run's lease lasts.
 func TestRecorderWhenStoreIsDown(t *testing.T) {
 	st := newMemStore()
-	down := errors.New("connection refused")
+	down := errors.New("connection reset by peer")
 	st.breakWith(down)
-	// The recorder tries to write the record until the run's lease lapses.
 	rec := store.NewRecorder(st, store.RecorderOptions{Lease: 50 * time.Millisecond})
 	defer rec.Close()
-	// The writer streams one word, then waits: the run cannot end before the
-	// recorder gave up writing its record.
-	w := twoSteps(rec, &scripted.Model{Turns: []scripted.Turn{{Text: "x y"}}, Delay: time.Hour})
-	out, err := w.Run(t.Context(), "go")
-	if out.Status != run.StatusError || !errors.Is(err, down) {
-		t.Fatalf("Run = %s, %v; want ERROR with the store's error", out.Status, err)
+	out, err := twoSteps(rec, scripted.New("x y")).Run(t.Context(), "go")
+	if out != nil || !errors.Is(err, down) {
+		t.Fatalf("Run = %v, %v; want no run and the store's error", out, err)
+	}
+}
+
+// A store that cannot take writes now (a full disk) refuses a run at once, before
+// it does anything: its lease (an hour) is not waited for.
+func TestRecorderBeginUnavailable(t *testing.T) {
+	st := newMemStore()
+	full := &store.UnavailableError{Err: errors.New("database or disk is full (13)"), Lasting: true}
+	st.breakWith(full)
+	rec := store.NewRecorder(st, store.RecorderOptions{Lease: time.Hour})
+	defer rec.Close()
+	out, err := twoSteps(rec, scripted.New("x y")).Run(t.Context(), "go")
+	if out != nil || !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "database or disk is full") {
+		t.Fatalf("Run = %v, %v; want no run and the store's error", out, err)
 	}
 }
 
@@ -330,13 +340,13 @@ func TestRecorderManyConcurrentRuns(t *testing.T) {
 func TestRecorderCheckpointStoreDown(t *testing.T) {
 	st := newMemStore()
 	down := errors.New("connection refused")
-	st.breakWith(down)
 	const lease = 50 * time.Millisecond
 	clk := store.NewTestClock()
 	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{FlushInterval: time.Hour, Lease: lease}, clk))
 	defer rec.Close()
-	checkpointed := make(chan error, 1)
+	checkpointed, release := make(chan error, 1), make(chan struct{})
 	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		<-release
 		emit(x, "", run.EventWorkflowStarted)
 		err := rec.Checkpoint(t.Context(), x.X, []run.StepResult{{StepName: "one", Status: run.StatusCompleted}})
 		checkpointed <- err
@@ -345,6 +355,8 @@ func TestRecorderCheckpointStoreDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.breakWith(down) // the run's record is stored: its events and checkpoint are not
+	close(release)
 	clk.Advance(2 * lease) // past the lease the run began with
 	if err := <-checkpointed; !errors.Is(err, down) {
 		t.Errorf("Checkpoint = %v, want the store's error", err)
@@ -511,4 +523,78 @@ func TestRecoveryAfterManyEvents(t *testing.T) {
 		t.Fatalf("recovered %v", runs)
 	}
 	checkInterrupted(t, st, dead, n)
+}
+
+// A checkpoint, and then the run's end, that a store with a full disk cannot take
+// say so at once, with the store's words: the run's lease (an hour) is not waited
+// for. The run stays RUNNING in the store, for recovery to take over once space
+// returns.
+func TestRecorderDiskFull(t *testing.T) {
+	st := newMemStore()
+	rec := store.NewRecorder(st, store.RecorderOptions{Lease: time.Hour})
+	defer rec.Close()
+	full := &store.UnavailableError{Err: errors.New("database or disk is full (13)"), Lasting: true}
+	release := make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		<-release
+		emit(x, "", run.EventWorkflowStarted)
+		return rec.Checkpoint(t.Context(), x.X, []run.StepResult{{StepName: "research", Status: run.StatusCompleted}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.breakWith(full)
+	close(release)
+	out := x.Wait()
+	if out.Status != run.StatusError || !errors.Is(out.Err(), store.ErrUnavailable) ||
+		out.Error != "store: database or disk is full (13)" {
+		t.Errorf("run ended %s %q; want ERROR with the store's words", out.Status, out.Error)
+	}
+	if err := x.PersistErr(); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("PersistErr = %v, want the store's error", err)
+	}
+	st.breakWith(nil)
+	if got, err := st.GetRun(t.Context(), x.ID); err != nil || got.Status != run.StatusRunning {
+		t.Errorf("stored run = %+v, %v; want it left RUNNING, to its lease", got, err)
+	}
+}
+
+// A checkpoint whose write fails because the way to the store is cut (a refused
+// connection: unavailable, not lasting) waits for the store within the run's
+// lease, and succeeds once it is back.
+func TestRecorderCheckpointWaitsForAConnection(t *testing.T) {
+	st := &flaky{Store: newMemStore(), failed: make(chan failedWrite, 64)}
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Millisecond, Lease: time.Hour})
+	defer rec.Close()
+	checkpointed, release := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		<-release
+		emit(x, "", run.EventWorkflowStarted)
+		err := rec.Checkpoint(t.Context(), x.X, []run.StepResult{{StepName: "research", Status: run.StatusCompleted}})
+		checkpointed <- err
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.setDown(&store.UnavailableError{Err: errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")})
+	close(release)
+	// Once the write of its events failed twice, the first failure was dealt with.
+	for n := 0; n < 2; {
+		if w := <-st.failed; w.op == "AppendEvents" {
+			n++
+		}
+	}
+	select {
+	case err := <-checkpointed:
+		t.Fatalf("Checkpoint returned %v while the connection was down", err)
+	default:
+	}
+	st.setDown(nil)
+	if err := <-checkpointed; err != nil {
+		t.Fatalf("Checkpoint once the store was back: %v", err)
+	}
+	if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+		t.Errorf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+	}
 }

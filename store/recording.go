@@ -27,7 +27,7 @@ func newRunTable() runTable {
 }
 
 // recording is a run being recorded. The loop's goroutine alone reads and writes
-// rec, resume, created, tried, persisted, lease, renew, err and dead; the
+// rec, resume, created, tried, persisted, lease, renew, err, dead and begun; the
 // runTable's mu guards the rest.
 type recording struct {
 	x         *run.Exec
@@ -40,6 +40,9 @@ type recording struct {
 	renew     bool      // the lease is due to be renewed
 	err       error     // why the last write for the run failed; nil once one succeeded
 	dead      error     // why the recorder gave up on the run: nothing more is written
+
+	// Begin waits on begun for the outcome of the record's write; nil once answered.
+	begun chan error
 
 	ending bool       // End was called: write the final state once the events are out
 	ended  chan error // receives the outcome of the final write
@@ -113,6 +116,15 @@ func (t *runTable) end(x *run.Exec) *recording {
 		t.wake()
 	}
 	return rc
+}
+
+// drop forgets rc, a run that does not start: its record could not be written.
+func (t *runTable) drop(rc *recording) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.runs[rc.x.ID] == rc {
+		delete(t.runs, rc.x.ID)
+	}
 }
 
 // close closes the table to new runs, and reports whether it was open.
@@ -231,6 +243,10 @@ func (t *runTable) abandon() {
 			err = rc.dead
 		case rc.err != nil:
 			err = fmt.Errorf("%w: %w", ErrClosed, rc.err)
+		}
+		if rc.begun != nil { // its Begin waits: the run does not start
+			rc.begun <- err
+			continue
 		}
 		for _, w := range rc.ckWait {
 			w <- err

@@ -46,7 +46,40 @@ var (
 	// ErrTakenOver: the run is no longer this replica's: another replica claimed
 	// it (see Store.Claim) after this one's lease lapsed, and executes it now.
 	ErrTakenOver = errors.New("store: run taken over by another replica")
+	// ErrUnavailable: the store cannot take writes now: its disk is full, its
+	// file cannot be written or opened, it fails to read or write (an I/O
+	// error), its server refuses connections or is out of resources. The error
+	// is an *UnavailableError, whose driver error says which; writing again may
+	// succeed once the cause is gone.
+	ErrUnavailable = errors.New("store unavailable")
 )
+
+// UnavailableError is why a store cannot take writes now; it matches
+// ErrUnavailable. Its message is the driver's own words.
+type UnavailableError struct {
+	// Err is the driver's error.
+	Err error
+	// Lasting: the cause is the storage itself (a full disk, an I/O error, a
+	// read-only file or server), which does not clear in the moments a retry
+	// waits, rather than the way to it (a refused or dropped connection, too
+	// many connections, a server out of memory), which a retry may find again.
+	Lasting bool
+}
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the driver's error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrUnavailable.
+func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// lasting reports whether err is an UnavailableError whose cause is the storage
+// itself: a full disk, an I/O error, a read-only file or server.
+func lasting(err error) bool {
+	var ue *UnavailableError
+	return errors.As(err, &ue) && ue.Lasting
+}
 
 // MaxValueSize bounds one stored value: a run's input, content or output, an
 // event, a session's state. Larger values are refused with ErrTooLarge.

@@ -265,7 +265,51 @@ func (s *Store) wrap(op string, err error) error {
 	if s.closed.Load() {
 		return fmt.Errorf("store/postgres: %s: %w (%w)", op, store.ErrClosed, err)
 	}
-	return fmt.Errorf("store/postgres: %s: %w", op, err)
+	return fmt.Errorf("store/postgres: %s: %w", op, unavailable(err))
+}
+
+// SQLSTATEs of a server that cannot take writes now
+// (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+const (
+	codeDiskFull      = "53100" // disk_full
+	codeIOError       = "58030" // io_error
+	codeReadOnly      = "25006" // read_only_sql_transaction: a standby
+	classResources    = "53"    // insufficient_resources: out of memory, too many connections
+	classConnection   = "08"    // connection_exception
+	codeAdminShutdown = "57P01" // admin_shutdown: a terminated backend
+	codeCrashShutdown = "57P02" // crash_shutdown
+	codeCannotConnect = "57P03" // cannot_connect_now: starting up
+)
+
+// unavailable returns err as a *store.UnavailableError when it means that the
+// server cannot take writes now: lasting when its storage is the cause (a full
+// disk, an I/O error, a read-only standby), not lasting when the way to it is (a
+// connection refused, dropped before the query was sent, or terminated; too many
+// connections, out of memory). A connection that broke after a query was sent is
+// not classified: whether the write happened is unknown.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	var pe *pgconn.PgError
+	isPg := errors.As(err, &pe)
+	if isPg {
+		switch pe.Code {
+		case codeDiskFull, codeIOError, codeReadOnly:
+			return &store.UnavailableError{Err: err, Lasting: true}
+		}
+	}
+	var ce *pgconn.ConnectError
+	switch {
+	case errors.As(err, &ce), pgconn.SafeToRetry(err):
+	case !isPg:
+		return err
+	case strings.HasPrefix(pe.Code, classResources), strings.HasPrefix(pe.Code, classConnection),
+		pe.Code == codeAdminShutdown, pe.Code == codeCrashShutdown, pe.Code == codeCannotConnect:
+	default:
+		return err
+	}
+	return &store.UnavailableError{Err: err}
 }
 
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.

@@ -34,6 +34,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
@@ -417,7 +418,30 @@ func (s *Store) fail(op string, err error) error {
 	if s.closed.Load() && !errors.Is(err, store.ErrClosed) {
 		err = fmt.Errorf("%w (%v)", store.ErrClosed, err)
 	}
-	return fmt.Errorf("store/sqlite: %s: %w", op, err)
+	return fmt.Errorf("store/sqlite: %s: %w", op, unavailable(err))
+}
+
+// unavailable returns err as a *store.UnavailableError when it means that the file
+// cannot take writes now: the disk is full (SQLITE_FULL), reads or writes fail
+// (SQLITE_IOERR and its extended codes), the file or its directory is read-only
+// (SQLITE_READONLY) or cannot be opened (SQLITE_CANTOPEN); the system's own errors
+// for these count too. A file's storage is the cause of each: they are lasting.
+func unavailable(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	var se *msqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN:
+			return &store.UnavailableError{Err: err, Lasting: true}
+		}
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS) {
+		return &store.UnavailableError{Err: err, Lasting: true}
+	}
+	return err
 }
 
 // millis returns t as stored: Unix milliseconds, 0 for the zero time.
