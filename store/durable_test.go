@@ -118,10 +118,10 @@ func TestRecorderLosesARunItGivesUpOn(t *testing.T) {
 	}
 }
 
-// TestRecorderRunNeverStoredEndsForItsReaders: a run nothing of which reached the
-// store (its record was refused) is no other process's: its durable readers read
-// its end here.
-func TestRecorderRunNeverStoredEndsForItsReaders(t *testing.T) {
+// TestRecorderRunNeverStoredDoesNotStart: a run whose record the store refuses
+// does not start (Begin answers once the record is stored), so no client is told
+// anything of a run no store holds.
+func TestRecorderRunNeverStoredDoesNotStart(t *testing.T) {
 	st := newMemStore()
 	rec := store.NewRecorder(st, store.RecorderOptions{})
 	defer rec.Close()
@@ -129,19 +129,12 @@ func TestRecorderRunNeverStoredEndsForItsReaders(t *testing.T) {
 	if err := st.CreateRun(t.Context(), &store.Run{ID: id, Status: run.StatusCompleted}); err != nil {
 		t.Fatal(err)
 	}
-	x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
-		emit(x, "a", run.EventWorkflowStarted)
+	started := false
+	_, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
+		started = true
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last run.EventType
-	if _, err := x.Log.FollowDurable(t.Context(), 0, func(ev *run.Event) bool { last = ev.Event; return true }); err != nil ||
-		!last.Terminal() {
-		t.Fatalf("FollowDurable = %v, last event %s; want the run's own end", err, last)
-	}
-	if err := x.PersistErr(); !errors.Is(err, store.ErrExists) {
-		t.Errorf("PersistErr = %v, want ErrExists", err)
+	if !errors.Is(err, store.ErrExists) || started {
+		t.Errorf("a run whose record was refused: started %v, err %v; want not started, ErrExists", started, err)
 	}
 }

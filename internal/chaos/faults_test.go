@@ -56,20 +56,19 @@ var faults = []fault{
 	{name: "kill -9 at a cancel's answer", run: killAtCancel},
 	{name: "kill -9 at WorkflowCancelled", run: killAtCancelled},
 	{name: "outage < lease", run: outage(lease / 2), tmpfs: true},
-	{name: "outage > lease", run: outage(5 * lease / 2), tmpfs: true, pending: on(onSQLite, item10)},
+	{name: "outage > lease", run: outage(5 * lease / 2), tmpfs: true},
 	{name: "cancel during outage < lease", run: cancelDuringOutage(lease / 2), tmpfs: true},
 	{name: "cancel during outage > lease", run: cancelDuringOutage(5 * lease / 2), tmpfs: true},
 	{name: "replica stalled past its lease (SIGSTOP, SIGCONT)", run: stall, pending: both(fencedAppend)},
 
 	{name: "long: kill -9 at every event of a run", run: killAtEveryEvent, long: true},
-	{name: "long: outage 5 × lease", run: outage(5 * lease), tmpfs: true, long: true, pending: on(onSQLite, item10)},
+	{name: "long: outage 5 × lease", run: outage(5 * lease), tmpfs: true, long: true},
 	{name: "long: cancel during outage 5 × lease", run: cancelDuringOutage(5 * lease), tmpfs: true, long: true},
 }
 
 // The fixes on other branches that cases wait for (issue 12's items), and a
 // defect the suite found that no item covers yet.
 const (
-	item10 = "item 10" // disk full fails fast with the real cause
 	// fencedAppend: a replica that wakes from a stall past its lease still appends
 	// the events it held, and a store that finds the index taken ignores them as
 	// already stored, so the old owner tells its clients events that are not the
