@@ -2,9 +2,7 @@ package host
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -74,10 +72,14 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults
-	next, partial, err := interrupted(ctx, h.store, rec.ID, steps)
+	last, partial, err := store.Streamed(ctx, h.store, rec.ID, steps)
 	if err != nil {
 		h.log.Error("host: take over run", "run_id", rec.ID, "err", err)
 		return err
+	}
+	next := 0
+	if last != nil {
+		next = last.Index + 1
 	}
 	// A run with no event stored never started (a queued run whose worker died
 	// before starting it): any run may start then. Otherwise only a resumable
@@ -100,51 +102,6 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return err
 	}
 	h.log.Info("host: took over a run left behind", "run_id", rec.ID, "component", c.id,
-		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next)
+		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next, "partial_bytes", len(partial))
 	return nil
 }
-
-// interrupted reads the stored events of a run left behind, whose top-level steps
-// finished are steps: the index of its next event, and the text streamed after the
-// last of those steps completed (by the step that was running when its process
-// died).
-func interrupted(ctx context.Context, st store.Store, runID string, steps []run.StepResult) (next int, partial string, err error) {
-	var lastDone string // the name of the last finished step
-	if len(steps) > 0 {
-		lastDone = steps[len(steps)-1].StepName
-	}
-	var text strings.Builder
-	for from := 0; ; {
-		evs, err := st.Events(ctx, runID, from, interruptedPage)
-		if err != nil {
-			return 0, "", err
-		}
-		for _, e := range evs {
-			next = e.Index + 1
-			if e.Type != run.EventRunContent && e.Type != run.EventStepCompleted {
-				continue
-			}
-			var ev struct {
-				RunID    string `json:"run_id"`
-				StepName string `json:"step_name"`
-				Content  string `json:"content"`
-			}
-			if json.Unmarshal(e.Data, &ev) != nil {
-				continue
-			}
-			switch {
-			case e.Type == run.EventRunContent:
-				text.WriteString(ev.Content)
-			case ev.RunID == runID && lastDone != "" && ev.StepName == lastDone:
-				text.Reset() // what came before is in the finished steps' results
-			}
-		}
-		if len(evs) < interruptedPage {
-			return next, text.String(), nil
-		}
-		from = next
-	}
-}
-
-// interruptedPage is how many stored events interrupted reads at a time.
-const interruptedPage = 1000

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -171,9 +172,14 @@ func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
 // runtime builds a run's end in ERROR, to be stored after its last stored event; nil
 // if its stored stream ends with its terminal event already.
 func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Event, error) {
-	last, err := LastEvent(ctx, s, rn.ID)
+	last, partial, err := Streamed(ctx, s, rn.ID, rn.Output.StepResults)
 	if err != nil {
 		return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
+	}
+	if rn.Output.Content == "" {
+		// What the run produced last is kept, as a cancelled run keeps its
+		// running step's partial text.
+		rn.Output.Content = partial
 	}
 	next := 0
 	if last != nil {
@@ -202,7 +208,7 @@ func settle(rn *Run, last *Event) {
 	switch last.Type {
 	case run.EventWorkflowCompleted, run.EventRunCompleted:
 		st = run.StatusCompleted
-		rn.Output.Content = ev.Content
+		rn.Output.Content = cmp.Or(ev.Content, rn.Output.Content)
 	case run.EventWorkflowCancelled, run.EventRunCancelled:
 		st = run.StatusCancelled
 		rn.Output.Reason = ev.Reason
@@ -210,4 +216,50 @@ func settle(rn *Run, last *Event) {
 		rn.Output.Error = cmp.Or(ev.Error, ev.Content, ReasonInterrupted)
 	}
 	rn.Status, rn.Output.Status = st, st
+}
+
+// Streamed reads the stored events of a run left behind, whose finished top-level
+// steps are steps: its last event (nil if none), and the text its agents streamed
+// after the last of those steps completed, by the step that was running when its
+// process died.
+func Streamed(ctx context.Context, s Store, runID string, steps []run.StepResult) (last *Event, partial string, err error) {
+	var lastDone string // the name of the last finished step
+	if len(steps) > 0 {
+		lastDone = steps[len(steps)-1].StepName
+	}
+	var text strings.Builder
+	for from := 0; ; {
+		evs, err := s.Events(ctx, runID, from, eventPage)
+		if err != nil {
+			return nil, "", err
+		}
+		for i := range evs {
+			e := &evs[i]
+			if e.Type != run.EventRunContent && e.Type != run.EventStepCompleted {
+				continue
+			}
+			var ev struct {
+				RunID    string `json:"run_id"`
+				StepName string `json:"step_name"`
+				Content  string `json:"content"`
+			}
+			if json.Unmarshal(e.Data, &ev) != nil {
+				continue // a structured content is not streamed text
+			}
+			switch {
+			case e.Type == run.EventRunContent:
+				text.WriteString(ev.Content)
+			case ev.RunID == runID && lastDone != "" && ev.StepName == lastDone:
+				text.Reset() // what came before is in the finished steps' results
+			}
+		}
+		if len(evs) > 0 {
+			e := evs[len(evs)-1]
+			last = &e
+		}
+		if len(evs) < eventPage {
+			return last, text.String(), nil
+		}
+		from = last.Index + 1
+	}
 }

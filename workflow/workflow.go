@@ -133,6 +133,17 @@ func (w *Workflow) Start(ctx context.Context, input string, opts ...run.Option) 
 			return nil, fmt.Errorf("workflow %q: %w", cmp.Or(w.Name, w.ID), err)
 		}
 		sessionID, resume := o.SessionID, o.Resume
+		if resume != nil {
+			// What the run has produced so far, should it end before its steps go
+			// on (cancelled before it starts here): the finished steps' results and
+			// the interrupted step's text, as execute would leave them.
+			out.StepResults = resume.Steps
+			last := lastContent(resume.Steps)
+			out.Content, out.ContentType = last.Content, last.ContentType
+			if resume.Partial != "" {
+				out.Content, out.ContentType = resume.Partial, ""
+			}
+		}
 		return func(er engine.Run) error { return w.run(er, base, input, out, atts, sessionID, resume) }, nil
 	})
 }
