@@ -152,7 +152,9 @@ func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 	return true
 }
 
-// appendEvents writes the new events of the live runs in one call.
+// appendEvents writes the new events of the live runs in one call. A run that the
+// store found claimed by another replica fails with ErrTakenOver, none of its
+// events written.
 func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []failure {
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
@@ -188,7 +190,8 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 		batch[i].Data = arena[start:end:end]
 		start = end
 	}
-	if err := w.store.AppendEvents(ctx, batch); err != nil {
+	lost, err := w.append(ctx, batch)
+	if err != nil {
 		err = fmt.Errorf("store: save events: %w", err)
 		var fs []failure
 		for i, rc := range live {
@@ -198,8 +201,15 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 		}
 		return fs
 	}
+	var fs []failure
 	at := 0
 	for i, rc := range live {
+		if counts[i] > 0 && slices.Contains(lost, rc.x.ID) {
+			// Another replica claimed the run: its events were not written.
+			at += counts[i]
+			fs = append(fs, failure{rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver)})
+			continue
+		}
 		if counts[i] > 0 {
 			rc.persisted += counts[i]
 			rc.err = nil
@@ -211,7 +221,16 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 			engine.LogOf(rc.x).Durable(durable)
 		}
 	}
-	return nil
+	return fs
+}
+
+// append writes a batch of events, fenced by this replica's ownership of their
+// runs on a store that can (see Fencer), and returns the runs found lost.
+func (w *eventWriter) append(ctx context.Context, batch []Event) (lost []string, err error) {
+	if f, ok := w.store.(Fencer); ok {
+		return f.AppendEventsAs(ctx, w.leases.replica, batch)
+	}
+	return nil, w.store.AppendEvents(ctx, batch)
 }
 
 // writeDue writes the ends and the checkpoints due at once, so that a store that

@@ -110,6 +110,80 @@ func TestRecorderEndRefusedOnATakenOverRun(t *testing.T) {
 	}
 }
 
+// TestRecorderEventsRefusedOnATakenOverRun: B claims the run while A stalls, and
+// stores its next event, at the index A's next event has; A wakes before any
+// renewal of its lease and appends the events it held. The store refuses them,
+// B's event keeps its index, and A gives up on the run, as taken over: its
+// durable readers hear nothing past what A stored, and follow the run in the
+// store.
+func TestRecorderEventsRefusedOnATakenOverRun(t *testing.T) {
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			st := open(t)
+			if _, ok := st.(store.Fencer); !ok {
+				t.Skipf("%T is not a store.Fencer", st)
+			}
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", Lease: time.Minute, NoRecovery: true})
+			defer rec.Close()
+			gate := make(chan struct{})
+			id := run.NewID()
+			x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
+				emit(x, "a", run.EventWorkflowStarted)
+				<-gate
+				emit(x, "A's", run.EventStepStarted, run.EventStepCompleted)
+				<-x.Ctx().Done() // cancelled once A finds the run taken over
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			waitStored(t, st, id, 1)
+			claimAs(t, st, id, "B")
+			bs := run.Event{Event: run.EventStepStarted, RunID: id, EventIndex: 1, Content: "B's", CreatedAt: time.Now().Unix()}
+			data, err := bs.AppendJSON(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.AppendEvents(ctx, []store.Event{{RunID: id, Index: 1, Type: bs.Event, Data: data}}); err != nil {
+				t.Fatal(err)
+			}
+			read := 0
+			followed := make(chan error, 1)
+			go func() {
+				_, err := x.Log.FollowDurable(ctx, 0, func(*run.Event) bool { read++; return true })
+				followed <- err
+			}()
+			close(gate)
+			x.Wait()
+			if err := <-followed; !errors.Is(err, run.ErrLost) || read != 1 {
+				t.Errorf("A's durable reader read %d events, then %v; want 1, then run.ErrLost", read, err)
+			}
+			out := x.Output()
+			if out.Status != run.StatusCancelled || out.Reason != store.ReasonTakenOver {
+				t.Errorf("A's run ended %s (%q), want CANCELLED %q", out.Status, out.Reason, store.ReasonTakenOver)
+			}
+			if err := x.PersistErr(); !errors.Is(err, store.ErrTakenOver) {
+				t.Errorf("A's PersistErr = %v, want ErrTakenOver", err)
+			}
+			evs, err := st.Events(ctx, id, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 2 || string(evs[1].Data) != string(data) {
+				for _, ev := range evs {
+					t.Logf("stored event %d: %s", ev.Index, ev.Data)
+				}
+				t.Fatalf("stored %d events; want A's first, then B's %s", len(evs), data)
+			}
+			if final, err := st.GetRun(ctx, id); err != nil || final.Replica != "B" || final.Status != run.StatusRunning {
+				t.Errorf("run claimed by B: stored %v (%v)", final, err)
+			}
+		})
+	}
+}
+
 // waitStored waits until the run's record, A's, and n of its events are stored.
 func waitStored(t *testing.T, st store.Store, id string, n int) {
 	t.Helper()

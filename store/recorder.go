@@ -85,9 +85,9 @@ type RecorderOptions struct {
 //
 // A run that another replica claimed (its lease lapsed while this process stalled)
 // is this recorder's no more: once a renewal of its lease finds it lost, or the
-// store refuses its end (ErrTakenOver), nothing more of it is written, and the run,
-// which goes on elsewhere, is cancelled here (ReasonTakenOver); its End returns
-// ErrTakenOver.
+// store refuses its events (see Fencer) or its end (ErrTakenOver), nothing more of
+// it is written, and the run, which goes on elsewhere, is cancelled here
+// (ReasonTakenOver); its End returns ErrTakenOver.
 type Recorder struct {
 	store Store
 	opts  RecorderOptions

@@ -257,6 +257,22 @@ type Store interface {
 	Close() error
 }
 
+// Fencer is implemented by stores that write a run's events only for the replica
+// that owns the run (store/sqlite and store/postgres): once another replica claimed
+// a run (see Store.Claim), the replica that lost it cannot append an event under an
+// index the new owner reuses, which AppendEvents would leave as it is and the old
+// owner would take for written. A Recorder on a Fencer appends through it.
+type Fencer interface {
+	// AppendEventsAs stores events as AppendEvents does, for replica, except the
+	// events of the runs whose stored record names another replica: none of
+	// those is written, and their ids are returned as lost. Events of a run
+	// with no record are written. A claim of a run is ordered with the appends
+	// of its events: once a claim is committed, the former owner's appends of
+	// the run are refused, and an append committed before it is seen by whoever
+	// reads the run's events after the claim.
+	AppendEventsAs(ctx context.Context, replica string, events []Event) (lost []string, err error)
+}
+
 // Notifications are what a Canceller tells the processes that share its database.
 // A nil field is not called. The fields are called one at a time, on the listener's
 // goroutine, and should not block.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -72,6 +73,35 @@ func BenchmarkAppendEvents(b *testing.B) {
 		}
 		if err := s.AppendEvents(b.Context(), evs); err != nil {
 			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkAppendEventsAs is BenchmarkAppendEvents fenced (see store.Fencer), as
+// the recorder appends: batches of 500 events of 10 stored runs, each run's next 50.
+func BenchmarkAppendEventsAs(b *testing.B) {
+	s := openTest(b)
+	const runs, per = 10, 50
+	for r := range runs {
+		rn := &store.Run{ID: fmt.Sprintf("run-%d", r), Kind: run.KindAgent, Status: run.StatusRunning,
+			Replica: "bench", LeaseUntil: time.Now().Add(time.Hour)}
+		if err := s.CreateRun(b.Context(), rn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	evs := make([]store.Event, runs*per)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(evs) * len(benchEvent)))
+	for i := 0; b.Loop(); i++ {
+		for r := range runs {
+			id := fmt.Sprintf("run-%d", r)
+			for k := range per {
+				evs[r*per+k] = store.Event{RunID: id, Index: i*per + k, Type: run.EventRunContent, Data: benchEvent}
+			}
+		}
+		if lost, err := s.AppendEventsAs(b.Context(), "bench", evs); err != nil || len(lost) > 0 {
+			b.Fatal(lost, err)
 		}
 	}
 	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "events/s")

@@ -58,8 +58,8 @@ var _ store.Canceller = (*Store)(nil)
 // cancelQueries are the statements of cancel intents and of the writes that
 // notify, with the schema's tables named in full.
 type cancelQueries struct {
-	cancel, pending, reread string
-	appendEvents, endRuns   string
+	cancel, pending, reread               string
+	appendEvents, appendEventsAs, endRuns string
 }
 
 func newCancelQueries(schema string) cancelQueries {
@@ -94,6 +94,25 @@ func newCancelQueries(schema string) cancelQueries {
 		// of them can read them.
 		appendEvents: `WITH ins AS (` + q.appendEvents + `)
 			SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p`,
+		// appendEvents fenced for replica $8 (see AppendEventsAs): the records of
+		// the batch's runs are locked FOR KEY SHARE, which a claim's FOR UPDATE
+		// waits for or skips (and a renewal's or an end's update does not), and a
+		// claim committed first is seen; if any names another replica, nothing
+		// is written nor notified, and their ids are returned (the other rows are
+		// NULL). (UNION ALL reads lost to the end: every record is locked.)
+		appendEventsAs: t(`WITH o AS (
+				SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
+			), lost AS (
+				SELECT run_id FROM o WHERE replica <> $8
+			), ins AS (
+				INSERT INTO {s}.events (run_id, idx, type, data, created_at)
+				SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
+				WHERE NOT EXISTS (SELECT 1 FROM lost)
+				ON CONFLICT (run_id, idx) DO NOTHING
+			)
+			SELECT NULL::text FROM (SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p
+				WHERE NOT EXISTS (SELECT 1 FROM lost)) AS n
+			UNION ALL SELECT run_id FROM lost`),
 		// The ends of runs, as updateRun writes them, and one notification of
 		// those updated, made of their entries ($7, on channel $8): it returns
 		// the ids of the runs updated (found, and not refused: see takenOver),

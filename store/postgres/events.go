@@ -17,6 +17,8 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
+var _ store.Fencer = (*Store)(nil)
+
 // AppendEvents stores events of any runs in one statement, and so in one
 // transaction and one round trip; an event whose (RunID, Index) is already stored
 // is left as it is. Nothing is written when an event is larger than
@@ -26,16 +28,43 @@ import (
 // written and its greatest index in the batch: once per call, not per event, in
 // as few notifications as their size allows.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
+	_, err := s.appendEvents(ctx, "", events)
+	return err
+}
+
+// AppendEventsAs stores events as AppendEvents does, except those of the runs
+// whose record names another replica than replica, whose ids it returns (see
+// store.Fencer). The statement locks the records of the batch's runs until it
+// commits, so that a claim (Claim) of one of them comes wholly before or after it.
+// In the common case, no run lost, it costs the one statement of AppendEvents;
+// when one is found lost, nothing is written and the others' events are written
+// by a second statement.
+func (s *Store) AppendEventsAs(ctx context.Context, replica string, events []store.Event) ([]string, error) {
+	var lost []string
+	for len(events) > 0 {
+		got, err := s.appendEvents(ctx, replica, events)
+		if err != nil || len(got) == 0 {
+			return lost, err
+		}
+		lost = append(lost, got...)
+		events = slices.DeleteFunc(slices.Clone(events), func(e store.Event) bool { return slices.Contains(got, e.RunID) })
+	}
+	return lost, nil
+}
+
+// appendEvents stores events, fenced for replica if it is not empty: if a run
+// is found lost, nothing is written and the lost runs are returned.
+func (s *Store) appendEvents(ctx context.Context, replica string, events []store.Event) ([]string, error) {
 	const op = "append events"
 	if err := s.check(op); err != nil {
-		return err
+		return nil, err
 	}
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	for i := range events {
 		if err := lenCheck("event "+strconv.Itoa(events[i].Index)+" of run "+events[i].RunID, len(events[i].Data)); err != nil {
-			return fmt.Errorf("store/postgres: %s: %w", op, err)
+			return nil, fmt.Errorf("store/postgres: %s: %w", op, err)
 		}
 	}
 	// Rows are inserted in key order, so that batches touching the same runs
@@ -59,18 +88,39 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 	for i, j := range order {
 		ev := &events[j]
 		if ev.Index < 0 || ev.Index > math.MaxInt32 {
-			return fmt.Errorf("store/postgres: %s: event index %d of run %s is out of range", op, ev.Index, ev.RunID)
+			return nil, fmt.Errorf("store/postgres: %s: event index %d of run %s is out of range", op, ev.Index, ev.RunID)
 		}
 		ids[i], idxs[i], types[i], data[i], times[i] = ev.RunID, int32(ev.Index), string(ev.Type), string(ev.Data), now
 		if !ev.CreatedAt.IsZero() {
 			times[i] = ms(ev.CreatedAt)
 		}
 	}
-	_, err := s.pool.Exec(ctx, s.cq.appendEvents, ids, idxs, types, data, times, s.channel, eventsPayloads(ids, idxs))
-	if err != nil {
-		return s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+	payloads := eventsPayloads(ids, idxs)
+	if replica == "" {
+		if _, err := s.pool.Exec(ctx, s.cq.appendEvents, ids, idxs, types, data, times, s.channel, payloads); err != nil {
+			return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+		}
+		return nil, nil
 	}
-	return nil
+	rows, err := s.pool.Query(ctx, s.cq.appendEventsAs, ids, idxs, types, data, times, s.channel, payloads, replica)
+	if err != nil {
+		return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+	}
+	var lost []string
+	for rows.Next() {
+		var id *string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+		}
+		if id != nil {
+			lost = append(lost, *id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+	}
+	return lost, nil
 }
 
 // Events returns the events of a run from index from on, at most limit of them

@@ -39,6 +39,34 @@ func BenchmarkAppendEvents(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }
 
+// BenchmarkAppendEventsAs is BenchmarkAppendEvents fenced (see store.Fencer), as
+// the recorder appends: batches of 500 events of 50 stored runs, each run's next 10.
+func BenchmarkAppendEventsAs(b *testing.B) {
+	s := openTemp(b)
+	const batch, runs = 500, 50
+	for j := range runs {
+		r := &store.Run{ID: fmt.Sprintf("run-%d", j), Kind: run.KindAgent, Status: run.StatusRunning,
+			Replica: "bench", LeaseUntil: time.Now().Add(time.Hour)}
+		if err := s.CreateRun(b.Context(), r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	evs := make([]store.Event, batch)
+	now := time.Now()
+	b.ReportAllocs()
+	b.SetBytes(int64(batch * len(eventData)))
+	for i := 0; b.Loop(); i++ {
+		for j := range evs {
+			evs[j] = store.Event{RunID: fmt.Sprintf("run-%d", j%runs), Index: i*batch/runs + j/runs,
+				Type: run.EventRunContent, Data: eventData, CreatedAt: now}
+		}
+		if lost, err := s.AppendEventsAs(b.Context(), "bench", evs); err != nil || len(lost) > 0 {
+			b.Fatal(lost, err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
 // lifecycleEvents is the events of the core workload's run: a two-step workflow,
 // 20 chunks a step, every event kept.
 const lifecycleEvents = 52

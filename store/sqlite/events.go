@@ -14,13 +14,19 @@ import (
 )
 
 const (
-	sqlMaxIndex   = `SELECT max(last_idx) FROM event_pages WHERE run_id = ?`
+	// sqlMaxIndex reads, for a run (?1), whether its record names another replica
+	// than ?2 (NULL if it has no record, or ?2 is NULL) and its greatest stored
+	// index: the two primary-key lookups of an append, in one statement.
+	sqlMaxIndex = `SELECT (SELECT replica <> ?2 FROM runs WHERE run_id = ?1),
+		(SELECT max(last_idx) FROM event_pages WHERE run_id = ?1)`
 	sqlInsertPage = `INSERT INTO event_pages (run_id, first_idx, last_idx, data) VALUES (?, ?, ?, ?)`
 )
 
 // errBadPage reports a page that does not decode: the database was changed by hand
 // or damaged.
 var errBadPage = errors.New("malformed event page")
+
+var _ store.Fencer = (*Store)(nil)
 
 // AppendEvents stores events of any runs in one transaction (which it may share
 // with other writes: see the writer), one page per run. An event whose (RunID,
@@ -29,26 +35,48 @@ var errBadPage = errors.New("malformed event page")
 // written. The same transaction stores a notice of each run's last index, for
 // listeners (see Listen).
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
+	_, err := s.appendEvents(ctx, nil, events)
+	return err
+}
+
+// AppendEventsAs stores events as AppendEvents does, except those of the runs
+// whose record names another replica than replica, whose ids it returns (see
+// store.Fencer). The writer's transaction (BEGIN IMMEDIATE) holds the database's
+// write lock from the check to the commit, so a claim (Claim) of another process
+// comes wholly before or after it.
+func (s *Store) AppendEventsAs(ctx context.Context, replica string, events []store.Event) ([]string, error) {
+	return s.appendEvents(ctx, replica, events)
+}
+
+// appendEvents stores events; replica, if not nil, fences them (see
+// AppendEventsAs), and the runs found lost are returned.
+func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Event) ([]string, error) {
 	if err := s.begin(ctx); err != nil {
-		return s.fail("append events", err)
+		return nil, s.fail("append events", err)
 	}
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	for _, e := range events {
 		if err := tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data)); err != nil {
-			return s.fail("append events", err)
+			return nil, s.fail("append events", err)
 		}
 	}
 	pages := byRun(events)
+	var lost []string
 	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
+		lost = lost[:0] // the writer may run fn again
 		var buf []byte
 		for _, evs := range pages {
-			evs, err := s.unstored(ctx, tx, evs)
-			if err != nil || len(evs) == 0 {
-				if err != nil {
-					return err
-				}
+			evs, theirs, err := s.unstored(ctx, tx, replica, evs)
+			if err != nil {
+				return err
+			}
+			if theirs {
+				lost = append(lost, evs[0].RunID)
+				continue
+			}
+			if len(evs) == 0 {
 				continue
 			}
 			buf = encodePage(buf[:0], evs)
@@ -58,15 +86,18 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 			}
 		}
 		return nil
-	}, func(b []byte) []byte { return appendEventsNotices(b, pages) })
-	return s.fail("append events", err)
+	}, func(b []byte) []byte { return appendEventsNotices(b, pages, lost) })
+	if err != nil {
+		return nil, s.fail("append events", err)
+	}
+	return lost, nil
 }
 
-// appendEventsNotices appends to a notices body that the runs of pages have their
-// events stored up to the last of each page.
-func appendEventsNotices(b []byte, pages [][]store.Event) []byte {
+// appendEventsNotices appends to a notices body that the runs of pages, but those
+// lost, have their events stored up to the last of each page.
+func appendEventsNotices(b []byte, pages [][]store.Event, lost []string) []byte {
 	for _, evs := range pages {
-		if id := evs[0].RunID; len(id) <= MaxCancelRunID {
+		if id := evs[0].RunID; len(id) <= MaxCancelRunID && !slices.Contains(lost, id) {
 			b = appendEventsNotice(b, id, evs[len(evs)-1].Index)
 		}
 	}
@@ -105,36 +136,42 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-// unstored returns the events of one run that are not stored yet. The common case,
-// a run's next events, costs one indexed lookup.
-func (s *Store) unstored(ctx context.Context, tx *sql.Tx, evs []store.Event) ([]store.Event, error) {
+// unstored returns the events of one run that are not stored yet, or reports that
+// the run's record names another replica than replica (theirs), when replica is not
+// nil. The common case, a run's next events, costs one statement of two
+// primary-key lookups.
+func (s *Store) unstored(ctx context.Context, tx *sql.Tx, replica any, evs []store.Event) (_ []store.Event, theirs bool, _ error) {
+	var other sql.NullBool
 	var maxIdx sql.NullInt64
-	if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, evs[0].RunID).Scan(&maxIdx); err != nil {
-		return nil, err
+	if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, evs[0].RunID, replica).Scan(&other, &maxIdx); err != nil {
+		return nil, false, err
+	}
+	if other.Bool {
+		return evs, true, nil
 	}
 	if !maxIdx.Valid || int64(evs[0].Index) > maxIdx.Int64 {
-		return evs, nil
+		return evs, false, nil
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT data FROM event_pages WHERE run_id = ? AND last_idx >= ? AND first_idx <= ?`,
 		evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rows.Close()
 	stored := make(map[int]bool)
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := decodePage(data, func(e store.Event) { stored[e.Index] = true }); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return stored[e.Index] }), nil
+	return slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return stored[e.Index] }), false, nil
 }
 
 // encodePage appends the page of evs to dst.

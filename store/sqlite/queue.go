@@ -354,7 +354,7 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 			return err
 		}
 		var last sql.NullInt64 // a queued run has no events; should it have any, the end comes after
-		if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, runID).Scan(&last); err != nil {
+		if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, runID, nil).Scan(new(sql.NullBool), &last); err != nil {
 			return err
 		}
 		next := 0
@@ -378,7 +378,7 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 		if cancelled == nil || len(runID) > MaxCancelRunID {
 			return b
 		}
-		b = appendEventsNotices(b, [][]store.Event{page})
+		b = appendEventsNotices(b, [][]store.Event{page}, nil)
 		return appendNotice(b, noticeEnded, runID, string(run.StatusCancelled))
 	})
 	if err != nil {

@@ -121,6 +121,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	runSessions(t, open)
 	t.Run("Canceller", func(t *testing.T) { runCanceller(t, open) })
 	t.Run("Queue", func(t *testing.T) { runQueue(t, open) })
+	t.Run("Fencer", func(t *testing.T) { runFencer(t, open) })
 }
 
 // base is a fixed instant with a sub-millisecond part, so that precision shows.
@@ -1251,7 +1252,7 @@ func testTooLarge(t *testing.T, s store.Store) {
 // calls invokes every method of the Store once, with valid arguments.
 func calls(s store.Store) map[string]func(ctx context.Context) error {
 	sess := &store.Session{ID: "s", Kind: run.KindAgent, ComponentID: "a"}
-	return map[string]func(ctx context.Context) error{
+	m := map[string]func(ctx context.Context) error{
 		"CreateRun": func(ctx context.Context) error { return s.CreateRun(ctx, simpleRun("new")) },
 		"UpdateRun": func(ctx context.Context) error { return s.UpdateRun(ctx, simpleRun("existing")) },
 		"GetRun":    func(ctx context.Context) error { _, err := s.GetRun(ctx, "existing"); return err },
@@ -1277,6 +1278,13 @@ func calls(s store.Store) map[string]func(ctx context.Context) error {
 			return err
 		},
 	}
+	if f, ok := s.(store.Fencer); ok {
+		m["AppendEventsAs"] = func(ctx context.Context) error {
+			_, err := f.AppendEventsAs(ctx, "A", []store.Event{event("existing", 5, run.EventRunContent, "x")})
+			return err
+		}
+	}
+	return m
 }
 
 // seedExisting stores the run and session that calls refers to.
