@@ -87,8 +87,10 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 		}
 	}
 	err := <-kept
-	if err != nil && endPersisted(r) {
-		err = nil // its terminal status is stored: no process can reverse the cancel
+	if endPersisted(r) {
+		// Its terminal status is stored: no process can reverse the cancel, and
+		// that status is the answer.
+		st, err = r.Exec().Output().Status, nil
 	}
 	return st, err
 }

@@ -72,14 +72,14 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults
-	last, partial, err := store.Streamed(ctx, h.store, rec.ID, steps)
+	tail, err := store.Streamed(ctx, h.store, rec.ID, steps)
 	if err != nil {
 		h.log.Error("host: take over run", "run_id", rec.ID, "err", err)
 		return err
 	}
 	next := 0
-	if last != nil {
-		next = last.Index + 1
+	if tail.Last != nil {
+		next = tail.Last.Index + 1
 	}
 	// A run with no event stored never started (a queued run whose worker died
 	// before starting it): any run may start then. Otherwise only a resumable
@@ -88,7 +88,7 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return store.ErrNotResumable
 	}
 	r := newRun(c, Request{RunID: rec.ID, Input: rec.Input, SessionID: rec.SessionID, UserID: rec.UserID}, true)
-	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: next, Steps: steps, Partial: partial}))
+	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: next, Steps: steps, Partial: tail.Text, Open: tail.Open}))
 	// Cancelled while its process was dying: it resumes only to end CANCELLED (begin
 	// reads the intent; when it cannot, the run is left to its lease).
 	r.given = true
@@ -102,6 +102,6 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 		return err
 	}
 	h.log.Info("host: took over a run left behind", "run_id", rec.ID, "component", c.id,
-		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next, "partial_bytes", len(partial))
+		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next, "partial_bytes", len(tail.Text))
 	return nil
 }

@@ -173,3 +173,67 @@ func TestTakeoverOfACancelledRunKeepsItsPartialText(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeoverMarksTheInterruptedStep: a run taken over mid-step ends the agent run
+// its dead process left open (RunError) and says, with StepRetried, that the step
+// runs again from its start, before the step's new events; then it completes.
+func TestTakeoverMarksTheInterruptedStep(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ev := func(i int, typ run.EventType, runID, step, content string) store.Event {
+		e := run.Event{Event: typ, RunID: runID, EventIndex: i, Content: content, Origin: &run.Origin{WorkflowID: "quick", StepName: step}}
+		data, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return store.Event{RunID: "left", Index: i, Type: typ, Data: data, CreatedAt: time.Now()}
+	}
+	past := time.Now().Add(-time.Minute)
+	err = st.CreateRun(ctx, &store.Run{ID: "left", Kind: run.KindWorkflow, ComponentID: "quick",
+		Status: run.StatusRunning, Input: "go", Output: run.Output{RunID: "left", WorkflowID: "quick"},
+		Replica: "dead", LeaseUntil: past, CreatedAt: past, UpdatedAt: past})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.AppendEvents(ctx, []store.Event{
+		ev(0, run.EventWorkflowStarted, "left", "", ""),
+		ev(1, run.EventStepStarted, "left", "say", ""),
+		ev(2, run.EventRunStarted, "agent-1", "say", ""),
+		ev(3, run.EventRunContent, "agent-1", "say", "hel"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := testSignals{recovered: make(chan struct{}, 1), recoverTick: make(chan time.Time)}
+	h, err := newHost(st, Options{Replica: "B", Workflows: []*workflow.Workflow{quickWorkflow("Quick")}}, sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Shutdown(ctx)
+	<-sig.recovered
+	r := h.Lookup("left")
+	if r == nil {
+		t.Fatal("the run left behind was not taken over")
+	}
+	if out, err := r.Wait(ctx); err != nil || out.Status != run.StatusCompleted {
+		t.Fatalf("taken-over run ended %s, %v", out.Status, err)
+	}
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.Events(ctx, "left", 4, 2)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("events after the takeover: %d, %v", len(evs), err)
+	}
+	var first run.Event
+	if err := json.Unmarshal(evs[0].Data, &first); err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Type != run.EventRunError || first.RunID != "agent-1" || evs[1].Type != run.EventStepRetried {
+		t.Errorf("events 4 and 5 after the takeover: %s of %s, %s; want RunError of agent-1, StepRetried", evs[0].Type, first.RunID, evs[1].Type)
+	}
+}

@@ -112,6 +112,10 @@ type Resume struct {
 	// anything anew (a cancel that came while no process owned the run) keeps it
 	// as its content, as a cancelled run keeps its running step's partial text.
 	Partial string
+	// Open are the ids of the runs nested in that step (its agents' runs) that
+	// started and never ended: the workflow ends each with RunError before the
+	// step runs again, so that every run in the stream has its end.
+	Open []string
 }
 
 // WithResume continues the stored run r describes; see Resume.

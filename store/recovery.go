@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -172,15 +173,16 @@ func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
 // runtime builds a run's end in ERROR, to be stored after its last stored event; nil
 // if its stored stream ends with its terminal event already.
 func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Event, error) {
-	last, partial, err := Streamed(ctx, s, rn.ID, rn.Output.StepResults)
+	tail, err := Streamed(ctx, s, rn.ID, rn.Output.StepResults)
 	if err != nil {
 		return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
 	}
 	if rn.Output.Content == "" {
 		// What the run produced last is kept, as a cancelled run keeps its
 		// running step's partial text.
-		rn.Output.Content = partial
+		rn.Output.Content = tail.Text
 	}
+	last := tail.Last
 	next := 0
 	if last != nil {
 		if last.Ends(rn.ID) {
@@ -218,24 +220,39 @@ func settle(rn *Run, last *Event) {
 	rn.Status, rn.Output.Status = st, st
 }
 
-// Streamed reads the stored events of a run left behind, whose finished top-level
-// steps are steps: its last event (nil if none), and the text its agents streamed
-// after the last of those steps completed, by the step that was running when its
-// process died.
-func Streamed(ctx context.Context, s Store, runID string, steps []run.StepResult) (last *Event, partial string, err error) {
+// Tail is what the stored events of a run left behind say of its last moments.
+type Tail struct {
+	// Last is the run's last stored event; nil if none.
+	Last *Event
+	// Text is what its agents streamed after its last finished top-level step
+	// completed: the partial text of the step that was running when its
+	// process died.
+	Text string
+	// Open are the ids of the runs nested in that step (its agents' runs) that
+	// started and have no terminal event.
+	Open []string
+}
+
+// Streamed reads the stored events of a run left behind whose finished top-level
+// steps are steps, and returns their Tail.
+func Streamed(ctx context.Context, s Store, runID string, steps []run.StepResult) (*Tail, error) {
 	var lastDone string // the name of the last finished step
 	if len(steps) > 0 {
 		lastDone = steps[len(steps)-1].StepName
 	}
+	tail := &Tail{}
 	var text strings.Builder
 	for from := 0; ; {
 		evs, err := s.Events(ctx, runID, from, eventPage)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		for i := range evs {
 			e := &evs[i]
-			if e.Type != run.EventRunContent && e.Type != run.EventStepCompleted {
+			switch e.Type {
+			case run.EventRunContent, run.EventStepCompleted, run.EventRunStarted,
+				run.EventRunCompleted, run.EventRunError, run.EventRunCancelled:
+			default:
 				continue
 			}
 			var ev struct {
@@ -249,17 +266,27 @@ func Streamed(ctx context.Context, s Store, runID string, steps []run.StepResult
 			switch {
 			case e.Type == run.EventRunContent:
 				text.WriteString(ev.Content)
-			case ev.RunID == runID && lastDone != "" && ev.StepName == lastDone:
-				text.Reset() // what came before is in the finished steps' results
+			case e.Type == run.EventStepCompleted:
+				if ev.RunID == runID && lastDone != "" && ev.StepName == lastDone {
+					// What came before is in the finished steps' results.
+					text.Reset()
+					tail.Open = tail.Open[:0]
+				}
+			case ev.RunID == runID:
+			case e.Type == run.EventRunStarted:
+				tail.Open = append(tail.Open, ev.RunID)
+			default: // a nested run's end
+				tail.Open = slices.DeleteFunc(tail.Open, func(id string) bool { return id == ev.RunID })
 			}
 		}
 		if len(evs) > 0 {
 			e := evs[len(evs)-1]
-			last = &e
+			tail.Last = &e
 		}
 		if len(evs) < eventPage {
-			return last, text.String(), nil
+			tail.Text = text.String()
+			return tail, nil
 		}
-		from = last.Index + 1
+		from = tail.Last.Index + 1
 	}
 }

@@ -201,6 +201,9 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	if rs == nil || rs.NextEvent == 0 {
 		r.emit(run.EventWorkflowStarted, r.base.Origin, run.Event{}) // else it is stored already
 	}
+	if rs != nil && rs.NextEvent > 0 && len(done) < len(w.Steps) && (len(rs.Open) > 0 || rs.Partial != "") {
+		r.interrupted(w.Steps[len(done)], len(done), rs.Open)
+	}
 	results := done
 	if err == nil {
 		results, err = r.top(ctx, w.Steps, done)
@@ -480,6 +483,23 @@ func (r *execution) stepOrigin(name string, i int, f frame) *run.Origin {
 	o.StepIndex = &i
 	o.ParentStepID, o.NestedDepth, o.Attempt = f.parentID, f.depth, f.attempt
 	return &o
+}
+
+// interruptedReason is the error that marks a step whose process died mid-step.
+const interruptedReason = "interrupted: the process running the step died; it runs again from its start"
+
+// interrupted marks, on a run resumed after its process died, step s (the i-th),
+// which was running then: each of its agents' runs that never ended (open) ends
+// with RunError, and StepRetried says the step runs again from its start, so that
+// a client drops the text it had streamed.
+func (r *execution) interrupted(s Step, i int, open []string) {
+	o := r.stepOrigin(stepName(s), i, frame{})
+	for _, id := range open {
+		ro := *o
+		ro.WorkflowRunID = r.base.RunID
+		r.log.Emit(&run.Event{Event: run.EventRunError, RunID: id, Origin: &ro, Error: interruptedReason})
+	}
+	r.emit(run.EventStepRetried, o, run.Event{Error: interruptedReason})
 }
 
 // emit emits ev as an event of type t from origin o.
