@@ -66,9 +66,11 @@ func fail(code int, description string) response {
 }
 
 var (
-	notFound       = fail(http.StatusNotFound, "Unknown workflow, agent, run or session")
-	invalidQuery   = fail(http.StatusUnprocessableEntity, "Invalid query parameter")
-	storeDown      = fail(http.StatusServiceUnavailable, "Store unavailable")
+	notFound     = fail(http.StatusNotFound, "Unknown workflow, agent, run or session")
+	invalidQuery = fail(http.StatusUnprocessableEntity, "Invalid query parameter")
+	storeDown    = fail(http.StatusServiceUnavailable, "Store unavailable")
+	// resumeDown is a resumption's 503: the store's, or admission control's.
+	resumeDown     = fail(http.StatusServiceUnavailable, "Store unavailable; or busy, at its max streams: retry after Retry-After seconds")
 	badResume      = fail(http.StatusBadRequest, "Malformed form or invalid event index")
 	tooLarge       = fail(http.StatusRequestEntityTooLarge, "Request body over the size limit")
 	wrongMediaType = fail(http.StatusUnsupportedMediaType, "Body neither a form nor JSON")
@@ -158,7 +160,8 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 				{http.StatusAccepted, "A background run, queued", schemaAccepted, false},
 				fail(http.StatusBadRequest, "Malformed form or JSON"), notFound, fail(http.StatusConflict, "Duplicate run id"),
 				tooLarge, wrongMediaType, fail(http.StatusUnprocessableEntity, "Missing message or invalid field"),
-				fail(http.StatusTooManyRequests, "Background queue full"), fail(http.StatusServiceUnavailable, "Server shutting down"),
+				fail(http.StatusTooManyRequests, "Background queue full"),
+				fail(http.StatusServiceUnavailable, "Server shutting down; or busy, at its max runs or max streams: retry after Retry-After seconds"),
 			}},
 		{method: "GET", pattern: one + "/runs", handler: c.with(s.listRuns),
 			summary: "List the " + what + "'s runs", params: runQueryParams,
@@ -173,11 +176,11 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 			responses: []response{ok(schemaCancel), notFound, invalidQuery, storeDown}},
 		{method: "POST", pattern: one + "/runs/{run_id}/resume", handler: c.with(s.resume), body: bodyResume,
 			summary: "Resume a " + what + " run's stream", description: resume, params: resumeParams,
-			responses: []response{sseOK, badResume, notFound, tooLarge, wrongMediaType, storeDown}},
+			responses: []response{sseOK, badResume, notFound, tooLarge, wrongMediaType, resumeDown}},
 		{method: "GET", pattern: one + "/runs/{run_id}/resume", handler: c.with(s.resume),
 			summary: "Resume a " + what + " run's stream (EventSource)", description: resume,
 			params:    append(resumeParams, param{"last_event_index", "query", "integer", "Resume after this event index."}),
-			responses: []response{sseOK, badResume, notFound, storeDown}},
+			responses: []response{sseOK, badResume, notFound, resumeDown}},
 	}
 }
 
