@@ -50,8 +50,14 @@ func (s *slots) give() {
 // writeBusy answers 503 with Retry-After: the server refuses the request for
 // now, as admission control, and will take it again once a run or a stream ends.
 func writeBusy(w http.ResponseWriter, detail string) {
+	writeRetryLater(w, http.StatusServiceUnavailable, detail+": try again later")
+}
+
+// writeRetryLater answers code with Retry-After (RetryAfter): a refusal for now,
+// not for good.
+func writeRetryLater(w http.ResponseWriter, code int, detail string) {
 	w.Header().Set("Retry-After", retryAfterHeader)
-	writeError(w, http.StatusServiceUnavailable, detail+": try again later")
+	writeError(w, code, detail)
 }
 
 // takeStream takes a place for a stream, or answers 503 itself and reports false.

@@ -2,6 +2,7 @@ package agentos
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kern-dev/kern/client"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
@@ -57,6 +59,12 @@ func TestMaxStreams(t *testing.T) {
 
 	code, ra, detail := e.post("/workflows/quick/runs", form("message", "go"))
 	wantBusy(t, "a second stream", code, ra, detail, "max streams")
+	// The client package says when to retry.
+	for _, err := range e.kernClient().Workflow("quick").Stream(t.Context(), client.RunRequest{Message: "go"}) {
+		if ce, ok := errors.AsType[*client.Error](err); !ok || ce.StatusCode != http.StatusServiceUnavailable || ce.RetryAfter != RetryAfter {
+			t.Fatalf("a second stream through the client: %v, want a 503 *client.Error with RetryAfter %v", err, RetryAfter)
+		}
+	}
 	if n := len(e.srv.Host().Runs()); n != 1 {
 		t.Fatalf("%d runs held after a refused stream, want 1", n)
 	}

@@ -333,7 +333,7 @@ func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, hr hos
 	out, err := s.host.Enqueue(r.Context(), hr)
 	switch {
 	case errors.Is(err, host.ErrQueueFull):
-		writeError(w, http.StatusTooManyRequests, "too many background runs: try again later")
+		writeRetryLater(w, http.StatusTooManyRequests, "too many background runs: try again later")
 	case errors.Is(err, host.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
