@@ -61,10 +61,10 @@ type Config struct {
 	// Host runs the server's workflows and agents: the server answers HTTP by
 	// calling it, and its Shutdown (or Serve's end) shuts the host down too.
 	// Without one, New makes one from Workflows, Agents, Store, Registry,
-	// Recorder, Workers, QueueSize, KeepRuns, Replica, Lease, ShutdownGrace and
-	// Logger. With one, New refuses Workflows, Agents, Store and Recorder (they are
-	// the host's), and Registry, Workers, QueueSize, KeepRuns, Replica and Lease
-	// are the host's options, not read here.
+	// Recorder, Workers, QueueSize, MaxRuns, KeepRuns, Replica, Lease,
+	// ShutdownGrace and Logger. With one, New refuses Workflows, Agents, Store and
+	// Recorder (they are the host's), and Registry, Workers, QueueSize, MaxRuns,
+	// KeepRuns, Replica and Lease are the host's options, not read here.
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
@@ -127,6 +127,16 @@ type Config struct {
 	// background run beyond both is refused with 429.
 	Workers   int
 	QueueSize int
+	// MaxRuns bounds the foreground runs (streamed or answered as JSON) the host
+	// executes at once (0: no bound; see host.Options.MaxRuns), a host's option
+	// read only when the server makes its host. MaxStreams bounds the open SSE
+	// streams, of new runs and of resumptions (0: no bound). A request beyond
+	// either is answered 503 with a Retry-After header (RetryAfter) and a JSON
+	// detail, before any run starts. Background runs are bounded by Workers and
+	// QueueSize instead; cancels, reads and /health are never refused, so that a
+	// cancel gets through to a saturated server.
+	MaxRuns    int
+	MaxStreams int
 	// ShutdownGrace is how long Serve lets running runs go on once its context is
 	// done before it cancels them (DefaultShutdownGrace if 0).
 	ShutdownGrace time.Duration
@@ -154,18 +164,19 @@ type Config struct {
 // Server serves a host's workflows and agents over HTTP. It is safe for concurrent
 // use.
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	host       *host.Host
-	store      store.Store // the host's: where runs and sessions are read back from
-	workflows  []*component
-	agents     []*component
-	components map[string]*component // "workflow/<id>" or "agent/<id>"
-	streams    streams
-	handler    http.Handler
-	table      []route        // what the mux serves, /openapi.json and /docs describe
-	mux        *http.ServeMux // built from table
-	apiDoc     []byte         // GET /openapi.json's answer, built from table
+	cfg         Config
+	log         *slog.Logger
+	host        *host.Host
+	store       store.Store // the host's: where runs and sessions are read back from
+	workflows   []*component
+	agents      []*component
+	components  map[string]*component // "workflow/<id>" or "agent/<id>"
+	streams     streams
+	streamSlots slots // Config.MaxStreams
+	handler     http.Handler
+	table       []route        // what the mux serves, /openapi.json and /docs describe
+	mux         *http.ServeMux // built from table
+	apiDoc      []byte         // GET /openapi.json's answer, built from table
 }
 
 // component is a workflow or an agent, as routes see it.
@@ -188,7 +199,7 @@ func New(cfg Config) (*Server, error) {
 	if s.host == nil {
 		h, err := host.New(cfg.Store, host.Options{
 			Workflows: cfg.Workflows, Agents: cfg.Agents, Replica: s.cfg.Replica, Lease: cfg.Lease,
-			Workers: cfg.Workers, QueueSize: cfg.QueueSize, Registry: cfg.Registry, Recorder: cfg.Recorder,
+			Workers: cfg.Workers, QueueSize: cfg.QueueSize, MaxRuns: cfg.MaxRuns, Registry: cfg.Registry, Recorder: cfg.Recorder,
 			KeepRuns: cfg.KeepRuns, ShutdownGrace: s.cfg.ShutdownGrace, Logger: s.log,
 		})
 		if err != nil {
@@ -197,6 +208,7 @@ func New(cfg Config) (*Server, error) {
 		s.host = h
 	}
 	s.cfg.Replica, s.store = s.host.Replica(), s.host.Store()
+	s.streamSlots.max = int64(max(cfg.MaxStreams, 0))
 	s.addComponents()
 	var err error
 	if s.handler, err = s.guard(s.routes()); err == nil {

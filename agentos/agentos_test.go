@@ -110,8 +110,8 @@ func TestBackgroundCancelRunningAndQueued(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("second background: %d %v", code, queued)
 	}
-	if code, body := start(); code != http.StatusTooManyRequests || body["detail"] == nil {
-		t.Fatalf("full queue: %d %v", code, body)
+	if code, ra, detail := e.post("/workflows/story/runs", form("message", "go", "background", "true")); code != http.StatusTooManyRequests || ra != "2" || detail == "" {
+		t.Fatalf("full queue: %d Retry-After %q %q, want 429 with Retry-After 2", code, ra, detail)
 	}
 	if code, body := e.do("GET", "/runs/"+queued["run_id"].(string), "", ""); code != http.StatusOK || body["status"] != "PENDING" {
 		t.Fatalf("queued run: %d %v", code, body)

@@ -136,6 +136,10 @@ func responseObject(r response) obj {
 	if len(content) > 0 {
 		o["content"] = content
 	}
+	if r.retry {
+		o["headers"] = obj{"Retry-After": obj{"description": "Seconds to wait before trying again.",
+			"schema": obj{"type": "integer"}}}
+	}
 	return o
 }
 

@@ -74,7 +74,7 @@ func TestOpenAPI(t *testing.T) {
 			b, _ := json.Marshal(doc)
 			s := string(b)
 			for _, want := range []string{`"text/event-stream"`, `"multipart/form-data"`, `"application/x-www-form-urlencoded"`,
-				`"#/components/schemas/Error"`, `"detail"`} {
+				`"#/components/schemas/Error"`, `"detail"`, `"Retry-After"`} {
 				if !strings.Contains(s, want) {
 					t.Errorf("document lacks %s", want)
 				}

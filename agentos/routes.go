@@ -35,12 +35,14 @@ const (
 )
 
 // response is one answer a route gives: a status, what it means, and the schema of
-// its JSON body ("" for none); sse marks a text/event-stream answer.
+// its JSON body ("" for none); sse marks a text/event-stream answer, retry one
+// that carries a Retry-After header.
 type response struct {
 	code        int
 	description string
 	schema      string
 	sse         bool
+	retry       bool
 }
 
 // Schema names of the answers, defined in the OpenAPI document's components.
@@ -59,16 +61,28 @@ const (
 	schemaSessions = "SessionPage"
 )
 
-func ok(schema string) response { return response{http.StatusOK, "OK", schema, false} }
+func ok(schema string) response {
+	return response{code: http.StatusOK, description: "OK", schema: schema}
+}
+
+// retryLater is a refusal for now, with Retry-After: admission control's 503, a
+// full queue's 429.
+func retryLater(code int, description string) response {
+	r := fail(code, description)
+	r.retry = true
+	return r
+}
 
 func fail(code int, description string) response {
-	return response{code, description, schemaError, false}
+	return response{code: code, description: description, schema: schemaError}
 }
 
 var (
-	notFound       = fail(http.StatusNotFound, "Unknown workflow, agent, run or session")
-	invalidQuery   = fail(http.StatusUnprocessableEntity, "Invalid query parameter")
-	storeDown      = fail(http.StatusServiceUnavailable, "Store unavailable")
+	notFound     = fail(http.StatusNotFound, "Unknown workflow, agent, run or session")
+	invalidQuery = fail(http.StatusUnprocessableEntity, "Invalid query parameter")
+	storeDown    = fail(http.StatusServiceUnavailable, "Store unavailable")
+	// resumeDown is a resumption's 503: the store's, or admission control's.
+	resumeDown     = fail(http.StatusServiceUnavailable, "Store unavailable; or busy, at its max streams: retry after Retry-After seconds")
 	badResume      = fail(http.StatusBadRequest, "Malformed form or invalid event index")
 	tooLarge       = fail(http.StatusRequestEntityTooLarge, "Request body over the size limit")
 	wrongMediaType = fail(http.StatusUnsupportedMediaType, "Body neither a form nor JSON")
@@ -93,10 +107,10 @@ func (s *Server) routeTable() []route {
 			responses: []response{ok(schemaConfig)}},
 		{method: "GET", pattern: "/openapi.json", handler: s.getOpenAPI,
 			summary: "OpenAPI document", description: "This API as an OpenAPI 3.1 document, generated from the server's route table.",
-			responses: []response{{http.StatusOK, "OK", "", false}}},
+			responses: []response{{code: http.StatusOK, description: "OK"}}},
 		{method: "GET", pattern: "/docs", handler: s.getDocs,
 			summary: "API documentation", description: "A readable HTML page listing every route.",
-			responses: []response{{http.StatusOK, "An HTML page", "", false}}},
+			responses: []response{{code: http.StatusOK, description: "An HTML page"}}},
 		{method: "GET", pattern: "/runs/{run_id}", handler: s.getRun,
 			summary: "Get a run", description: "A run of any workflow or agent, by id: its output, status, partial content when cancelled.",
 			responses: []response{ok(schemaOutput), notFound, storeDown}},
@@ -112,7 +126,7 @@ func (s *Server) routeTable() []route {
 			responses: []response{ok(schemaSession), notFound, invalidQuery, storeDown}},
 		{method: "DELETE", pattern: "/sessions/{session_id}", handler: s.deleteSession,
 			summary: "Delete a session", description: "Deletes a session and its runs.", params: sessionParams[1:],
-			responses: []response{{http.StatusNoContent, "Deleted", "", false}, notFound,
+			responses: []response{{code: http.StatusNoContent, description: "Deleted"}, notFound,
 				fail(http.StatusConflict, "A server without a store cannot delete sessions"), storeDown}},
 		{method: "GET", pattern: "/sessions/{session_id}/runs", handler: s.listSessionRuns,
 			summary: "List a session's runs", params: runQueryParams[1:],
@@ -142,7 +156,7 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 	resume := "Streams the run's events after an event index, given as last_event_index (0-based) or as the " +
 		"Last-Event-ID header, then its live events until it ends; a finished run's are replayed from the store."
 	resumeParams := []param{{"Last-Event-ID", "header", "string", "Resume after this event index (EventSource)."}}
-	sseOK := response{http.StatusOK, "The run's events as server-sent events", "", true}
+	sseOK := response{code: http.StatusOK, description: "The run's events as server-sent events", sse: true}
 	return []route{
 		{method: "GET", pattern: base, handler: c.list(list),
 			summary: "List the " + what + "s", responses: []response{ok(schemaSummary)}},
@@ -154,11 +168,12 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 				"terminal event; with stream=false the run's output as JSON; with background=true a 202 and the run goes on. " +
 				"A streaming client that disconnects cancels a foreground run after a grace period.",
 			responses: []response{
-				{http.StatusOK, "The run's events (stream=true), or its output (stream=false)", schemaOutput, true},
-				{http.StatusAccepted, "A background run, queued", schemaAccepted, false},
+				{code: http.StatusOK, description: "The run's events (stream=true), or its output (stream=false)", schema: schemaOutput, sse: true},
+				{code: http.StatusAccepted, description: "A background run, queued", schema: schemaAccepted},
 				fail(http.StatusBadRequest, "Malformed form or JSON"), notFound, fail(http.StatusConflict, "Duplicate run id"),
 				tooLarge, wrongMediaType, fail(http.StatusUnprocessableEntity, "Missing message or invalid field"),
-				fail(http.StatusTooManyRequests, "Background queue full"), fail(http.StatusServiceUnavailable, "Server shutting down"),
+				retryLater(http.StatusTooManyRequests, "Background queue full"),
+				retryLater(http.StatusServiceUnavailable, "Server shutting down; or busy, at its max runs or max streams: retry after Retry-After seconds"),
 			}},
 		{method: "GET", pattern: one + "/runs", handler: c.with(s.listRuns),
 			summary: "List the " + what + "'s runs", params: runQueryParams,
@@ -173,11 +188,11 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 			responses: []response{ok(schemaCancel), notFound, invalidQuery, storeDown}},
 		{method: "POST", pattern: one + "/runs/{run_id}/resume", handler: c.with(s.resume), body: bodyResume,
 			summary: "Resume a " + what + " run's stream", description: resume, params: resumeParams,
-			responses: []response{sseOK, badResume, notFound, tooLarge, wrongMediaType, storeDown}},
+			responses: []response{sseOK, badResume, notFound, tooLarge, wrongMediaType, resumeDown}},
 		{method: "GET", pattern: one + "/runs/{run_id}/resume", handler: c.with(s.resume),
 			summary: "Resume a " + what + " run's stream (EventSource)", description: resume,
 			params:    append(resumeParams, param{"last_event_index", "query", "integer", "Resume after this event index."}),
-			responses: []response{sseOK, badResume, notFound, storeDown}},
+			responses: []response{sseOK, badResume, notFound, resumeDown}},
 	}
 }
 

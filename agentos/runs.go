@@ -293,13 +293,22 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 		s.createBackground(w, r, hr)
 		return
 	}
+	streamed := req.Stream == nil || *req.Stream
+	if streamed {
+		// The stream's place is taken before the run starts: a refused stream
+		// starts no run.
+		if !s.takeStream(w) {
+			return
+		}
+		defer s.streamSlots.give()
+	}
 	hrun, err := s.host.Start(hr)
 	if err != nil {
 		s.answerStartError(w, err)
 		return
 	}
 	s.attach(hrun)
-	if req.Stream == nil || *req.Stream {
+	if streamed {
 		s.stream(w, r, hrun, 0)
 		return
 	}
@@ -324,7 +333,7 @@ func (s *Server) createBackground(w http.ResponseWriter, r *http.Request, hr hos
 	out, err := s.host.Enqueue(r.Context(), hr)
 	switch {
 	case errors.Is(err, host.ErrQueueFull):
-		writeError(w, http.StatusTooManyRequests, "too many background runs: try again later")
+		writeRetryLater(w, http.StatusTooManyRequests, "too many background runs: try again later")
 	case errors.Is(err, host.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
@@ -340,6 +349,8 @@ func (s *Server) answerStartError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, host.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, host.ErrBusy):
+		writeBusy(w, err.Error())
 	case errors.Is(err, run.ErrInvalid), errors.Is(err, store.ErrTooLarge):
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 	case errors.Is(err, run.ErrDuplicateID):

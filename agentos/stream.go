@@ -173,6 +173,10 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request, c *component) {
 		s.answerError(w, err)
 		return
 	}
+	if !s.takeStream(w) {
+		return
+	}
+	defer s.streamSlots.give()
 	f, ok := s.find(w, r, c, r.PathValue("run_id"))
 	if !ok {
 		return

@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kern-dev/kern/run"
 )
@@ -69,10 +71,38 @@ type Error struct {
 	// Detail is the server's explanation: the "detail" of its JSON answer, else the
 	// start of its body.
 	Detail string
+	// RetryAfter is how long the server asks the client to wait before it tries
+	// again (its Retry-After header, in seconds or as a date), 0 when it does not
+	// say: a busy server's 503 (kern serve --max-runs, --max-streams) and a full
+	// background queue's 429 do.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("client: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, http.StatusText(e.StatusCode), e.Detail)
+	msg := fmt.Sprintf("client: %s %s: %d %s: %s", e.Method, e.Path, e.StatusCode, http.StatusText(e.StatusCode), e.Detail)
+	if e.RetryAfter > 0 {
+		msg += " (retry after " + e.RetryAfter.String() + ")"
+	}
+	return msg
+}
+
+// retryAfter reads a Retry-After header (RFC 9110 section 10.2.3): a number of
+// seconds or an HTTP date; 0 when it is absent, malformed or past.
+func retryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 || n > int64(math.MaxInt64/time.Second) {
+			return 0
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0)
+	}
+	return 0
 }
 
 // maxErrorBody bounds how much of an error answer is read.
@@ -94,7 +124,8 @@ func newError(resp *http.Response, method, path string) *Error {
 			ans.Detail = string(r[:200]) + "..."
 		}
 	}
-	return &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Detail: ans.Detail}
+	return &Error{Method: method, Path: path, StatusCode: resp.StatusCode, Detail: ans.Detail,
+		RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 }
 
 // send sends a request with a form body (none when form is nil) and returns the

@@ -240,27 +240,41 @@ func TestNoKeyNoAuthorization(t *testing.T) {
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name   string
-		code   int
-		body   string
-		detail string
+		name       string
+		code       int
+		body       string
+		detail     string
+		retryAfter string // the Retry-After header
+		wait       time.Duration
 	}{
-		{"JSON detail", http.StatusNotFound, `{"detail":"run \"x\" not found"}`, `run "x" not found`},
-		{"unprocessable", http.StatusUnprocessableEntity, `{"detail":"unknown status \"DONE\""}`, `unknown status "DONE"`},
-		{"plain text", http.StatusBadGateway, "upstream\n  down\n", "upstream down"},
-		{"empty", http.StatusServiceUnavailable, "", ""},
+		{"JSON detail", http.StatusNotFound, `{"detail":"run \"x\" not found"}`, `run "x" not found`, "", 0},
+		{"unprocessable", http.StatusUnprocessableEntity, `{"detail":"unknown status \"DONE\""}`, `unknown status "DONE"`, "", 0},
+		{"plain text", http.StatusBadGateway, "upstream\n  down\n", "upstream down", "", 0},
+		{"empty", http.StatusServiceUnavailable, "", "", "", 0},
+		{"busy", http.StatusServiceUnavailable, `{"detail":"server is busy"}`, "server is busy", "2", 2 * time.Second},
+		{"queue full", http.StatusTooManyRequests, `{"detail":"queue full"}`, "queue full", " 30 ", 30 * time.Second},
+		{"retry at a past date", http.StatusServiceUnavailable, `{"detail":"busy"}`, "busy", "Wed, 21 Oct 2015 07:28:00 GMT", 0},
+		{"malformed Retry-After", http.StatusServiceUnavailable, `{"detail":"busy"}`, "busy", "soon", 0},
+		{"negative Retry-After", http.StatusServiceUnavailable, `{"detail":"busy"}`, "busy", "-5", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
 				w.WriteHeader(tt.code)
 				io.WriteString(w, tt.body)
 			})
 			_, err := f.client(t).GetRun(t.Context(), "x")
 			ce, ok := errors.AsType[*client.Error](err)
-			if !ok || ce.StatusCode != tt.code || ce.Detail != tt.detail || ce.Method != "GET" || ce.Path != "/runs/x" {
-				t.Fatalf("error %#v (%v), want *client.Error %d %q", ce, err, tt.code, tt.detail)
+			if !ok || ce.StatusCode != tt.code || ce.Detail != tt.detail || ce.Method != "GET" || ce.Path != "/runs/x" ||
+				ce.RetryAfter != tt.wait {
+				t.Fatalf("error %#v (%v), want *client.Error %d %q, retry after %v", ce, err, tt.code, tt.detail, tt.wait)
+			}
+			if tt.wait > 0 && !strings.Contains(err.Error(), "retry after "+tt.wait.String()) {
+				t.Errorf("message %q lacks when to retry", err)
 			}
 			if !strings.Contains(err.Error(), tt.detail) || !strings.Contains(err.Error(), fmt.Sprint(tt.code)) {
 				t.Errorf("message %q lacks the status or the detail", err)
@@ -503,4 +517,20 @@ func TestCancelClosesTheStream(t *testing.T) {
 		t.Fatalf("%d events, error %v; want 1 and context.Canceled", len(evs), err)
 	}
 	waitClosed(t, gone, "a cancel")
+}
+
+// TestRetryAfterDate: a Retry-After given as a date in the future is the time
+// left until it.
+func TestRetryAfterDate(t *testing.T) {
+	t.Parallel()
+	at := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", at)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	_, err := f.client(t).GetRun(t.Context(), "x")
+	ce, ok := errors.AsType[*client.Error](err)
+	if !ok || ce.RetryAfter <= 58*time.Minute || ce.RetryAfter > time.Hour {
+		t.Fatalf("error %v, want RetryAfter about an hour", err)
+	}
 }

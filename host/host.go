@@ -46,6 +46,9 @@ var (
 	ErrClosed = errors.New("server is shutting down")
 	// ErrQueueFull: the queue of background runs is full (Options.QueueSize).
 	ErrQueueFull = errors.New("background queue is full")
+	// ErrBusy: the host executes as many runs as Options.MaxRuns allows and
+	// starts no other now; a later Start may succeed once one ends.
+	ErrBusy = errors.New("server is busy")
 	// ErrUnknownRun: no run with that id is known (Wait, without a store).
 	ErrUnknownRun = errors.New("host: no such run")
 	// ErrUnknownComponent: no workflow or agent with that id.
@@ -75,6 +78,13 @@ type Options struct {
 	// otherwise. A full queue refuses a run with ErrQueueFull.
 	Workers   int
 	QueueSize int
+	// MaxRuns bounds the runs Start executes at once in this host (0: no
+	// bound): a Start beyond it fails with ErrBusy before any work, no record
+	// written and no model called. Background runs are not counted: Workers
+	// bounds them, and QueueSize those waiting. Nor are the runs recovery takes
+	// over from a process that died: they were acknowledged already, and are
+	// never refused.
+	MaxRuns int
 	// Registry cancels the runs (a new one if nil, which remembers intents and
 	// ended runs for store.IntentTTL).
 	Registry *run.Registry
@@ -120,6 +130,7 @@ type Host struct {
 
 	mu       sync.Mutex // guards the fields below and every Run's guarded fields
 	live     map[string]*Run
+	started  int    // runs of Start executing or starting (counted, see Options.MaxRuns)
 	recent   []*Run // finished runs kept in memory (no store), oldest first
 	closing  bool
 	shutdown chan struct{} // closed once Shutdown has ended every run

@@ -333,7 +333,7 @@ func TestCancelBetweenRegisterAndStart(t *testing.T) {
 	a := startHost(t, openPostgres(t, url, schema), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
 	c := a.component(run.KindWorkflow, "quick")
 	lr := newRun(c, Request{RunID: run.NewID(), Input: "go", SessionID: "s"}, true)
-	if err := a.register(lr); err != nil {
+	if err := a.register(lr, false); err != nil {
 		t.Fatal(err)
 	}
 	// The listener's goroutine, between register and startNow (no lock orders them).

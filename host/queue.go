@@ -272,7 +272,7 @@ func (h *Host) runJob(_ context.Context, j *store.Job) error {
 	r := newRun(c, Request{RunID: j.ID, Input: j.Input, SessionID: j.SessionID, UserID: j.UserID}, true)
 	r.given = true // cancelled while queued, maybe
 	r.opts = append(r.opts, run.WithResume(&run.Resume{}))
-	err := h.register(r)
+	err := h.register(r, false) // bounded by Options.Workers, not MaxRuns
 	if err == nil {
 		err = h.startNow(r)
 	}

@@ -92,7 +92,8 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
 	// Cancelled while its process was dying: it resumes only to end CANCELLED (begin
 	// reads the intent; when it cannot, the run is left to its lease).
 	r.given = true
-	if err := h.register(r); err != nil {
+	// Not counted against Options.MaxRuns: the run was acknowledged already.
+	if err := h.register(r, false); err != nil {
 		return err
 	}
 	if err := h.startNow(r); err != nil {

@@ -38,6 +38,9 @@ type Run struct {
 	// given: the id was not made by this host (a caller's, a queued or left-behind
 	// run's), so a cancel intent may be stored for it already.
 	given bool
+	// counted: the run holds one of Options.MaxRuns's places until it ends
+	// (guarded by the host's mu).
+	counted bool
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
 	started chan struct{} // closed once x or err is set
@@ -178,7 +181,8 @@ func (h *Host) prepare(req Request, background bool) (*Run, error) {
 // Start starts a run now, in this process, and returns it: read its events from
 // Exec once Start returns. The run goes on until it ends, is cancelled, or the
 // host shuts down, whoever reads it. It fails with ErrClosed once the host is
-// shutting down, ErrUnknownComponent, or the run's own error (run.ErrInvalid,
+// shutting down, ErrBusy when Options.MaxRuns runs of Start execute already,
+// ErrUnknownComponent, or the run's own error (run.ErrInvalid,
 // run.ErrDuplicateID, the recorder's). A run given its id (req.RunID) that was
 // cancelled before it started, in any process, ends CANCELLED at once; when the
 // store cannot tell whether it was, the run does not start.
@@ -187,7 +191,7 @@ func (h *Host) Start(req Request) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.register(r); err != nil {
+	if err := h.register(r, true); err != nil {
 		return nil, err
 	}
 	if err := h.startNow(r); err != nil {
@@ -196,15 +200,35 @@ func (h *Host) Start(req Request) (*Run, error) {
 	return r, nil
 }
 
-// register adds r to the live runs, unless the host is shutting down.
-func (h *Host) register(r *Run) error {
+// register adds r to the live runs, unless the host is shutting down or, when
+// admit is set, executes Options.MaxRuns counted runs already; with admit r is
+// counted until it ends (see release).
+func (h *Host) register(r *Run, admit bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
 		return ErrClosed
 	}
+	if admit {
+		// The count is kept under the lock Start takes anyway: admission costs
+		// Start one comparison and one increment.
+		if limit := h.opts.MaxRuns; limit > 0 && h.started >= limit {
+			return fmt.Errorf("%w: %d runs executing (max runs %d)", ErrBusy, h.started, limit)
+		}
+		h.started++
+		r.counted = true
+	}
 	h.live[r.id] = r
 	return nil
+}
+
+// release gives back r's place among the counted runs, if it holds one. h.mu must
+// be held.
+func (h *Host) release(r *Run) {
+	if r.counted {
+		r.counted = false
+		h.started--
+	}
 }
 
 // startNow starts a registered run, unless a cancel took it first (see dequeue):
@@ -214,6 +238,7 @@ func (h *Host) startNow(r *Run) error {
 	h.mu.Lock()
 	if h.closing {
 		delete(h.live, r.id)
+		h.release(r)
 		h.mu.Unlock()
 		return ErrClosed
 	}
@@ -244,6 +269,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		h.log.Log(ctx, level, "host: run could not start", "run_id", r.id, "component", r.comp.id, "err", err)
 		h.mu.Lock()
 		delete(h.live, r.id)
+		h.release(r)
 		h.mu.Unlock()
 		return err
 	}
@@ -297,6 +323,7 @@ func (h *Host) watch(r *Run) {
 	h.logNotStored(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.release(r)
 	if h.live[r.id] == r {
 		delete(h.live, r.id)
 	}

@@ -30,6 +30,8 @@ type serveOptions struct {
 	replica       string
 	lease         time.Duration
 	workers       int
+	maxRuns       int
+	maxStreams    int
 	shutdownGrace time.Duration
 	openAIModel   string
 	scriptedPace  time.Duration
@@ -71,6 +73,12 @@ before they are acknowledged: a server killed with runs queued loses none, and t
 next one on the database starts them; --workers bounds those this process executes
 at once.
 
+Under load the server sheds new work rather than slowing every stream and cancel:
+--max-runs bounds the runs streamed or answered as JSON that this process
+executes at once, --max-streams the open event streams (new runs streamed and
+resumptions). A request beyond either is answered 503 with "Retry-After: 2" and a
+JSON detail, before any run starts; cancels, reads and /health are never refused.
+
 Several replicas may serve one PostgreSQL database behind a load balancer: a
 cancel, a status query or a stream resumption may go to any of them; background
 runs are queued in the database and started by any replica with a free worker;
@@ -85,6 +93,7 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
   kern serve --addr :7777 --db postgres://kern:secret@db.internal/kern
   KERN_SECURITY_KEY=s3cret kern serve --db sqlite:///var/lib/kern/kern.db
   kern serve --replica web-1 --shutdown-grace 30s
+  kern serve --max-runs 500 --max-streams 2000
   kern serve --cors-origins https://app.example.com,http://localhost:3000
   kern serve --replica web-2 --addr :7778 --db 'postgres://db.internal/kern?schema=kern' --lease 10s`,
 		Args: cobra.NoArgs,
@@ -98,6 +107,8 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 	f.StringVar(&o.replica, "replica", "", "name of this process in the runs it records (default host-pid)")
 	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long a run's claim lasts unless renewed: a replica that dies is noticed, and its runs taken over, about this long after")
 	f.IntVar(&o.workers, "workers", agentos.DefaultWorkers, "background runs this replica executes at once")
+	f.IntVar(&o.maxRuns, "max-runs", 0, "runs (streamed or answered as JSON; background ones not counted) this replica executes at once; beyond: 503 with Retry-After (0: no limit)")
+	f.IntVar(&o.maxStreams, "max-streams", 0, "open event streams (runs streamed and resumptions) this replica serves at once; beyond: 503 with Retry-After (0: no limit)")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", agentos.DefaultShutdownGrace, "on SIGINT/SIGTERM, how long running runs may go on before they are cancelled (0: at once)")
 	f.StringSliceVar(&o.corsOrigins, "cors-origins", nil, "origins (scheme://host[:port], comma-separated) whose web pages may call the server")
 	f.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names a server on a loopback address answers to besides localhost and loopback addresses (comma-separated)")
@@ -122,6 +133,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 			return err
 		}
 		declared = c
+	}
+	if o.maxRuns < 0 || o.maxStreams < 0 {
+		return fmt.Errorf("--max-runs and --max-streams take 0 (no limit) or more, not %d and %d", o.maxRuns, o.maxStreams)
 	}
 	if o.replica == "" {
 		o.replica = store.DefaultReplica()
@@ -173,13 +187,14 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 		Replica:   o.replica,
 		Lease:     o.lease,
 		Workers:   o.workers,
+		MaxRuns:   o.maxRuns,
 		Logger:    log,
 	})
 	if err != nil {
 		return err
 	}
 	srv, err := agentos.New(agentos.Config{Host: h, SecurityKey: o.securityKey, ShutdownGrace: grace, Logger: log,
-		CORSOrigins: o.corsOrigins, AllowedHosts: o.allowedHosts,
+		CORSOrigins: o.corsOrigins, AllowedHosts: o.allowedHosts, MaxStreams: o.maxStreams,
 		ReadHeaderTimeout: o.headerTimeout, BodyTimeout: o.bodyTimeout})
 	if err != nil {
 		return errors.Join(err, h.Shutdown(ctx))
@@ -189,7 +204,8 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 		return fmt.Errorf("listen on %s: %w", o.addr, err)
 	}
 	log.Info("kern serving", "addr", ln.Addr().String(), "db", redact(o.db), "model", label,
-		"workflows", strings.Join(ids, ","), "replica", o.replica, "auth", o.securityKey != "")
+		"workflows", strings.Join(ids, ","), "replica", o.replica, "auth", o.securityKey != "",
+		"max_runs", o.maxRuns, "max_streams", o.maxStreams)
 	unwatch := context.AfterFunc(ctx, func() {
 		log.Info("shutting down: stopping runs, then closing the database (signal again to force)",
 			"grace", o.shutdownGrace)
