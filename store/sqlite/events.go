@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -66,26 +68,10 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 	var lost []string
 	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
-		var buf []byte
-		for _, evs := range pages {
-			evs, theirs, err := s.unstored(ctx, tx, replica, evs)
-			if err != nil {
-				return err
-			}
-			if theirs {
-				lost = append(lost, evs[0].RunID)
-				continue
-			}
-			if len(evs) == 0 {
-				continue
-			}
-			buf = encodePage(buf[:0], evs)
-			first, last := evs[0].Index, evs[len(evs)-1].Index
-			if _, err := tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, evs[0].RunID, first, last, buf); err != nil {
-				return err
-			}
+		if len(pages) == 1 {
+			return s.appendPage(ctx, tx, replica, pages[0], &lost)
 		}
-		return nil
+		return s.appendPages(ctx, tx, replica, pages, &lost)
 	}, func(b []byte) []byte { return appendEventsNotices(b, pages, lost) })
 	if err != nil {
 		return nil, s.fail("append events", err)
@@ -134,6 +120,122 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// appendPage stores the page of one run's events, as appendEvents does.
+func (s *Store) appendPage(ctx context.Context, tx *sql.Tx, replica any, evs []store.Event, lost *[]string) error {
+	evs, theirs, err := s.unstored(ctx, tx, replica, evs)
+	if err != nil || len(evs) == 0 {
+		return err
+	}
+	if theirs {
+		*lost = append(*lost, evs[0].RunID)
+		return nil
+	}
+	page := encodePage(nil, evs)
+	_, err = tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index, page)
+	return err
+}
+
+// pagesPerStatement bounds the runs one statement of appendPages reads or writes:
+// four parameters a page stay far below SQLite's limit of 32,766.
+const pagesPerStatement = 256
+
+// sqlLastStored reads, for each run id of the JSON array ?2, in order, whether its
+// record names another replica than ?1 (NULL if it has no record, or ?1 is NULL)
+// and its greatest stored index.
+const sqlLastStored = `SELECT (SELECT replica <> ?1 FROM runs WHERE run_id = k.value),
+	(SELECT max(last_idx) FROM event_pages WHERE run_id = k.value)
+	FROM json_each(?2) AS k ORDER BY k.key`
+
+// appendPages stores the pages of many runs, as appendEvents does, in a few
+// statements however many runs there are: one reads every run's owner and last
+// stored index, and multi-row INSERTs write the pages. A statement costs the
+// writer more than the rows it touches, and a flush of many streaming runs carries
+// a few events of each.
+func (s *Store) appendPages(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, lost *[]string) error {
+	for len(pages) > 0 {
+		n := min(len(pages), pagesPerStatement)
+		if err := s.appendChunk(ctx, tx, replica, pages[:n], lost); err != nil {
+			return err
+		}
+		pages = pages[n:]
+	}
+	return nil
+}
+
+func (s *Store) appendChunk(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, lost *[]string) error {
+	ids := make([]string, len(pages))
+	for i, evs := range pages {
+		ids[i] = evs[0].RunID
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, sqlLastStored, replica, string(list))
+	if err != nil {
+		return err
+	}
+	type last struct {
+		other sql.NullBool
+		idx   sql.NullInt64
+	}
+	lasts := make([]last, 0, len(pages))
+	for rows.Next() {
+		var l last
+		if err := rows.Scan(&l.other, &l.idx); err != nil {
+			rows.Close()
+			return err
+		}
+		lasts = append(lasts, l)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	if len(lasts) != len(pages) {
+		return fmt.Errorf("read the last stored index of %d runs: got %d", len(pages), len(lasts))
+	}
+	var buf []byte
+	var ends []int // where each page to insert ends in buf
+	var keep [][]store.Event
+	for i, evs := range pages {
+		l := lasts[i]
+		switch {
+		case l.other.Bool:
+			*lost = append(*lost, evs[0].RunID)
+			continue
+		case l.idx.Valid && int64(evs[0].Index) <= l.idx.Int64:
+			// Some may be stored already (a write retried, a run resumed): the
+			// one-run path sorts them out.
+			if evs, _, err = s.unstored(ctx, tx, nil, evs); err != nil {
+				return err
+			}
+			if len(evs) == 0 {
+				continue
+			}
+		}
+		buf = encodePage(buf, evs)
+		ends = append(ends, len(buf))
+		keep = append(keep, evs)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO event_pages (run_id, first_idx, last_idx, data) VALUES `)
+	args := make([]any, 0, 4*len(keep))
+	start := 0
+	for i, evs := range keep {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index, buf[start:ends[i]:ends[i]])
+		start = ends[i]
+	}
+	_, err = tx.ExecContext(ctx, q.String(), args...)
+	return err
 }
 
 // unstored returns the events of one run that are not stored yet, or reports that
