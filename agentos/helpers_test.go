@@ -88,9 +88,19 @@ func (e *env) url(path string) string { return e.ts.URL + path }
 // do sends a request and returns the status and the decoded JSON body.
 func (e *env) do(method, path, contentType, body string, header ...string) (int, map[string]any) {
 	e.t.Helper()
-	req, err := http.NewRequest(method, e.url(path), strings.NewReader(body))
+	code, v, err := e.try(method, path, contentType, body, header...)
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	return code, v
+}
+
+// try is do with its failure returned, for a goroutine other than the test's,
+// which must not call t.Fatal.
+func (e *env) try(method, path, contentType, body string, header ...string) (int, map[string]any, error) {
+	req, err := http.NewRequest(method, e.url(path), strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -100,7 +110,7 @@ func (e *env) do(method, path, contentType, body string, header ...string) (int,
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -109,12 +119,12 @@ func (e *env) do(method, path, contentType, body string, header ...string) (int,
 		if err := json.Unmarshal(b, &v); err != nil {
 			var list []any
 			if json.Unmarshal(b, &list) == nil {
-				return resp.StatusCode, map[string]any{"list": list}
+				return resp.StatusCode, map[string]any{"list": list}, nil
 			}
-			e.t.Fatalf("%s %s: %d, body not JSON: %q", method, path, resp.StatusCode, b)
+			return 0, nil, fmt.Errorf("%s %s: %d, body not JSON: %q", method, path, resp.StatusCode, b)
 		}
 	}
-	return resp.StatusCode, v
+	return resp.StatusCode, v, nil
 }
 
 func form(kv ...string) string {

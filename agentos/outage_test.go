@@ -331,11 +331,12 @@ func TestAnswerThroughStoreOutage(t *testing.T) {
 	type answer struct {
 		code int
 		body map[string]any
+		err  error
 	}
 	answered := make(chan answer, 1)
 	go func() {
-		code, body := e.do("POST", "/workflows/outage/runs", formType, form("message", "go", "stream", "false"))
-		answered <- answer{code, body}
+		code, body, err := e.try("POST", "/workflows/outage/runs", formType, form("message", "go", "stream", "false"))
+		answered <- answer{code, body, err}
 	}()
 	var lr *host.Run
 	eventually.Succeeds(t, 10*time.Second, func() error { // nothing to wait on: the run has no id yet
@@ -356,6 +357,9 @@ func TestAnswerThroughStoreOutage(t *testing.T) {
 	local := lr.Exec().Output().Status
 	fs.end(t)
 	a := <-answered
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
 	t.Logf("ended %s here; answered %d %v", local, a.code, a.body["status"])
 	body := waitStatus(t, e, lr.ID())
 	if a.code != http.StatusOK || a.body["status"] != body["status"] || body["status"] != string(run.StatusCompleted) {

@@ -107,7 +107,7 @@ func TestIntentUnreadLeavesRun(t *testing.T) {
 		want  error
 	}{
 		{"queued", func(h *Host, rec *store.Run) error { return h.runJob(ctx, rec) }, store.ErrNotHere},
-		{"left behind", func(h *Host, rec *store.Run) error { return h.takeover(ctx, rec) }, errUnreachable},
+		{"left behind", func(h *Host, rec *store.Run) error { return h.takeover(ctx, rec, &store.Tail{}) }, errUnreachable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := intentReads{Store: sqliteStore(t, filepath.Join(t.TempDir(), "kern.db")), fail: true, reads: new(atomic.Int32)}

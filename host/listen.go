@@ -104,6 +104,13 @@ func (h *Host) pollInterval() time.Duration {
 // waitEnded waits until the stored run id is terminal, or ctx is done, and returns
 // its last stored status (st until one is read).
 func (h *Host) waitEnded(ctx context.Context, id string, st run.Status) run.Status {
+	st, _ = h.waitStored(ctx, id, st)
+	return st
+}
+
+// waitStored is waitEnded, which also returns the run's terminal record as it
+// read it (nil unless the status returned is terminal and was read).
+func (h *Host) waitStored(ctx context.Context, id string, st run.Status) (run.Status, *store.Run) {
 	news, stop := h.followers.add(id)
 	defer stop()
 	poll := time.NewTicker(h.pollInterval())
@@ -119,13 +126,16 @@ func (h *Host) waitEnded(ctx context.Context, id string, st run.Status) run.Stat
 			h.log.Warn("host: wait for a run's end", "run_id", id, "err", err)
 		}
 		if st.Terminal() {
-			return st
+			if err != nil {
+				rec = nil
+			}
+			return st, rec
 		}
 		select {
 		case <-news:
 		case <-poll.C:
 		case <-ctx.Done():
-			return st
+			return st, nil
 		}
 	}
 }

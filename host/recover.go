@@ -66,17 +66,12 @@ func (h *Host) logRecovered(runs []*store.Run, err error) {
 // resumable, once started, or one whose checkpoint does not fit the workflow),
 // which recovery then ends ERROR "interrupted", and another error when it cannot
 // resume it now (shutting down, the store failing): the run is left to its lease.
-func (h *Host) takeover(ctx context.Context, rec *store.Run) error {
+func (h *Host) takeover(ctx context.Context, rec *store.Run, tail *store.Tail) error {
 	c := h.component(rec.Kind, rec.ComponentID)
 	if c == nil {
 		return store.ErrNotResumable
 	}
 	steps := rec.Output.StepResults
-	tail, err := store.Streamed(ctx, h.store, rec.ID, steps)
-	if err != nil {
-		h.log.Error("host: take over run", "run_id", rec.ID, "err", err)
-		return err
-	}
 	next := 0
 	if tail.Last != nil {
 		next = tail.Last.Index + 1

@@ -135,12 +135,12 @@ func (h *Host) Result(ctx context.Context, r *Run) (*run.Output, error) {
 	if err != nil || r.x == nil || h.store == nil || !r.x.Log.Lost() {
 		return out, err
 	}
-	if st := h.waitEnded(ctx, r.id, run.StatusRunning); !st.Terminal() {
+	st, rec := h.waitStored(ctx, r.id, run.StatusRunning)
+	if !st.Terminal() {
 		return out, ctx.Err()
 	}
-	rec, err := h.store.GetRun(ctx, r.id)
-	if err != nil {
-		return out, fmt.Errorf("host: the end of run %s: %w", r.id, err)
+	if rec == nil {
+		return out, fmt.Errorf("host: the end of run %s: not read", r.id)
 	}
 	stored := rec.Output
 	return &stored, nil

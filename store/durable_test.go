@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,12 +130,15 @@ func TestRecorderRunNeverStoredDoesNotStart(t *testing.T) {
 	if err := st.CreateRun(t.Context(), &store.Run{ID: id, Status: run.StatusCompleted}); err != nil {
 		t.Fatal(err)
 	}
-	started := false
-	_, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
-		started = true
+	var started atomic.Bool
+	x, err := goRun(context.Background(), rec, id, nil, func(x engine.Run) error {
+		started.Store(true)
 		return nil
 	})
-	if !errors.Is(err, store.ErrExists) || started {
-		t.Errorf("a run whose record was refused: started %v, err %v; want not started, ErrExists", started, err)
+	if err == nil {
+		x.Wait() // started after all: its body ran, or runs now
+	}
+	if !errors.Is(err, store.ErrExists) || started.Load() {
+		t.Errorf("a run whose record was refused: started %v, err %v; want not started, ErrExists", started.Load(), err)
 	}
 }

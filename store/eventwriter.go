@@ -87,21 +87,16 @@ func (w *eventWriter) schedule(failing bool) {
 // writes commits them together: it creates them, or updates them for runs that
 // continue a stored one.
 func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
-	n := 0
-	for _, rc := range live {
-		if !rc.created {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	todo, errs := make([]*recording, 0, n), make([]error, n)
+	var todo []*recording
 	for _, rc := range live {
 		if !rc.created {
 			todo = append(todo, rc)
 		}
 	}
+	if len(todo) == 0 {
+		return nil
+	}
+	errs := make([]error, len(todo))
 	var wg sync.WaitGroup
 	for i, rc := range todo {
 		wg.Go(func() { errs[i] = w.record(ctx, rc) })
@@ -175,8 +170,10 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 				b, _ := json.Marshal(map[string]any{"event": ev.Event, "run_id": ev.RunID, "error": err.Error()})
 				arena = append(arena[:mark], b...)
 			}
-			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, CreatedAt: time.Unix(ev.CreatedAt, 0)})
-			batch[len(batch)-1].Data = arena[mark:len(arena):len(arena)]
+			// Data is pointed into the arena's final copy below; until then it
+			// holds only the event's length.
+			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, CreatedAt: time.Unix(ev.CreatedAt, 0),
+				Data: arena[mark:len(arena):len(arena)]})
 		}
 	}
 	w.batch, w.evs, w.counts, w.arena = batch, evs, counts, len(arena)

@@ -643,7 +643,7 @@ func TestTakeover(t *testing.T) {
 					rec    *store.Recorder
 				)
 				ready, started := make(chan struct{}), make(chan *run.Exec, 4)
-				takeover := func(ctx context.Context, r *store.Run) error {
+				takeover := func(ctx context.Context, r *store.Run, _ *store.Tail) error {
 					<-ready
 					mu.Lock()
 					handed = append(handed, r.ID)
@@ -708,7 +708,7 @@ func TestTakeover(t *testing.T) {
 				rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me", Lease: 2 * time.Second, NoRecovery: true})
 				defer rec.Close()
 				stop := recoverEvery(&store.Recovery{Store: st, Replica: "me", Lease: 2 * time.Second, Executes: rec.Executes,
-					Takeover: func(ctx context.Context, r *store.Run) error { return store.ErrNotResumable }},
+					Takeover: func(ctx context.Context, r *store.Run, _ *store.Tail) error { return store.ErrNotResumable }},
 					2*time.Second/3, func(runs []*store.Run, err error) {
 						if err != nil {
 							t.Error(err)
@@ -764,7 +764,7 @@ func TestTakeoverRace(t *testing.T) {
 				rec = store.NewRecorder(st, store.RecorderOptions{Replica: replica, Lease: 10 * time.Second, NoRecovery: true})
 				stops = append(stops, recoverEvery(&store.Recovery{Store: st, Replica: replica, Lease: 10 * time.Second,
 					Executes: rec.Executes,
-					Takeover: func(ctx context.Context, r *store.Run) error {
+					Takeover: func(ctx context.Context, r *store.Run, _ *store.Tail) error {
 						<-ready
 						x, err := goRun(t.Context(), rec, r.ID, &run.Resume{}, func(x engine.Run) error {
 							emit(x, replica, run.EventWorkflowStarted)

@@ -341,16 +341,16 @@ func (r *Recorder) fail(rc *recording, err error) {
 		r.failBegin(rc, err)
 		return
 	}
-	if refused(err) || lasting(err) && r.table.isEnding(rc) {
+	var ue *UnavailableError
+	lasting := errors.As(err, &ue) && ue.Lasting
+	if refused(err) || lasting && r.table.isEnding(rc) {
 		r.giveUp(rc, err)
 		return
 	}
-	if lasting(err) {
+	if lasting {
 		// A full disk does not clear in the moments a retry waits: the run's
 		// checkpoints learn it now, and the run decides. Its events are tried
 		// again while its lease lasts.
-		var ue *UnavailableError
-		errors.As(err, &ue)
 		r.table.answer(rc, fmt.Errorf("store: %w", ue))
 	}
 	rc.err = err

@@ -38,8 +38,9 @@ type Recovery struct {
 	// ErrNotResumable for a run it cannot resume, which is then ended ERROR
 	// "interrupted"; any other error leaves the run to its lease, for another
 	// process (or a later round) to take. Its ctx bounds the call, not the run it
-	// starts: it must return promptly.
-	Takeover func(ctx context.Context, r *Run) error
+	// starts: it must return promptly. tail is what r's stored events say of its
+	// last moments, read once by the recovery for both it and the interruption.
+	Takeover func(ctx context.Context, r *Run, tail *Tail) error
 }
 
 // Once claims the runs left behind, claimBatch at a time until none is left, and
@@ -61,12 +62,16 @@ func (rv *Recovery) Once(ctx context.Context) ([]*Run, error) {
 			return ended, fmt.Errorf("store: claim runs left behind: %w", err)
 		}
 		var refused []*Run
+		var tails []*Tail
 		for _, rn := range runs {
 			if rv.Executes != nil && rv.Executes(rn.ID) {
 				continue // this process executes it: the claim only renewed its lease
 			}
-			if rv.Takeover != nil && !rv.streamEnded(ctx, rn) {
-				err := rv.handOver(ctx, rn)
+			tail := rv.tail(ctx, rn)
+			// A stream that ends with its terminal event (or cannot be read) is
+			// ended, never resumed.
+			if rv.Takeover != nil && tail != nil && (tail.Last == nil || !tail.Last.Ends(rn.ID)) {
+				err := rv.handOver(ctx, rn, tail)
 				if !errors.Is(err, ErrNotResumable) {
 					continue // resumed, or left to its lease
 				}
@@ -74,9 +79,9 @@ func (rv *Recovery) Once(ctx context.Context) ([]*Run, error) {
 			if ctx.Err() != nil {
 				continue // closing: its lease lapses and another process takes it
 			}
-			refused = append(refused, rn)
+			refused, tails = append(refused, rn), append(tails, tail)
 		}
-		out, err := rv.interrupt(refused)
+		out, err := rv.interrupt(refused, tails)
 		ended = append(ended, out...)
 		if err != nil || len(runs) < claimBatch {
 			return ended, err
@@ -92,44 +97,53 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// streamEnded reports whether a claimed run's stored stream ends with its terminal
-// event (or cannot be read): it is then ended, never resumed.
-func (rv *Recovery) streamEnded(ctx context.Context, rn *Run) bool {
+// tail reads a claimed run's stored events once, for its takeover and its
+// interruption alike; nil if they cannot be read.
+func (rv *Recovery) tail(ctx context.Context, rn *Run) *Tail {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	last, err := LastEvent(ctx, rv.Store, rn.ID)
-	return err != nil || (last != nil && last.Ends(rn.ID))
+	tail, err := Streamed(ctx, rv.Store, rn.ID, rn.Output.StepResults)
+	if err != nil {
+		return nil
+	}
+	return tail
 }
 
 // handOver hands a claimed run to Takeover, and returns what it returned.
-func (rv *Recovery) handOver(ctx context.Context, rn *Run) error {
+func (rv *Recovery) handOver(ctx context.Context, rn *Run, tail *Tail) error {
 	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
 	defer cancel()
-	return rv.Takeover(ctx, rn)
+	return rv.Takeover(ctx, rn, tail)
 }
 
-// interrupt ends the claimed runs ERROR "interrupted" (see interruptRuns).
-func (rv *Recovery) interrupt(runs []*Run) ([]*Run, error) {
+// interrupt ends the claimed runs ERROR "interrupted" (see interruptRuns); tails
+// are their stored events' tails, nil where they are to be read again.
+func (rv *Recovery) interrupt(runs []*Run, tails []*Tail) ([]*Run, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	return interruptRuns(ctx, rv.Store, runs)
+	return interruptRuns(ctx, rv.Store, runs, tails)
 }
 
 // interruptRuns ends runs left behind, which this process claimed, ERROR
 // "interrupted", keeping their output: first it stores the terminal event their
 // stream lacks, after their last stored event, then their record's terminal status,
-// so that a reader who sees the status finds the event. It returns the runs it
+// so that a reader who sees the status finds the event. tails, if not nil, are
+// the runs' tails already read (nil ones are read here). It returns the runs it
 // ended; a run it could not end is left to its lease.
-func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
+func interruptRuns(ctx context.Context, s Store, runs []*Run, tails []*Tail) ([]*Run, error) {
 	now := time.Now()
 	evs := make([]*Event, len(runs))
 	errs := make([]error, len(runs))
 	var wg sync.WaitGroup
 	for i, rn := range runs {
-		wg.Go(func() { evs[i], errs[i] = interruptedEvent(ctx, s, rn, now) })
+		var tail *Tail
+		if tails != nil {
+			tail = tails[i]
+		}
+		wg.Go(func() { evs[i], errs[i] = interruptedEvent(ctx, s, rn, tail, now) })
 	}
 	wg.Wait()
 	var batch []Event
@@ -171,11 +185,14 @@ func interruptRuns(ctx context.Context, s Store, runs []*Run) ([]*Run, error) {
 
 // interruptedEvent returns the terminal event of a run left behind, built as the
 // runtime builds a run's end in ERROR, to be stored after its last stored event; nil
-// if its stored stream ends with its terminal event already.
-func interruptedEvent(ctx context.Context, s Store, rn *Run, now time.Time) (*Event, error) {
-	tail, err := Streamed(ctx, s, rn.ID, rn.Output.StepResults)
-	if err != nil {
-		return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
+// if its stored stream ends with its terminal event already. tail is the tail of
+// its stored events, read here if nil.
+func interruptedEvent(ctx context.Context, s Store, rn *Run, tail *Tail, now time.Time) (*Event, error) {
+	if tail == nil {
+		var err error
+		if tail, err = Streamed(ctx, s, rn.ID, rn.Output.StepResults); err != nil {
+			return nil, fmt.Errorf("store: read the events of run %s left behind: %w", rn.ID, err)
+		}
 	}
 	if rn.Output.Content == "" {
 		// What the run produced last is kept, as a cancelled run keeps its

@@ -74,13 +74,6 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // Is reports whether target is ErrUnavailable.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
-// lasting reports whether err is an UnavailableError whose cause is the storage
-// itself: a full disk, an I/O error, a read-only file or server.
-func lasting(err error) bool {
-	var ue *UnavailableError
-	return errors.As(err, &ue) && ue.Lasting
-}
-
 // MaxValueSize bounds one stored value: a run's input, content or output, an
 // event, a session's state. Larger values are refused with ErrTooLarge.
 const MaxValueSize = 64 << 20
@@ -374,7 +367,7 @@ func Recover(ctx context.Context, s Store) ([]*Run, error) {
 		if err != nil {
 			return ended, fmt.Errorf("store: recover runs left behind: %w", err)
 		}
-		out, err := interruptRuns(ctx, s, runs)
+		out, err := interruptRuns(ctx, s, runs, nil)
 		ended = append(ended, out...)
 		if err != nil || len(runs) < claimBatch {
 			return ended, err

@@ -79,9 +79,9 @@ func (f *floorServer) stream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	var buf []byte
-	index := 0
+	index, workflowID := 0, r.PathValue("workflow_id")
 	write := func(name kernrun.EventType, content string) error {
-		buf = floorEvent(buf[:0], name, id, r.PathValue("workflow_id"), index, content)
+		buf = floorEvent(buf[:0], name, id, workflowID, index, content)
 		index++
 		if _, err := w.Write(buf); err != nil {
 			return err
@@ -212,12 +212,14 @@ func startChild(ctx context.Context, args ...string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	line, err := bufio.NewReader(out).ReadString('\n')
+	br := bufio.NewReader(out)
+	line, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "http://") {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, fmt.Errorf("%s %s did not print its URL: %q %v", self, strings.Join(args, " "), line, err)
 	}
+	go io.Copy(io.Discard, br) // the rest, so that the child never blocks on a full pipe
 	return &child{url: strings.TrimSpace(line), cmd: cmd}, nil
 }
 

@@ -164,9 +164,7 @@ type server struct {
 	cmd    *exec.Cmd
 	log    string // the file its stderr goes to
 	client *client.Client
-
-	mu     sync.Mutex // guards exited
-	exited bool
+	done   chan struct{} // closed once the process exited and was reaped
 }
 
 var listening = regexp.MustCompile(`msg="kern serving" addr=(\S+)`)
@@ -195,6 +193,8 @@ func startServer(t *testing.T, d *db, name string, extra ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.done = make(chan struct{})
+	go func() { cmd.Wait(); close(s.done) }() // reaped as soon as it exits, however
 	t.Cleanup(func() {
 		s.kill(t)
 		if t.Failed() {
@@ -208,8 +208,10 @@ func startServer(t *testing.T, d *db, name string, extra ...string) *server {
 			s.url = "http://" + string(m[1])
 			return nil
 		}
-		if s.cmd.ProcessState != nil {
+		select {
+		case <-s.done:
 			t.Fatalf("kern serve %s exited:\n%s", name, b)
+		default:
 		}
 		return fmt.Errorf("kern serve %s is not listening yet", name)
 	})
@@ -222,15 +224,14 @@ func startServer(t *testing.T, d *db, name string, extra ...string) *server {
 // kill kills the server with SIGKILL (waking it first if stopped) and reaps it.
 func (s *server) kill(t *testing.T) {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.exited {
+	select {
+	case <-s.done:
 		return
+	default:
 	}
-	s.exited = true
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	s.cmd.Process.Signal(syscall.SIGCONT)
-	s.cmd.Wait()
+	<-s.done
 }
 
 func (s *server) signal(t *testing.T, sig syscall.Signal) {
@@ -238,12 +239,6 @@ func (s *server) signal(t *testing.T, sig syscall.Signal) {
 	if err := s.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to %s: %v", sig, s.name, err)
 	}
-}
-
-// logHas reports whether the server's log matches re.
-func (s *server) logHas(re *regexp.Regexp) bool {
-	b, _ := os.ReadFile(s.log)
-	return re.Match(b)
 }
 
 // ledger is what the clients of a case were told: the runs acknowledged (a 202,

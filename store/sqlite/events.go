@@ -208,7 +208,7 @@ func (s *Store) appendChunk(ctx context.Context, tx *sql.Tx, replica any, pages 
 		case l.idx.Valid && int64(evs[0].Index) <= l.idx.Int64:
 			// Some may be stored already (a write retried, a run resumed): the
 			// one-run path sorts them out.
-			if evs, _, err = s.unstored(ctx, tx, nil, evs); err != nil {
+			if evs, err = notStored(ctx, tx, evs); err != nil {
 				return err
 			}
 			if len(evs) == 0 {
@@ -254,26 +254,33 @@ func (s *Store) unstored(ctx context.Context, tx *sql.Tx, replica any, evs []sto
 	if !maxIdx.Valid || int64(evs[0].Index) > maxIdx.Int64 {
 		return evs, false, nil
 	}
+	evs, err := notStored(ctx, tx, evs)
+	return evs, false, err
+}
+
+// notStored returns the events of one run whose indexes its stored pages do not
+// hold: the slow path of an append, for a write retried or a run resumed.
+func notStored(ctx context.Context, tx *sql.Tx, evs []store.Event) ([]store.Event, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT data FROM event_pages WHERE run_id = ? AND last_idx >= ? AND first_idx <= ?`,
 		evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	defer rows.Close()
 	stored := make(map[int]bool)
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 		if err := decodePage(data, func(e store.Event) { stored[e.Index] = true }); err != nil {
-			return nil, false, err
+			return nil, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return stored[e.Index] }), false, nil
+	return slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return stored[e.Index] }), nil
 }
 
 // encodePage appends the page of evs to dst.

@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -357,9 +355,7 @@ func (s *Store) Claim(ctx context.Context, replica string, now, until time.Time,
 	if err != nil {
 		return nil, s.fail("claim runs", err)
 	}
-	slices.SortFunc(claimed, func(a, b *store.Run) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
-	})
+	sortRuns(claimed)
 	return claimed, nil
 }
 

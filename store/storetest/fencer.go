@@ -123,6 +123,7 @@ func testAppendEventsAsOrderedWithClaim(t *testing.T, s store.Store, f store.Fen
 		})
 	}
 	close(start)
+	defer wg.Wait() // A's appends end before the test does, even when it fails here
 	claimed := 0
 	for claimed < runs { // B claims each run, and stores its next event after the last stored
 		got, err := s.Claim(ctx, "B", now, now.Add(time.Hour), 1)
