@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/agentos/console"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -114,7 +115,8 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 // secure requires the security key on every route the table marks as needing it
-// (all but /health), and on unknown routes, when a key is set.
+// (all but /health), and on unknown routes, when a key is set. The console's
+// assets are public: the console asks for the key and sends it with its calls.
 func (s *Server) secure(next http.Handler) http.Handler {
 	if s.cfg.SecurityKey == "" {
 		return next
@@ -127,7 +129,7 @@ func (s *Server) secure(next http.Handler) http.Handler {
 	}
 	want := sha256.Sum256([]byte(s.cfg.SecurityKey))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !public[r.URL.Path] {
+		if !public[r.URL.Path] && (r.Method != http.MethodGet && r.Method != http.MethodHead || !console.Serves(r.URL.Path)) {
 			token, ok := bearerToken(r.Header.Get("Authorization"))
 			// Compared as digests: the time taken tells nothing of the key's length.
 			got := sha256.Sum256([]byte(token))

@@ -3,6 +3,7 @@ package agentos
 import (
 	"net/http"
 
+	"github.com/kern-dev/kern/agentos/console"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -146,7 +147,7 @@ func (s *Server) routeTable() []route {
 	} {
 		rs = append(rs, s.collectionRoutes(collection{s: s, kind: k.kind, param: k.param}, k.base, k.list, k.info)...)
 	}
-	return rs
+	return append(rs, s.consoleRoutes()...)
 }
 
 // collectionRoutes are the routes of the workflows or of the agents.
@@ -208,5 +209,8 @@ func (s *Server) routes() http.Handler {
 	for _, rt := range s.table {
 		s.mux.HandleFunc(rt.method+" "+rt.pattern, rt.handler)
 	}
+	// The console: public assets, outside the API's table (see package console).
+	s.mux.Handle("GET /{$}", console.Handler())
+	s.mux.Handle("GET "+console.Prefix, console.Handler())
 	return s.secure(jsonFallback(s.mux))
 }

@@ -1,0 +1,396 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.uber.org/goleak"
+
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/agentos"
+	"github.com/kern-dev/kern/internal/pgtest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/workflow"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// chromium is Debian's browser, which the browser tests drive; KERN_CHROMIUM
+// names another. Without one the tests skip, loudly, except in CI, where they
+// fail.
+func chromium(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("KERN_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := exec.LookPath(path); err != nil {
+		if pgtest.InCI() {
+			t.Fatalf("chromium is required in CI: %v (apt-get install chromium)", err)
+		}
+		t.Skipf("!!! BROWSER TESTS SKIPPED: %v; apt-get install chromium, or set KERN_CHROMIUM", err)
+	}
+	return path
+}
+
+// browser opens a headless chromium tab for t, closed when t ends. On a failure
+// a screenshot of the page is saved under KERN_TEST_ARTIFACTS (or the system's
+// temporary folder).
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	// A bound on the whole test, so that a broken page fails rather than hangs;
+	// no assertion is timed.
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), 2*time.Minute)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+		cancelTimeout()
+	})
+	if err := chromedp.Do(bctx); err != nil { // starts the browser
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		dir := os.Getenv("KERN_TEST_ARTIFACTS")
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "kern-test-artifacts")
+		}
+		shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(90))
+		if err != nil {
+			t.Logf("no screenshot: %v", err)
+			return
+		}
+		name := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".jpg")
+		if err := os.MkdirAll(dir, 0o755); err == nil && os.WriteFile(name, shot, 0o644) == nil {
+			t.Logf("screenshot of the page: %s", name)
+		}
+	})
+	return bctx
+}
+
+// fedModel is a fake model whose text the test feeds, a chunk at a time: each
+// send on chunks returns once the model has yielded the chunk; closing chunks ends
+// the answer. It stops at once when its run is cancelled.
+type fedModel struct {
+	chunks chan string
+}
+
+func newFedModel() *fedModel { return &fedModel{chunks: make(chan string)} }
+
+func (m *fedModel) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.Chunk, error] {
+	return func(yield func(model.Chunk, error) bool) {
+		for {
+			select {
+			case <-ctx.Done():
+				yield(model.Chunk{}, ctx.Err())
+				return
+			case s, ok := <-m.chunks:
+				if !ok {
+					yield(model.Chunk{FinishReason: model.FinishStop, Usage: &model.Usage{InputTokens: 1, OutputTokens: 1, TotalTokens: 2}}, nil)
+					return
+				}
+				if !yield(model.Chunk{Text: s}, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// feed sends chunks to m, failing t if the run stops taking them.
+func (m *fedModel) feed(t *testing.T, ctx context.Context, chunks ...string) {
+	t.Helper()
+	for _, c := range chunks {
+		select {
+		case m.chunks <- c:
+		case <-ctx.Done():
+			t.Fatalf("the model was not asked for %q: %v", c, ctx.Err())
+		}
+	}
+}
+
+// server is a kern server under test, on SQLite, over HTTP.
+type server struct {
+	srv   *agentos.Server
+	ts    *httptest.Server
+	store store.Store
+}
+
+func newServer(t *testing.T, cfg agentos.Config) *server {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.NewRecorder(st, store.RecorderOptions{})
+	cfg.Store, cfg.Recorder = st, rec
+	srv, err := agentos.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{srv: srv, ts: httptest.NewServer(srv.Handler()), store: st}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		s.ts.Close()
+		rec.Close()
+		st.Close()
+	})
+	return s
+}
+
+// storyWorkflow is the reference workflow's shape: one agent step, "write",
+// whose model the test feeds.
+func storyWorkflow(m model.Model) *workflow.Workflow {
+	writer := &agent.Agent{Name: "Writing Agent", Model: m}
+	return &workflow.Workflow{Name: "Story", Description: "Writes a story",
+		Steps: []workflow.Step{workflow.AgentStep("write", writer, "Write the story")}}
+}
+
+// do runs actions, failing t on an error.
+func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor waits until a JavaScript expression is true in the page.
+func waitFor(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(0))); err != nil {
+		t.Fatalf("waiting for %s: %v", expr, err)
+	}
+}
+
+// laneText is the text shown for a step.
+func laneText(step string) string {
+	return fmt.Sprintf(`(document.querySelector('#run .lane[data-step=%q] .text') || {}).textContent`, step)
+}
+
+// startRun starts a run of the Story workflow from the Start page and waits for
+// its page; it returns the run's id.
+func startRun(t *testing.T, ctx context.Context, base, message string) string {
+	t.Helper()
+	do(t, ctx,
+		chromedp.Navigate(base+"/#/start"),
+		chromedp.WaitVisible(chromedp.CSS("#message")),
+		chromedp.SendKeys(chromedp.CSS("#message"), message),
+		chromedp.Click(chromedp.CSS("#start-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#run")),
+	)
+	return eval[string](t, ctx, `document.querySelector('#run').dataset.runId`)
+}
+
+func TestConsoleCancelRun(t *testing.T) {
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}})
+	ctx := browser(t)
+
+	// Home lists the workflow and its steps.
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/"))
+	waitFor(t, ctx, `document.querySelector('.cards .card h3')?.textContent === 'Story'`)
+	if got := eval[string](t, ctx, `document.querySelector('.diagram').textContent`); !strings.Contains(got, "write") {
+		t.Fatalf("diagram %q lacks the step", got)
+	}
+
+	id := startRun(t, ctx, s.ts.URL, "Write a story about a dragon who learns to code.")
+	m.feed(t, ctx, "Once ", "upon ", "a ", "time")
+	waitFor(t, ctx, laneText("write")+` === 'Once upon a time'`)
+	if got := eval[string](t, ctx, `document.querySelector('#run-status').textContent`); got != "RUNNING" {
+		t.Fatalf("status %q while the run streams", got)
+	}
+
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel-run")))
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'CANCELLED' && document.querySelector('#run-content')`)
+	waitFor(t, ctx, `document.querySelector('#cancel-outcome').textContent.includes('CANCELLED')`)
+	outcome := eval[string](t, ctx, `document.querySelector('#cancel-outcome').textContent`)
+	if !strings.Contains(outcome, "took") {
+		t.Errorf("outcome %q does not say how long the cancel took", outcome)
+	}
+	if got := eval[string](t, ctx, laneText("write")); got != "Once upon a time" {
+		t.Errorf("lane text after the cancel %q", got)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#run-content').textContent`); got != "Once upon a time" {
+		t.Errorf("stored content %q, want the partial text", got)
+	}
+	t.Logf("cancel shown after %s ms (browser clock)", eval[string](t, ctx, `document.querySelector('#run').dataset.cancelMs`))
+	rec, err := s.store.GetRun(context.Background(), id)
+	if err != nil || rec.Status != "CANCELLED" || rec.Output.Content != "Once upon a time" {
+		t.Fatalf("stored run %+v, %v", rec, err)
+	}
+
+	// A new page load shows the finished run from the store.
+	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/run/"+id))
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'CANCELLED' && document.querySelector('#run-content')`)
+	if got := eval[string](t, ctx, laneText("write")); got != "Once upon a time" {
+		t.Errorf("replayed lane text %q", got)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#run-content').textContent`); got != "Once upon a time" {
+		t.Errorf("replayed content %q", got)
+	}
+}
+
+func TestConsoleStreamSurvivesCutConnection(t *testing.T) {
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}, StreamGrace: time.Minute})
+	ctx := browser(t)
+
+	id := startRun(t, ctx, s.ts.URL, "Tell a story")
+	var want strings.Builder
+	for i := range 10 {
+		c := fmt.Sprintf("w%d ", i)
+		m.feed(t, ctx, c)
+		want.WriteString(c)
+	}
+	waitFor(t, ctx, laneText("write")+fmt.Sprintf(` === %q`, want.String()))
+
+	// Cut every connection to the server: the page's stream with it.
+	s.ts.CloseClientConnections()
+	waitFor(t, ctx, `Number(document.querySelector('#run').dataset.connects) >= 2`)
+
+	for i := 10; i < 20; i++ {
+		c := fmt.Sprintf("w%d ", i)
+		m.feed(t, ctx, c)
+		want.WriteString(c)
+	}
+	close(m.chunks)
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'COMPLETED' && document.querySelector('#run-content')`)
+	if got := eval[string](t, ctx, laneText("write")); got != want.String() {
+		t.Errorf("text after the reconnect:\n got %q\nwant %q", got, want.String())
+	}
+	stored, err := s.store.Events(context.Background(), id, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := eval[map[string]string](t, ctx, `Object.assign({}, document.querySelector('#run').dataset)`)
+	if ds["events"] != fmt.Sprint(len(stored)) || ds["lastIndex"] != fmt.Sprint(len(stored)-1) || ds["dupes"] != "0" || ds["gaps"] != "0" {
+		t.Errorf("page saw %v; the store holds %d events", ds, len(stored))
+	}
+}
+
+func TestConsoleSecurityKey(t *testing.T) {
+	const key = "s3cret-key"
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}, SecurityKey: key})
+	// The assets are public; the API is not.
+	for path, want := range map[string]int{"/": 200, "/console/app.js": 200, "/config": 401, "/console/nope.js": 404} {
+		resp, err := http.Get(s.ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+		if csp := resp.Header.Get("Content-Security-Policy"); want != 401 && !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: CSP %q", path, csp)
+		}
+	}
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#key-form")),
+		chromedp.SendKeys(chromedp.CSS("#security-key"), "wrong"),
+		chromedp.Click(chromedp.CSS("#key-form button[type=submit]")))
+	waitFor(t, ctx, `document.querySelector('#key-form [role=alert]').textContent.includes('refused')`)
+	eval[string](t, ctx, `document.querySelector('#security-key').value = ''`)
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#security-key"), key),
+		chromedp.Click(chromedp.CSS("#key-form button[type=submit]")))
+	waitFor(t, ctx, `document.querySelector('.cards .card h3')?.textContent === 'Story'`)
+	if got := eval[string](t, ctx, `sessionStorage.getItem('kern.securityKey')`); got != key {
+		t.Errorf("sessionStorage holds %q", got)
+	}
+	if u := eval[string](t, ctx, `location.href`); strings.Contains(u, key) {
+		t.Errorf("the key is in the URL %q", u)
+	}
+	// The key reaches the stream too (fetch, with the header).
+	startRun(t, ctx, s.ts.URL, "hello")
+	m.feed(t, ctx, "secured ")
+	close(m.chunks)
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'COMPLETED' && document.querySelector('#run-content')`)
+	if got := eval[string](t, ctx, laneText("write")); got != "secured " {
+		t.Errorf("text %q", got)
+	}
+}
+
+func TestConsoleRendersModelOutputAsText(t *testing.T) {
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}})
+	ctx := browser(t)
+	startRun(t, ctx, s.ts.URL, `<img src=x onerror="window.__xss=3">`)
+	evil := []string{`<script>window.__xss=1</script>`, ` <img src=x onerror="window.__xss=2">`, ` <b>bold</b>`}
+	m.feed(t, ctx, evil...)
+	close(m.chunks)
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'COMPLETED' && document.querySelector('#run-content')`)
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events summary")))
+	if got := eval[string](t, ctx, laneText("write")); got != strings.Join(evil, "") {
+		t.Errorf("text %q, want the markup as text", got)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#main script, #main img, #main b').length`); n != 0 {
+		t.Errorf("%d elements made of the model's output", n)
+	}
+	if v := eval[string](t, ctx, `String(window.__xss)`); v != "undefined" {
+		t.Errorf("the model's script ran: window.__xss = %s", v)
+	}
+}
+
+// TestNoHTMLParsing keeps the console's code free of the DOM calls that parse
+// markup: text from runs is only ever set as text.
+func TestNoHTMLParsing(t *testing.T) {
+	entries, err := os.ReadDir("assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".js") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("assets", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "createContextualFragment", "DOMParser"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s uses %s", e.Name(), bad)
+			}
+		}
+	}
+}
