@@ -1,9 +1,12 @@
 package agentos
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -52,5 +55,49 @@ func TestConsoleServedWithoutKey(t *testing.T) {
 	// Only GET and HEAD of the console are public.
 	if code, _ := e.do("POST", "/", formType, ""); code != http.StatusUnauthorized {
 		t.Errorf("POST /: %d, want 401", code)
+	}
+}
+
+func TestReplicasAndQueue(t *testing.T) {
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, Workers: 1, Replica: "alpha"})
+	var ids []string
+	for range 3 {
+		code, v := e.do("POST", "/workflows/story/runs", formType, form("message", "hi", "background", "true"))
+		if code != http.StatusAccepted {
+			t.Fatalf("background run: %d %v", code, v)
+		}
+		ids = append(ids, v["run_id"].(string))
+	}
+	// One run executes (its worker is the only one); two wait.
+	eventually.Succeeds(t, 10*time.Second, func() error {
+		_, q := e.do("GET", "/queue", "", "")
+		_, r := e.do("GET", "/replicas", "", "")
+		reps := r["replicas"].([]any)
+		first := reps[0].(map[string]any)
+		if q["depth"] != 2.0 || q["oldest_created_at"] == nil || first["replica"] != "alpha" || first["this"] != true || first["live_runs"] != 1.0 {
+			return fmt.Errorf("queue %v, replicas %v", q, r)
+		}
+		return nil
+	})
+	for _, id := range ids {
+		if code, v := e.do("POST", "/runs/"+id+"/cancel", "", ""); code != http.StatusOK || v["status"] != "CANCELLED" {
+			t.Fatalf("cancel %s: %d %v", id, code, v)
+		}
+	}
+	if code, q := e.do("GET", "/queue", "", ""); code != http.StatusOK || q["depth"] != 0.0 || q["oldest_created_at"] != nil {
+		t.Errorf("queue after the cancels: %d %v", code, q)
+	}
+}
+
+func TestListRunsByUser(t *testing.T) {
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}})
+	for _, u := range []string{"ann", "bob", "ann"} {
+		if code, out := e.do("POST", "/workflows/quick/runs", formType, form("message", "hi", "stream", "false", "user_id", u)); code != http.StatusOK {
+			t.Fatalf("run: %d %v", code, out)
+		}
+	}
+	_, v := e.do("GET", "/runs?user_id=ann", "", "")
+	if runs := v["list"].([]any); len(runs) != 2 || runs[0].(map[string]any)["user_id"] != "ann" {
+		t.Errorf("ann's runs: %v", runs)
 	}
 }

@@ -232,6 +232,19 @@ func schemas() obj {
 			"session_state": obj{"type": "object"},
 			"created_at":    obj{"type": "integer", "description": "Unix seconds."},
 			"updated_at":    obj{"type": "integer", "description": "Unix seconds: the session's last run or state."}}),
+		"Replicas": object([]string{"replicas", "complete"}, obj{
+			"replicas": obj{"type": "array", "items": object([]string{"replica", "this", "live_runs"}, obj{
+				"replica": str(""), "this": obj{"type": "boolean", "description": "The replica answering."},
+				"live_runs":      obj{"type": "integer"},
+				"lease_until":    obj{"type": "integer", "description": "Unix seconds: the end of its latest lease."},
+				"last_heartbeat": obj{"type": "integer", "description": "Unix seconds: about when it last renewed its leases."}})},
+			"complete":      obj{"type": "boolean", "description": "Every RUNNING run was read (under 1000)."},
+			"lease_seconds": obj{"type": "number"}}),
+		"Queue": object([]string{"depth", "capped", "shared"}, obj{
+			"depth": obj{"type": "integer"}, "capped": obj{"type": "boolean", "description": "More runs wait than were counted."},
+			"shared":            obj{"type": "boolean", "description": "The store's queue, shared by the replicas on its database."},
+			"oldest_created_at": obj{"type": "integer", "description": "Unix seconds: when the oldest waiting run was queued."},
+			"workers":           obj{"type": "integer"}, "size": obj{"type": "integer"}}),
 		"SessionPage": object([]string{"data", "meta"}, obj{"data": obj{"type": "array", "items": ref("Session")},
 			"meta": object([]string{"page", "limit", "total_pages", "total_count"}, obj{"page": obj{"type": "integer"},
 				"limit": obj{"type": "integer"}, "total_pages": obj{"type": "integer"}, "total_count": obj{"type": "integer"}})}),

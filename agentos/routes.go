@@ -60,6 +60,8 @@ const (
 	schemaAccepted = "RunAccepted"
 	schemaSession  = "Session"
 	schemaSessions = "SessionPage"
+	schemaReplicas = "Replicas"
+	schemaQueue    = "Queue"
 )
 
 func ok(schema string) response {
@@ -92,6 +94,7 @@ var (
 // runQueryParams are the filters and page of a run listing.
 var runQueryParams = []param{
 	{"session_id", "query", "string", "Only the runs of this session."},
+	{"user_id", "query", "string", "Only the runs of this user."},
 	{"status", "query", "string", "Only the runs with this status (PENDING, RUNNING, COMPLETED, PAUSED, CANCELLED, ERROR)."},
 	{"limit", "query", "integer", "At most this many runs (default 100)."},
 	{"offset", "query", "integer", "Skip this many runs, newest first."},

@@ -484,7 +484,7 @@ func (s *Server) getComponentRun(w http.ResponseWriter, r *http.Request, c *comp
 // runQuery reads the filters and page of a run listing.
 func runQuery(r *http.Request) (store.RunQuery, error) {
 	q := r.URL.Query()
-	rq := store.RunQuery{SessionID: q.Get("session_id"), Status: run.Status(strings.ToUpper(q.Get("status")))}
+	rq := store.RunQuery{SessionID: q.Get("session_id"), UserID: q.Get("user_id"), Status: run.Status(strings.ToUpper(q.Get("status")))}
 	switch rq.Status {
 	case "", run.StatusPending, run.StatusRunning, run.StatusCompleted, run.StatusPaused, run.StatusCancelled, run.StatusError:
 	default:
@@ -561,7 +561,7 @@ func (s *Server) memoryRuns(q store.RunQuery) []*run.Output {
 	var outs []*run.Output
 	for _, lr := range s.host.Runs() {
 		out := found{lr: lr}.output()
-		if (q.SessionID != "" && out.SessionID != q.SessionID) || (q.Status != "" && out.Status != q.Status) ||
+		if (q.SessionID != "" && out.SessionID != q.SessionID) || (q.UserID != "" && out.UserID != q.UserID) || (q.Status != "" && out.Status != q.Status) ||
 			(q.ComponentID != "" && (lr.Kind() != q.Kind || lr.Component() != q.ComponentID)) {
 			continue
 		}

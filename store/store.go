@@ -183,6 +183,7 @@ type SessionQuery struct {
 // RunQuery selects runs. Zero fields select everything; runs come newest first.
 type RunQuery struct {
 	SessionID   string
+	UserID      string
 	Kind        run.Kind
 	ComponentID string
 	Status      run.Status

@@ -2,10 +2,12 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	"github.com/kern-dev/kern/agentos"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/workflow"
@@ -259,6 +262,10 @@ func TestConsoleCancelRun(t *testing.T) {
 		t.Fatalf("stored run %+v, %v", rec, err)
 	}
 
+	// The runs table lists it, CANCELLED, also filtered by status.
+	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/runs?status=CANCELLED"))
+	waitFor(t, ctx, fmt.Sprintf(`document.querySelector('#runs-table tr[data-run-id=%q]')?.dataset.status === 'CANCELLED'`, id))
+
 	// A new page load shows the finished run from the store.
 	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/run/"+id))
 	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'CANCELLED' && document.querySelector('#run-content')`)
@@ -393,4 +400,65 @@ func TestNoHTMLParsing(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestConsoleRunsTableCancelsBackgroundRuns(t *testing.T) {
+	slow := &agent.Agent{Name: "Slow", Model: &scripted.Model{Turns: []scripted.Turn{{Text: "Once upon a time"}}, Delay: time.Hour}}
+	wf := &workflow.Workflow{Name: "Slow", Steps: []workflow.Step{workflow.AgentStep("write", slow, "")}}
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{wf}, Replica: "alpha"})
+	var ids []string
+	for _, user := range []string{"ann", "bob"} {
+		resp, err := http.PostForm(s.ts.URL+"/workflows/slow/runs", url.Values{"message": {"go"}, "background": {"true"}, "user_id": {user}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a struct {
+			RunID string `json:"run_id"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("background run: %d %v", resp.StatusCode, err)
+		}
+		ids = append(ids, a.RunID)
+	}
+	ctx := browser(t)
+
+	// The table updates by itself as the runs start.
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs"))
+	for _, id := range ids {
+		waitFor(t, ctx, fmt.Sprintf(`document.querySelector('#runs-table tr[data-run-id=%q]')?.dataset.status === 'RUNNING'`, id))
+	}
+	// Filtered by user on the server.
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#f-user"), "bob"), chromedp.Click(chromedp.CSS("#run-filters button[type=submit]")))
+	waitFor(t, ctx, fmt.Sprintf(`document.querySelectorAll('#runs-table tbody tr').length === 1 && document.querySelector('#runs-table tr[data-run-id=%q]')`, ids[1]))
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs?status=RUNNING"))
+	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 2`)
+
+	// The replicas page shows this replica with its two runs.
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/replicas"))
+	waitFor(t, ctx, `document.querySelector('#replicas-table tr[data-replica="alpha"] td:nth-child(2)')?.textContent === '2'`)
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs?status=RUNNING"))
+	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 2`)
+
+	do(t, ctx, chromedp.Click(chromedp.CSS("#select-all")), chromedp.Click(chromedp.CSS("#cancel-selected")))
+	waitFor(t, ctx, `document.querySelectorAll('#cancel-results li[data-run-id] .st-cancelled').length === 2`)
+	for _, id := range ids {
+		rec, err := s.store.GetRun(context.Background(), id)
+		if err != nil || rec.Status != "CANCELLED" {
+			t.Errorf("run %s stored %v, %v", id, rec.Status, err)
+		}
+	}
+	// Cancelled, they leave the RUNNING filter's table.
+	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 0`)
+
+	// A session's page lists its run.
+	rec, err := s.store.GetRun(context.Background(), ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/sessions"))
+	waitFor(t, ctx, fmt.Sprintf(`!!document.querySelector('#sessions-table a[href="#/sessions/%s"]')`, rec.SessionID))
+	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sessions-table a[href="#/sessions/%s"]`, rec.SessionID))))
+	waitFor(t, ctx, fmt.Sprintf(`!!document.querySelector('.runs a[href="#/run/%s"]') && !!document.querySelector('#session-state')`, ids[0]))
 }

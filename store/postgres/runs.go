@@ -299,6 +299,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.RunQuery) ([]*store.Run, e
 		sb.WriteString(col + " = $" + strconv.Itoa(len(args)))
 	}
 	where("session_id", q.SessionID)
+	where("user_id", q.UserID)
 	where("kind", string(q.Kind))
 	where("component_id", q.ComponentID)
 	where("status", string(q.Status))

@@ -148,6 +148,7 @@ func (s *Store) ListRuns(ctx context.Context, q store.RunQuery) ([]*store.Run, e
 	var args []any
 	for _, f := range []struct{ col, val string }{
 		{"session_id", q.SessionID},
+		{"user_id", q.UserID},
 		{"kind", string(q.Kind)},
 		{"component_id", q.ComponentID},
 		{"status", string(q.Status)},

@@ -391,6 +391,14 @@ func testListRunsFilters(t *testing.T, s store.Store) {
 			t.Errorf("%s: ListRuns(%+v) = %v, want %v", tt.name, tt.q, g, tt.want)
 		}
 	}
+	// A user's runs (the seed has none).
+	for i, u := range []string{"u1", "u2", "u1"} {
+		mustCreate(t, s, &store.Run{ID: fmt.Sprintf("user-%d", i), UserID: u, Kind: run.KindAgent, ComponentID: "other",
+			Status: run.StatusCompleted, CreatedAt: time.Now().Add(time.Duration(i) * time.Second)})
+	}
+	if got, err := s.ListRuns(ctxOf(t), store.RunQuery{UserID: "u1"}); err != nil || !slices.Equal(ids(got), []string{"user-2", "user-0"}) {
+		t.Errorf("ListRuns(user u1) = %v, %v; want [user-2 user-0]", ids(got), err)
+	}
 	got, err := s.ListRuns(ctxOf(t), store.RunQuery{ComponentID: "writer"})
 	if err != nil || len(got) != 1 {
 		t.Fatalf("ListRuns(writer) = %v, %v", got, err)
