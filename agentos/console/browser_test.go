@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -461,4 +463,62 @@ func TestConsoleRunsTableCancelsBackgroundRuns(t *testing.T) {
 	waitFor(t, ctx, fmt.Sprintf(`!!document.querySelector('#sessions-table a[href="#/sessions/%s"]')`, rec.SessionID))
 	do(t, ctx, chromedp.Click(chromedp.CSS(fmt.Sprintf(`#sessions-table a[href="#/sessions/%s"]`, rec.SessionID))))
 	waitFor(t, ctx, fmt.Sprintf(`!!document.querySelector('.runs a[href="#/run/%s"]') && !!document.querySelector('#session-state')`, ids[0]))
+}
+
+func TestConsoleParallelLanesAndTools(t *testing.T) {
+	a, b := newFedModel(), newFedModel()
+	type query struct {
+		Q string `json:"q"`
+	}
+	search := tool.Func("search", "Searches the news", func(ctx context.Context, q query) (string, error) {
+		return "<b>found</b> " + q.Q, nil
+	})
+	hn := &agent.Agent{Name: "HN", Tools: []tool.Tool{search}, Model: &scripted.Model{Turns: []scripted.Turn{
+		{ToolCalls: []model.ToolCall{{Name: "search", Arguments: []byte(`{"q":"dragons"}`)}}}, {Text: "news done"}}}}
+	wf := &workflow.Workflow{Name: "Research", Steps: []workflow.Step{
+		&workflow.Parallel{Name: "research", Steps: []workflow.Step{
+			workflow.AgentStep("left", &agent.Agent{Name: "Left", Model: a}, ""),
+			workflow.AgentStep("right", &agent.Agent{Name: "Right", Model: b}, ""),
+			workflow.AgentStep("news", hn, ""),
+		}},
+		workflow.AgentStep("write", &agent.Agent{Name: "Writer", Model: scripted.New("the end")}, ""),
+	}}
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{wf}})
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/start"), chromedp.WaitVisible(chromedp.CSS("#message")),
+		chromedp.SendKeys(chromedp.CSS("#message"), "dragons"),
+		chromedp.Click(chromedp.CSS("#start-form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("#run")))
+
+	// The branches' chunks arrive interleaved; each lane holds its own.
+	for i := range 3 {
+		a.feed(t, ctx, fmt.Sprintf("a%d ", i))
+		b.feed(t, ctx, fmt.Sprintf("b%d ", i))
+	}
+	waitFor(t, ctx, laneText("left")+` === 'a0 a1 a2 ' && `+laneText("right")+` === 'b0 b1 b2 '`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('#lanes .group[data-parent="research"] > .lane').length`); n != 3 {
+		t.Errorf("%d lanes in the Parallel's group, want 3", n)
+	}
+	// The tool call, with its arguments and its result, as text.
+	waitFor(t, ctx, `document.querySelector('#run .lane[data-step="news"] .tool .result')?.textContent === '<b>found</b> dragons'`)
+	if args := eval[string](t, ctx, `document.querySelector('#run .lane[data-step="news"] .tool .args').textContent`); !strings.Contains(args, `"dragons"`) {
+		t.Errorf("tool arguments shown %q", args)
+	}
+	close(a.chunks)
+	close(b.chunks)
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'COMPLETED' && document.querySelector('#run-content')`)
+	if got := eval[string](t, ctx, laneText("write")); got != "the end" {
+		t.Errorf("last step's text %q", got)
+	}
+	// The timeline: every step, each with a duration.
+	steps := eval[[]string](t, ctx, `[...document.querySelectorAll('#timeline li')].map(li => li.dataset.step + ':' + (li.querySelector('.dur').textContent !== ''))`)
+	slices.Sort(steps) // the branches start in any order
+	if strings.Join(steps, " ") != "left:true news:true research:true right:true write:true" {
+		t.Errorf("timeline %v", steps)
+	}
+	// The events, filtered by type.
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events summary")))
+	eval[string](t, ctx, `(() => { const s = document.querySelector('#event-type'); s.value = 'ToolCallCompleted'; s.dispatchEvent(new Event('change')); return '' })()`)
+	if n := eval[int](t, ctx, `document.querySelectorAll('#events tbody tr').length`); n != 1 {
+		t.Errorf("%d ToolCallCompleted rows, want 1", n)
+	}
 }

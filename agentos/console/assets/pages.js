@@ -120,6 +120,8 @@ export async function runsPage(m, params) {
         h('td', { class: 'opt detail' }, preview(r)));
     }));
     syncSelection();
+    // When the page first showed runs, by the browser's clock from navigation.
+    if (!body.dataset.renderedMs) body.dataset.renderedMs = performance.now().toFixed(0);
   }
 
   fill(m, h('h1', null, 'Runs'), filters,

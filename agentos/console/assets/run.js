@@ -188,7 +188,7 @@ class RunPage {
       tools: h('ul', { class: 'tools', 'aria-label': 'Tool calls of ' + title }),
       text: h('div', { class: 'text', role: 'log', 'aria-label': 'Text of ' + title }),
     };
-    lane.el = h('section', { class: 'lane', dataset: { step: key } },
+    lane.el = h('section', { class: 'lane', dataset: { step: key, index: String(ev.step_index ?? '') } },
       h('h3', null, lane.title, ' ', lane.who), lane.tools, lane.text);
     let parent = this.el.lanes;
     if (ev.parent_step_id) {
@@ -201,7 +201,10 @@ class RunPage {
       }
       parent = group;
     }
-    parent.append(lane.el);
+    // Branches in their workflow order, whichever spoke first.
+    const later = ev.parent_step_id && ev.step_index != null &&
+      [...parent.children].find((c) => c.dataset.index !== '' && Number(c.dataset.index) > ev.step_index);
+    parent.insertBefore(lane.el, later || null);
     this.lanes.set(key, lane);
     return lane;
   }
@@ -282,7 +285,12 @@ class RunPage {
     this.status = ev.event.endsWith('Cancelled') ? 'CANCELLED' : ev.event.endsWith('Error') ? 'ERROR' : 'COMPLETED';
     this.showStatus(this.status, ev.reason || ev.error || '');
     this.el.cancel.disabled = true;
-    for (const s of this.steps.values()) if (s.end == null) fill(s.status, badge(this.status === 'COMPLETED' ? 'COMPLETED' : this.status));
+    for (const s of this.steps.values()) {
+      if (s.end != null) continue;
+      s.end = t;
+      fill(s.status, badge(this.status));
+      fill(s.dur, duration(s.end - s.start));
+    }
     this.showResult();
   }
 
