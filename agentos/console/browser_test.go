@@ -268,6 +268,17 @@ func TestConsoleCancelRun(t *testing.T) {
 	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/runs?status=CANCELLED"))
 	waitFor(t, ctx, fmt.Sprintf(`document.querySelector('#runs-table tr[data-run-id=%q]')?.dataset.status === 'CANCELLED'`, id))
 
+	// At a phone's width nothing is wider than the screen.
+	do(t, ctx, chromedp.EmulateViewport(375, 800))
+	for _, page := range []string{"/#/run/" + id, "/#/runs", "/#/start", "/#/"} {
+		do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+page))
+		waitFor(t, ctx, `!document.querySelector('#main > p.muted')`) // loaded
+		if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
+			t.Errorf("%s is %d px wide on a 375 px screen", page, w)
+		}
+	}
+	do(t, ctx, chromedp.EmulateViewport(1280, 800))
+
 	// A new page load shows the finished run from the store.
 	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/run/"+id))
 	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'CANCELLED' && document.querySelector('#run-content')`)
