@@ -45,7 +45,7 @@ offline, no LLM called.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help")
 	})
-	root.AddCommand(newServeCmd(), newRunCmd(), newCancelCmd(), newRunsCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newRunCmd(), newCancelCmd(), newRunsCmd(), newVersionCmd(), newAttachCmd())
 	return root
 }
 

@@ -60,6 +60,7 @@ from a kern server with --server. --session and
 	f.StringVar(&o.session, "session", "", "only the runs of this session")
 	f.StringVar(&o.status, "status", "", "only the runs with this status: PENDING, RUNNING, COMPLETED, PAUSED, CANCELLED or ERROR")
 	f.IntVar(&o.limit, "limit", 20, "at most this many runs")
+	cmd.AddCommand(newRunsShowCmd())
 	return cmd
 }
 
