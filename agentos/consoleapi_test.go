@@ -52,6 +52,19 @@ func TestConsoleServedWithoutKey(t *testing.T) {
 			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
 		}
 	}
+	// The console's prefix opens nothing else: an unclean path is redirected,
+	// not served.
+	for _, path := range []string{"/console/../config", "/console/%2e%2e/runs", "/console//runs"} {
+		req, _ := http.NewRequest("GET", e.url(path), nil)
+		resp, err := e.client.Transport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("GET %s without the key: 200", path)
+		}
+	}
 	// Only GET and HEAD of the console are public.
 	if code, _ := e.do("POST", "/", formType, ""); code != http.StatusUnauthorized {
 		t.Errorf("POST /: %d, want 401", code)

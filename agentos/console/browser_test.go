@@ -437,6 +437,14 @@ func TestConsoleRunsTableCancelsBackgroundRuns(t *testing.T) {
 	}
 	ctx := browser(t)
 
+	// A background run started from the console, followed on its page.
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/start"), chromedp.WaitVisible(chromedp.CSS("#message")),
+		chromedp.SendKeys(chromedp.CSS("#message"), "in the background"),
+		chromedp.Click(chromedp.CSS("#mode-background")),
+		chromedp.Click(chromedp.CSS("#start-form button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("#run")))
+	waitFor(t, ctx, laneText("write")+` === 'Once ' && document.querySelector('#run-status').textContent === 'RUNNING'`)
+	ids = append(ids, eval[string](t, ctx, `document.querySelector('#run').dataset.runId`))
+
 	// The table updates by itself as the runs start.
 	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs"))
 	for _, id := range ids {
@@ -446,16 +454,16 @@ func TestConsoleRunsTableCancelsBackgroundRuns(t *testing.T) {
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#f-user"), "bob"), chromedp.Click(chromedp.CSS("#run-filters button[type=submit]")))
 	waitFor(t, ctx, fmt.Sprintf(`document.querySelectorAll('#runs-table tbody tr').length === 1 && document.querySelector('#runs-table tr[data-run-id=%q]')`, ids[1]))
 	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs?status=RUNNING"))
-	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 2`)
+	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 3`)
 
-	// The replicas page shows this replica with its two runs.
+	// The replicas page shows this replica with its three runs.
 	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/replicas"))
-	waitFor(t, ctx, `document.querySelector('#replicas-table tr[data-replica="alpha"] td:nth-child(2)')?.textContent === '2'`)
+	waitFor(t, ctx, `document.querySelector('#replicas-table tr[data-replica="alpha"] td:nth-child(2)')?.textContent === '3'`)
 	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs?status=RUNNING"))
-	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 2`)
+	waitFor(t, ctx, `document.querySelectorAll('#runs-table tbody tr').length === 3`)
 
 	do(t, ctx, chromedp.Click(chromedp.CSS("#select-all")), chromedp.Click(chromedp.CSS("#cancel-selected")))
-	waitFor(t, ctx, `document.querySelectorAll('#cancel-results li[data-run-id] .st-cancelled').length === 2`)
+	waitFor(t, ctx, `document.querySelectorAll('#cancel-results li[data-run-id] .st-cancelled').length === 3`)
 	for _, id := range ids {
 		rec, err := s.store.GetRun(context.Background(), id)
 		if err != nil || rec.Status != "CANCELLED" {
