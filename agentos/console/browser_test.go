@@ -268,11 +268,23 @@ func TestConsoleCancelRun(t *testing.T) {
 	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+"/#/runs?status=CANCELLED"))
 	waitFor(t, ctx, fmt.Sprintf(`document.querySelector('#runs-table tr[data-run-id=%q]')?.dataset.status === 'CANCELLED'`, id))
 
+	// Every control of every page has an accessible name.
+	for _, page := range []string{"/#/run/" + id, "/#/runs", "/#/start", "/#/", "/#/sessions", "/#/replicas"} {
+		do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+page))
+		waitFor(t, ctx, `document.querySelector('#main').dataset.loaded !== undefined`)
+		unnamed := eval[[]string](t, ctx, `[...document.querySelectorAll('input, select, textarea, button')].filter(c =>
+			!(c.labels && c.labels.length) && !c.getAttribute('aria-label') && !(c.tagName === 'BUTTON' && c.textContent.trim())
+		).map(c => c.outerHTML.slice(0, 80))`)
+		if len(unnamed) > 0 {
+			t.Errorf("%s: controls without a name: %v", page, unnamed)
+		}
+	}
+
 	// At a phone's width nothing is wider than the screen.
 	do(t, ctx, chromedp.EmulateViewport(375, 800))
 	for _, page := range []string{"/#/run/" + id, "/#/runs", "/#/start", "/#/"} {
 		do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(s.ts.URL+page))
-		waitFor(t, ctx, `!document.querySelector('#main > p.muted')`) // loaded
+		waitFor(t, ctx, `document.querySelector('#main').dataset.loaded !== undefined`) // loaded
 		if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
 			t.Errorf("%s is %d px wide on a 375 px screen", page, w)
 		}
@@ -386,6 +398,9 @@ func TestConsoleRendersModelOutputAsText(t *testing.T) {
 	}
 	if n := eval[int](t, ctx, `document.querySelectorAll('#main script, #main img, #main b').length`); n != 0 {
 		t.Errorf("%d elements made of the model's output", n)
+	}
+	if got := eval[string](t, ctx, `document.querySelector('#run-input').textContent`); got != `<img src=x onerror="window.__xss=3">` {
+		t.Errorf("input shown %q", got)
 	}
 	if v := eval[string](t, ctx, `String(window.__xss)`); v != "undefined" {
 		t.Errorf("the model's script ran: window.__xss = %s", v)

@@ -30,10 +30,12 @@ async function route() {
     const m = path.match(re);
     if (!m) continue;
     fill(main, h('p', { class: 'muted' }, 'Loading…'));
+    delete main.dataset.loaded;
     try {
       const args = m.slice(1).map(decodeURIComponent);
       const cleanup = await page(main, ...args, params);
       if (typeof cleanup === 'function') leave = cleanup;
+      main.dataset.loaded = path; // the page shows its data
     } catch (err) {
       if (err instanceof AuthError) keyPrompt();
       else fill(main, errorBox(err));

@@ -359,7 +359,9 @@ class RunPage {
         h('dt', null, 'Tokens'), h('dd', null, (m.input_tokens || 0) + ' in · ' + (m.output_tokens || 0) + ' out · ' + (m.total_tokens || 0) + ' total'),
         m.time_to_first_token ? [h('dt', null, 'Time to first token'), h('dd', null, duration(m.time_to_first_token * 1000))] : null,
         m.duration ? [h('dt', null, 'Duration'), h('dd', null, duration(m.duration * 1000))] : null,
-        h('dt', null, 'Started'), h('dd', null, when(out.created_at))),
+        h('dt', null, 'Started'), h('dd', null, when(out.created_at)),
+        out.user_id ? [h('dt', null, 'User'), h('dd', null, out.user_id)] : null,
+        h('dt', null, 'Input'), h('dd', { id: 'run-input', class: 'text' }, out.input || '')),
       h('h3', null, 'Content'),
       h('div', { id: 'run-content', class: 'text' }, content || ''),
       out.step_results && out.step_results.length ? [h('h3', null, 'Step results'), stepResults(out.step_results)] : null);
