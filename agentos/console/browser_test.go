@@ -556,3 +556,62 @@ func TestConsoleParallelLanesAndTools(t *testing.T) {
 		t.Errorf("%d ToolCallCompleted rows, want 1", n)
 	}
 }
+
+// TestBrowserEventSourceResumes follows a run with the browser's own EventSource
+// on the resume route: after the server's connection is cut, EventSource
+// reconnects by itself with Last-Event-ID, and every event arrives once, in
+// order. (The console reads streams with fetch, which can send the security
+// key; any page without one can use EventSource.)
+func TestBrowserEventSourceResumes(t *testing.T) {
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}})
+	resp, err := http.PostForm(s.ts.URL+"/workflows/story/runs", url.Values{"message": {"go"}, "background": {"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		RunID string `json:"run_id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&a)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/"))
+	types := []string{"WorkflowStarted", "StepStarted", "RunStarted", "ModelRequestStarted", "RunContent", "ModelRequestCompleted",
+		"RunContentCompleted", "RunCompleted", "StepCompleted", "WorkflowCompleted"}
+	typesJSON, _ := json.Marshal(types)
+	eval[string](t, ctx, fmt.Sprintf(`(() => {
+		window.__ids = []; window.__opens = 0; window.__text = '';
+		const es = new EventSource('/workflows/story/runs/' + %q + '/resume');
+		es.onopen = () => window.__opens++;
+		for (const type of %s) es.addEventListener(type, (e) => {
+			window.__ids.push(Number(e.lastEventId));
+			const ev = JSON.parse(e.data);
+			if (ev.event === 'RunContent') window.__text += ev.content;
+			if (ev.event === 'WorkflowCompleted') { es.close(); window.__done = true; }
+		});
+		return '';
+	})()`, a.RunID, typesJSON))
+	m.feed(t, ctx, "one ", "two ")
+	waitFor(t, ctx, `window.__text === 'one two '`)
+	s.ts.CloseClientConnections()
+	waitFor(t, ctx, `window.__opens >= 2`)
+	m.feed(t, ctx, "three")
+	close(m.chunks)
+	waitFor(t, ctx, `window.__done === true`)
+	ids := eval[[]int](t, ctx, `window.__ids`)
+	for i, id := range ids {
+		if id != i {
+			t.Fatalf("event ids %v: want 0..%d once each", ids, len(ids)-1)
+		}
+	}
+	if text := eval[string](t, ctx, `window.__text`); text != "one two three" {
+		t.Errorf("text %q", text)
+	}
+	stored, err := s.store.Events(context.Background(), a.RunID, 0, 1000)
+	if err != nil || len(stored) != len(ids) {
+		t.Errorf("EventSource saw %d events, the store holds %d (%v)", len(ids), len(stored), err)
+	}
+}
