@@ -192,7 +192,7 @@ func do(t *testing.T, ctx context.Context, actions ...chromedp.Action[chromedp.V
 // eval evaluates a JavaScript expression in the page.
 func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := inPage(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
 		t.Fatalf("%s: %v", expr, err)
 	}
@@ -202,8 +202,20 @@ func eval[T any](t *testing.T, ctx context.Context, expr string) T {
 // waitFor waits until a JavaScript expression is true in the page.
 func waitFor(t *testing.T, ctx context.Context, expr string) {
 	t.Helper()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(0))); err != nil {
+	if _, err := inPage(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(0))); err != nil {
 		t.Fatalf("waiting for %s: %v", expr, err)
+	}
+}
+
+// inPage runs an action in the page, again when the page's JavaScript context
+// was replaced under it (a page just loaded: the DevTools protocol then answers
+// "Cannot find context with specified id" for the context it had).
+func inPage[T any](ctx context.Context, a chromedp.Action[T]) (T, error) {
+	for {
+		v, err := chromedp.Run(ctx, a)
+		if err == nil || !strings.Contains(err.Error(), "Cannot find context with specified id") || ctx.Err() != nil {
+			return v, err
+		}
 	}
 }
 

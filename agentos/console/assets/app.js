@@ -3,7 +3,7 @@
 import { h, fill, link, when, badge, errorBox } from './dom.js';
 import { get, request, base, setKey, key, AuthError, SSEReader } from './api.js';
 import { runPage, handOff } from './run.js';
-import { runsPage, sessionsPage, sessionPage, replicasPage } from './pages.js';
+import { runsPage, sessionsPage, sessionPage, replicasPage, every } from './pages.js';
 
 const main = document.getElementById('main');
 let leave = null; // the current page's cleanup
@@ -83,8 +83,14 @@ async function serverConfig() {
 async function homePage(m) {
   const cfg = await serverConfig();
   const details = await Promise.all(cfg.workflows.map((w) => get(base('workflow', w.id)).catch(() => w)));
-  const [live, failed, cancelled] = await Promise.all([
-    get('/runs?status=RUNNING&limit=20'), get('/runs?status=ERROR&limit=10'), get('/runs?status=CANCELLED&limit=10')]);
+  const lists = ['RUNNING', 'ERROR', 'CANCELLED'].map(() => h('div'));
+  const empty = ['No run is running.', 'No failed run.', 'No cancelled run.'];
+  const load = async () => {
+    const runs = await Promise.all([
+      get('/runs?status=RUNNING&limit=20'), get('/runs?status=ERROR&limit=10'), get('/runs?status=CANCELLED&limit=10')]);
+    runs.forEach((rs, i) => fill(lists[i], runList(rs, empty[i])));
+  };
+  await load();
   fill(m,
     h('h1', null, 'Home'),
     h('section', null, h('h2', null, 'Workflows'),
@@ -96,9 +102,10 @@ async function homePage(m) {
       cfg.agents.length ? h('ul', { class: 'cards' }, cfg.agents.map((a) => h('li', { class: 'card' },
         h('h3', null, a.name || a.id), a.description ? h('p', null, a.description) : null,
         startLink('agent', a.id)))) : h('p', { class: 'muted' }, 'None.')),
-    h('section', null, h('h2', null, 'Live runs'), runList(live, 'No run is running.')),
-    h('section', null, h('h2', null, 'Recent failures'), runList(failed, 'No failed run.')),
-    h('section', null, h('h2', null, 'Recent cancellations'), runList(cancelled, 'No cancelled run.')));
+    h('section', { id: 'live-runs' }, h('h2', null, 'Live runs'), lists[0]),
+    h('section', { id: 'failed-runs' }, h('h2', null, 'Recent failures'), lists[1]),
+    h('section', { id: 'cancelled-runs' }, h('h2', null, 'Recent cancellations'), lists[2]));
+  return every(() => load().catch(() => {})); // refreshed while shown
 }
 
 function startLink(kind, id) {

@@ -9,7 +9,7 @@ const REFRESH_MS = 2000;
 
 // every calls fn now and every REFRESH_MS while the tab is visible, one call at
 // a time; it returns the stop function.
-function every(fn) {
+export function every(fn) {
   let busy = false;
   const tick = async () => {
     if (busy || document.hidden) return;

@@ -118,6 +118,11 @@ class RunPage {
 
   describe(out) {
     const e = this.el;
+    // Until the stream says more: a queued run is PENDING, an ended one shows its end.
+    if (!this.endedAt && out.status && out.status !== this.status) {
+      this.status = out.status;
+      this.showStatus(out.status, '');
+    }
     fill(e.component, out.workflow_name || out.agent_name || out.workflow_id || out.agent_id || '');
     fill(e.session, out.session_id || '');
     fill(e.replica, out.replica || '');
@@ -221,6 +226,10 @@ class RunPage {
   }
 
   apply(ev, t, text) {
+    if (ev.run_id === this.runID && (ev.event === 'WorkflowStarted' || ev.event === 'RunStarted') && this.status !== 'RUNNING' && !this.endedAt) {
+      this.status = 'RUNNING'; // a queued run started
+      this.showStatus('RUNNING', '');
+    }
     switch (ev.event) {
       case 'StepStarted':
       case 'ParallelExecutionStarted':
