@@ -24,6 +24,7 @@ import (
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/tool"
@@ -625,5 +626,26 @@ func TestBrowserEventSourceResumes(t *testing.T) {
 	stored, err := s.store.Events(context.Background(), a.RunID, 0, 1000)
 	if err != nil || len(stored) != len(ids) {
 		t.Errorf("EventSource saw %d events, the store holds %d (%v)", len(ids), len(stored), err)
+	}
+}
+
+// TestLeavingTheRunPageClosesItsStream: the run page's stream is closed when the
+// viewer leaves the page, so that the server counts one client less: a streamed
+// run with no client left is cancelled after the grace period (here at once).
+func TestLeavingTheRunPageClosesItsStream(t *testing.T) {
+	m := newFedModel()
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(m)}, StreamGrace: agentos.CancelAtOnce})
+	ctx := browser(t)
+	id := startRun(t, ctx, s.ts.URL, "Write a story")
+	m.feed(t, ctx, "Once ")
+	waitFor(t, ctx, laneText("write")+` === 'Once '`)
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/runs"))
+	st, err := s.srv.Host().Wait(ctx, id)
+	if err != nil || st != run.StatusCancelled {
+		t.Fatalf("run %s after its page was left: %s, %v", id, st, err)
+	}
+	rec, err := s.store.GetRun(context.Background(), id)
+	if err != nil || rec.Output.Reason != agentos.ReasonClientDisconnected {
+		t.Fatalf("stored run: %+v, %v", rec, err)
 	}
 }

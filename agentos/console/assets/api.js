@@ -131,6 +131,8 @@ export class Follower {
             { headers: hs, signal: this.ctl.signal });
           reader = new SSEReader(resp);
         }
+        this.reader = reader;
+        if (this.ctl.signal.aborted) { reader.cancel(); return; }
         this.connects++;
         this.onState('live', this);
         for (;;) {
@@ -160,5 +162,11 @@ export class Follower {
     if (this.done) this.onState('ended', this);
   }
 
-  stop() { this.ctl.abort(); if (this.first) this.first.cancel(); }
+  // stop stops following: the open stream is closed (the server then counts one
+  // client less for the run).
+  stop() {
+    this.ctl.abort();
+    if (this.first) this.first.cancel();
+    if (this.reader) this.reader.cancel();
+  }
 }

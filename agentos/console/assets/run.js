@@ -105,7 +105,12 @@ class RunPage {
       onEvent: (ev) => this.push(ev),
       onState: (state, f, err) => this.connState(state, f, err),
     });
-    if (ho) for (const ev of ho.events) this.follower.last = Math.max(this.follower.last, ev.event_index), this.push(ev);
+    if (ho) {
+      for (const ev of ho.events) {
+        this.follower.last = Math.max(this.follower.last, ev.event_index);
+        this.push(ev);
+      }
+    }
     this.tick = setInterval(() => this.showElapsed(), 250);
     this.follower.run();
   }
