@@ -649,3 +649,42 @@ func TestLeavingTheRunPageClosesItsStream(t *testing.T) {
 		t.Fatalf("stored run: %+v, %v", rec, err)
 	}
 }
+
+// TestTracePage draws a run's trace as a waterfall from GET /runs/{run_id}/trace
+// in the telemetry's shape (served here by the test: this server has no
+// telemetry), span names as text; a run without a trace says so.
+func TestTracePage(t *testing.T) {
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{storyWorkflow(newFedModel())}})
+	mux := http.NewServeMux()
+	mux.Handle("/", s.srv.Handler())
+	mux.HandleFunc("GET /runs/traced/trace", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","run_id":"traced","spans":[
+			{"span_id":"a","name":"workflow Story","kind":"internal","start_time":"2026-12-02T10:00:00Z","end_time":"2026-12-02T10:00:02Z","duration_ms":2000,"status":"OK",
+			 "children":[
+				{"span_id":"b","name":"step <img src=x onerror=\"window.__xss=1\">","kind":"internal","start_time":"2026-12-02T10:00:00.5Z","end_time":"2026-12-02T10:00:01.5Z","duration_ms":1000,"status":"OK",
+				 "children":[{"span_id":"c","name":"chat scripted","kind":"client","start_time":"2026-12-02T10:00:00.6Z","end_time":"2026-12-02T10:00:01.4Z","duration_ms":800,"status":"ERROR","status_message":"boom","attributes":{"gen_ai.usage.input_tokens":3}}]}]}]}`)
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(ts.Close)
+	ctx := browser(t)
+	do(t, ctx, chromedp.Navigate(ts.URL+"/#/trace/traced"))
+	waitFor(t, ctx, `document.querySelectorAll('#waterfall li').length === 3`)
+	names := eval[[]string](t, ctx, `[...document.querySelectorAll('#waterfall .span-name')].map(n => n.textContent)`)
+	if strings.Join(names, "|") != `workflow Story|step <img src=x onerror="window.__xss=1">|chat scripted` {
+		t.Errorf("span names %q", names)
+	}
+	// The step's bar starts a quarter in and spans half the trace.
+	bar := eval[[]string](t, ctx, `(b => [b.style.marginLeft, b.style.width])(document.querySelector('#waterfall li[data-span="b"] .bar'))`)
+	if bar[0] != "25%" || bar[1] != "50%" {
+		t.Errorf("step bar at %v, want 25%% wide 50%%", bar)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll('#waterfall .bar.error').length`); n != 1 {
+		t.Errorf("%d failed spans shown, want 1", n)
+	}
+	if v := eval[string](t, ctx, `String(window.__xss) + document.querySelectorAll('#main img').length`); v != "undefined0" {
+		t.Errorf("a span name ran as markup: %s", v)
+	}
+	do(t, ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(ts.URL+"/#/trace/untraced"))
+	waitFor(t, ctx, `!!document.querySelector('#trace-none')`)
+}

@@ -3,6 +3,7 @@
 import { h, fill, link, when, badge, errorBox } from './dom.js';
 import { get, request, base, setKey, key, AuthError, SSEReader } from './api.js';
 import { runPage, handOff } from './run.js';
+import { tracePage } from './trace.js';
 import { runsPage, sessionsPage, sessionPage, replicasPage, every } from './pages.js';
 
 const main = document.getElementById('main');
@@ -12,6 +13,7 @@ const routes = [
   [/^$/, homePage],
   [/^start$/, startPage],
   [/^run\/([^/]+)$/, (m, id) => runPage(m, id)],
+  [/^trace\/([^/]+)$/, (m, id) => tracePage(m, id)],
   [/^runs$/, runsPage],
   [/^sessions$/, sessionsPage],
   [/^sessions\/([^/]+)$/, (m, id) => sessionPage(m, id)],

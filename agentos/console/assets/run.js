@@ -2,7 +2,7 @@
 // its text per step and per Parallel branch, its tool calls, a step timeline,
 // the "Cancel run" button, and the run's output, metrics and events once it ends.
 
-import { h, fill, when, duration, badge, errorBox } from './dom.js';
+import { h, fill, link, when, duration, badge, errorBox } from './dom.js';
 import { get, post, base, Follower, ends } from './api.js';
 
 // handoff carries the open stream of a run the Start page just started.
@@ -73,7 +73,7 @@ class RunPage {
         h('dt', null, 'Elapsed'), h('dd', null, e.elapsed),
         h('dt', null, 'Replica'), h('dd', null, e.replica),
         h('dt', null, 'Stream'), h('dd', null, e.conn)),
-      h('div', { class: 'actions' }, e.cancel),
+      h('div', { class: 'actions' }, e.cancel, link('Trace', 'trace', this.runID)),
       e.outcome,
       h('h2', null, 'Steps'), e.timeline,
       h('h2', null, 'Output'), e.lanes,
