@@ -20,25 +20,35 @@ const routes = [
   [/^replicas$/, replicasPage],
 ];
 
+let generation = 0; // of the route shown: a page that loads after a newer one was asked for is dropped
+
 async function route() {
   if (leave) { leave(); leave = null; }
+  const gen = ++generation;
   const hash = location.hash.replace(/^#\/?/, '');
   const [path, query] = hash.split('?');
   const params = new URLSearchParams(query || '');
   for (const a of document.querySelectorAll('nav a')) {
-    a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + path.split('/')[0]);
+    if (a.getAttribute('href') === '#/' + path.split('/')[0]) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
   }
   for (const [re, page] of routes) {
     const m = path.match(re);
     if (!m) continue;
     fill(main, h('p', { class: 'muted' }, 'Loading…'));
     delete main.dataset.loaded;
+    // The page is built in its own element, shown once it is ready (the run
+    // page goes on filling its element as events come).
+    const view = h('div', { class: 'view' });
     try {
       const args = m.slice(1).map(decodeURIComponent);
-      const cleanup = await page(main, ...args, params);
+      const cleanup = await page(view, ...args, params);
+      if (gen !== generation) { if (typeof cleanup === 'function') cleanup(); return; }
       if (typeof cleanup === 'function') leave = cleanup;
+      fill(main, view);
       main.dataset.loaded = path; // the page shows its data
     } catch (err) {
+      if (gen !== generation) return;
       if (err instanceof AuthError) keyPrompt();
       else fill(main, errorBox(err));
     }

@@ -14,7 +14,7 @@ export function every(fn) {
   const tick = async () => {
     if (busy || document.hidden) return;
     busy = true;
-    try { await fn(); } finally { busy = false; }
+    try { await fn(); } catch { /* shown by the next load, or the page was left */ } finally { busy = false; }
   };
   const timer = setInterval(tick, REFRESH_MS);
   return () => clearInterval(timer);
