@@ -10,6 +10,8 @@
 package console
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -17,6 +19,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -33,11 +36,11 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 	"connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; " +
 	"frame-ancestors 'none'"
 
-// asset is one embedded file, ready to serve.
+// asset is one embedded file, ready to serve: as it is, and gzipped.
 type asset struct {
-	body  []byte
-	ctype string
-	etag  string
+	body, gz []byte
+	ctype    string
+	etag     string
 }
 
 var files = load()
@@ -57,7 +60,11 @@ func load() map[string]asset {
 		if strings.HasSuffix(p, ".js") {
 			ctype = "text/javascript; charset=utf-8"
 		}
-		m[strings.TrimPrefix(p, "assets/")] = asset{body: b, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		zw.Write(b)
+		zw.Close()
+		m[strings.TrimPrefix(p, "assets/")] = asset{body: b, gz: gz.Bytes(), ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
 	})
 	if err != nil {
@@ -94,23 +101,46 @@ func Handler() http.Handler {
 		}
 		h.Set("Content-Type", a.ctype)
 		h.Set("Cache-Control", "no-cache") // revalidated with the ETag: a new binary's assets are seen at once
-		h.Set("ETag", a.etag)
-		if match := r.Header.Get("If-None-Match"); match != "" && match == a.etag {
+		h.Set("Vary", "Accept-Encoding")
+		body, etag := a.body, a.etag
+		if acceptsGzip(r) {
+			body, etag = a.gz, strings.TrimSuffix(a.etag, `"`)+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+		h.Set("ETag", etag)
+		if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
+			h.Del("Content-Encoding")
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
 		if r.Method == http.MethodHead {
 			return
 		}
-		w.Write(a.body)
+		w.Write(body)
 	})
 }
 
-// Size returns the bytes of every asset, for the record of what the console
-// ships.
-func Size() (n int) {
-	for _, a := range files {
-		n += len(a.body)
+// acceptsGzip reports whether r's Accept-Encoding takes gzip (not with q=0).
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+				return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+			}
+		}
 	}
-	return n
+	return false
+}
+
+// Size returns the bytes of every asset, as they are and gzipped, for the record
+// of what the console ships.
+func Size() (raw, gzipped int) {
+	for _, a := range files {
+		raw += len(a.body)
+		gzipped += len(a.gz)
+	}
+	return raw, gzipped
 }

@@ -49,7 +49,9 @@ func newServeCmd() *cobra.Command {
 		Long: `Serve the workflows over HTTP: runs started by form or JSON, streamed as
 server-sent events, resumed after a dropped connection, cancelled on request
 (POST /workflows/{workflow_id}/runs/{run_id}/cancel or POST /runs/{run_id}/cancel),
-and read back from the database.
+and read back from the database. A browser at / gets the console: the workflows,
+a form to start a run, each run live with a "Cancel run" button, the runs, the
+sessions, the replicas and the queue.
 
 It serves the reference "Article Creation Workflow" (id article-creation-workflow):
 a research agent with Hacker News tools, then a writing agent. They run on OpenAI's
@@ -59,7 +61,7 @@ pre-written text) otherwise; the start-up log says which.
 Runs are kept in the database --db names: SQLite (sqlite://path, the default
 sqlite://kern.db) or PostgreSQL (postgres://user:pass@host/db). With a security key
 (--security-key or KERN_SECURITY_KEY), every route but /health requires
-"Authorization: Bearer <key>".
+"Authorization: Bearer <key>" (the console's page is public, and asks for the key).
 
 Web pages may call the server only from the origins --cors-origins names (a
 browser's POST or DELETE from another site is refused with 403; programs, which
