@@ -21,6 +21,7 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -106,6 +107,9 @@ type Options struct {
 	// there are for other processes (a short-lived `kern run`).
 	NoWork bool
 	Logger *slog.Logger
+	// Telemetry, if set, makes the spans and metrics of the runs the host
+	// executes (see package telemetry); nil makes none, at no cost to a run.
+	Telemetry *telemetry.Observer
 }
 
 // Host owns the live runs of a process. It is safe for concurrent use.
@@ -350,11 +354,13 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	select {
 	case <-ended:
 	case <-ctx.Done():
+		h.opts.Telemetry.CancelAllRequested(telemetry.SourceShutdown)
 		h.cancelAll(errors.New(ReasonShutdown))
 		<-ended
 	}
 	h.cancelAll(errors.New(ReasonShutdown))
 	h.queue.wait()
+	h.opts.Telemetry.Wait() // every run's spans ended
 	h.stopBG()
 	h.bg.Wait()
 	var err error

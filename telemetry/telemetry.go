@@ -209,6 +209,23 @@ func (o *Observer) CancelRequested(id, source string) {
 	t.mu.Unlock()
 }
 
+// CancelAllRequested notes, as CancelRequested does, a cancel of every run
+// followed now, from source: a process shutting down.
+func (o *Observer) CancelAllRequested(source string) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	all := make([]string, 0, len(o.tracked))
+	for id := range o.tracked {
+		all = append(all, id)
+	}
+	o.mu.Unlock()
+	for _, id := range all {
+		o.CancelRequested(id, source)
+	}
+}
+
 func (t *Tracked) cancelRequest() (time.Time, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
