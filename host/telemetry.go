@@ -15,6 +15,9 @@ import (
 // run's its own span, which a process that takes the run over links to.
 const MetadataTraceparent = "traceparent"
 
+// Telemetry returns the host's observer (nil: telemetry off).
+func (h *Host) Telemetry() *telemetry.Observer { return h.opts.Telemetry }
+
 // traced is what the host knows of a run's trace before it starts.
 type traced struct {
 	parent    trace.SpanContext // the caller's span (Request.Parent, or the queued run's)
