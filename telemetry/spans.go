@@ -102,14 +102,14 @@ type builder struct {
 	x     *run.Exec
 	o     *Observer
 	top   open
-	spans map[string]*open // open spans by key: "r"+run id, "s"+step id, "m"+run id (its model request), "t"+tool call id
-	last  int              // the index of the last event seen
-	ended bool             // the top-level terminal event was seen
+	spans map[string]open // open spans by key: "r"+run id, "s"+step id, "m"+run id (its model request), "t"+tool call id
+	last  int             // the index of the last event seen
+	ended bool            // the top-level terminal event was seen
 }
 
 func newBuilder(t *Tracked, x *run.Exec) *builder {
 	return &builder{t: t, x: x, o: t.o, top: open{ctx: t.ctx, span: t.span, firstEvent: -1},
-		spans: make(map[string]*open), last: -1}
+		spans: make(map[string]open), last: -1}
 }
 
 func (b *builder) event(ev *run.Event) bool {
@@ -131,7 +131,7 @@ func (b *builder) event(ev *run.Event) bool {
 	case run.EventStepError:
 		b.end("s"+o.StepID, ev, run.StatusError, ev.Error)
 	case run.EventStepRetried:
-		if s := b.spans["s"+o.StepID]; s != nil {
+		if s, ok := b.spans["s"+o.StepID]; ok {
 			s.span.AddEvent("kern.step.retried", trace.WithAttributes(attribute.String("error", ev.Error)))
 		}
 	case run.EventModelRequestStarted:
@@ -153,18 +153,24 @@ func (b *builder) event(ev *run.Event) bool {
 // parent returns the context a span of the run runID starts under: that run's
 // span when it is open, the top-level run's otherwise.
 func (b *builder) parent(key string) context.Context {
-	if s := b.spans[key]; s != nil {
+	if s, ok := b.spans[key]; ok {
 		return s.ctx
 	}
 	return b.top.ctx
 }
 
-func (b *builder) begin(key string, parent context.Context, name string, ev *run.Event, kind trace.SpanKind, attrs ...attribute.KeyValue) {
-	if old := b.spans[key]; old != nil { // a step that runs again (a loop's next iteration)
+// Span kinds as start options, made once: a span started costs no option.
+var (
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+func (b *builder) begin(key string, parent context.Context, name string, ev *run.Event, kind trace.SpanStartOption, attrs ...attribute.KeyValue) {
+	if old, ok := b.spans[key]; ok { // a step that runs again (a loop's next iteration)
 		old.span.End()
 	}
-	ctx, span := b.o.tracer.Start(parent, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs...))
-	b.spans[key] = &open{ctx: ctx, span: span, firstEvent: ev.EventIndex}
+	ctx, span := b.o.tracer.Start(parent, name, kind, trace.WithAttributes(append(attrs, keyFirstEvent.Int(ev.EventIndex))...))
+	b.spans[key] = open{ctx: ctx, span: span, firstEvent: ev.EventIndex}
 }
 
 func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
@@ -180,7 +186,7 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	}
 	parent := b.top.ctx
 	switch {
-	case o.StepID != "" && b.spans["s"+o.StepID] != nil:
+	case o.StepID != "" && b.spans["s"+o.StepID].span != nil:
 		parent = b.spans["s"+o.StepID].ctx
 	case o.ParentRunID != "":
 		parent = b.parent("r" + o.ParentRunID)
@@ -196,7 +202,7 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	if model != "" {
 		attrs = append(attrs, keyRequestModel.String(model), keyProvider.String(providerName(provider)))
 	}
-	b.begin("r"+ev.RunID, parent, "invoke_agent "+o.AgentName, ev, trace.SpanKindInternal, attrs...)
+	b.begin("r"+ev.RunID, parent, "invoke_agent "+o.AgentName, ev, kindInternal, attrs...)
 }
 
 func (b *builder) stepStarted(ev *run.Event, o *run.Origin) {
@@ -208,7 +214,7 @@ func (b *builder) stepStarted(ev *run.Event, o *run.Origin) {
 	if o.StepIndex != nil {
 		attrs = append(attrs, keyStepIndex.Int(*o.StepIndex))
 	}
-	b.begin("s"+o.StepID, parent, "step "+o.StepName, ev, trace.SpanKindInternal, attrs...)
+	b.begin("s"+o.StepID, parent, "step "+o.StepName, ev, kindInternal, attrs...)
 }
 
 func (b *builder) modelStarted(ev *run.Event) {
@@ -216,13 +222,13 @@ func (b *builder) modelStarted(ev *run.Event) {
 	if d := ev.Detail; d != nil {
 		model, provider = d.Model, d.ModelProvider
 	}
-	b.begin("m"+ev.RunID, b.parent("r"+ev.RunID), "chat "+model, ev, trace.SpanKindClient,
+	b.begin("m"+ev.RunID, b.parent("r"+ev.RunID), "chat "+model, ev, kindClient,
 		keyOperation.String("chat"), keyProvider.String(providerName(provider)), keyRequestModel.String(model))
 }
 
 func (b *builder) modelCompleted(ev *run.Event) {
-	s := b.spans["m"+ev.RunID]
-	if s == nil {
+	s, ok := b.spans["m"+ev.RunID]
+	if !ok {
 		return
 	}
 	var model, provider string
@@ -246,7 +252,7 @@ func (b *builder) toolStarted(ev *run.Event) {
 	if b.o.content && len(tool.ToolArgs) > 0 {
 		attrs = append(attrs, keyToolArgs.String(string(tool.ToolArgs)))
 	}
-	b.begin("t"+tool.ToolCallID, b.parent("r"+ev.RunID), "execute_tool "+tool.ToolName, ev, trace.SpanKindInternal, attrs...)
+	b.begin("t"+tool.ToolCallID, b.parent("r"+ev.RunID), "execute_tool "+tool.ToolName, ev, kindInternal, attrs...)
 }
 
 func (b *builder) toolEnded(ev *run.Event) {
@@ -254,8 +260,8 @@ func (b *builder) toolEnded(ev *run.Event) {
 	if tool == nil {
 		return
 	}
-	s := b.spans["t"+tool.ToolCallID]
-	if s == nil {
+	s, ok := b.spans["t"+tool.ToolCallID]
+	if !ok {
 		return
 	}
 	if b.o.content && tool.Result != "" {
@@ -322,15 +328,14 @@ func (b *builder) endChildren(ev *run.Event, st run.Status, msg string, match fu
 }
 
 func (b *builder) end(key string, ev *run.Event, st run.Status, msg string) {
-	if s := b.spans[key]; s != nil {
+	if s, ok := b.spans[key]; ok {
 		b.finish(key, s, ev, st, msg)
 	}
 }
 
-func (b *builder) finish(key string, s *open, ev *run.Event, st run.Status, msg string) {
+func (b *builder) finish(key string, s open, ev *run.Event, st run.Status, msg string) {
 	delete(b.spans, key)
 	b.mark(s.span, st, msg)
-	s.span.SetAttributes(keyFirstEvent.Int(s.firstEvent), keyLastEvent.Int(ev.EventIndex))
 	s.span.End()
 }
 

@@ -247,3 +247,19 @@ func TestNilObserver(t *testing.T) {
 	o.StreamOpened(ctx)(3)
 	o.Wait()
 }
+
+// TestSetupOff: with nothing asked for, Setup makes no provider, no exporter
+// goroutine and a nil Observer.
+func TestSetupOff(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	p, err := telemetry.Setup(context.Background(), telemetry.SetupConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Observer != nil || p.Recent != nil || p.MetricsHandler() != nil {
+		t.Errorf("Setup with nothing on made %+v", p)
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
