@@ -98,7 +98,7 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run, tail *store.Tail) e
 		}
 		return err
 	}
-	h.log.Info("host: took over a run left behind", "run_id", rec.ID, "component", c.id,
+	h.log.InfoContext(r.logCtx(), "host: took over a run left behind", "run_id", rec.ID, "component", c.id,
 		"from_replica", rec.ClaimedFrom, "finished_steps", len(steps), "next_event", next, "partial_bytes", len(tail.Text))
 	return nil
 }

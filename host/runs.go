@@ -48,8 +48,9 @@ type Run struct {
 	// (guarded by the host's mu).
 	counted bool
 
-	trace    traced    // the run's trace, before it starts
-	queuedAt time.Time // when a background run was queued (zero: not known)
+	trace    traced            // the run's trace, before it starts
+	span     trace.SpanContext // the run's span, once started with telemetry on
+	queuedAt time.Time         // when a background run was queued (zero: not known)
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
 	started chan struct{} // closed once x or err is set
@@ -273,7 +274,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	if err == nil {
 		x, err = r.comp.start(ctx, r.input, opts...)
 	}
-	r.x, r.err = x, err
+	r.x, r.err, r.span = x, err, tr.SpanContext()
 	close(r.started)
 	if err != nil {
 		tr.Fail(err)
@@ -365,7 +366,7 @@ func (h *Host) logNotStored(r *Run) {
 		level = slog.LevelWarn
 	}
 	out := r.x.Output()
-	h.log.Log(context.Background(), level, "host: the end of a run was not stored", "run_id", r.id,
+	h.log.Log(r.logCtx(), level, "host: the end of a run was not stored", "run_id", r.id,
 		"component", r.comp.id, "status", out.Status, "run_error", out.Error, "err", err)
 }
 

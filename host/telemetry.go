@@ -18,6 +18,15 @@ const MetadataTraceparent = "traceparent"
 // Telemetry returns the host's observer (nil: telemetry off).
 func (h *Host) Telemetry() *telemetry.Observer { return h.opts.Telemetry }
 
+// logCtx returns a context for the log lines about r: carrying its span once it
+// started traced, so that a telemetry.LogHandler adds its trace and span ids.
+func (r *Run) logCtx() context.Context {
+	if !r.span.IsValid() {
+		return context.Background()
+	}
+	return trace.ContextWithSpanContext(context.Background(), r.span)
+}
+
 // traced is what the host knows of a run's trace before it starts.
 type traced struct {
 	parent    trace.SpanContext // the caller's span (Request.Parent, or the queued run's)
