@@ -26,11 +26,12 @@ func (s *Server) observeRoutes() []route {
 				summary: "A run's trace", description: "The spans of the run's trace kept in memory (recent runs only), nested, with their timings.",
 				responses: []response{{code: http.StatusOK, description: "The trace"}, notFound}},
 			route{method: "GET", pattern: "/traces", handler: s.listTraces,
-				summary: "Recent traces", description: "The traces kept in memory, newest first.",
-				params:    []param{{"limit", "query", "integer", "At most this many traces (default 20)."}},
+				summary: "Recent traces", description: "The traces kept in memory, newest first, a page at a time (Agno's shape: data and meta).",
+				params: []param{{"limit", "query", "integer", "Traces per page, 1 to 100 (default 20)."},
+					{"page", "query", "integer", "Page, from 1 (default 1)."}, {"run_id", "query", "string", "Only the trace of this run."}},
 				responses: []response{{code: http.StatusOK, description: "The traces"}, invalidQuery}},
 			route{method: "GET", pattern: "/traces/{trace_id}", handler: s.getTrace,
-				summary: "A trace", description: "The spans of a trace kept in memory, nested, with their timings.",
+				summary: "A trace", description: "A trace kept in memory with its tree of spans (Agno's shape).",
 				responses: []response{{code: http.StatusOK, description: "The trace"}, notFound}})
 	}
 	return rs
@@ -56,23 +57,40 @@ func (s *Server) getRunTrace(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getTrace(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("trace_id")
-	spans, ok := s.cfg.Traces.Trace(id)
+	d, ok := s.cfg.Traces.Detail(id)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no trace "+id+" kept")
 		return
 	}
-	writeJSON(w, http.StatusOK, traceAnswer{TraceID: id, Spans: spans})
+	writeJSON(w, http.StatusOK, d)
+}
+
+// traceList is GET /traces's answer, in the shape of Agno's paginated answers.
+type traceList struct {
+	Data []telemetry.TraceSummary `json:"data"`
+	Meta pageInfo                 `json:"meta"`
 }
 
 func (s *Server) listTraces(w http.ResponseWriter, r *http.Request) {
-	limit := DefaultTraceListLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
+	q := r.URL.Query()
+	limit, page := DefaultTraceListLimit, 1
+	for _, p := range []struct {
+		name string
+		dst  *int
+		max  int
+	}{{"limit", &limit, 100}, {"page", &page, 1 << 30}} {
+		v := q.Get(p.name)
+		if v == "" {
+			continue
+		}
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeError(w, http.StatusUnprocessableEntity, "limit must be a positive integer")
+		if err != nil || n < 1 || n > p.max {
+			writeError(w, http.StatusUnprocessableEntity, p.name+" must be an integer from 1 to "+strconv.Itoa(p.max))
 			return
 		}
-		limit = n
+		*p.dst = n
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"traces": s.cfg.Traces.Traces(limit)})
+	data, total := s.cfg.Traces.Traces(page, limit, q.Get("run_id"))
+	writeJSON(w, http.StatusOK, traceList{Data: data,
+		Meta: pageInfo{Page: page, Limit: limit, TotalPages: (total + limit - 1) / limit, TotalCount: total}})
 }

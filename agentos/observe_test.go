@@ -207,6 +207,30 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if resp := call("GET", "/runs/unknown/trace", "", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("trace of an unknown run: %d", resp.StatusCode)
 	}
+	// Agno's shapes: GET /traces pages summaries, GET /traces/{id} a tree.
+	var list struct {
+		Data []telemetry.TraceSummary `json:"data"`
+		Meta struct {
+			TotalCount int `json:"total_count"`
+		} `json:"meta"`
+	}
+	if err := json.NewDecoder(call("GET", "/traces?limit=5", "", nil).Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Meta.TotalCount != 1 || len(list.Data) != 1 || list.Data[0].TraceID != traceID || list.Data[0].RunID != id ||
+		list.Data[0].Status != "ERROR" || list.Data[0].Name != "invoke_workflow Article" {
+		t.Errorf("GET /traces: %+v", list)
+	}
+	var detail telemetry.TraceDetail
+	if err := json.NewDecoder(call("GET", "/traces/"+traceID, "", nil).Body).Decode(&detail); err != nil {
+		t.Fatal(err)
+	}
+	if len(detail.Tree) != 1 || detail.Tree[0].Type != "WORKFLOW" || len(detail.Tree[0].Spans) != 2 || detail.Tree[0].Spans[0].Type != "STEP" {
+		t.Errorf("GET /traces/{id}: %+v", detail)
+	}
+	if resp := call("GET", "/traces?limit=0", "", nil); resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("GET /traces?limit=0: %d, want 422", resp.StatusCode)
+	}
 
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

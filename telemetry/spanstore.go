@@ -3,9 +3,11 @@ package telemetry
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -113,15 +115,44 @@ type SpanEvent struct {
 	Attributes map[string]any `json:"attributes,omitempty"`
 }
 
-// TraceSummary is one kept trace in a listing.
+// TraceSummary is one kept trace in a listing, in the shape of Agno's
+// (GET /traces).
 type TraceSummary struct {
-	TraceID    string    `json:"trace_id"`
-	Name       string    `json:"name"` // its first root span's
-	RunIDs     []string  `json:"run_ids"`
-	Spans      int       `json:"span_count"`
-	StartTime  time.Time `json:"start_time"`
-	DurationMS float64   `json:"duration_ms"`
-	Status     string    `json:"status"`
+	TraceID    string `json:"trace_id"`
+	Name       string `json:"name"`   // its root span's
+	Status     string `json:"status"` // OK or ERROR
+	Duration   string `json:"duration"`
+	StartTime  string `json:"start_time"`
+	TotalSpans int    `json:"total_spans"`
+	ErrorCount int    `json:"error_count"`
+	RunID      string `json:"run_id,omitempty"`
+	SessionID  string `json:"session_id,omitempty"`
+	AgentID    string `json:"agent_id,omitempty"`
+	WorkflowID string `json:"workflow_id,omitempty"`
+	CreatedAt  string `json:"created_at"`
+}
+
+// TraceDetail is a kept trace with its span tree, in the shape of Agno's
+// (GET /traces/{trace_id}).
+type TraceDetail struct {
+	TraceSummary
+	EndTime string       `json:"end_time"`
+	Error   string       `json:"error,omitempty"`
+	Tree    []*TraceNode `json:"tree"`
+}
+
+// TraceNode is a span in a TraceDetail's tree.
+type TraceNode struct {
+	ID        string         `json:"id"`
+	Name      string         `json:"name"`
+	Type      string         `json:"type"` // WORKFLOW, AGENT, STEP, LLM, TOOL
+	Duration  string         `json:"duration"`
+	StartTime string         `json:"start_time"`
+	EndTime   string         `json:"end_time"`
+	Status    string         `json:"status"`
+	Error     string         `json:"error,omitempty"`
+	Spans     []*TraceNode   `json:"spans,omitempty"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
 }
 
 // Run returns the trace of the run id (a top-level run's or a nested one's):
@@ -153,34 +184,145 @@ func (s *SpanStore) Trace(id string) ([]*Span, bool) {
 	return tree(spans), true
 }
 
-// Traces returns the kept traces, newest first, at most limit.
-func (s *SpanStore) Traces(limit int) []TraceSummary {
+// Traces returns a page (from 1) of the kept traces, newest first, limit to a
+// page, only those of the run runID when it is not empty, and how many there
+// are in all.
+func (s *SpanStore) Traces(page, limit int, runID string) ([]TraceSummary, int) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]TraceSummary, 0, min(limit, len(s.order)))
-	for i := len(s.order) - 1; i >= 0 && len(out) < limit; i-- {
-		t := s.traces[s.order[i]]
-		sum := TraceSummary{TraceID: t.id, RunIDs: slices.Clone(t.runs), Spans: len(t.spans), Status: "OK"}
-		var start, end time.Time
-		for _, sp := range t.spans {
-			if start.IsZero() || sp.StartTime().Before(start) {
-				start = sp.StartTime()
-			}
-			if sp.EndTime().After(end) {
-				end = sp.EndTime()
-			}
-			if !sp.Parent().IsValid() || sp.Parent().IsRemote() {
-				sum.Name = sp.Name()
-			}
-			if sp.Status().Code.String() == "Error" {
-				sum.Status = "ERROR"
+	var ids []string
+	if runID != "" {
+		if tid, ok := s.runs[runID]; ok {
+			ids = []string{tid}
+		}
+	} else {
+		ids = slices.Clone(s.order)
+		slices.Reverse(ids)
+	}
+	total := len(ids)
+	first := min((page-1)*limit, total)
+	ids = ids[first:min(first+limit, total)]
+	sets := make([][]sdktrace.ReadOnlySpan, len(ids))
+	for i, id := range ids {
+		sets[i] = slices.Clone(s.traces[id].spans)
+	}
+	s.mu.Unlock()
+	out := make([]TraceSummary, len(ids))
+	for i, spans := range sets {
+		out[i], _ = summarize(ids[i], spans)
+	}
+	return out, total
+}
+
+// Detail returns the trace id with its span tree, in Agno's shape.
+func (s *SpanStore) Detail(id string) (*TraceDetail, bool) {
+	s.mu.Lock()
+	t := s.traces[id]
+	var spans []sdktrace.ReadOnlySpan
+	if t != nil {
+		spans = slices.Clone(t.spans)
+	}
+	s.mu.Unlock()
+	if t == nil {
+		return nil, false
+	}
+	sum, end := summarize(id, spans)
+	d := &TraceDetail{TraceSummary: sum, EndTime: isoTime(end)}
+	for _, root := range tree(spans) {
+		if d.Error == "" && root.Status == "Error" {
+			d.Error = root.StatusMessage
+		}
+		d.Tree = append(d.Tree, node(root))
+	}
+	return d, true
+}
+
+// summarize returns the summary of a trace's spans, and when its last span ended.
+func summarize(id string, spans []sdktrace.ReadOnlySpan) (TraceSummary, time.Time) {
+	sum := TraceSummary{TraceID: id, TotalSpans: len(spans), Status: "OK"}
+	var start, end time.Time
+	for _, sp := range spans {
+		if start.IsZero() || sp.StartTime().Before(start) {
+			start = sp.StartTime()
+		}
+		if sp.EndTime().After(end) {
+			end = sp.EndTime()
+		}
+		if sp.Status().Code == codes.Error {
+			sum.ErrorCount++
+		}
+		if p := sp.Parent(); p.IsValid() && !p.IsRemote() {
+			continue
+		}
+		sum.Name = sp.Name() // a root: the run's span
+		if sp.Status().Code == codes.Error {
+			sum.Status = "ERROR"
+		}
+		for _, kv := range sp.Attributes() {
+			switch kv.Key {
+			case keyRunID:
+				sum.RunID = kv.Value.AsString()
+			case keyConversationID:
+				sum.SessionID = kv.Value.AsString()
+			case keyAgentID:
+				sum.AgentID = kv.Value.AsString()
+			case keyWorkflowID:
+				sum.WorkflowID = kv.Value.AsString()
 			}
 		}
-		sum.StartTime, sum.DurationMS = start, ms(end.Sub(start))
-		out = append(out, sum)
 	}
-	return out
+	sum.Duration, sum.StartTime, sum.CreatedAt = humanDuration(end.Sub(start)), isoTime(start), isoTime(start)
+	return sum, end
 }
+
+// node is a span as a TraceNode, its children nested.
+func node(s *Span) *TraceNode {
+	n := &TraceNode{ID: s.SpanID, Name: s.Name, Type: spanType(s), Duration: humanDuration(s.EndTime.Sub(s.StartTime)),
+		StartTime: isoTime(s.StartTime), EndTime: isoTime(s.EndTime), Status: "OK"}
+	if s.Status == "Error" {
+		n.Status, n.Error = "ERROR", s.StatusMessage
+	}
+	meta := map[string]any{}
+	for _, k := range []string{"kern.run.id", "gen_ai.request.model", "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+		"gen_ai.tool.name", "gen_ai.tool.call.id", "kern.step.name", "error.type"} {
+		if v, ok := s.Attributes[k]; ok {
+			meta[k] = v
+		}
+	}
+	if len(meta) > 0 {
+		n.Metadata = meta
+	}
+	for _, c := range s.Children {
+		n.Spans = append(n.Spans, node(c))
+	}
+	return n
+}
+
+func spanType(s *Span) string {
+	switch s.Attributes["gen_ai.operation.name"] {
+	case "invoke_workflow":
+		return "WORKFLOW"
+	case "invoke_agent":
+		return "AGENT"
+	case "chat":
+		return "LLM"
+	case "execute_tool":
+		return "TOOL"
+	}
+	if _, ok := s.Attributes["kern.step.id"]; ok {
+		return "STEP"
+	}
+	return "UNKNOWN"
+}
+
+// humanDuration writes d as Agno does: "123ms" under a second, "1.50s" above.
+func humanDuration(d time.Duration) string {
+	if d < time.Second {
+		return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
+}
+
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
