@@ -114,7 +114,10 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := host.New(nil, host.Options{Workflows: []*workflow.Workflow{articleWorkflow()}, Telemetry: tel.Observer})
+	quick := &workflow.Workflow{Name: "Quick", Steps: []workflow.Step{
+		workflow.AgentStep("say", &agent.Agent{Name: "Sayer", Model: scripted.New("hello world")}, ""),
+	}}
+	h, err := host.New(nil, host.Options{Workflows: []*workflow.Workflow{articleWorkflow(), quick}, Telemetry: tel.Observer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +172,11 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if resp := call("POST", "/runs/"+id+"/cancel", "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("cancel: %d", resp.StatusCode)
 	}
+	// A streamed run, read to its end.
+	streamed := call("POST", "/workflows/quick/runs", "message=hi", nil)
+	if b, err := io.ReadAll(streamed.Body); err != nil || !strings.Contains(string(b), "WorkflowCompleted") {
+		t.Fatalf("streamed run: %v %s", err, b)
+	}
 	tel.Observer.Wait()
 
 	// /metrics, behind the key, in the Prometheus text format.
@@ -181,6 +189,7 @@ func TestTelemetryEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"kern_runs_started_total", "kern_runs_ended_total", "kern_runs_live", "kern_cancel_latency_seconds",
+		"kern_queue_depth", "kern_queue_wait_seconds", "kern_streams_open", "kern_events_delivered_total",
 		"gen_ai_client_operation_duration_seconds", "gen_ai_client_token_usage", "go_goroutines"} {
 		if families[name] == nil {
 			t.Errorf("no metric family %s", name)
@@ -189,8 +198,14 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if v := counter(families["kern_runs_ended_total"], "kern_run_status", "CANCELLED"); v != 1 {
 		t.Errorf("kern_runs_ended_total{CANCELLED} = %v, want 1", v)
 	}
-	if v := counter(families["kern_runs_started_total"], "", ""); v != 1 {
-		t.Errorf("kern_runs_started_total = %v, want 1", v)
+	if v := counter(families["kern_runs_started_total"], "kern_component", "article"); v != 1 {
+		t.Errorf("kern_runs_started_total{article} = %v, want 1", v)
+	}
+	if v := counter(families["kern_events_delivered_total"], "", ""); v < 5 {
+		t.Errorf("kern_events_delivered_total = %v, want the streamed run's events", v)
+	}
+	if f := families["kern_streams_open"]; f == nil || len(f.Metric) != 1 || f.Metric[0].GetGauge().GetValue() != 0 {
+		t.Errorf("kern_streams_open = %v, want 0 once the stream ended", f)
 	}
 
 	// GET /runs/{id}/trace: the spans kept in memory, nested.
@@ -217,6 +232,9 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	if err := json.NewDecoder(call("GET", "/traces?limit=5", "", nil).Body).Decode(&list); err != nil {
 		t.Fatal(err)
 	}
+	if err := json.NewDecoder(call("GET", "/traces?run_id="+id, "", nil).Body).Decode(&list); err != nil {
+		t.Fatal(err)
+	}
 	if list.Meta.TotalCount != 1 || len(list.Data) != 1 || list.Data[0].TraceID != traceID || list.Data[0].RunID != id ||
 		list.Data[0].Status != "ERROR" || list.Data[0].Name != "invoke_workflow Article" {
 		t.Errorf("GET /traces: %+v", list)
@@ -241,9 +259,8 @@ func TestTelemetryEndToEnd(t *testing.T) {
 	spans := recv.received()
 	byName := map[string]*tracepb.Span{}
 	for _, s := range spans {
-		byName[s.Name] = s
-		if got := hexID(s.TraceId); got != traceID {
-			t.Errorf("span %s in trace %s, want the caller's %s", s.Name, got, traceID)
+		if hexID(s.TraceId) == traceID { // the background run's; the streamed run has a trace of its own
+			byName[s.Name] = s
 		}
 	}
 	root := byName["invoke_workflow Article"]

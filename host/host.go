@@ -131,6 +131,7 @@ type Host struct {
 	stopBG    context.CancelFunc // stops the listener and the recovery loop
 	bg        sync.WaitGroup     // the listener and the recovery loop
 	signals   testSignals
+	unobserve func() // stops the telemetry's reading of the queue's depth
 
 	mu       sync.Mutex // guards the fields below and every Run's guarded fields
 	live     map[string]*Run
@@ -168,7 +169,11 @@ func newHost(st store.Store, opts Options, sig testSignals) (*Host, error) {
 	h.defaults()
 	rec := opts.Recorder
 	if rec == nil && st != nil {
-		h.ownRec = store.NewRecorder(st, store.RecorderOptions{Replica: h.opts.Replica, Lease: h.opts.Lease, NoRecovery: true})
+		ro := store.RecorderOptions{Replica: h.opts.Replica, Lease: h.opts.Lease, NoRecovery: true}
+		if h.opts.Telemetry != nil {
+			ro.OnWrite = h.opts.Telemetry.StoreWrite
+		}
+		h.ownRec = store.NewRecorder(st, ro)
 		rec = h.ownRec
 	}
 	if err := h.addComponents(rec); err != nil {
@@ -180,6 +185,13 @@ func newHost(st store.Store, opts Options, sig testSignals) (*Host, error) {
 	h.runCtx, h.cancelAll = context.WithCancelCause(context.Background())
 	h.canceller, _ = st.(store.Canceller)
 	h.queue = h.newQueue()
+	var err error
+	if h.unobserve, err = h.opts.Telemetry.ObserveQueue(h.queueDepth); err != nil {
+		if h.ownRec != nil {
+			h.ownRec.Close()
+		}
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	bg, stop := context.WithCancel(context.Background())
 	h.stopBG = stop
 	h.startListener(bg)
@@ -360,6 +372,7 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	}
 	h.cancelAll(errors.New(ReasonShutdown))
 	h.queue.wait()
+	h.unobserve()
 	h.opts.Telemetry.Wait() // every run's spans ended
 	h.stopBG()
 	h.bg.Wait()

@@ -83,3 +83,19 @@ func ParseTraceparent(tp string) trace.SpanContext {
 func traceparentOf(out *run.Output) trace.SpanContext {
 	return ParseTraceparent(out.Metadata[MetadataTraceparent])
 }
+
+// queueDepth returns how many background runs wait for a worker: in this
+// process's memory, or in the store's queue (counted up to Options.QueueSize,
+// over every process on the database).
+func (h *Host) queueDepth(ctx context.Context) (int64, error) {
+	switch q := h.queue.(type) {
+	case *memQueue:
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return int64(len(q.pending)), nil
+	case *storeQueue:
+		n, err := q.q.Queued(ctx, h.opts.QueueSize)
+		return int64(n), err
+	}
+	return 0, nil
+}

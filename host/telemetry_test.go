@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -159,12 +161,11 @@ func TestTraceTakenOverRun(t *testing.T) {
 	}
 	defer h.Shutdown(ctx)
 	<-sig.recovered
-	r := h.Lookup(id)
-	if r == nil {
-		t.Fatal("the run left behind was not taken over")
-	}
-	if out, err := r.Wait(ctx); err != nil || out.Status != run.StatusCompleted {
-		t.Fatalf("taken-over run ended %s, %v", out.Status, err)
+	// The run may have ended already: it is waited for wherever it is.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if st, err := h.Wait(wctx, id); err != nil || st != run.StatusCompleted {
+		t.Fatalf("taken-over run ended %s, %v", st, err)
 	}
 	obs.Wait()
 	var root *tracetest.SpanStub
@@ -186,5 +187,49 @@ func TestTraceTakenOverRun(t *testing.T) {
 	}
 	if !taken {
 		t.Error("no kern.run.taken_over on the taken-over run's span")
+	}
+}
+
+// TestStoreMetrics: with metrics on, the host's recorder reports its writes of
+// events, and the queue its depth.
+func TestStoreMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	obs, err := telemetry.New(telemetry.Config{MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHost(t, openSQLite(t), Options{Workflows: []*workflow.Workflow{quickWorkflow("Quick")}, Telemetry: obs})
+	r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "quick", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := r.Wait(context.Background()); out.Status != run.StatusCompleted {
+		t.Fatalf("run %s", out.Status)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var events int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			seen[m.Name] = true
+			if h, ok := m.Data.(metricdata.Histogram[int64]); ok && m.Name == "kern.store.write.batch_size" {
+				for _, p := range h.DataPoints {
+					events += p.Sum
+				}
+			}
+		}
+	}
+	for _, name := range []string{"kern.store.write.duration", "kern.store.write.batch_size", "kern.queue.depth", "kern.runs.ended"} {
+		if !seen[name] {
+			t.Errorf("no metric %s", name)
+		}
+	}
+	if n := int64(r.Exec().Log.Len()); events != n {
+		t.Errorf("%d events written by the batches measured, want the run's %d", events, n)
 	}
 }

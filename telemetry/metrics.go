@@ -24,6 +24,9 @@ type instruments struct {
 	takeovers    metric.Int64Counter
 	eventsServed metric.Int64Counter
 	streamsOpen  metric.Int64UpDownCounter
+	storeWrite   metric.Float64Histogram
+	storeBatch   metric.Int64Histogram
+	meter        metric.Meter
 }
 
 // Bucket boundaries, in seconds: the conventions' advice for the GenAI client
@@ -35,8 +38,8 @@ var (
 )
 
 func newInstruments(m metric.Meter) (*instruments, error) {
-	var i instruments
-	var errs [11]error
+	i := instruments{meter: m}
+	var errs [13]error
 	i.opDuration, errs[0] = m.Float64Histogram("gen_ai.client.operation.duration", metric.WithUnit("s"),
 		metric.WithDescription("GenAI operation duration."), metric.WithExplicitBucketBoundaries(durationBuckets...))
 	i.tokenUsage, errs[1] = m.Int64Histogram("gen_ai.client.token.usage", metric.WithUnit("{token}"),
@@ -59,6 +62,10 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithDescription("Events delivered to streaming clients."))
 	i.streamsOpen, errs[10] = m.Int64UpDownCounter("kern.streams.open", metric.WithUnit("{stream}"),
 		metric.WithDescription("Event streams open to clients."))
+	i.storeWrite, errs[11] = m.Float64Histogram("kern.store.write.duration", metric.WithUnit("s"),
+		metric.WithDescription("How long a write of a batch of events to the store took."), metric.WithExplicitBucketBoundaries(cancelBuckets...))
+	i.storeBatch, errs[12] = m.Int64Histogram("kern.store.write.batch_size", metric.WithUnit("{event}"),
+		metric.WithDescription("Events per write to the store (group commit)."), metric.WithExplicitBucketBoundaries(tokenBuckets...))
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -124,4 +131,41 @@ func (o *Observer) StreamOpened(ctx context.Context) func(delivered int) {
 		o.inst.streamsOpen.Add(ctx, -1)
 		o.inst.eventsServed.Add(ctx, int64(n))
 	}
+}
+
+// StoreWrite records a write of a batch of events to the store (see
+// store.RecorderOptions.OnWrite).
+func (o *Observer) StoreWrite(d time.Duration, events int, err error) {
+	if o == nil || o.inst == nil {
+		return
+	}
+	ctx := context.Background()
+	a := metric.WithAttributes(attribute.Bool("kern.store.error", err != nil))
+	o.inst.storeWrite.Record(ctx, d.Seconds(), a)
+	o.inst.storeBatch.Record(ctx, int64(events), a)
+}
+
+// ObserveQueue reports depth's answer as kern.queue.depth, the background runs
+// waiting, whenever metrics are read, until the returned function is called.
+func (o *Observer) ObserveQueue(depth func(context.Context) (int64, error)) (stop func(), err error) {
+	if o == nil || o.inst == nil {
+		return func() {}, nil
+	}
+	g, err := o.inst.meter.Int64ObservableGauge("kern.queue.depth", metric.WithUnit("{run}"),
+		metric.WithDescription("Background runs queued, waiting for a worker."))
+	if err != nil {
+		return nil, err
+	}
+	reg, err := o.inst.meter.RegisterCallback(func(ctx context.Context, ob metric.Observer) error {
+		n, err := depth(ctx)
+		if err != nil {
+			return err
+		}
+		ob.ObserveInt64(g, n)
+		return nil
+	}, g)
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = reg.Unregister() }, nil
 }

@@ -72,8 +72,9 @@ func New(cfg Config) (*Observer, error) {
 	return o, nil
 }
 
-// Wait waits until the spans of every run followed so far are ended: call it
-// after the runs ended (the host's Shutdown), before the providers shut down.
+// Wait waits until the spans of every run begun so far are ended (each run
+// begun must be followed or failed): call it after the runs ended (the host's
+// Shutdown), before the providers shut down.
 func (o *Observer) Wait() {
 	if o != nil {
 		o.wg.Wait()
@@ -144,6 +145,7 @@ func (o *Observer) Begin(ctx context.Context, r Run) (context.Context, *Tracked)
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: linkTakeover}))
 	}
 	ctx, span := o.tracer.Start(ctx, op+" "+name, opts...)
+	o.wg.Add(1) // done once the run's spans are ended (Follow, Fail)
 	t := &Tracked{o: o, info: r, ctx: ctx, span: span, start: time.Now()}
 	o.mu.Lock()
 	o.tracked[r.ID] = t
@@ -165,6 +167,7 @@ func (t *Tracked) Fail(err error) {
 	if t == nil {
 		return
 	}
+	defer t.o.wg.Done()
 	t.o.forget(t.info.ID)
 	setError(t.span, "_OTHER", err.Error())
 	t.span.End()
@@ -178,7 +181,6 @@ func (t *Tracked) Follow(x *run.Exec) {
 	if t == nil {
 		return
 	}
-	t.o.wg.Add(1)
 	go func() {
 		defer t.o.wg.Done()
 		defer t.o.forget(t.info.ID)
