@@ -2,8 +2,10 @@ package telemetry_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -63,6 +65,54 @@ func BenchmarkRun(b *testing.B) {
 				x.Wait()
 			}
 			c.o.Wait()
+		})
+	}
+}
+
+// BenchmarkCancelLatency is workflow's BenchmarkCancelLatency (stalled case)
+// with telemetry off and on: the time from a cancel to the terminal event's
+// arrival at the stream's reader, which tracing must not lengthen.
+func BenchmarkCancelLatency(b *testing.B) {
+	wf := &workflow.Workflow{Name: "w", Steps: []workflow.Step{
+		workflow.AgentStep("s", &agent.Agent{Name: "a", Model: &scripted.Model{Turns: []scripted.Turn{{Text: "never"}}, Stall: time.Hour}}, ""),
+	}}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	on, err := telemetry.New(telemetry.Config{TracerProvider: tp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		o    *telemetry.Observer
+	}{{"off", nil}, {"on", on}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var lat []time.Duration
+			for b.Loop() {
+				id := run.NewID()
+				ctx, tr := c.o.Begin(context.Background(), telemetry.Run{ID: id, Kind: run.KindWorkflow, Component: "w", Name: "w"})
+				x, err := wf.Start(ctx, "go", run.WithID(id))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr.Follow(x)
+				var cancelled time.Time
+				for ev := range x.Stream {
+					if ev.Event == run.EventRunStarted && cancelled.IsZero() {
+						cancelled = time.Now()
+						c.o.CancelRequested(id, telemetry.SourceRequest)
+						go wf.CancelRun(context.Background(), id)
+					}
+					if ev.Event == run.EventWorkflowCancelled {
+						lat = append(lat, time.Since(cancelled))
+					}
+				}
+			}
+			c.o.Wait()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
 	}
 }

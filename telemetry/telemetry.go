@@ -181,6 +181,14 @@ func (t *Tracked) Follow(x *run.Exec) {
 	if t == nil {
 		return
 	}
+	if !t.span.IsRecording() && t.o.inst == nil {
+		// Sampled out, and no metrics: nothing to build. The run's span is ended
+		// all the same (it makes no export).
+		t.o.forget(t.info.ID)
+		t.span.End()
+		t.o.wg.Done()
+		return
+	}
 	go func() {
 		defer t.o.wg.Done()
 		defer t.o.forget(t.info.ID)

@@ -263,3 +263,28 @@ func TestSetupOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSampledOut: a run whose span is sampled out is not followed, and exports
+// nothing.
+func TestSampledOut(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.NeverSample()))
+	defer tp.Shutdown(context.Background())
+	o, err := telemetry.New(telemetry.Config{TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &agent.Agent{Name: "Echo", Model: scripted.New("hi")}
+	id := run.NewID()
+	ctx, tr := o.Begin(context.Background(), telemetry.Run{ID: id, Kind: run.KindAgent, Component: a.AgentID(), Name: a.Name})
+	x, err := a.Start(ctx, "hello", run.WithID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Follow(x)
+	x.Wait()
+	o.Wait()
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans exported for a sampled-out run", n)
+	}
+}
