@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/kern-dev/kern/telemetry"
 )
@@ -68,6 +69,17 @@ func (o observeOptions) logger(w io.Writer) (*slog.Logger, error) {
 
 // setup makes the telemetry the flags ask for (none: a nil observer).
 func (o observeOptions) setup(ctx context.Context, replica string) (*telemetry.Providers, error) {
+	return o.setupLogged(ctx, replica, nil)
+}
+
+// setupLogged is setup, the SDK's errors (a collector unreachable) logged to log
+// when it is not nil rather than printed by the standard logger.
+func (o observeOptions) setupLogged(ctx context.Context, replica string, log *slog.Logger) (*telemetry.Providers, error) {
+	if log != nil && o.otel {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("telemetry: OpenTelemetry SDK error", "err", err)
+		}))
+	}
 	keep := o.traces
 	if o.printTrace {
 		keep = max(keep, 1)

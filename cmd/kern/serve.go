@@ -169,7 +169,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tel, err := o.observe.setup(ctx, o.replica)
+	tel, err := o.observe.setupLogged(ctx, o.replica, log)
 	if err != nil {
 		return err
 	}
