@@ -82,10 +82,18 @@ func BenchmarkCancelLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As kern serve --otel exports: spans batched, exported by a goroutine of
+	// the SDK's, not by the observer's.
+	btp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}))
+	defer func() { _ = btp.Shutdown(context.Background()) }()
+	batched, err := telemetry.New(telemetry.Config{TracerProvider: btp})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		o    *telemetry.Observer
-	}{{"off", nil}, {"on", on}} {
+	}{{"off", nil}, {"on", on}, {"batched", batched}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			var lat []time.Duration

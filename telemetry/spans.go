@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"time"
 
@@ -113,6 +114,12 @@ func newBuilder(t *Tracked, x *run.Exec) *builder {
 }
 
 func (b *builder) event(ev *run.Event) bool {
+	if ev.Event.Terminal() {
+		// Woken by the same event as the run's stream readers, often first and
+		// on their processor: let them have it before the spans are ended, so
+		// that a cancel's end reaches its client no later for being traced.
+		runtime.Gosched()
+	}
 	b.last = ev.EventIndex
 	if b.top.firstEvent < 0 {
 		b.top.firstEvent = ev.EventIndex
