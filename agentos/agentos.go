@@ -23,6 +23,7 @@ import (
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -81,6 +82,13 @@ type Config struct {
 	// Recorder persists runs; it is set on every workflow and agent that has none.
 	// The caller closes a Recorder it passed, after Serve (or Shutdown) has returned.
 	Recorder run.Recorder
+	// Metrics, if set, is served at GET /metrics (the Prometheus text format),
+	// behind the security key unless MetricsPublic is set.
+	Metrics       http.Handler
+	MetricsPublic bool
+	// Traces, if set, holds the spans of recent runs, served at
+	// GET /runs/{run_id}/trace, GET /traces and GET /traces/{trace_id}.
+	Traces *telemetry.SpanStore
 	// SecurityKey, if set, makes every route but /health require the header
 	// "Authorization: Bearer <SecurityKey>" (the scheme in any case, as RFC 6750
 	// allows).

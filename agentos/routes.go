@@ -150,7 +150,8 @@ func (s *Server) routeTable() []route {
 	} {
 		rs = append(rs, s.collectionRoutes(collection{s: s, kind: k.kind, param: k.param}, k.base, k.list, k.info)...)
 	}
-	return append(rs, s.consoleRoutes()...)
+	rs = append(rs, s.consoleRoutes()...)
+	return append(rs, s.observeRoutes()...)
 }
 
 // collectionRoutes are the routes of the workflows or of the agents.

@@ -276,7 +276,8 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 		s.answerError(w, err)
 		return
 	}
-	hr := host.Request{Kind: c.kind, Component: c.id, Input: *req.Message, SessionID: req.SessionID, UserID: req.UserID}
+	hr := host.Request{Kind: c.kind, Component: c.id, Input: *req.Message, SessionID: req.SessionID, UserID: req.UserID,
+		Parent: host.ParseTraceparent(r.Header.Get("Traceparent"))} // the caller's span: the run's parent, when traced
 	if hr.SessionID == "" {
 		hr.SessionID = run.NewID()
 	}

@@ -25,6 +25,7 @@ type sse struct {
 	buf    []byte
 	err    error // the first write error: the client is gone
 	active bool  // an event was written since the last heartbeat tick
+	sent   int   // events written
 }
 
 // startSSE sends the stream's headers, with no write deadline for the stream.
@@ -60,6 +61,7 @@ func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]
 	b = append(b, "\n\n"...)
 	s.buf = b
 	s.active = true
+	s.sent++
 	if _, s.err = s.w.Write(b); s.err == nil && flush {
 		s.err = s.rc.Flush()
 	}
@@ -126,6 +128,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, fr
 	}
 	x := lr.Exec()
 	out := startSSE(w)
+	closed := s.host.Telemetry().StreamOpened(r.Context())
+	defer func() {
+		out.mu.Lock()
+		n := out.sent
+		out.mu.Unlock()
+		closed(n)
+	}()
 	stop := out.heartbeat(s.cfg.Heartbeat)
 	defer stop()
 	if x.Resume != nil && s.store != nil && from < x.Resume.NextEvent {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/telemetry"
 )
 
 // streams counts the HTTP streams following each run this server's host holds, so
@@ -60,6 +61,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 	}
 	if s.cfg.StreamGrace < 0 {
 		delete(st.m, r)
+		s.host.Telemetry().CancelRequested(x.ID, telemetry.SourceConsumer)
 		engine.EntryOf(x).Cancel(ReasonClientDisconnected)
 		return
 	}
@@ -72,6 +74,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 		st.mu.Unlock()
 		if cancel {
 			s.log.Info("agentos: run cancelled: its client disconnected", "run_id", r.ID())
+			s.host.Telemetry().CancelRequested(x.ID, telemetry.SourceConsumer)
 			engine.EntryOf(x).Cancel(ReasonClientDisconnected)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 )
 
 // unstoredWait is how long a waiting cancel waits for a run no process has stored
@@ -36,6 +37,7 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 	if reason == "" {
 		reason = run.ReasonRequested
 	}
+	h.opts.Telemetry.CancelRequested(id, telemetry.SourceRequest)
 	r := h.Lookup(id)
 	if r != nil && !lost(r) {
 		st, err := h.cancelHeld(ctx, r, reason, wait)
@@ -213,6 +215,7 @@ func (h *Host) requestAll(id, reason string) run.Status {
 // the run to end: it cancels the run if it executes or is queued here, and
 // otherwise keeps the intent in every registry a run could start in.
 func (h *Host) remoteCancel(id, reason string) {
+	h.opts.Telemetry.CancelRequested(id, telemetry.SourceReplica)
 	if r := h.Lookup(id); r != nil {
 		r.comp.registry.RequestCancel(id, reason)
 		if r.Exec() == nil {

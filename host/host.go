@@ -21,6 +21,7 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -106,6 +107,9 @@ type Options struct {
 	// there are for other processes (a short-lived `kern run`).
 	NoWork bool
 	Logger *slog.Logger
+	// Telemetry, if set, makes the spans and metrics of the runs the host
+	// executes (see package telemetry); nil makes none, at no cost to a run.
+	Telemetry *telemetry.Observer
 }
 
 // Host owns the live runs of a process. It is safe for concurrent use.
@@ -127,6 +131,7 @@ type Host struct {
 	stopBG    context.CancelFunc // stops the listener and the recovery loop
 	bg        sync.WaitGroup     // the listener and the recovery loop
 	signals   testSignals
+	unobserve func() // stops the telemetry's reading of the queue's depth
 
 	mu       sync.Mutex // guards the fields below and every Run's guarded fields
 	live     map[string]*Run
@@ -164,7 +169,11 @@ func newHost(st store.Store, opts Options, sig testSignals) (*Host, error) {
 	h.defaults()
 	rec := opts.Recorder
 	if rec == nil && st != nil {
-		h.ownRec = store.NewRecorder(st, store.RecorderOptions{Replica: h.opts.Replica, Lease: h.opts.Lease, NoRecovery: true})
+		ro := store.RecorderOptions{Replica: h.opts.Replica, Lease: h.opts.Lease, NoRecovery: true}
+		if h.opts.Telemetry != nil {
+			ro.OnWrite = h.opts.Telemetry.StoreWrite
+		}
+		h.ownRec = store.NewRecorder(st, ro)
 		rec = h.ownRec
 	}
 	if err := h.addComponents(rec); err != nil {
@@ -176,6 +185,13 @@ func newHost(st store.Store, opts Options, sig testSignals) (*Host, error) {
 	h.runCtx, h.cancelAll = context.WithCancelCause(context.Background())
 	h.canceller, _ = st.(store.Canceller)
 	h.queue = h.newQueue()
+	var err error
+	if h.unobserve, err = h.opts.Telemetry.ObserveQueue(h.queueDepth); err != nil {
+		if h.ownRec != nil {
+			h.ownRec.Close()
+		}
+		return nil, fmt.Errorf("host: %w", err)
+	}
 	bg, stop := context.WithCancel(context.Background())
 	h.stopBG = stop
 	h.startListener(bg)
@@ -350,11 +366,14 @@ func (h *Host) Shutdown(ctx context.Context) error {
 	select {
 	case <-ended:
 	case <-ctx.Done():
+		h.opts.Telemetry.CancelAllRequested(telemetry.SourceShutdown)
 		h.cancelAll(errors.New(ReasonShutdown))
 		<-ended
 	}
 	h.cancelAll(errors.New(ReasonShutdown))
 	h.queue.wait()
+	h.unobserve()
+	h.opts.Telemetry.Wait() // every run's spans ended
 	h.stopBG()
 	h.bg.Wait()
 	var err error

@@ -197,6 +197,9 @@ func (q *storeQueue) enqueue(ctx context.Context, r *Run) error {
 	job := &store.Job{ID: r.id, SessionID: out.SessionID, UserID: out.UserID, Kind: r.comp.kind,
 		ComponentID: r.comp.id, Status: run.StatusPending, Input: r.input, Output: *out,
 		CreatedAt: now, UpdatedAt: now}
+	if tp := Traceparent(r.trace.parent); tp != "" && q.h.opts.Telemetry != nil {
+		job.Output.Metadata = map[string]string{MetadataTraceparent: tp} // the worker's span is its child
+	}
 	return q.q.Enqueue(ctx, job)
 }
 
@@ -272,6 +275,7 @@ func (h *Host) runJob(_ context.Context, j *store.Job) error {
 	r := newRun(c, Request{RunID: j.ID, Input: j.Input, SessionID: j.SessionID, UserID: j.UserID}, true)
 	r.given = true // cancelled while queued, maybe
 	r.opts = append(r.opts, run.WithResume(&run.Resume{}))
+	r.trace.parent, r.queuedAt = traceparentOf(&j.Output), j.CreatedAt
 	err := h.register(r, false) // bounded by Options.Workers, not MaxRuns
 	if err == nil {
 		err = h.startNow(r)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -21,6 +23,10 @@ type Request struct {
 	RunID     string // a new id if empty
 	SessionID string
 	UserID    string
+	// Parent is the caller's span (the traceparent of the HTTP request that asked
+	// for the run): the run's span is its child when the host has telemetry. A
+	// background run keeps it in the queue.
+	Parent trace.SpanContext
 	// Options are more options of the run (agent.WithAttachments), after the
 	// host's own. A background run's are not stored: it runs without them if
 	// another process takes it.
@@ -41,6 +47,10 @@ type Run struct {
 	// counted: the run holds one of Options.MaxRuns's places until it ends
 	// (guarded by the host's mu).
 	counted bool
+
+	trace    traced            // the run's trace, before it starts
+	span     trace.SpanContext // the run's span, once started with telemetry on
+	queuedAt time.Time         // when a background run was queued (zero: not known)
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
 	started chan struct{} // closed once x or err is set
@@ -160,6 +170,10 @@ func newRun(c *component, req Request, background bool) *Run {
 		out.AgentID, out.AgentName = c.id, c.agent.Name
 	}
 	r.queued = out
+	r.trace.parent = req.Parent
+	if background {
+		r.queuedAt = time.Now()
+	}
 	return r
 }
 
@@ -256,12 +270,14 @@ func (h *Host) startNow(r *Run) error {
 func (h *Host) begin(ctx context.Context, r *Run) error {
 	var x *run.Exec
 	err := h.readIntent(ctx, r)
+	ctx, opts, tr := h.traceBegin(ctx, r)
 	if err == nil {
-		x, err = r.comp.start(ctx, r.input, r.opts...)
+		x, err = r.comp.start(ctx, r.input, opts...)
 	}
-	r.x, r.err = x, err
+	r.x, r.err, r.span = x, err, tr.SpanContext()
 	close(r.started)
 	if err != nil {
+		tr.Fail(err)
 		level := slog.LevelWarn
 		if errors.Is(err, store.ErrUnavailable) { // a full disk, a server down: the operator's to fix
 			level = slog.LevelError
@@ -273,6 +289,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		h.mu.Unlock()
 		return err
 	}
+	tr.Follow(x)
 	h.wg.Add(1)
 	go h.watch(r)
 	return nil
@@ -349,7 +366,7 @@ func (h *Host) logNotStored(r *Run) {
 		level = slog.LevelWarn
 	}
 	out := r.x.Output()
-	h.log.Log(context.Background(), level, "host: the end of a run was not stored", "run_id", r.id,
+	h.log.Log(r.logCtx(), level, "host: the end of a run was not stored", "run_id", r.id,
 		"component", r.comp.id, "status", out.Status, "run_error", out.Error, "err", err)
 }
 

@@ -421,6 +421,11 @@ type Output struct {
 	StepResults []StepResult `json:"step_results,omitempty"`
 	Metrics     Metrics      `json:"metrics"`
 	CreatedAt   int64        `json:"created_at"`
+	// Metadata are key-value pairs the run was started with (run.WithMetadata),
+	// stored with its output, as Agno's run outputs carry a metadata object:
+	// the host keeps a traced run's W3C traceparent there, so that the process
+	// that takes the run over links its spans to the first part's.
+	Metadata map[string]string `json:"metadata,omitempty"`
 
 	err error // the run's own error, kept for errors.Is/As on Err's result
 }

@@ -90,6 +90,9 @@ type Options struct {
 	ParentRunID string
 	// Resume, when set, continues a run whose record is already stored.
 	Resume *Resume
+	// Metadata are the run's key-value pairs, kept in its output (see
+	// Output.Metadata).
+	Metadata map[string]string
 	// Extras are options of the layers above run (such as agent.WithSettings),
 	// which run passes on untouched.
 	Extras []any
@@ -135,6 +138,18 @@ func WithUserID(id string) Option { return func(o *Options) { o.UserID = id } }
 
 // WithParentRunID records the run that started this one.
 func WithParentRunID(id string) Option { return func(o *Options) { o.ParentRunID = id } }
+
+// WithMetadata sets the run's metadata key to value (see Output.Metadata).
+func WithMetadata(key, value string) Option {
+	return func(o *Options) {
+		m := make(map[string]string, len(o.Metadata)+1)
+		for k, v := range o.Metadata {
+			m[k] = v
+		}
+		m[key] = value
+		o.Metadata = m
+	}
+}
 
 // Apply returns the options set by opts, with a new run ID when none was given.
 func Apply(opts []Option) Options {

@@ -29,8 +29,9 @@ import (
 // one op per transaction fell to ~280; PostgreSQL with one end per transaction to
 // ~150.
 type eventWriter struct {
-	store  Store
-	leases *leaseKeeper // stamps the leases the records are written with
+	store   Store
+	leases  *leaseKeeper                    // stamps the leases the records are written with
+	onWrite func(time.Duration, int, error) // RecorderOptions.OnWrite
 
 	backoff time.Duration // the wait before the retry
 	retryAt time.Time     // no write before then; zero when the last flush succeeded
@@ -224,6 +225,10 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 // append writes a batch of events, fenced by this replica's ownership of their
 // runs on a store that can (see Fencer), and returns the runs found lost.
 func (w *eventWriter) append(ctx context.Context, batch []Event) (lost []string, err error) {
+	if w.onWrite != nil {
+		start := time.Now()
+		defer func() { w.onWrite(time.Since(start), len(batch), err) }()
+	}
 	if f, ok := w.store.(Fencer); ok {
 		return f.AppendEventsAs(ctx, w.leases.replica, batch)
 	}

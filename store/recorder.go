@@ -51,6 +51,9 @@ type RecorderOptions struct {
 	// the program runs itself (kern's host does, to resume them): a short-lived
 	// `kern run` beside servers that take them over must not end them ERROR first.
 	NoRecovery bool
+	// OnWrite, if set, is told of each write of a batch of events: how long it
+	// took, how many events it held and its error (telemetry's store metrics).
+	OnWrite func(d time.Duration, events int, err error)
 }
 
 // Recorder persists the runs of agents and workflows as they execute (it implements
@@ -139,7 +142,7 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 		stop: make(chan struct{}), done: make(chan struct{}), emitted: make(chan struct{}, 1),
 		leases: leaseKeeper{store: s, replica: opts.Replica, lease: opts.Lease, clock: opts.clock},
 	}
-	r.writer = eventWriter{store: s, leases: &r.leases}
+	r.writer = eventWriter{store: s, leases: &r.leases, onWrite: opts.OnWrite}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	// The renewals' ticker starts here, not in the loop, so that a test's clock
 	// has it once NewRecorder returns.

@@ -273,6 +273,8 @@ func TestErrors(t *testing.T) {
 		{[]string{"runs", "--status", "DONE", "--db", sqliteDB(t)}, `--status "DONE"`},
 		{[]string{"runs", "--server", "http://127.0.0.1:1", "--db", sqliteDB(t)}, "not both"},
 		{[]string{"run", "w", "hi", "--server", "http://127.0.0.1:1", "--db", sqliteDB(t)}, "not both"},
+		{[]string{"serve", "--log-format", "xml", "--db", sqliteDB(t)}, `--log-format: "xml"`},
+		{[]string{"serve", "--log-level", "loud", "--db", sqliteDB(t)}, `--log-level: "loud"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

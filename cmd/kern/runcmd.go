@@ -20,6 +20,7 @@ import (
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -33,6 +34,7 @@ type runOptions struct {
 	lease        time.Duration
 	openAIModel  string
 	scriptedPace time.Duration
+	observe      observeOptions
 }
 
 func newRunCmd() *cobra.Command {
@@ -50,12 +52,15 @@ scripted model otherwise), and the run is kept in the database --db names, so
 that "kern runs" lists it. With --server it runs on that kern server.
 
 Ctrl-C (SIGINT) cancels the run, waits for it to end, shows its end and exits 130
-(SIGTERM: 143). Otherwise the exit code is 0 when the run completed and 1 when it
+(SIGTERM: 143). --trace prints the run's span tree with durations at its end;
+--otel exports the run's OpenTelemetry spans over OTLP/HTTP (OTEL_* variables),
+both for a local run. Otherwise the exit code is 0 when the run completed and 1 when it
 ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 		Example: `  kern run article-creation-workflow "Write a very long story about a dragon who learns to code."
   kern run article-creation-workflow "The state of Go in 2026" --server http://127.0.0.1:7777
   kern run article-creation-workflow "Continue the story" --session 8d1c... --db sqlite://runs.db
-  kern run article "Dragons and code" --config kern.yaml`,
+  kern run article "Dragons and code" --config kern.yaml
+  kern run article-creation-workflow "Dragons" --trace`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.server != "" && (cmd.Flags().Changed("db") || o.config != "") {
@@ -75,6 +80,8 @@ ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long the run's claim lasts unless renewed: if this process dies, a kern serve on the same database takes the run over about this long after")
 	f.StringVar(&o.config, "config", "", "kern.yaml declaring the workflows to run locally (default: the reference article workflow)")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
+	f.BoolVar(&o.observe.otel, "otel", false, otelHelp)
+	f.BoolVar(&o.observe.printTrace, "trace", false, "print the run's span tree with durations once it ended (a local run)")
 	return cmd
 }
 
@@ -114,6 +121,11 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	if o.session == "" {
 		o.session = run.NewID()
 	}
+	tel, err := o.observe.setup(cmd.Context(), o.replica)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTelemetry(tel) }()
 	st, err := openStore(cmd.Context(), o.db)
 	if err != nil {
 		return err
@@ -121,7 +133,8 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 	// kern serve recovers runs left behind and works the queue: this process runs
 	// its one run only.
 	h, err := host.New(st, host.Options{Workflows: []*workflow.Workflow{wf}, Replica: o.replica, Lease: o.lease,
-		NoRecovery: true, NoWork: true, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		NoRecovery: true, NoWork: true, Telemetry: tel.Observer,
+		Logger: slog.New(telemetry.LogHandler(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})))})
 	if err != nil {
 		return errors.Join(err, st.Close())
 	}
@@ -147,7 +160,11 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 		err = fmt.Errorf("run %s: not stored: %w", r.ID(), err)
 	}
 	sig := cn.stop()
-	return outcome(p, sig, joinClose(err, h, st))
+	err = joinClose(err, h, st) // the run's spans are ended once the host is shut down
+	if o.observe.printTrace {
+		printTrace(cmd.OutOrStdout(), tel, r.ID())
+	}
+	return outcome(p, sig, err)
 }
 
 // joinClose shuts the host down, then closes the store, and joins their errors to

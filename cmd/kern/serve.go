@@ -19,6 +19,7 @@ import (
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -39,6 +40,7 @@ type serveOptions struct {
 	allowedHosts  []string
 	headerTimeout time.Duration
 	bodyTimeout   time.Duration
+	observe       observeOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -89,6 +91,17 @@ lapses, resuming each workflow run after its last finished step (a workflow
 declared "resumable: false" ends ERROR "interrupted" instead). --replica names
 this process in GET /config and in the runs it executes.
 
+Telemetry is off unless asked for, and then costs a run nothing: --otel exports
+OpenTelemetry spans following the GenAI semantic conventions (a span per run,
+step, nested agent run, model request and tool call; cancels with their reason,
+source and latency) over OTLP/HTTP, configured by the standard OTEL_* variables;
+a traceparent header on POST .../runs makes the run part of the caller's trace.
+--metrics serves GET /metrics (Prometheus text format; behind the security key
+unless --metrics-public). --keep-traces N keeps the spans of the last N traces
+in memory, served at GET /runs/{run_id}/trace and GET /traces. Logs go to stderr,
+as text or JSON (--log-format), lines about a run carrying its run_id and, when
+traced, trace_id and span_id.
+
 On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 --shutdown-grace, cancels those still running, persists their end, and exits 0.`,
 		Example: `  kern serve
@@ -97,7 +110,8 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
   kern serve --replica web-1 --shutdown-grace 30s
   kern serve --max-runs 500 --max-streams 2000
   kern serve --cors-origins https://app.example.com,http://localhost:3000
-  kern serve --replica web-2 --addr :7778 --db 'postgres://db.internal/kern?schema=kern' --lease 10s`,
+  kern serve --replica web-2 --addr :7778 --db 'postgres://db.internal/kern?schema=kern' --lease 10s
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kern serve --otel --metrics --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return serve(cmd, o) },
 	}
@@ -117,6 +131,7 @@ On SIGINT or SIGTERM the server stops accepting, lets running runs go on for
 	f.DurationVar(&o.headerTimeout, "read-header-timeout", agentos.DefaultReadHeaderTimeout, "how long a request's headers may take to arrive")
 	f.DurationVar(&o.bodyTimeout, "body-timeout", agentos.DefaultBodyTimeout, "how long a request's body may take to arrive (slower: 408; negative: no bound); streamed answers are not bounded")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
+	addServeObserveFlags(cmd, &o.observe)
 	return cmd
 }
 
@@ -149,18 +164,25 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	if grace <= 0 {
 		grace = time.Nanosecond // agentos reads 0 as its default
 	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	st, err := openStore(ctx, o.db)
+	log, err := o.observe.logger(cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
-	err = serveWith(ctx, stop, log, st, o, grace, declared)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tel, err := o.observe.setupLogged(ctx, o.replica, log)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, o.db)
+	if err != nil {
+		return errors.Join(err, shutdownTelemetry(tel))
+	}
+	err = serveWith(ctx, stop, log, st, o, grace, declared, tel)
 	// In this order: every run has ended and its end is written (Serve returned),
-	// then the store lets go of the database.
-	err = errors.Join(err, st.Close())
+	// then the store lets go of the database, then the last spans go out.
+	err = errors.Join(err, st.Close(), shutdownTelemetry(tel))
 	if err == nil {
 		log.Info("kern stopped")
 	}
@@ -169,7 +191,7 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 
 // serveWith serves the reference workflow, recorded into st, until ctx is done;
 // stop stops the signals from cancelling ctx.
-func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Store, o serveOptions, grace time.Duration, declared *config.Config) error {
+func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Store, o serveOptions, grace time.Duration, declared *config.Config, tel *telemetry.Providers) error {
 	var workflows []*workflow.Workflow
 	var agents []*agent.Agent
 	label := "as declared in " + o.config
@@ -191,13 +213,15 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 		Workers:   o.workers,
 		MaxRuns:   o.maxRuns,
 		Logger:    log,
+		Telemetry: tel.Observer,
 	})
 	if err != nil {
 		return err
 	}
 	srv, err := agentos.New(agentos.Config{Host: h, SecurityKey: o.securityKey, ShutdownGrace: grace, Logger: log,
 		CORSOrigins: o.corsOrigins, AllowedHosts: o.allowedHosts, MaxStreams: o.maxStreams,
-		ReadHeaderTimeout: o.headerTimeout, BodyTimeout: o.bodyTimeout})
+		ReadHeaderTimeout: o.headerTimeout, BodyTimeout: o.bodyTimeout,
+		Metrics: tel.MetricsHandler(), MetricsPublic: o.observe.metricsPublic, Traces: tel.Recent})
 	if err != nil {
 		return errors.Join(err, h.Shutdown(ctx))
 	}
@@ -207,7 +231,7 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	}
 	log.Info("kern serving", "addr", ln.Addr().String(), "db", redact(o.db), "model", label,
 		"workflows", strings.Join(ids, ","), "replica", o.replica, "auth", o.securityKey != "",
-		"max_runs", o.maxRuns, "max_streams", o.maxStreams)
+		"max_runs", o.maxRuns, "max_streams", o.maxStreams, "otel", o.observe.otel, "metrics", o.observe.metrics)
 	unwatch := context.AfterFunc(ctx, func() {
 		log.Info("shutting down: stopping runs, then closing the database (signal again to force)",
 			"grace", o.shutdownGrace)

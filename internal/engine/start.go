@@ -31,7 +31,7 @@ func Start(ctx context.Context, c Component, input string, opts []run.Option, pr
 	origin := &run.Origin{SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID}
 	out := &run.Output{
 		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
-		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(),
+		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(), Metadata: o.Metadata,
 	}
 	if c.Kind == run.KindWorkflow {
 		origin.WorkflowID, origin.WorkflowName = c.ID, c.Name

@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Defaults of a RetryPolicy's zero fields.
@@ -124,6 +126,9 @@ func send(ctx context.Context, client *http.Client, newReq func(context.Context)
 	if err != nil {
 		return nil, false, fmt.Errorf("build request: %w", err)
 	}
+	// The request is part of the run's trace when its context carries a span
+	// (telemetry on): a W3C traceparent goes out; nothing without one.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err = client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

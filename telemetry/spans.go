@@ -1,0 +1,398 @@
+package telemetry
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kern-dev/kern/run"
+)
+
+// Attribute keys: the GenAI conventions' and kern's own.
+const (
+	keyOperation      = attribute.Key("gen_ai.operation.name")
+	keyProvider       = attribute.Key("gen_ai.provider.name")
+	keyRequestModel   = attribute.Key("gen_ai.request.model")
+	keyInputTokens    = attribute.Key("gen_ai.usage.input_tokens")
+	keyOutputTokens   = attribute.Key("gen_ai.usage.output_tokens")
+	keyConversationID = attribute.Key("gen_ai.conversation.id")
+	keyAgentID        = attribute.Key("gen_ai.agent.id")
+	keyAgentName      = attribute.Key("gen_ai.agent.name")
+	keyWorkflowName   = attribute.Key("gen_ai.workflow.name")
+	keyToolName       = attribute.Key("gen_ai.tool.name")
+	keyToolCallID     = attribute.Key("gen_ai.tool.call.id")
+	keyToolType       = attribute.Key("gen_ai.tool.type")
+	keyToolArgs       = attribute.Key("gen_ai.tool.call.arguments") // opt-in
+	keyToolResult     = attribute.Key("gen_ai.tool.call.result")    // opt-in
+	keyOutputMessages = attribute.Key("gen_ai.output.messages")     // opt-in
+	keyErrorType      = attribute.Key("error.type")
+
+	keyRunID         = attribute.Key("kern.run.id")
+	keyWorkflowID    = attribute.Key("kern.workflow.id")
+	keyWorkflowRunID = attribute.Key("kern.workflow_run.id")
+	keyStepID        = attribute.Key("kern.step.id")
+	keyStepName      = attribute.Key("kern.step.name")
+	keyStepIndex     = attribute.Key("kern.step.index")
+	keyReplica       = attribute.Key("kern.replica")
+	keyBackground    = attribute.Key("kern.run.background")
+	keyTakenOver     = attribute.Key("kern.run.taken_over")
+	keyFirstEvent    = attribute.Key("kern.event_index.first")
+	keyLastEvent     = attribute.Key("kern.event_index.last")
+	keyStatus        = attribute.Key("kern.run.status")
+	keyReason        = attribute.Key("kern.cancel.reason")
+	keySource        = attribute.Key("kern.cancel.source")
+	keyLatency       = attribute.Key("kern.cancel.latency_ms")
+)
+
+// ErrorTypeCancelled is error.type on the spans of cancelled runs and steps.
+const ErrorTypeCancelled = "cancelled"
+
+// EventCancelled is the name of the span event a cancelled run's or step's span
+// carries, with kern.cancel.reason, kern.cancel.source and (when the request was
+// seen here) kern.cancel.latency_ms.
+const EventCancelled = "kern.cancelled"
+
+var linkTakeover = []attribute.KeyValue{attribute.String("kern.link", "taken_over")}
+
+func (o *Observer) runAttrs(r Run, op string) []attribute.KeyValue {
+	a := []attribute.KeyValue{keyOperation.String(op), keyRunID.String(r.ID)}
+	if r.Kind == run.KindWorkflow {
+		a = append(a, keyWorkflowName.String(r.Name), keyWorkflowID.String(r.Component))
+	} else {
+		a = append(a, keyAgentID.String(r.Component), keyAgentName.String(r.Name))
+	}
+	if r.SessionID != "" {
+		a = append(a, keyConversationID.String(r.SessionID))
+	}
+	if o.replica != "" {
+		a = append(a, keyReplica.String(o.replica))
+	}
+	if r.Background {
+		a = append(a, keyBackground.Bool(true))
+	}
+	if r.TakenOver {
+		a = append(a, keyTakenOver.Bool(true))
+	}
+	return a
+}
+
+// providerName maps a kern model provider to the conventions' gen_ai.provider.name.
+func providerName(p string) string { return strings.ToLower(p) }
+
+func setError(s trace.Span, errType, msg string) {
+	s.SetAttributes(keyErrorType.String(errType))
+	s.SetStatus(codes.Error, msg)
+}
+
+// open is a span the builder has begun and not ended yet.
+type open struct {
+	ctx        context.Context
+	span       trace.Span
+	firstEvent int
+}
+
+// builder builds the spans of one top-level run from its events, on the one
+// goroutine that follows its log: it needs no lock.
+type builder struct {
+	t     *Tracked
+	x     *run.Exec
+	o     *Observer
+	top   open
+	spans map[string]open // open spans by key: "r"+run id, "s"+step id, "m"+run id (its model request), "t"+tool call id
+	last  int             // the index of the last event seen
+	ended bool            // the top-level terminal event was seen
+}
+
+func newBuilder(t *Tracked, x *run.Exec) *builder {
+	return &builder{t: t, x: x, o: t.o, top: open{ctx: t.ctx, span: t.span, firstEvent: -1},
+		spans: make(map[string]open), last: -1}
+}
+
+func (b *builder) event(ev *run.Event) bool {
+	if ev.Event.Terminal() {
+		// Woken by the same event as the run's stream readers, often first and
+		// on their processor: let them have it before the spans are ended, so
+		// that a cancel's end reaches its client no later for being traced.
+		runtime.Gosched()
+	}
+	b.last = ev.EventIndex
+	if b.top.firstEvent < 0 {
+		b.top.firstEvent = ev.EventIndex
+	}
+	o := ev.Origin
+	if o == nil {
+		o = &run.Origin{}
+	}
+	switch ev.Event {
+	case run.EventRunStarted:
+		b.runStarted(ev, o)
+	case run.EventStepStarted:
+		b.stepStarted(ev, o)
+	case run.EventStepCompleted:
+		b.end("s"+o.StepID, ev, run.StatusCompleted, "")
+	case run.EventStepError:
+		b.end("s"+o.StepID, ev, run.StatusError, ev.Error)
+	case run.EventStepRetried:
+		if s, ok := b.spans["s"+o.StepID]; ok {
+			s.span.AddEvent("kern.step.retried", trace.WithAttributes(attribute.String("error", ev.Error)))
+		}
+	case run.EventModelRequestStarted:
+		b.modelStarted(ev)
+	case run.EventModelRequestCompleted:
+		b.modelCompleted(ev)
+	case run.EventToolCallStarted:
+		b.toolStarted(ev)
+	case run.EventToolCallCompleted, run.EventToolCallError:
+		b.toolEnded(ev)
+	default:
+		if ev.Event.Terminal() {
+			b.terminal(ev)
+		}
+	}
+	return true
+}
+
+// parent returns the context a span of the run runID starts under: that run's
+// span when it is open, the top-level run's otherwise.
+func (b *builder) parent(key string) context.Context {
+	if s, ok := b.spans[key]; ok {
+		return s.ctx
+	}
+	return b.top.ctx
+}
+
+// Span kinds as start options, made once: a span started costs no option.
+var (
+	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+func (b *builder) begin(key string, parent context.Context, name string, ev *run.Event, kind trace.SpanStartOption, attrs ...attribute.KeyValue) {
+	if old, ok := b.spans[key]; ok { // a step that runs again (a loop's next iteration)
+		old.span.End()
+	}
+	ctx, span := b.o.tracer.Start(parent, name, kind, trace.WithAttributes(append(attrs, keyFirstEvent.Int(ev.EventIndex))...))
+	b.spans[key] = open{ctx: ctx, span: span, firstEvent: ev.EventIndex}
+}
+
+func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
+	var model, provider string
+	if d := ev.Detail; d != nil {
+		model, provider = d.Model, d.ModelProvider
+	}
+	if ev.RunID == b.x.ID {
+		if model != "" {
+			b.top.span.SetAttributes(keyRequestModel.String(model), keyProvider.String(providerName(provider)))
+		}
+		return
+	}
+	parent := b.top.ctx
+	switch {
+	case o.StepID != "" && b.spans["s"+o.StepID].span != nil:
+		parent = b.spans["s"+o.StepID].ctx
+	case o.ParentRunID != "":
+		parent = b.parent("r" + o.ParentRunID)
+	}
+	attrs := []attribute.KeyValue{keyOperation.String("invoke_agent"), keyAgentID.String(o.AgentID),
+		keyAgentName.String(o.AgentName), keyRunID.String(ev.RunID)}
+	if o.WorkflowRunID != "" {
+		attrs = append(attrs, keyWorkflowRunID.String(o.WorkflowRunID))
+	}
+	if o.SessionID != "" {
+		attrs = append(attrs, keyConversationID.String(o.SessionID))
+	}
+	if model != "" {
+		attrs = append(attrs, keyRequestModel.String(model), keyProvider.String(providerName(provider)))
+	}
+	b.begin("r"+ev.RunID, parent, "invoke_agent "+o.AgentName, ev, kindInternal, attrs...)
+}
+
+func (b *builder) stepStarted(ev *run.Event, o *run.Origin) {
+	parent := b.top.ctx
+	if o.ParentStepID != "" {
+		parent = b.parent("s" + o.ParentStepID)
+	}
+	attrs := []attribute.KeyValue{keyStepID.String(o.StepID), keyStepName.String(o.StepName), keyRunID.String(ev.RunID)}
+	if o.StepIndex != nil {
+		attrs = append(attrs, keyStepIndex.Int(*o.StepIndex))
+	}
+	b.begin("s"+o.StepID, parent, "step "+o.StepName, ev, kindInternal, attrs...)
+}
+
+func (b *builder) modelStarted(ev *run.Event) {
+	var model, provider string
+	if d := ev.Detail; d != nil {
+		model, provider = d.Model, d.ModelProvider
+	}
+	b.begin("m"+ev.RunID, b.parent("r"+ev.RunID), "chat "+model, ev, kindClient,
+		keyOperation.String("chat"), keyProvider.String(providerName(provider)), keyRequestModel.String(model))
+}
+
+func (b *builder) modelCompleted(ev *run.Event) {
+	s, ok := b.spans["m"+ev.RunID]
+	if !ok {
+		return
+	}
+	var model, provider string
+	if d := ev.Detail; d != nil {
+		model, provider = d.Model, d.ModelProvider
+	}
+	if m := ev.Metrics; m != nil {
+		s.span.SetAttributes(keyInputTokens.Int(m.InputTokens), keyOutputTokens.Int(m.OutputTokens))
+		b.o.inst.modelRequest(s.ctx, providerName(provider), model, m)
+	}
+	b.finish("m"+ev.RunID, s, ev, run.StatusCompleted, "")
+}
+
+func (b *builder) toolStarted(ev *run.Event) {
+	tool := ev.Tool
+	if tool == nil {
+		return
+	}
+	attrs := []attribute.KeyValue{keyOperation.String("execute_tool"), keyToolName.String(tool.ToolName),
+		keyToolCallID.String(tool.ToolCallID), keyToolType.String("function"), keyRunID.String(ev.RunID)}
+	if b.o.content && len(tool.ToolArgs) > 0 {
+		attrs = append(attrs, keyToolArgs.String(string(tool.ToolArgs)))
+	}
+	b.begin("t"+tool.ToolCallID, b.parent("r"+ev.RunID), "execute_tool "+tool.ToolName, ev, kindInternal, attrs...)
+}
+
+func (b *builder) toolEnded(ev *run.Event) {
+	tool := ev.Tool
+	if tool == nil {
+		return
+	}
+	s, ok := b.spans["t"+tool.ToolCallID]
+	if !ok {
+		return
+	}
+	if b.o.content && tool.Result != "" {
+		s.span.SetAttributes(keyToolResult.String(tool.Result))
+	}
+	st, msg := run.StatusCompleted, ""
+	if ev.Event == run.EventToolCallError || tool.IsError {
+		st, msg = run.StatusError, ev.Error
+		if msg == "" {
+			msg = tool.Result
+		}
+	}
+	b.finish("t"+tool.ToolCallID, s, ev, st, msg)
+}
+
+func statusOf(t run.EventType) run.Status {
+	switch t {
+	case run.EventRunCompleted, run.EventWorkflowCompleted:
+		return run.StatusCompleted
+	case run.EventRunCancelled, run.EventWorkflowCancelled:
+		return run.StatusCancelled
+	}
+	return run.StatusError
+}
+
+// terminal ends a nested run's span, or, for the top-level run's terminal event,
+// every span still open and then the run's own.
+func (b *builder) terminal(ev *run.Event) {
+	st := statusOf(ev.Event)
+	msg := ev.Error
+	if st == run.StatusCancelled {
+		msg = ev.Reason
+	}
+	if ev.RunID != b.x.ID {
+		b.endChildren(ev, st, msg, func(key string) bool { return key == "m"+ev.RunID })
+		b.end("r"+ev.RunID, ev, st, msg)
+		return
+	}
+	b.ended = true
+	b.endChildren(ev, st, msg, func(string) bool { return true })
+	if b.o.content && st == run.StatusCompleted && ev.Content != "" {
+		b.top.span.SetAttributes(keyOutputMessages.String(ev.Content))
+	}
+	b.top.span.SetAttributes(keyStatus.String(string(st)))
+	b.mark(b.top.span, st, msg)
+	b.top.span.SetAttributes(keyFirstEvent.Int(max(b.top.firstEvent, 0)), keyLastEvent.Int(ev.EventIndex))
+	b.top.span.End()
+	var latency time.Duration
+	if at, _ := b.t.cancelRequest(); st == run.StatusCancelled && !at.IsZero() {
+		latency = time.Since(at)
+	}
+	b.o.inst.runEnded(b.top.ctx, b.t.info, st, latency)
+}
+
+// endChildren ends the open spans whose keys match, with the status st: the
+// spans a run's end leaves open (a cancel stops a model request or a tool call
+// without its end event).
+func (b *builder) endChildren(ev *run.Event, st run.Status, msg string, match func(string) bool) {
+	for key, s := range b.spans {
+		if match(key) {
+			b.finish(key, s, ev, st, msg)
+		}
+	}
+}
+
+func (b *builder) end(key string, ev *run.Event, st run.Status, msg string) {
+	if s, ok := b.spans[key]; ok {
+		b.finish(key, s, ev, st, msg)
+	}
+}
+
+func (b *builder) finish(key string, s open, ev *run.Event, st run.Status, msg string) {
+	delete(b.spans, key)
+	b.mark(s.span, st, msg)
+	s.span.End()
+}
+
+// mark sets a span's status for a run or step that ended in st: cancelled ones
+// carry error.type "cancelled" and the cancel event.
+func (b *builder) mark(s trace.Span, st run.Status, msg string) {
+	switch st {
+	case run.StatusCompleted:
+		return
+	case run.StatusCancelled:
+		setError(s, ErrorTypeCancelled, "cancelled: "+msg)
+		attrs := []attribute.KeyValue{keyReason.String(msg)}
+		at, source := b.t.cancelRequest()
+		if source == "" {
+			source = sourceOf(msg)
+		}
+		attrs = append(attrs, keySource.String(source))
+		if !at.IsZero() {
+			attrs = append(attrs, keyLatency.Float64(float64(time.Since(at).Microseconds())/1000))
+		}
+		s.AddEvent(EventCancelled, trace.WithAttributes(attrs...))
+	default:
+		setError(s, "_OTHER", msg)
+	}
+}
+
+// sourceOf guesses where a cancel that no one reported came from, by the reasons
+// kern gives its own cancels.
+func sourceOf(reason string) string {
+	switch reason {
+	case run.ReasonConsumerStopped:
+		return SourceConsumer
+	case run.ReasonRequested:
+		return SourceRequest
+	}
+	return SourceOther
+}
+
+// close ends what the log's end left open: a run whose terminal event this
+// process never emitted (it lost the run to another replica) ends its spans
+// unset, with the events seen.
+func (b *builder) close() {
+	if b.ended {
+		return
+	}
+	for key, s := range b.spans {
+		delete(b.spans, key)
+		s.span.End()
+	}
+	b.top.span.SetAttributes(keyFirstEvent.Int(max(b.top.firstEvent, 0)), keyLastEvent.Int(max(b.last, 0)))
+	b.top.span.AddEvent("kern.run.lost")
+	b.top.span.End()
+}
