@@ -156,6 +156,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		return err
 	}
 	err = serveWith(ctx, stop, log, st, o, grace, declared)
+	if declared != nil {
+		err = errors.Join(err, declared.Close()) // the MCP servers, once no run uses them
+	}
 	// In this order: every run has ended and its end is written (Serve returned),
 	// then the store lets go of the database.
 	err = errors.Join(err, st.Close())
