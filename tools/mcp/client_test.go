@@ -27,7 +27,7 @@ func transports(t *testing.T, test func(t *testing.T, c *mcp.Client, o *observer
 	})
 }
 
-func find(t *testing.T, tools []tool.Tool, name string) tool.Tool {
+func find(t testing.TB, tools []tool.Tool, name string) tool.Tool {
 	t.Helper()
 	for _, tl := range tools {
 		if tl.Definition().Name == name {

@@ -88,7 +88,7 @@ func newObserver() *observer { return &observer{lines: make(chan string, 64)} }
 func (o *observer) observe(line string) { o.lines <- line }
 
 // next waits for the next line with the prefix, skipping others.
-func (o *observer) next(t *testing.T, prefix string) string {
+func (o *observer) next(t testing.TB, prefix string) string {
 	t.Helper()
 	for line := range o.lines {
 		if strings.HasPrefix(line, prefix) {
@@ -101,7 +101,7 @@ func (o *observer) next(t *testing.T, prefix string) string {
 
 // stdioServer returns a Client of the test binary run as a stdio server, and what
 // the server reports on its standard error.
-func stdioServer(t *testing.T) (*mcp.Client, *observer) {
+func stdioServer(t testing.TB) (*mcp.Client, *observer) {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -132,7 +132,7 @@ func stdioServer(t *testing.T) (*mcp.Client, *observer) {
 
 // httpServer returns a Client of an in-process streamable HTTP server that wants
 // the header Authorization: Bearer secret, and the test server itself.
-func httpServer(t *testing.T) (*mcp.Client, *observer, *httptest.Server) {
+func httpServer(t testing.TB) (*mcp.Client, *observer, *httptest.Server) {
 	t.Helper()
 	o := newObserver()
 	quit := make(chan struct{})
