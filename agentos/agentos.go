@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"time"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
@@ -177,6 +179,7 @@ type Server struct {
 	table       []route        // what the mux serves, /openapi.json and /docs describe
 	mux         *http.ServeMux // built from table
 	apiDoc      []byte         // GET /openapi.json's answer, built from table
+	mcpServer   *sdk.Server    // what /mcp serves (see mcp.go)
 }
 
 // component is a workflow or an agent, as routes see it.
@@ -346,5 +349,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 // cancelled, and it returns once every run has ended and its end is persisted. It
 // closes the recorder the host made for the store, not the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.host.Shutdown(ctx)
+	err := s.host.Shutdown(ctx)
+	s.closeMCP()
+	return err
 }

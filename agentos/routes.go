@@ -146,7 +146,7 @@ func (s *Server) routeTable() []route {
 	} {
 		rs = append(rs, s.collectionRoutes(collection{s: s, kind: k.kind, param: k.param}, k.base, k.list, k.info)...)
 	}
-	return rs
+	return append(rs, s.mcpRoutes()...)
 }
 
 // collectionRoutes are the routes of the workflows or of the agents.
