@@ -27,6 +27,7 @@ import (
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // Mode is how a team's leader works with its members (Agno's TeamMode).
@@ -299,4 +300,13 @@ func memberRole(m Member) string {
 		return m.Role
 	}
 	return ""
+}
+
+// RunnerInfo names the team as a workflow step's runner (workflow.Runner).
+func (t *Team) RunnerInfo() (kind, id string) { return string(run.KindTeam), t.TeamID() }
+
+// Step returns a workflow step that runs team t on the workflow's input (and the
+// previous step's output), as a child run of the workflow's.
+func Step(name string, t *Team, description string) *workflow.Task {
+	return &workflow.Task{Name: name, Description: description, Runner: t}
 }
