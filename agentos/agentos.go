@@ -25,6 +25,7 @@ import (
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -70,6 +71,8 @@ type Config struct {
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
+	// Teams are served under /teams, as Agents are under /agents.
+	Teams []*team.Team
 	// Store is where finished runs, their events and sessions are read back from.
 	// With a Store and no Recorder, the server records runs to Store itself. Nil keeps
 	// runs in memory only (the last KeepRuns finished runs). The caller closes the
@@ -172,6 +175,7 @@ type Server struct {
 	store       store.Store // the host's: where runs and sessions are read back from
 	workflows   []*component
 	agents      []*component
+	teams       []*component
 	components  map[string]*component // "workflow/<id>" or "agent/<id>"
 	streams     streams
 	streamSlots slots // Config.MaxStreams
@@ -196,12 +200,12 @@ type component struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, host: cfg.Host, components: make(map[string]*component)}
 	s.defaults()
-	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
+	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || len(cfg.Teams) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
 		return nil, errors.New("agentos: Config.Host is set: give the workflows, agents, store and recorder to the host")
 	}
 	if s.host == nil {
 		h, err := host.New(cfg.Store, host.Options{
-			Workflows: cfg.Workflows, Agents: cfg.Agents, Replica: s.cfg.Replica, Lease: cfg.Lease,
+			Workflows: cfg.Workflows, Agents: cfg.Agents, Teams: cfg.Teams, Replica: s.cfg.Replica, Lease: cfg.Lease,
 			Workers: cfg.Workers, QueueSize: cfg.QueueSize, MaxRuns: cfg.MaxRuns, Registry: cfg.Registry, Recorder: cfg.Recorder,
 			KeepRuns: cfg.KeepRuns, ShutdownGrace: s.cfg.ShutdownGrace, Logger: s.log,
 		})
@@ -278,6 +282,7 @@ func (s *Server) addComponents() {
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.agents = append(s.agents, c)
 	}
+	s.addTeams()
 }
 
 // Host returns the host that runs the server's workflows and agents.

@@ -62,7 +62,7 @@ func (s *Server) newMCP() http.Handler {
 		Instructions: "Start runs of this kern server's workflows and agents, and get, list and cancel runs.",
 		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}},
 	})
-	for _, c := range append(append([]*component(nil), s.workflows...), s.agents...) {
+	for _, c := range append(append(append([]*component(nil), s.workflows...), s.agents...), s.teams...) {
 		desc := fmt.Sprintf("Runs the %s %q on a message and answers its output (as JSON: run_id, status, content...). "+
 			"Progress notifications carry its events while it runs; cancelling the call cancels the run.", c.kind, c.name)
 		if c.description != "" {

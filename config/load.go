@@ -16,6 +16,7 @@ import (
 	"github.com/kern-dev/kern/model/openai"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/tools/mcp"
 	"github.com/kern-dev/kern/workflow"
@@ -38,6 +39,7 @@ type loader struct {
 	workflowAgents map[string][]string
 	toolRefs       []toolRef
 	mcp            map[string]*mcp.Client // the MCP servers, by key
+	teamsByKey     map[string]*team.Team
 	// declared holds the keys of models and agents, built or not, so that a broken
 	// entry is reported once, not again at each reference to it.
 	declared map[string]bool
@@ -71,7 +73,7 @@ func (l *loader) load(data []byte) *Config {
 		return nil
 	}
 	root := doc.Content[0]
-	f := l.fields(root, "the file", "models", "agents", "workflows", "mcp_servers")
+	f := l.fields(root, "the file", "models", "agents", "workflows", "mcp_servers", "teams")
 	if f == nil {
 		return nil
 	}
@@ -97,6 +99,7 @@ func (l *loader) load(data []byte) *Config {
 			cfg.Agents = append(cfg.Agents, a)
 		}
 	}
+	cfg.Teams = l.teams(f["teams"])
 	for _, e := range l.entries(f["workflows"], "workflows") {
 		l.declared["workflows."+e.key] = true
 		if w := l.workflow(e); w != nil {
@@ -105,7 +108,7 @@ func (l *loader) load(data []byte) *Config {
 		}
 	}
 	l.linkTools()
-	if f["agents"] == nil && f["workflows"] == nil {
+	if f["agents"] == nil && f["workflows"] == nil && f["teams"] == nil {
 		l.errorf(root, "the file declares no agents and no workflows")
 	}
 	return cfg
@@ -588,9 +591,12 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 }
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
-	f := s.l.fields(n, "step", "name", "agent", "description", "timeout", "retry")
+	f := s.l.fields(n, "step", "name", "agent", "team", "description", "timeout", "retry")
 	if f == nil {
 		return nil, ""
+	}
+	if f["team"] != nil {
+		return s.teamStep(n, f)
 	}
 	if f["agent"] == nil {
 		s.l.errorf(n, "a step has neither an agent nor one of the keys %s", strings.Join(containers, ", "))

@@ -19,6 +19,7 @@ import (
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -173,9 +174,10 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Store, o serveOptions, grace time.Duration, declared *config.Config) error {
 	var workflows []*workflow.Workflow
 	var agents []*agent.Agent
+	var teams []*team.Team
 	label := "as declared in " + o.config
 	if declared != nil {
-		workflows, agents = declared.Workflows, declared.Agents
+		workflows, agents, teams = declared.Workflows, declared.Agents, declared.Teams
 	} else {
 		m := chooseModels(o.openAIModel, o.scriptedPace)
 		workflows, label = []*workflow.Workflow{referenceWorkflow(m)}, m.label
@@ -187,6 +189,7 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	h, err := host.New(st, host.Options{
 		Workflows: workflows,
 		Agents:    agents,
+		Teams:     teams,
 		Replica:   o.replica,
 		Lease:     o.lease,
 		Workers:   o.workers,
