@@ -59,7 +59,7 @@ type listArgs struct {
 // newMCP returns the handler of /mcp.
 func (s *Server) newMCP() http.Handler {
 	srv := sdk.NewServer(&sdk.Implementation{Name: s.cfg.OSID, Title: "kern", Version: "1"}, &sdk.ServerOptions{
-		Instructions: "Start runs of this kern server's workflows and agents, and get, list and cancel runs.",
+		Instructions: "Start runs of this kern server's workflows, agents and teams, and get, list and cancel runs.",
 		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{}},
 	})
 	for _, c := range append(append(append([]*component(nil), s.workflows...), s.agents...), s.teams...) {

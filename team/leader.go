@@ -48,6 +48,9 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 	defer func() {
 		l.mu.Lock()
 		out.MemberResponses = l.members
+		for _, m := range l.members {
+			out.Metrics.Add(m.Metrics) // the team's tokens and cost are its members' too
+		}
 		l.mu.Unlock()
 	}()
 	started := l.event(run.EventTeamRunStarted)
@@ -68,6 +71,7 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 			return stopped(ctx)
 		}
 		var calls []model.ToolCall
+		var used run.Metrics // this request's tokens (and cost), as the model reports them
 		for chunk, err := range t.Model.Stream(ctx, req) {
 			if err != nil {
 				return fmt.Errorf("team %q: leader's model: %w", t.Name, err)
@@ -81,11 +85,16 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 				content.WriteString(chunk.Text)
 			}
 			calls = append(calls, chunk.ToolCalls...)
+			if u := chunk.Usage; u != nil {
+				addUsage(&used, u, t.Model)
+			}
 		}
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}
 		ev = l.event(run.EventTeamModelRequestCompleted)
+		ev.Metrics = &used
+		out.Metrics.Add(used)
 		if !gate.Emit(&ev) {
 			return stopped(ctx)
 		}
@@ -115,6 +124,19 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 		}
 	}
 	return fmt.Errorf("team %q: %w (%d)", t.Name, ErrMaxIterations, limit)
+}
+
+// addUsage adds a response's usage (and its cost, for a priced model) to m.
+func addUsage(m *run.Metrics, u *model.Usage, mdl model.Model) {
+	m.InputTokens += u.InputTokens
+	m.OutputTokens += u.OutputTokens
+	m.TotalTokens += u.TotalTokens
+	m.CacheReadTokens += u.CacheReadTokens
+	m.CacheWriteTokens += u.CacheWriteTokens
+	m.ReasoningTokens += u.ReasoningTokens
+	if p, ok := mdl.(model.Pricer); ok {
+		m.Cost += p.Price().Cost(u)
+	}
 }
 
 func (l *leaderRun) routed() *run.Output {

@@ -108,6 +108,16 @@ func TestCoordinate(t *testing.T) {
 	if len(out.MemberResponses) != 2 {
 		t.Fatalf("member responses = %d", len(out.MemberResponses))
 	}
+	var leaderTokens int
+	for _, ev := range evs {
+		if ev.Event == run.EventTeamModelRequestCompleted {
+			leaderTokens += ev.Metrics.OutputTokens
+		}
+	}
+	members := out.MemberResponses[0].Metrics.OutputTokens + out.MemberResponses[1].Metrics.OutputTokens
+	if leaderTokens == 0 || members == 0 || out.Metrics.OutputTokens != leaderTokens+members {
+		t.Errorf("output tokens: team %d, leader %d, members %d", out.Metrics.OutputTokens, leaderTokens, members)
+	}
 	for _, mr := range out.MemberResponses {
 		if mr.ParentRunID != out.RunID || mr.RunID == out.RunID || mr.Status != run.StatusCompleted {
 			t.Errorf("member run %+v", mr)
