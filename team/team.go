@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -61,7 +62,9 @@ type Member interface {
 	// MemberName is the member's name, which the leader is told with its role.
 	MemberName() string
 	runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error)
-	validate() error
+	// validate reports what keeps the member from running; within lists the
+	// teams being validated, which a member must not be (a cycle).
+	validate(within []*Team) error
 }
 
 // Agent returns a as a member of a team; role tells the leader what it is for ("" for
@@ -73,9 +76,9 @@ type agentMember struct {
 	role string
 }
 
-func (m *agentMember) MemberID() string   { return m.a.AgentID() }
-func (m *agentMember) MemberName() string { return m.a.Name }
-func (m *agentMember) validate() error    { return m.a.Validate() }
+func (m *agentMember) MemberID() string       { return m.a.AgentID() }
+func (m *agentMember) MemberName() string     { return m.a.Name }
+func (m *agentMember) validate([]*Team) error { return m.a.Validate() }
 func (m *agentMember) runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error) {
 	return m.a.RunNested(ctx, sc, task)
 }
@@ -121,7 +124,7 @@ func (t *Team) MemberID() string { return t.TeamID() }
 // MemberName returns the team's name.
 func (t *Team) MemberName() string { return t.Name }
 
-func (t *Team) validate() error { return t.Validate() }
+func (t *Team) validate(within []*Team) error { return t.check(within) }
 
 func (t *Team) runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error) {
 	return t.RunNested(ctx, sc, task)
@@ -136,11 +139,18 @@ func (t *Team) registry() *run.Registry {
 }
 
 // Validate reports what makes the team unable to run: no model, no members, an
-// unknown mode, a member that cannot run, two members of one id.
-func (t *Team) Validate() error {
+// unknown mode, a member that cannot run, two members of one id, a team that is a
+// member of itself (directly or through its member teams).
+func (t *Team) Validate() error { return t.check(nil) }
+
+func (t *Team) check(within []*Team) error {
 	if t == nil {
 		return fmt.Errorf("team is nil: %w", run.ErrInvalid)
 	}
+	if slices.Contains(within, t) {
+		return fmt.Errorf("team %q is a member of itself: %w", t.Name, run.ErrInvalid)
+	}
+	within = append(within, t)
 	name := t.Name
 	if name == "" {
 		name = t.ID
@@ -163,10 +173,7 @@ func (t *Team) Validate() error {
 		if m == nil {
 			return fmt.Errorf("team %q: member %d is nil: %w", name, i, run.ErrInvalid)
 		}
-		if m == Member(t) {
-			return fmt.Errorf("team %q: a member of itself: %w", name, run.ErrInvalid)
-		}
-		if err := m.validate(); err != nil {
+		if err := m.validate(within); err != nil {
 			return fmt.Errorf("team %q: member %q: %w", name, m.MemberID(), err)
 		}
 		if seen[m.MemberID()] {

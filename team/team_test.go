@@ -205,7 +205,11 @@ func TestUnknownMemberIsToolError(t *testing.T) {
 func TestValidate(t *testing.T) {
 	m := scripted.New("x")
 	a := team.Agent(member("a", "x"), "")
+	loopA := &team.Team{Name: "A", Model: m}
+	loopB := &team.Team{Name: "B", Model: m, Members: []team.Member{loopA}}
+	loopA.Members = []team.Member{loopB}
 	for name, tm := range map[string]*team.Team{
+		"cycle":        loopA,
 		"no model":     {Name: "t", Members: []team.Member{a}},
 		"no members":   {Name: "t", Model: m},
 		"bad mode":     {Name: "t", Model: m, Mode: "vote", Members: []team.Member{a}},
