@@ -115,7 +115,11 @@ func New(s Server) *Client {
 func (c *Client) Name() string { return c.srv.Name }
 
 // Tools returns the server's tools, listing them again when the server said they
-// changed, and connecting when no connection is live.
+// changed, and connecting when no connection is live. A tool whose name model
+// providers refuse (MCP allows dots, slashes and 128 characters; OpenAI and
+// Anthropic ^[a-zA-Z0-9_-]{1,64}$) is offered with the others replaced by _ and
+// cut to 64, a suffix _2, _3... telling apart names that end up the same; calls
+// use the server's own name.
 func (c *Client) Tools(ctx context.Context) ([]tool.Tool, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -150,8 +154,9 @@ func (c *Client) Tools(ctx context.Context) ([]tool.Tool, error) {
 		return nil, fmt.Errorf("mcp server %q: list tools: %w", c.srv.Name, err)
 	}
 	tools := make([]tool.Tool, len(infos))
+	taken := make(map[string]bool, len(infos))
 	for i, ti := range infos {
-		tools[i] = &mcpTool{c: c, info: ti}
+		tools[i] = &mcpTool{c: c, info: ti, name: modelName(ti.name, taken)}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,8 +262,9 @@ func (c *Client) listChanged() {
 	}
 }
 
-// Include returns a Toolset of the server's tools named in names only. A name the
-// server does not offer is not an error (the server may add it later).
+// Include returns a Toolset of the server's tools named in names only (by the
+// server's name or the name models know them by, see Tools). A name the server does
+// not offer is not an error (the server may add it later).
 func (c *Client) Include(names ...string) tool.Toolset {
 	return &subset{c: c, names: slices.Clone(names)}
 }
@@ -290,7 +296,7 @@ func (s *subset) Tools(ctx context.Context) ([]tool.Tool, error) {
 	}
 	var tools []tool.Tool
 	for _, t := range all {
-		if slices.Contains(s.names, t.Definition().Name) {
+		if mt := t.(*mcpTool); slices.Contains(s.names, mt.info.name) || slices.Contains(s.names, mt.name) {
 			tools = append(tools, t)
 		}
 	}
@@ -301,10 +307,39 @@ func (s *subset) Tools(ctx context.Context) ([]tool.Tool, error) {
 type mcpTool struct {
 	c    *Client
 	info toolInfo
+	name string // the name the model knows it by (see modelName)
 }
 
 func (t *mcpTool) Definition() tool.Definition {
-	return tool.Definition{Name: t.info.name, Description: t.info.description, Parameters: t.info.schema}
+	return tool.Definition{Name: t.name, Description: t.info.description, Parameters: t.info.schema}
+}
+
+// maxName is the longest tool name the model providers accept.
+const maxName = 64
+
+// modelName returns the name a server's tool is offered to models by: its own when
+// model providers accept it (^[a-zA-Z0-9_-]{1,64}$), else with every other
+// character replaced by _ and cut to 64; a name another tool of the server took
+// already gets a suffix _2, _3... MCP allows names (dots, slashes, 128 characters)
+// that OpenAI and Anthropic refuse.
+func modelName(name string, taken map[string]bool) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		b = []byte("tool")
+	}
+	base := string(b[:min(len(b), maxName)])
+	out := base
+	for n := 2; taken[out]; n++ {
+		suffix := fmt.Sprintf("_%d", n)
+		out = base[:min(len(base), maxName-len(suffix))] + suffix
+	}
+	taken[out] = true
+	return out
 }
 
 // Call calls the tool on the server. A result the server marks as an error is
