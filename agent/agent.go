@@ -59,6 +59,10 @@ type Agent struct {
 	// them, agents called as tools included): once over it, the run ends ERROR
 	// with a *run.BudgetError. Zero means no bound.
 	Budget int
+	// Toolsets are groups of tools that may change during a run (an MCP server's,
+	// see package tools/mcp): the agent asks each for its tools before every model
+	// request, and offers them after Tools.
+	Toolsets []tool.Toolset
 
 	once sync.Once
 	reg  *run.Registry
@@ -114,6 +118,11 @@ func (a *Agent) Validate() (err error) {
 			if u.Definition().Name == t.Definition().Name {
 				return fmt.Errorf("agent %q: two tools named %q: %w", name, t.Definition().Name, run.ErrInvalid)
 			}
+		}
+	}
+	for i, ts := range a.Toolsets {
+		if ts == nil {
+			return fmt.Errorf("agent %q: toolset %d is nil: %w", name, i, run.ErrInvalid)
 		}
 	}
 	if a.Settings == nil {
@@ -305,6 +314,12 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		if a.Output != nil {
 			content.Reset() // the content is the last answer, not the attempts before it
 		}
+		var offered []tool.Tool // the toolsets' tools offered in this request
+		if len(a.Toolsets) > 0 {
+			if req.Tools, offered, err = a.currentTools(ctx); err != nil {
+				return err
+			}
+		}
 		turnStart := content.Len()
 		if err := budget.Charge(0); err != nil { // spent already, by another run in it
 			return err
@@ -373,7 +388,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
-		req.Messages = append(req.Messages, a.callTools(toolCtx, log, event, t.calls)...)
+		req.Messages = append(req.Messages, a.callTools(withOffered(toolCtx, offered), log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}
@@ -458,6 +473,9 @@ func (a *Agent) invoke(ctx context.Context, c model.ToolCall) (result string, er
 			t = u
 			break
 		}
+	}
+	if t == nil {
+		t = offeredTool(ctx, c.Name)
 	}
 	if t == nil {
 		names := make([]string, len(a.Tools))

@@ -19,10 +19,13 @@ import (
 	"net/http"
 	"time"
 
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -69,6 +72,8 @@ type Config struct {
 	Host      *host.Host
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
+	// Teams are served under /teams, as Agents are under /agents.
+	Teams []*team.Team
 	// Store is where finished runs, their events and sessions are read back from.
 	// With a Store and no Recorder, the server records runs to Store itself. Nil keeps
 	// runs in memory only (the last KeepRuns finished runs). The caller closes the
@@ -178,6 +183,7 @@ type Server struct {
 	store       store.Store // the host's: where runs and sessions are read back from
 	workflows   []*component
 	agents      []*component
+	teams       []*component
 	components  map[string]*component // "workflow/<id>" or "agent/<id>"
 	streams     streams
 	streamSlots slots // Config.MaxStreams
@@ -185,6 +191,7 @@ type Server struct {
 	table       []route        // what the mux serves, /openapi.json and /docs describe
 	mux         *http.ServeMux // built from table
 	apiDoc      []byte         // GET /openapi.json's answer, built from table
+	mcpServer   *sdk.Server    // what /mcp serves (see mcp.go)
 }
 
 // component is a workflow or an agent, as routes see it.
@@ -201,12 +208,12 @@ type component struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, host: cfg.Host, components: make(map[string]*component)}
 	s.defaults()
-	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
+	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || len(cfg.Teams) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
 		return nil, errors.New("agentos: Config.Host is set: give the workflows, agents, store and recorder to the host")
 	}
 	if s.host == nil {
 		h, err := host.New(cfg.Store, host.Options{
-			Workflows: cfg.Workflows, Agents: cfg.Agents, Replica: s.cfg.Replica, Lease: cfg.Lease,
+			Workflows: cfg.Workflows, Agents: cfg.Agents, Teams: cfg.Teams, Replica: s.cfg.Replica, Lease: cfg.Lease,
 			Workers: cfg.Workers, QueueSize: cfg.QueueSize, MaxRuns: cfg.MaxRuns, Registry: cfg.Registry, Recorder: cfg.Recorder,
 			KeepRuns: cfg.KeepRuns, ShutdownGrace: s.cfg.ShutdownGrace, Logger: s.log,
 		})
@@ -283,6 +290,7 @@ func (s *Server) addComponents() {
 		s.components[string(c.kind)+"/"+c.id] = c
 		s.agents = append(s.agents, c)
 	}
+	s.addTeams()
 }
 
 // Host returns the host that runs the server's workflows and agents.
@@ -354,5 +362,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 // cancelled, and it returns once every run has ended and its end is persisted. It
 // closes the recorder the host made for the store, not the store.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.host.Shutdown(ctx)
+	err := s.host.Shutdown(ctx)
+	s.closeMCP()
+	return err
 }

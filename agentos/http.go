@@ -108,7 +108,7 @@ func (s *Server) getConfig(w http.ResponseWriter, r *http.Request) {
 		"replica_id": s.cfg.Replica,
 		"databases":  dbs,
 		"agents":     summaries(s.agents),
-		"teams":      []any{},
+		"teams":      summaries(s.teams),
 		"workflows":  summaries(s.workflows),
 		"interfaces": []any{},
 	})

@@ -192,13 +192,14 @@ func schemas() obj {
 		"Health": object([]string{"status"}, obj{"status": obj{"const": "ok"}}),
 		"Config": object([]string{"os_id", "databases", "agents", "teams", "workflows", "interfaces"}, obj{
 			"os_id": str("This server's name."), "replica_id": str("This process among the replicas sharing the database."), "databases": obj{"type": "array", "items": obj{"type": "string"}},
-			"agents": list, "teams": obj{"type": "array"}, "workflows": list, "interfaces": obj{"type": "array"}}),
+			"agents": list, "teams": list, "workflows": list, "interfaces": obj{"type": "array"}}),
 		"ComponentSummaries": list,
 		"Workflow": object([]string{"id", "steps"}, obj{"id": str(""), "name": str(""), "description": str(""),
 			"steps": obj{"type": "array", "items": obj{"type": "object"}}}),
 		"Agent": object([]string{"id", "tools"}, obj{"id": str(""), "name": str(""), "instructions": str(""),
 			"model": object(nil, obj{"provider": str(""), "model": str("")}),
 			"tools": obj{"type": "array", "items": obj{"type": "string"}}}),
+		schemaTeam: teamSchema(),
 		"RunRequest": object([]string{"message"}, obj{
 			"message":     obj{"type": "string", "minLength": 1, "description": "The run's input: not empty, and without NUL bytes (PostgreSQL's text cannot hold them)."},
 			"stream":      obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},

@@ -147,10 +147,12 @@ func (s *Server) routeTable() []route {
 	}{
 		{run.KindWorkflow, "/workflows", s.workflows, "workflow_id", schemaWorkflow},
 		{run.KindAgent, "/agents", s.agents, "agent_id", schemaAgent},
+		{run.KindTeam, "/teams", s.teams, "team_id", schemaTeam},
 	} {
 		rs = append(rs, s.collectionRoutes(collection{s: s, kind: k.kind, param: k.param}, k.base, k.list, k.info)...)
 	}
 	rs = append(rs, s.consoleRoutes()...)
+	rs = append(rs, s.mcpRoutes()...)
 	return append(rs, s.observeRoutes()...)
 }
 

@@ -372,6 +372,9 @@ func fixOutput(out *run.Output, kind run.Kind, componentID string, st run.Status
 	if kind == run.KindAgent && out.AgentID == "" {
 		out.AgentID = componentID
 	}
+	if kind == run.KindTeam && out.TeamID == "" {
+		out.TeamID = componentID
+	}
 	if st != "" {
 		out.Status = st
 	}

@@ -130,6 +130,41 @@
 //	        timeout: 2m
 //	        retry: {attempts: 3, backoff: 1s, max_backoff: 30s, on: [timeout, error]}
 //
+// Teams. teams declares teams (see package team): a leader model (a key of
+// models), instructions, members (keys of agents, or of teams declared before it)
+// and a mode: coordinate (the default: the leader gives members tasks and answers
+// from their results), route (one member's answer is the team's) or broadcast
+// (every member works on the task at once). A workflow step runs a team as
+// {name, team: <id>}.
+//
+//	teams:
+//	  newsroom:
+//	    name: Newsroom
+//	    model: fast
+//	    instructions: Produce a well-researched article.
+//	    members: [researcher, writer]
+//	    mode: coordinate
+//	workflows:
+//	  paper:
+//	    steps: [{name: desk, team: newsroom}]
+//
+// MCP servers. mcp_servers declares Model Context Protocol servers whose tools
+// agents use: a command kern starts (command, args, env; the protocol on its
+// standard input and output, its standard error on kern's) or a streamable HTTP
+// endpoint (url, headers). Values of env and headers may name environment variables
+// as ${NAME}, so that secrets stay out of the file. An agent's tools name a server
+// as mcp:<server> (all its tools, as the server lists them before each model
+// request) or {name: mcp:<server>, include: [tool, ...]} (those only). kern connects
+// on first use and reconnects after a drop; Config.Close ends the connections.
+//
+//	mcp_servers:
+//	  files:  {command: npx, args: [-y, "@modelcontextprotocol/server-filesystem", /srv/docs]}
+//	  github: {url: "https://api.githubcopilot.com/mcp/", headers: {Authorization: "Bearer ${GITHUB_TOKEN}"}}
+//	agents:
+//	  librarian:
+//	    model: fast
+//	    tools: ["mcp:files", {name: "mcp:github", include: [search_issues]}]
+//
 // Conditions, until and route entries are expressions in a small language, checked
 // when the file is loaded:
 //
@@ -151,8 +186,10 @@ import (
 	"os"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/tools/hackernews"
+	"github.com/kern-dev/kern/tools/mcp"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -161,6 +198,11 @@ type Config struct {
 	Workflows []*workflow.Workflow
 	// Agents are every agent the file declares, whether a workflow uses it or not.
 	Agents []*agent.Agent
+	// Teams are every team the file declares.
+	Teams []*team.Team
+	// MCPServers are the clients of the file's mcp_servers, which its agents share;
+	// Close ends them.
+	MCPServers []*mcp.Client
 }
 
 // Tools maps the names an agent's tools list may use to the function that makes the

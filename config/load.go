@@ -16,7 +16,9 @@ import (
 	"github.com/kern-dev/kern/model/openai"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/tools/mcp"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -36,6 +38,8 @@ type loader struct {
 	// every entry is built.
 	workflowAgents map[string][]string
 	toolRefs       []toolRef
+	mcp            map[string]*mcp.Client // the MCP servers, by key
+	teamsByKey     map[string]*team.Team
 	// declared holds the keys of models and agents, built or not, so that a broken
 	// entry is reported once, not again at each reference to it.
 	declared map[string]bool
@@ -69,7 +73,7 @@ func (l *loader) load(data []byte) *Config {
 		return nil
 	}
 	root := doc.Content[0]
-	f := l.fields(root, "the file", "models", "agents", "workflows")
+	f := l.fields(root, "the file", "models", "agents", "workflows", "mcp_servers", "teams")
 	if f == nil {
 		return nil
 	}
@@ -83,6 +87,7 @@ func (l *loader) load(data []byte) *Config {
 			l.models[e.key] = m
 		}
 	}
+	cfg.MCPServers = l.mcpServers(f["mcp_servers"])
 	l.agents = make(map[string]*agent.Agent)
 	l.agentNodes = make(map[string]*yaml.Node)
 	l.workflows = make(map[string]*workflow.Workflow)
@@ -94,6 +99,7 @@ func (l *loader) load(data []byte) *Config {
 			cfg.Agents = append(cfg.Agents, a)
 		}
 	}
+	cfg.Teams = l.teams(f["teams"])
 	for _, e := range l.entries(f["workflows"], "workflows") {
 		l.declared["workflows."+e.key] = true
 		if w := l.workflow(e); w != nil {
@@ -102,7 +108,7 @@ func (l *loader) load(data []byte) *Config {
 		}
 	}
 	l.linkTools()
-	if f["agents"] == nil && f["workflows"] == nil {
+	if f["agents"] == nil && f["workflows"] == nil && f["teams"] == nil {
 		l.errorf(root, "the file declares no agents and no workflows")
 	}
 	return cfg
@@ -408,7 +414,7 @@ func (l *loader) agent(e entry) *agent.Agent {
 		a.Settings = &settings
 	}
 	a.Output = l.outputSchema(f["output_schema"], what)
-	a.Tools = l.agentTools(e.key, f["tools"], what)
+	a.Tools, a.Toolsets = l.agentTools(e.key, f["tools"], what)
 	if a.Model == nil {
 		return nil
 	}
@@ -422,20 +428,27 @@ func (l *loader) agent(e entry) *agent.Agent {
 // agentTools resolves an agent's tools list through the registry; the agents and
 // workflows in it ({agent: id} or {workflow: id}) are given to the agent later (see
 // linkTools).
-func (l *loader) agentTools(owner string, n *yaml.Node, what string) []tool.Tool {
+func (l *loader) agentTools(owner string, n *yaml.Node, what string) ([]tool.Tool, []tool.Toolset) {
 	n = resolve(n)
 	if n == nil || isNull(n) {
-		return nil
+		return nil, nil
 	}
 	if n.Kind != yaml.SequenceNode {
 		l.errorf(n, "%s tools must be a list of names, {agent: <id>} or {workflow: <id>}, not %s", what, kind(n))
-		return nil
+		return nil, nil
 	}
 	var tools []tool.Tool
+	var toolsets []tool.Toolset
 	seen := make(map[string]bool)
 	for _, item := range n.Content {
-		if resolve(item).Kind == yaml.MappingNode {
-			l.toolRef(owner, resolve(item), what)
+		if m := resolve(item); m.Kind == yaml.MappingNode && !hasKey(m, "name") {
+			l.toolRef(owner, m, what)
+			continue
+		}
+		if m := resolve(item); m.Kind == yaml.MappingNode || strings.HasPrefix(m.Value, mcpPrefix) {
+			if ts := l.mcpTools(m, what); ts != nil {
+				toolsets = append(toolsets, ts)
+			}
 			continue
 		}
 		name, ok := l.str(resolve(item), what+" tool")
@@ -453,7 +466,17 @@ func (l *loader) agentTools(owner string, n *yaml.Node, what string) []tool.Tool
 			tools = append(tools, fn()...)
 		}
 	}
-	return tools
+	return tools, toolsets
+}
+
+// hasKey reports whether the mapping n has the key.
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) toolNames() []string {
@@ -568,9 +591,12 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 }
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
-	f := s.l.fields(n, "step", "name", "agent", "description", "timeout", "retry")
+	f := s.l.fields(n, "step", "name", "agent", "team", "description", "timeout", "retry")
 	if f == nil {
 		return nil, ""
+	}
+	if f["team"] != nil {
+		return s.teamStep(n, f)
 	}
 	if f["agent"] == nil {
 		s.l.errorf(n, "a step has neither an agent nor one of the keys %s", strings.Join(containers, ", "))

@@ -21,6 +21,7 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -67,6 +68,8 @@ type Options struct {
 	// Registry and Recorder are set to the host's when nil.
 	Workflows []*workflow.Workflow
 	Agents    []*agent.Agent
+	// Teams are what the host runs too, as Agents are.
+	Teams []*team.Team
 	// Replica names this process among those sharing the store, in the records of
 	// the runs it executes (host-pid if empty).
 	Replica string
@@ -123,6 +126,7 @@ type Host struct {
 	comps     map[string]*component
 	workflows []*component
 	agents    []*component
+	teams     []*component
 	queue     queue
 	followers watchers
 
@@ -151,6 +155,7 @@ type component struct {
 	start     func(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
 	wf        *workflow.Workflow
 	agent     *agent.Agent
+	team      *team.Team
 }
 
 // New returns a Host running opts' workflows and agents, recording their runs into
@@ -270,6 +275,22 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		}
 		h.agents = append(h.agents, c)
 	}
+	for i, t := range h.opts.Teams {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("host: team %d: %w", i, err)
+		}
+		if t.Registry == nil {
+			t.Registry = h.registry
+		}
+		if t.Recorder == nil {
+			t.Recorder = rec
+		}
+		c := &component{kind: run.KindTeam, id: t.TeamID(), registry: t.Registry, start: t.Start, team: t}
+		if err := h.add(c); err != nil {
+			return err
+		}
+		h.teams = append(h.teams, c)
+	}
 	for _, reg := range h.registries() {
 		if reg.Canceller == nil {
 			reg.Canceller = registryHook{h}
@@ -303,6 +324,15 @@ func (h *Host) registries() []*run.Registry {
 		}
 	}
 	return regs
+}
+
+// Teams returns the teams the host runs, in the order of Options.
+func (h *Host) Teams() []*team.Team {
+	out := make([]*team.Team, len(h.teams))
+	for i, c := range h.teams {
+		out[i] = c.team
+	}
+	return out
 }
 
 // Workflows returns the workflows the host runs, in the order of Options.

@@ -17,7 +17,7 @@ import (
 // Request is a run to start: of which workflow or agent, on what input, in which
 // session.
 type Request struct {
-	Kind      run.Kind // run.KindWorkflow or run.KindAgent
+	Kind      run.Kind // run.KindWorkflow, run.KindAgent or run.KindTeam
 	Component string   // the workflow's or agent's id
 	Input     string
 	RunID     string // a new id if empty
@@ -164,9 +164,12 @@ func newRun(c *component, req Request, background bool) *Run {
 		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
-	if c.kind == run.KindWorkflow {
+	switch c.kind {
+	case run.KindWorkflow:
 		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
-	} else {
+	case run.KindTeam:
+		out.TeamID, out.TeamName = c.id, c.team.Name
+	default:
 		out.AgentID, out.AgentName = c.id, c.agent.Name
 	}
 	r.queued = out

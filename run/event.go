@@ -72,7 +72,8 @@ const EventStepRetried EventType = "StepRetried"
 func (t EventType) Terminal() bool {
 	switch t {
 	case EventRunCompleted, EventRunCancelled, EventRunError,
-		EventWorkflowCompleted, EventWorkflowCancelled, EventWorkflowError:
+		EventWorkflowCompleted, EventWorkflowCancelled, EventWorkflowError,
+		EventTeamRunCompleted, EventTeamRunCancelled, EventTeamRunError:
 		return true
 	}
 	return false
@@ -255,6 +256,8 @@ type Origin struct {
 	WorkflowID    string `json:"workflow_id,omitempty"`
 	WorkflowName  string `json:"workflow_name,omitempty"`
 	WorkflowRunID string `json:"workflow_run_id,omitempty"`
+	TeamID        string `json:"team_id,omitempty"`
+	TeamName      string `json:"team_name,omitempty"`
 	ParentRunID   string `json:"parent_run_id,omitempty"`
 	SessionID     string `json:"session_id,omitempty"`
 	UserID        string `json:"user_id,omitempty"`
@@ -402,6 +405,11 @@ type Output struct {
 	AgentName    string `json:"agent_name,omitempty"`
 	WorkflowID   string `json:"workflow_id,omitempty"`
 	WorkflowName string `json:"workflow_name,omitempty"`
+	TeamID       string `json:"team_id,omitempty"`
+	TeamName     string `json:"team_name,omitempty"`
+	// MemberResponses are the outputs of a team's member runs, in the order they
+	// ended (cancelled ones with what they had produced).
+	MemberResponses []*Output `json:"member_responses,omitempty"`
 
 	Model         string `json:"model,omitempty"`
 	ModelProvider string `json:"model_provider,omitempty"`

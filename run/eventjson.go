@@ -24,6 +24,8 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 		dst = appendField(dst, "workflow_id", o.WorkflowID)
 		dst = appendField(dst, "workflow_name", o.WorkflowName)
 		dst = appendField(dst, "workflow_run_id", o.WorkflowRunID)
+		dst = appendField(dst, "team_id", o.TeamID)
+		dst = appendField(dst, "team_name", o.TeamName)
 		dst = appendField(dst, "parent_run_id", o.ParentRunID)
 		dst = appendField(dst, "session_id", o.SessionID)
 		dst = appendField(dst, "user_id", o.UserID)

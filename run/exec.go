@@ -20,6 +20,8 @@ const (
 // TerminalEvent returns the event type that ends a run of this kind in status st.
 func (k Kind) TerminalEvent(st Status) EventType {
 	switch {
+	case k == KindTeam:
+		return teamTerminalEvent(st)
 	case k == KindWorkflow && st == StatusCompleted:
 		return EventWorkflowCompleted
 	case k == KindWorkflow && st == StatusCancelled:

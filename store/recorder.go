@@ -177,6 +177,9 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	if x.Kind == run.KindWorkflow {
 		rec.ComponentID = out.WorkflowID
 	}
+	if x.Kind == run.KindTeam {
+		rec.ComponentID = out.TeamID
+	}
 	// Until its record is written, the run has the lease it would have had.
 	begun := make(chan error, 1)
 	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1), begun: begun}

@@ -10,6 +10,8 @@ type StepInfo struct {
 	Description string `json:"description,omitempty"`
 	// AgentID is the id of a Task's agent.
 	AgentID string `json:"agent_id,omitempty"`
+	// TeamID is the id of a Task's team (a Runner of kind "team").
+	TeamID string `json:"team_id,omitempty"`
 	// MaxRetries is how many times a step may run again after its first attempt
 	// (Agno's name); TimeoutSeconds bounds each attempt. Zero: none.
 	MaxRetries     int     `json:"max_retries,omitempty"`
@@ -29,6 +31,12 @@ func Describe(steps []Step) []StepInfo {
 			info = StepInfo{Name: s.Name, Kind: "function", Description: s.Description}
 			if s.Agent != nil {
 				info.Kind, info.AgentID = "agent", s.Agent.AgentID()
+			}
+			if s.Runner != nil {
+				var id string
+				if info.Kind, id = s.Runner.RunnerInfo(); info.Kind == "team" {
+					info.TeamID = id
+				}
 			}
 			info.describePolicy(Policy{Timeout: s.Timeout, Retry: s.Retry})
 		case *Steps:

@@ -151,6 +151,8 @@ type Task struct {
 	Description string
 	Agent       *agent.Agent
 	Func        StepFunc
+	// Runner, instead of Agent or Func, runs something else nested (a team).
+	Runner Runner
 	// Timeout bounds each attempt of the step; zero means no bound.
 	Timeout time.Duration
 	// Retry says when a failed attempt runs again; nil runs the step once.
@@ -187,6 +189,12 @@ func (t *Task) validate(v *validator) error {
 		return err
 	}
 	switch {
+	case t.Runner != nil && (t.Agent != nil || t.Func != nil):
+		return fmt.Errorf("step %q has a runner and an agent or a function", t.Name)
+	case t.Runner != nil:
+		if err := t.Runner.Validate(); err != nil {
+			return fmt.Errorf("step %q: %w", t.Name, err)
+		}
 	case t.Agent == nil && t.Func == nil:
 		return fmt.Errorf("step %q has neither an agent nor a function", t.Name)
 	case t.Agent != nil && t.Func != nil:
@@ -257,7 +265,7 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (out StepOutput, err error) {
 	actx, cancel := run.ContextWithTimeout(ctx, t.Timeout, "")
 	defer cancel()
-	if t.Agent != nil {
+	if t.Agent != nil || t.Runner != nil {
 		out.Content, out.ContentType, err = t.runAgent(actx, r, o, in, used)
 	} else {
 		out, err = callStep(actx, t.Func, in)
@@ -286,7 +294,7 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
 		opts = append(opts, agent.WithAttachments(r.atts...))
 	}
-	out, err := t.Agent.RunNested(ctx, &sc, input, opts...)
+	out, err := t.nested(ctx, &sc, input, opts...)
 	if out == nil {
 		return "", "", err
 	}

@@ -86,38 +86,42 @@ ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 }
 
 // localWorkflow returns the workflow with the given id: from the kern.yaml o names,
-// or the reference workflow; and a line saying what it runs on.
-func localWorkflow(o runOptions, workflowID string) (*workflow.Workflow, string, error) {
+// or the reference workflow; a line saying what it runs on; and what to close once
+// the run has ended (the file's MCP servers).
+func localWorkflow(o runOptions, workflowID string) (*workflow.Workflow, string, func() error, error) {
+	none := func() error { return nil }
 	if o.config == "" {
 		m := chooseModels(o.openAIModel, o.scriptedPace)
 		wf := referenceWorkflow(m)
 		if workflowID != wf.WorkflowID() {
-			return nil, "", fmt.Errorf("unknown workflow %q: this kern runs %q locally (or use --config or --server)", workflowID, wf.WorkflowID())
+			return nil, "", none, fmt.Errorf("unknown workflow %q: this kern runs %q locally (or use --config or --server)", workflowID, wf.WorkflowID())
 		}
-		return wf, m.label, nil
+		return wf, m.label, none, nil
 	}
 	c, err := config.Load(o.config)
 	if err != nil {
-		return nil, "", err
+		return nil, "", none, err
 	}
 	ids := make([]string, len(c.Workflows))
 	for i, wf := range c.Workflows {
 		if wf.WorkflowID() == workflowID {
-			return wf, "as declared in " + o.config, nil
+			return wf, "as declared in " + o.config, c.Close, nil
 		}
 		ids[i] = wf.WorkflowID()
 	}
-	return nil, "", fmt.Errorf("unknown workflow %q: %s declares %s", workflowID, o.config, strings.Join(ids, ", "))
+	c.Close()
+	return nil, "", none, fmt.Errorf("unknown workflow %q: %s declares %s", workflowID, o.config, strings.Join(ids, ", "))
 }
 
 // runLocal runs the reference workflow in this process, through a host recording
 // it in the store: a cancel sent to any process on the same database (kern cancel
 // through a kern serve) reaches it.
 func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) error {
-	wf, label, err := localWorkflow(o, workflowID)
+	wf, label, closeConfig, err := localWorkflow(o, workflowID)
 	if err != nil {
 		return err
 	}
+	defer closeConfig() // after the host and the store (the deferred call runs last)
 	if o.session == "" {
 		o.session = run.NewID()
 	}

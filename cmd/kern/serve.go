@@ -19,6 +19,7 @@ import (
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -180,6 +181,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 		return errors.Join(err, shutdownTelemetry(tel))
 	}
 	err = serveWith(ctx, stop, log, st, o, grace, declared, tel)
+	if declared != nil {
+		err = errors.Join(err, declared.Close()) // the MCP servers, once no run uses them
+	}
 	// In this order: every run has ended and its end is written (Serve returned),
 	// then the store lets go of the database, then the last spans go out.
 	err = errors.Join(err, st.Close(), shutdownTelemetry(tel))
@@ -194,9 +198,10 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Store, o serveOptions, grace time.Duration, declared *config.Config, tel *telemetry.Providers) error {
 	var workflows []*workflow.Workflow
 	var agents []*agent.Agent
+	var teams []*team.Team
 	label := "as declared in " + o.config
 	if declared != nil {
-		workflows, agents = declared.Workflows, declared.Agents
+		workflows, agents, teams = declared.Workflows, declared.Agents, declared.Teams
 	} else {
 		m := chooseModels(o.openAIModel, o.scriptedPace)
 		workflows, label = []*workflow.Workflow{referenceWorkflow(m)}, m.label
@@ -208,6 +213,7 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	h, err := host.New(st, host.Options{
 		Workflows: workflows,
 		Agents:    agents,
+		Teams:     teams,
 		Replica:   o.replica,
 		Lease:     o.lease,
 		Workers:   o.workers,

@@ -33,10 +33,14 @@ func Start(ctx context.Context, c Component, input string, opts []run.Option, pr
 		RunID: o.ID, SessionID: o.SessionID, UserID: o.UserID, ParentRunID: o.ParentRunID,
 		Status: run.StatusRunning, Input: input, CreatedAt: time.Now().Unix(), Metadata: o.Metadata,
 	}
-	if c.Kind == run.KindWorkflow {
+	switch c.Kind {
+	case run.KindWorkflow:
 		origin.WorkflowID, origin.WorkflowName = c.ID, c.Name
 		out.WorkflowID, out.WorkflowName = c.ID, c.Name
-	} else {
+	case run.KindTeam:
+		origin.TeamID, origin.TeamName = c.ID, c.Name
+		out.TeamID, out.TeamName = c.ID, c.Name
+	default:
 		origin.AgentID, origin.AgentName = c.ID, c.Name
 		out.AgentID, out.AgentName = c.ID, c.Name
 	}

@@ -1,0 +1,77 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
+)
+
+// changingToolset offers one tool per use, named after the use's number.
+type changingToolset struct {
+	uses atomic.Int32
+	err  error
+}
+
+func (c *changingToolset) Tools(context.Context) ([]tool.Tool, error) {
+	if c.err != nil {
+		return nil, c.err
+	}
+	n := c.uses.Add(1)
+	name := "tool" + string(rune('0'+n))
+	return []tool.Tool{tool.Func(name, "", func(context.Context, struct{}) (string, error) { return name + " ran", nil })}, nil
+}
+
+// A toolset is asked before every model request, and a call goes to the tools of
+// the request the model answers.
+func TestToolsetRefreshedPerRequest(t *testing.T) {
+	var offered []string
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		var names []string
+		for _, d := range req.Tools {
+			names = append(names, d.Name)
+		}
+		offered = append(offered, strings.Join(names, ","))
+		if len(offered) == 1 {
+			return scripted.Turn{ToolCalls: []model.ToolCall{{Name: "tool1"}}}
+		}
+		return scripted.Turn{Text: "done"}
+	}}
+	ts := &changingToolset{}
+	a := &agent.Agent{Name: "a", Model: m, Toolsets: []tool.Toolset{ts}}
+	var result string
+	for ev, err := range a.Stream(t.Context(), "go") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Event == run.EventToolCallCompleted {
+			result = ev.Tool.Result
+		}
+	}
+	if got := strings.Join(offered, "|"); got != "tool1|tool2" || result != "tool1 ran" {
+		t.Errorf("offered %q, result %q", got, result)
+	}
+}
+
+func TestToolsetErrors(t *testing.T) {
+	broken := errors.New("server down")
+	a := &agent.Agent{Name: "a", Model: scripted.New("hi"), Toolsets: []tool.Toolset{&changingToolset{err: broken}}}
+	if _, err := a.Run(t.Context(), "go"); err == nil || !strings.Contains(err.Error(), "server down") {
+		t.Errorf("run with a broken toolset: %v", err)
+	}
+	dup := &agent.Agent{Name: "a", Model: scripted.New("hi"), Tools: []tool.Tool{tool.Func("tool1", "", func(context.Context, struct{}) (string, error) { return "", nil })},
+		Toolsets: []tool.Toolset{&changingToolset{}}}
+	if _, err := dup.Run(t.Context(), "go"); err == nil || !strings.Contains(err.Error(), `two tools named "tool1"`) {
+		t.Errorf("run with a duplicate tool name: %v", err)
+	}
+	if err := (&agent.Agent{Name: "a", Model: scripted.New("hi"), Toolsets: []tool.Toolset{nil}}).Validate(); !errors.Is(err, run.ErrInvalid) {
+		t.Errorf("nil toolset: Validate() = %v", err)
+	}
+}

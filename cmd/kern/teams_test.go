@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// TestServeTeamsAndMCP: kern serve --config serves the file's teams under /teams
+// and in /config, runs a workflow whose step is a team, and is an MCP server at
+// /mcp with a tool per workflow, agent and team.
+func TestServeTeamsAndMCP(t *testing.T) {
+	t.Parallel()
+	_, url := startServe(t, sqliteDB(t), "--config", "testdata/teams.yaml")
+	post := func(path string) map[string]any {
+		t.Helper()
+		resp, err := http.Post(url+path, "application/x-www-form-urlencoded", strings.NewReader("message=hi&stream=false"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %d, %v", path, resp.StatusCode, err)
+		}
+		return v
+	}
+	if out := post("/teams/desk/runs"); out["team_id"] != "desk" || out["status"] != "COMPLETED" {
+		t.Errorf("team run = %v", out)
+	}
+	if out := post("/workflows/paper/runs"); out["status"] != "COMPLETED" || out["content"] != "Done." {
+		t.Errorf("workflow with a team step = %v", out)
+	}
+
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, nil).
+		Connect(t.Context(), &sdk.StreamableClientTransport{Endpoint: url + "/mcp", HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.ListTools(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	for _, want := range []string{"workflow_paper", "agent_writer", "team_desk", "get_run", "list_runs", "cancel_run"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("MCP tools %v lack %s", names, want)
+		}
+	}
+	call, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "team_desk", Arguments: map[string]any{"message": "hi"}})
+	if err != nil || call.IsError || !strings.Contains(call.Content[0].(*sdk.TextContent).Text, `"team_id":"desk"`) {
+		t.Errorf("team_desk over MCP = %v, %v", call, err)
+	}
+}
