@@ -26,12 +26,6 @@ func TestJobDuringShutdownGoesBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, now := run.NewID(), time.Now()
-	queued := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
-		Input: "go", Output: run.Output{RunID: id, WorkflowID: "quick"}, CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateRun(ctx, queued); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := h.Start(Request{Kind: run.KindWorkflow, Component: "gated", Input: "go"}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +37,14 @@ func TestJobDuringShutdownGoesBack(t *testing.T) {
 		}
 		return nil
 	})
+	// Queued only now: a run queued before the host began closing could be taken and
+	// run by the host's own queue worker first.
+	id, now := run.NewID(), time.Now()
+	queued := &store.Run{ID: id, SessionID: "s", Kind: run.KindWorkflow, ComponentID: "quick", Status: run.StatusPending,
+		Input: "go", Output: run.Output{RunID: id, WorkflowID: "quick"}, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateRun(ctx, queued); err != nil {
+		t.Fatal(err)
+	}
 	err = h.runJob(ctx, queued) // what the queue's worker calls
 	close(gate)
 	if serr := <-shut; serr != nil {
