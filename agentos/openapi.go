@@ -150,11 +150,13 @@ func requestBody(k bodyKind) obj {
 		form = ref("RunRequest")
 	case bodyResume:
 		form = ref("ResumeRequest")
+	case bodyContinue:
+		form = ref("ContinueRequest")
 	default:
 		return nil
 	}
 	content := obj{"application/x-www-form-urlencoded": obj{"schema": form}, "multipart/form-data": obj{"schema": form}}
-	if k == bodyRun {
+	if k == bodyRun || k == bodyContinue {
 		content["application/json"] = obj{"schema": form}
 	}
 	return obj{"required": k == bodyRun, "content": content}
@@ -211,6 +213,13 @@ func schemas() obj {
 				"oneOf": []obj{{"type": "array", "items": obj{"type": "string", "format": "binary"}}, mediaList("")}}}),
 		"Media": object(nil, obj{"url": str("An http or https URL the provider fetches."), "content": str("The bytes, in base64."),
 			"mime_type": str("The bytes' type; sniffed when missing."), "filename": str("A file's name."), "format": str("An image's format (png, jpeg...).")}),
+		"ContinueRequest": object(nil, obj{
+			"tools": obj{"description": "The tool executions the run waits for, each with its decision (confirmed, confirmation_note, " +
+				"user_input_schema values, result), matched by tool_call_id: a JSON array, or a string holding it (a form field).",
+				"oneOf": []obj{{"type": "array", "items": obj{"type": "object"}}, {"type": "string"}}},
+			"stream":     obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
+			"background": obj{"type": "boolean", "default": false, "description": "Answer 202 at once; the run goes on."},
+			"session_id": str(""), "user_id": str("")}),
 		"ResumeRequest": object(nil, obj{
 			"last_event_index": obj{"type": "integer", "minimum": -1, "description": "The last event index received (0-based)."},
 			"session_id":       str("")}),
@@ -220,8 +229,10 @@ func schemas() obj {
 			"content": obj{"type": []string{"string", "object", "null"}, "description": "The output; a cancelled run's partial output."},
 			"error":   str(""), "reason": str("Why the run was cancelled."),
 			"step_results": obj{"type": "array", "items": obj{"type": "object"}}, "metrics": obj{"type": "object"},
-			"created_at": obj{"type": "integer", "description": "Unix seconds."},
-			"replica":    str("The replica that executes, or executed, the run.")}),
+			"created_at":   obj{"type": "integer", "description": "Unix seconds."},
+			"tools":        obj{"type": "array", "items": obj{"type": "object"}, "description": "What a PAUSED run waits for: its tool executions."},
+			"requirements": obj{"type": "array", "items": obj{"type": "object"}, "description": "What a PAUSED run waits for, as Agno's RunRequirement."},
+			"replica":      str("The replica that executes, or executed, the run.")}),
 		"RunOutputs":   obj{"type": "array", "items": ref("RunOutput")},
 		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status, "known": obj{"type": "boolean"}}),
 		"RunAccepted":  object([]string{"run_id", "session_id", "status"}, obj{"run_id": str(""), "session_id": str(""), "status": status}),
@@ -307,6 +318,8 @@ func (s *Server) docsData() any {
 			d.Body = "form (urlencoded or multipart) or JSON: message (required), stream, session_id, user_id, background, images, input_files, files (uploads)"
 		case bodyResume:
 			d.Body = "form (urlencoded or multipart): last_event_index, session_id"
+		case bodyContinue:
+			d.Body = "form (urlencoded or multipart) or JSON: tools (the decided tool executions, JSON), stream, background, session_id, user_id"
 		}
 		for _, r := range rt.responses {
 			d.Responses = append(d.Responses, docsResponse{r.code, r.description, r.schema, r.sse})

@@ -29,9 +29,10 @@ type param struct {
 type bodyKind int
 
 const (
-	bodyNone   bodyKind = iota
-	bodyRun             // a run request: form (urlencoded or multipart) or JSON
-	bodyResume          // a resume request: form (urlencoded or multipart)
+	bodyNone     bodyKind = iota
+	bodyRun               // a run request: form (urlencoded or multipart) or JSON
+	bodyResume            // a resume request: form (urlencoded or multipart)
+	bodyContinue          // a continue request: form (urlencoded or multipart) or JSON
 )
 
 // response is one answer a route gives: a status, what it means, and the schema of
@@ -157,7 +158,7 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 		"Last-Event-ID header, then its live events until it ends; a finished run's are replayed from the store."
 	resumeParams := []param{{"Last-Event-ID", "header", "string", "Resume after this event index (EventSource)."}}
 	sseOK := response{code: http.StatusOK, description: "The run's events as server-sent events", sse: true}
-	return []route{
+	rs := []route{
 		{method: "GET", pattern: base, handler: c.list(list),
 			summary: "List the " + what + "s", responses: []response{ok(schemaSummary)}},
 		{method: "GET", pattern: one, handler: c.with(c.info),
@@ -194,6 +195,23 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 			params:    append(resumeParams, param{"last_event_index", "query", "integer", "Resume after this event index."}),
 			responses: []response{sseOK, badResume, notFound, resumeDown}},
 	}
+	if c.kind == run.KindAgent {
+		rs = append(rs, route{method: "POST", pattern: one + "/runs/{run_id}/continue", handler: c.with(s.continueRun), body: bodyContinue,
+			summary: "Continue a paused " + what + " run",
+			description: "Continues a PAUSED run, from any server on the same database: tools holds the tool executions it waits for " +
+				"(its RunPaused's tools) with the decisions set (confirmed and confirmation_note, user_input_schema values, or result), " +
+				"matched by tool_call_id. Streams the run's events from RunContinued on (stream=true, the default), answers its output " +
+				"(stream=false), or 202 while it goes on (background=true).",
+			responses: []response{
+				{code: http.StatusOK, description: "The run's events (stream=true), or its output (stream=false)", schema: schemaOutput, sse: true},
+				{code: http.StatusAccepted, description: "Continued in the background", schema: schemaAccepted},
+				fail(http.StatusBadRequest, "Malformed form, JSON or tools field"), notFound,
+				fail(http.StatusConflict, "The run is not paused (it runs, it ended, or another continue took it first)"),
+				tooLarge, wrongMediaType, fail(http.StatusUnprocessableEntity, "Decisions that do not match what the run waits for"),
+				retryLater(http.StatusServiceUnavailable, "Server shutting down; or busy, at its max streams"),
+			}})
+	}
+	return rs
 }
 
 func health(w http.ResponseWriter, r *http.Request) {

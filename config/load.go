@@ -435,6 +435,10 @@ func (l *loader) agentTools(owner string, n *yaml.Node, what string) []tool.Tool
 	seen := make(map[string]bool)
 	for _, item := range n.Content {
 		if resolve(item).Kind == yaml.MappingNode {
+			if namesTool(resolve(item)) {
+				tools = append(tools, l.namedTool(resolve(item), what, seen)...)
+				continue
+			}
 			l.toolRef(owner, resolve(item), what)
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -130,11 +131,16 @@ type Detail struct {
 
 	// StepResults are the finished steps, on a workflow's terminal event.
 	StepResults []StepResult `json:"step_results,omitempty"`
+
+	// Tools and Requirements are what a run waits for, on RunPaused.
+	Tools        []ToolExecution `json:"tools,omitempty"`
+	Requirements []Requirement   `json:"requirements,omitempty"`
 }
 
 func (d *Detail) isZero() bool {
 	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
-		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil
+		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil &&
+		d.Tools == nil && d.Requirements == nil
 }
 
 // plainEvent is Event without its JSON methods.
@@ -276,6 +282,16 @@ type ToolExecution struct {
 	ToolArgs   json.RawMessage `json:"tool_args,omitempty"`
 	Result     string          `json:"result,omitempty"`
 	IsError    bool            `json:"tool_call_error,omitempty"`
+
+	// What a call waits for from a person (Agno's human-in-the-loop fields), and
+	// the decision once made: see Requirement.
+	RequiresConfirmation      bool             `json:"requires_confirmation,omitempty"`
+	Confirmed                 *bool            `json:"confirmed,omitempty"`
+	ConfirmationNote          string           `json:"confirmation_note,omitempty"`
+	RequiresUserInput         bool             `json:"requires_user_input,omitempty"`
+	UserInputSchema           []UserInputField `json:"user_input_schema,omitempty"`
+	Answered                  *bool            `json:"answered,omitempty"`
+	ExternalExecutionRequired bool             `json:"external_execution_required,omitempty"`
 }
 
 // Metrics measure one run.
@@ -422,6 +438,12 @@ type Output struct {
 	Metrics     Metrics      `json:"metrics"`
 	CreatedAt   int64        `json:"created_at"`
 
+	// Tools and Requirements are what a PAUSED run waits for (Agno's fields), and
+	// Paused where it continues from; all three are cleared when it continues.
+	Tools        []ToolExecution `json:"tools,omitempty"`
+	Requirements []Requirement   `json:"requirements,omitempty"`
+	Paused       *Paused         `json:"paused,omitempty"`
+
 	err error // the run's own error, kept for errors.Is/As on Err's result
 }
 
@@ -447,6 +469,8 @@ func (o *Output) Err() error {
 		return &CancelledError{RunID: o.RunID, Reason: o.Reason}
 	case StatusError:
 		return &RunError{RunID: o.RunID, Message: o.Error, Err: o.err}
+	case StatusPaused:
+		return fmt.Errorf("run %s: %w", o.RunID, ErrPaused)
 	}
 	return nil
 }

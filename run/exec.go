@@ -30,6 +30,8 @@ func (k Kind) TerminalEvent(st Status) EventType {
 		return EventRunCompleted
 	case st == StatusCancelled:
 		return EventRunCancelled
+	case st == StatusPaused:
+		return EventRunPaused
 	}
 	return EventRunError
 }

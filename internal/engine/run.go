@@ -44,8 +44,14 @@ func (e *Entry) End(log *Log, base *run.Event, kind run.Kind, out *run.Output, e
 		out.Error = err.Error()
 		ev.Error = out.Error
 		ev.Content = out.Error // Agno's RunError carries the message as content
+	case run.StatusPaused:
+		ev.Content = out.Content
+		ev.Detail = &run.Detail{Tools: out.Tools, Requirements: out.Requirements}
 	}
 	log.Emit(ev)
+	if st == run.StatusPaused && out.Paused != nil {
+		out.Paused.NextEvent = ev.EventIndex + 1
+	}
 }
 
 // Spec is what Go needs to start a top-level run.

@@ -1,0 +1,147 @@
+package agentos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/tool"
+)
+
+// mailer is an agent whose model asks to send a mail, a call that waits for a
+// person's confirmation, and then answers "done: " and the call's result.
+func mailer(sent *atomic.Int32) *agent.Agent {
+	send := tool.Func("send_mail", "Sends a mail.", func(ctx context.Context, args struct {
+		To string `json:"to"`
+	}) (string, error) {
+		sent.Add(1)
+		return "sent to " + args.To, nil
+	}, tool.RequiresConfirmation())
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		for i := len(req.Messages) - 1; i >= 0; i-- {
+			if msg := req.Messages[i]; msg.Role == model.RoleTool {
+				return scripted.Turn{Text: "done: " + msg.Content}
+			}
+		}
+		return scripted.Turn{Text: "Sending. ", ToolCalls: []model.ToolCall{{ID: "call_1", Name: "send_mail", Arguments: json.RawMessage(`{"to":"ada"}`)}}}
+	}}
+	return &agent.Agent{Name: "Mailer", Model: m, Tools: []tool.Tool{send}}
+}
+
+// agnoTools is the tools form field as Agno's AgentOSClient.continue_agent_run
+// sends it: json.dumps([tool.to_dict() for tool in tools]), every field of its
+// ToolExecution dataclass, None as null.
+func agnoTools(callID string, confirmed bool, note string) string {
+	n := "null"
+	if note != "" {
+		n = fmt.Sprintf("%q", note)
+	}
+	return fmt.Sprintf(`[{"tool_call_id": %q, "tool_name": "send_mail", "tool_args": {"to": "ada"}, "tool_call_error": null, `+
+		`"result": null, "metrics": null, "child_run_id": null, "stop_after_tool_call": false, "created_at": 1764650000, `+
+		`"requires_confirmation": true, "confirmed": %t, "confirmation_note": %s, "requires_user_input": null, `+
+		`"user_input_schema": null, "user_feedback_schema": null, "answered": null, "external_execution_required": null, `+
+		`"external_execution_silent": null, "approval_type": null, "approval_id": null}]`, callID, confirmed, n)
+}
+
+// TestContinueOverHTTP: an agent run paused on a call that requires confirmation
+// on one server is continued, after that server is gone, by another on the same
+// database through Agno's route and form (what its client sends): confirmed, the
+// tool's result is in the output; rejected, the note is; streamed, the events go
+// on from RunContinued. A run not paused is a 409, decisions that do not match a
+// 422, malformed tools a 400, an unknown run a 404; a paused run cancelled ends
+// CANCELLED.
+func TestContinueOverHTTP(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kern.db")
+	open := func() *env {
+		st, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		var sent atomic.Int32
+		return newEnv(t, Config{Store: st, Agents: []*agent.Agent{mailer(&sent)}})
+	}
+	a, b := open(), open()
+
+	pause := func(e *env) (string, map[string]any) {
+		t.Helper()
+		code, out := e.do("POST", "/agents/mailer/runs", formType, form("message", "mail ada", "stream", "false"))
+		if code != http.StatusOK || out["status"] != "PAUSED" {
+			t.Fatalf("run: %d %v, want PAUSED", code, out)
+		}
+		tools, _ := out["tools"].([]any)
+		reqs, _ := out["requirements"].([]any)
+		if len(tools) != 1 || len(reqs) != 1 || out["paused"] != nil {
+			t.Fatalf("paused run answered tools %v requirements %v paused %v", out["tools"], out["requirements"], out["paused"])
+		}
+		tl := tools[0].(map[string]any)
+		if tl["requires_confirmation"] != true || tl["tool_name"] != "send_mail" {
+			t.Fatalf("paused tool %v", tl)
+		}
+		return out["run_id"].(string), tl
+	}
+
+	runID, tl := pause(a)
+	callID := tl["tool_call_id"].(string)
+	if code, out := b.do("GET", "/agents/mailer/runs/"+runID, "", ""); code != http.StatusOK || out["status"] != "PAUSED" {
+		t.Fatalf("read on B: %d %v", code, out)
+	}
+	// A is gone; B continues the run.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cont := "/agents/mailer/runs/" + runID + "/continue"
+	if code, out := b.do("POST", cont, formType, form("tools", agnoTools("call_other", true, ""), "stream", "false")); code != http.StatusUnprocessableEntity {
+		t.Fatalf("continue with a decision for another call: %d %v, want 422", code, out)
+	}
+	if code, out := b.do("POST", cont, formType, form("tools", "[{", "stream", "false")); code != http.StatusBadRequest {
+		t.Fatalf("continue with malformed tools: %d %v, want 400", code, out)
+	}
+	if code, out := b.do("POST", "/agents/mailer/runs/no-such-run/continue", formType, form("tools", "[]", "stream", "false")); code != http.StatusNotFound {
+		t.Fatalf("continue of an unknown run: %d %v, want 404", code, out)
+	}
+	code, out := b.do("POST", cont, formType, form("tools", agnoTools(callID, true, ""), "stream", "false", "session_id", "s"))
+	if code != http.StatusOK || out["status"] != "COMPLETED" || out["content"] != "Sending. done: sent to ada" {
+		t.Fatalf("continue, confirmed: %d %v", code, out)
+	}
+	if code, out := b.do("POST", cont, formType, form("tools", agnoTools(callID, true, ""), "stream", "false")); code != http.StatusConflict {
+		t.Fatalf("continue of a completed run: %d %v, want 409", code, out)
+	}
+
+	t.Run("rejected, streamed, JSON", func(t *testing.T) {
+		runID, tl := pause(b)
+		body, _ := json.Marshal(map[string]any{"tools": []any{map[string]any{"tool_call_id": tl["tool_call_id"], "confirmed": false, "confirmation_note": "not ada"}}})
+		s := b.openStream("POST", "/agents/mailer/runs/"+runID+"/continue", "application/json", string(body))
+		fs := s.rest()
+		if len(fs) < 2 || fs[0].ev.Event != run.EventRunContinued || fs[len(fs)-1].ev.Event != run.EventRunCompleted ||
+			fs[len(fs)-1].ev.Content != "Sending. done: not ada" {
+			t.Fatalf("continued stream: %v", events(fs))
+		}
+		code, stored := b.do("GET", "/agents/mailer/runs/"+runID, "", "")
+		if code != http.StatusOK || stored["status"] != "COMPLETED" || stored["tools"] != nil {
+			t.Fatalf("stored after continue: %d %v", code, stored)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		runID, tl := pause(b)
+		code, out := b.do("POST", "/agents/mailer/runs/"+runID+"/cancel", "", "")
+		if code != http.StatusOK || out["status"] != "CANCELLED" {
+			t.Fatalf("cancel of a paused run: %d %v", code, out)
+		}
+		if code, out := b.do("POST", "/agents/mailer/runs/"+runID+"/continue", formType,
+			form("tools", agnoTools(tl["tool_call_id"].(string), true, ""), "stream", "false")); code != http.StatusConflict {
+			t.Fatalf("continue of a cancelled run: %d %v, want 409", code, out)
+		}
+	})
+}

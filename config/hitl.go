@@ -1,0 +1,99 @@
+package config
+
+import (
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/tool"
+)
+
+// namesTool reports whether a tool mapping names a tool of the registry
+// ({name: hackernews, requires_confirmation: true}) rather than an agent or a
+// workflow.
+func namesTool(n *yaml.Node) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "name" {
+			return true
+		}
+	}
+	return false
+}
+
+// namedTool builds the tools a mapping names, with Agno's flags applied to every
+// tool of the toolkit: requires_confirmation, requires_user_input (a list of
+// field names, or of {name, type, description}), external_execution.
+func (l *loader) namedTool(n *yaml.Node, what string, seen map[string]bool) []tool.Tool {
+	f := l.fields(n, what+" tool", "name", "requires_confirmation", "requires_user_input", "external_execution")
+	if f == nil {
+		return nil
+	}
+	name, ok := l.str(resolve(f["name"]), what+" tool name")
+	if !ok {
+		return nil
+	}
+	fn := l.tools[name]
+	switch {
+	case fn == nil:
+		l.errorf(f["name"], "%s: unknown tool %q (known: %s)", what, name, strings.Join(l.toolNames(), ", "))
+		return nil
+	case seen[name]:
+		l.errorf(f["name"], "%s: tool %q is listed twice", what, name)
+		return nil
+	}
+	seen[name] = true
+	var opts []tool.Option
+	if l.optBool(f["requires_confirmation"], what+" tool "+name+" requires_confirmation", false) {
+		opts = append(opts, tool.RequiresConfirmation())
+	}
+	if l.optBool(f["external_execution"], what+" tool "+name+" external_execution", false) {
+		opts = append(opts, tool.ExternalExecution())
+	}
+	if n := f["requires_user_input"]; n != nil {
+		opts = append(opts, tool.RequiresUserInput(l.inputFields(resolve(n), what+" tool "+name+" requires_user_input")...))
+	}
+	tools := fn()
+	for i, t := range tools {
+		tools[i] = tool.With(t, opts...)
+	}
+	return tools
+}
+
+// inputFields reads a list of user input fields: names, or {name, type,
+// description} mappings (type one of str, int, float, bool, list, dict; str if
+// omitted).
+func (l *loader) inputFields(n *yaml.Node, what string) []run.UserInputField {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errorf(n, "%s must be a non-empty list of field names or {name, type, description}, not %s", what, kind(n))
+		return nil
+	}
+	var fields []run.UserInputField
+	for _, item := range n.Content {
+		item = resolve(item)
+		if item.Kind != yaml.MappingNode {
+			if name, ok := l.str(item, what+" field"); ok {
+				fields = append(fields, run.UserInputField{Name: name, FieldType: "str"})
+			}
+			continue
+		}
+		f := l.fields(item, what+" field", "name", "type", "description")
+		if f == nil || !l.required(item, f, what+" field", "name") {
+			continue
+		}
+		name, ok := l.str(resolve(f["name"]), what+" field name")
+		if !ok {
+			continue
+		}
+		typ := l.optStr(f["type"], what+" field type")
+		switch typ {
+		case "":
+			typ = "str"
+		case "str", "int", "float", "bool", "list", "dict":
+		default:
+			l.errorf(f["type"], "%s field %q: type must be str, int, float, bool, list or dict, not %q", what, name, typ)
+		}
+		fields = append(fields, run.UserInputField{Name: name, FieldType: typ, Description: l.optStr(f["description"], what+" field description")})
+	}
+	return fields
+}

@@ -1,0 +1,212 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/pgtest"
+	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/tool"
+)
+
+// mailer is an agent whose model asks to send a mail, a call that waits for a
+// person's confirmation, and then answers "done: " and the call's result.
+func mailer(sent *atomic.Int32) *agent.Agent {
+	send := tool.Func("send_mail", "Sends a mail.", func(ctx context.Context, args struct {
+		To string `json:"to"`
+	}) (string, error) {
+		sent.Add(1)
+		return "sent to " + args.To, nil
+	}, tool.RequiresConfirmation())
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		for i := len(req.Messages) - 1; i >= 0; i-- {
+			if msg := req.Messages[i]; msg.Role == model.RoleTool {
+				return scripted.Turn{Text: "done: " + msg.Content}
+			}
+		}
+		return scripted.Turn{Text: "Sending. ", ToolCalls: []model.ToolCall{{ID: "call_1", Name: "send_mail", Arguments: json.RawMessage(`{"to":"ada"}`)}}}
+	}}
+	return &agent.Agent{Name: "Mailer", Model: m, Tools: []tool.Tool{send}}
+}
+
+// pauseStores opens two handles on one database of each kind, as two processes
+// would.
+func pauseStores(t *testing.T) map[string][2]store.Store {
+	path := filepath.Join(t.TempDir(), "kern.db")
+	open := func() store.Store {
+		st, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	stores := map[string][2]store.Store{"sqlite": {open(), open()}}
+	if pgtest.Ping(context.Background()) == nil || pgtest.InCI() {
+		url, schema := pgtest.URL(), pgtest.Schema(t)
+		stores["postgres"] = [2]store.Store{openPostgres(t, url, schema), openPostgres(t, url, schema)}
+	} else {
+		t.Log("!!! PostgreSQL cases skipped: no server")
+	}
+	return stores
+}
+
+// pauseRun starts a run of the mailer on h and returns it once it paused.
+func pauseRun(t *testing.T, h *Host) *run.Output {
+	t.Helper()
+	r, err := h.Start(Request{Kind: run.KindAgent, Component: "mailer", Input: "mail ada", SessionID: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.Exec().Wait()
+	if out.Status != run.StatusPaused || len(out.Tools) != 1 || !out.Tools[0].RequiresConfirmation {
+		t.Fatalf("run ended %s with tools %+v, want PAUSED waiting for a confirmation", out.Status, out.Tools)
+	}
+	evs := r.Exec().Log.Events()
+	last := evs[len(evs)-1]
+	if last.Event != run.EventRunPaused || last.Detail == nil || len(last.Detail.Tools) != 1 || len(last.Detail.Requirements) != 1 {
+		t.Fatalf("last event %s %+v, want RunPaused with the tool and its requirement", last.Event, last.Detail)
+	}
+	return out
+}
+
+func confirm(out *run.Output, ok bool, note string) []run.ToolExecution {
+	d := out.Tools[0]
+	d.Confirmed, d.ConfirmationNote = &ok, note
+	return []run.ToolExecution{d}
+}
+
+// TestPauseContinue: an agent run pauses on a call that requires confirmation, is
+// a row in the store (PAUSED, no lease), and is continued by another process on
+// the same database: confirmed, the tool runs; rejected, the model reads the note.
+// Of two continues at once exactly one wins; a paused run cancelled ends CANCELLED
+// with its terminal event stored after its RunPaused, and cannot be continued.
+func TestPauseContinue(t *testing.T) {
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			var sent atomic.Int32
+			a := startHost(t, sts[0], Options{Replica: "A", Agents: []*agent.Agent{mailer(&sent)}})
+			b := startHost(t, sts[1], Options{Replica: "B", Agents: []*agent.Agent{mailer(&sent)}})
+			ctx := context.Background()
+
+			t.Run("confirmed", func(t *testing.T) {
+				sent.Store(0)
+				out := pauseRun(t, a)
+				rec, err := sts[1].GetRun(ctx, out.RunID)
+				if err != nil || rec.Status != run.StatusPaused || !rec.LeaseUntil.IsZero() || rec.Output.Paused == nil {
+					t.Fatalf("stored run: %+v %v, want PAUSED with no lease and its state", rec, err)
+				}
+				if sent.Load() != 0 {
+					t.Fatal("the tool ran before it was confirmed")
+				}
+				r, err := b.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := r.Exec().Wait()
+				if done.Status != run.StatusCompleted || done.Content != "Sending. done: sent to ada" || sent.Load() != 1 {
+					t.Fatalf("continued run ended %s %q (tool ran %d times)", done.Status, done.Content, sent.Load())
+				}
+				evs := r.Exec().Log.Events()
+				if evs[0].Event != run.EventRunContinued || evs[0].EventIndex != rec.Output.Paused.NextEvent {
+					t.Fatalf("first event after continue: %s at %d, want RunContinued at %d", evs[0].Event, evs[0].EventIndex, rec.Output.Paused.NextEvent)
+				}
+				stored, err := sts[0].GetRun(ctx, out.RunID)
+				if err != nil || stored.Status != run.StatusCompleted || stored.Output.Paused != nil {
+					t.Fatalf("stored end: %+v %v", stored, err)
+				}
+				if _, err := a.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
+					t.Fatalf("continue of a completed run: %v, want ErrNotPaused", err)
+				}
+			})
+			t.Run("rejected", func(t *testing.T) {
+				sent.Store(0)
+				out := pauseRun(t, a)
+				r, err := b.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, false, "not to ada")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := r.Exec().Wait()
+				if done.Status != run.StatusCompleted || done.Content != "Sending. done: not to ada" || sent.Load() != 0 {
+					t.Fatalf("rejected run ended %s %q (tool ran %d times)", done.Status, done.Content, sent.Load())
+				}
+			})
+			t.Run("mismatch", func(t *testing.T) {
+				out := pauseRun(t, a)
+				wrong := confirm(out, true, "")
+				wrong[0].ToolCallID = "call_other"
+				var de *run.DecisionError
+				if _, err := b.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: wrong}); !errors.As(err, &de) || len(de.Problems) != 2 {
+					t.Fatalf("continue with a decision for another call: %v, want a DecisionError naming both", err)
+				}
+				undecided := out.Tools
+				if _, err := b.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: undecided}); !errors.Is(err, run.ErrInvalid) {
+					t.Fatalf("continue without confirmed: %v, want ErrInvalid", err)
+				}
+				if st, _, err := b.Cancel(ctx, out.RunID, "", true); err != nil || st != run.StatusCancelled {
+					t.Fatalf("cancel: %s %v", st, err)
+				}
+			})
+			t.Run("twice at once", func(t *testing.T) {
+				out := pauseRun(t, a)
+				var wg sync.WaitGroup
+				var won, lost atomic.Int32
+				for _, h := range []*Host{a, b, a, b} {
+					wg.Go(func() {
+						r, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")})
+						switch {
+						case err == nil:
+							won.Add(1)
+							r.Exec().Wait()
+						case errors.Is(err, run.ErrNotPaused):
+							lost.Add(1)
+						default:
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				if won.Load() != 1 || lost.Load() != 3 {
+					t.Fatalf("%d continues won, %d lost; want exactly one winner", won.Load(), lost.Load())
+				}
+			})
+			t.Run("cancelled", func(t *testing.T) {
+				out := pauseRun(t, a)
+				st, known, err := b.Cancel(ctx, out.RunID, "", true)
+				if err != nil || !known || st != run.StatusCancelled {
+					t.Fatalf("cancel of a paused run: %s %v %v, want CANCELLED", st, known, err)
+				}
+				rec, err := sts[0].GetRun(ctx, out.RunID)
+				if err != nil || rec.Status != run.StatusCancelled || rec.Output.Content != "Sending. " {
+					t.Fatalf("stored: %+v %v, want CANCELLED with its partial content", rec, err)
+				}
+				last, err := store.LastEvent(ctx, sts[0], out.RunID)
+				if err != nil || last.Type != run.EventRunCancelled || last.Index != out.Paused.NextEvent {
+					t.Fatalf("last stored event %+v %v, want RunCancelled at %d", last, err, out.Paused.NextEvent)
+				}
+				if _, err := a.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
+					t.Fatalf("continue of a cancelled run: %v, want ErrNotPaused", err)
+				}
+				if st, _, err := a.Cancel(ctx, out.RunID, "", true); err != nil || st != run.StatusCancelled {
+					t.Fatalf("second cancel: %s %v", st, err)
+				}
+			})
+			t.Run("cancelled where it paused", func(t *testing.T) {
+				out := pauseRun(t, a)
+				if st, _, err := a.Cancel(ctx, out.RunID, "", true); err != nil || st != run.StatusCancelled {
+					t.Fatalf("cancel on the host it paused on: %s %v, want CANCELLED", st, err)
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,167 @@
+package run
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Events of a run that waits for a person (Agno's names).
+const (
+	// EventRunPaused ends what an agent run does until a person decides: it
+	// carries the tool executions that wait (tools) and what each needs
+	// (requirements). The run's status is PAUSED; it is not terminal.
+	EventRunPaused EventType = "RunPaused"
+	// EventRunContinued is the first event of a paused run that was continued.
+	EventRunContinued EventType = "RunContinued"
+)
+
+// Pauses reports whether an event of this type pauses a run: the run's stream
+// ends there until the run is continued, as it ends at a terminal event.
+func (t EventType) Pauses() bool { return t == EventRunPaused }
+
+// ErrPaused is what a run's body returns when the run pauses to wait for a
+// person (see Paused): the run ends its execution PAUSED, not terminal.
+var ErrPaused = errors.New("run paused")
+
+// ErrNotPaused matches the error of a continue of a run that is not paused (it
+// runs, it ended, another continue took it first).
+var ErrNotPaused = errors.New("run is not paused")
+
+// UserInputField is one value a tool call waits for from a person (Agno's
+// UserInputField): its name, type ("str", "int", "float", "bool", "list",
+// "dict"), description, and, once given, its value.
+type UserInputField struct {
+	Name        string `json:"name"`
+	FieldType   string `json:"field_type"`
+	Description string `json:"description"`
+	Value       any    `json:"value"`
+}
+
+// Requirement is one decision a paused run waits for (Agno's RunRequirement):
+// the tool execution it is about and what it needs.
+type Requirement struct {
+	ID        string `json:"id"`
+	CreatedAt string `json:"created_at,omitempty"` // ISO 8601, as Agno writes it
+	// Confirmation and ConfirmationNote are the decision on a call that requires
+	// confirmation, once made.
+	Confirmation     *bool  `json:"confirmation,omitempty"`
+	ConfirmationNote string `json:"confirmation_note,omitempty"`
+	// ExternalExecutionResult is the result of a call executed outside, once given.
+	ExternalExecutionResult *string          `json:"external_execution_result,omitempty"`
+	ToolExecution           *ToolExecution   `json:"tool_execution,omitempty"`
+	UserInputSchema         []UserInputField `json:"user_input_schema,omitempty"`
+}
+
+// Paused is the state a paused run continues from, kept in its output (and so in
+// its stored record): where its events go on, and the state of the component that
+// paused, which only that component reads.
+type Paused struct {
+	// NextEvent is the index of the run's next event: its RunPaused's plus one.
+	NextEvent int `json:"next_event"`
+	// State is the paused component's own (an agent's conversation and pending
+	// tool calls).
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// Pending reports whether the tool execution waits for a person.
+func (t *ToolExecution) Pending() bool {
+	return t.RequiresConfirmation || t.RequiresUserInput || t.ExternalExecutionRequired
+}
+
+// DecisionError is the error of a continue whose decisions do not match what the
+// run waits for: a call it does not wait for, a call left undecided, a decision
+// of the wrong kind. It matches ErrInvalid.
+type DecisionError struct {
+	RunID    string
+	Problems []string
+}
+
+func (e *DecisionError) Error() string {
+	return fmt.Sprintf("run %s: the decisions do not match what it waits for: %s", e.RunID, strings.Join(e.Problems, "; "))
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *DecisionError) Is(target error) bool { return target == ErrInvalid }
+
+// Resolve checks decisions (tool executions as a client sends them back, matched by
+// tool_call_id) against pending, the tool executions a paused run waits for, and
+// returns pending with the decisions applied: a confirmation (confirmed and its
+// note), the user's values, an external result. Every pending call must be
+// decided; a decision for a call the run does not wait for, or missing what its
+// call needs, is a *DecisionError naming it.
+func Resolve(runID string, pending, decisions []ToolExecution) ([]ToolExecution, error) {
+	byID := make(map[string]*ToolExecution, len(decisions))
+	var problems []string
+	for i := range decisions {
+		d := &decisions[i]
+		if d.ToolCallID == "" {
+			problems = append(problems, fmt.Sprintf("tools[%d] has no tool_call_id", i))
+			continue
+		}
+		if _, dup := byID[d.ToolCallID]; dup {
+			problems = append(problems, fmt.Sprintf("tool call %q is decided twice", d.ToolCallID))
+			continue
+		}
+		byID[d.ToolCallID] = d
+	}
+	out := make([]ToolExecution, len(pending))
+	for i, p := range pending {
+		out[i] = p
+		d, ok := byID[p.ToolCallID]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("tool call %q (%s) is not decided", p.ToolCallID, p.ToolName))
+			continue
+		}
+		delete(byID, p.ToolCallID)
+		problems = append(problems, resolveOne(&out[i], d)...)
+	}
+	for id := range byID {
+		problems = append(problems, fmt.Sprintf("tool call %q is not one the run waits for", id))
+	}
+	if len(problems) > 0 {
+		return nil, &DecisionError{RunID: runID, Problems: problems}
+	}
+	return out, nil
+}
+
+// resolveOne applies the decision d to the pending call t and returns what is
+// wrong with it.
+func resolveOne(t, d *ToolExecution) []string {
+	var problems []string
+	switch {
+	case t.RequiresConfirmation:
+		if d.Confirmed == nil {
+			problems = append(problems, fmt.Sprintf("tool call %q (%s) needs confirmed true or false", t.ToolCallID, t.ToolName))
+			break
+		}
+		t.Confirmed, t.ConfirmationNote = d.Confirmed, d.ConfirmationNote
+	case t.ExternalExecutionRequired:
+		if d.Result == "" {
+			problems = append(problems, fmt.Sprintf("tool call %q (%s) needs its result", t.ToolCallID, t.ToolName))
+			break
+		}
+		t.Result = d.Result
+	case t.RequiresUserInput:
+		values := make(map[string]any, len(d.UserInputSchema))
+		for _, f := range d.UserInputSchema {
+			if f.Value != nil {
+				values[f.Name] = f.Value
+			}
+		}
+		fields := make([]UserInputField, len(t.UserInputSchema))
+		for i, f := range t.UserInputSchema {
+			v, ok := values[f.Name]
+			if !ok {
+				problems = append(problems, fmt.Sprintf("tool call %q (%s) needs a value for %q", t.ToolCallID, t.ToolName, f.Name))
+			}
+			f.Value = v
+			fields[i] = f
+		}
+		t.UserInputSchema = fields
+		answered := len(problems) == 0
+		t.Answered = &answered
+	}
+	return problems
+}
