@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/tool"
 )
 
@@ -64,5 +65,32 @@ agents:
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
+	}
+}
+
+func TestScriptedTurns(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("kern.yaml", []byte(`models:
+  m:
+    provider: scripted
+    turns:
+      - {text: "Looking. ", tool_calls: [{name: get_top_hackernews_stories, arguments: {num_stories: 2}}]}
+      - {text: Done.}
+agents: {a: {model: m, tools: [hackernews]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := cfg.Agents[0].Model.(*scripted.Model)
+	if len(m.Turns) != 2 || m.Turns[0].Text != "Looking. " || len(m.Turns[0].ToolCalls) != 1 ||
+		m.Turns[0].ToolCalls[0].Name != "get_top_hackernews_stories" || string(m.Turns[0].ToolCalls[0].Arguments) != `{"num_stories":2}` ||
+		m.Turns[1].Text != "Done." {
+		t.Fatalf("turns: %+v", m.Turns)
+	}
+	_, err = Parse("kern.yaml", []byte(`models: {m: {provider: scripted, turns: [{tool_calls: [{arguments: [1]}]}]}}
+agents: {a: {model: m}}
+`))
+	if err == nil || !strings.Contains(err.Error(), "kern.yaml:1:") || !strings.Contains(err.Error(), "name") {
+		t.Fatalf("a tool call without a name: %v", err)
 	}
 }

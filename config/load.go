@@ -282,7 +282,7 @@ func (l *loader) required(n *yaml.Node, f map[string]*yaml.Node, what string, ke
 func (l *loader) model(e entry) model.Model {
 	what := fmt.Sprintf("model %q", e.key)
 	val := l.withoutAPIKey(e.val, what)
-	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay", "price"}, settingKeys...)...)
+	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay", "turns", "price"}, settingKeys...)...)
 	if f == nil || !l.required(val, f, what, "provider") {
 		return nil
 	}
@@ -318,7 +318,7 @@ func (l *loader) newModel(f map[string]*yaml.Node, val *yaml.Node, provider, wha
 	}
 	switch provider {
 	case "openai", "openai-chat", "anthropic":
-		if !only(provider, "text", "delay") || !l.required(val, f, what, "id") || id == "" {
+		if !only(provider, "text", "delay", "turns") || !l.required(val, f, what, "id") || id == "" {
 			return nil
 		}
 	case "scripted":
@@ -348,6 +348,9 @@ func (l *loader) newModel(f map[string]*yaml.Node, val *yaml.Node, provider, wha
 	}
 	m := scripted.New(l.optStr(f["text"], what+" text"))
 	m.ID = id
+	if n := f["turns"]; n != nil {
+		m.Turns = l.turns(resolve(n), what+" turns")
+	}
 	if n := f["delay"]; n != nil {
 		s, ok := l.str(n, what+" delay")
 		d, err := time.ParseDuration(s)

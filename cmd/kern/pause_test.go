@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kern-dev/kern/config"
+	"github.com/kern-dev/kern/internal/pgtest"
+	"github.com/kern-dev/kern/run"
+)
+
+const pauseYAML = "testdata/pause.yaml" // reader: a Hacker News call that requires confirmation
+
+// hackerNews is a stand-in for the Hacker News API: one top story, and a count
+// of the requests that read it.
+func hackerNews(t *testing.T) *atomic.Int32 {
+	var reads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/topstories.json":
+			reads.Add(1)
+			fmt.Fprint(w, "[42]")
+		case "/item/42.json":
+			fmt.Fprint(w, `{"id": 42, "type": "story", "title": "Durable pauses", "by": "ada", "score": 7, "time": 1764650000}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(config.HackerNewsURLEnv, srv.URL)
+	return &reads
+}
+
+// pausedTool is a paused run's tool execution as the server answers it.
+type pausedTool struct {
+	ToolCallID           string `json:"tool_call_id"`
+	ToolName             string `json:"tool_name"`
+	RequiresConfirmation bool   `json:"requires_confirmation"`
+}
+
+// pauseReader starts a run of the reader on r and returns its id and the call it
+// waits for, once it answered PAUSED.
+func pauseReader(t *testing.T, r *replica) (string, pausedTool) {
+	t.Helper()
+	var out struct {
+		RunID  string       `json:"run_id"`
+		Status run.Status   `json:"status"`
+		Tools  []pausedTool `json:"tools"`
+	}
+	code := r.call(t, "POST", "/agents/reader/runs", form("message", "top story?", "stream", "false"), &out)
+	if code != http.StatusOK || out.Status != run.StatusPaused || len(out.Tools) != 1 || !out.Tools[0].RequiresConfirmation {
+		t.Fatalf("run on %s: %d %+v, want PAUSED on a call that requires confirmation", r.name, code, out)
+	}
+	return out.RunID, out.Tools[0]
+}
+
+// continueReader continues a paused run through r as Agno's client does (form
+// field tools, stream=true) and returns the SSE body.
+func continueReader(t *testing.T, r *replica, id string, tl pausedTool, confirmed bool) string {
+	t.Helper()
+	tools, _ := json.Marshal([]map[string]any{{"tool_call_id": tl.ToolCallID, "tool_name": tl.ToolName,
+		"tool_args": map[string]any{"num_stories": 1}, "requires_confirmation": true, "confirmed": confirmed,
+		"confirmation_note": nil, "result": nil, "created_at": time.Now().Unix()}})
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", r.url+"/agents/reader/runs/"+id+"/continue",
+		strings.NewReader(form("tools", string(tools), "stream", "true").Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("continue on %s: %d %v: %s", r.name, resp.StatusCode, err, b)
+	}
+	return string(b)
+}
+
+// TestPausedRunSurvivesKill: `kern serve` pauses an agent run on a call that
+// requires confirmation, and is killed with SIGKILL; another `kern serve` on the
+// same database (SQLite file, PostgreSQL schema) continues it through Agno's
+// route: confirmed, the tool runs there and its result is in the stream, and the
+// run completes; rejected, the tool never runs. A second continue is a 409.
+func TestPausedRunSurvivesKill(t *testing.T) {
+	reads := hackerNews(t)
+	dbs := map[string]string{"sqlite": sqliteDB(t)}
+	if pgtest.Ping(context.Background()) == nil || pgtest.InCI() {
+		dbs["postgres"], _ = replicaDB(t)
+	} else {
+		t.Log("!!! PostgreSQL case skipped: no server")
+	}
+	for name, db := range dbs {
+		t.Run(name, func(t *testing.T) {
+			a := startReplica(t, db, "A", pauseYAML, testLease)
+			confirmID, confirmTool := pauseReader(t, a)
+			rejectID, rejectTool := pauseReader(t, a)
+			a.kill(t)
+			before := reads.Load()
+
+			b := startReplica(t, db, "B", pauseYAML, testLease)
+			body := continueReader(t, b, confirmID, confirmTool, true)
+			for _, want := range []string{"event: RunContinued", "event: ToolCallCompleted", "Durable pauses", "event: RunCompleted", `"content":"Looking. Done."`} {
+				if !strings.Contains(body, want) {
+					t.Errorf("confirmed continue's stream lacks %q:\n%s", want, body)
+				}
+			}
+			if reads.Load() != before+1 {
+				t.Errorf("the tool read the stand-in %d times after the confirmation, want once", reads.Load()-before)
+			}
+			body = continueReader(t, b, rejectID, rejectTool, false)
+			if !strings.Contains(body, "event: ToolCallError") || !strings.Contains(body, "rejected by the user") || !strings.Contains(body, "event: RunCompleted") {
+				t.Errorf("rejected continue's stream:\n%s", body)
+			}
+			if reads.Load() != before+1 {
+				t.Error("a rejected call ran")
+			}
+			for _, id := range []string{confirmID, rejectID} {
+				if ri := b.getRun(t, id); ri.Status != run.StatusCompleted || ri.Replica != "B" {
+					t.Errorf("run %s: %+v, want COMPLETED on B", id, ri)
+				}
+				if code := b.call(t, "POST", "/agents/reader/runs/"+id+"/continue", form("tools", "[]", "stream", "false"), nil); code != http.StatusConflict {
+					t.Errorf("second continue of %s: %d, want 409", id, code)
+				}
+			}
+			stop(t, b)
+		})
+	}
+}
