@@ -210,3 +210,77 @@ func TestPauseContinue(t *testing.T) {
 		})
 	}
 }
+
+// TestPauseUserInputAndExternal: one turn calls a tool that waits for a person's
+// values (set in its arguments before it runs), a tool executed outside kern (its
+// result given on continue) and a tool that waits for nobody (it runs before the
+// pause, once); the continue must give each what it needs, and the model reads
+// every result in the calls' order.
+func TestPauseUserInputAndExternal(t *testing.T) {
+	var plain atomic.Int32
+	post := tool.Func("post", "Posts a letter.", func(ctx context.Context, args struct {
+		To      string `json:"to"`
+		Address string `json:"address,omitempty"`
+	}) (string, error) {
+		return "posted to " + args.To + " at " + args.Address, nil
+	}, tool.RequiresUserInput(run.UserInputField{Name: "address", FieldType: "str", Description: "Where to"}))
+	lookup := tool.Func("lookup", "Looks up in a ledger kept elsewhere.", func(ctx context.Context, args struct{}) (string, error) {
+		return "", errors.New("never called here")
+	}, tool.ExternalExecution())
+	clock := tool.Func("clock", "Tells the time.", func(ctx context.Context, args struct{}) (string, error) {
+		plain.Add(1)
+		return "noon", nil
+	})
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		var got []string
+		for _, msg := range req.Messages {
+			if msg.Role == model.RoleTool {
+				got = append(got, msg.Content)
+			}
+		}
+		if len(got) > 0 {
+			b, _ := json.Marshal(got)
+			return scripted.Turn{Text: string(b)}
+		}
+		return scripted.Turn{ToolCalls: []model.ToolCall{
+			{ID: "c1", Name: "post", Arguments: json.RawMessage(`{"to":"ada"}`)},
+			{ID: "c2", Name: "lookup"},
+			{ID: "c3", Name: "clock"},
+		}}
+	}}
+	clerk := &agent.Agent{Name: "Clerk", Model: m, Tools: []tool.Tool{post, lookup, clock}}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := startHost(t, st, Options{Agents: []*agent.Agent{clerk}})
+	r, err := h.Start(Request{Kind: run.KindAgent, Component: "clerk", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.Exec().Wait()
+	if out.Status != run.StatusPaused || len(out.Tools) != 2 || !out.Tools[0].RequiresUserInput ||
+		len(out.Tools[0].UserInputSchema) != 1 || !out.Tools[1].ExternalExecutionRequired || plain.Load() != 1 {
+		t.Fatalf("paused %s with %+v (clock ran %d times)", out.Status, out.Tools, plain.Load())
+	}
+	ctx := context.Background()
+	req := ContinueRequest{Kind: run.KindAgent, Component: "clerk", RunID: out.RunID, Tools: []run.ToolExecution{
+		{ToolCallID: "c1"}, {ToolCallID: "c2"},
+	}}
+	var de *run.DecisionError
+	if _, err := h.Continue(ctx, req); !errors.As(err, &de) || len(de.Problems) != 2 {
+		t.Fatalf("continue without the values and the result: %v", err)
+	}
+	req.Tools[0].UserInputSchema = []run.UserInputField{{Name: "address", Value: "1 Lovelace Row"}}
+	req.Tools[1].Result = "balance 7"
+	c, err := h.Continue(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := c.Exec().Wait()
+	want := `["posted to ada at 1 Lovelace Row","balance 7","noon"]`
+	if done.Status != run.StatusCompleted || done.Content != want || plain.Load() != 1 {
+		t.Fatalf("continued run ended %s %q (clock ran %d times), want COMPLETED %s", done.Status, done.Content, plain.Load(), want)
+	}
+}
