@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // mailer is an agent whose model asks to send a mail, a call that waits for a
@@ -282,5 +284,17 @@ func TestPauseUserInputAndExternal(t *testing.T) {
 	want := `["posted to ada at 1 Lovelace Row","balance 7","noon"]`
 	if done.Status != run.StatusCompleted || done.Content != want || plain.Load() != 1 {
 		t.Fatalf("continued run ended %s %q (clock ran %d times), want COMPLETED %s", done.Status, done.Content, plain.Load(), want)
+	}
+}
+
+// TestPauseInsideAStepFailsIt: workflow steps do not pause yet; an agent that
+// would pause inside a step fails the step, and the workflow ends ERROR saying
+// why, with no tool run.
+func TestPauseInsideAStepFailsIt(t *testing.T) {
+	var sent atomic.Int32
+	wf := &workflow.Workflow{Name: "Post", Steps: []workflow.Step{workflow.AgentStep("mail", mailer(&sent), "")}}
+	out, err := wf.Run(context.Background(), "mail ada")
+	if err == nil || out.Status != run.StatusError || !strings.Contains(out.Error, "cannot pause") || sent.Load() != 0 {
+		t.Fatalf("workflow ended %s %q (%v), tool ran %d times; want ERROR saying the step paused", out.Status, out.Error, err, sent.Load())
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,6 +134,11 @@ func Go(ctx context.Context, spec Spec, body func(r Run) error) (*run.Exec, erro
 	return x, nil
 }
 
+// ErrNestedPause is the error of a run nested in another (an agent in a workflow
+// step, an agent called as a tool) that would pause for a person: only top-level
+// runs pause for now.
+var ErrNestedPause = errors.New("a run inside a workflow step or a tool call cannot pause for a person yet")
+
 // Nested runs a run nested in another one (an agent in a workflow step, an agent or
 // a workflow given as a tool) on the calling goroutine, through the lifecycle Go
 // gives a top-level run: Begin registers it in spec.Registry (a cancel intent kept
@@ -154,6 +160,11 @@ func Nested(ctx context.Context, spec Spec, log *Log, onCancel func(), body func
 		return nil, err
 	}
 	err = call(func(r Run) error { return body(r.Entry.Ctx) }, Run{Entry: e, Log: log})
+	if errors.Is(err, run.ErrPaused) {
+		// Only a top-level run is kept as a row to continue: a nested one fails.
+		out.Tools, out.Requirements, out.Paused = nil, nil, nil
+		err = fmt.Errorf("run %s: %w", base.RunID, ErrNestedPause)
+	}
 	e.End(log, base, spec.Kind, out, err)
 	e.Close()
 	return out, out.Err()
