@@ -15,6 +15,7 @@ import (
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // mailer is an agent whose model asks to send a mail, a call that waits for a
@@ -144,4 +145,38 @@ func TestContinueOverHTTP(t *testing.T) {
 			t.Fatalf("continue of a cancelled run: %d %v, want 409", code, out)
 		}
 	})
+}
+
+// TestContinueWorkflowOverHTTP: a workflow paused before a step that requires
+// confirmation is continued through Agno's route with the form field
+// step_requirements as Agno's client sends it; malformed, it is a 400.
+func TestContinueWorkflowOverHTTP(t *testing.T) {
+	say := &agent.Agent{Name: "sayer", Model: scripted.New("said")}
+	wf := &workflow.Workflow{Name: "Reviewed", Steps: []workflow.Step{
+		workflow.AgentStep("draft", say, ""),
+		workflow.AgentStep("publish", say, "").WithConfirmation("Publish?", workflow.OnRejectCancel),
+	}}
+	e := newEnv(t, Config{Workflows: []*workflow.Workflow{wf}})
+	code, out := e.do("POST", "/workflows/reviewed/runs", formType, form("message", "go", "stream", "false"))
+	reqs, _ := out["step_requirements"].([]any)
+	if code != http.StatusOK || out["status"] != "PAUSED" || len(reqs) != 1 {
+		t.Fatalf("run: %d %v", code, out)
+	}
+	id := out["run_id"].(string)
+	cont := "/workflows/reviewed/runs/" + id + "/continue"
+	if code, out := e.do("POST", cont, formType, form("step_requirements", "{", "stream", "false")); code != http.StatusBadRequest {
+		t.Fatalf("malformed step_requirements: %d %v", code, out)
+	}
+	// As StepRequirement.to_dict writes it.
+	decided := `[{"step_id": "publish", "step_name": "publish", "step_index": 1, "step_type": "Step", "requires_confirmation": true, ` +
+		`"confirmation_message": "Publish?", "confirmed": true, "on_reject": "cancel", "requires_user_input": false, ` +
+		`"user_input_message": null, "user_input": null, "requires_route_selection": false, "available_choices": null, ` +
+		`"allow_multiple_selections": false, "selected_choices": null, "requires_output_review": false, ` +
+		`"output_review_message": null, "is_post_execution": false, "rejection_feedback": null, "retry_count": 0, ` +
+		`"max_retries": null, "timeout_at": null, "on_timeout": "cancel"}]`
+	s := e.openStream("POST", cont, formType, form("step_requirements", decided))
+	fs := s.rest()
+	if len(fs) < 2 || fs[0].ev.Event != run.EventStepContinued || fs[len(fs)-1].ev.Event != run.EventWorkflowCompleted {
+		t.Fatalf("continued stream: %v", events(fs))
+	}
 }

@@ -217,6 +217,9 @@ func schemas() obj {
 			"tools": obj{"description": "The tool executions the run waits for, each with its decision (confirmed, confirmation_note, " +
 				"user_input_schema values, result), matched by tool_call_id: a JSON array, or a string holding it (a form field).",
 				"oneOf": []obj{{"type": "array", "items": obj{"type": "object"}}, {"type": "string"}}},
+			"step_requirements": obj{"description": "A workflow run's step requirements, each with its decision (confirmed, user_input), " +
+				"matched by step_id: a JSON array, or a string holding it (a form field).",
+				"oneOf": []obj{{"type": "array", "items": obj{"type": "object"}}, {"type": "string"}}},
 			"stream":     obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
 			"background": obj{"type": "boolean", "default": false, "description": "Answer 202 at once; the run goes on."},
 			"session_id": str(""), "user_id": str("")}),
@@ -319,7 +322,7 @@ func (s *Server) docsData() any {
 		case bodyResume:
 			d.Body = "form (urlencoded or multipart): last_event_index, session_id"
 		case bodyContinue:
-			d.Body = "form (urlencoded or multipart) or JSON: tools (the decided tool executions, JSON), stream, background, session_id, user_id"
+			d.Body = "form (urlencoded or multipart) or JSON: tools (an agent's decided tool executions, JSON) or step_requirements (a workflow's), stream, background, session_id, user_id"
 		}
 		for _, r := range rt.responses {
 			d.Responses = append(d.Responses, docsResponse{r.code, r.description, r.schema, r.sse})

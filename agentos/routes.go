@@ -195,13 +195,18 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 			params:    append(resumeParams, param{"last_event_index", "query", "integer", "Resume after this event index."}),
 			responses: []response{sseOK, badResume, notFound, resumeDown}},
 	}
-	if c.kind == run.KindAgent {
+	decisions := "tools holds the tool executions it waits for (its RunPaused's tools) with the decisions set " +
+		"(confirmed and confirmation_note, user_input_schema values, or result), matched by tool_call_id"
+	if c.kind == run.KindWorkflow {
+		decisions = "step_requirements holds the step requirements it waits for (its WorkflowPaused's) with the decisions set " +
+			"(confirmed, or user_input), matched by step_id"
+	}
+	{
 		rs = append(rs, route{method: "POST", pattern: one + "/runs/{run_id}/continue", handler: c.with(s.continueRun), body: bodyContinue,
 			summary: "Continue a paused " + what + " run",
-			description: "Continues a PAUSED run, from any server on the same database: tools holds the tool executions it waits for " +
-				"(its RunPaused's tools) with the decisions set (confirmed and confirmation_note, user_input_schema values, or result), " +
-				"matched by tool_call_id. Streams the run's events from RunContinued on (stream=true, the default), answers its output " +
-				"(stream=false), or 202 while it goes on (background=true).",
+			description: "Continues a PAUSED run, from any server on the same database: " + decisions + ". Streams the run's events " +
+				"from its continuation on (stream=true, the default), answers its output (stream=false), or 202 while it goes on " +
+				"(background=true).",
 			responses: []response{
 				{code: http.StatusOK, description: "The run's events (stream=true), or its output (stream=false)", schema: schemaOutput, sse: true},
 				{code: http.StatusAccepted, description: "Continued in the background", schema: schemaAccepted},

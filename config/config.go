@@ -35,6 +35,8 @@
 //	    resumable: true                      # false: never resumed after a crash (see below)
 //	    steps:
 //	      - {name: research, agent: researcher, description: Gather information}
+//	      - {name: review, agent: writer, requires_confirmation: true, on_reject: skip}  # waits for a person
+//	      # (on_reject: skip or cancel; requires_user_input: [field, ...] gives the step a person's values)
 //	      - parallel:                        # runs its steps at once
 //	          name: drafts
 //	          steps:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // namesTool reports whether a tool mapping names a tool of the registry
@@ -96,4 +97,39 @@ func (l *loader) inputFields(n *yaml.Node, what string) []run.UserInputField {
 		fields = append(fields, run.UserInputField{Name: name, FieldType: typ, Description: l.optStr(f["description"], what+" field description")})
 	}
 	return fields
+}
+
+// stepPauseKeys are the keys of an agent step that make it wait for a person.
+var stepPauseKeys = []string{"requires_confirmation", "confirmation_message", "on_reject", "requires_user_input", "user_input_message"}
+
+// stepPause reads what an agent step waits for from a person before it runs:
+// requires_confirmation (with on_reject: skip or cancel, and a
+// confirmation_message), requires_user_input (fields, and a user_input_message);
+// nil when it waits for nothing.
+func (l *loader) stepPause(f map[string]*yaml.Node, what string) *workflow.Pause {
+	p := &workflow.Pause{
+		RequiresConfirmation: l.optBool(f["requires_confirmation"], what+" requires_confirmation", false),
+		ConfirmationMessage:  l.optStr(f["confirmation_message"], what+" confirmation_message"),
+		UserInputMessage:     l.optStr(f["user_input_message"], what+" user_input_message"),
+	}
+	if n := f["on_reject"]; n != nil {
+		v := l.optStr(n, what+" on_reject")
+		switch workflow.OnReject(v) {
+		case workflow.OnRejectSkip, workflow.OnRejectCancel:
+			p.OnReject = workflow.OnReject(v)
+		default:
+			l.errorf(n, "%s: on_reject must be skip or cancel, not %q", what, v)
+		}
+		if !p.RequiresConfirmation {
+			l.errorf(n, "%s: on_reject applies to a step with requires_confirmation: true", what)
+		}
+	}
+	if n := f["requires_user_input"]; n != nil {
+		p.RequiresUserInput = true
+		p.UserInputFields = l.inputFields(resolve(n), what+" requires_user_input")
+	}
+	if !p.RequiresConfirmation && !p.RequiresUserInput {
+		return nil
+	}
+	return p
 }

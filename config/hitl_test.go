@@ -6,6 +6,7 @@ import (
 
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 func TestToolFlags(t *testing.T) {
@@ -92,5 +93,53 @@ agents: {a: {model: m}}
 `))
 	if err == nil || !strings.Contains(err.Error(), "kern.yaml:1:") || !strings.Contains(err.Error(), "name") {
 		t.Fatalf("a tool call without a name: %v", err)
+	}
+}
+
+func TestStepPauses(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - {name: draft, agent: a}
+      - {name: publish, agent: a, requires_confirmation: true, on_reject: skip, confirmation_message: "Publish?"}
+      - {name: tweet, agent: a, requires_user_input: [topic]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := cfg.Workflows[0].Steps
+	if p := steps[0].(*workflow.Task).Pause; p != nil {
+		t.Errorf("draft pauses: %+v", p)
+	}
+	if p := steps[1].(*workflow.Task).Pause; p == nil || !p.RequiresConfirmation || p.OnReject != workflow.OnRejectSkip || p.ConfirmationMessage != "Publish?" {
+		t.Errorf("publish's pause: %+v", p)
+	}
+	if p := steps[2].(*workflow.Task).Pause; p == nil || !p.RequiresUserInput || len(p.UserInputFields) != 1 || p.UserInputFields[0].Name != "topic" {
+		t.Errorf("tweet's pause: %+v", p)
+	}
+	_, err = Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - {name: publish, agent: a, on_reject: later}
+`))
+	for _, want := range []string{"kern.yaml:6:", `on_reject must be skip or cancel, not "later"`, "requires_confirmation: true"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+	_, err = Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - parallel: {name: fan, steps: [{name: inner, agent: a, requires_confirmation: true}]}
+`))
+	if err == nil || !strings.Contains(err.Error(), "only a top-level step") {
+		t.Errorf("a nested step that pauses: %v", err)
 	}
 }

@@ -575,7 +575,7 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 }
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
-	f := s.l.fields(n, "step", "name", "agent", "description", "timeout", "retry")
+	f := s.l.fields(n, "step", append([]string{"name", "agent", "description", "timeout", "retry"}, stepPauseKeys...)...)
 	if f == nil {
 		return nil, ""
 	}
@@ -604,6 +604,7 @@ func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 	t := workflow.AgentStep(name, a, desc)
 	t.Timeout = s.l.duration(f["timeout"], what+" timeout")
 	t.Retry = s.l.retry(f["retry"], what)
+	t.Pause = s.l.stepPause(f, what)
 	return t, name
 }
 

@@ -17,14 +17,19 @@ var ErrNoPauses = errors.New("host: paused runs are continued from a store; this
 // ContinueRequest is a paused run to continue, with what a person decided about
 // what it waits for.
 type ContinueRequest struct {
-	Kind      run.Kind // run.KindAgent
-	Component string   // the agent's id
+	Kind      run.Kind // run.KindAgent or run.KindWorkflow
+	Component string   // the agent's or workflow's id
 	RunID     string
 	// Tools are the decisions: the tool executions the run waits for (its
 	// output's Tools, its RunPaused's tools), each with its decision set
 	// (confirmed and confirmation_note, user_input_schema's values, or result),
 	// matched by tool_call_id, as Agno's continue form field `tools` holds them.
 	Tools []run.ToolExecution
+	// Steps are the decisions on what a paused workflow run waits for: its
+	// step requirements (its output's StepRequirements, its WorkflowPaused's),
+	// each with confirmed set, or its user_input, matched by step_id, as Agno's
+	// continue form field `step_requirements` holds them.
+	Steps []run.StepRequirement
 	// Background: the run goes on whoever reads it (a server's client that
 	// disconnects does not cancel it).
 	Background bool
@@ -65,7 +70,12 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 	case rec.Output.Paused == nil:
 		return nil, fmt.Errorf("host: run %s is paused with no state to continue from: %w", req.RunID, run.ErrInvalid)
 	}
-	decided, err := run.Resolve(req.RunID, rec.Output.Tools, req.Tools)
+	resume := &run.Resume{}
+	if c.kind == run.KindWorkflow {
+		resume.StepDecisions, err = run.ResolveSteps(req.RunID, rec.Output.StepRequirements, req.Steps)
+	} else {
+		resume.Decisions, err = run.Resolve(req.RunID, rec.Output.Tools, req.Tools)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +88,8 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 		paused = rec.Output.Paused
 	}
 	r := newRun(c, Request{RunID: taken.ID, Input: taken.Input, SessionID: taken.SessionID, UserID: taken.UserID}, req.Background)
-	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: paused.NextEvent, Paused: paused, Decisions: decided}))
+	resume.NextEvent, resume.Paused, resume.Steps = paused.NextEvent, paused, taken.Output.StepResults
+	r.opts = append(r.opts, run.WithResume(resume))
 	// A cancel stored in the moment between the take and the start ends it
 	// CANCELLED as it starts: begin reads the intent.
 	r.given = true

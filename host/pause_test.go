@@ -298,3 +298,101 @@ func TestPauseInsideAStepFailsIt(t *testing.T) {
 		t.Fatalf("workflow ended %s %q (%v), tool ran %d times; want ERROR saying the step paused", out.Status, out.Error, err, sent.Load())
 	}
 }
+
+// echo is an agent that answers with the last line of its input.
+func echo(name string) *agent.Agent {
+	return &agent.Agent{Name: name, Model: &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		in := req.Messages[len(req.Messages)-1].Content
+		return scripted.Turn{Text: in[strings.LastIndex(in, "\n")+1:]}
+	}}}
+}
+
+// reviewed is a workflow whose second step waits for a confirmation (onReject
+// says what a rejection does) and whose third for a topic.
+func reviewed(onReject workflow.OnReject) *workflow.Workflow {
+	return &workflow.Workflow{Name: "Reviewed", Steps: []workflow.Step{
+		workflow.AgentStep("draft", echo("drafter"), ""),
+		workflow.AgentStep("publish", echo("publisher"), "").WithConfirmation("Publish it?", onReject),
+		workflow.AgentStep("tweet", echo("tweeter"), "").WithUserInput("What about?", run.UserInputField{Name: "topic", FieldType: "str"}),
+	}}
+}
+
+// TestWorkflowStepPauses: a workflow pauses before a step that requires
+// confirmation (StepPaused, WorkflowPaused; PAUSED with its finished steps) and is
+// continued by another host on the same database: confirmed, the step runs and
+// the run pauses again before a step that asks for user input, which the step
+// gets; rejected, the step is skipped or the run cancelled, as on_reject says.
+func TestWorkflowStepPauses(t *testing.T) {
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for _, onReject := range []workflow.OnReject{workflow.OnRejectSkip, workflow.OnRejectCancel} {
+				a := startHost(t, sts[0], Options{Replica: "A", Workflows: []*workflow.Workflow{reviewed(onReject)}})
+				b := startHost(t, sts[1], Options{Replica: "B", Workflows: []*workflow.Workflow{reviewed(onReject)}})
+				start := func() *run.Output {
+					t.Helper()
+					r, err := a.Start(Request{Kind: run.KindWorkflow, Component: "reviewed", Input: "dragons"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					out := r.Exec().Wait()
+					evs := r.Exec().Log.Events()
+					if out.Status != run.StatusPaused || len(out.StepResults) != 1 || len(out.StepRequirements) != 1 ||
+						out.StepRequirements[0].StepName != "publish" || !out.StepRequirements[0].RequiresConfirmation ||
+						evs[len(evs)-2].Event != run.EventStepPaused || evs[len(evs)-1].Event != run.EventWorkflowPaused {
+						t.Fatalf("run: %s, steps %+v, requirements %+v, last events %s %s", out.Status, out.StepResults, out.StepRequirements,
+							evs[len(evs)-2].Event, evs[len(evs)-1].Event)
+					}
+					return out
+				}
+				cont := func(out *run.Output, d run.StepRequirement) *run.Output {
+					t.Helper()
+					r, err := b.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "reviewed", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return r.Exec().Wait()
+				}
+				t.Run(string(onReject)+"/confirmed", func(t *testing.T) {
+					out := start()
+					d := out.StepRequirements[0]
+					yes := true
+					d.Confirmed = &yes
+					again := cont(out, d)
+					if again.Status != run.StatusPaused || len(again.StepResults) != 2 || again.StepResults[1].Content != "dragons" ||
+						len(again.StepRequirements) != 1 || again.StepRequirements[0].StepName != "tweet" {
+						t.Fatalf("after confirming: %s %+v %+v", again.Status, again.StepResults, again.StepRequirements)
+					}
+					if _, err := b.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "reviewed", RunID: out.RunID,
+						Steps: []run.StepRequirement{{StepID: "tweet"}}}); !errors.Is(err, run.ErrInvalid) {
+						t.Fatalf("continue without the topic: %v, want ErrInvalid", err)
+					}
+					done := cont(again, run.StepRequirement{StepID: "tweet", UserInput: map[string]any{"topic": "flight"}})
+					if done.Status != run.StatusCompleted || len(done.StepResults) != 3 || done.Content != `{"topic":"flight"}` {
+						t.Fatalf("after the user input: %s %q %+v", done.Status, done.Content, done.StepResults)
+					}
+				})
+				t.Run(string(onReject)+"/rejected", func(t *testing.T) {
+					out := start()
+					d := out.StepRequirements[0]
+					no := false
+					d.Confirmed = &no
+					after := cont(out, d)
+					switch onReject {
+					case workflow.OnRejectSkip:
+						if after.Status != run.StatusPaused || len(after.StepResults) != 2 || after.StepRequirements[0].StepName != "tweet" {
+							t.Fatalf("after a rejection (skip): %s %+v", after.Status, after.StepResults)
+						}
+						if st, _, err := a.Cancel(ctx, out.RunID, "", true); err != nil || st != run.StatusCancelled {
+							t.Fatalf("cancel: %s %v", st, err)
+						}
+					case workflow.OnRejectCancel:
+						if after.Status != run.StatusCancelled || !strings.Contains(after.Reason, "rejected") || len(after.StepResults) != 1 {
+							t.Fatalf("after a rejection (cancel): %s %q %+v", after.Status, after.Reason, after.StepResults)
+						}
+					}
+				})
+			}
+		})
+	}
+}

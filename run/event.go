@@ -135,12 +135,15 @@ type Detail struct {
 	// Tools and Requirements are what a run waits for, on RunPaused.
 	Tools        []ToolExecution `json:"tools,omitempty"`
 	Requirements []Requirement   `json:"requirements,omitempty"`
+	// StepRequirements are what a workflow run waits for, on StepPaused and
+	// WorkflowPaused.
+	StepRequirements []StepRequirement `json:"step_requirements,omitempty"`
 }
 
 func (d *Detail) isZero() bool {
 	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
 		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil &&
-		d.Tools == nil && d.Requirements == nil
+		d.Tools == nil && d.Requirements == nil && d.StepRequirements == nil
 }
 
 // plainEvent is Event without its JSON methods.
@@ -438,11 +441,13 @@ type Output struct {
 	Metrics     Metrics      `json:"metrics"`
 	CreatedAt   int64        `json:"created_at"`
 
-	// Tools and Requirements are what a PAUSED run waits for (Agno's fields), and
-	// Paused where it continues from; all three are cleared when it continues.
-	Tools        []ToolExecution `json:"tools,omitempty"`
-	Requirements []Requirement   `json:"requirements,omitempty"`
-	Paused       *Paused         `json:"paused,omitempty"`
+	// Tools and Requirements (an agent's) or StepRequirements (a workflow's) are
+	// what a PAUSED run waits for (Agno's fields), and Paused where it continues
+	// from; all are cleared when it continues.
+	Tools            []ToolExecution   `json:"tools,omitempty"`
+	Requirements     []Requirement     `json:"requirements,omitempty"`
+	StepRequirements []StepRequirement `json:"step_requirements,omitempty"`
+	Paused           *Paused           `json:"paused,omitempty"`
 
 	err error // the run's own error, kept for errors.Is/As on Err's result
 }

@@ -24,6 +24,8 @@ func (k Kind) TerminalEvent(st Status) EventType {
 		return EventWorkflowCompleted
 	case k == KindWorkflow && st == StatusCancelled:
 		return EventWorkflowCancelled
+	case k == KindWorkflow && st == StatusPaused:
+		return EventWorkflowPaused
 	case k == KindWorkflow:
 		return EventWorkflowError
 	case st == StatusCompleted:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -15,11 +16,100 @@ const (
 	EventRunPaused EventType = "RunPaused"
 	// EventRunContinued is the first event of a paused run that was continued.
 	EventRunContinued EventType = "RunContinued"
+
+	// EventStepPaused: a workflow step waits for a person before it runs (its
+	// requirement in step_requirements); EventWorkflowPaused follows it and ends
+	// what the workflow run does until it is continued, with its finished steps.
+	EventStepPaused     EventType = "StepPaused"
+	EventWorkflowPaused EventType = "WorkflowPaused"
+	// EventStepContinued: the paused step's decision came, and the workflow goes
+	// on from it.
+	EventStepContinued EventType = "StepContinued"
 )
 
 // Pauses reports whether an event of this type pauses a run: the run's stream
 // ends there until the run is continued, as it ends at a terminal event.
-func (t EventType) Pauses() bool { return t == EventRunPaused }
+func (t EventType) Pauses() bool { return t == EventRunPaused || t == EventWorkflowPaused }
+
+// StepRequirement is what a paused workflow step waits for (Agno's
+// StepRequirement): a confirmation before it runs, with what the workflow does
+// on a rejection (OnReject: "skip" the step, or "cancel" the run), or values
+// from the user, given to the step as its user input.
+type StepRequirement struct {
+	StepID               string           `json:"step_id"`
+	StepName             string           `json:"step_name,omitempty"`
+	StepIndex            int              `json:"step_index"`
+	StepType             string           `json:"step_type,omitempty"`
+	RequiresConfirmation bool             `json:"requires_confirmation"`
+	ConfirmationMessage  string           `json:"confirmation_message,omitempty"`
+	Confirmed            *bool            `json:"confirmed"`
+	OnReject             string           `json:"on_reject,omitempty"`
+	RequiresUserInput    bool             `json:"requires_user_input"`
+	UserInputMessage     string           `json:"user_input_message,omitempty"`
+	UserInputSchema      []UserInputField `json:"user_input_schema,omitempty"`
+	UserInput            map[string]any   `json:"user_input,omitempty"`
+}
+
+// ResolveSteps checks decisions (step requirements as a client sends them back,
+// matched by step_id, else by step_name) against pending, what a paused workflow
+// run waits for, and returns pending with the decisions applied; a mismatch is a
+// *DecisionError naming it.
+func ResolveSteps(runID string, pending, decisions []StepRequirement) ([]StepRequirement, error) {
+	var problems []string
+	used := make([]bool, len(decisions))
+	out := make([]StepRequirement, len(pending))
+	for i, p := range pending {
+		out[i] = p
+		j := slices.IndexFunc(decisions, func(d StepRequirement) bool {
+			return d.StepID != "" && d.StepID == p.StepID || d.StepID == "" && d.StepName == p.StepName
+		})
+		if j < 0 || used[j] {
+			problems = append(problems, fmt.Sprintf("step %q is not decided", p.StepName))
+			continue
+		}
+		used[j] = true
+		d := decisions[j]
+		if p.RequiresConfirmation {
+			if d.Confirmed == nil {
+				problems = append(problems, fmt.Sprintf("step %q needs confirmed true or false", p.StepName))
+			}
+			out[i].Confirmed = d.Confirmed
+		}
+		if p.RequiresUserInput && (p.RequiresConfirmation && d.Confirmed != nil && *d.Confirmed || !p.RequiresConfirmation) {
+			values := d.UserInput
+			if values == nil {
+				values = map[string]any{}
+				for _, f := range d.UserInputSchema {
+					if f.Value != nil {
+						values[f.Name] = f.Value
+					}
+				}
+			}
+			for _, f := range p.UserInputSchema {
+				if _, ok := values[f.Name]; !ok {
+					problems = append(problems, fmt.Sprintf("step %q needs a value for %q", p.StepName, f.Name))
+				}
+			}
+			out[i].UserInput = values
+		}
+	}
+	for j, d := range decisions {
+		if !used[j] {
+			problems = append(problems, fmt.Sprintf("step %q is not one the run waits for", cmpStr(d.StepID, d.StepName)))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &DecisionError{RunID: runID, Problems: problems}
+	}
+	return out, nil
+}
+
+func cmpStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
 
 // ErrPaused is what a run's body returns when the run pauses to wait for a
 // person (see Paused): the run ends its execution PAUSED, not terminal.

@@ -121,6 +121,8 @@ type Resume struct {
 	// (see Resolve: applied already).
 	Paused    *Paused
 	Decisions []ToolExecution
+	// StepDecisions are a paused workflow's (see ResolveSteps: applied already).
+	StepDecisions []StepRequirement
 }
 
 // WithResume continues the stored run r describes; see Resume.

@@ -41,7 +41,7 @@ func CancelPaused(ctx context.Context, s Store, runID, reason, replica string, l
 	}
 	out := r.Output
 	out.RunID, out.Status, out.Reason = r.ID, run.StatusCancelled, reason
-	out.Tools, out.Requirements, out.Paused = nil, nil, nil
+	out.Tools, out.Requirements, out.StepRequirements, out.Paused = nil, nil, nil, nil
 	r.Status, r.Output, r.Replica, r.LeaseUntil = run.StatusCancelled, out, replica, time.Time{}
 	ev, err := EndEvent(r, next, time.Now())
 	if err != nil {

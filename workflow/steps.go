@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,6 +39,9 @@ type Input struct {
 	Outputs []run.StepResult
 	// State is shared by every step of the run.
 	State *State
+	// UserInput are the values a person gave the step, when it asked for them
+	// (see Task.WithUserInput); an agent step gets them after its input, as JSON.
+	UserInput map[string]any
 
 	// prevValue is the Go value a function step before this one returned as its
 	// StepOutput.Value, which Previous returns without decoding Previous again.
@@ -155,6 +159,9 @@ type Task struct {
 	Timeout time.Duration
 	// Retry says when a failed attempt runs again; nil runs the step once.
 	Retry *run.RetryPolicy
+	// Pause, when set, makes the step wait for a person before it runs (a
+	// top-level step only): see WithConfirmation and WithUserInput.
+	Pause *Pause
 }
 
 // WithTimeout sets the step's Timeout and returns the step.
@@ -202,7 +209,7 @@ func (t *Task) validate(v *validator) error {
 	if err := t.Retry.Validate(); err != nil {
 		return fmt.Errorf("step %q: %w", t.Name, err)
 	}
-	return nil
+	return t.Pause.check(t.Name, v.nested > 0)
 }
 
 func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
@@ -281,6 +288,10 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	input := in.Input
 	if in.Previous != "" {
 		input += "\n\nPrevious step output:\n" + in.Previous
+	}
+	if in.UserInput != nil {
+		b, _ := json.Marshal(in.UserInput) // values decoded from JSON always encode
+		input += "\n\nUser input:\n" + string(b)
 	}
 	var opts []run.Option
 	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
@@ -672,7 +683,8 @@ func children(s Step) []Step {
 // validator checks a tree of steps; step names must be unique in the whole tree,
 // since they identify steps in events and stored results.
 type validator struct {
-	seen map[string]string // step id → step name
+	seen   map[string]string // step id → step name
+	nested int               // how many containers the steps validated sit in
 }
 
 func (v *validator) name(name string) error {
@@ -700,6 +712,8 @@ func (v *validator) container(name string, steps []Step, p Policy) error {
 	if len(steps) == 0 {
 		return fmt.Errorf("step %q has no steps", name)
 	}
+	v.nested++
+	defer func() { v.nested-- }()
 	return v.steps(steps)
 }
 

@@ -186,7 +186,8 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	var done []run.StepResult
 	var spent run.Metrics // by the finished steps of the run continued
 	if rs != nil {
-		done = rs.Steps
+		done, r.decisions = rs.Steps, rs.StepDecisions
+		r.out.StepRequirements, r.out.Paused = nil, nil
 		for i := range done {
 			spent.Add(done[i].Metrics)
 		}
@@ -309,6 +310,8 @@ type execution struct {
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
 	stop     bool             // a step asked the workflow to end
+	// decisions are those on the step a run continued from a pause waits at.
+	decisions []run.StepRequirement
 	// values are the StepOutput.Values of the function steps that returned one, by
 	// step name, the last one's for a step that ran more than once (in a Loop).
 	values map[string]any
@@ -344,7 +347,25 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		if ctx.Err() != nil {
 			return results, context.Cause(ctx)
 		}
-		res, err := steps[i].execute(ctx, r, frame{}, i, r.inputFor(prev))
+		in := r.inputFor(prev)
+		if t, ok := steps[i].(*Task); ok && t.Pause != nil {
+			d, decided := r.decision(i)
+			if !decided {
+				return results, r.pauseAt(t, i)
+			}
+			r.emit(run.EventStepContinued, r.stepOrigin(t.Name, i, frame{}), run.Event{})
+			if d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed) {
+				if d.OnReject != string(OnRejectSkip) {
+					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", t.Name)}
+				}
+				// Skipped: the next step sees the previous one's content.
+				results = append(results, run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted,
+					Content: prev.Content, ContentType: prev.ContentType})
+				continue
+			}
+			in.UserInput = d.UserInput
+		}
+		res, err := steps[i].execute(ctx, r, frame{}, i, in)
 		results = append(results, res)
 		if err != nil {
 			return results, err

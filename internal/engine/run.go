@@ -47,7 +47,10 @@ func (e *Entry) End(log *Log, base *run.Event, kind run.Kind, out *run.Output, e
 		ev.Content = out.Error // Agno's RunError carries the message as content
 	case run.StatusPaused:
 		ev.Content = out.Content
-		ev.Detail = &run.Detail{Tools: out.Tools, Requirements: out.Requirements}
+		ev.Detail = &run.Detail{Tools: out.Tools, Requirements: out.Requirements, StepRequirements: out.StepRequirements}
+		if kind == run.KindWorkflow {
+			ev.Detail.StepResults = out.StepResults
+		}
 	}
 	log.Emit(ev)
 	if st == run.StatusPaused && out.Paused != nil {
@@ -162,7 +165,7 @@ func Nested(ctx context.Context, spec Spec, log *Log, onCancel func(), body func
 	err = call(func(r Run) error { return body(r.Entry.Ctx) }, Run{Entry: e, Log: log})
 	if errors.Is(err, run.ErrPaused) {
 		// Only a top-level run is kept as a row to continue: a nested one fails.
-		out.Tools, out.Requirements, out.Paused = nil, nil, nil
+		out.Tools, out.Requirements, out.StepRequirements, out.Paused = nil, nil, nil, nil
 		err = fmt.Errorf("run %s: %w", base.RunID, ErrNestedPause)
 	}
 	e.End(log, base, spec.Kind, out, err)

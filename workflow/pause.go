@@ -1,0 +1,115 @@
+package workflow
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/kern-dev/kern/run"
+)
+
+// OnReject says what a workflow does when a person rejects a step that asked for
+// a confirmation (Agno's on_reject).
+type OnReject string
+
+// What a rejection does.
+const (
+	// OnRejectCancel ends the run CANCELLED (the default, as Agno's).
+	OnRejectCancel OnReject = "cancel"
+	// OnRejectSkip skips the step: the next one sees the previous step's content.
+	OnRejectSkip OnReject = "skip"
+)
+
+// Pause is what a step waits for from a person before it runs: a confirmation,
+// values, or both (a confirmation first). The run pauses (StepPaused, then
+// WorkflowPaused; status PAUSED) with its finished steps checkpointed, holding no
+// goroutine, until it is continued with the decision (see host.Host.Continue).
+type Pause struct {
+	RequiresConfirmation bool
+	ConfirmationMessage  string
+	OnReject             OnReject // OnRejectCancel if empty
+	RequiresUserInput    bool
+	UserInputMessage     string
+	UserInputFields      []run.UserInputField
+}
+
+// WithConfirmation makes the step wait for a person's confirmation before it
+// runs; onReject says what a rejection does (OnRejectCancel if empty).
+func (t *Task) WithConfirmation(message string, onReject OnReject) *Task {
+	if t.Pause == nil {
+		t.Pause = &Pause{}
+	}
+	t.Pause.RequiresConfirmation, t.Pause.ConfirmationMessage, t.Pause.OnReject = true, message, onReject
+	return t
+}
+
+// WithUserInput makes the step wait for a person to give the values of fields,
+// which the step gets as its Input's UserInput.
+func (t *Task) WithUserInput(message string, fields ...run.UserInputField) *Task {
+	if t.Pause == nil {
+		t.Pause = &Pause{}
+	}
+	t.Pause.RequiresUserInput, t.Pause.UserInputMessage = true, message
+	t.Pause.UserInputFields = append(t.Pause.UserInputFields, fields...)
+	return t
+}
+
+// check reports what keeps p from being a step's pause.
+func (p *Pause) check(step string, nested bool) error {
+	switch {
+	case p == nil:
+		return nil
+	case nested:
+		return fmt.Errorf("step %q waits for a person, which only a top-level step can do", step)
+	case !p.RequiresConfirmation && !p.RequiresUserInput:
+		return fmt.Errorf("step %q has a pause that asks for nothing", step)
+	case p.OnReject != "" && p.OnReject != OnRejectCancel && p.OnReject != OnRejectSkip:
+		return fmt.Errorf("step %q: on_reject %q is not skip or cancel", step, p.OnReject)
+	case p.RequiresUserInput && len(p.UserInputFields) == 0:
+		return fmt.Errorf("step %q asks for user input without fields", step)
+	}
+	return nil
+}
+
+// requirement returns what the step t, at top-level index i, waits for.
+func (p *Pause) requirement(t *Task, i int) run.StepRequirement {
+	onReject := p.OnReject
+	if onReject == "" {
+		onReject = OnRejectCancel
+	}
+	req := run.StepRequirement{StepID: run.Slug(t.Name), StepName: t.Name, StepIndex: i, StepType: "Step",
+		RequiresConfirmation: p.RequiresConfirmation, ConfirmationMessage: p.ConfirmationMessage,
+		RequiresUserInput: p.RequiresUserInput, UserInputMessage: p.UserInputMessage,
+		UserInputSchema: append([]run.UserInputField(nil), p.UserInputFields...)}
+	if p.RequiresConfirmation {
+		req.OnReject = string(onReject)
+	}
+	return req
+}
+
+// pauseState is a paused workflow run's Paused.State: the step it waits at.
+type pauseState struct {
+	StepIndex int `json:"step_index"`
+}
+
+// pauseAt pauses the run before its top-level step t, at index i: StepPaused,
+// the requirement kept in the run's output, and run.ErrPaused.
+func (r *execution) pauseAt(t *Task, i int) error {
+	req := t.Pause.requirement(t, i)
+	o := r.stepOrigin(t.Name, i, frame{})
+	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
+	state, _ := json.Marshal(pauseState{StepIndex: i}) // a struct of an int always encodes
+	r.out.StepRequirements = []run.StepRequirement{req}
+	r.out.Paused = &run.Paused{State: state}
+	return run.ErrPaused
+}
+
+// decision returns the decision on top-level step i when the run continues from
+// a pause at it.
+func (r *execution) decision(i int) (run.StepRequirement, bool) {
+	for _, d := range r.decisions {
+		if d.StepIndex == i {
+			return d, true
+		}
+	}
+	return run.StepRequirement{}, false
+}
