@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
@@ -178,5 +180,83 @@ func TestContinueWorkflowOverHTTP(t *testing.T) {
 	fs := s.rest()
 	if len(fs) < 2 || fs[0].ev.Event != run.EventStepContinued || fs[len(fs)-1].ev.Event != run.EventWorkflowCompleted {
 		t.Fatalf("continued stream: %v", events(fs))
+	}
+}
+
+// TestApprovals: the paused runs are listed as Agno's approvals (one per run,
+// filtered by agent or workflow, paged), read one by one, and resolved: approved,
+// the run goes on and completes with the tool's result; rejected, with the note;
+// resolved twice, a 409.
+func TestApprovals(t *testing.T) {
+	var sent atomic.Int32
+	say := &agent.Agent{Name: "sayer", Model: scripted.New("said")}
+	wf := &workflow.Workflow{Name: "Reviewed", Steps: []workflow.Step{
+		workflow.AgentStep("publish", say, "").WithConfirmation("Publish?", workflow.OnRejectCancel),
+	}}
+	e := newEnv(t, Config{Agents: []*agent.Agent{mailer(&sent)}, Workflows: []*workflow.Workflow{wf}})
+	var ids []string
+	for _, path := range []string{"/agents/mailer/runs", "/agents/mailer/runs", "/workflows/reviewed/runs"} {
+		code, out := e.do("POST", path, formType, form("message", "go", "stream", "false", "user_id", "ada"))
+		if code != http.StatusOK || out["status"] != "PAUSED" {
+			t.Fatalf("run: %d %v", code, out)
+		}
+		ids = append(ids, out["run_id"].(string))
+	}
+	list := func(query string) ([]any, map[string]any) {
+		t.Helper()
+		code, out := e.do("GET", "/approvals"+query, "", "")
+		if code != http.StatusOK {
+			t.Fatalf("GET /approvals%s: %d %v", query, code, out)
+		}
+		return out["data"].([]any), out["meta"].(map[string]any)
+	}
+	if data, meta := list(""); len(data) != 3 || meta["total_count"] != float64(3) {
+		t.Fatalf("approvals: %d, meta %v", len(data), meta)
+	}
+	if data, _ := list("?agent_id=mailer"); len(data) != 2 || data[0].(map[string]any)["tool_name"] != "send_mail" ||
+		data[0].(map[string]any)["pause_type"] != "confirmation" {
+		t.Fatalf("the mailer's approvals: %v", data)
+	}
+	if data, meta := list("?limit=2&page=2"); len(data) != 1 || meta["total_pages"] != float64(2) {
+		t.Fatalf("page 2 of 2: %d %v", len(data), meta)
+	}
+	if data, _ := list("?status=approved"); len(data) != 0 {
+		t.Fatalf("approved approvals: %v", data)
+	}
+	if code, _ := e.do("GET", "/approvals?limit=0", "", ""); code != http.StatusUnprocessableEntity {
+		t.Fatalf("limit 0: %d", code)
+	}
+	if code, out := e.do("GET", "/approvals/"+ids[0], "", ""); code != http.StatusOK || out["status"] != "pending" || out["user_id"] != "ada" {
+		t.Fatalf("GET an approval: %d %v", code, out)
+	}
+	resolve := func(id, body string) (int, map[string]any) {
+		return e.do("POST", "/approvals/"+id+"/resolve", "application/json", body)
+	}
+	if code, out := resolve(ids[0], `{"status": "approved", "resolved_by": "ops"}`); code != http.StatusOK || out["status"] != "approved" {
+		t.Fatalf("approve: %d %v", code, out)
+	}
+	if code, out := resolve(ids[1], `{"status": "rejected", "resolution_data": {"note": "not today"}}`); code != http.StatusOK {
+		t.Fatalf("reject: %d %v", code, out)
+	}
+	if code, out := resolve(ids[2], `{"status": "maybe"}`); code != http.StatusUnprocessableEntity {
+		t.Fatalf("resolve as maybe: %d %v", code, out)
+	}
+	if code, out := resolve(ids[2], `{"status": "rejected"}`); code != http.StatusOK {
+		t.Fatalf("reject the workflow's: %d %v", code, out)
+	}
+	for i, want := range []string{"Sending. done: sent to ada", "Sending. done: not today", ""} {
+		eventually.Succeeds(t, 10*time.Second, func() error {
+			_, out := e.do("GET", "/runs/"+ids[i], "", "")
+			if st := out["status"]; st != "COMPLETED" && st != "CANCELLED" || out["content"] != want && want != "" {
+				return fmt.Errorf("run %d: %v %q", i, out["status"], out["content"])
+			}
+			return nil
+		})
+	}
+	if code, _ := resolve(ids[0], `{"status": "approved"}`); code != http.StatusConflict {
+		t.Fatalf("resolved twice: %d, want 409", code)
+	}
+	if code, _ := e.do("GET", "/approvals/"+ids[0], "", ""); code != http.StatusNotFound {
+		t.Fatalf("GET a resolved approval: %d, want 404", code)
 	}
 }

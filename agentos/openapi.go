@@ -152,11 +152,13 @@ func requestBody(k bodyKind) obj {
 		form = ref("ResumeRequest")
 	case bodyContinue:
 		form = ref("ContinueRequest")
+	case bodyResolve:
+		form = ref("ApprovalResolve")
 	default:
 		return nil
 	}
 	content := obj{"application/x-www-form-urlencoded": obj{"schema": form}, "multipart/form-data": obj{"schema": form}}
-	if k == bodyRun || k == bodyContinue {
+	if k == bodyRun || k == bodyContinue || k == bodyResolve {
 		content["application/json"] = obj{"schema": form}
 	}
 	return obj{"required": k == bodyRun, "content": content}
@@ -223,6 +225,20 @@ func schemas() obj {
 			"stream":     obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
 			"background": obj{"type": "boolean", "default": false, "description": "Answer 202 at once; the run goes on."},
 			"session_id": str(""), "user_id": str("")}),
+		"ApprovalResolve": object([]string{"status"}, obj{
+			"status": obj{"type": "string", "enum": []string{"approved", "rejected"}}, "resolved_by": str(""),
+			"resolution_data": object(nil, obj{"note": str("A rejection's note, which the model reads."),
+				"values": obj{"type": "object", "description": "A user input's values, by field name."},
+				"result": str("An external execution's result.")})}),
+		"Approval": object([]string{"id", "run_id", "status"}, obj{"id": str("The paused run's id."), "run_id": str(""),
+			"session_id": str(""), "status": str("pending, approved or rejected"), "source_type": str("agent or workflow"),
+			"pause_type": str("confirmation, user_input or external_execution"), "tool_name": str("The tool, or the workflow step."),
+			"tool_args": obj{"type": "object"}, "agent_id": str(""), "workflow_id": str(""), "user_id": str(""),
+			"requirements": obj{"type": "array", "items": obj{"type": "object"}}, "run_status": status,
+			"created_at": obj{"type": "integer"}, "updated_at": obj{"type": "integer"}}),
+		"ApprovalPage": object([]string{"data", "meta"}, obj{"data": obj{"type": "array", "items": ref("Approval")},
+			"meta": object(nil, obj{"page": obj{"type": "integer"}, "limit": obj{"type": "integer"},
+				"total_pages": obj{"type": "integer"}, "total_count": obj{"type": "integer"}})}),
 		"ResumeRequest": object(nil, obj{
 			"last_event_index": obj{"type": "integer", "minimum": -1, "description": "The last event index received (0-based)."},
 			"session_id":       str("")}),
@@ -321,6 +337,8 @@ func (s *Server) docsData() any {
 			d.Body = "form (urlencoded or multipart) or JSON: message (required), stream, session_id, user_id, background, images, input_files, files (uploads)"
 		case bodyResume:
 			d.Body = "form (urlencoded or multipart): last_event_index, session_id"
+		case bodyResolve:
+			d.Body = "JSON (or a form): status (approved or rejected), resolved_by, resolution_data {note, values, result}"
 		case bodyContinue:
 			d.Body = "form (urlencoded or multipart) or JSON: tools (an agent's decided tool executions, JSON) or step_requirements (a workflow's), stream, background, session_id, user_id"
 		}

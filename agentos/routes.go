@@ -33,6 +33,7 @@ const (
 	bodyRun               // a run request: form (urlencoded or multipart) or JSON
 	bodyResume            // a resume request: form (urlencoded or multipart)
 	bodyContinue          // a continue request: form (urlencoded or multipart) or JSON
+	bodyResolve           // an approval's resolution: JSON (or a form)
 )
 
 // response is one answer a route gives: a status, what it means, and the schema of
@@ -48,18 +49,20 @@ type response struct {
 
 // Schema names of the answers, defined in the OpenAPI document's components.
 const (
-	schemaError    = "Error"
-	schemaHealth   = "Health"
-	schemaConfig   = "Config"
-	schemaSummary  = "ComponentSummaries"
-	schemaWorkflow = "Workflow"
-	schemaAgent    = "Agent"
-	schemaOutput   = "RunOutput"
-	schemaOutputs  = "RunOutputs"
-	schemaCancel   = "CancelAnswer"
-	schemaAccepted = "RunAccepted"
-	schemaSession  = "Session"
-	schemaSessions = "SessionPage"
+	schemaError     = "Error"
+	schemaHealth    = "Health"
+	schemaConfig    = "Config"
+	schemaSummary   = "ComponentSummaries"
+	schemaWorkflow  = "Workflow"
+	schemaAgent     = "Agent"
+	schemaOutput    = "RunOutput"
+	schemaOutputs   = "RunOutputs"
+	schemaCancel    = "CancelAnswer"
+	schemaAccepted  = "RunAccepted"
+	schemaSession   = "Session"
+	schemaSessions  = "SessionPage"
+	schemaApproval  = "Approval"
+	schemaApprovals = "ApprovalPage"
 )
 
 func ok(schema string) response {
@@ -119,6 +122,22 @@ func (s *Server) routeTable() []route {
 			summary: "Cancel a run", description: "Cancels a run of any workflow or agent and, unless wait=false, waits for it to end. A run not known yet keeps the intent (PENDING).",
 			params:    []param{{"wait", "query", "boolean", "Wait for the run to end (default true)."}},
 			responses: []response{ok(schemaCancel), invalidQuery, storeDown}},
+		{method: "GET", pattern: "/approvals", handler: s.listApprovals,
+			summary: "List approvals", description: "The decisions paused runs wait for, one per paused run (its id the run's), newest first, " +
+				"in Agno's paginated shape; only pending ones are kept.",
+			params: []param{{"status", "query", "string", "pending (the default; other statuses list nothing)."},
+				{"agent_id", "query", "string", "Only this agent's."}, {"workflow_id", "query", "string", "Only this workflow's."},
+				{"user_id", "query", "string", "Only this user's (filtered within the page)."}, {"run_id", "query", "string", "Only this run's."},
+				{"limit", "query", "integer", "At most this many (1 to 1,000; default 100)."}, {"page", "query", "integer", "From 1."}},
+			responses: []response{ok(schemaApprovals), invalidQuery, storeDown}},
+		{method: "GET", pattern: "/approvals/{approval_id}", handler: s.getApproval,
+			summary: "Get an approval", description: "The decision a paused run waits for; 404 once it no longer waits.",
+			responses: []response{ok(schemaApproval), notFound, storeDown}},
+		{method: "POST", pattern: "/approvals/{approval_id}/resolve", handler: s.resolveApproval, body: bodyResolve,
+			summary: "Resolve an approval", description: "Approves or rejects every requirement of the paused run (resolution_data: note, " +
+				"values, result) and continues it in the background.",
+			responses: []response{ok(schemaApproval), notFound, fail(http.StatusConflict, "The run is no longer paused"),
+				fail(http.StatusUnprocessableEntity, "Invalid status, or decisions that do not match what the run waits for"), storeDown}},
 		{method: "GET", pattern: "/sessions", handler: s.listSessions,
 			summary: "List sessions", description: "A page of sessions, newest first; a session exists from its first run.",
 			params: sessionListParams, responses: []response{ok(schemaSessions), invalidQuery, storeDown}},

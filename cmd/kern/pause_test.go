@@ -139,3 +139,36 @@ func TestPausedRunSurvivesKill(t *testing.T) {
 		})
 	}
 }
+
+// TestApprovalsCLI: `kern approvals` lists the runs paused on a server, `kern
+// reject --note` and `kern approve` resolve them, and the runs go on there.
+func TestApprovalsCLI(t *testing.T) {
+	reads := hackerNews(t)
+	a := startReplica(t, sqliteDB(t), "A", pauseYAML, testLease)
+	approveID, _ := pauseReader(t, a)
+	rejectID, _ := pauseReader(t, a)
+	r := runKern(t, "approvals", "--server", a.url)
+	if r.code != 0 || !strings.Contains(r.stdout, approveID) || !strings.Contains(r.stdout, rejectID) ||
+		!strings.Contains(r.stdout, "get_top_hackernews_stories") || !strings.Contains(r.stdout, "confirmation") {
+		t.Fatalf("kern approvals: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "reject", rejectID, "--note", "not now", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "rejected") {
+		t.Fatalf("kern reject: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "approve", approveID, "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "approved") {
+		t.Fatalf("kern approve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, id := range []string{approveID, rejectID} {
+		a.awaitRun(t, id, "completed", func(ri runInfo) bool { return ri.Status == run.StatusCompleted })
+	}
+	if reads.Load() != 1 {
+		t.Errorf("the tool read the stand-in %d times, want once (the approved call)", reads.Load())
+	}
+	if r := runKern(t, "approve", approveID, "--server", a.url); r.code == 0 || !strings.Contains(r.stderr, "409") && !strings.Contains(r.stderr, "waits for no decision") {
+		t.Fatalf("kern approve of a resolved approval: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "approvals", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "no pending approvals") {
+		t.Fatalf("kern approvals after: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	stop(t, a)
+}
