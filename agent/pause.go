@@ -87,7 +87,30 @@ func (a *Agent) pause(ctx context.Context, log *engine.Gate, event func(run.Even
 		out.Requirements[i] = run.Requirement{ID: w.ToolCallID, CreatedAt: created, ToolExecution: w, UserInputSchema: w.UserInputSchema}
 	}
 	out.Paused = &run.Paused{State: state}
+	a.expiry(out.Paused, waiting)
 	return run.ErrPaused
+}
+
+// expiry sets when the pause ends without a person: the shortest expiry of the
+// tools the calls waiting are of.
+func (a *Agent) expiry(p *run.Paused, waiting []run.ToolExecution) {
+	for _, w := range waiting {
+		t := a.find(w.ToolName)
+		if t == nil {
+			continue
+		}
+		ctl := tool.ControlOf(t)
+		if ctl.Expiry <= 0 {
+			continue
+		}
+		at := time.Now().Add(ctl.Expiry)
+		if p.ExpiresAt.IsZero() || at.Before(p.ExpiresAt) {
+			p.ExpiresAt, p.OnExpiry = at, ctl.OnExpiry
+		}
+	}
+	if !p.ExpiresAt.IsZero() && p.OnExpiry == "" {
+		p.OnExpiry = run.ExpiryCancel
+	}
 }
 
 // resume restores a paused run's state into req and out, runs the decided calls

@@ -22,7 +22,8 @@
 //	    instructions: Research the given topic and provide key facts and insights.
 //	    tools: [hackernews]                  # names from the tool registry; or, for a person's
 //	                                         # decision first: {name: hackernews, requires_confirmation: true},
-//	                                         # requires_user_input: [field, ...], external_execution: true
+//	                                         # requires_user_input: [field, ...], external_execution: true;
+//	                                         # expiry: 10m, on_expiry: cancel | reject (when no one decides)
 //	    history: 0                           # earlier session runs in the context
 //	    max_iterations: 10                   # model requests per run (0: the default)
 //	  writer: {name: Writing Agent, model: fast, instructions: Write an article.}

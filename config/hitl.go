@@ -2,6 +2,7 @@ package config
 
 import (
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -26,7 +27,7 @@ func namesTool(n *yaml.Node) bool {
 // tool of the toolkit: requires_confirmation, requires_user_input (a list of
 // field names, or of {name, type, description}), external_execution.
 func (l *loader) namedTool(n *yaml.Node, what string, seen map[string]bool) []tool.Tool {
-	f := l.fields(n, what+" tool", "name", "requires_confirmation", "requires_user_input", "external_execution")
+	f := l.fields(n, what+" tool", "name", "requires_confirmation", "requires_user_input", "external_execution", "expiry", "on_expiry")
 	if f == nil {
 		return nil
 	}
@@ -53,6 +54,9 @@ func (l *loader) namedTool(n *yaml.Node, what string, seen map[string]bool) []to
 	}
 	if n := f["requires_user_input"]; n != nil {
 		opts = append(opts, tool.RequiresUserInput(l.inputFields(resolve(n), what+" tool "+name+" requires_user_input")...))
+	}
+	if d, on := l.expiry(f, what+" tool "+name); d > 0 {
+		opts = append(opts, tool.Expires(d, on))
 	}
 	tools := fn()
 	for i, t := range tools {
@@ -100,7 +104,8 @@ func (l *loader) inputFields(n *yaml.Node, what string) []run.UserInputField {
 }
 
 // stepPauseKeys are the keys of an agent step that make it wait for a person.
-var stepPauseKeys = []string{"requires_confirmation", "confirmation_message", "on_reject", "requires_user_input", "user_input_message"}
+var stepPauseKeys = []string{"requires_confirmation", "confirmation_message", "on_reject", "requires_user_input", "user_input_message",
+	"expiry", "on_expiry"}
 
 // stepPause reads what an agent step waits for from a person before it runs:
 // requires_confirmation (with on_reject: skip or cancel, and a
@@ -128,8 +133,29 @@ func (l *loader) stepPause(f map[string]*yaml.Node, what string) *workflow.Pause
 		p.RequiresUserInput = true
 		p.UserInputFields = l.inputFields(resolve(n), what+" requires_user_input")
 	}
+	p.Expiry, p.OnExpiry = l.expiry(f, what)
 	if !p.RequiresConfirmation && !p.RequiresUserInput {
+		if f["expiry"] != nil {
+			l.errorf(f["expiry"], "%s: expiry applies to a step that waits for a person", what)
+		}
 		return nil
 	}
 	return p
+}
+
+// expiry reads how long a pause may last (expiry, a duration) and what ends it
+// then (on_expiry: cancel or reject).
+func (l *loader) expiry(f map[string]*yaml.Node, what string) (time.Duration, run.OnExpiry) {
+	d := l.duration(f["expiry"], what+" expiry")
+	var on run.OnExpiry
+	if n := f["on_expiry"]; n != nil {
+		on = run.OnExpiry(l.optStr(n, what+" on_expiry"))
+		if on != run.ExpiryCancel && on != run.ExpiryReject {
+			l.errorf(n, "%s: on_expiry must be cancel or reject, not %q", what, on)
+		}
+		if f["expiry"] == nil {
+			l.errorf(n, "%s: on_expiry applies with an expiry", what)
+		}
+	}
+	return d, on
 }

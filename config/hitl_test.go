@@ -3,8 +3,10 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kern-dev/kern/model/scripted"
+	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -15,7 +17,7 @@ func TestToolFlags(t *testing.T) {
 agents:
   careful:
     model: m
-    tools: [{name: hackernews, requires_confirmation: true}]
+    tools: [{name: hackernews, requires_confirmation: true, expiry: 10m, on_expiry: reject}]
   asking:
     model: m
     tools:
@@ -31,7 +33,7 @@ agents:
 		byID[a.AgentID()] = a.Tools
 	}
 	for _, tl := range byID["careful"] {
-		if !tool.ControlOf(tl).RequiresConfirmation {
+		if c := tool.ControlOf(tl); !c.RequiresConfirmation || c.Expiry != 10*time.Minute || c.OnExpiry != run.ExpiryReject {
 			t.Errorf("careful's %s does not require confirmation", tl.Definition().Name)
 		}
 	}
@@ -104,7 +106,7 @@ workflows:
   w:
     steps:
       - {name: draft, agent: a}
-      - {name: publish, agent: a, requires_confirmation: true, on_reject: skip, confirmation_message: "Publish?"}
+      - {name: publish, agent: a, requires_confirmation: true, on_reject: skip, confirmation_message: "Publish?", expiry: 1h}
       - {name: tweet, agent: a, requires_user_input: [topic]}
 `))
 	if err != nil {
@@ -114,7 +116,7 @@ workflows:
 	if p := steps[0].(*workflow.Task).Pause; p != nil {
 		t.Errorf("draft pauses: %+v", p)
 	}
-	if p := steps[1].(*workflow.Task).Pause; p == nil || !p.RequiresConfirmation || p.OnReject != workflow.OnRejectSkip || p.ConfirmationMessage != "Publish?" {
+	if p := steps[1].(*workflow.Task).Pause; p == nil || !p.RequiresConfirmation || p.OnReject != workflow.OnRejectSkip || p.ConfirmationMessage != "Publish?" || p.Expiry != time.Hour {
 		t.Errorf("publish's pause: %+v", p)
 	}
 	if p := steps[2].(*workflow.Task).Pause; p == nil || !p.RequiresUserInput || len(p.UserInputFields) != 1 || p.UserInputFields[0].Name != "topic" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Events of a run that waits for a person (Agno's names).
@@ -153,7 +154,29 @@ type Paused struct {
 	// State is the paused component's own (an agent's conversation and pending
 	// tool calls).
 	State json.RawMessage `json:"state,omitempty"`
+	// ExpiresAt, when set, is when the pause ends without a person: the run
+	// then ends as OnExpiry says.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	OnExpiry  OnExpiry  `json:"on_expiry,omitempty"`
 }
+
+// OnExpiry says how a pause that expired ends.
+type OnExpiry string
+
+// Outcomes of an expired pause.
+const (
+	// ExpiryCancel ends the run CANCELLED (the default).
+	ExpiryCancel OnExpiry = "cancel"
+	// ExpiryReject rejects what the run waits for and continues it: the model
+	// reads the rejection, a workflow step is skipped or the run cancelled as
+	// its on_reject says. A call that waits for values or a result, which
+	// cannot be rejected, ends the run CANCELLED.
+	ExpiryReject OnExpiry = "reject"
+)
+
+// ReasonExpired is the cancel reason, and the rejection note, of a pause that
+// expired.
+const ReasonExpired = "the pause expired before a person decided"
 
 // Pending reports whether the tool execution waits for a person.
 func (t *ToolExecution) Pending() bool {

@@ -3,6 +3,7 @@ package tool
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/kern-dev/kern/run"
 )
@@ -22,6 +23,11 @@ type Control struct {
 	// ExternalExecution: the call is not run by kern; whoever continues the run
 	// gives its result.
 	ExternalExecution bool
+	// Expiry, when set, bounds how long the run waits for a person: after it,
+	// the run ends as OnExpiry says (run.ExpiryCancel if empty). Of several
+	// calls of one turn, the shortest expiry holds.
+	Expiry   time.Duration
+	OnExpiry run.OnExpiry
 }
 
 // Pauses reports whether a call under c waits for a person.
@@ -49,6 +55,12 @@ func RequiresUserInput(fields ...run.UserInputField) Option {
 // ExternalExecution makes the tool's calls run outside kern: the run pauses, and
 // whoever continues it gives the result.
 func ExternalExecution() Option { return func(c *Control) { c.ExternalExecution = true } }
+
+// Expires makes the run wait at most d for a person's decision on the tool's
+// calls; then it ends as onExpiry says (run.ExpiryCancel if empty).
+func Expires(d time.Duration, onExpiry run.OnExpiry) Option {
+	return func(c *Control) { c.Expiry, c.OnExpiry = d, onExpiry }
+}
 
 // Controlled is implemented by tools whose calls may wait for a person.
 type Controlled interface {

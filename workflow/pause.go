@@ -1,8 +1,10 @@
 package workflow
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/kern-dev/kern/run"
 )
@@ -30,6 +32,10 @@ type Pause struct {
 	RequiresUserInput    bool
 	UserInputMessage     string
 	UserInputFields      []run.UserInputField
+	// Expiry, when set, bounds how long the run waits: then it ends as
+	// OnExpiry says (run.ExpiryCancel if empty).
+	Expiry   time.Duration
+	OnExpiry run.OnExpiry
 }
 
 // WithConfirmation makes the step wait for a person's confirmation before it
@@ -64,6 +70,8 @@ func (p *Pause) check(step string, nested bool) error {
 		return fmt.Errorf("step %q has a pause that asks for nothing", step)
 	case p.OnReject != "" && p.OnReject != OnRejectCancel && p.OnReject != OnRejectSkip:
 		return fmt.Errorf("step %q: on_reject %q is not skip or cancel", step, p.OnReject)
+	case p.Expiry < 0 || p.OnExpiry != "" && p.OnExpiry != run.ExpiryCancel && p.OnExpiry != run.ExpiryReject:
+		return fmt.Errorf("step %q: a negative expiry, or on_expiry %q that is not cancel or reject", step, p.OnExpiry)
 	case p.RequiresUserInput && len(p.UserInputFields) == 0:
 		return fmt.Errorf("step %q asks for user input without fields", step)
 	}
@@ -100,6 +108,9 @@ func (r *execution) pauseAt(t *Task, i int) error {
 	state, _ := json.Marshal(pauseState{StepIndex: i}) // a struct of an int always encodes
 	r.out.StepRequirements = []run.StepRequirement{req}
 	r.out.Paused = &run.Paused{State: state}
+	if t.Pause.Expiry > 0 {
+		r.out.Paused.ExpiresAt, r.out.Paused.OnExpiry = time.Now().Add(t.Pause.Expiry), cmp.Or(t.Pause.OnExpiry, run.ExpiryCancel)
+	}
 	return run.ErrPaused
 }
 
