@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -259,4 +262,55 @@ func TestApprovals(t *testing.T) {
 	if code, _ := e.do("GET", "/approvals/"+ids[0], "", ""); code != http.StatusNotFound {
 		t.Fatalf("GET a resolved approval: %d, want 404", code)
 	}
+}
+
+// FuzzContinue: whatever the content type, query and body of a continue request,
+// reading it and its decisions never panics nor answers 5xx: a client's mistake
+// is a 4xx with a JSON detail, and what is accepted decodes into decisions.
+func FuzzContinue(f *testing.F) {
+	for _, seed := range []struct{ ct, query, body string }{
+		{formType, "", form("tools", agnoTools("call_1", true, ""), "stream", "false")},
+		{formType, "", form("tools", "[{", "stream", "false")},
+		{formType, "", form("step_requirements", `[{"step_id":"a","confirmed":true}]`)},
+		{formType, "stream=true", form("tools", "[]")},
+		{formType, "", form("tools", `"[]"`, "background", "maybe")},
+		{"application/json", "", `{"tools":[{"tool_call_id":"c","confirmed":false,"confirmation_note":"no"}],"stream":false}`},
+		{"application/json", "", `{"tools":"[{\"tool_call_id\":\"c\"}]"}`},
+		{"application/json", "", `{"step_requirements":[{"step_id":"s","user_input":{"topic":1}}]}`},
+		{"application/json", "", `{"tools":{"a":1}}`},
+		{"application/json", "", `{"session_id":"\u0000"}`},
+		{"text/plain", "", "tools"},
+	} {
+		f.Add(seed.ct, seed.query, []byte(seed.body))
+	}
+	s := &Server{cfg: Config{MaxBodyBytes: 1 << 16}, log: slog.New(slog.DiscardHandler)}
+	f.Fuzz(func(t *testing.T, ct, query string, body []byte) {
+		for _, kind := range []string{"tools", "step_requirements"} {
+			r := httptest.NewRequest("POST", "/agents/mailer/runs/r/continue", strings.NewReader(string(body)))
+			r.URL.RawQuery = query
+			if ct != "" {
+				r.Header.Set("Content-Type", ct)
+			}
+			w := httptest.NewRecorder()
+			req, err := s.readContinue(w, r)
+			var tools []run.ToolExecution
+			var steps []run.StepRequirement
+			if err == nil && kind == "tools" {
+				err = decodeList(kind, req.Tools, &tools)
+			} else if err == nil {
+				err = decodeList(kind, req.StepRequirements, &steps)
+			}
+			if err != nil {
+				s.answerError(w, err)
+				refusal(t, w, fmt.Sprintf("%q %q %q", ct, query, body))
+				continue
+			}
+			if _, err := json.Marshal(tools); err != nil {
+				t.Fatalf("accepted tools that do not encode: %v", err)
+			}
+			if _, err := json.Marshal(steps); err != nil {
+				t.Fatalf("accepted step requirements that do not encode: %v", err)
+			}
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -122,4 +123,29 @@ func (c *Client) sendJSON(ctx context.Context, method, path string, body []byte)
 		return nil, newError(resp, method, path)
 	}
 	return resp, nil
+}
+
+// Decisions are what a person decided about what a paused run waits for: an
+// agent's tool executions or a workflow's step requirements, as the run's pause
+// event (RunPaused, WorkflowPaused) carried them, each with its decision set.
+type Decisions struct {
+	Tools []run.ToolExecution
+	Steps []run.StepRequirement
+}
+
+// Continue continues a paused run of the component with the decisions
+// (POST .../runs/{run_id}/continue, stream=true, as Agno's client sends it) and
+// yields its events from its continuation on, ending after its terminal event or
+// its next pause. It behaves as Stream does.
+func (c Component) Continue(ctx context.Context, runID string, d Decisions) iter.Seq2[*run.Event, error] {
+	form := url.Values{"stream": {"true"}}
+	if d.Tools != nil {
+		b, _ := json.Marshal(d.Tools) // tool executions always encode
+		form.Set("tools", string(b))
+	}
+	if d.Steps != nil {
+		b, _ := json.Marshal(d.Steps) // decoded JSON values always encode
+		form.Set("step_requirements", string(b))
+	}
+	return c.c.events(ctx, http.MethodPost, c.base+"/runs/"+url.PathEscape(runID)+"/continue", form, nil, runID)
 }

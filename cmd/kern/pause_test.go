@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -169,6 +173,63 @@ func TestApprovalsCLI(t *testing.T) {
 	}
 	if r := runKern(t, "approvals", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "no pending approvals") {
 		t.Fatalf("kern approvals after: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	stop(t, a)
+}
+
+// runKernInput runs kern to its end with stdin holding input.
+func runKernInput(t *testing.T, input string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kernBin, args...)
+	cmd.Env = kern().Env
+	cmd.Stdin = strings.NewReader(input)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("kern %s: %v", strings.Join(args, " "), err)
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+var pausedRun = regexp.MustCompile(`run (\S+) is paused`)
+
+// TestRunPrompts: kern run asks on the terminal what a paused workflow waits for
+// (y/n, then the step's values) and the run goes on, locally and on a server;
+// with --no-input, or no input, the run is left paused, exit 4, saying how to
+// continue it, and kern approve continues it.
+func TestRunPrompts(t *testing.T) {
+	db := sqliteDB(t)
+	r := runKernInput(t, "y\nflight\n", "run", "reviewed", "write", "--config", pauseYAML, "--db", db)
+	if r.code != 0 || !strings.Contains(r.stderr, "Publish the draft? [y/n]") || !strings.Contains(r.stderr, "topic (what the tweet is about): ") ||
+		!strings.Contains(r.stdout, "COMPLETED") || strings.Count(r.stdout, "waits for a person") != 4 {
+		t.Fatalf("kern run answered y, flight: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runKern(t, "run", "reviewed", "write", "--config", pauseYAML, "--db", db, "--no-input")
+	m := pausedRun.FindStringSubmatch(r.stderr)
+	if r.code != exitPaused || m == nil || !strings.Contains(r.stderr, "kern approve "+m[1]) {
+		t.Fatalf("kern run --no-input: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	a := startReplica(t, db, "A", pauseYAML, testLease)
+	if r := runKern(t, "approve", m[1], "--server", a.url); r.code != 0 {
+		t.Fatalf("kern approve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	a.awaitRun(t, m[1], "paused before the tweet", func(ri runInfo) bool { return ri.Status == run.StatusPaused && len(ri.StepResults) == 2 })
+	if r := runKern(t, "approve", m[1], "--field", "topic=dragons", "--server", a.url); r.code != 0 {
+		t.Fatalf("kern approve --field: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	a.awaitRun(t, m[1], "completed", func(ri runInfo) bool { return ri.Status == run.StatusCompleted })
+
+	r = runKernInput(t, "maybe\nn\nstars\n", "run", "reviewed", "write", "--server", a.url)
+	if r.code != 0 || !strings.Contains(r.stderr, "please answer y or n") || !strings.Contains(r.stdout, "COMPLETED") {
+		t.Fatalf("kern run --server answered n: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = runKern(t, "run", "reviewed", "write", "--server", a.url)
+	if r.code != exitPaused || !pausedRun.MatchString(r.stderr) {
+		t.Fatalf("kern run --server without input: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	stop(t, a)
 }
