@@ -159,3 +159,19 @@ func (l *loader) expiry(f map[string]*yaml.Node, what string) (time.Duration, ru
 	}
 	return d, on
 }
+
+// routeQuestion reads whether a router has a person choose its route
+// (requires_user_input: true, Agno's name, with a user_input_message and
+// allow_multiple_selections); nil when its route decides.
+func (l *loader) routeQuestion(f map[string]*yaml.Node, what string) *workflow.RouteQuestion {
+	if !l.optBool(f["requires_user_input"], what+" requires_user_input", false) {
+		for _, k := range []string{"user_input_message", "allow_multiple_selections"} {
+			if f[k] != nil {
+				l.errorf(f[k], "%s: %s applies to a router with requires_user_input: true", what, k)
+			}
+		}
+		return nil
+	}
+	return &workflow.RouteQuestion{Message: l.optStr(f["user_input_message"], what+" user_input_message"),
+		AllowMultiple: l.optBool(f["allow_multiple_selections"], what+" allow_multiple_selections", false)}
+}

@@ -145,3 +145,36 @@ workflows:
 		t.Errorf("a nested step that pauses: %v", err)
 	}
 }
+
+func TestRouterAsks(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - router:
+          name: pick
+          requires_user_input: true
+          user_input_message: Where to?
+          allow_multiple_selections: true
+          choices: [{name: blog, agent: a}, {name: mail, agent: a}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := cfg.Workflows[0].Steps[0].(*workflow.Router)
+	if rt.Ask == nil || rt.Ask.Message != "Where to?" || !rt.Ask.AllowMultiple || rt.Route != nil || len(rt.Choices) != 2 {
+		t.Fatalf("router: %+v", rt)
+	}
+	_, err = Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - router: {name: pick, allow_multiple_selections: true, choices: [{name: blog, agent: a}]}
+`))
+	if err == nil || !strings.Contains(err.Error(), "kern.yaml:6:") || !strings.Contains(err.Error(), `route`) {
+		t.Fatalf("a router with neither route nor requires_user_input: %v", err)
+	}
+}

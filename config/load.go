@@ -615,7 +615,7 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 		"parallel":  {"name", "description", "steps", "timeout", "retry"},
 		"condition": {"name", "description", "if", "steps", "timeout", "retry"},
 		"loop":      {"name", "description", "max_iterations", "until", "steps", "timeout", "retry"},
-		"router":    {"name", "description", "route", "choices", "timeout", "retry"},
+		"router":    {"name", "description", "route", "choices", "timeout", "retry", "requires_user_input", "user_input_message", "allow_multiple_selections"},
 	}[kind]
 	f := s.l.fields(n, kind, keys...)
 	if f == nil {
@@ -629,6 +629,10 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 		req = append(req, "max_iterations")
 	case "router":
 		req = []string{"name", "route", "choices"}
+		if f["requires_user_input"] != nil {
+			req = req[:1:1] // a person chooses the route
+			req = append(req, "choices")
+		}
 	}
 	what := kind
 	if nn := f["name"]; nn != nil && nn.Kind == yaml.ScalarNode {
@@ -693,11 +697,18 @@ func (s *steps) router(f map[string]*yaml.Node, name, desc, what string, policy 
 			}
 		}
 	}
+	ask := s.l.routeQuestion(f, what)
+	if ask != nil && f["route"] == nil {
+		if name == "" || len(list) == 0 || len(list) != len(cn.Content) {
+			return nil, ""
+		}
+		return &workflow.Router{Name: name, Description: desc, Choices: list, Ask: ask, Policy: policy}, name
+	}
 	routes := s.routes(f["route"], what, choices)
 	if name == "" || len(list) == 0 || len(list) != len(cn.Content) || routes == nil {
 		return nil, ""
 	}
-	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick, Policy: policy}, name
+	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick, Ask: ask, Policy: policy}, name
 }
 
 // route is one entry of a router's route: a condition (nil for the default) and

@@ -453,3 +453,48 @@ func TestPauseExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestRouteSelection: a Router that asks a person for its route pauses before
+// it, offering its choices; continued with a selection, it runs the chosen steps;
+// a choice it does not have, or two for a router that takes one, is refused.
+func TestRouteSelection(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	say := func(text string) *agent.Agent { return &agent.Agent{Name: text, Model: scripted.New(text)} }
+	wf := &workflow.Workflow{Name: "Routed", Steps: []workflow.Step{
+		workflow.AgentStep("draft", say("draft"), ""),
+		&workflow.Router{Name: "pick", Ask: &workflow.RouteQuestion{Message: "Where to?"}, Choices: []workflow.Step{
+			workflow.AgentStep("blog", say("blogged"), ""), workflow.AgentStep("mail", say("mailed"), ""),
+		}},
+	}}
+	h := startHost(t, st, Options{Workflows: []*workflow.Workflow{wf}})
+	r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "routed", Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := r.Exec().Wait()
+	if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 || !out.StepRequirements[0].RequiresRouteSelection ||
+		strings.Join(out.StepRequirements[0].AvailableChoices, ",") != "blog,mail" {
+		t.Fatalf("paused %s with %+v", out.Status, out.StepRequirements)
+	}
+	ctx := context.Background()
+	for _, bad := range [][]string{nil, {"fax"}, {"blog", "mail"}} {
+		d := out.StepRequirements[0]
+		d.SelectedChoices = bad
+		if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "routed", RunID: out.RunID, Steps: []run.StepRequirement{d}}); !errors.Is(err, run.ErrInvalid) {
+			t.Fatalf("selection %v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	d := out.StepRequirements[0]
+	d.SelectedChoices = []string{"mail"}
+	c, err := h.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "routed", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := c.Exec().Wait(); done.Status != run.StatusCompleted || done.Content != "mailed" {
+		t.Fatalf("after the selection: %s %q", done.Status, done.Content)
+	}
+}

@@ -49,6 +49,11 @@ type StepRequirement struct {
 	UserInputMessage     string           `json:"user_input_message,omitempty"`
 	UserInputSchema      []UserInputField `json:"user_input_schema,omitempty"`
 	UserInput            map[string]any   `json:"user_input,omitempty"`
+	// A Router that asks a person which of its choices to run.
+	RequiresRouteSelection  bool     `json:"requires_route_selection"`
+	AvailableChoices        []string `json:"available_choices,omitempty"`
+	AllowMultipleSelections bool     `json:"allow_multiple_selections"`
+	SelectedChoices         []string `json:"selected_choices,omitempty"`
 }
 
 // ResolveSteps checks decisions (step requirements as a client sends them back,
@@ -93,6 +98,10 @@ func ResolveSteps(runID string, pending, decisions []StepRequirement) ([]StepReq
 			}
 			out[i].UserInput = values
 		}
+		if p.RequiresRouteSelection {
+			problems = append(problems, checkSelection(p, d.SelectedChoices)...)
+			out[i].SelectedChoices = d.SelectedChoices
+		}
 	}
 	for j, d := range decisions {
 		if !used[j] {
@@ -103,6 +112,23 @@ func ResolveSteps(runID string, pending, decisions []StepRequirement) ([]StepReq
 		return nil, &DecisionError{RunID: runID, Problems: problems}
 	}
 	return out, nil
+}
+
+// checkSelection reports what is wrong with a selection of the routes p offers.
+func checkSelection(p StepRequirement, selected []string) []string {
+	var problems []string
+	switch {
+	case len(selected) == 0:
+		problems = append(problems, fmt.Sprintf("router %q needs selected_choices among %s", p.StepName, strings.Join(p.AvailableChoices, ", ")))
+	case len(selected) > 1 && !p.AllowMultipleSelections:
+		problems = append(problems, fmt.Sprintf("router %q takes one of its choices, not %d", p.StepName, len(selected)))
+	}
+	for _, c := range selected {
+		if !slices.Contains(p.AvailableChoices, c) {
+			problems = append(problems, fmt.Sprintf("router %q has no choice %q (it has %s)", p.StepName, c, strings.Join(p.AvailableChoices, ", ")))
+		}
+	}
+	return problems
 }
 
 func cmpStr(a, b string) string {

@@ -94,22 +94,65 @@ func (p *Pause) requirement(t *Task, i int) run.StepRequirement {
 	return req
 }
 
+// RouteQuestion has a person choose a Router's route: the run pauses before the
+// router, and goes on with the choices the person selected.
+type RouteQuestion struct {
+	Message       string
+	AllowMultiple bool // more than one choice may be selected (run in the order chosen)
+}
+
+// byName returns the router's choices with the given names, in that order.
+func (rt *Router) byName(names []string) []Step {
+	var out []Step
+	for _, n := range names {
+		for _, c := range rt.Choices {
+			if stepName(c) == n {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waits returns what the top-level step s, at index i, waits for before it runs,
+// if anything.
+func waits(s Step, i int) (run.StepRequirement, *Pause, bool) {
+	switch s := s.(type) {
+	case *Task:
+		if s.Pause != nil {
+			return s.Pause.requirement(s, i), s.Pause, true
+		}
+	case *Router:
+		if q := s.Ask; q != nil {
+			names := make([]string, len(s.Choices))
+			for j, c := range s.Choices {
+				names[j] = stepName(c)
+			}
+			return run.StepRequirement{StepID: run.Slug(s.Name), StepName: s.Name, StepIndex: i, StepType: "Router",
+				RequiresRouteSelection: true, UserInputMessage: q.Message, AvailableChoices: names,
+				AllowMultipleSelections: q.AllowMultiple}, &Pause{}, true
+		}
+	}
+	return run.StepRequirement{}, nil, false
+}
+
 // pauseState is a paused workflow run's Paused.State: the step it waits at.
 type pauseState struct {
 	StepIndex int `json:"step_index"`
 }
 
-// pauseAt pauses the run before its top-level step t, at index i: StepPaused,
-// the requirement kept in the run's output, and run.ErrPaused.
-func (r *execution) pauseAt(t *Task, i int) error {
-	req := t.Pause.requirement(t, i)
-	o := r.stepOrigin(t.Name, i, frame{})
+// pauseAt pauses the run before its top-level step s, at index i, which waits
+// for req (under p): StepPaused, the requirement kept in the run's output, and
+// run.ErrPaused.
+func (r *execution) pauseAt(s Step, i int, req run.StepRequirement, p *Pause) error {
+	o := r.stepOrigin(stepName(s), i, frame{})
 	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
 	state, _ := json.Marshal(pauseState{StepIndex: i}) // a struct of an int always encodes
 	r.out.StepRequirements = []run.StepRequirement{req}
 	r.out.Paused = &run.Paused{State: state}
-	if t.Pause.Expiry > 0 {
-		r.out.Paused.ExpiresAt, r.out.Paused.OnExpiry = time.Now().Add(t.Pause.Expiry), cmp.Or(t.Pause.OnExpiry, run.ExpiryCancel)
+	if p.Expiry > 0 {
+		r.out.Paused.ExpiresAt, r.out.Paused.OnExpiry = time.Now().Add(p.Expiry), cmp.Or(p.OnExpiry, run.ExpiryCancel)
 	}
 	return run.ErrPaused
 }

@@ -43,6 +43,8 @@ type Input struct {
 	// (see Task.WithUserInput); an agent step gets them after its input, as JSON.
 	UserInput map[string]any
 
+	// selected are the names of the routes a person chose, for a Router that asked.
+	selected []string
 	// prevValue is the Go value a function step before this one returned as its
 	// StepOutput.Value, which Previous returns without decoding Previous again.
 	prevValue any
@@ -570,6 +572,9 @@ type Router struct {
 	Description string
 	Route       func(in *Input) []Step // must return steps among Choices
 	Choices     []Step
+	// Ask, when set, has a person choose the route instead of Route (a
+	// top-level Router only): the run pauses before the router.
+	Ask *RouteQuestion
 	Policy
 }
 
@@ -577,8 +582,11 @@ func (rt *Router) validate(v *validator) error {
 	if rt == nil {
 		return errNilStep
 	}
-	if rt.Route == nil {
+	if rt.Route == nil && rt.Ask == nil {
 		return fmt.Errorf("router %q has no Route function", rt.Name)
+	}
+	if rt.Ask != nil && v.nested > 0 {
+		return fmt.Errorf("router %q asks a person for its route, which only a top-level router can do", rt.Name)
 	}
 	return v.container(rt.Name, rt.Choices, rt.Policy)
 }
@@ -589,7 +597,12 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 
 func (rt *Router) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(rt.Name, i, f)
-	chosen, err := guard(func() ([]Step, error) { return rt.Route(in), nil })
+	chosen, err := guard(func() ([]Step, error) {
+		if in.selected != nil {
+			return rt.byName(in.selected), nil
+		}
+		return rt.Route(in), nil
+	})
 	if err != nil {
 		err = fmt.Errorf("router %q: %w", rt.Name, err)
 		return containerResult(ctx, rt.Name, nil, err), err

@@ -348,22 +348,23 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 			return results, context.Cause(ctx)
 		}
 		in := r.inputFor(prev)
-		if t, ok := steps[i].(*Task); ok && t.Pause != nil {
+		if req, p, ok := waits(steps[i], i); ok {
 			d, decided := r.decision(i)
 			if !decided {
-				return results, r.pauseAt(t, i)
+				return results, r.pauseAt(steps[i], i, req, p)
 			}
-			r.emit(run.EventStepContinued, r.stepOrigin(t.Name, i, frame{}), run.Event{})
+			name := stepName(steps[i])
+			r.emit(run.EventStepContinued, r.stepOrigin(name, i, frame{}), run.Event{})
 			if d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed) {
 				if d.OnReject != string(OnRejectSkip) {
-					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", t.Name)}
+					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", name)}
 				}
 				// Skipped: the next step sees the previous one's content.
-				results = append(results, run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted,
+				results = append(results, run.StepResult{StepID: run.Slug(name), StepName: name, Status: run.StatusCompleted,
 					Content: prev.Content, ContentType: prev.ContentType})
 				continue
 			}
-			in.UserInput = d.UserInput
+			in.UserInput, in.selected = d.UserInput, d.SelectedChoices
 		}
 		res, err := steps[i].execute(ctx, r, frame{}, i, in)
 		results = append(results, res)

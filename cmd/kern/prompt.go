@@ -100,6 +100,23 @@ func (a *asker) decide(ev *run.Event) (client.Decisions, bool) {
 		return d, false
 	}
 	for _, s := range ev.Detail.StepRequirements {
+		if s.RequiresRouteSelection {
+			how := "one of"
+			if s.AllowMultipleSelections {
+				how = "one or more, comma-separated, of"
+			}
+			l, ok := a.line(fmt.Sprintf("router %s: %s choose %s %s: ", s.StepName, s.UserInputMessage, how, strings.Join(s.AvailableChoices, ", ")))
+			if !ok {
+				return d, false
+			}
+			for _, c := range strings.Split(l, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					s.SelectedChoices = append(s.SelectedChoices, c)
+				}
+			}
+			d.Steps = append(d.Steps, s)
+			continue
+		}
 		if s.RequiresConfirmation {
 			msg := cmpOr(s.ConfirmationMessage, "Run step "+s.StepName+"?")
 			yes, ok := a.yes(fmt.Sprintf("step %s: %s", s.StepName, msg))
