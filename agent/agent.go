@@ -218,9 +218,13 @@ func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, o
 		reg = a.registry()
 	}
 	gate := &engine.Gate{Log: sc.Log}
-	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out}
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out, Pausable: sc.Pausable}
+	var paused *run.Resume
+	if o.Resume != nil && o.Resume.Paused != nil {
+		paused = o.Resume // continued from a pause, in the step it paused in
+	}
 	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
-		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts, nil)
+		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts, paused)
 	})
 }
 

@@ -50,6 +50,10 @@ func newApproval(rec *store.Run) approval {
 		for _, s := range out.StepRequirements {
 			a.Requirements = append(a.Requirements, s)
 			a.ToolName = s.StepName
+			if len(s.ExecutorRequirements) > 0 && s.ExecutorRequirements[0].ToolExecution != nil {
+				t := s.ExecutorRequirements[0].ToolExecution
+				a.ToolName, a.ToolArgs = t.ToolName, t.ToolArgs
+			}
 			if !s.RequiresConfirmation && s.RequiresUserInput {
 				a.PauseType = "user_input"
 			}
@@ -222,6 +226,18 @@ func (s *Server) resolveApproval(w http.ResponseWriter, r *http.Request) {
 		st.Confirmed = &approved
 		if approved {
 			st.UserInput = d.Values
+		}
+		st.ExecutorRequirements = append([]run.Requirement(nil), st.ExecutorRequirements...)
+		for j := range st.ExecutorRequirements {
+			t := *st.ExecutorRequirements[j].ToolExecution
+			t.Confirmed, t.ConfirmationNote, t.Result = &approved, d.Note, d.Result
+			t.UserInputSchema = append([]run.UserInputField(nil), t.UserInputSchema...)
+			for i, f := range t.UserInputSchema {
+				if v, ok := d.Values[f.Name]; ok {
+					t.UserInputSchema[i].Value = v
+				}
+			}
+			st.ExecutorRequirements[j].ToolExecution = &t
 		}
 		req.Steps = append(req.Steps, st)
 	}

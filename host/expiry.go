@@ -67,8 +67,15 @@ func expires(c *component) bool {
 		return false
 	}
 	for _, s := range c.wf.Steps {
-		if t, ok := s.(*workflow.Task); ok && t.Pause != nil && t.Pause.Expiry > 0 {
+		t, ok := s.(*workflow.Task)
+		if !ok {
+			continue
+		}
+		if t.Pause != nil && t.Pause.Expiry > 0 {
 			return true
+		}
+		if t.Agent != nil && expires(&component{agent: t.Agent}) {
+			return true // the step's agent may pause, and the workflow with it
 		}
 	}
 	return false
@@ -109,8 +116,15 @@ func (h *Host) expire(ctx context.Context, c *component, rec *store.Run) {
 		req.Tools = append(req.Tools, t)
 	}
 	for _, s := range rec.Output.StepRequirements {
-		reject = reject && s.RequiresConfirmation
+		reject = reject && (s.RequiresConfirmation || s.RequiresExecutorInput)
 		s.Confirmed = &no
+		s.ExecutorRequirements = append([]run.Requirement(nil), s.ExecutorRequirements...)
+		for j := range s.ExecutorRequirements {
+			t := *s.ExecutorRequirements[j].ToolExecution
+			reject = reject && t.RequiresConfirmation
+			t.Confirmed, t.ConfirmationNote = &no, run.ReasonExpired
+			s.ExecutorRequirements[j].ToolExecution = &t
+		}
 		req.Steps = append(req.Steps, s)
 	}
 	var err error

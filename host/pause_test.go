@@ -290,16 +290,65 @@ func TestPauseUserInputAndExternal(t *testing.T) {
 	}
 }
 
-// TestPauseInsideAStepFailsIt: workflow steps do not pause yet; an agent that
-// would pause inside a step fails the step, and the workflow ends ERROR saying
-// why, with no tool run.
-func TestPauseInsideAStepFailsIt(t *testing.T) {
-	var sent atomic.Int32
-	wf := &workflow.Workflow{Name: "Post", Steps: []workflow.Step{workflow.AgentStep("mail", mailer(&sent), "")}}
-	out, err := wf.Run(context.Background(), "mail ada")
-	if err == nil || out.Status != run.StatusError || !strings.Contains(out.Error, "cannot pause") || sent.Load() != 0 {
-		t.Fatalf("workflow ended %s %q (%v), tool ran %d times; want ERROR saying the step paused", out.Status, out.Error, err, sent.Load())
+// TestAgentPausesInAStep: an agent in a workflow's top-level step that pauses on
+// a call that requires confirmation pauses the workflow (its requirement in the
+// step's executor_requirements), which another process continues: the agent goes
+// on where it paused, and the workflow after it. An agent that would pause inside
+// a container (a Parallel) fails its step instead.
+func TestAgentPausesInAStep(t *testing.T) {
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			var sent atomic.Int32
+			wf := func() *workflow.Workflow {
+				return &workflow.Workflow{Name: "Post", Steps: []workflow.Step{
+					workflow.AgentStep("draft", echo("drafter"), ""),
+					workflow.AgentStep("mail", mailer(&sent), ""),
+					workflow.AgentStep("after", echo("closer"), ""),
+				}}
+			}
+			a := startHost(t, sts[0], Options{Replica: "A", Workflows: []*workflow.Workflow{wf()}})
+			b := startHost(t, sts[1], Options{Replica: "B", Workflows: []*workflow.Workflow{wf()}})
+			r, err := a.Start(Request{Kind: run.KindWorkflow, Component: "post", Input: "mail ada"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := r.Exec().Wait()
+			if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 || !out.StepRequirements[0].RequiresExecutorInput ||
+				len(out.StepRequirements[0].ExecutorRequirements) != 1 || len(out.StepResults) != 1 || sent.Load() != 0 {
+				t.Fatalf("paused %s with %+v, steps %+v", out.Status, out.StepRequirements, out.StepResults)
+			}
+			var kinds []string
+			for _, ev := range r.Exec().Log.Events() {
+				if ev.Event.Pauses() || ev.Event == run.EventStepPaused {
+					kinds = append(kinds, string(ev.Event))
+				}
+			}
+			if strings.Join(kinds, ",") != "RunPaused,StepPaused,WorkflowPaused" {
+				t.Fatalf("pause events %v", kinds)
+			}
+			d := out.StepRequirements[0]
+			yes := true
+			d.ExecutorRequirements[0].Confirmation = &yes // as Agno's RunRequirement.confirm() sets it
+			c, err := b.Continue(context.Background(), ContinueRequest{Kind: run.KindWorkflow, Component: "post", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := c.Exec().Wait()
+			if done.Status != run.StatusCompleted || len(done.StepResults) != 3 || done.StepResults[1].Content != "Sending. done: sent to ada" || sent.Load() != 1 {
+				t.Fatalf("continued: %s %+v (sent %d)", done.Status, done.StepResults, sent.Load())
+			}
+		})
 	}
+	t.Run("in a container", func(t *testing.T) {
+		var sent atomic.Int32
+		wf := &workflow.Workflow{Name: "Post", Steps: []workflow.Step{
+			&workflow.Parallel{Name: "fan", Steps: []workflow.Step{workflow.AgentStep("mail", mailer(&sent), "")}},
+		}}
+		out, err := wf.Run(context.Background(), "mail ada")
+		if err == nil || out.Status != run.StatusError || !strings.Contains(out.Error, "cannot pause") || sent.Load() != 0 {
+			t.Fatalf("workflow ended %s %q (%v), tool ran %d times; want ERROR saying the step cannot pause", out.Status, out.Error, err, sent.Load())
+		}
+	})
 }
 
 // echo is an agent that answers with the last line of its input.

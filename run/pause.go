@@ -54,6 +54,39 @@ type StepRequirement struct {
 	AvailableChoices        []string `json:"available_choices,omitempty"`
 	AllowMultipleSelections bool     `json:"allow_multiple_selections"`
 	SelectedChoices         []string `json:"selected_choices,omitempty"`
+	// A step whose agent paused on tool calls that wait for a person (Agno's
+	// executor requirements): decided as an agent run's requirements are, each
+	// its tool_execution with confirmed (or confirmation), values or result.
+	RequiresExecutorInput bool          `json:"requires_executor_input,omitempty"`
+	ExecutorRequirements  []Requirement `json:"executor_requirements,omitempty"`
+	ExecutorID            string        `json:"executor_id,omitempty"`
+	ExecutorName          string        `json:"executor_name,omitempty"`
+	ExecutorRunID         string        `json:"executor_run_id,omitempty"`
+	ExecutorType          string        `json:"executor_type,omitempty"`
+}
+
+// ExecutorTools returns the tool executions of the requirements, each with the
+// decision its requirement carries in Agno's RunRequirement fields (confirmation,
+// confirmation_note, external_execution_result) when its tool execution does not.
+func ExecutorTools(reqs []Requirement) []ToolExecution {
+	out := make([]ToolExecution, 0, len(reqs))
+	for _, r := range reqs {
+		if r.ToolExecution == nil {
+			continue
+		}
+		t := *r.ToolExecution
+		if t.Confirmed == nil {
+			t.Confirmed = r.Confirmation
+		}
+		if t.ConfirmationNote == "" {
+			t.ConfirmationNote = r.ConfirmationNote
+		}
+		if t.Result == "" && r.ExternalExecutionResult != nil {
+			t.Result = *r.ExternalExecutionResult
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // ResolveSteps checks decisions (step requirements as a client sends them back,
@@ -101,6 +134,22 @@ func ResolveSteps(runID string, pending, decisions []StepRequirement) ([]StepReq
 		if p.RequiresRouteSelection {
 			problems = append(problems, checkSelection(p, d.SelectedChoices)...)
 			out[i].SelectedChoices = d.SelectedChoices
+		}
+		if p.RequiresExecutorInput {
+			tools, err := Resolve(runID, ExecutorTools(p.ExecutorRequirements), ExecutorTools(d.ExecutorRequirements))
+			var de *DecisionError
+			if errors.As(err, &de) {
+				for _, pr := range de.Problems {
+					problems = append(problems, fmt.Sprintf("step %q: %s", p.StepName, pr))
+				}
+			}
+			reqs := make([]Requirement, len(tools))
+			for j := range tools {
+				reqs[j] = p.ExecutorRequirements[j]
+				reqs[j].ToolExecution = &tools[j]
+				reqs[j].Confirmation, reqs[j].ConfirmationNote = tools[j].Confirmed, tools[j].ConfirmationNote
+			}
+			out[i].ExecutorRequirements = reqs
 		}
 	}
 	for j, d := range decisions {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -137,9 +138,58 @@ func waits(s Step, i int) (run.StepRequirement, *Pause, bool) {
 	return run.StepRequirement{}, nil, false
 }
 
-// pauseState is a paused workflow run's Paused.State: the step it waits at.
+// pauseState is a paused workflow run's Paused.State: the step it waits at, and,
+// when that step's agent paused, the agent run's id and pause.
 type pauseState struct {
-	StepIndex int `json:"step_index"`
+	StepIndex     int         `json:"step_index"`
+	ExecutorRunID string      `json:"executor_run_id,omitempty"`
+	Executor      *run.Paused `json:"executor,omitempty"`
+}
+
+// executorPause is the pause of the agent of a top-level step.
+type executorPause struct {
+	agent *agent.Agent
+	out   *run.Output // the agent run's: its requirements and its pause
+}
+
+// executorResume continues a step's agent from its pause.
+type executorResume struct {
+	runID     string
+	paused    *run.Paused
+	decisions []run.ToolExecution
+}
+
+// pauseExecutor pauses the run at its top-level step s, at index i, whose agent
+// paused (r.executor): StepPaused with the agent's requirements, and
+// run.ErrPaused.
+func (r *execution) pauseExecutor(s Step, i int) error {
+	r.mu.Lock()
+	e := r.executor
+	r.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("step %q: its agent paused without its state: %w", stepName(s), run.ErrInvalid)
+	}
+	req := run.StepRequirement{StepID: run.Slug(stepName(s)), StepName: stepName(s), StepIndex: i, StepType: "Step",
+		RequiresExecutorInput: true, ExecutorRequirements: e.out.Requirements, ExecutorID: e.agent.AgentID(),
+		ExecutorName: e.agent.Name, ExecutorRunID: e.out.RunID, ExecutorType: "agent"}
+	o := r.stepOrigin(stepName(s), i, frame{})
+	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
+	state, err := json.Marshal(pauseState{StepIndex: i, ExecutorRunID: e.out.RunID, Executor: e.out.Paused})
+	if err != nil {
+		return fmt.Errorf("step %q: keep its agent's pause: %w", stepName(s), err)
+	}
+	r.out.StepRequirements = []run.StepRequirement{req}
+	r.out.Paused = &run.Paused{State: state, ExpiresAt: e.out.Paused.ExpiresAt, OnExpiry: e.out.Paused.OnExpiry}
+	return run.ErrPaused
+}
+
+// executorResume returns how the agent of the step decided by d continues.
+func (r *execution) executorResume(d run.StepRequirement) (*executorResume, error) {
+	var st pauseState
+	if r.paused == nil || json.Unmarshal(r.paused.State, &st) != nil || st.Executor == nil {
+		return nil, fmt.Errorf("step %q: no paused agent to continue: %w", d.StepName, run.ErrInvalid)
+	}
+	return &executorResume{runID: st.ExecutorRunID, paused: st.Executor, decisions: run.ExecutorTools(d.ExecutorRequirements)}, nil
 }
 
 // pauseAt pauses the run before its top-level step s, at index i, which waits

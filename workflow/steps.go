@@ -45,6 +45,9 @@ type Input struct {
 
 	// selected are the names of the routes a person chose, for a Router that asked.
 	selected []string
+	// executor continues the step's agent from its pause, when the run was
+	// continued with the decisions on it.
+	executor *executorResume
 	// prevValue is the Go value a function step before this one returned as its
 	// StepOutput.Value, which Previous returns without decoding Previous again.
 	prevValue any
@@ -225,6 +228,9 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	var err error
 	for {
 		out, err = t.attempt(ctx, r, o, in, &res.Metrics)
+		if errors.Is(err, run.ErrPaused) {
+			return res, err // the step's agent waits for a person: the workflow pauses
+		}
 		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
@@ -299,9 +305,19 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
 		opts = append(opts, agent.WithAttachments(r.atts...))
 	}
+	// An agent in a top-level step may pause for a person: the workflow pauses.
+	sc.Pausable = o.NestedDepth == 0 && o.ParentStepID == ""
+	if e := in.executor; e != nil {
+		opts = append(opts, run.WithID(e.runID), run.WithResume(&run.Resume{Paused: e.paused, Decisions: e.decisions}))
+	}
 	out, err := t.Agent.RunNested(ctx, &sc, input, opts...)
 	if out == nil {
 		return "", "", err
+	}
+	if errors.Is(err, run.ErrPaused) && out.Paused != nil {
+		r.mu.Lock()
+		r.executor = &executorPause{agent: t.Agent, out: out}
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)

@@ -186,7 +186,7 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	var done []run.StepResult
 	var spent run.Metrics // by the finished steps of the run continued
 	if rs != nil {
-		done, r.decisions = rs.Steps, rs.StepDecisions
+		done, r.decisions, r.paused = rs.Steps, rs.StepDecisions, rs.Paused
 		r.out.StepRequirements, r.out.Paused = nil, nil
 		for i := range done {
 			spent.Add(done[i].Metrics)
@@ -310,8 +310,12 @@ type execution struct {
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
 	stop     bool             // a step asked the workflow to end
-	// decisions are those on the step a run continued from a pause waits at.
+	// decisions are those on the step a run continued from a pause waits at,
+	// and paused the pause it continues from.
 	decisions []run.StepRequirement
+	paused    *run.Paused
+	// executor is the pause of the agent of a top-level step, once it paused.
+	executor *executorPause
 	// values are the StepOutput.Values of the function steps that returned one, by
 	// step name, the last one's for a step that ran more than once (in a Loop).
 	values map[string]any
@@ -334,7 +338,7 @@ const checkpointTimeout = 30 * time.Second
 // next one starts, it has the checkpointer keep the results so far; a checkpoint
 // that fails ends the run with its error. It returns the results of every top-level
 // step, done's first, the last one possibly partial.
-func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) ([]run.StepResult, error) {
+func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) (_ []run.StepResult, err error) {
 	results := append(make([]run.StepResult, 0, len(steps)), done...)
 	var prev run.StepResult
 	if len(done) > 0 {
@@ -365,8 +369,16 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 				continue
 			}
 			in.UserInput, in.selected = d.UserInput, d.SelectedChoices
+		} else if d, decided := r.decision(i); decided && d.RequiresExecutorInput {
+			if in.executor, err = r.executorResume(d); err != nil {
+				return results, err
+			}
+			r.emit(run.EventStepContinued, r.stepOrigin(stepName(steps[i]), i, frame{}), run.Event{})
 		}
 		res, err := steps[i].execute(ctx, r, frame{}, i, in)
+		if errors.Is(err, run.ErrPaused) {
+			return results, r.pauseExecutor(steps[i], i)
+		}
 		results = append(results, res)
 		if err != nil {
 			return results, err

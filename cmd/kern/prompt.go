@@ -100,6 +100,22 @@ func (a *asker) decide(ev *run.Event) (client.Decisions, bool) {
 		return d, false
 	}
 	for _, s := range ev.Detail.StepRequirements {
+		if s.RequiresExecutorInput {
+			s.ExecutorRequirements = append([]run.Requirement(nil), s.ExecutorRequirements...)
+			for j, r := range s.ExecutorRequirements {
+				if r.ToolExecution == nil {
+					continue
+				}
+				fmt.Fprintf(a.out, "step %s: agent %s waits:\n", s.StepName, s.ExecutorName)
+				t, ok := a.tool(*r.ToolExecution)
+				if !ok {
+					return d, false
+				}
+				s.ExecutorRequirements[j].ToolExecution = &t
+			}
+			d.Steps = append(d.Steps, s)
+			continue
+		}
 		if s.RequiresRouteSelection {
 			how := "one of"
 			if s.AllowMultipleSelections {
@@ -142,38 +158,48 @@ func (a *asker) decide(ev *run.Event) (client.Decisions, bool) {
 		d.Steps = append(d.Steps, s)
 	}
 	for _, t := range ev.Detail.Tools {
-		call := fmt.Sprintf("tool %s(%s)", t.ToolName, compact(string(t.ToolArgs), 200))
-		switch {
-		case t.RequiresConfirmation:
-			yes, ok := a.yes(call + ": run it?")
-			if !ok {
-				return d, false
-			}
-			t.Confirmed = &yes
-			if !yes {
-				if t.ConfirmationNote, ok = a.line("why (the model reads it; empty for none): "); !ok {
-					return d, false
-				}
-			}
-		case t.ExternalExecutionRequired:
-			r, ok := a.line(call + " runs outside kern: its result: ")
-			if !ok {
-				return d, false
-			}
-			t.Result = r
-		case t.RequiresUserInput:
-			fmt.Fprintln(a.out, call+" needs values:")
-			vals, ok := a.values(t.UserInputSchema)
-			if !ok {
-				return d, false
-			}
-			for i := range t.UserInputSchema {
-				t.UserInputSchema[i].Value = vals[t.UserInputSchema[i].Name]
-			}
+		t, ok := a.tool(t)
+		if !ok {
+			return d, false
 		}
 		d.Tools = append(d.Tools, t)
 	}
 	return d, true
+}
+
+// tool asks for the decision on a tool call that waits for a person.
+func (a *asker) tool(t run.ToolExecution) (run.ToolExecution, bool) {
+	call := fmt.Sprintf("tool %s(%s)", t.ToolName, compact(string(t.ToolArgs), 200))
+	switch {
+	case t.RequiresConfirmation:
+		yes, ok := a.yes(call + ": run it?")
+		if !ok {
+			return t, false
+		}
+		t.Confirmed = &yes
+		if !yes {
+			if t.ConfirmationNote, ok = a.line("why (the model reads it; empty for none): "); !ok {
+				return t, false
+			}
+		}
+	case t.ExternalExecutionRequired:
+		r, ok := a.line(call + " runs outside kern: its result: ")
+		if !ok {
+			return t, false
+		}
+		t.Result = r
+	case t.RequiresUserInput:
+		fmt.Fprintln(a.out, call+" needs values:")
+		vals, ok := a.values(t.UserInputSchema)
+		if !ok {
+			return t, false
+		}
+		t.UserInputSchema = append([]run.UserInputField(nil), t.UserInputSchema...)
+		for i := range t.UserInputSchema {
+			t.UserInputSchema[i].Value = vals[t.UserInputSchema[i].Name]
+		}
+	}
+	return t, true
 }
 
 func cmpOr(a, b string) string {

@@ -105,6 +105,10 @@ type Scope struct {
 	Registry *run.Registry
 	Log      *Log
 	Origin   run.Origin
+	// Pausable: a run nested here may end PAUSED for a person (an agent in a
+	// workflow's top-level step, which then pauses the workflow); elsewhere a run
+	// that would pause fails (ErrNestedPause).
+	Pausable bool
 }
 
 type scopeKey struct{}

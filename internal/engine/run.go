@@ -66,6 +66,9 @@ type Spec struct {
 	Kind     run.Kind
 	Output   *run.Output // filled in as the run goes; its identity fields set
 	Resume   *run.Resume // set when the run continues a stored run
+	// Pausable lets a nested run end PAUSED (see Scope.Pausable); otherwise one
+	// that would fails with ErrNestedPause.
+	Pausable bool
 }
 
 // Run is a top-level run as the work it does sees it: its handle, its entry in its
@@ -137,10 +140,11 @@ func Go(ctx context.Context, spec Spec, body func(r Run) error) (*run.Exec, erro
 	return x, nil
 }
 
-// ErrNestedPause is the error of a run nested in another (an agent in a workflow
-// step, an agent called as a tool) that would pause for a person: only top-level
-// runs pause for now.
-var ErrNestedPause = errors.New("a run inside a workflow step or a tool call cannot pause for a person yet")
+// ErrNestedPause is the error of a run nested in another that would pause for a
+// person where it cannot (an agent called as a tool, an agent in a step inside a
+// container): only top-level runs and the agents of a workflow's top-level steps
+// pause.
+var ErrNestedPause = errors.New("a run inside a container step or a tool call cannot pause for a person")
 
 // Nested runs a run nested in another one (an agent in a workflow step, an agent or
 // a workflow given as a tool) on the calling goroutine, through the lifecycle Go
@@ -163,7 +167,7 @@ func Nested(ctx context.Context, spec Spec, log *Log, onCancel func(), body func
 		return nil, err
 	}
 	err = call(func(r Run) error { return body(r.Entry.Ctx) }, Run{Entry: e, Log: log})
-	if errors.Is(err, run.ErrPaused) {
+	if errors.Is(err, run.ErrPaused) && !spec.Pausable {
 		// Only a top-level run is kept as a row to continue: a nested one fails.
 		out.Tools, out.Requirements, out.StepRequirements, out.Paused = nil, nil, nil, nil
 		err = fmt.Errorf("run %s: %w", base.RunID, ErrNestedPause)
