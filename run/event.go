@@ -138,12 +138,29 @@ type Detail struct {
 	// StepRequirements are what a workflow run waits for, on StepPaused and
 	// WorkflowPaused.
 	StepRequirements []StepRequirement `json:"step_requirements,omitempty"`
+	// StepPause repeats, flat, what Agno's StepPaused and WorkflowPaused events
+	// carry besides the requirements.
+	*StepPause
+}
+
+// StepPause is what Agno's StepPaused (requires_confirmation, its message, the
+// user input asked) and WorkflowPaused (status, paused_step_index and name) carry
+// at their top level.
+type StepPause struct {
+	Status               Status           `json:"status,omitempty"`
+	PausedStepIndex      *int             `json:"paused_step_index,omitempty"`
+	PausedStepName       string           `json:"paused_step_name,omitempty"`
+	RequiresConfirmation bool             `json:"requires_confirmation,omitempty"`
+	ConfirmationMessage  string           `json:"confirmation_message,omitempty"`
+	RequiresUserInput    bool             `json:"requires_user_input,omitempty"`
+	UserInputMessage     string           `json:"user_input_message,omitempty"`
+	UserInputSchema      []UserInputField `json:"user_input_schema,omitempty"`
 }
 
 func (d *Detail) isZero() bool {
 	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
 		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil &&
-		d.Tools == nil && d.Requirements == nil && d.StepRequirements == nil
+		d.Tools == nil && d.Requirements == nil && d.StepRequirements == nil && d.StepPause == nil
 }
 
 // plainEvent is Event without its JSON methods.

@@ -197,7 +197,9 @@ func (r *execution) executorResume(d run.StepRequirement) (*executorResume, erro
 // run.ErrPaused.
 func (r *execution) pauseAt(s Step, i int, req run.StepRequirement, p *Pause) error {
 	o := r.stepOrigin(stepName(s), i, frame{})
-	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
+	flat := &run.StepPause{RequiresConfirmation: req.RequiresConfirmation, ConfirmationMessage: req.ConfirmationMessage,
+		RequiresUserInput: req.RequiresUserInput || req.RequiresRouteSelection, UserInputMessage: req.UserInputMessage, UserInputSchema: req.UserInputSchema}
+	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}, StepPause: flat}})
 	state, _ := json.Marshal(pauseState{StepIndex: i}) // a struct of an int always encodes
 	r.out.StepRequirements = []run.StepRequirement{req}
 	r.out.Paused = &run.Paused{State: state}

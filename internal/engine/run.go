@@ -50,6 +50,10 @@ func (e *Entry) End(log *Log, base *run.Event, kind run.Kind, out *run.Output, e
 		ev.Detail = &run.Detail{Tools: out.Tools, Requirements: out.Requirements, StepRequirements: out.StepRequirements}
 		if kind == run.KindWorkflow {
 			ev.Detail.StepResults = out.StepResults
+			if len(out.StepRequirements) > 0 {
+				i := out.StepRequirements[0].StepIndex
+				ev.Detail.StepPause = &run.StepPause{Status: run.StatusPaused, PausedStepIndex: &i, PausedStepName: out.StepRequirements[0].StepName}
+			}
 		}
 	}
 	log.Emit(ev)
