@@ -37,6 +37,14 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 		reason = run.ReasonRequested
 	}
 	r := h.Lookup(id)
+	if r != nil && h.store == nil && paused(r) {
+		// Paused in memory: a run started cancelled ends it, after its pause.
+		if c, err := h.continueHeld(ContinueRequest{Kind: r.comp.kind, Component: r.comp.id, RunID: id}, r.comp, reason); err == nil {
+			r = c
+		} else if again := h.Lookup(id); again != nil {
+			r = again // continued meanwhile: cancel that run
+		}
+	}
 	if r != nil && h.store != nil && paused(r) {
 		r = nil // its execution here has ended: the stored row is the run
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
-// ErrNoPauses: the host keeps no paused runs to continue (it has no store, or
-// its store keeps no paused runs: see store.Pauser).
-var ErrNoPauses = errors.New("host: paused runs are continued from a store; this host has none")
+// ErrNoPauses: the host's store keeps no paused runs to continue (see
+// store.Pauser).
+var ErrNoPauses = errors.New("host: this host's store keeps no paused runs")
 
 // ContinueRequest is a paused run to continue, with what a person decided about
 // what it waits for.
@@ -52,6 +52,9 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 	c := h.component(req.Kind, req.Component)
 	if c == nil {
 		return nil, fmt.Errorf("%w: %s %q", ErrUnknownComponent, req.Kind, req.Component)
+	}
+	if h.store == nil {
+		return h.continueHeld(req, c, "")
 	}
 	pauser, ok := h.store.(store.Pauser)
 	if !ok {
@@ -129,4 +132,66 @@ func (h *Host) cancelPaused(ctx context.Context, id, reason string) (bool, error
 		return false, nil
 	}
 	return false, fmt.Errorf("host: cancel paused run %s: %w", id, err)
+}
+
+// continueHeld continues a run paused in this host without a store: held in
+// memory (among the last Options.KeepRuns finished runs), it is as durable as the
+// process. With cancel set, it is not continued but ended CANCELLED for that
+// reason.
+func (h *Host) continueHeld(req ContinueRequest, c *component, cancel string) (*Run, error) {
+	held := h.Lookup(req.RunID)
+	switch {
+	case held == nil || held.comp != c:
+		return nil, fmt.Errorf("host: run %s of %s %q: %w", req.RunID, c.kind, c.id, ErrUnknownRun)
+	case !paused(held):
+		return nil, fmt.Errorf("host: run %s is %s: %w", req.RunID, held.Output().Status, run.ErrNotPaused)
+	}
+	out := held.x.Output()
+	resume := &run.Resume{NextEvent: out.Paused.NextEvent, Paused: out.Paused, Steps: out.StepResults}
+	var err error
+	switch {
+	case cancel != "":
+	case c.kind == run.KindWorkflow:
+		resume.StepDecisions, err = run.ResolveSteps(req.RunID, out.StepRequirements, req.Steps)
+	default:
+		resume.Decisions, err = run.Resolve(req.RunID, out.Tools, req.Tools)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !held.taken.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("host: run %s: another continue or cancel took it: %w", req.RunID, run.ErrNotPaused)
+	}
+	r := newRun(c, Request{RunID: out.RunID, Input: out.Input, SessionID: out.SessionID, UserID: out.UserID}, req.Background)
+	r.opts = append(r.opts, run.WithResume(resume))
+	if err := h.register(r, false); err != nil {
+		held.taken.Store(false)
+		return nil, err
+	}
+	if cancel != "" {
+		err = h.startCancelled(r, cancel)
+	} else {
+		err = h.startNow(r)
+	}
+	if err != nil {
+		held.taken.Store(false)
+		return nil, err
+	}
+	return r, nil
+}
+
+// startCancelled starts a registered run on a cancelled context, so that it ends
+// CANCELLED at once (see beginCancelled).
+func (h *Host) startCancelled(r *Run, reason string) error {
+	h.mu.Lock()
+	if h.closing {
+		delete(h.live, r.id)
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	r.claim()
+	return h.beginCancelled(r, reason)
 }

@@ -547,3 +547,45 @@ func TestRouteSelection(t *testing.T) {
 		t.Fatalf("after the selection: %s %q", done.Status, done.Content)
 	}
 }
+
+// TestPauseInMemory: a host without a store keeps a paused run in memory (as
+// durable as the process): it continues it, once, and cancels another, which
+// ends CANCELLED with its partial output.
+func TestPauseInMemory(t *testing.T) {
+	var sent atomic.Int32
+	h := startHost(t, nil, Options{Agents: []*agent.Agent{mailer(&sent)}})
+	ctx := context.Background()
+	pause := func() *run.Output {
+		r, err := h.Start(Request{Kind: run.KindAgent, Component: "mailer", Input: "mail ada"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := r.Exec().Wait()
+		if out.Status != run.StatusPaused {
+			t.Fatalf("run ended %s, want PAUSED", out.Status)
+		}
+		return out
+	}
+	out := pause()
+	c, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := c.Exec().Wait(); done.Status != run.StatusCompleted || done.Content != "Sending. done: sent to ada" || sent.Load() != 1 {
+		t.Fatalf("continued: %s %q", done.Status, done.Content)
+	}
+	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
+		t.Fatalf("second continue: %v, want ErrNotPaused", err)
+	}
+	out = pause()
+	st, known, err := h.Cancel(ctx, out.RunID, "", true)
+	if err != nil || !known || st != run.StatusCancelled {
+		t.Fatalf("cancel of a paused run in memory: %s %v %v", st, known, err)
+	}
+	if got := h.Lookup(out.RunID).Output(); got.Status != run.StatusCancelled || got.Content != "Sending. " {
+		t.Fatalf("cancelled run: %s %q, want CANCELLED with its partial output", got.Status, got.Content)
+	}
+	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
+		t.Fatalf("continue of a cancelled run: %v, want ErrNotPaused", err)
+	}
+}
