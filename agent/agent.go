@@ -186,7 +186,11 @@ func (a *Agent) Start(ctx context.Context, input string, opts ...run.Option) (*r
 				return err
 			}
 			ctx := a.toolScope(r.Ctx(), a.registry(), r.Log, base)
-			return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts)
+			var paused *run.Resume
+			if o.Resume != nil && o.Resume.Paused != nil {
+				paused = o.Resume
+			}
+			return a.execute(ctx, &engine.Gate{Log: r.Log}, base, out, input, history, settings, atts, paused)
 		}, nil
 	})
 }
@@ -223,9 +227,13 @@ func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, o
 		reg = a.registry()
 	}
 	gate := &engine.Gate{Log: sc.Log}
-	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out}
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out, Pausable: sc.Pausable}
+	var paused *run.Resume
+	if o.Resume != nil && o.Resume.Paused != nil {
+		paused = o.Resume // continued from a pause, in the step it paused in
+	}
 	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
-		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts)
+		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts, paused)
 	})
 }
 
@@ -274,7 +282,9 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	return msgs, nil
 }
 
-func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment) (err error) {
+// With paused set, the run continues from a pause: the calls it waited for run
+// as decided, and the loop goes on from there.
+func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, out *run.Output, input string, history []model.Message, settings model.Settings, atts []model.Attachment, paused *run.Resume) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("agent %q: panic: %v", a.Name, p)
@@ -286,6 +296,9 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		return ev
 	}
 	started := event(run.EventRunStarted)
+	if paused != nil {
+		started.Event = run.EventRunContinued
+	}
 	if out.Model != "" || out.ModelProvider != "" {
 		// Shared by the model request events: events are immutable once emitted.
 		started.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
@@ -303,14 +316,21 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 	if a.Output != nil {
 		req.Output = a.Output.request()
 	}
-	req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
-	req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
+	first := 0 // the model requests made before (a paused run's)
+	if paused != nil {
+		if first, err = a.resume(toolCtx, log, event, out, &content, req, paused, budget); err != nil {
+			return err
+		}
+	} else {
+		req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
+		req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
+	}
 	limit := a.MaxIterations
 	if limit == 0 {
 		limit = DefaultMaxIterations
 	}
 	retried := false // a structured answer was asked for again
-	for range limit {
+	for iteration := first; iteration < limit; iteration++ {
 		if a.Output != nil {
 			content.Reset() // the content is the last answer, not the attempts before it
 		}
@@ -388,6 +408,9 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
+		if waiting := a.pending(t.calls); waiting != nil {
+			return a.pause(withOffered(toolCtx, offered), log, event, out, req.Messages, t.calls, waiting, iteration+1, content.String())
+		}
 		req.Messages = append(req.Messages, a.callTools(withOffered(toolCtx, offered), log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)

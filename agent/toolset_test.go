@@ -75,3 +75,31 @@ func TestToolsetErrors(t *testing.T) {
 		t.Errorf("nil toolset: Validate() = %v", err)
 	}
 }
+
+// A turn that calls a toolset's tool beside a tool that waits for a person pauses,
+// and the toolset's call, which waits for nobody, runs before the pause.
+func TestToolsetCallBesidePausingCall(t *testing.T) {
+	send := tool.Func("send", "", func(context.Context, struct{}) (string, error) { return "sent", nil }, tool.RequiresConfirmation())
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		return scripted.Turn{ToolCalls: []model.ToolCall{{ID: "c1", Name: "tool1"}, {ID: "c2", Name: "send"}}}
+	}}
+	a := &agent.Agent{Name: "a", Model: m, Tools: []tool.Tool{send}, Toolsets: []tool.Toolset{&changingToolset{}}}
+	var result string
+	var paused bool
+	for ev, err := range a.Stream(t.Context(), "go") {
+		if err != nil && !errors.Is(err, run.ErrPaused) {
+			t.Fatal(err)
+		}
+		switch ev.Event {
+		case run.EventToolCallCompleted:
+			if ev.Tool.ToolName == "tool1" {
+				result = ev.Tool.Result
+			}
+		case run.EventRunPaused:
+			paused = true
+		}
+	}
+	if !paused || result != "tool1 ran" {
+		t.Errorf("paused %v, the toolset's call gave %q; want a pause after %q", paused, result, "tool1 ran")
+	}
+}

@@ -150,11 +150,15 @@ func requestBody(k bodyKind) obj {
 		form = ref("RunRequest")
 	case bodyResume:
 		form = ref("ResumeRequest")
+	case bodyContinue:
+		form = ref("ContinueRequest")
+	case bodyResolve:
+		form = ref("ApprovalResolve")
 	default:
 		return nil
 	}
 	content := obj{"application/x-www-form-urlencoded": obj{"schema": form}, "multipart/form-data": obj{"schema": form}}
-	if k == bodyRun {
+	if k == bodyRun || k == bodyContinue || k == bodyResolve {
 		content["application/json"] = obj{"schema": form}
 	}
 	return obj{"required": k == bodyRun, "content": content}
@@ -212,6 +216,30 @@ func schemas() obj {
 				"oneOf": []obj{{"type": "array", "items": obj{"type": "string", "format": "binary"}}, mediaList("")}}}),
 		"Media": object(nil, obj{"url": str("An http or https URL the provider fetches."), "content": str("The bytes, in base64."),
 			"mime_type": str("The bytes' type; sniffed when missing."), "filename": str("A file's name."), "format": str("An image's format (png, jpeg...).")}),
+		"ContinueRequest": object(nil, obj{
+			"tools": obj{"description": "The tool executions the run waits for, each with its decision (confirmed, confirmation_note, " +
+				"user_input_schema values, result), matched by tool_call_id: a JSON array, or a string holding it (a form field).",
+				"oneOf": []obj{{"type": "array", "items": obj{"type": "object"}}, {"type": "string"}}},
+			"step_requirements": obj{"description": "A workflow run's step requirements, each with its decision (confirmed, user_input), " +
+				"matched by step_id: a JSON array, or a string holding it (a form field).",
+				"oneOf": []obj{{"type": "array", "items": obj{"type": "object"}}, {"type": "string"}}},
+			"stream":     obj{"type": "boolean", "default": true, "description": "Answer with server-sent events."},
+			"background": obj{"type": "boolean", "default": false, "description": "Answer 202 at once; the run goes on."},
+			"session_id": str(""), "user_id": str("")}),
+		"ApprovalResolve": object([]string{"status"}, obj{
+			"status": obj{"type": "string", "enum": []string{"approved", "rejected"}}, "resolved_by": str(""),
+			"resolution_data": object(nil, obj{"note": str("A rejection's note, which the model reads."),
+				"values": obj{"type": "object", "description": "A user input's values, by field name."},
+				"result": str("An external execution's result.")})}),
+		"Approval": object([]string{"id", "run_id", "status"}, obj{"id": str("The paused run's id."), "run_id": str(""),
+			"session_id": str(""), "status": str("pending, approved or rejected"), "source_type": str("agent or workflow"),
+			"pause_type": str("confirmation, user_input or external_execution"), "tool_name": str("The tool, or the workflow step."),
+			"tool_args": obj{"type": "object"}, "agent_id": str(""), "workflow_id": str(""), "user_id": str(""),
+			"requirements": obj{"type": "array", "items": obj{"type": "object"}}, "run_status": status,
+			"created_at": obj{"type": "integer"}, "updated_at": obj{"type": "integer"}}),
+		"ApprovalPage": object([]string{"data", "meta"}, obj{"data": obj{"type": "array", "items": ref("Approval")},
+			"meta": object(nil, obj{"page": obj{"type": "integer"}, "limit": obj{"type": "integer"},
+				"total_pages": obj{"type": "integer"}, "total_count": obj{"type": "integer"}})}),
 		"ResumeRequest": object(nil, obj{
 			"last_event_index": obj{"type": "integer", "minimum": -1, "description": "The last event index received (0-based)."},
 			"session_id":       str("")}),
@@ -221,8 +249,10 @@ func schemas() obj {
 			"content": obj{"type": []string{"string", "object", "null"}, "description": "The output; a cancelled run's partial output."},
 			"error":   str(""), "reason": str("Why the run was cancelled."),
 			"step_results": obj{"type": "array", "items": obj{"type": "object"}}, "metrics": obj{"type": "object"},
-			"created_at": obj{"type": "integer", "description": "Unix seconds."},
-			"replica":    str("The replica that executes, or executed, the run.")}),
+			"created_at":   obj{"type": "integer", "description": "Unix seconds."},
+			"tools":        obj{"type": "array", "items": obj{"type": "object"}, "description": "What a PAUSED run waits for: its tool executions."},
+			"requirements": obj{"type": "array", "items": obj{"type": "object"}, "description": "What a PAUSED run waits for, as Agno's RunRequirement."},
+			"replica":      str("The replica that executes, or executed, the run.")}),
 		"RunOutputs":   obj{"type": "array", "items": ref("RunOutput")},
 		"CancelAnswer": object([]string{"run_id", "status"}, obj{"run_id": str(""), "status": status, "known": obj{"type": "boolean"}}),
 		"RunAccepted":  object([]string{"run_id", "session_id", "status"}, obj{"run_id": str(""), "session_id": str(""), "status": status}),
@@ -321,6 +351,10 @@ func (s *Server) docsData() any {
 			d.Body = "form (urlencoded or multipart) or JSON: message (required), stream, session_id, user_id, background, images, input_files, files (uploads)"
 		case bodyResume:
 			d.Body = "form (urlencoded or multipart): last_event_index, session_id"
+		case bodyResolve:
+			d.Body = "JSON (or a form): status (approved or rejected), resolved_by, resolution_data {note, values, result}"
+		case bodyContinue:
+			d.Body = "form (urlencoded or multipart) or JSON: tools (an agent's decided tool executions, JSON) or step_requirements (a workflow's), stream, background, session_id, user_id"
 		}
 		for _, r := range rt.responses {
 			d.Responses = append(d.Responses, docsResponse{r.code, r.description, r.schema, r.sse})

@@ -30,9 +30,11 @@ type param struct {
 type bodyKind int
 
 const (
-	bodyNone   bodyKind = iota
-	bodyRun             // a run request: form (urlencoded or multipart) or JSON
-	bodyResume          // a resume request: form (urlencoded or multipart)
+	bodyNone     bodyKind = iota
+	bodyRun               // a run request: form (urlencoded or multipart) or JSON
+	bodyResume            // a resume request: form (urlencoded or multipart)
+	bodyContinue          // a continue request: form (urlencoded or multipart) or JSON
+	bodyResolve           // an approval's resolution: JSON (or a form)
 )
 
 // response is one answer a route gives: a status, what it means, and the schema of
@@ -48,20 +50,22 @@ type response struct {
 
 // Schema names of the answers, defined in the OpenAPI document's components.
 const (
-	schemaError    = "Error"
-	schemaHealth   = "Health"
-	schemaConfig   = "Config"
-	schemaSummary  = "ComponentSummaries"
-	schemaWorkflow = "Workflow"
-	schemaAgent    = "Agent"
-	schemaOutput   = "RunOutput"
-	schemaOutputs  = "RunOutputs"
-	schemaCancel   = "CancelAnswer"
-	schemaAccepted = "RunAccepted"
-	schemaSession  = "Session"
-	schemaSessions = "SessionPage"
-	schemaReplicas = "Replicas"
-	schemaQueue    = "Queue"
+	schemaError     = "Error"
+	schemaHealth    = "Health"
+	schemaConfig    = "Config"
+	schemaSummary   = "ComponentSummaries"
+	schemaWorkflow  = "Workflow"
+	schemaAgent     = "Agent"
+	schemaOutput    = "RunOutput"
+	schemaOutputs   = "RunOutputs"
+	schemaCancel    = "CancelAnswer"
+	schemaAccepted  = "RunAccepted"
+	schemaSession   = "Session"
+	schemaSessions  = "SessionPage"
+	schemaReplicas  = "Replicas"
+	schemaQueue     = "Queue"
+	schemaApproval  = "Approval"
+	schemaApprovals = "ApprovalPage"
 )
 
 func ok(schema string) response {
@@ -122,6 +126,22 @@ func (s *Server) routeTable() []route {
 			summary: "Cancel a run", description: "Cancels a run of any workflow or agent and, unless wait=false, waits for it to end. A run not known yet keeps the intent (PENDING).",
 			params:    []param{{"wait", "query", "boolean", "Wait for the run to end (default true)."}},
 			responses: []response{ok(schemaCancel), invalidQuery, storeDown}},
+		{method: "GET", pattern: "/approvals", handler: s.listApprovals,
+			summary: "List approvals", description: "The decisions paused runs wait for, one per paused run (its id the run's), newest first, " +
+				"in Agno's paginated shape; only pending ones are kept.",
+			params: []param{{"status", "query", "string", "pending (the default; other statuses list nothing)."},
+				{"agent_id", "query", "string", "Only this agent's."}, {"workflow_id", "query", "string", "Only this workflow's."},
+				{"user_id", "query", "string", "Only this user's (filtered within the page)."}, {"run_id", "query", "string", "Only this run's."},
+				{"limit", "query", "integer", "At most this many (1 to 1,000; default 100)."}, {"page", "query", "integer", "From 1."}},
+			responses: []response{ok(schemaApprovals), invalidQuery, storeDown}},
+		{method: "GET", pattern: "/approvals/{approval_id}", handler: s.getApproval,
+			summary: "Get an approval", description: "The decision a paused run waits for; 404 once it no longer waits.",
+			responses: []response{ok(schemaApproval), notFound, storeDown}},
+		{method: "POST", pattern: "/approvals/{approval_id}/resolve", handler: s.resolveApproval, body: bodyResolve,
+			summary: "Resolve an approval", description: "Approves or rejects every requirement of the paused run (resolution_data: note, " +
+				"values, result) and continues it in the background.",
+			responses: []response{ok(schemaApproval), notFound, fail(http.StatusConflict, "The run is no longer paused"),
+				fail(http.StatusUnprocessableEntity, "Invalid status, or decisions that do not match what the run waits for"), storeDown}},
 		{method: "GET", pattern: "/sessions", handler: s.listSessions,
 			summary: "List sessions", description: "A page of sessions, newest first; a session exists from its first run.",
 			params: sessionListParams, responses: []response{ok(schemaSessions), invalidQuery, storeDown}},
@@ -164,7 +184,7 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 		"Last-Event-ID header, then its live events until it ends; a finished run's are replayed from the store."
 	resumeParams := []param{{"Last-Event-ID", "header", "string", "Resume after this event index (EventSource)."}}
 	sseOK := response{code: http.StatusOK, description: "The run's events as server-sent events", sse: true}
-	return []route{
+	rs := []route{
 		{method: "GET", pattern: base, handler: c.list(list),
 			summary: "List the " + what + "s", responses: []response{ok(schemaSummary)}},
 		{method: "GET", pattern: one, handler: c.with(c.info),
@@ -201,6 +221,28 @@ func (s *Server) collectionRoutes(c collection, base string, list []*component, 
 			params:    append(resumeParams, param{"last_event_index", "query", "integer", "Resume after this event index."}),
 			responses: []response{sseOK, badResume, notFound, resumeDown}},
 	}
+	decisions := "tools holds the tool executions it waits for (its RunPaused's tools) with the decisions set " +
+		"(confirmed and confirmation_note, user_input_schema values, or result), matched by tool_call_id"
+	if c.kind == run.KindWorkflow {
+		decisions = "step_requirements holds the step requirements it waits for (its WorkflowPaused's) with the decisions set " +
+			"(confirmed, or user_input), matched by step_id"
+	}
+	{
+		rs = append(rs, route{method: "POST", pattern: one + "/runs/{run_id}/continue", handler: c.with(s.continueRun), body: bodyContinue,
+			summary: "Continue a paused " + what + " run",
+			description: "Continues a PAUSED run, from any server on the same database: " + decisions + ". Streams the run's events " +
+				"from its continuation on (stream=true, the default), answers its output (stream=false), or 202 while it goes on " +
+				"(background=true).",
+			responses: []response{
+				{code: http.StatusOK, description: "The run's events (stream=true), or its output (stream=false)", schema: schemaOutput, sse: true},
+				{code: http.StatusAccepted, description: "Continued in the background", schema: schemaAccepted},
+				fail(http.StatusBadRequest, "Malformed form, JSON or tools field"), notFound,
+				fail(http.StatusConflict, "The run is not paused (it runs, it ended, or another continue took it first)"),
+				tooLarge, wrongMediaType, fail(http.StatusUnprocessableEntity, "Decisions that do not match what the run waits for"),
+				retryLater(http.StatusServiceUnavailable, "Server shutting down; or busy, at its max streams"),
+			}})
+	}
+	return rs
 }
 
 func health(w http.ResponseWriter, r *http.Request) {

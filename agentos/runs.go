@@ -392,6 +392,8 @@ type runAnswer struct {
 	// Agno answers one, or else the text as a JSON string.
 	Content json.RawMessage `json:"content"`
 	Replica string          `json:"replica,omitempty"`
+	// Paused hides the state a paused run continues from: kern's own.
+	Paused *struct{} `json:"paused,omitempty"`
 }
 
 // newAnswer returns out as the API answers it; replica names the server that

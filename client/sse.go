@@ -66,7 +66,9 @@ func (c *Client) events(ctx context.Context, method, path string, form url.Value
 			if top == "" {
 				top = ev.RunID
 			}
-			if !yield(ev, nil) || (ev.Event.Terminal() && ev.RunID == top) {
+			// A pause ends the stream as the run's end does: the run goes on when
+			// it is continued, in a stream of its own.
+			if !yield(ev, nil) || ((ev.Event.Terminal() || ev.Event.Pauses()) && ev.RunID == top) {
 				return
 			}
 		}

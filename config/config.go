@@ -10,6 +10,9 @@
 //	  local:  {provider: openai-chat, id: llama3.2, base_url: "http://localhost:11434/v1"}
 //	  claude: {provider: anthropic, id: claude-sonnet-4-5}
 //	  demo:   {provider: scripted, text: "Dragons can code.", delay: 20ms}
+//	  tooled:                                # scripted turns: a tool call, then an answer
+//	    provider: scripted
+//	    turns: [{tool_calls: [{name: get_top_hackernews_stories, arguments: {num_stories: 3}}]}, {text: Done.}]
 //	  priced: {provider: openai, id: gpt-5.2, price: {input: 1.25, output: 10, cache_read: 0.125}}
 //
 //	agents:
@@ -17,7 +20,10 @@
 //	    name: Research Agent                 # default: the key
 //	    model: fast                          # required: a key of models
 //	    instructions: Research the given topic and provide key facts and insights.
-//	    tools: [hackernews]                  # names from the tool registry
+//	    tools: [hackernews]                  # names from the tool registry; or, for a person's
+//	                                         # decision first: {name: hackernews, requires_confirmation: true},
+//	                                         # requires_user_input: [field, ...], external_execution: true;
+//	                                         # expiry: 10m, on_expiry: cancel | reject (when no one decides)
 //	    history: 0                           # earlier session runs in the context
 //	    max_iterations: 10                   # model requests per run (0: the default)
 //	  writer: {name: Writing Agent, model: fast, instructions: Write an article.}
@@ -30,6 +36,8 @@
 //	    resumable: true                      # false: never resumed after a crash (see below)
 //	    steps:
 //	      - {name: research, agent: researcher, description: Gather information}
+//	      - {name: review, agent: writer, requires_confirmation: true, on_reject: skip}  # waits for a person
+//	      # (on_reject: skip or cancel; requires_user_input: [field, ...] gives the step a person's values)
 //	      - parallel:                        # runs its steps at once
 //	          name: drafts
 //	          steps:
@@ -209,10 +217,18 @@ type Config struct {
 // tools a name stands for. Each agent that names a tool gets tools of its own.
 type Tools map[string]func() []tool.Tool
 
+// HackerNewsURLEnv names the environment variable that points the hackernews tools
+// at a stand-in for the Hacker News API (offline demos and tests); unset, they read
+// the real one.
+const HackerNewsURLEnv = "KERN_HACKERNEWS_URL"
+
 // BuiltinTools returns the tools every configuration can name: hackernews (the Hacker
 // News tools of package hackernews).
 func BuiltinTools() Tools {
-	return Tools{"hackernews": hackernews.New}
+	return Tools{"hackernews": func() []tool.Tool {
+		// A stand-in for the Hacker News API (offline demos and tests), when set.
+		return hackernews.Tools(&hackernews.Client{BaseURL: os.Getenv(HackerNewsURLEnv)})
+	}}
 }
 
 // Option changes how a file is loaded.

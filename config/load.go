@@ -288,7 +288,7 @@ func (l *loader) required(n *yaml.Node, f map[string]*yaml.Node, what string, ke
 func (l *loader) model(e entry) model.Model {
 	what := fmt.Sprintf("model %q", e.key)
 	val := l.withoutAPIKey(e.val, what)
-	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay", "price"}, settingKeys...)...)
+	f := l.fields(val, what, append([]string{"provider", "id", "base_url", "text", "delay", "turns", "price"}, settingKeys...)...)
 	if f == nil || !l.required(val, f, what, "provider") {
 		return nil
 	}
@@ -324,7 +324,7 @@ func (l *loader) newModel(f map[string]*yaml.Node, val *yaml.Node, provider, wha
 	}
 	switch provider {
 	case "openai", "openai-chat", "anthropic":
-		if !only(provider, "text", "delay") || !l.required(val, f, what, "id") || id == "" {
+		if !only(provider, "text", "delay", "turns") || !l.required(val, f, what, "id") || id == "" {
 			return nil
 		}
 	case "scripted":
@@ -354,6 +354,9 @@ func (l *loader) newModel(f map[string]*yaml.Node, val *yaml.Node, provider, wha
 	}
 	m := scripted.New(l.optStr(f["text"], what+" text"))
 	m.ID = id
+	if n := f["turns"]; n != nil {
+		m.Turns = l.turns(resolve(n), what+" turns")
+	}
 	if n := f["delay"]; n != nil {
 		s, ok := l.str(n, what+" delay")
 		d, err := time.ParseDuration(s)
@@ -441,14 +444,18 @@ func (l *loader) agentTools(owner string, n *yaml.Node, what string) ([]tool.Too
 	var toolsets []tool.Toolset
 	seen := make(map[string]bool)
 	for _, item := range n.Content {
-		if m := resolve(item); m.Kind == yaml.MappingNode && !hasKey(m, "name") {
+		m := resolve(item)
+		switch {
+		case m.Kind == yaml.MappingNode && !hasKey(m, "name"):
 			l.toolRef(owner, m, what)
 			continue
-		}
-		if m := resolve(item); m.Kind == yaml.MappingNode || strings.HasPrefix(m.Value, mcpPrefix) {
+		case namesMCP(m):
 			if ts := l.mcpTools(m, what); ts != nil {
 				toolsets = append(toolsets, ts)
 			}
+			continue
+		case m.Kind == yaml.MappingNode:
+			tools = append(tools, l.namedTool(m, what, seen)...)
 			continue
 		}
 		name, ok := l.str(resolve(item), what+" tool")
@@ -591,7 +598,7 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 }
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
-	f := s.l.fields(n, "step", "name", "agent", "team", "description", "timeout", "retry")
+	f := s.l.fields(n, "step", append([]string{"name", "agent", "team", "description", "timeout", "retry"}, stepPauseKeys...)...)
 	if f == nil {
 		return nil, ""
 	}
@@ -623,6 +630,7 @@ func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 	t := workflow.AgentStep(name, a, desc)
 	t.Timeout = s.l.duration(f["timeout"], what+" timeout")
 	t.Retry = s.l.retry(f["retry"], what)
+	t.Pause = s.l.stepPause(f, what)
 	return t, name
 }
 
@@ -633,7 +641,7 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 		"parallel":  {"name", "description", "steps", "timeout", "retry"},
 		"condition": {"name", "description", "if", "steps", "timeout", "retry"},
 		"loop":      {"name", "description", "max_iterations", "until", "steps", "timeout", "retry"},
-		"router":    {"name", "description", "route", "choices", "timeout", "retry"},
+		"router":    {"name", "description", "route", "choices", "timeout", "retry", "requires_user_input", "user_input_message", "allow_multiple_selections"},
 	}[kind]
 	f := s.l.fields(n, kind, keys...)
 	if f == nil {
@@ -647,6 +655,10 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 		req = append(req, "max_iterations")
 	case "router":
 		req = []string{"name", "route", "choices"}
+		if f["requires_user_input"] != nil {
+			req = req[:1:1] // a person chooses the route
+			req = append(req, "choices")
+		}
 	}
 	what := kind
 	if nn := f["name"]; nn != nil && nn.Kind == yaml.ScalarNode {
@@ -711,11 +723,18 @@ func (s *steps) router(f map[string]*yaml.Node, name, desc, what string, policy 
 			}
 		}
 	}
+	ask := s.l.routeQuestion(f, what)
+	if ask != nil && f["route"] == nil {
+		if name == "" || len(list) == 0 || len(list) != len(cn.Content) {
+			return nil, ""
+		}
+		return &workflow.Router{Name: name, Description: desc, Choices: list, Ask: ask, Policy: policy}, name
+	}
 	routes := s.routes(f["route"], what, choices)
 	if name == "" || len(list) == 0 || len(list) != len(cn.Content) || routes == nil {
 		return nil, ""
 	}
-	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick, Policy: policy}, name
+	return &workflow.Router{Name: name, Description: desc, Choices: list, Route: routes.pick, Ask: ask, Policy: policy}, name
 }
 
 // route is one entry of a router's route: a condition (nil for the default) and

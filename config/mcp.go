@@ -90,6 +90,20 @@ func (l *loader) strMap(n *yaml.Node, what string) map[string]string {
 	return out
 }
 
+// namesMCP reports whether an agent's tools entry names an MCP server:
+// "mcp:<server>", or a mapping whose name is.
+func namesMCP(n *yaml.Node) bool {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "name" {
+				return strings.HasPrefix(resolve(n.Content[i+1]).Value, mcpPrefix)
+			}
+		}
+		return false
+	}
+	return strings.HasPrefix(n.Value, mcpPrefix)
+}
+
 // mcpTools returns the toolset an agent's tools entry names: "mcp:<server>" (item is
 // a string) or {name: "mcp:<server>", include: [tool, ...]} (a mapping).
 func (l *loader) mcpTools(item *yaml.Node, what string) tool.Toolset {

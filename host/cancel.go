@@ -39,6 +39,17 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 	}
 	h.opts.Telemetry.CancelRequested(id, telemetry.SourceRequest)
 	r := h.Lookup(id)
+	if r != nil && h.store == nil && paused(r) {
+		// Paused in memory: a run started cancelled ends it, after its pause.
+		if c, err := h.continueHeld(ContinueRequest{Kind: r.comp.kind, Component: r.comp.id, RunID: id}, r.comp, reason); err == nil {
+			r = c
+		} else if again := h.Lookup(id); again != nil {
+			r = again // continued meanwhile: cancel that run
+		}
+	}
+	if r != nil && h.store != nil && paused(r) {
+		r = nil // its execution here has ended: the stored row is the run
+	}
 	if r != nil && !lost(r) {
 		st, err := h.cancelHeld(ctx, r, reason, wait)
 		if !lost(r) {
@@ -102,6 +113,12 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 func lost(r *Run) bool {
 	x := r.Exec()
 	return x != nil && x.Log.Lost()
+}
+
+// paused reports whether r's execution here ended with the run PAUSED.
+func paused(r *Run) bool {
+	x := r.Exec()
+	return x != nil && isDone(x.Done()) && x.Output().Status == run.StatusPaused
 }
 
 // endPersisted reports whether r's run has ended and its end was persisted.
@@ -180,6 +197,18 @@ func (h *Host) cancelElsewhere(ctx context.Context, id, reason string, rec *stor
 		if ok {
 			return run.StatusCancelled, true, nil
 		}
+	}
+	if rec.Status == run.StatusPaused {
+		// A row, held by no process: it ends here and now, unless a continue
+		// took it first (then the intent reaches it where it runs).
+		ok, err := h.cancelPaused(ctx, id, reason)
+		if err != nil {
+			return "", true, err
+		}
+		if ok {
+			return run.StatusCancelled, true, nil
+		}
+		rec.Status = run.StatusRunning // continued meanwhile: the intent reaches it
 	}
 	st := rec.Status
 	if wait {

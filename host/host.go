@@ -107,9 +107,14 @@ type Options struct {
 	// processes: a short-lived `kern run` beside servers that take them over.
 	NoRecovery bool
 	// NoWork takes no background runs from the store's queue: the runs queued
-	// there are for other processes (a short-lived `kern run`).
+	// there are for other processes (a short-lived `kern run`). Nor does it end
+	// the paused runs whose pause expired.
 	NoWork bool
-	Logger *slog.Logger
+	// ExpiryInterval is how often the host looks for paused runs whose pause
+	// expired (DefaultExpiryInterval if zero); only hosts with a tool or a step
+	// whose pause can expire look.
+	ExpiryInterval time.Duration
+	Logger         *slog.Logger
 	// Telemetry, if set, makes the spans and metrics of the runs the host
 	// executes (see package telemetry); nil makes none, at no cost to a run.
 	Telemetry *telemetry.Observer
@@ -201,6 +206,7 @@ func newHost(st store.Store, opts Options, sig testSignals) (*Host, error) {
 	h.stopBG = stop
 	h.startListener(bg)
 	h.startRecovery(bg)
+	h.startExpiry(bg)
 	h.queue.start()
 	return h, nil
 }

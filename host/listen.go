@@ -191,7 +191,7 @@ func (h *Host) follow(ctx context.Context, rec *store.Run, from int, yield func(
 	if err != nil {
 		return err
 	}
-	ended := rec.Status.Terminal()
+	ended := stops(rec.Status)
 	for {
 		for i := range evs {
 			if evs[i].Ends(rec.ID) { // not a nested run's end: an agent called as a tool
@@ -217,7 +217,7 @@ func (h *Host) follow(ctx context.Context, rec *store.Run, from int, yield func(
 			cur, err := h.store.GetRun(ctx, rec.ID)
 			switch {
 			case err == nil:
-				ended = cur.Status.Terminal()
+				ended = stops(cur.Status)
 			case patient && errors.Is(err, store.ErrNotFound):
 				// A run lost before its record was stored: no process will
 				// write more of it. The stream ends, with no end made up.
@@ -250,3 +250,7 @@ func (h *Host) await(ctx context.Context, news <-chan struct{}, poll <-chan time
 	}
 	return true
 }
+
+// stops reports whether a run in status st stores no more events until someone
+// acts: it ended, or it is paused (a continue streams on from its own request).
+func stops(st run.Status) bool { return st.Terminal() || st == run.StatusPaused }

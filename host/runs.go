@@ -53,6 +53,7 @@ type Run struct {
 	queuedAt time.Time         // when a background run was queued (zero: not known)
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
+	taken   atomic.Bool   // paused in memory (no store), it was taken to be continued or cancelled
 	started chan struct{} // closed once x or err is set
 	x       *run.Exec
 	err     error // why the run could not start

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -131,11 +132,36 @@ type Detail struct {
 
 	// StepResults are the finished steps, on a workflow's terminal event.
 	StepResults []StepResult `json:"step_results,omitempty"`
+
+	// Tools and Requirements are what a run waits for, on RunPaused.
+	Tools        []ToolExecution `json:"tools,omitempty"`
+	Requirements []Requirement   `json:"requirements,omitempty"`
+	// StepRequirements are what a workflow run waits for, on StepPaused and
+	// WorkflowPaused.
+	StepRequirements []StepRequirement `json:"step_requirements,omitempty"`
+	// StepPause repeats, flat, what Agno's StepPaused and WorkflowPaused events
+	// carry besides the requirements.
+	*StepPause
+}
+
+// StepPause is what Agno's StepPaused (requires_confirmation, its message, the
+// user input asked) and WorkflowPaused (status, paused_step_index and name) carry
+// at their top level.
+type StepPause struct {
+	Status               Status           `json:"status,omitempty"`
+	PausedStepIndex      *int             `json:"paused_step_index,omitempty"`
+	PausedStepName       string           `json:"paused_step_name,omitempty"`
+	RequiresConfirmation bool             `json:"requires_confirmation,omitempty"`
+	ConfirmationMessage  string           `json:"confirmation_message,omitempty"`
+	RequiresUserInput    bool             `json:"requires_user_input,omitempty"`
+	UserInputMessage     string           `json:"user_input_message,omitempty"`
+	UserInputSchema      []UserInputField `json:"user_input_schema,omitempty"`
 }
 
 func (d *Detail) isZero() bool {
 	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
-		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil
+		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil &&
+		d.Tools == nil && d.Requirements == nil && d.StepRequirements == nil && d.StepPause == nil
 }
 
 // plainEvent is Event without its JSON methods.
@@ -279,6 +305,16 @@ type ToolExecution struct {
 	ToolArgs   json.RawMessage `json:"tool_args,omitempty"`
 	Result     string          `json:"result,omitempty"`
 	IsError    bool            `json:"tool_call_error,omitempty"`
+
+	// What a call waits for from a person (Agno's human-in-the-loop fields), and
+	// the decision once made: see Requirement.
+	RequiresConfirmation      bool             `json:"requires_confirmation,omitempty"`
+	Confirmed                 *bool            `json:"confirmed,omitempty"`
+	ConfirmationNote          string           `json:"confirmation_note,omitempty"`
+	RequiresUserInput         bool             `json:"requires_user_input,omitempty"`
+	UserInputSchema           []UserInputField `json:"user_input_schema,omitempty"`
+	Answered                  *bool            `json:"answered,omitempty"`
+	ExternalExecutionRequired bool             `json:"external_execution_required,omitempty"`
 }
 
 // Metrics measure one run.
@@ -435,6 +471,14 @@ type Output struct {
 	// that takes the run over links its spans to the first part's.
 	Metadata map[string]string `json:"metadata,omitempty"`
 
+	// Tools and Requirements (an agent's) or StepRequirements (a workflow's) are
+	// what a PAUSED run waits for (Agno's fields), and Paused where it continues
+	// from; all are cleared when it continues.
+	Tools            []ToolExecution   `json:"tools,omitempty"`
+	Requirements     []Requirement     `json:"requirements,omitempty"`
+	StepRequirements []StepRequirement `json:"step_requirements,omitempty"`
+	Paused           *Paused           `json:"paused,omitempty"`
+
 	err error // the run's own error, kept for errors.Is/As on Err's result
 }
 
@@ -460,6 +504,8 @@ func (o *Output) Err() error {
 		return &CancelledError{RunID: o.RunID, Reason: o.Reason}
 	case StatusError:
 		return &RunError{RunID: o.RunID, Message: o.Error, Err: o.err}
+	case StatusPaused:
+		return fmt.Errorf("run %s: %w", o.RunID, ErrPaused)
 	}
 	return nil
 }

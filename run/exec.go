@@ -26,12 +26,16 @@ func (k Kind) TerminalEvent(st Status) EventType {
 		return EventWorkflowCompleted
 	case k == KindWorkflow && st == StatusCancelled:
 		return EventWorkflowCancelled
+	case k == KindWorkflow && st == StatusPaused:
+		return EventWorkflowPaused
 	case k == KindWorkflow:
 		return EventWorkflowError
 	case st == StatusCompleted:
 		return EventRunCompleted
 	case st == StatusCancelled:
 		return EventRunCancelled
+	case st == StatusPaused:
+		return EventRunPaused
 	}
 	return EventRunError
 }

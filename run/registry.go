@@ -69,6 +69,9 @@ func (r *Registry) end(id string, e active, st Status) {
 	if r.active[id] == e {
 		delete(r.active, id)
 	}
+	if st == StatusPaused {
+		return // not ended: a cancel of it goes to where it is kept (a store)
+	}
 	r.ended.put(id, st, len(id), r.memory(), r.maxMemory(), r.maxMemoryBytes())
 }
 

@@ -119,6 +119,13 @@ type Resume struct {
 	// started and never ended: the workflow ends each with RunError before the
 	// step runs again, so that every run in the stream has its end.
 	Open []string
+	// Paused, set when the run continues from a pause, is the state it paused
+	// in, and Decisions what a person decided about the calls it waits for
+	// (see Resolve: applied already).
+	Paused    *Paused
+	Decisions []ToolExecution
+	// StepDecisions are a paused workflow's (see ResolveSteps: applied already).
+	StepDecisions []StepRequirement
 }
 
 // WithResume continues the stored run r describes; see Resume.

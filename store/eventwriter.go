@@ -213,8 +213,8 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 			rc.err = nil
 			at += counts[i]
 			durable := rc.persisted
-			if last := evs[at-1]; last.Event.Terminal() && last.RunID == rc.x.ID {
-				durable-- // the run's terminal event is told once its end is stored
+			if last := evs[at-1]; (last.Event.Terminal() || last.Event.Pauses()) && last.RunID == rc.x.ID {
+				durable-- // the run's terminal event (or pause) is told once its end is stored
 			}
 			engine.LogOf(rc.x).Durable(durable)
 		}
@@ -254,6 +254,10 @@ func (w *eventWriter) writeDue(ctx context.Context, ends []*recording, cks []che
 func (w *eventWriter) writeEnd(ctx context.Context, rc *recording) error {
 	out := rc.x.Output()
 	rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
+	if out.Status == run.StatusPaused {
+		// A paused run is a row: no process holds it, no lease runs out on it.
+		rc.rec.LeaseUntil = time.Time{}
+	}
 	if err := w.store.UpdateRun(ctx, rc.rec); err != nil {
 		return fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, err)
 	}

@@ -45,9 +45,14 @@ const namePattern = "^[a-zA-Z0-9_-]{1,64}$"
 // schema can be generated for Args, the returned tool's Definition still reports name and
 // description, [Validate] reports the problem, and Call returns it; both errors wrap
 // [ErrInvalidDefinition]. Parameters is nil when the schema could not be generated.
-func Func[Args, Result any](name, description string, fn func(ctx context.Context, args Args) (Result, error)) Tool {
+//
+// Options ask for a person's decision before the tool's calls run (see Control).
+func Func[Args, Result any](name, description string, fn func(ctx context.Context, args Args) (Result, error), opts ...Option) Tool {
 	s := schemaFor(reflect.TypeFor[Args]())
 	t := &funcTool[Args, Result]{name: name, description: description, fn: fn, schema: s}
+	for _, o := range opts {
+		o(&t.control)
+	}
 	switch {
 	case !validName(name):
 		t.err = fmt.Errorf("tool %q: %w: name must match %s", name, ErrInvalidDefinition, namePattern)
@@ -95,7 +100,11 @@ type funcTool[Args, Result any] struct {
 	fn          func(context.Context, Args) (Result, error)
 	schema      *schema
 	err         error // why the tool cannot be called; nil if it can
+	control     Control
 }
+
+// Control returns what the tool's calls wait for from a person.
+func (t *funcTool[Args, Result]) Control() Control { return t.control }
 
 // Definition returns the tool's name, description and the schema of Args.
 func (t *funcTool[Args, Result]) Definition() Definition {

@@ -2,6 +2,7 @@ package workflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,7 +39,15 @@ type Input struct {
 	Outputs []run.StepResult
 	// State is shared by every step of the run.
 	State *State
+	// UserInput are the values a person gave the step, when it asked for them
+	// (see Task.WithUserInput); an agent step gets them after its input, as JSON.
+	UserInput map[string]any
 
+	// selected are the names of the routes a person chose, for a Router that asked.
+	selected []string
+	// executor continues the step's agent from its pause, when the run was
+	// continued with the decisions on it.
+	executor *executorResume
 	// prevValue is the Go value a function step before this one returned as its
 	// StepOutput.Value, which Previous returns without decoding Previous again.
 	prevValue any
@@ -157,6 +166,9 @@ type Task struct {
 	Timeout time.Duration
 	// Retry says when a failed attempt runs again; nil runs the step once.
 	Retry *run.RetryPolicy
+	// Pause, when set, makes the step wait for a person before it runs (a
+	// top-level step only): see WithConfirmation and WithUserInput.
+	Pause *Pause
 }
 
 // WithTimeout sets the step's Timeout and returns the step.
@@ -210,7 +222,7 @@ func (t *Task) validate(v *validator) error {
 	if err := t.Retry.Validate(); err != nil {
 		return fmt.Errorf("step %q: %w", t.Name, err)
 	}
-	return nil
+	return t.Pause.check(t.Name, v.nested > 0)
 }
 
 func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
@@ -224,6 +236,9 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 	var err error
 	for {
 		out, err = t.attempt(ctx, r, o, in, &res.Metrics)
+		if errors.Is(err, run.ErrPaused) {
+			return res, err // the step's agent waits for a person: the workflow pauses
+		}
 		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
@@ -290,13 +305,27 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	if in.Previous != "" {
 		input += "\n\nPrevious step output:\n" + in.Previous
 	}
+	if in.UserInput != nil {
+		b, _ := json.Marshal(in.UserInput) // values decoded from JSON always encode
+		input += "\n\nUser input:\n" + string(b)
+	}
 	var opts []run.Option
 	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
 		opts = append(opts, agent.WithAttachments(r.atts...))
 	}
+	// An agent in a top-level step may pause for a person: the workflow pauses.
+	sc.Pausable = o.NestedDepth == 0 && o.ParentStepID == ""
+	if e := in.executor; e != nil {
+		opts = append(opts, run.WithID(e.runID), run.WithResume(&run.Resume{Paused: e.paused, Decisions: e.decisions}))
+	}
 	out, err := t.nested(ctx, &sc, input, opts...)
 	if out == nil {
 		return "", "", err
+	}
+	if errors.Is(err, run.ErrPaused) && out.Paused != nil {
+		r.mu.Lock()
+		r.executor = &executorPause{agent: t.Agent, out: out}
+		r.mu.Unlock()
 	}
 	r.mu.Lock()
 	r.out.Metrics.Add(out.Metrics)
@@ -567,6 +596,9 @@ type Router struct {
 	Description string
 	Route       func(in *Input) []Step // must return steps among Choices
 	Choices     []Step
+	// Ask, when set, has a person choose the route instead of Route (a
+	// top-level Router only): the run pauses before the router.
+	Ask *RouteQuestion
 	Policy
 }
 
@@ -574,8 +606,11 @@ func (rt *Router) validate(v *validator) error {
 	if rt == nil {
 		return errNilStep
 	}
-	if rt.Route == nil {
+	if rt.Route == nil && rt.Ask == nil {
 		return fmt.Errorf("router %q has no Route function", rt.Name)
+	}
+	if rt.Ask != nil && v.nested > 0 {
+		return fmt.Errorf("router %q asks a person for its route, which only a top-level router can do", rt.Name)
 	}
 	return v.container(rt.Name, rt.Choices, rt.Policy)
 }
@@ -586,7 +621,12 @@ func (rt *Router) execute(ctx context.Context, r *execution, f frame, i int, in 
 
 func (rt *Router) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(rt.Name, i, f)
-	chosen, err := guard(func() ([]Step, error) { return rt.Route(in), nil })
+	chosen, err := guard(func() ([]Step, error) {
+		if in.selected != nil {
+			return rt.byName(in.selected), nil
+		}
+		return rt.Route(in), nil
+	})
 	if err != nil {
 		err = fmt.Errorf("router %q: %w", rt.Name, err)
 		return containerResult(ctx, rt.Name, nil, err), err
@@ -680,7 +720,8 @@ func children(s Step) []Step {
 // validator checks a tree of steps; step names must be unique in the whole tree,
 // since they identify steps in events and stored results.
 type validator struct {
-	seen map[string]string // step id → step name
+	seen   map[string]string // step id → step name
+	nested int               // how many containers the steps validated sit in
 }
 
 func (v *validator) name(name string) error {
@@ -708,6 +749,8 @@ func (v *validator) container(name string, steps []Step, p Policy) error {
 	if len(steps) == 0 {
 		return fmt.Errorf("step %q has no steps", name)
 	}
+	v.nested++
+	defer func() { v.nested-- }()
 	return v.steps(steps)
 }
 

@@ -186,7 +186,8 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	var done []run.StepResult
 	var spent run.Metrics // by the finished steps of the run continued
 	if rs != nil {
-		done = rs.Steps
+		done, r.decisions, r.paused = rs.Steps, rs.StepDecisions, rs.Paused
+		r.out.StepRequirements, r.out.Paused = nil, nil
 		for i := range done {
 			spent.Add(done[i].Metrics)
 		}
@@ -309,6 +310,12 @@ type execution struct {
 	mu       sync.Mutex       // guards finished and stop
 	finished []run.StepResult // every leaf step finished so far, in order
 	stop     bool             // a step asked the workflow to end
+	// decisions are those on the step a run continued from a pause waits at,
+	// and paused the pause it continues from.
+	decisions []run.StepRequirement
+	paused    *run.Paused
+	// executor is the pause of the agent of a top-level step, once it paused.
+	executor *executorPause
 	// values are the StepOutput.Values of the function steps that returned one, by
 	// step name, the last one's for a step that ran more than once (in a Loop).
 	values map[string]any
@@ -331,7 +338,7 @@ const checkpointTimeout = 30 * time.Second
 // next one starts, it has the checkpointer keep the results so far; a checkpoint
 // that fails ends the run with its error. It returns the results of every top-level
 // step, done's first, the last one possibly partial.
-func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) ([]run.StepResult, error) {
+func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) (_ []run.StepResult, err error) {
 	results := append(make([]run.StepResult, 0, len(steps)), done...)
 	var prev run.StepResult
 	if len(done) > 0 {
@@ -344,7 +351,34 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		if ctx.Err() != nil {
 			return results, context.Cause(ctx)
 		}
-		res, err := steps[i].execute(ctx, r, frame{}, i, r.inputFor(prev))
+		in := r.inputFor(prev)
+		if req, p, ok := waits(steps[i], i); ok {
+			d, decided := r.decision(i)
+			if !decided {
+				return results, r.pauseAt(steps[i], i, req, p)
+			}
+			name := stepName(steps[i])
+			r.emit(run.EventStepContinued, r.stepOrigin(name, i, frame{}), run.Event{})
+			if d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed) {
+				if d.OnReject != string(OnRejectSkip) {
+					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", name)}
+				}
+				// Skipped: the next step sees the previous one's content.
+				results = append(results, run.StepResult{StepID: run.Slug(name), StepName: name, Status: run.StatusCompleted,
+					Content: prev.Content, ContentType: prev.ContentType})
+				continue
+			}
+			in.UserInput, in.selected = d.UserInput, d.SelectedChoices
+		} else if d, decided := r.decision(i); decided && d.RequiresExecutorInput {
+			if in.executor, err = r.executorResume(d); err != nil {
+				return results, err
+			}
+			r.emit(run.EventStepContinued, r.stepOrigin(stepName(steps[i]), i, frame{}), run.Event{})
+		}
+		res, err := steps[i].execute(ctx, r, frame{}, i, in)
+		if errors.Is(err, run.ErrPaused) {
+			return results, r.pauseExecutor(steps[i], i)
+		}
 		results = append(results, res)
 		if err != nil {
 			return results, err

@@ -235,6 +235,9 @@ func TestHelp(t *testing.T) {
 		{[]string{"cancel", "--help"}, "kern cancel 0f8e5c1a-3b7d-4e0f-9a51-2c6d8e7f1a2b --server"},
 		{[]string{"runs", "--help"}, "kern runs --status CANCELLED --limit 5"},
 		{[]string{"version", "--help"}, "kern version"},
+		{[]string{"approvals", "--help"}, "kern approvals --agent mailer"},
+		{[]string{"approve", "--help"}, `kern approve 0f8e5c1a-... --field address="1 Lovelace Row"`},
+		{[]string{"reject", "--help"}, `kern reject 0f8e5c1a-... --note "not to this address"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -17,6 +17,7 @@ type progress struct {
 	topID  string     // the top-level run's id, from its first event
 	inText bool       // the last thing written was streamed text, without a newline
 	end    *run.Event // the top-level run's terminal event
+	paused *run.Event // the top-level run's pause, when its stream ended there
 }
 
 func newProgress(w io.Writer) *progress {
@@ -51,6 +52,15 @@ func (p *progress) show(ev *run.Event) bool {
 		if ev.Tool != nil {
 			p.line("tool %s failed: %s", ev.Tool.ToolName, compact(ev.Tool.Result, 200))
 		}
+	case run.EventStepPaused:
+		p.line("step %s waits for a person", ev.StepName)
+	case run.EventStepContinued, run.EventRunContinued:
+		p.line("run %s continued", ev.RunID)
+	}
+	if ev.RunID == p.topID && ev.Event.Pauses() {
+		p.paused = ev
+		p.line("PAUSED after %s: run %s waits for a person", time.Since(p.start).Round(100*time.Millisecond), ev.RunID)
+		return true
 	}
 	if ev.RunID != p.topID || !ev.Event.Terminal() {
 		return false

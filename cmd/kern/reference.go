@@ -40,10 +40,18 @@ func chooseModels(openAIModel string, pace time.Duration) referenceModels {
 		}
 	}
 	stall := min(300*time.Millisecond, 5*pace)
+	// Offline, the researcher calls its Hacker News tool as the real model would,
+	// against a stand-in whose made-up stories say so in their titles.
+	research := []scripted.Turn{
+		{ToolCalls: []model.ToolCall{{Name: "get_top_hackernews_stories", Arguments: []byte(`{"num_stories":3}`)}}},
+		{Text: researchNotes},
+	}
 	return referenceModels{
-		label:    "scripted (offline, pre-written text; no LLM is called; set OPENAI_API_KEY to use OpenAI)",
-		research: &scripted.Model{Turns: []scripted.Turn{{Text: researchNotes}}, Delay: pace, Stall: stall},
-		write:    &scripted.Model{Turns: []scripted.Turn{{Text: story}}, Delay: pace, Stall: stall},
+		label: "scripted (offline, pre-written text; no LLM is called; Hacker News tools on a stand-in with made-up " +
+			"\"[stand-in]\" stories; set OPENAI_API_KEY to use OpenAI)",
+		research:      &scripted.Model{Turns: research, Delay: pace, Stall: stall},
+		write:         &scripted.Model{Turns: []scripted.Turn{{Text: story}}, Delay: pace, Stall: stall},
+		researchTools: hackernews.Tools(hackernews.StandIn()),
 	}
 }
 

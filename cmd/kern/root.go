@@ -46,6 +46,7 @@ offline, no LLM called.`,
 		return fmt.Errorf("%w (see %q)", err, cmd.CommandPath()+" --help")
 	})
 	root.AddCommand(newServeCmd(), newRunCmd(), newCancelCmd(), newRunsCmd(), newVersionCmd(), newAttachCmd())
+	root.AddCommand(newApprovalsCmd(), newResolveCmd(true), newResolveCmd(false))
 	return root
 }
 

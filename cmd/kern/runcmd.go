@@ -35,6 +35,7 @@ type runOptions struct {
 	openAIModel  string
 	scriptedPace time.Duration
 	observe      observeOptions
+	noInput      bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -55,7 +56,13 @@ Ctrl-C (SIGINT) cancels the run, waits for it to end, shows its end and exits 13
 (SIGTERM: 143). --trace prints the run's span tree with durations at its end;
 --otel exports the run's OpenTelemetry spans over OTLP/HTTP (OTEL_* variables),
 both for a local run. Otherwise the exit code is 0 when the run completed and 1 when it
-ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
+ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.
+
+A run that pauses for a person (a step that requires a confirmation or input, a
+tool call that does) shows what it waits for and asks on the terminal (y/n, or
+the values); the run then goes on. With --no-input, or when the input ends, the run
+is left paused (kept in the database: "kern approvals" and "kern approve" on a
+server on it continue it), kern run says how to continue it and exits 4.`,
 		Example: `  kern run article-creation-workflow "Write a very long story about a dragon who learns to code."
   kern run article-creation-workflow "The state of Go in 2026" --server http://127.0.0.1:7777
   kern run article-creation-workflow "Continue the story" --session 8d1c... --db sqlite://runs.db
@@ -79,6 +86,7 @@ ended CANCELLED (cancelled from elsewhere) or ERROR, or could not run.`,
 	f.StringVar(&o.replica, "replica", "", "name of this process in the run's record (default host-pid)")
 	f.DurationVar(&o.lease, "lease", store.DefaultLease, "how long the run's claim lasts unless renewed: if this process dies, a kern serve on the same database takes the run over about this long after")
 	f.StringVar(&o.config, "config", "", "kern.yaml declaring the workflows to run locally (default: the reference article workflow)")
+	f.BoolVar(&o.noInput, "no-input", false, "never ask on the terminal: a run that pauses for a person is left paused (exit 4)")
 	addModelFlags(cmd, &o.openAIModel, &o.scriptedPace)
 	f.BoolVar(&o.observe.otel, "otel", false, otelHelp)
 	f.BoolVar(&o.observe.printTrace, "trace", false, "print the run's span tree with durations once it ended (a local run)")
@@ -154,21 +162,45 @@ func runLocal(cmd *cobra.Command, o runOptions, workflowID, message string) erro
 		return joinClose(fmt.Errorf("start run: %w", err), h, st)
 	}
 	cn.setID(r.ID())
-	x := r.Exec()
 	p := newProgress(cmd.OutOrStdout())
-	for ev := range x.Stream {
-		p.show(ev)
-	}
-	err = x.PersistErr()
-	if err != nil {
-		err = fmt.Errorf("run %s: not stored: %w", r.ID(), err)
+	ask := newAsker(cmd.InOrStdin(), cmd.ErrOrStderr(), cn.fired)
+	for {
+		x := r.Exec()
+		for ev := range x.Stream {
+			p.show(ev)
+		}
+		if err = x.PersistErr(); err != nil {
+			err = fmt.Errorf("run %s: not stored: %w", r.ID(), err)
+			break
+		}
+		if p.paused == nil {
+			break
+		}
+		d, ok := decide(o, ask, p.paused)
+		if !ok {
+			break
+		}
+		p.paused = nil
+		r, err = h.Continue(cmd.Context(), host.ContinueRequest{Kind: run.KindWorkflow, Component: wf.WorkflowID(), RunID: r.ID(), Steps: d.Steps, Tools: d.Tools})
+		if err != nil {
+			err = fmt.Errorf("continue run: %w", err)
+			break
+		}
 	}
 	sig := cn.stop()
 	err = joinClose(err, h, st) // the run's spans are ended once the host is shut down
 	if o.observe.printTrace {
 		printTrace(cmd.OutOrStdout(), tel, r.ID())
 	}
-	return outcome(p, sig, err)
+	return outcome(p, sig, err, "continue it from a kern serve on "+o.db)
+}
+
+// decide asks for the decisions a paused run waits for, unless --no-input.
+func decide(o runOptions, ask *asker, ev *run.Event) (client.Decisions, bool) {
+	if o.noInput {
+		return client.Decisions{}, false
+	}
+	return ask.decide(ev)
 }
 
 // joinClose shuts the host down, then closes the store, and joins their errors to
@@ -201,26 +233,45 @@ func runRemote(cmd *cobra.Command, o runOptions, workflowID, message string) err
 	// brings its end.
 	req := client.RunRequest{Message: message, SessionID: o.session}
 	p := newProgress(cmd.OutOrStdout())
+	ask := newAsker(cmd.InOrStdin(), cmd.ErrOrStderr(), cn.fired)
+	wf := c.Workflow(workflowID)
+	events := wf.Stream(context.Background(), req)
 	var serr error
-	for ev, err := range c.Workflow(workflowID).Stream(context.Background(), req) {
-		if err != nil {
-			serr = err
+	for {
+		for ev, err := range events {
+			if err != nil {
+				serr = err
+				break
+			}
+			if p.topID == "" {
+				cn.setID(ev.RunID)
+			}
+			p.show(ev)
+		}
+		if serr != nil || p.paused == nil {
 			break
 		}
-		if p.topID == "" {
-			cn.setID(ev.RunID)
+		d, ok := decide(o, ask, p.paused)
+		if !ok {
+			break
 		}
-		p.show(ev)
+		p.paused = nil
+		events = wf.Continue(context.Background(), p.topID, d)
 	}
-	return outcome(p, cn.stop(), serr)
+	return outcome(p, cn.stop(), serr, "--server "+o.server)
 }
 
 // outcome is how kern run ends: 130 (143) once a signal cancelled the run, nil
-// when it completed, an error otherwise.
-func outcome(p *progress, sig os.Signal, err error) error {
+// when it completed, 4 when it was left paused (where says where it can be
+// continued), an error otherwise.
+func outcome(p *progress, sig os.Signal, err error, where string) error {
 	switch {
 	case err != nil && p.end == nil:
 		return err
+	case sig == nil && p.paused != nil:
+		id := p.paused.RunID
+		return &exitError{code: exitPaused, err: fmt.Errorf("run %s is paused, waiting for a person: %s "+
+			"(kern approvals; kern approve %s, or kern reject %s --note ...)", id, where, id, id)}
 	case sig != nil:
 		code := 130
 		if sig == syscall.SIGTERM {
@@ -240,18 +291,19 @@ func outcome(p *progress, sig os.Signal, err error) error {
 // canceller cancels a run on the first SIGINT or SIGTERM, once the run's id is
 // known; a second signal after that exits at once.
 type canceller struct {
-	sigc chan os.Signal
-	ids  chan string // the run's id, sent once
-	done chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
+	sigc  chan os.Signal
+	fired chan struct{} // closed on the first signal
+	ids   chan string   // the run's id, sent once
+	done  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
 
 	mu  sync.Mutex
 	sig os.Signal // the signal that cancelled the run
 }
 
 func watchSignals(stderr io.Writer, cancel func(ctx context.Context, id string) (run.Status, error)) *canceller {
-	c := &canceller{sigc: make(chan os.Signal, 2), ids: make(chan string, 1), done: make(chan struct{})}
+	c := &canceller{sigc: make(chan os.Signal, 2), ids: make(chan string, 1), done: make(chan struct{}), fired: make(chan struct{})}
 	signal.Notify(c.sigc, os.Interrupt, syscall.SIGTERM)
 	c.wg.Add(1)
 	go func() {
@@ -265,6 +317,7 @@ func watchSignals(stderr io.Writer, cancel func(ctx context.Context, id string) 
 		c.mu.Lock()
 		c.sig = sig
 		c.mu.Unlock()
+		close(c.fired)
 		fmt.Fprintf(stderr, "\n%s: cancelling the run (again to exit at once)\n", sig)
 		var id string
 		select {

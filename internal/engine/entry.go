@@ -135,7 +135,8 @@ func (e *Entry) Fail(err error) {
 }
 
 // Finish decides how the run ended, once: CANCELLED if a cancel was requested or its
-// context is done, ERROR if err is not nil, COMPLETED otherwise. From then on, cancels
+// context is done, PAUSED if err matches run.ErrPaused, ERROR if err is not nil,
+// COMPLETED otherwise. From then on, cancels
 // no longer affect the run and wait for Close. It returns the status and, for a
 // cancelled run, the reason.
 func (e *Entry) Finish(err error) (run.Status, string) {
@@ -155,6 +156,9 @@ func (e *Entry) Finish(err error) (run.Status, string) {
 	case e.Ctx.Err() != nil || errors.Is(err, run.ErrCancelled):
 		e.final = run.StatusCancelled
 		e.reason, e.cause = causeOf(e.Ctx, err)
+	case errors.Is(err, run.ErrPaused):
+		// Not an end: the run waits for a person, held by no goroutine.
+		e.final = run.StatusPaused
 	case err != nil:
 		e.final = run.StatusError
 	default:

@@ -21,7 +21,7 @@ func (l *Log) log() *eventlog.Log[run.Event] { return (*eventlog.Log[run.Event])
 // reports false, and drops the event, when the log is stopped and ev is not
 // terminal, or closed. ev itself is not retained.
 func (l *Log) Emit(ev *run.Event) bool {
-	return l.log().Emit(ev, &ev.EventIndex, &ev.CreatedAt, ev.Event.Terminal())
+	return l.log().Emit(ev, &ev.EventIndex, &ev.CreatedAt, ev.Event.Terminal() || ev.Event.Pauses())
 }
 
 // Stop makes the log accept only terminal events from now on.
@@ -105,6 +105,10 @@ type Scope struct {
 	Registry *run.Registry
 	Log      *Log
 	Origin   run.Origin
+	// Pausable: a run nested here may end PAUSED for a person (an agent in a
+	// workflow's top-level step, which then pauses the workflow); elsewhere a run
+	// that would pause fails (ErrNestedPause).
+	Pausable bool
 }
 
 type scopeKey struct{}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,8 +45,21 @@ func (e *Entry) End(log *Log, base *run.Event, kind run.Kind, out *run.Output, e
 		out.Error = err.Error()
 		ev.Error = out.Error
 		ev.Content = out.Error // Agno's RunError carries the message as content
+	case run.StatusPaused:
+		ev.Content = out.Content
+		ev.Detail = &run.Detail{Tools: out.Tools, Requirements: out.Requirements, StepRequirements: out.StepRequirements}
+		if kind == run.KindWorkflow {
+			ev.Detail.StepResults = out.StepResults
+			if len(out.StepRequirements) > 0 {
+				i := out.StepRequirements[0].StepIndex
+				ev.Detail.StepPause = &run.StepPause{Status: run.StatusPaused, PausedStepIndex: &i, PausedStepName: out.StepRequirements[0].StepName}
+			}
+		}
 	}
 	log.Emit(ev)
+	if st == run.StatusPaused && out.Paused != nil {
+		out.Paused.NextEvent = ev.EventIndex + 1
+	}
 }
 
 // Spec is what Go needs to start a top-level run.
@@ -56,6 +70,9 @@ type Spec struct {
 	Kind     run.Kind
 	Output   *run.Output // filled in as the run goes; its identity fields set
 	Resume   *run.Resume // set when the run continues a stored run
+	// Pausable lets a nested run end PAUSED (see Scope.Pausable); otherwise one
+	// that would fails with ErrNestedPause.
+	Pausable bool
 }
 
 // Run is a top-level run as the work it does sees it: its handle, its entry in its
@@ -127,6 +144,12 @@ func Go(ctx context.Context, spec Spec, body func(r Run) error) (*run.Exec, erro
 	return x, nil
 }
 
+// ErrNestedPause is the error of a run nested in another that would pause for a
+// person where it cannot (an agent called as a tool, an agent in a step inside a
+// container): only top-level runs and the agents of a workflow's top-level steps
+// pause.
+var ErrNestedPause = errors.New("a run inside a container step or a tool call cannot pause for a person")
+
 // Nested runs a run nested in another one (an agent in a workflow step, an agent or
 // a workflow given as a tool) on the calling goroutine, through the lifecycle Go
 // gives a top-level run: Begin registers it in spec.Registry (a cancel intent kept
@@ -148,6 +171,11 @@ func Nested(ctx context.Context, spec Spec, log *Log, onCancel func(), body func
 		return nil, err
 	}
 	err = call(func(r Run) error { return body(r.Entry.Ctx) }, Run{Entry: e, Log: log})
+	if errors.Is(err, run.ErrPaused) && !spec.Pausable {
+		// Only a top-level run is kept as a row to continue: a nested one fails.
+		out.Tools, out.Requirements, out.StepRequirements, out.Paused = nil, nil, nil, nil
+		err = fmt.Errorf("run %s: %w", base.RunID, ErrNestedPause)
+	}
 	e.End(log, base, spec.Kind, out, err)
 	e.Close()
 	return out, out.Err()

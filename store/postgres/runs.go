@@ -25,6 +25,7 @@ type queries struct {
 	getSession, saveSession, listSessions, countSessions                          string
 	deleteEvents, deleteRuns, deleteSess                                          string
 	renewLeases, lapsed, interrupt, claim, owner                                  string
+	takePaused                                                                    string
 }
 
 // takenOver is the condition under which an update of a run to status st,
@@ -32,7 +33,7 @@ type queries struct {
 // for a replica, of a run that another replica holds with a live lease (see
 // store.Store.UpdateRun). The run's columns are those of the table runs.
 func takenOver(st, replica, now string) string {
-	return st + ` IN ('COMPLETED', 'CANCELLED', 'ERROR') AND ` + replica + ` <> ''
+	return st + ` IN ('COMPLETED', 'CANCELLED', 'ERROR', 'PAUSED') AND ` + replica + ` <> ''
 		AND runs.replica <> ` + replica + ` AND runs.status IN ('RUNNING', 'PENDING')
 		AND runs.lease_until IS NOT NULL AND runs.lease_until >= ` + now
 }
@@ -62,7 +63,9 @@ func newQueries(schema string) queries {
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until = $2`),
 		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6
 			WHERE run_id = $1 AND NOT (` + takenOver("$2", "$3", "$5") + `)`),
-		getRun:   t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
+		getRun: t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
+		takePaused: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4
+			WHERE run_id = $1 AND status = 'PAUSED' RETURNING ` + runColumns),
 		listRuns: t(`SELECT ` + runColumns + ` FROM {s}.runs`),
 		appendEvents: t(`INSERT INTO {s}.events (run_id, idx, type, data, created_at)
 			SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])

@@ -23,7 +23,7 @@ const (
 	// An end (?1 terminal) written for a replica (?3) is refused while another
 	// replica holds the run with a live lease (see store.Store.UpdateRun).
 	sqlUpdateRun = `UPDATE runs SET status = ?1, output = ?2, replica = ?3, lease_until = ?4, updated_at = ?5
-		WHERE run_id = ?6 AND NOT (?1 IN ('COMPLETED', 'CANCELLED', 'ERROR') AND ?3 <> ''
+		WHERE run_id = ?6 AND NOT (?1 IN ('COMPLETED', 'CANCELLED', 'ERROR', 'PAUSED') AND ?3 <> ''
 			AND replica <> ?3 AND status IN ('RUNNING', 'PENDING')
 			AND COALESCE(lease_until, 0) <> 0 AND lease_until >= ?5)`
 )
