@@ -1,7 +1,6 @@
 package config
 
 import (
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -26,7 +25,7 @@ func (l *loader) namedTool(n *yaml.Node, what string, seen map[string]bool) []to
 	fn := l.tools[name]
 	switch {
 	case fn == nil:
-		l.errorf(f["name"], "%s: unknown tool %q (known: %s)", what, name, strings.Join(l.toolNames(), ", "))
+		l.unknownTool(f["name"], what, name)
 		return nil
 	case seen[name]:
 		l.errorf(f["name"], "%s: tool %q is listed twice", what, name)

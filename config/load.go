@@ -465,7 +465,7 @@ func (l *loader) agentTools(owner string, n *yaml.Node, what string) ([]tool.Too
 		fn := l.tools[name]
 		switch {
 		case fn == nil:
-			l.errorf(item, "%s: unknown tool %q (known: %s)", what, name, strings.Join(l.toolNames(), ", "))
+			l.unknownTool(item, what, name)
 		case seen[name]:
 			l.errorf(item, "%s: tool %q is listed twice", what, name)
 		default:
@@ -484,6 +484,16 @@ func hasKey(n *yaml.Node, key string) bool {
 		}
 	}
 	return false
+}
+
+// unknownTool reports a tool name that names no tool, pointing at the MCP server
+// of that name if there is one.
+func (l *loader) unknownTool(n *yaml.Node, what, name string) {
+	if l.mcp[name] != nil {
+		l.errorf(n, "%s: unknown tool %q (the tools of the MCP server %q are named mcp:<server>: %s%s)", what, name, name, mcpPrefix, name)
+		return
+	}
+	l.errorf(n, "%s: unknown tool %q (known: %s)", what, name, strings.Join(l.toolNames(), ", "))
 }
 
 func (l *loader) toolNames() []string {

@@ -91,9 +91,12 @@ func (l *loader) strMap(n *yaml.Node, what string) map[string]string {
 }
 
 // namesMCP reports whether an agent's tools entry names an MCP server:
-// "mcp:<server>", or a mapping whose name is.
+// "mcp:<server>", or a mapping whose name is or that has an include list.
 func namesMCP(n *yaml.Node) bool {
 	if n.Kind == yaml.MappingNode {
+		if hasKey(n, "include") {
+			return true // only an MCP server's tools are chosen with include
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			if n.Content[i].Value == "name" {
 				return strings.HasPrefix(resolve(n.Content[i+1]).Value, mcpPrefix)

@@ -66,6 +66,9 @@ func expires(c *component) bool {
 		}
 		return false
 	}
+	if c.wf == nil {
+		return false // a team: its runs do not pause
+	}
 	for _, s := range c.wf.Steps {
 		t, ok := s.(*workflow.Task)
 		if !ok {
