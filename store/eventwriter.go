@@ -89,7 +89,7 @@ func (w *eventWriter) schedule(failing bool) {
 func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 	var todo []*recording
 	for _, rc := range live {
-		if !rc.created {
+		if !rc.created && rc.dead == nil {
 			todo = append(todo, rc)
 		}
 	}
