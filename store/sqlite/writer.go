@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/kern-dev/kern/store"
 )
@@ -139,6 +140,9 @@ func (s *Store) runBatch(batch []*op, errs []error) error {
 // checkpoint never catches up, and the WAL would grow without end.
 const walLimit = 16384 // 64 MiB of 4 KiB pages
 
+// ckInterval is the least time between two checkpoints (see checkpointer).
+const ckInterval = 50 * time.Millisecond
+
 // checkpointer copies the WAL's committed pages into the database file after
 // commits, on its own connection, so that the writer does not: a PASSIVE
 // checkpoint runs beside the writer and never blocks it. When the WAL outgrows
@@ -147,12 +151,24 @@ const walLimit = 16384 // 64 MiB of 4 KiB pages
 func (s *Store) checkpointer() {
 	defer close(s.ckDone)
 	ctx := context.Background()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-s.walGrew:
 		}
+		// At most one checkpoint per ckInterval: each costs the writes of the
+		// pages committed since the last one, and two fsyncs. Under a stream of
+		// commits the pages they rewrite (the last pages of the event log, its
+		// index's) are copied once per checkpoint, not once per commit.
+		select {
+		case <-s.quit:
+			return
+		case <-wait.C:
+		}
+		wait.Reset(ckInterval)
 		// An error (another process holds a lock) waits for the next commit.
 		var busy, frames, copied int
 		if err := s.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
