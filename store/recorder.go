@@ -362,13 +362,22 @@ const bulkRuns = 128
 // Begins, then the events of the runs whose End or Checkpoint waits, and their final
 // state or checkpoint.
 func (r *Recorder) urgent(ctx context.Context, live []*recording) {
-	r.failed(r.writer.create(ctx, live))
-	r.begun(live)
 	r.hot = r.table.urgent(r.hot[:0], live)
 	if len(r.hot) == 0 {
+		r.failed(r.writer.create(ctx, live))
+		r.begun(live)
 		return
 	}
-	r.failed(r.writer.appendEvents(ctx, r.hot))
+	// At the same time, so that a store that groups concurrent writes commits
+	// them together: the records (of runs not created) and the events of the
+	// runs due (created) are of different runs, and the writer's state that each
+	// uses is its own (see eventWriter).
+	created := make(chan []failure, 1)
+	go func() { created <- r.writer.create(ctx, live) }()
+	appended := r.writer.appendEvents(ctx, r.hot)
+	r.failed(<-created)
+	r.begun(live)
+	r.failed(appended)
 	r.writeDue(ctx, r.hot)
 	clear(r.hot)
 }
