@@ -31,9 +31,12 @@ type RecorderOptions struct {
 	// Replica names this process in the records of the runs it executes.
 	Replica string
 	// FlushInterval is how long a streamed event may wait before it is written
-	// (DefaultFlushInterval if zero). An event emitted while the recorder is idle
-	// is written at once, and under load flushes for events are at least a fifth
-	// of FlushInterval apart. A run's end is written at once.
+	// (DefaultFlushInterval if zero) when the store keeps up. An event emitted
+	// while the recorder is idle is written at once; under load the writes of
+	// events are at least a fifth of FlushInterval apart, and at least three
+	// times as far apart as the last one took (at most 250 ms). A run's record,
+	// and its end and checkpoints with the events before them, are written at
+	// once, ahead of other runs' events.
 	FlushInterval time.Duration
 	// Lease is how long a run's claim lasts unless renewed (DefaultLease if zero); the
 	// recorder renews the leases of its live runs three times per Lease. It is also
