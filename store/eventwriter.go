@@ -97,11 +97,15 @@ func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 		return nil
 	}
 	errs := make([]error, len(todo))
-	var wg sync.WaitGroup
-	for i, rc := range todo {
-		wg.Go(func() { errs[i] = w.record(ctx, rc) })
+	if rw, ok := w.store.(RunsWriter); ok {
+		w.records(ctx, rw, todo, errs)
+	} else {
+		var wg sync.WaitGroup
+		for i, rc := range todo {
+			wg.Go(func() { errs[i] = w.record(ctx, rc) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	var fs []failure
 	for i, rc := range todo {
 		if errs[i] != nil {
@@ -119,12 +123,43 @@ func (w *eventWriter) record(ctx context.Context, rc *recording) error {
 	rc.rec.LeaseUntil = w.leases.until()
 	if rc.resume {
 		rc.rec.UpdatedAt = time.Now()
-		if err := w.store.UpdateRun(ctx, rc.rec); err != nil {
+		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rc.rec))
+	}
+	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rc.rec))
+}
+
+// records writes the records of todo in one call of rw, as record does each, and
+// leaves the outcome of each in errs.
+func (w *eventWriter) records(ctx context.Context, rw RunsWriter, todo []*recording, errs []error) {
+	var create, update []*Run
+	var created, updated []int // the index in todo of each
+	for i, rc := range todo {
+		rc.rec.LeaseUntil = w.leases.until()
+		if rc.resume {
+			rc.rec.UpdatedAt = time.Now()
+			update, updated = append(update, rc.rec), append(updated, i)
+			continue
+		}
+		create, created = append(create, rc.rec), append(created, i)
+	}
+	cerrs, uerrs := rw.WriteRuns(ctx, create, update)
+	for k, i := range created {
+		errs[i] = w.recorded(ctx, todo[i], cerrs[k])
+	}
+	for k, i := range updated {
+		errs[i] = w.recorded(ctx, todo[i], uerrs[k])
+	}
+}
+
+// recorded returns the outcome of the write of rc's record, whose store error was
+// err.
+func (w *eventWriter) recorded(ctx context.Context, rc *recording, err error) error {
+	if rc.resume {
+		if err != nil {
 			return fmt.Errorf("store: resume the record of run %s: %w", rc.x.ID, err)
 		}
 		return nil
 	}
-	err := w.store.CreateRun(ctx, rc.rec)
 	if err != nil && rc.tried && errors.Is(err, ErrExists) && w.storedBefore(ctx, rc) {
 		return nil
 	}
@@ -235,33 +270,48 @@ func (w *eventWriter) append(ctx context.Context, batch []Event) (lost []string,
 // together, and returns the outcome of each.
 func (w *eventWriter) writeDue(ctx context.Context, ends []*recording, cks []checkpoint) (endErrs, ckErrs []error) {
 	errs := make([]error, len(ends)+len(cks))
-	var wg sync.WaitGroup
+	recs := make([]*Run, 0, len(errs))
+	for _, rc := range ends {
+		recs = append(recs, w.endRecord(rc))
+	}
+	for _, ck := range cks {
+		recs = append(recs, w.checkpointRecord(ck))
+	}
+	if rw, ok := w.store.(RunsWriter); ok {
+		_, errs = rw.WriteRuns(ctx, nil, recs)
+	} else {
+		var wg sync.WaitGroup
+		for i, rec := range recs {
+			wg.Go(func() { errs[i] = w.store.UpdateRun(ctx, rec) })
+		}
+		wg.Wait()
+	}
 	for i, rc := range ends {
-		wg.Go(func() { errs[i] = w.writeEnd(ctx, rc) })
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, errs[i])
+		}
 	}
 	for i, ck := range cks {
-		wg.Go(func() { errs[len(ends)+i] = w.writeCheckpoint(ctx, ck) })
+		if err := errs[len(ends)+i]; err != nil {
+			errs[len(ends)+i] = fmt.Errorf("store: checkpoint run %s: %w", ck.rc.x.ID, err)
+		}
 	}
-	wg.Wait()
 	return errs[:len(ends)], errs[len(ends):]
 }
 
-func (w *eventWriter) writeEnd(ctx context.Context, rc *recording) error {
+// endRecord returns the record of rc's end.
+func (w *eventWriter) endRecord(rc *recording) *Run {
 	out := rc.x.Output()
 	rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
-	if err := w.store.UpdateRun(ctx, rc.rec); err != nil {
-		return fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, err)
-	}
-	return nil
+	return rc.rec
 }
 
-func (w *eventWriter) writeCheckpoint(ctx context.Context, ck checkpoint) error {
+// checkpointRecord returns the run's record with a checkpoint's steps and a fresh
+// lease, which Recorder.writeDue takes once written.
+func (w *eventWriter) checkpointRecord(ck checkpoint) *Run {
 	rec := ck.rc.rec
 	rec.Status, rec.Output.Status, rec.Output.StepResults = run.StatusRunning, run.StatusRunning, ck.steps
 	rec.LeaseUntil = w.leases.until()
 	rec.UpdatedAt = time.Now()
-	if err := w.store.UpdateRun(ctx, rec); err != nil {
-		return fmt.Errorf("store: checkpoint run %s: %w", ck.rc.x.ID, err)
-	}
-	return nil
+	return rec
 }

@@ -41,15 +41,49 @@ func (s *Store) write(ctx context.Context, single bool, fn func(ctx context.Cont
 // notices body once fn succeeded: they are committed with the write.
 func (s *Store) writeNoted(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error,
 	notes func(body []byte) []byte) error {
-	o := &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
+	return s.submit(newOp(ctx, single, fn, notes))
+}
+
+func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error, notes func(body []byte) []byte) *op {
+	return &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
+}
+
+// submit hands o to the writer and returns its outcome (see write).
+func (s *Store) submit(o *op) error {
 	select {
 	case s.ops <- o:
 	case <-s.quit:
 		return store.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
 	return <-o.done
+}
+
+// submitAll hands ops to the writer at once, so that they share its next batch,
+// and returns the outcome of each (see write).
+func (s *Store) submitAll(ctx context.Context, ops []*op) []error {
+	errs := make([]error, len(ops))
+	if len(ops) == 0 {
+		return errs
+	}
+	select {
+	case s.many <- ops:
+	case <-s.quit:
+		for i := range errs {
+			errs[i] = store.ErrClosed
+		}
+		return errs
+	case <-ctx.Done():
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+		return errs
+	}
+	for i, o := range ops {
+		errs[i] = <-o.done
+	}
+	return errs
 }
 
 // writer takes ops until the store closes.
@@ -60,6 +94,8 @@ func (s *Store) writer() {
 		select {
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
+		case ops := <-s.many:
+			batch = append(batch[:0], ops...)
 		case <-s.quit:
 			return
 		}
@@ -68,6 +104,8 @@ func (s *Store) writer() {
 			select {
 			case o := <-s.ops:
 				batch = append(batch, o)
+			case ops := <-s.many:
+				batch = append(batch, ops...)
 			default:
 				break drain
 			}
