@@ -14,16 +14,17 @@ import (
 )
 
 // eventWriter is a Recorder's group commit: on each flush it writes the records of
-// the runs that began, the new events of every run in one call, and the ends and
-// checkpoints due, all at once, so that a store that groups concurrent writes
-// commits them together. It returns what failed; after a flush whose writes failed
-// it backs off before the next. The recorder's loop alone uses it.
+// the runs that began, the new events of many runs in one call, and the ends and
+// checkpoints due, all at once: in one call to a RunsWriter (SQLite), otherwise
+// in concurrent calls, so that a store that groups concurrent writes commits them
+// together. It returns what failed; after a flush whose writes failed it backs off
+// before the next. The recorder's loop alone uses it.
 //
 // The stores group writes too, and neither grouping makes the other redundant:
 // this one puts the events of many runs, over a flush interval, in one call; the
-// stores group the calls made at the same time (SQLite's writer: the records and
-// ends of a flush, one per run, in one transaction; PostgreSQL's endWriter: the
-// ends in one notifying transaction). Measured with BenchmarkPersistedRuns (2
+// stores group the calls made at the same time (SQLite's writer: the calls that
+// queue while it commits, in one transaction; PostgreSQL's endWriter: the ends in
+// one notifying transaction). Measured with BenchmarkPersistedRuns (2
 // cores), each run's events in a call of its own fell from ~650-1,070 to ~300
 // runs/s on SQLite and from ~220-270 to ~35 on PostgreSQL; SQLite's writer with
 // one op per transaction fell to ~280; PostgreSQL with one end per transaction to
