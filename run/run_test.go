@@ -19,12 +19,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
-	for range 1000 {
+	prev := ""
+	for range 10000 { // many to a millisecond
 		id := run.NewID()
 		u, err := uuid.Parse(id)
 		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || seen[id] {
 			t.Fatalf("bad or repeated id %q: %v", id, err)
 		}
+		if id <= prev {
+			t.Fatalf("id %q made after %q sorts before it", id, prev)
+		}
+		prev = id
 		if sec, _ := u.Time().UnixTime(); time.Since(time.Unix(sec, 0)) > time.Hour {
 			t.Fatalf("id %q carries time %d", id, sec)
 		}

@@ -14,16 +14,17 @@ import (
 )
 
 // eventWriter is a Recorder's group commit: on each flush it writes the records of
-// the runs that began, the new events of every run in one call, and the ends and
-// checkpoints due, all at once, so that a store that groups concurrent writes
-// commits them together. It returns what failed; after a flush whose writes failed
-// it backs off before the next. The recorder's loop alone uses it.
+// the runs that began, the new events of many runs in one call, and the ends and
+// checkpoints due, all at once: in one call to a RunsWriter (SQLite), otherwise
+// in concurrent calls, so that a store that groups concurrent writes commits them
+// together. It returns what failed; after a flush whose writes failed it backs off
+// before the next. The recorder's loop alone uses it.
 //
 // The stores group writes too, and neither grouping makes the other redundant:
 // this one puts the events of many runs, over a flush interval, in one call; the
-// stores group the calls made at the same time (SQLite's writer: the records and
-// ends of a flush, one per run, in one transaction; PostgreSQL's endWriter: the
-// ends in one notifying transaction). Measured with BenchmarkPersistedRuns (2
+// stores group the calls made at the same time (SQLite's writer: the calls that
+// queue while it commits, in one transaction; PostgreSQL's endWriter: the ends in
+// one notifying transaction). Measured with BenchmarkPersistedRuns (2
 // cores), each run's events in a call of its own fell from ~650-1,070 to ~300
 // runs/s on SQLite and from ~220-270 to ~35 on PostgreSQL; SQLite's writer with
 // one op per transaction fell to ~280; PostgreSQL with one end per transaction to
@@ -90,7 +91,7 @@ func (w *eventWriter) schedule(failing bool) {
 func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 	var todo []*recording
 	for _, rc := range live {
-		if !rc.created {
+		if !rc.created && rc.dead == nil {
 			todo = append(todo, rc)
 		}
 	}
@@ -98,11 +99,15 @@ func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 		return nil
 	}
 	errs := make([]error, len(todo))
-	var wg sync.WaitGroup
-	for i, rc := range todo {
-		wg.Go(func() { errs[i] = w.record(ctx, rc) })
+	if rw, ok := w.store.(RunsWriter); ok {
+		w.records(ctx, rw, todo, errs)
+	} else {
+		var wg sync.WaitGroup
+		for i, rc := range todo {
+			wg.Go(func() { errs[i] = w.record(ctx, rc) })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	var fs []failure
 	for i, rc := range todo {
 		if errs[i] != nil {
@@ -120,12 +125,43 @@ func (w *eventWriter) record(ctx context.Context, rc *recording) error {
 	rc.rec.LeaseUntil = w.leases.until()
 	if rc.resume {
 		rc.rec.UpdatedAt = time.Now()
-		if err := w.store.UpdateRun(ctx, rc.rec); err != nil {
+		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rc.rec))
+	}
+	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rc.rec))
+}
+
+// records writes the records of todo in one call of rw, as record does each, and
+// leaves the outcome of each in errs.
+func (w *eventWriter) records(ctx context.Context, rw RunsWriter, todo []*recording, errs []error) {
+	var create, update []*Run
+	var created, updated []int // the index in todo of each
+	for i, rc := range todo {
+		rc.rec.LeaseUntil = w.leases.until()
+		if rc.resume {
+			rc.rec.UpdatedAt = time.Now()
+			update, updated = append(update, rc.rec), append(updated, i)
+			continue
+		}
+		create, created = append(create, rc.rec), append(created, i)
+	}
+	cerrs, uerrs := rw.WriteRuns(ctx, create, update)
+	for k, i := range created {
+		errs[i] = w.recorded(ctx, todo[i], cerrs[k])
+	}
+	for k, i := range updated {
+		errs[i] = w.recorded(ctx, todo[i], uerrs[k])
+	}
+}
+
+// recorded returns the outcome of the write of rc's record, whose store error was
+// err.
+func (w *eventWriter) recorded(ctx context.Context, rc *recording, err error) error {
+	if rc.resume {
+		if err != nil {
 			return fmt.Errorf("store: resume the record of run %s: %w", rc.x.ID, err)
 		}
 		return nil
 	}
-	err := w.store.CreateRun(ctx, rc.rec)
 	if err != nil && rc.tried && errors.Is(err, ErrExists) && w.storedBefore(ctx, rc) {
 		return nil
 	}
@@ -240,37 +276,52 @@ func (w *eventWriter) append(ctx context.Context, batch []Event) (lost []string,
 // together, and returns the outcome of each.
 func (w *eventWriter) writeDue(ctx context.Context, ends []*recording, cks []checkpoint) (endErrs, ckErrs []error) {
 	errs := make([]error, len(ends)+len(cks))
-	var wg sync.WaitGroup
+	recs := make([]*Run, 0, len(errs))
+	for _, rc := range ends {
+		recs = append(recs, w.endRecord(rc))
+	}
+	for _, ck := range cks {
+		recs = append(recs, w.checkpointRecord(ck))
+	}
+	if rw, ok := w.store.(RunsWriter); ok {
+		_, errs = rw.WriteRuns(ctx, nil, recs)
+	} else {
+		var wg sync.WaitGroup
+		for i, rec := range recs {
+			wg.Go(func() { errs[i] = w.store.UpdateRun(ctx, rec) })
+		}
+		wg.Wait()
+	}
 	for i, rc := range ends {
-		wg.Go(func() { errs[i] = w.writeEnd(ctx, rc) })
+		if errs[i] != nil {
+			errs[i] = fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, errs[i])
+		}
 	}
 	for i, ck := range cks {
-		wg.Go(func() { errs[len(ends)+i] = w.writeCheckpoint(ctx, ck) })
+		if err := errs[len(ends)+i]; err != nil {
+			errs[len(ends)+i] = fmt.Errorf("store: checkpoint run %s: %w", ck.rc.x.ID, err)
+		}
 	}
-	wg.Wait()
 	return errs[:len(ends)], errs[len(ends):]
 }
 
-func (w *eventWriter) writeEnd(ctx context.Context, rc *recording) error {
+// endRecord returns the record of rc's end.
+func (w *eventWriter) endRecord(rc *recording) *Run {
 	out := rc.x.Output()
 	rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
 	if out.Status == run.StatusPaused {
 		// A paused run is a row: no process holds it, no lease runs out on it.
 		rc.rec.LeaseUntil = time.Time{}
 	}
-	if err := w.store.UpdateRun(ctx, rc.rec); err != nil {
-		return fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, err)
-	}
-	return nil
+	return rc.rec
 }
 
-func (w *eventWriter) writeCheckpoint(ctx context.Context, ck checkpoint) error {
+// checkpointRecord returns the run's record with a checkpoint's steps and a fresh
+// lease, which Recorder.writeDue takes once written.
+func (w *eventWriter) checkpointRecord(ck checkpoint) *Run {
 	rec := ck.rc.rec
 	rec.Status, rec.Output.Status, rec.Output.StepResults = run.StatusRunning, run.StatusRunning, ck.steps
 	rec.LeaseUntil = w.leases.until()
 	rec.UpdatedAt = time.Now()
-	if err := w.store.UpdateRun(ctx, rec); err != nil {
-		return fmt.Errorf("store: checkpoint run %s: %w", ck.rc.x.ID, err)
-	}
-	return nil
+	return rec
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
@@ -30,9 +31,12 @@ type RecorderOptions struct {
 	// Replica names this process in the records of the runs it executes.
 	Replica string
 	// FlushInterval is how long a streamed event may wait before it is written
-	// (DefaultFlushInterval if zero). An event emitted while the recorder is idle
-	// is written at once, and under load flushes for events are at least a fifth
-	// of FlushInterval apart. A run's end is written at once.
+	// (DefaultFlushInterval if zero) when the store keeps up. An event emitted
+	// while the recorder is idle is written at once; under load the writes of
+	// events are at least a fifth of FlushInterval apart, and at least three
+	// times as far apart as the last one took (at most 250 ms). A run's record,
+	// and its end and checkpoints with the events before them, are written at
+	// once, ahead of other runs' events.
 	FlushInterval time.Duration
 	// Lease is how long a run's claim lasts unless renewed (DefaultLease if zero); the
 	// recorder renews the leases of its live runs three times per Lease. It is also
@@ -112,6 +116,7 @@ type Recorder struct {
 	writer  eventWriter
 	leases  leaseKeeper
 	failing bool
+	hot     []*recording // the urgent runs of a flush, reused
 
 	// emitted is signalled by the first event a recorded run emits after a flush
 	// read its log (see eventlog.Log.Arm): an event emitted while the writer is
@@ -257,60 +262,133 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	recovery := time.NewTicker(r.opts.RecoverInterval)
 	defer recovery.Stop()
 	r.recover()
-	// An event emitted while the writer is idle is written at once; under load,
-	// flushes for events are at least gap apart, and the events of many runs
-	// share them (group commit).
+	// An event emitted while the writer is idle is written at once. Under load the
+	// writes of the runs' events (the bulk) are at least period apart, and the
+	// events of many runs share them (group commit): period is a fifth of
+	// FlushInterval, or bulkDuty times what the last bulk write took, up to
+	// maxWindow, so that the store spends at most about a third of its time on
+	// events that only wait to be streamed, fewer and larger writes cost less per
+	// event, and the records of runs that begin and the ends of runs that end
+	// (urgent: a caller waits for them) are written at once, between them.
 	gap := r.opts.FlushInterval / 5
-	var last time.Time // when the last flush began
+	period := gap
+	var last time.Time // when the last bulk began
 	for {
+		bulk := true
 		select {
 		case <-r.table.kick:
+			bulk = time.Since(last) >= period
 		case <-r.emitted:
-			if wait := gap - time.Since(last); wait > 0 {
+			if wait := period - time.Since(last); wait > 0 {
 				flush.Reset(wait)
 				continue
 			}
 		case <-flush.C:
+			if wait := period - time.Since(last); wait > 0 {
+				flush.Reset(wait)
+				continue
+			}
 		case <-renew:
 			r.leases.markDue(r.table.list())
 		case <-recovery.C:
 			r.recover()
 			continue
 		case <-r.stop:
-			r.flush(true)
+			r.flush(true, true)
 			r.table.abandon()
 			return
 		}
-		last = time.Now()
-		r.flush(false)
-		flush.Reset(r.writer.wait(r.opts.FlushInterval))
+		start := time.Now()
+		if bulk {
+			last = start
+		}
+		if r.flush(false, bulk) {
+			period = min(max(gap, bulkDuty*time.Since(start)), max(gap, maxWindow))
+		}
+		wait := r.writer.wait(r.opts.FlushInterval)
+		if !bulk {
+			wait = min(wait, max(period-time.Since(last), 0))
+		}
+		flush.Reset(wait)
 	}
 }
 
-// flush writes the records of the runs that began, the new events of every recorded
-// run in one call, the leases due to be renewed, then the final state of the runs
-// that ended and the checkpoints asked for. A write that failed is tried again on a
-// later flush, once the backoff has passed (at once if final: Close tries once more).
-func (r *Recorder) flush(final bool) {
+// The adaptive window of the bulk writes of events (see loop): the next one begins
+// no sooner than bulkDuty times the last one took, nor later than maxWindow after
+// it (nor sooner than a fifth of FlushInterval).
+const (
+	bulkDuty  = 3
+	maxWindow = 250 * time.Millisecond
+)
+
+// flush writes the records of the runs that began, and the events and the final
+// state or checkpoint of the runs whose End or Checkpoint waits (urgent); if bulk,
+// then the new events of every other recorded run, in calls of at most bulkRuns
+// runs, the urgent writes of runs that begin or end meanwhile between them, and the
+// leases due to be renewed; then the final state of the runs that ended and the
+// checkpoints asked for. A write that failed is tried again on a later flush, once
+// the backoff has passed (at once if final: Close tries once more). It reports
+// whether it wrote the bulk.
+func (r *Recorder) flush(final, bulk bool) bool {
 	live := r.table.list()
 	if len(live) == 0 {
 		r.writer.schedule(false)
-		return
+		return false
 	}
 	live = r.settle(live)
 	if len(live) == 0 || !final && r.writer.backingOff() {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	r.failing = false
-	r.failed(r.writer.create(ctx, live))
-	r.begun(live)
-	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil })
-	r.failed(r.writer.appendEvents(ctx, live))
-	r.failed(r.leases.renew(ctx, r.table.notEnding(r.leases.dueOf(live))))
+	r.urgent(ctx, live)
+	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil || rc.finished })
+	if bulk {
+		// In a stable order: each call's runs are near each other in a store's
+		// index of them.
+		slices.SortFunc(live, func(a, b *recording) int { return strings.Compare(a.x.ID, b.x.ID) })
+		for i := 0; i < len(live); i += bulkRuns {
+			r.failed(r.writer.appendEvents(ctx, live[i:min(i+bulkRuns, len(live))]))
+			select {
+			case <-r.table.kick:
+				r.urgent(ctx, r.table.list())
+			default:
+			}
+		}
+		r.failed(r.leases.renew(ctx, r.table.notEnding(r.leases.dueOf(live))))
+	}
 	r.writeDue(ctx, live)
 	r.writer.schedule(r.failing)
+	return bulk
+}
+
+// bulkRuns bounds the runs whose events one write of the bulk carries, so that an
+// urgent write waits for one such write at most.
+const bulkRuns = 128
+
+// urgent writes the records of the runs of live that began, answering their
+// Begins, then the events of the runs whose End or Checkpoint waits, and their final
+// state or checkpoint.
+func (r *Recorder) urgent(ctx context.Context, live []*recording) {
+	r.hot = r.table.urgent(r.hot[:0], live)
+	if len(r.hot) == 0 {
+		r.failed(r.writer.create(ctx, live))
+		r.begun(live)
+		return
+	}
+	// At the same time, so that a store that groups concurrent writes commits
+	// them together: the records (of runs not created) and the events of the
+	// runs due (created) are of different runs, and the writer's state that each
+	// uses is its own (see eventWriter).
+	created := make(chan []failure, 1)
+	go func() { created <- r.writer.create(ctx, live) }()
+	appended := r.writer.appendEvents(ctx, r.hot)
+	r.failed(<-created)
+	r.begun(live)
+	r.failed(appended)
+	r.writeDue(ctx, r.hot)
+	clear(r.hot)
 }
 
 // settle gives up on the runs whose lease lapsed while their writes failed, answers

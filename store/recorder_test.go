@@ -598,3 +598,53 @@ func TestRecorderCheckpointWaitsForAConnection(t *testing.T) {
 		t.Errorf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
 	}
 }
+
+// TestRecorderEndAheadOfLiveEvents: a run's end, with the events before it, is
+// written at once, while another run's live events wait for the window of the
+// bulk writes (here an hour): what a caller waits for (a cancel, the run's End)
+// does not queue behind events that only wait to be streamed.
+func TestRecorderEndAheadOfLiveEvents(t *testing.T) {
+	st := newMemStore()
+	rec := store.NewRecorder(st, store.RecorderOptions{FlushInterval: time.Hour, Lease: time.Hour})
+	defer rec.Close()
+	emitNow, emitted, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	live, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		<-emitNow
+		emit(x, "live", run.EventWorkflowStarted)
+		close(emitted)
+		<-release
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ending, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		close(emitNow) // once both runs' records are stored
+		<-emitted
+		emit(x, "ending", run.EventWorkflowStarted, run.EventStepStarted)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := ending.Wait(); out.Status != run.StatusCompleted {
+		t.Fatalf("ending run: %s %q", out.Status, out.Error)
+	}
+	got, err := st.GetRun(t.Context(), ending.ID)
+	if err != nil || got.Status != run.StatusCompleted {
+		t.Fatalf("ending run's record: %+v, %v", got, err)
+	}
+	if evs, _ := st.Events(t.Context(), ending.ID, 0, 0); len(evs) != 3 {
+		t.Errorf("ending run: %d events stored with its end, want 3", len(evs))
+	}
+	if evs, _ := st.Events(t.Context(), live.ID, 0, 0); len(evs) != 0 {
+		t.Errorf("live run: %d events stored within its window, want them to wait", len(evs))
+	}
+	close(release)
+	if out := live.Wait(); out.Status != run.StatusCompleted {
+		t.Fatalf("live run: %s %q", out.Status, out.Error)
+	}
+	if evs, _ := st.Events(t.Context(), live.ID, 0, 0); len(evs) != 2 {
+		t.Errorf("live run: %d events stored with its end, want 2", len(evs))
+	}
+}

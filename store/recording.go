@@ -40,6 +40,7 @@ type recording struct {
 	renew     bool      // the lease is due to be renewed
 	err       error     // why the last write for the run failed; nil once one succeeded
 	dead      error     // why the recorder gave up on the run: nothing more is written
+	finished  bool      // its End was answered: it is no longer in the table
 
 	// Begin waits on begun for the outcome of the record's write; nil once answered.
 	begun chan error
@@ -183,7 +184,7 @@ func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) 
 	defer t.mu.Unlock()
 	for _, rc := range live {
 		switch {
-		case rc.dead != nil: // given up on during this flush
+		case rc.dead != nil, rc.finished: // given up on, or finished, during this flush
 		case rc.ending:
 			if rc.persisted >= rc.x.Log.Len() {
 				ends = append(ends, rc)
@@ -199,6 +200,20 @@ func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) 
 	return ends, cks
 }
 
+// urgent returns the runs of live that a flush writes first, ahead of the other
+// runs' events: those whose End or a Checkpoint waits, which the run's caller (a
+// cancel, the next step of a workflow) waits for. The slice is dst, reused.
+func (t *runTable) urgent(dst, live []*recording) []*recording {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, rc := range live {
+		if rc.created && rc.dead == nil && !rc.finished && (rc.ending || rc.ckWait != nil) {
+			dst = append(dst, rc)
+		}
+	}
+	return dst
+}
+
 func (t *runTable) isEnding(rc *recording) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -210,6 +225,7 @@ func (t *runTable) isEnding(rc *recording) bool {
 func (t *runTable) finish(rc *recording, err error) {
 	t.mu.Lock()
 	delete(t.runs, rc.x.ID)
+	rc.finished = true
 	wait := rc.ckWait
 	rc.ckSteps, rc.ckWait = nil, nil
 	t.mu.Unlock()

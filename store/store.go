@@ -267,6 +267,16 @@ type Fencer interface {
 	AppendEventsAs(ctx context.Context, replica string, events []Event) (lost []string, err error)
 }
 
+// RunsWriter is a Store that writes the records of many runs in one call more
+// cheaply than in one call each (SQLite: one op of its writer, so one transaction,
+// instead of as many ops as runs, which its writer may take in several). A
+// Recorder writes the records, ends and checkpoints of a flush through it.
+type RunsWriter interface {
+	// WriteRuns creates the runs of create, as CreateRun does, and updates those of
+	// update, as UpdateRun does, each with its own outcome, in that order.
+	WriteRuns(ctx context.Context, create, update []*Run) (createErrs, updateErrs []error)
+}
+
 // Notifications are what a Canceller tells the processes that share its database.
 // A nil field is not called. The fields are called one at a time, on the listener's
 // goroutine, and should not block.

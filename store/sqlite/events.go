@@ -330,7 +330,7 @@ func (s *Store) Events(ctx context.Context, runID string, from, limit int) ([]st
 		return nil, s.fail("events of run "+runID, err)
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT data FROM event_pages
-		WHERE run_id = ? AND last_idx >= ? ORDER BY first_idx`, runID, from)
+		WHERE run_id = ? AND last_idx >= ? ORDER BY last_idx`, runID, from)
 	if err != nil {
 		return nil, s.fail("events of run "+runID, err)
 	}

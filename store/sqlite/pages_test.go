@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,4 +93,77 @@ func TestDecodePageRejectsDamage(t *testing.T) {
 			t.Errorf("decodePage(%q) accepted a damaged page", page)
 		}
 	}
+}
+
+// TestMigrateToEventLog opens a file of schema version 5 (pages keyed by run and
+// first index): migration 6 moves its pages into the arrival-ordered log, where
+// they read as before, a run's events go on after them, and an event stored
+// already is left as it is.
+func TestMigrateToEventLog(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "v5.db")
+	db, err := sql.Open("sqlite", driverDSN(path, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(evs ...store.Event) []byte { return encodePage(nil, evs) }
+	ev := func(i int, data string) store.Event {
+		return store.Event{Index: i, Type: run.EventRunContent, Data: []byte(data), CreatedAt: time.UnixMilli(int64(1000 + i))}
+	}
+	stmts := []string{`CREATE TABLE kern_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
+	for _, m := range ms[:5] {
+		stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO kern_schema VALUES (%d, '%s', 0)`, m.version, m.name))
+	}
+	for _, q := range stmts {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []struct {
+		run         string
+		first, last int
+		data        []byte
+	}{
+		{"b", 0, 0, page(ev(0, `"b0"`))},
+		{"a", 2, 3, page(ev(2, `"a2"`), ev(3, `"a3"`))},
+		{"a", 0, 1, page(ev(0, `"a0"`), ev(1, `"a1"`))},
+	} {
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO event_pages (run_id, first_idx, last_idx, data) VALUES (?, ?, ?, ?)`,
+			p.run, p.first, p.last, p.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openPath(t, path)
+	evs, err := s.Events(t.Context(), "a", 1, 0)
+	if err != nil || len(evs) != 3 || evs[0].Index != 1 || string(evs[2].Data) != `"a3"` || !evs[2].CreatedAt.Equal(time.UnixMilli(1003)) {
+		t.Fatalf("Events(a, 1) after the migration = %+v, %v", evs, err)
+	}
+	a3, a4 := ev(3, `"again"`), ev(4, `"a4"`)
+	a3.RunID, a4.RunID = "a", "a"
+	if err := s.AppendEvents(t.Context(), []store.Event{a3, a4}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err = s.Events(t.Context(), "a", 0, 0)
+	if err != nil || len(evs) != 5 {
+		t.Fatalf("Events(a) after an append = %+v, %v", evs, err)
+	}
+	for i, e := range evs {
+		if e.Index != i {
+			t.Errorf("event %d has index %d", i, e.Index)
+		}
+	}
+	if string(evs[3].Data) != `"a3"` || string(evs[4].Data) != `"a4"` {
+		t.Errorf("events 3, 4 = %s, %s; want the stored one kept and the new one added", evs[3].Data, evs[4].Data)
+	}
+	if evs, err := s.Events(t.Context(), "b", 0, 0); err != nil || len(evs) != 1 || string(evs[0].Data) != `"b0"` {
+		t.Errorf("Events(b) = %+v, %v", evs, err)
+	}
+	s.Close()
+	checkSchema(t, path)
 }

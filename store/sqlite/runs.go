@@ -52,9 +52,18 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("create run "+r.ID, err)
 	}
+	o, err := s.createOp(ctx, r)
+	if err == nil {
+		err = s.submit(o)
+	}
+	return s.fail("create run "+r.ID, err)
+}
+
+// createOp returns the write of CreateRun.
+func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
 	out, err := encodeOutput(r)
 	if err != nil {
-		return s.fail("create run "+r.ID, err)
+		return nil, err
 	}
 	now := time.Now().UnixMilli()
 	created := millis(r.CreatedAt)
@@ -63,14 +72,13 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 	}
 	args := []any{r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
 		r.ComponentID, string(r.Status), r.Input, out, r.Replica, millis(r.LeaseUntil), created, now}
-	err = s.write(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.createRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
 		return oneRow(res, store.ErrExists)
-	})
-	return s.fail("create run "+r.ID, err)
+	}, nil), nil
 }
 
 // UpdateRun saves a run's status, output, replica and lease; store.ErrNotFound if
@@ -81,9 +89,18 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("update run "+r.ID, err)
 	}
+	o, err := s.updateOp(ctx, r)
+	if err == nil {
+		err = s.submit(o)
+	}
+	return s.fail("update run "+r.ID, err)
+}
+
+// updateOp returns the write of UpdateRun.
+func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
 	out, err := encodeOutput(&store.Run{Output: r.Output})
 	if err != nil {
-		return s.fail("update run "+r.ID, err)
+		return nil, err
 	}
 	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID}
 	var notes func([]byte) []byte
@@ -91,7 +108,7 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		id, st := r.ID, string(r.Status)
 		notes = func(b []byte) []byte { return appendNotice(b, noticeEnded, id, st) }
 	}
-	err = s.writeNoted(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.updateRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
@@ -108,8 +125,47 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 			return err
 		}
 		return fmt.Errorf("replica %q holds it: %w", holder, store.ErrTakenOver)
-	}, notes)
-	return s.fail("update run "+r.ID, err)
+	}, notes), nil
+}
+
+var _ store.RunsWriter = (*Store)(nil)
+
+// WriteRuns creates and updates runs as CreateRun and UpdateRun do, each with its
+// own outcome, in one op of the writer: they share a transaction.
+func (s *Store) WriteRuns(ctx context.Context, create, update []*store.Run) (createErrs, updateErrs []error) {
+	errs := make([]error, len(create)+len(update))
+	name := func(i int) string {
+		if i < len(create) {
+			return "create run " + create[i].ID
+		}
+		return "update run " + update[i-len(create)].ID
+	}
+	if err := s.begin(ctx); err != nil {
+		for i := range errs {
+			errs[i] = s.fail(name(i), err)
+		}
+		return errs[:len(create)], errs[len(create):]
+	}
+	ops := make([]*op, 0, len(errs))
+	at := make([]int, 0, len(errs)) // the index in errs of each op
+	for i := range errs {
+		var o *op
+		var err error
+		if i < len(create) {
+			o, err = s.createOp(ctx, create[i])
+		} else {
+			o, err = s.updateOp(ctx, update[i-len(create)])
+		}
+		if err != nil {
+			errs[i] = s.fail(name(i), err)
+			continue
+		}
+		ops, at = append(ops, o), append(at, i)
+	}
+	for k, err := range s.submitAll(ctx, ops) {
+		errs[at[k]] = s.fail(name(at[k]), err)
+	}
+	return errs[:len(create)], errs[len(create):]
 }
 
 // oneRow returns none unless res affected a row.

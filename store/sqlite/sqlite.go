@@ -101,6 +101,7 @@ type Store struct {
 	walGrew    chan struct{} // the writer committed: a checkpoint is due
 	ckDone     chan struct{} // closed by the checkpointer when it stopped
 	ops        chan *op      // to the writer goroutine
+	many       chan []*op    // to the writer goroutine: ops to share a batch
 	quit       chan struct{} // closed by Close: the writer stops
 	writerDone chan struct{} // closed by the writer when it stopped
 
@@ -194,7 +195,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: path, query: query, w: w,
-		ops: make(chan *op), quit: make(chan struct{}), writerDone: make(chan struct{}),
+		ops: make(chan *op), many: make(chan []*op), quit: make(chan struct{}), writerDone: make(chan struct{}),
 		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()

@@ -271,3 +271,37 @@ func TestPragmas(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestWriteRuns: WriteRuns creates and updates runs as CreateRun and UpdateRun do,
+// each with its own outcome: one refused leaves the others written.
+func TestWriteRuns(t *testing.T) {
+	t.Parallel()
+	s := openPath(t, filepath.Join(t.TempDir(), "kern.db"))
+	rec := func(id string, st run.Status) *store.Run {
+		return &store.Run{ID: id, Kind: run.KindWorkflow, Status: st, Input: "go",
+			Output: run.Output{RunID: id, Status: st}, CreatedAt: time.Now()}
+	}
+	if err := s.CreateRun(t.Context(), rec("taken", run.StatusRunning)); err != nil {
+		t.Fatal(err)
+	}
+	cerrs, uerrs := s.WriteRuns(t.Context(),
+		[]*store.Run{rec("new", run.StatusRunning), rec("taken", run.StatusRunning)},
+		[]*store.Run{rec("taken", run.StatusCompleted), rec("missing", run.StatusCompleted)})
+	if len(cerrs) != 2 || cerrs[0] != nil || !errors.Is(cerrs[1], store.ErrExists) {
+		t.Errorf("create outcomes = %v, want nil and ErrExists", cerrs)
+	}
+	if len(uerrs) != 2 || uerrs[0] != nil || !errors.Is(uerrs[1], store.ErrNotFound) {
+		t.Errorf("update outcomes = %v, want nil and ErrNotFound", uerrs)
+	}
+	if r, err := s.GetRun(t.Context(), "new"); err != nil || r.Status != run.StatusRunning {
+		t.Errorf("new run = %+v, %v", r, err)
+	}
+	if r, err := s.GetRun(t.Context(), "taken"); err != nil || r.Status != run.StatusCompleted {
+		t.Errorf("updated run = %+v, %v", r, err)
+	}
+	big := rec("big", run.StatusRunning)
+	big.Input = strings.Repeat("x", store.MaxValueSize+1)
+	if cerrs, _ := s.WriteRuns(t.Context(), []*store.Run{big, rec("small", run.StatusRunning)}, nil); !errors.Is(cerrs[0], store.ErrTooLarge) || cerrs[1] != nil {
+		t.Errorf("outcomes of an oversized run beside another = %v", cerrs)
+	}
+}

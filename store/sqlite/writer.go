@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/kern-dev/kern/store"
 )
@@ -40,15 +41,49 @@ func (s *Store) write(ctx context.Context, single bool, fn func(ctx context.Cont
 // notices body once fn succeeded: they are committed with the write.
 func (s *Store) writeNoted(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error,
 	notes func(body []byte) []byte) error {
-	o := &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
+	return s.submit(newOp(ctx, single, fn, notes))
+}
+
+func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error, notes func(body []byte) []byte) *op {
+	return &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
+}
+
+// submit hands o to the writer and returns its outcome (see write).
+func (s *Store) submit(o *op) error {
 	select {
 	case s.ops <- o:
 	case <-s.quit:
 		return store.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
 	return <-o.done
+}
+
+// submitAll hands ops to the writer at once, so that they share its next batch,
+// and returns the outcome of each (see write).
+func (s *Store) submitAll(ctx context.Context, ops []*op) []error {
+	errs := make([]error, len(ops))
+	if len(ops) == 0 {
+		return errs
+	}
+	select {
+	case s.many <- ops:
+	case <-s.quit:
+		for i := range errs {
+			errs[i] = store.ErrClosed
+		}
+		return errs
+	case <-ctx.Done():
+		for i := range errs {
+			errs[i] = ctx.Err()
+		}
+		return errs
+	}
+	for i, o := range ops {
+		errs[i] = <-o.done
+	}
+	return errs
 }
 
 // writer takes ops until the store closes.
@@ -59,6 +94,8 @@ func (s *Store) writer() {
 		select {
 		case o := <-s.ops:
 			batch = append(batch[:0], o)
+		case ops := <-s.many:
+			batch = append(batch[:0], ops...)
 		case <-s.quit:
 			return
 		}
@@ -67,6 +104,8 @@ func (s *Store) writer() {
 			select {
 			case o := <-s.ops:
 				batch = append(batch, o)
+			case ops := <-s.many:
+				batch = append(batch, ops...)
 			default:
 				break drain
 			}
@@ -139,6 +178,9 @@ func (s *Store) runBatch(batch []*op, errs []error) error {
 // checkpoint never catches up, and the WAL would grow without end.
 const walLimit = 16384 // 64 MiB of 4 KiB pages
 
+// ckInterval is the least time between two checkpoints (see checkpointer).
+const ckInterval = 50 * time.Millisecond
+
 // checkpointer copies the WAL's committed pages into the database file after
 // commits, on its own connection, so that the writer does not: a PASSIVE
 // checkpoint runs beside the writer and never blocks it. When the WAL outgrows
@@ -147,12 +189,24 @@ const walLimit = 16384 // 64 MiB of 4 KiB pages
 func (s *Store) checkpointer() {
 	defer close(s.ckDone)
 	ctx := context.Background()
+	wait := time.NewTimer(0)
+	defer wait.Stop()
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-s.walGrew:
 		}
+		// At most one checkpoint per ckInterval: each costs the writes of the
+		// pages committed since the last one, and two fsyncs. Under a stream of
+		// commits the pages they rewrite (the last pages of the event log, its
+		// index's) are copied once per checkpoint, not once per commit.
+		select {
+		case <-s.quit:
+			return
+		case <-wait.C:
+		}
+		wait.Reset(ckInterval)
 		// An error (another process holds a lock) waits for the next commit.
 		var busy, frames, copied int
 		if err := s.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied); err != nil {
