@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -260,6 +261,11 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		x, err = r.comp.start(ctx, r.input, r.opts...)
 	}
 	r.x, r.err = x, err
+	if err == nil && r.background {
+		// No caller streams it from its start: its log keeps only its window
+		// (clients that resume read older events from the store).
+		engine.LogOf(x).Unpin()
+	}
 	close(r.started)
 	if err != nil {
 		level := slog.LevelWarn

@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"errors"
 
 	"github.com/kern-dev/kern/internal/eventlog"
 	"github.com/kern-dev/kern/internal/runaccess"
@@ -93,10 +94,16 @@ func (x *Exec) Wait() *Output {
 // Stream returns an iterator over the run's events from the first one, ending after
 // its terminal event. Breaking out of the loop cancels the run with reason
 // "consumer stopped"; either way, the iterator returns only once the run's goroutine
-// is done.
+// is done. The first Stream of a persisted run gets every event; a later one may
+// find the run's first events dropped from memory (see Log.Held): it then yields
+// only ErrEvicted, at once, and the run goes on (host.FollowExec reads them from
+// the store).
 func (x *Exec) Stream(yield func(*Event, error) bool) {
-	ended := false
+	ended, evicted := false, false
 	defer func() {
+		if evicted {
+			return
+		}
 		// Also when yield panicked: a run nobody reads any more must not go on.
 		if !ended {
 			x.entry.Cancel(ReasonConsumerStopped)
@@ -104,10 +111,15 @@ func (x *Exec) Stream(yield func(*Event, error) bool) {
 		<-x.done
 	}()
 	read := true
-	_ = x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
+	err := x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
 		read = yield(ev, nil)
 		return read
 	})
+	if errors.Is(err, ErrEvicted) { // returned before any event
+		evicted = true
+		yield(nil, err)
+		return
+	}
 	ended = read
 }
 

@@ -65,6 +65,11 @@ func (l *Log) Track(kick chan<- struct{}) { l.log().Track(kick) }
 // that has written what the log holds asks to hear of the next event at once.
 func (l *Log) Arm() { l.log().Arm() }
 
+// Unpin tells the log of a persisted run that its first reader will not come
+// (the run executes in the background): it drops what its window left from now
+// on, as it does once a reader follows it (see run.Log.Held).
+func (l *Log) Unpin() { l.log().Unpin() }
+
 // Durable advances the watermark: the events before index n are durable.
 func (l *Log) Durable(n int) { l.log().Durable(n) }
 

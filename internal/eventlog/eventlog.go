@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +17,43 @@ import (
 
 // Events live in segments that never move, so a reader can keep a pointer to one and
 // a streamed chunk costs no allocation of its own. Segment k holds firstSegment<<k
-// events: short runs allocate little, long ones allocate rarely.
-const firstSegment = 8
+// events up to segmentCap: short runs allocate little, long ones once per
+// segmentCap events, and a recorded run's log drops whole segments its window left.
+const (
+	firstSegment = 8
+	maxShift     = 2
+	segmentCap   = firstSegment << maxShift         // events in segment maxShift and every later one
+	cappedStart  = firstSegment * (1<<maxShift - 1) // index of segment maxShift's first event
+)
 
-// locate returns the segment and the offset in it of event i.
+// Window is how many of its most recent events a recorded run's log keeps in
+// memory once the store holds them (see Log.Track): a client that resumes within
+// it, or a reader that falls that far behind, is served from memory; one from
+// further back reads the store. Whole segments are dropped, so a log holds at most
+// Window+segmentCap durable events, and every event not durable yet.
+const Window = 32
+
+// locate returns the segment and the offset in it of event i (counted from the
+// log's first index).
 func locate(i int) (seg, off int) {
+	if i >= cappedStart {
+		j := i - cappedStart
+		return maxShift + j/segmentCap, j % segmentCap
+	}
 	seg = bits.Len(uint(i/firstSegment+1)) - 1
 	return seg, i - firstSegment*(1<<seg-1)
 }
+
+// segmentStart returns the index of segment seg's first event.
+func segmentStart(seg int) int {
+	if seg >= maxShift {
+		return cappedStart + (seg-maxShift)*segmentCap
+	}
+	return firstSegment * (1<<seg - 1)
+}
+
+// segmentLen returns how many events segment seg holds.
+func segmentLen(seg int) int { return firstSegment << min(seg, maxShift) }
 
 // Log is the ordered event sequence of one top-level run, nested runs' events
 // included. It numbers events as they are emitted and lets any number of readers
@@ -38,9 +68,21 @@ func locate(i int) (seg, off int) {
 // store holds; once the recorder gives up on the run (Lose), such readers stop at
 // the watermark and learn ErrLost: what follows, if anything, is in the store, from
 // whichever process owns the run next.
+//
+// A recorded run's log keeps in memory only what it must: the events not durable
+// yet, the last Window events, and those a Follow reader has not read yet (a
+// Follow reader is never left behind). Older events are dropped as the watermark
+// passes them, so that memory stays flat however long the run. Until the run's
+// first reader follows it (or Unpin says none will come), the log keeps every
+// event, so that the run's first reader, which may start a little after the run,
+// misses none. A FollowDurable reader, or a Follow that starts, before the oldest
+// event held gets ErrEvicted: it reads those events from the store. A log that is
+// not tracked (a run without a store) keeps every event: it is the only copy.
 type Log[E any] struct {
 	mu       sync.Mutex
-	segments [][]E
+	segments [][]E        // segments[0] is segment base; a new slice when segments are dropped
+	base     int          // the number of segments dropped
+	held     int          // index of the first event held: segment base's first
 	first    int          // index of the log's first event (see StartAt)
 	n        int          // index of the next event
 	emitted  atomic.Int64 // n, readable without the lock by readers about to wait
@@ -61,12 +103,22 @@ type Log[E any] struct {
 	kick  chan<- struct{}
 	armed atomic.Bool
 
+	// What a tracked log may not drop: every event from each Follow reader's
+	// position on, and, until unpinned (the first reader came, or Unpin), every
+	// event.
+	pins     []*pin
+	unpinned bool
+
 	// The wall clock at the first event, read once: later events add the monotonic
 	// time since, which costs half as much as reading the wall clock again.
 	clockOnce sync.Once
 	start     time.Time
 	startNano int64
 }
+
+// pin is the position of a Follow reader of a tracked log, written with the lock
+// held: the events from it on stay in memory.
+type pin struct{ at int }
 
 // Now returns the Unix second to stamp an event emitted now with.
 func (l *Log[E]) Now() int64 {
@@ -91,8 +143,8 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		return false
 	}
 	seg, off := locate(l.n - l.first)
-	if seg == len(l.segments) {
-		l.segments = append(l.segments, make([]E, firstSegment<<seg))
+	if seg -= l.base; seg == len(l.segments) {
+		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base)))
 	}
 	*index = l.n
 	l.segments[seg][off] = *ev
@@ -107,6 +159,12 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		}
 	}
 	return true
+}
+
+// at returns event i of segs, whose first segment is segment base.
+func at[E any](segs [][]E, base, first, i int) *E {
+	seg, off := locate(i - first)
+	return &segs[seg-base][off]
 }
 
 func (l *Log[E]) wakeLocked() {
@@ -141,11 +199,16 @@ func (l *Log[E]) Close() {
 // event after the watermark will be made durable by this process.
 var ErrLost = errors.New("the run's events are no longer made durable here")
 
+// ErrEvicted is what a reader of a recorded run's log gets when the events it asks
+// for are no longer held in memory (see Log): they are in the store.
+var ErrEvicted = errors.New("the run's events from this index on are no longer in memory: read them from the store")
+
 // Track gives the log a durable watermark, at the log's first index: from now on
-// FollowDurable reads only the events Durable acknowledged. kick, if not nil, is
-// signalled by the first event emitted after each Arm. Track must be called
-// before the first event and before any reader follows the log (a recorder calls
-// it as the run begins).
+// FollowDurable reads only the events Durable acknowledged, and the log drops the
+// durable events outside its window (see Log). kick, if not nil, is signalled by
+// the first event emitted after each Arm. Track must be called before the first
+// event and before any reader follows the log (a recorder calls it as the run
+// begins).
 func (l *Log[E]) Track(kick chan<- struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -164,6 +227,16 @@ func (l *Log[E]) Arm() {
 	}
 }
 
+// Unpin tells a tracked log that the run's first reader will not come (the run
+// executes in the background): from now on it drops what its window left, as it
+// does once a reader follows it.
+func (l *Log[E]) Unpin() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unpinned = true
+	l.trimLocked()
+}
+
 // Durable advances the watermark: the events before index n are durable. A lower
 // n, or a log lost or not tracked, changes nothing.
 func (l *Log[E]) Durable(n int) {
@@ -174,6 +247,30 @@ func (l *Log[E]) Durable(n int) {
 	}
 	l.durable.Store(int64(min(n, l.n)))
 	l.wakeDurableLocked()
+	l.trimLocked()
+}
+
+// trimLocked drops the segments of a tracked log that hold only events it no
+// longer needs: durable, outside the window, read by every Follow reader.
+func (l *Log[E]) trimLocked() {
+	if !l.tracked.Load() || !l.unpinned {
+		return
+	}
+	keep := min(int(l.durable.Load()), l.n-Window)
+	for _, p := range l.pins {
+		keep = min(keep, p.at)
+	}
+	drop := 0
+	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1) <= keep {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	// A new slice: readers may still index the old one, outside the lock.
+	l.segments = slices.Clone(l.segments[drop:])
+	l.base += drop
+	l.held = l.first + segmentStart(l.base)
 }
 
 // Lose marks the run as given up on by its recorder: the watermark moves no more,
@@ -196,7 +293,8 @@ func (l *Log[E]) Lost() bool {
 
 // Untrack drops the watermark: FollowDurable reads every event, as Follow does. A
 // recorder that gives up on a run nothing of which reached the store (not even its
-// record), so that no other process can take it over, lets its own end stand.
+// record), so that no other process can take it over, lets its own end stand. The
+// log drops no event from then on (none was durable, so none was dropped).
 func (l *Log[E]) Untrack() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -216,13 +314,23 @@ func (l *Log[E]) Readable() int {
 	return int(e)
 }
 
+// Held returns the index of the oldest event the log holds in memory: its first
+// index, unless it is tracked and dropped older events (see Log).
+func (l *Log[E]) Held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.held, l.first)
+}
+
 // FollowDurable is Follow bounded by the durable watermark of a tracked log: it
 // calls fn with each event once the store acknowledged it, until the log is closed
 // and every event is durable (the run's end stored: it returns nil), fn returns
-// false (nil), ctx is done (ctx's error), or the recorder gave up on the run
-// (ErrLost). next is the index of the first event not handed to fn, from which a
-// reader goes on in the store after ErrLost. An untracked log is followed as
-// Follow follows it, at no cost more.
+// false (nil), ctx is done (ctx's error), the recorder gave up on the run
+// (ErrLost), or the next event to read was dropped from memory (ErrEvicted): it
+// is durable, so in the store. next is the index of the first event not handed to
+// fn, from which a reader goes on in the store after ErrLost or ErrEvicted. It
+// keeps no event in memory for its reader. An untracked log is followed as Follow
+// follows it, at no cost more.
 func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) (next int, err error) {
 	if !l.tracked.Load() {
 		// Tracking starts before any reader follows: an untracked log stays so.
@@ -230,21 +338,28 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 	}
 	l.mu.Lock()
 	from = max(from, l.first)
+	if !l.unpinned {
+		l.unpinned = true // the run's first reader: the store has what it drops
+	}
 	l.mu.Unlock()
 	var wake chan struct{}
 	for {
 		l.mu.Lock()
+		if from < l.held {
+			l.mu.Unlock()
+			return from, ErrEvicted
+		}
 		tracked := l.tracked.Load()
 		limit := l.n
 		if tracked {
 			limit = int(l.durable.Load())
 		}
 		if from < limit {
-			segs, first := l.segments, l.first
+			// A snapshot: segments dropped meanwhile stay readable through it.
+			segs, base, first := l.segments, l.base, l.first
 			l.mu.Unlock()
 			for ; from < limit; from++ {
-				seg, off := locate(from - first)
-				if !fn(&segs[seg][off]) {
+				if !fn(at(segs, base, first, from)) {
 					return from + 1, nil
 				}
 			}
@@ -296,7 +411,7 @@ func (l *Log[E]) StartAt(first int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n == l.first {
-		l.first, l.n = first, first
+		l.first, l.n, l.held = first, first, first
 		l.emitted.Store(int64(first))
 		if l.tracked.Load() {
 			l.durable.Store(int64(first))
@@ -312,17 +427,18 @@ func (l *Log[E]) Len() int {
 	return l.n
 }
 
-// Events returns the events emitted so far.
+// Events returns the events emitted so far that the log holds (see Held).
 func (l *Log[E]) Events() []*E { return l.From(0, nil) }
 
-// From appends to dst the events emitted so far from index from on, and returns it.
+// From appends to dst the events emitted so far from index from on that the log
+// holds (from Held on), and returns it.
 func (l *Log[E]) From(from int, dst []*E) []*E {
 	l.mu.Lock()
-	segs, n, first := l.segments, l.n, l.first
+	segs, base, n, first := l.segments, l.base, l.n, l.first
+	from = max(from, first, l.held)
 	l.mu.Unlock()
-	for i := max(from, first); i < n; i++ {
-		seg, off := locate(i - first)
-		dst = append(dst, &segs[seg][off])
+	for i := from; i < n; i++ {
+		dst = append(dst, at(segs, base, first, i))
 	}
 	return dst
 }
@@ -336,10 +452,23 @@ func (l *Log[E]) Closed() bool {
 
 // Follow calls fn with each event from index from on, as they are emitted, until the
 // log is closed and read to its end (it returns nil), fn returns false (it returns
-// nil), or ctx is done (it returns ctx's error). Events must not be modified.
+// nil), or ctx is done (it returns ctx's error). Events must not be modified. On a
+// tracked log the events it has not read yet stay in memory; it returns ErrEvicted
+// at once when event from was dropped already (see Log).
 func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 	l.mu.Lock()
 	from = max(from, l.first)
+	var p *pin
+	if l.tracked.Load() {
+		if from < l.held {
+			l.mu.Unlock()
+			return ErrEvicted
+		}
+		p = &pin{at: from}
+		l.pins = append(l.pins, p)
+		l.unpinned = true // the run's first reader holds what it needs itself
+		defer l.unpin(p)
+	}
 	l.mu.Unlock()
 	var wake chan struct{}
 	for {
@@ -347,11 +476,13 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 		if from < l.n {
 			// Emitted events are never written again and segments never move, so
 			// they can be read without the lock.
-			segs, n, first := l.segments, l.n, l.first
+			segs, base, n, first := l.segments, l.base, l.n, l.first
+			if p != nil {
+				p.at = from
+			}
 			l.mu.Unlock()
 			for ; from < n; from++ {
-				seg, off := locate(from - first)
-				if !fn(&segs[seg][off]) {
+				if !fn(at(segs, base, first, from)) {
 					return nil
 				}
 			}
@@ -374,6 +505,9 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 			wake = make(chan struct{}, 1)
 		}
 		l.waiting = append(l.waiting, wake)
+		if p != nil {
+			p.at = from
+		}
 		l.mu.Unlock()
 
 		select {
@@ -382,6 +516,15 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 			l.unwait(wake)
 			return ctx.Err()
 		}
+	}
+}
+
+// unpin drops a Follow reader's pin.
+func (l *Log[E]) unpin(p *pin) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := slices.Index(l.pins, p); i >= 0 {
+		l.pins = slices.Delete(l.pins, i, i+1)
 	}
 }
 
