@@ -17,43 +17,50 @@ import (
 
 // Events live in segments that never move, so a reader can keep a pointer to one and
 // a streamed chunk costs no allocation of its own. Segment k holds firstSegment<<k
-// events up to segmentCap: short runs allocate little, long ones once per
-// segmentCap events, and a recorded run's log drops whole segments its window left.
+// events: short runs allocate little, long ones allocate rarely. A recorded run's
+// log caps its segments at firstSegment<<trackedShift events, so that it can drop
+// whole segments its window left (see Window).
 const (
 	firstSegment = 8
-	maxShift     = 2
-	segmentCap   = firstSegment << maxShift         // events in segment maxShift and every later one
-	cappedStart  = firstSegment * (1<<maxShift - 1) // index of segment maxShift's first event
+	trackedShift = 1
 )
 
 // Window is how many of its most recent events a recorded run's log keeps in
 // memory once the store holds them (see Log.Track): a client that resumes within
 // it, or a reader that falls that far behind, is served from memory; one from
 // further back reads the store. Whole segments are dropped, so a log holds at most
-// Window+segmentCap durable events, and every event not durable yet.
-const Window = 32
+// Window+firstSegment<<trackedShift durable events, and every event not durable yet.
+const Window = 16
 
 // locate returns the segment and the offset in it of event i (counted from the
-// log's first index).
-func locate(i int) (seg, off int) {
-	if i >= cappedStart {
-		j := i - cappedStart
-		return maxShift + j/segmentCap, j % segmentCap
+// log's first index), in a log whose segments stop growing at segment capShift
+// (0: they never stop).
+func locate(i, capShift int) (seg, off int) {
+	if capShift > 0 {
+		if start := firstSegment * (1<<capShift - 1); i >= start {
+			j := i - start
+			return capShift + j/(firstSegment<<capShift), j % (firstSegment << capShift)
+		}
 	}
 	seg = bits.Len(uint(i/firstSegment+1)) - 1
 	return seg, i - firstSegment*(1<<seg-1)
 }
 
 // segmentStart returns the index of segment seg's first event.
-func segmentStart(seg int) int {
-	if seg >= maxShift {
-		return cappedStart + (seg-maxShift)*segmentCap
+func segmentStart(seg, capShift int) int {
+	if capShift > 0 && seg >= capShift {
+		return firstSegment*(1<<capShift-1) + (seg-capShift)*firstSegment<<capShift
 	}
 	return firstSegment * (1<<seg - 1)
 }
 
 // segmentLen returns how many events segment seg holds.
-func segmentLen(seg int) int { return firstSegment << min(seg, maxShift) }
+func segmentLen(seg, capShift int) int {
+	if capShift > 0 {
+		seg = min(seg, capShift)
+	}
+	return firstSegment << seg
+}
 
 // Log is the ordered event sequence of one top-level run, nested runs' events
 // included. It numbers events as they are emitted and lets any number of readers
@@ -81,6 +88,7 @@ func segmentLen(seg int) int { return firstSegment << min(seg, maxShift) }
 type Log[E any] struct {
 	mu       sync.Mutex
 	segments [][]E        // segments[0] is segment base; a new slice when segments are dropped
+	capShift int          // segments stop growing at this one; 0: never (see locate)
 	base     int          // the number of segments dropped
 	held     int          // index of the first event held: segment base's first
 	first    int          // index of the log's first event (see StartAt)
@@ -142,9 +150,9 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		l.mu.Unlock()
 		return false
 	}
-	seg, off := locate(l.n - l.first)
+	seg, off := locate(l.n-l.first, l.capShift)
 	if seg -= l.base; seg == len(l.segments) {
-		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base)))
+		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base, l.capShift)))
 	}
 	*index = l.n
 	l.segments[seg][off] = *ev
@@ -161,10 +169,21 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 	return true
 }
 
-// at returns event i of segs, whose first segment is segment base.
-func at[E any](segs [][]E, base, first, i int) *E {
-	seg, off := locate(i - first)
-	return &segs[seg-base][off]
+// view is what a reader reads the log's events through, outside the lock: the
+// segments as they were when it took the view (dropped ones included).
+type view[E any] struct {
+	segs                  [][]E
+	base, first, capShift int
+}
+
+func (l *Log[E]) viewLocked() view[E] {
+	return view[E]{l.segments, l.base, l.first, l.capShift}
+}
+
+// at returns event i.
+func (v *view[E]) at(i int) *E {
+	seg, off := locate(i-v.first, v.capShift)
+	return &v.segs[seg-v.base][off]
 }
 
 func (l *Log[E]) wakeLocked() {
@@ -214,6 +233,9 @@ func (l *Log[E]) Track(kick chan<- struct{}) {
 	defer l.mu.Unlock()
 	if !l.tracked.Load() {
 		l.durable.Store(int64(l.first))
+		if l.n == l.first {
+			l.capShift = trackedShift
+		}
 		l.kick = kick
 		l.tracked.Store(true)
 		l.armed.Store(kick != nil)
@@ -261,7 +283,7 @@ func (l *Log[E]) trimLocked() {
 		keep = min(keep, p.at)
 	}
 	drop := 0
-	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1) <= keep {
+	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1, l.capShift) <= keep {
 		drop++
 	}
 	if drop == 0 {
@@ -270,7 +292,7 @@ func (l *Log[E]) trimLocked() {
 	// A new slice: readers may still index the old one, outside the lock.
 	l.segments = slices.Clone(l.segments[drop:])
 	l.base += drop
-	l.held = l.first + segmentStart(l.base)
+	l.held = l.first + segmentStart(l.base, l.capShift)
 }
 
 // Lose marks the run as given up on by its recorder: the watermark moves no more,
@@ -355,11 +377,11 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 			limit = int(l.durable.Load())
 		}
 		if from < limit {
-			// A snapshot: segments dropped meanwhile stay readable through it.
-			segs, base, first := l.segments, l.base, l.first
+			// A view: segments dropped meanwhile stay readable through it.
+			v := l.viewLocked()
 			l.mu.Unlock()
 			for ; from < limit; from++ {
-				if !fn(at(segs, base, first, from)) {
+				if !fn(v.at(from)) {
 					return from + 1, nil
 				}
 			}
@@ -434,11 +456,11 @@ func (l *Log[E]) Events() []*E { return l.From(0, nil) }
 // holds (from Held on), and returns it.
 func (l *Log[E]) From(from int, dst []*E) []*E {
 	l.mu.Lock()
-	segs, base, n, first := l.segments, l.base, l.n, l.first
-	from = max(from, first, l.held)
+	v, n := l.viewLocked(), l.n
+	from = max(from, l.first, l.held)
 	l.mu.Unlock()
 	for i := from; i < n; i++ {
-		dst = append(dst, at(segs, base, first, i))
+		dst = append(dst, v.at(i))
 	}
 	return dst
 }
@@ -476,13 +498,13 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 		if from < l.n {
 			// Emitted events are never written again and segments never move, so
 			// they can be read without the lock.
-			segs, base, n, first := l.segments, l.base, l.n, l.first
+			v, n := l.viewLocked(), l.n
 			if p != nil {
 				p.at = from
 			}
 			l.mu.Unlock()
 			for ; from < n; from++ {
-				if !fn(at(segs, base, first, from)) {
+				if !fn(v.at(from)) {
 					return nil
 				}
 			}

@@ -8,27 +8,31 @@ import (
 	"testing"
 )
 
+const segCap = firstSegment << trackedShift
+
 // held returns how many events l holds in memory, counting whole segments.
 func held(l *Log[ev]) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for k := range l.segments {
-		n += segmentLen(l.base + k)
+		n += segmentLen(l.base+k, l.capShift)
 	}
 	return n
 }
 
 func TestLocate(t *testing.T) {
 	t.Parallel()
-	seg, off := 0, 0
-	for i := range 2000 {
-		s, o := locate(i)
-		if s != seg || o != off || segmentStart(s)+o != i {
-			t.Fatalf("locate(%d) = %d, %d; want %d, %d", i, s, o, seg, off)
-		}
-		if off++; off == segmentLen(seg) {
-			seg, off = seg+1, 0
+	for _, capShift := range []int{0, 1, 2, 3} {
+		seg, off := 0, 0
+		for i := range 5000 {
+			s, o := locate(i, capShift)
+			if s != seg || o != off || segmentStart(s, capShift)+o != i {
+				t.Fatalf("locate(%d, %d) = %d, %d; want %d, %d", i, capShift, s, o, seg, off)
+			}
+			if off++; off == segmentLen(seg, capShift) {
+				seg, off = seg+1, 0
+			}
 		}
 	}
 }
@@ -49,9 +53,9 @@ func TestWindow(t *testing.T) {
 	}{
 		{"not recorded: every event kept", false, true, 0, n, func(h int) bool { return h == 0 }},
 		{"no reader yet: every event kept", true, false, 0, n, func(h int) bool { return h == 0 }},
-		{"all durable: the window kept", true, true, 0, n, func(h int) bool { return h > n-Window-segmentCap && h <= n-Window }},
-		{"continued run: the window kept", true, true, 700, 700 + n, func(h int) bool { return h > 700+n-Window-segmentCap && h <= 700+n-Window }},
-		{"little durable: what is not kept", true, true, 0, 100, func(h int) bool { return h > 100-segmentCap && h <= 100 }},
+		{"all durable: the window kept", true, true, 0, n, func(h int) bool { return h > n-Window-segCap && h <= n-Window }},
+		{"continued run: the window kept", true, true, 700, 700 + n, func(h int) bool { return h > 700+n-Window-segCap && h <= 700+n-Window }},
+		{"little durable: what is not kept", true, true, 0, 100, func(h int) bool { return h > 100-segCap && h <= 100 }},
 		{"nothing durable: everything kept", true, true, 0, 0, func(h int) bool { return h == 0 }},
 	}
 	for _, tt := range tests {
@@ -71,7 +75,7 @@ func TestWindow(t *testing.T) {
 			if !tt.wantHeld(h) {
 				t.Fatalf("Held = %d of %d..%d (durable up to %d)", h, tt.start, tt.start+n, tt.durable)
 			}
-			if got := held(&l); got < tt.start+n-h || got >= tt.start+n-h+segmentCap {
+			if got := held(&l); got < tt.start+n-h || tt.track && got >= tt.start+n-h+segCap {
 				t.Errorf("%d events in memory for the %d from %d", got, tt.start+n-h, h)
 			}
 			var idx []int
@@ -207,7 +211,7 @@ func TestWindowResumeFromTheStore(t *testing.T) {
 			t.Errorf("reader %d read %d events, want %d in order, once each", r, len(got[r]), len(want))
 		}
 	}
-	if h := held(&l); h > Window+2*segmentCap {
+	if h := held(&l); h > Window+2*segCap {
 		t.Errorf("%d events held at the end, want at most the window and its segments", h)
 	}
 }
