@@ -112,8 +112,8 @@ type Log[E any] struct {
 	armed atomic.Bool
 
 	// What a tracked log may not drop: every event from each Follow reader's
-	// position on, and, until unpinned (the first reader came, or Unpin), every
-	// event.
+	// position on, and each waiting FollowDurable reader's, and, until unpinned
+	// (the first reader came, or Unpin), every event.
 	pins     []*pin
 	unpinned bool
 
@@ -124,8 +124,8 @@ type Log[E any] struct {
 	startNano int64
 }
 
-// pin is the position of a Follow reader of a tracked log, written with the lock
-// held: the events from it on stay in memory.
+// pin is the position of a reader of a tracked log, written with the lock held:
+// the events from it on stay in memory.
 type pin struct{ at int }
 
 // Now returns the Unix second to stamp an event emitted now with.
@@ -351,8 +351,9 @@ func (l *Log[E]) Held() int {
 // (ErrLost), or the next event to read was dropped from memory (ErrEvicted): it
 // is durable, so in the store. next is the index of the first event not handed to
 // fn, from which a reader goes on in the store after ErrLost or ErrEvicted. It
-// keeps no event in memory for its reader. An untracked log is followed as Follow
-// follows it, at no cost more.
+// keeps in memory only what its reader waits for at the watermark: a reader that
+// falls behind, its client slow, is not waited for. An untracked log is followed
+// as Follow follows it, at no cost more.
 func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) (next int, err error) {
 	if !l.tracked.Load() {
 		// Tracking starts before any reader follows: an untracked log stays so.
@@ -365,9 +366,21 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 	}
 	l.mu.Unlock()
 	var wake chan struct{}
+	// p pins the reader's position while it waits, and until it takes its next
+	// view: a write that advances the watermark by more than the window does not
+	// drop what the readers it wakes are about to read.
+	var p pin
+	pinned := false
+	unpin := func() {
+		if pinned {
+			l.unpinLocked(&p)
+			pinned = false
+		}
+	}
 	for {
 		l.mu.Lock()
 		if from < l.held {
+			unpin()
 			l.mu.Unlock()
 			return from, ErrEvicted
 		}
@@ -379,6 +392,7 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		if from < limit {
 			// A view: segments dropped meanwhile stay readable through it.
 			v := l.viewLocked()
+			unpin()
 			l.mu.Unlock()
 			for ; from < limit; from++ {
 				if !fn(v.at(from)) {
@@ -389,9 +403,11 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		}
 		switch {
 		case tracked && l.lost:
+			unpin()
 			l.mu.Unlock()
 			return from, ErrLost
 		case l.closed && from >= l.n:
+			unpin()
 			l.mu.Unlock()
 			return from, nil
 		}
@@ -402,6 +418,10 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		// not for every event emitted meanwhile.
 		if tracked {
 			l.durableWaiting = append(l.durableWaiting, wake)
+			if !pinned {
+				p.at, pinned = from, true
+				l.pins = append(l.pins, &p)
+			}
 		} else {
 			l.waiting = append(l.waiting, wake)
 		}
@@ -410,6 +430,9 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		case <-wake:
 		case <-ctx.Done():
 			l.unwait(wake)
+			l.mu.Lock()
+			unpin()
+			l.mu.Unlock()
 			return from, ctx.Err()
 		}
 	}
@@ -541,12 +564,18 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 	}
 }
 
-// unpin drops a Follow reader's pin.
+// unpin drops a reader's pin.
 func (l *Log[E]) unpin(p *pin) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.unpinLocked(p)
+}
+
+// unpinLocked drops a reader's pin, and what only it kept.
+func (l *Log[E]) unpinLocked(p *pin) {
 	if i := slices.Index(l.pins, p); i >= 0 {
 		l.pins = slices.Delete(l.pins, i, i+1)
+		l.trimLocked()
 	}
 }
 

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -213,5 +214,35 @@ func TestWindowResumeFromTheStore(t *testing.T) {
 	}
 	if h := held(&l); h > Window+2*segCap {
 		t.Errorf("%d events held at the end, want at most the window and its segments", h)
+	}
+}
+
+// TestWindowKeepsWhatAWaitingReaderIsWokenFor: a store write that makes many more
+// events than the window durable at once drops none of those its waiting readers
+// are woken to read.
+func TestWindowKeepsWhatAWaitingReaderIsWokenFor(t *testing.T) {
+	t.Parallel()
+	var l Log[ev]
+	l.Track(nil)
+	emit(&l, 10, false)
+	l.Durable(10)
+	done := followDurable(t.Context(), &l, 0, 1009)
+	for {
+		// Parked at the watermark once its pin is in.
+		l.mu.Lock()
+		parked := len(l.pins) == 1
+		l.mu.Unlock()
+		if parked {
+			break
+		}
+		runtime.Gosched()
+	}
+	emit(&l, 1000, false)
+	l.Durable(1010)
+	if r := <-done; r.err != nil || !slices.Equal(r.got, indexes(0, 1010)) {
+		t.Fatalf("the reader read %d events, then %v; want 0..1009", len(r.got), r.err)
+	}
+	if h := held(&l); h > Window+2*segCap {
+		t.Errorf("%d events held once the reader read on, want the window", h)
 	}
 }
