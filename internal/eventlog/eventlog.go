@@ -516,6 +516,7 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 	}
 	l.mu.Unlock()
 	var wake chan struct{}
+	spin := true // until a spin fails; again once events come in bursts
 	for {
 		l.mu.Lock()
 		if from < l.n {
@@ -538,7 +539,7 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 			return nil
 		}
 		l.mu.Unlock()
-		if l.spin(from) {
+		if spin && l.spin(from) {
 			continue
 		}
 		l.mu.Lock()
@@ -557,6 +558,9 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 
 		select {
 		case <-wake:
+			// Spin before the next wait only if the run streams fast: more
+			// than one event came while this reader was parked.
+			spin = l.emitted.Load() > int64(from+1)
 		case <-ctx.Done():
 			l.unwait(wake)
 			return ctx.Err()
@@ -581,7 +585,11 @@ func (l *Log[E]) unpinLocked(p *pin) {
 
 // spin waits a little for event from without parking, and reports whether it came.
 // A run that streams fast emits its next event within a microsecond; parking the
-// reader and waking it again would cost a thread wake-up each time.
+// reader and waking it again would cost a thread wake-up each time. A reader of a
+// run that streams slowly (a word every few milliseconds, as models stream to
+// clients) stops spinning after its first spin in vain, until a wait ends with
+// more than one event ready: a thousand slow streams would otherwise spend a CPU
+// on yields.
 func (l *Log[E]) spin(from int) bool {
 	for range 32 {
 		if l.emitted.Load() > int64(from) {
