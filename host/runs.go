@@ -26,6 +26,11 @@ type Request struct {
 	// host's own. A background run's are not stored: it runs without them if
 	// another process takes it.
 	Options []run.Option
+	// Unread says that no caller reads the run's events from its start (it is
+	// waited for, or its clients follow it with FollowExec): the run's log keeps
+	// only a window of its events from the start (see run.Log.Held), instead of
+	// all of them until its first reader follows it. Background runs are so.
+	Unread bool
 }
 
 // Run is a run this host started or queued.
@@ -35,6 +40,7 @@ type Run struct {
 	input      string
 	opts       []run.Option
 	background bool
+	unread     bool        // see Request.Unread
 	queued     *run.Output // the run's identity, answered while it is queued
 	// given: the id was not made by this host (a caller's, a queued or left-behind
 	// run's), so a cancel intent may be stored for it already.
@@ -151,7 +157,7 @@ func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 
 // newRun returns the run req asks for, of component c.
 func newRun(c *component, req Request, background bool) *Run {
-	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, started: make(chan struct{}),
+	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, unread: background || req.Unread, started: make(chan struct{}),
 		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
@@ -261,7 +267,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		x, err = r.comp.start(ctx, r.input, r.opts...)
 	}
 	r.x, r.err = x, err
-	if err == nil && r.background {
+	if err == nil && r.unread {
 		// No caller streams it from its start: its log keeps only its window
 		// (clients that resume read older events from the store).
 		engine.LogOf(x).Unpin()

@@ -145,3 +145,32 @@ func TestFollowExecAcrossTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreadRunKeepsAWindow: a run no caller reads from its start (waited for,
+// as an HTTP request without a stream is, or queued in the background) keeps
+// only a window of its events even before a client follows it; a client that
+// follows it later gets every event, the older ones from the store.
+func TestUnreadRunKeepsAWindow(t *testing.T) {
+	t.Parallel()
+	st := sqliteStore(t, filepath.Join(t.TempDir(), "kern.db"))
+	gate := make(chan struct{})
+	close(gate)
+	h := startHost(t, st, Options{Workflows: []*workflow.Workflow{longGatedWorkflow("Long", 300, gate)}, NoRecovery: true})
+	for _, unread := range []bool{false, true} {
+		r, err := h.Start(Request{Kind: run.KindWorkflow, Component: "long", Input: "go", SessionID: "s", Unread: unread})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := h.Result(t.Context(), r); err != nil || out.Status != run.StatusCompleted {
+			t.Fatalf("run ended %v, %v", out, err)
+		}
+		x := r.Exec()
+		if held := x.Log.Held(); (held > 0) != unread {
+			t.Errorf("unread %v: the ended run holds its events from %d of %d", unread, held, x.Log.Len())
+		}
+		f := followExec(t, h, x, 0, func(int, run.EventType) bool { return false })
+		if end := x.Log.Len() - 1; f.last != run.EventWorkflowCompleted || !slices.Equal(f.idx, span(0, end)) {
+			t.Errorf("unread %v: a client from 0 read %v, ending with %s; want 0..%d", unread, f.idx, f.last, end)
+		}
+	}
+}
