@@ -286,7 +286,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		return err
 	}
 	h.wg.Add(1)
-	go h.watch(r)
+	engine.AfterDone(x, func() { h.watch(r) })
 	return nil
 }
 
@@ -327,11 +327,11 @@ func (h *Host) beginCancelled(r *Run, reason string) error {
 	return h.begin(ctx, r)
 }
 
-// watch waits for r's run to end, then forgets it (or keeps it in memory when
-// there is no store to read it back from).
+// watch forgets r once its run has ended (or keeps it in memory when there is
+// no store to read it back from). It is called as the run ends, on its
+// goroutine: a thousand live runs cost no thousand goroutines waiting for them.
 func (h *Host) watch(r *Run) {
 	defer h.wg.Done()
-	<-r.x.Done()
 	h.logNotStored(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/kern-dev/kern/internal/eventlog"
 	"github.com/kern-dev/kern/internal/runaccess"
@@ -50,6 +51,10 @@ type Exec struct {
 	done       chan struct{}
 	out        *Output
 	persistErr error
+
+	doneMu    sync.Mutex // guards the fields below
+	ended     bool       // done is closed
+	afterDone []func()   // called once done is closed
 }
 
 // Recorder persists top-level runs as they execute; kern's store.Recorder is one.
@@ -170,6 +175,24 @@ func init() {
 	runaccess.Ended = func(x *Exec, persistErr error) {
 		x.persistErr = persistErr
 		close(x.done)
+		x.doneMu.Lock()
+		x.ended = true
+		fns := x.afterDone
+		x.afterDone = nil
+		x.doneMu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	}
+	runaccess.AfterDone = func(x *Exec, fn func()) {
+		x.doneMu.Lock()
+		if !x.ended {
+			x.afterDone = append(x.afterDone, fn)
+			x.doneMu.Unlock()
+			return
+		}
+		x.doneMu.Unlock()
+		fn()
 	}
 	runaccess.Entry = func(x *Exec) any { return x.entry }
 	runaccess.SetErr = func(o *Output, err error) { o.err = err }

@@ -53,6 +53,11 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*run.Event) bool) er
 	return l.log().Follow(ctx, from, fn)
 }
 
+// AfterDone calls fn once the top-level run x has ended (its Done closed), on the
+// run's goroutine as it ends, or at once if it has: whoever must act on a run's
+// end needs no goroutine of its own waiting for it.
+func AfterDone(x *run.Exec, fn func()) { afterDone(x, fn) }
+
 // LogOf returns the write side of the top-level run x's log.
 func LogOf(x *run.Exec) *Log { return (*Log)(logOf(x)) }
 
