@@ -188,6 +188,10 @@ func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 // store found claimed by another replica fails with ErrTakenOver, none of its
 // events written.
 func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []failure {
+	// Cleared to their capacity: stale entries would keep the events a run's log
+	// has dropped, and the last flush's JSON, alive.
+	clear(w.batch[:cap(w.batch)])
+	clear(w.evs[:cap(w.evs)])
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
 	// Every event's JSON, one after the other; a store may keep it (the events'
