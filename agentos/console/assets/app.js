@@ -4,6 +4,7 @@ import { h, fill, link, when, badge, errorBox } from './dom.js';
 import { get, request, base, setKey, key, AuthError, SSEReader } from './api.js';
 import { runPage, handOff } from './run.js';
 import { tracePage } from './trace.js';
+import { approvalsPage } from './approvals.js';
 import { runsPage, sessionsPage, sessionPage, replicasPage, every } from './pages.js';
 
 const main = document.getElementById('main');
@@ -15,6 +16,7 @@ const routes = [
   [/^run\/([^/]+)$/, (m, id) => runPage(m, id)],
   [/^trace\/([^/]+)$/, (m, id) => tracePage(m, id)],
   [/^runs$/, runsPage],
+  [/^approvals$/, approvalsPage],
   [/^sessions$/, sessionsPage],
   [/^sessions\/([^/]+)$/, (m, id) => sessionPage(m, id)],
   [/^replicas$/, replicasPage],
@@ -95,11 +97,12 @@ async function serverConfig() {
 async function homePage(m) {
   const cfg = await serverConfig();
   const details = await Promise.all(cfg.workflows.map((w) => get(base('workflow', w.id)).catch(() => w)));
-  const lists = ['RUNNING', 'ERROR', 'CANCELLED'].map(() => h('div'));
-  const empty = ['No run is running.', 'No failed run.', 'No cancelled run.'];
+  const lists = ['RUNNING', 'PAUSED', 'ERROR', 'CANCELLED'].map(() => h('div'));
+  const empty = ['No run is running.', 'No run waits for a person.', 'No failed run.', 'No cancelled run.'];
   const load = async () => {
     const runs = await Promise.all([
-      get('/runs?status=RUNNING&limit=20'), get('/runs?status=ERROR&limit=10'), get('/runs?status=CANCELLED&limit=10')]);
+      get('/runs?status=RUNNING&limit=20'), get('/runs?status=PAUSED&limit=10'), get('/runs?status=ERROR&limit=10'),
+      get('/runs?status=CANCELLED&limit=10')]);
     runs.forEach((rs, i) => fill(lists[i], runList(rs, empty[i])));
   };
   await load();
@@ -115,8 +118,9 @@ async function homePage(m) {
         h('h3', null, a.name || a.id), a.description ? h('p', null, a.description) : null,
         startLink('agent', a.id)))) : h('p', { class: 'muted' }, 'None.')),
     h('section', { id: 'live-runs' }, h('h2', null, 'Live runs'), lists[0]),
-    h('section', { id: 'failed-runs' }, h('h2', null, 'Recent failures'), lists[1]),
-    h('section', { id: 'cancelled-runs' }, h('h2', null, 'Recent cancellations'), lists[2]));
+    h('section', { id: 'paused-runs' }, h('h2', null, 'Waiting for a person'), lists[1], link('Approvals', 'approvals')),
+    h('section', { id: 'failed-runs' }, h('h2', null, 'Recent failures'), lists[2]),
+    h('section', { id: 'cancelled-runs' }, h('h2', null, 'Recent cancellations'), lists[3]));
   return every(() => load().catch(() => {})); // refreshed while shown
 }
 

@@ -3,7 +3,8 @@
 // the "Cancel run" button, and the run's output, metrics and events once it ends.
 
 import { h, fill, link, when, duration, badge, errorBox } from './dom.js';
-import { get, post, base, Follower, ends } from './api.js';
+import { get, post, base, Follower, ends, pauses } from './api.js';
+import { approvalForm } from './approvals.js';
 
 // handoff carries the open stream of a run the Start page just started.
 const handoffs = new Map();
@@ -45,6 +46,7 @@ class RunPage {
       conn: h('span', { id: 'run-connection', class: 'muted', 'aria-live': 'polite' }, 'connecting'),
       cancel: h('button', { id: 'cancel-run', type: 'button', class: 'danger', onclick: () => this.cancel() }, 'Cancel run'),
       outcome: h('p', { id: 'cancel-outcome', 'aria-live': 'polite' }),
+      approval: h('section', { id: 'run-approval', class: 'card', hidden: true }),
       timeline: h('ol', { id: 'timeline', class: 'timeline' }),
       lanes: h('div', { id: 'lanes' }),
       result: h('section', { id: 'run-result' }),
@@ -75,6 +77,7 @@ class RunPage {
         h('dt', null, 'Stream'), h('dd', null, e.conn)),
       h('div', { class: 'actions' }, e.cancel, link('Trace', 'trace', this.runID)),
       e.outcome,
+      e.approval,
       h('h2', null, 'Steps'), e.timeline,
       h('h2', null, 'Output'), e.lanes,
       e.result,
@@ -115,8 +118,41 @@ class RunPage {
     this.follower.run();
   }
 
+  // paused shows what the paused run waits for, with the controls deciding it,
+  // until it goes on (decided here, on the Approvals page or through the API):
+  // then the stream is followed again.
+  async paused() {
+    const e = this.el;
+    let a = null;
+    try { a = await get('/approvals/' + encodeURIComponent(this.runID)); } catch (err) {
+      if (err.status !== 404) { fill(e.approval, errorBox(err)); e.approval.hidden = false; }
+    }
+    if (this.stopped) return;
+    const goOn = () => {
+      clearInterval(this.pauseTimer);
+      this.pauseTimer = null;
+      e.approval.hidden = true;
+      fill(e.approval);
+      this.follower.follow();
+    };
+    if (!a) { goOn(); return; } // continued already
+    fill(e.approval, h('h2', null, 'Waits for a person'), approvalForm(a, () => {
+      if (this.status === 'PAUSED') { this.status = 'RUNNING'; this.showStatus('RUNNING', ''); }
+      goOn();
+    }));
+    e.approval.hidden = false;
+    // Decided elsewhere (or cancelled): the run is no longer PAUSED.
+    this.pauseTimer = setInterval(async () => {
+      try {
+        const out = await get('/runs/' + encodeURIComponent(this.runID));
+        if (out.status !== 'PAUSED' && this.pauseTimer) goOn();
+      } catch { /* tried again */ }
+    }, 2000);
+  }
+
   stop() {
     if (this.follower) this.follower.stop();
+    clearInterval(this.pauseTimer);
     clearInterval(this.tick);
     this.stopped = true;
   }
@@ -146,6 +182,7 @@ class RunPage {
     if (state === 'live') fill(e.conn, f.connects > 1 ? 'live (reconnected ' + (f.connects - 1) + '×)' : 'live');
     else if (state === 'reconnecting') fill(e.conn, 'connection lost, reconnecting…');
     else if (state === 'ended') fill(e.conn, 'ended');
+    else if (state === 'paused') { fill(e.conn, 'paused: waits for a person'); this.paused(); }
     else if (state === 'failed') fill(e.conn, h('span', { class: 'error' }, 'stream failed: ' + err.message));
   }
 
@@ -235,6 +272,8 @@ class RunPage {
       this.status = 'RUNNING'; // a queued run started
       this.showStatus('RUNNING', '');
     }
+    if (pauses(ev, this.runID)) { this.status = 'PAUSED'; this.showStatus('PAUSED', ''); }
+    if (ev.run_id === this.runID && ev.event === 'RunContinued' && this.status === 'PAUSED') { this.status = 'RUNNING'; this.showStatus('RUNNING', ''); }
     switch (ev.event) {
       case 'StepStarted':
       case 'ParallelExecutionStarted':
@@ -313,7 +352,7 @@ class RunPage {
     e.status.textContent = status;
     e.status.className = 'badge st-' + status.toLowerCase();
     this.root.dataset.status = status;
-    if (this.cancelClick != null && !this.cancelShown && status !== 'RUNNING' && status !== 'PENDING') {
+    if (this.cancelClick != null && !this.cancelShown && status !== 'RUNNING' && status !== 'PENDING' && status !== 'PAUSED') {
       this.cancelShown = true;
       this.cancelMs = performance.now() - this.cancelClick;
       this.root.dataset.cancelMs = this.cancelMs.toFixed(1);
@@ -339,11 +378,11 @@ class RunPage {
       const resp = await post('/runs/' + encodeURIComponent(this.runID) + '/cancel');
       const a = await resp.json();
       this.cancelAnswer = { status: a.status, known: a.known, ms: performance.now() - this.cancelClick };
-      if (this.status === 'RUNNING') this.showStatus(a.status, '');
+      if (this.status === 'RUNNING' || this.status === 'PAUSED') this.showStatus(a.status, '');
       this.showOutcome();
     } catch (err) {
       fill(e.outcome, errorBox(err));
-      e.cancel.disabled = this.status !== 'RUNNING';
+      e.cancel.disabled = this.status !== 'RUNNING' && this.status !== 'PAUSED';
     }
   }
 
