@@ -40,9 +40,10 @@ export async function post(path, fields, opts = {}) {
   return request('POST', path, { ...opts, body });
 }
 
-// base is the API path of a component: "/workflows/<id>" or "/agents/<id>".
+// base is the API path of a component: "/workflows/<id>", "/agents/<id>" or
+// "/teams/<id>".
 export function base(kind, id) {
-  return (kind === 'agent' ? '/agents/' : '/workflows/') + encodeURIComponent(id);
+  return (kind === 'agent' ? '/agents/' : kind === 'team' ? '/teams/' : '/workflows/') + encodeURIComponent(id);
 }
 
 // SSEReader reads server-sent events off a fetch Response body, one frame at a
@@ -90,7 +91,8 @@ function parseFrame(block) {
   return any ? f : null;
 }
 
-const terminal = new Set(['WorkflowCompleted', 'WorkflowCancelled', 'WorkflowError', 'RunCompleted', 'RunCancelled', 'RunError']);
+const terminal = new Set(['WorkflowCompleted', 'WorkflowCancelled', 'WorkflowError', 'RunCompleted', 'RunCancelled', 'RunError',
+  'TeamRunCompleted', 'TeamRunCancelled', 'TeamRunError']);
 
 // ends reports whether ev is the terminal event of the top-level run runID.
 export function ends(ev, runID) {

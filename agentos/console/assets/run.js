@@ -94,8 +94,8 @@ class RunPage {
       try {
         const out = await get('/runs/' + encodeURIComponent(this.runID));
         this.describe(out);
-        kind = out.workflow_id ? 'workflow' : 'agent';
-        cid = out.workflow_id || out.agent_id;
+        kind = out.workflow_id ? 'workflow' : out.team_id ? 'team' : 'agent';
+        cid = out.workflow_id || out.team_id || out.agent_id;
       } catch (err) {
         fill(this.main, errorBox(err));
         return;
@@ -164,7 +164,7 @@ class RunPage {
       this.status = out.status;
       this.showStatus(out.status, '');
     }
-    fill(e.component, out.workflow_name || out.agent_name || out.workflow_id || out.agent_id || '');
+    fill(e.component, out.workflow_name || out.team_name || out.agent_name || out.workflow_id || out.team_id || out.agent_id || '');
     fill(e.session, out.session_id || '');
     fill(e.replica, out.replica || '');
     if (out.created_at && this.startedAt == null) this.startedAt = out.created_at * 1000;
@@ -225,25 +225,29 @@ class RunPage {
   }
 
   lane(ev) {
-    const key = ev.step_id || '';
+    // A team's member run (not in a step) has a lane of its own, beside the
+    // team's other members.
+    const member = !ev.step_id && ev.parent_run_id && ev.run_id !== this.runID;
+    const key = ev.step_id || (member ? 'run:' + ev.run_id : '');
     let lane = this.lanes.get(key);
     if (lane) return lane;
-    const title = ev.step_name || ev.agent_name || ev.workflow_name || 'Output';
+    const title = ev.step_name || ev.agent_name || ev.team_name || ev.workflow_name || 'Output';
     lane = {
       title: h('span', null, title),
       who: h('span', { class: 'muted' }),
       tools: h('ul', { class: 'tools', 'aria-label': 'Tool calls of ' + title }),
       text: h('div', { class: 'text', role: 'log', 'aria-label': 'Text of ' + title }),
     };
-    lane.el = h('section', { class: 'lane', dataset: { step: key, index: String(ev.step_index ?? '') } },
+    lane.el = h('section', { class: 'lane', dataset: { step: key, index: String(ev.step_index ?? ''), member: member ? ev.agent_id || '' : null } },
       h('h3', null, lane.title, ' ', lane.who), lane.tools, lane.text);
     let parent = this.el.lanes;
-    if (ev.parent_step_id) {
-      // A branch of a Parallel (or a step of a container): the lanes of one
-      // parent side by side, each with its own text.
-      let group = this.el.lanes.querySelector(':scope > .group[data-parent="' + CSS.escape(ev.parent_step_id) + '"]');
+    const groupKey = ev.parent_step_id || (member ? 'run:' + ev.parent_run_id : '');
+    if (groupKey) {
+      // A branch of a Parallel (or a step of a container), or a team's member:
+      // the lanes of one parent side by side, each with its own text.
+      let group = this.el.lanes.querySelector(':scope > .group[data-parent="' + CSS.escape(groupKey) + '"]');
       if (!group) {
-        group = h('div', { class: 'group', dataset: { parent: ev.parent_step_id } });
+        group = h('div', { class: 'group', dataset: { parent: groupKey } });
         this.el.lanes.append(group);
       }
       parent = group;
@@ -268,7 +272,8 @@ class RunPage {
   }
 
   apply(ev, t, text) {
-    if (ev.run_id === this.runID && (ev.event === 'WorkflowStarted' || ev.event === 'RunStarted') && this.status !== 'RUNNING' && !this.endedAt) {
+    if (ev.run_id === this.runID && (ev.event === 'WorkflowStarted' || ev.event === 'RunStarted' || ev.event === 'TeamRunStarted') &&
+      this.status !== 'RUNNING' && !this.endedAt) {
       this.status = 'RUNNING'; // a queued run started
       this.showStatus('RUNNING', '');
     }
@@ -303,12 +308,17 @@ class RunPage {
       case 'RunStarted':
         if (ev.agent_name) fill(this.lane(ev).who, '· ' + ev.agent_name + (ev.model ? ' (' + ev.model + ')' : ''));
         break;
+      case 'TeamRunStarted':
+        fill(this.lane(ev).who, '· team' + (ev.model ? ' (' + ev.model + ')' : ''));
+        break;
+      case 'TeamRunContent':
       case 'RunContent': {
         if (typeof ev.content !== 'string') break;
         const lane = this.lane(ev);
         text.set(lane, (text.get(lane) || '') + ev.content);
         break;
       }
+      case 'TeamToolCallStarted':
       case 'ToolCallStarted': {
         const tool = ev.tool || {};
         const result = h('pre', { class: 'result muted' }, 'running…');
@@ -319,12 +329,14 @@ class RunPage {
         this.lane(ev).tools.append(li);
         break;
       }
+      case 'TeamToolCallCompleted':
+      case 'TeamToolCallError':
       case 'ToolCallCompleted':
       case 'ToolCallError': {
         const tool = ev.tool || {};
         const result = this.tools.get(tool.tool_call_id);
         if (result) {
-          result.className = 'result' + (ev.event === 'ToolCallError' || tool.tool_call_error ? ' error' : '');
+          result.className = 'result' + (ev.event.endsWith('ToolCallError') || tool.tool_call_error ? ' error' : '');
           result.textContent = tool.result ?? ev.error ?? '';
         }
         break;
@@ -417,7 +429,8 @@ class RunPage {
         h('dt', null, 'Input'), h('dd', { id: 'run-input', class: 'text' }, out.input || '')),
       h('h3', null, 'Content'),
       h('div', { id: 'run-content', class: 'text' }, content || ''),
-      out.step_results && out.step_results.length ? [h('h3', null, 'Step results'), stepResults(out.step_results)] : null);
+      out.step_results && out.step_results.length ? [h('h3', null, 'Step results'), stepResults(out.step_results)] : null,
+      out.member_responses && out.member_responses.length ? [h('h3', null, 'Member runs'), memberRuns(out.member_responses)] : null);
   }
 
   renderEvents() {
@@ -440,6 +453,17 @@ class RunPage {
     this.el.eventRows.append(...rows);
     while (this.el.eventRows.childElementCount > MAX_EVENT_ROWS) this.el.eventRows.firstElementChild.remove();
   }
+}
+
+// memberRuns lists a team run's member runs as stored: who, status, content.
+function memberRuns(outs) {
+  return h('ul', { class: 'steps member-runs' }, outs.map((o) => h('li', { dataset: { runId: o.run_id || '' } },
+    h('strong', null, o.agent_name || o.team_name || o.agent_id || o.team_id || ''), ' ', badge(o.status || ''),
+    h('small', { class: 'muted' }, ' ', o.run_id || ''),
+    o.metrics && o.metrics.duration ? ' ' + duration(o.metrics.duration * 1000) : '',
+    o.error ? h('p', { class: 'error' }, o.error) : null,
+    o.content ? h('div', { class: 'text' }, typeof o.content === 'string' ? o.content : JSON.stringify(o.content, null, 2)) : null,
+    o.member_responses && o.member_responses.length ? memberRuns(o.member_responses) : null)));
 }
 
 function stepResults(results) {
