@@ -18,6 +18,7 @@ import (
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // answerer is a scripted model that calls name with args, then answers "done: "
@@ -129,6 +130,36 @@ func TestConsoleApprovals(t *testing.T) {
 	ds := eval[map[string]string](t, ctx, `Object.assign({}, document.querySelector('#run').dataset)`)
 	if ds["dupes"] != "0" || ds["gaps"] != "0" {
 		t.Errorf("the run page saw %v", ds)
+	}
+}
+
+// TestConsoleWorkflowStepApproval: a workflow step that asks for a confirmation
+// before it runs pauses the workflow run; its page says what the step asks, and
+// approved there, the step runs and the workflow completes.
+func TestConsoleWorkflowStepApproval(t *testing.T) {
+	wf := &workflow.Workflow{Name: "Reviewed", Steps: []workflow.Step{
+		workflow.AgentStep("draft", &agent.Agent{Name: "Drafter", Model: scripted.New("a draft")}, ""),
+		workflow.AgentStep("publish", &agent.Agent{Name: "Publisher", Model: scripted.New("published")}, "").
+			WithConfirmation("Publish <the> draft?", workflow.OnRejectCancel),
+	}}
+	s := newServer(t, agentos.Config{Workflows: []*workflow.Workflow{wf}})
+	ctx := browser(t)
+	id := startRun(t, ctx, s.ts.URL, "write and publish")
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'PAUSED' && !!document.querySelector('#run-approval button.approve')`)
+	if got := eval[string](t, ctx, `document.querySelector('#run-approval').textContent`); !strings.Contains(got, "Publish <the> draft?") ||
+		!strings.Contains(got, "step publish") {
+		t.Errorf("the paused workflow's page shows %q", got)
+	}
+	if got := eval[string](t, ctx, laneText("draft")); got != "a draft" {
+		t.Errorf("the first step's text %q", got)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#run-approval button.approve")))
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'COMPLETED' && document.querySelector('#run-content')`)
+	if got := eval[string](t, ctx, laneText("publish")); got != "published" {
+		t.Errorf("the confirmed step's text %q", got)
+	}
+	if st, err := s.srv.Host().Wait(ctx, id); err != nil || st != run.StatusCompleted {
+		t.Fatalf("workflow run ended %s, %v", st, err)
 	}
 }
 
