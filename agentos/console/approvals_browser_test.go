@@ -131,6 +131,17 @@ func TestConsoleApprovals(t *testing.T) {
 	if ds["dupes"] != "0" || ds["gaps"] != "0" {
 		t.Errorf("the run page saw %v", ds)
 	}
+
+	// A paused run cancelled from its page ends CANCELLED there, its form gone.
+	id3 := startBackground(t, s.ts.URL, "mailer", "mail ada once more")
+	do(t, ctx, chromedp.Navigate(s.ts.URL+"/#/run/"+id3))
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'PAUSED' && !!document.querySelector('#run-approval button.approve')`)
+	do(t, ctx, chromedp.Click(chromedp.CSS("#cancel-run")))
+	waitFor(t, ctx, `document.querySelector('#run-status').textContent === 'CANCELLED' && document.querySelector('#run-content') &&
+		document.querySelector('#run-approval').hidden && document.querySelector('#run-connection').textContent === 'ended'`)
+	if n := sent.Load(); n != 1 {
+		t.Errorf("the tool ran %d times, want once", n)
+	}
 }
 
 // TestConsoleWorkflowStepApproval: a workflow step that asks for a confirmation
