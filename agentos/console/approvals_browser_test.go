@@ -210,6 +210,11 @@ func TestConsoleApprovalInputs(t *testing.T) {
 	if eval[bool](t, ctx, fmt.Sprintf(`!!document.querySelector('%s button.reject') || !!document.querySelector('%s button.reject')`, bookCard, priceCard)) {
 		t.Errorf("a call that waits for values or a result offers Reject")
 	}
+	do(t, ctx, chromedp.EmulateViewport(375, 800))
+	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("the approvals page is %d px wide on a 375 px screen", w)
+	}
+	do(t, ctx, chromedp.EmulateViewport(1280, 800))
 	do(t, ctx,
 		chromedp.SendKeys(chromedp.CSS(bookCard+" input[name=city]"), "Lisbon"),
 		chromedp.SendKeys(chromedp.CSS(bookCard+" input[name=nights]"), "3"),

@@ -277,8 +277,10 @@ class RunPage {
       this.status = 'RUNNING'; // a queued run started
       this.showStatus('RUNNING', '');
     }
-    if (pauses(ev, this.runID)) { this.status = 'PAUSED'; this.showStatus('PAUSED', ''); }
-    if (ev.run_id === this.runID && ev.event === 'RunContinued' && this.status === 'PAUSED') { this.status = 'RUNNING'; this.showStatus('RUNNING', ''); }
+    if (pauses(ev, this.runID)) { this.status = 'PAUSED'; this.showStatus('PAUSED', ''); } else if (this.status === 'PAUSED' && !this.endedAt) {
+      this.status = 'RUNNING'; // any event after the pause: the run was continued
+      this.showStatus('RUNNING', '');
+    }
     switch (ev.event) {
       case 'StepStarted':
       case 'ParallelExecutionStarted':
