@@ -20,11 +20,12 @@ const MaxRunsPage = 1000
 func (s *Server) consoleRoutes() []route {
 	return []route{
 		{method: "GET", pattern: "/runs", handler: s.listAllRuns,
-			summary: "List runs", description: "Every run of every workflow and agent this server's database holds, newest first, " +
+			summary: "List runs", description: "Every run of every workflow, agent and team this server's database holds, newest first, " +
 				"filtered and paged on the server; the runs this server executes and has not stored yet come first.",
 			params: append([]param{
 				{"workflow_id", "query", "string", "Only the runs of this workflow."},
 				{"agent_id", "query", "string", "Only the runs of this agent."},
+				{"team_id", "query", "string", "Only the runs of this team."},
 			}, runQueryParams...),
 			responses: []response{ok(schemaOutputs), invalidQuery, storeDown}},
 		{method: "GET", pattern: "/replicas", handler: s.getReplicas,
@@ -51,15 +52,19 @@ func (s *Server) listAllRuns(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, "limit is at most 1000")
 		return
 	}
-	wf, ag := r.URL.Query().Get("workflow_id"), r.URL.Query().Get("agent_id")
-	switch {
-	case wf != "" && ag != "":
-		writeError(w, http.StatusUnprocessableEntity, "give workflow_id or agent_id, not both")
+	given := 0
+	for _, f := range []struct {
+		name string
+		kind run.Kind
+	}{{"workflow_id", run.KindWorkflow}, {"agent_id", run.KindAgent}, {"team_id", run.KindTeam}} {
+		if id := r.URL.Query().Get(f.name); id != "" {
+			q.Kind, q.ComponentID = f.kind, id
+			given++
+		}
+	}
+	if given > 1 {
+		writeError(w, http.StatusUnprocessableEntity, "give one of workflow_id, agent_id and team_id, not more")
 		return
-	case wf != "":
-		q.Kind, q.ComponentID = run.KindWorkflow, wf
-	case ag != "":
-		q.Kind, q.ComponentID = run.KindAgent, ag
 	}
 	s.answerRuns(w, r, q)
 }

@@ -33,7 +33,7 @@ func TestListAllRuns(t *testing.T) {
 			t.Errorf("GET /runs%s: %d runs, want %d", query, got, want)
 		}
 	}
-	for _, query := range []string{"?workflow_id=a&agent_id=b", "?limit=1001", "?status=DONE", "?offset=-1"} {
+	for _, query := range []string{"?workflow_id=a&agent_id=b", "?agent_id=a&team_id=b", "?limit=1001", "?status=DONE", "?offset=-1"} {
 		if code, v := e.do("GET", "/runs"+query, "", ""); code != http.StatusUnprocessableEntity || v["detail"] == nil {
 			t.Errorf("GET /runs%s: %d %v, want 422 with a detail", query, code, v)
 		}

@@ -314,7 +314,7 @@ func (c *Client) cancel(ctx context.Context, path string, wait bool) (*Cancelled
 // RunQuery selects runs in a listing. Its zero value lists the server's default
 // page (100 runs), newest first.
 type RunQuery struct {
-	SessionID string     // only the runs of this session (component listings only)
+	SessionID string     // only the runs of this session (Runs and component listings)
 	Status    run.Status // only the runs with this status
 	Limit     int        // at most this many runs; 0: the server's default
 	Offset    int        // skip this many runs
@@ -338,6 +338,13 @@ func (q RunQuery) encode() string {
 		return ""
 	}
 	return "?" + v.Encode()
+}
+
+// Runs lists the runs of every workflow, agent and team the server's database
+// holds (GET /runs), newest first, filtered and paged on the server.
+func (c *Client) Runs(ctx context.Context, q RunQuery) ([]*Run, error) {
+	var rs []*Run
+	return rs, c.call(ctx, http.MethodGet, "/runs"+q.encode(), nil, &rs)
 }
 
 // SessionRuns lists a session's runs, newest first (GET

@@ -185,6 +185,11 @@ func TestRequests(t *testing.T) {
 				return err
 			},
 			method: "GET", path: "/workflows/w1/runs/r1"},
+		{name: "every run", answer: `[]`,
+			call: func(ctx context.Context, c *client.Client) error {
+				_, err := c.Runs(ctx, client.RunQuery{SessionID: "s1", Status: run.StatusPaused, Limit: 3})
+				return err
+			}, method: "GET", path: "/runs", query: "limit=3&session_id=s1&status=PAUSED"},
 		{name: "session runs", answer: `[]`,
 			call: func(ctx context.Context, c *client.Client) error {
 				_, err := c.SessionRuns(ctx, "s1", client.RunQuery{SessionID: "ignored", Limit: 3})

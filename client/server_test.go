@@ -181,6 +181,10 @@ func TestServerRunLifecycle(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].RunID != id {
 		t.Errorf("session runs: %+v, %v", rs, err)
 	}
+	rs, err = c.Runs(ctx, client.RunQuery{SessionID: "s1", Status: run.StatusCompleted})
+	if err != nil || len(rs) != 1 || rs[0].RunID != id || rs[0].WorkflowID != "quick" {
+		t.Errorf("runs of the server: %+v, %v", rs, err)
+	}
 	if r, err := wf.Run(ctx, client.RunRequest{Message: "again"}); err != nil || r.Status != run.StatusCompleted || r.RunID == id {
 		t.Errorf("run and wait: %+v, %v", r, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,11 +35,11 @@ func newRunsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List recent runs",
-		Long: `List recent runs, newest first, as a table: run id, workflow (or agent:<id>),
+		Long: `List recent runs, newest first, as a table: run id, workflow (or agent:<id>, team:<id>),
 status, creation time and the replica that executed it.
 
 The runs are read from the database --db names (default sqlite://kern.db), or
-from a kern server with --server. --session and
+from a kern server with --server (its GET /runs). --session and
 --status narrow the list; --limit bounds it.`,
 		Example: `  kern runs
   kern runs --status CANCELLED --limit 5
@@ -107,62 +106,40 @@ func storeRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, err
 	return rows, nil
 }
 
+// componentName is how the runs table names a run's workflow (its id), agent
+// (agent:<id>) or team (team:<id>).
 func componentName(kind run.Kind, id string) string {
-	if kind == run.KindAgent {
-		return "agent:" + id
+	if kind == run.KindAgent || kind == run.KindTeam {
+		return string(kind) + ":" + id
 	}
 	return id
 }
 
-// serverRuns lists a session's runs, or the runs of every workflow and agent the
-// server offers, merged newest first.
+// serverRuns lists the runs of the server's database (GET /runs): every
+// workflow's, agent's and team's, or a session's, newest first, filtered and
+// limited by the server.
 func serverRuns(ctx context.Context, o runsOptions, st run.Status) ([]runRow, error) {
 	c, err := newClient(o.server, o.securityKey)
 	if err != nil {
 		return nil, err
 	}
-	q := client.RunQuery{Status: st, Limit: o.limit}
-	if o.session != "" {
-		rs, err := c.SessionRuns(ctx, o.session, q)
-		if err != nil {
-			return nil, err
-		}
-		return outputRows(rs, o.limit), nil
-	}
-	cfg, err := c.Config(ctx)
+	rs, err := c.Runs(ctx, client.RunQuery{SessionID: o.session, Status: st, Limit: o.limit})
 	if err != nil {
 		return nil, err
 	}
-	var comps []client.Component
-	for _, w := range cfg.Workflows {
-		comps = append(comps, c.Workflow(w.ID))
-	}
-	for _, a := range cfg.Agents {
-		comps = append(comps, c.Agent(a.ID))
-	}
-	var all []*client.Run
-	for _, comp := range comps {
-		rs, err := comp.Runs(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, rs...)
-	}
-	return outputRows(all, o.limit), nil
-}
-
-func outputRows(rs []*client.Run, limit int) []runRow {
 	rows := make([]runRow, 0, len(rs))
 	for _, r := range rs {
-		name := r.WorkflowID
-		if name == "" {
-			name = componentName(run.KindAgent, r.AgentID)
+		kind, id := run.KindWorkflow, r.WorkflowID
+		switch {
+		case r.TeamID != "" && id == "":
+			kind, id = run.KindTeam, r.TeamID
+		case id == "":
+			kind, id = run.KindAgent, r.AgentID
 		}
-		rows = append(rows, runRow{id: r.RunID, component: name, status: string(r.Status),
+		rows = append(rows, runRow{id: r.RunID, component: componentName(kind, id), status: string(r.Status),
 			replica: r.Replica, created: time.Unix(r.CreatedAt, 0)})
 	}
-	slices.SortStableFunc(rows, func(a, b runRow) int { return b.created.Compare(a.created) })
-	return rows[:min(len(rows), limit)]
+	return rows, nil
 }
 
 func printRuns(w io.Writer, rows []runRow) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,18 @@ func TestServeTeamsAndMCP(t *testing.T) {
 	}
 	if out := post("/workflows/paper/runs"); out["status"] != "COMPLETED" || out["content"] != "Done." {
 		t.Errorf("workflow with a team step = %v", out)
+	}
+	// kern runs --server reads the server's GET /runs: the team's run too, filtered
+	// and limited by the server.
+	if r := runKern(t, "runs", "--server", url); r.code != 0 || !regexp.MustCompile(`\steam:desk\s+COMPLETED\s`).MatchString(r.stdout) ||
+		!regexp.MustCompile(`\spaper\s+COMPLETED\s`).MatchString(r.stdout) {
+		t.Errorf("kern runs --server: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "runs", "--server", url, "--status", "completed", "--limit", "1"); r.code != 0 || strings.Count(r.stdout, "COMPLETED") != 1 {
+		t.Errorf("kern runs --server --limit 1: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "runs", "--server", url, "--status", "cancelled"); r.code != 0 || r.stdout != "no runs\n" {
+		t.Errorf("kern runs --server --status cancelled: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 
 	hc := &http.Client{Transport: &http.Transport{}}

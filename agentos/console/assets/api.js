@@ -40,9 +40,10 @@ export async function post(path, fields, opts = {}) {
   return request('POST', path, { ...opts, body });
 }
 
-// base is the API path of a component: "/workflows/<id>" or "/agents/<id>".
+// base is the API path of a component: "/workflows/<id>", "/agents/<id>" or
+// "/teams/<id>".
 export function base(kind, id) {
-  return (kind === 'agent' ? '/agents/' : '/workflows/') + encodeURIComponent(id);
+  return (kind === 'agent' ? '/agents/' : kind === 'team' ? '/teams/' : '/workflows/') + encodeURIComponent(id);
 }
 
 // SSEReader reads server-sent events off a fetch Response body, one frame at a
@@ -90,18 +91,26 @@ function parseFrame(block) {
   return any ? f : null;
 }
 
-const terminal = new Set(['WorkflowCompleted', 'WorkflowCancelled', 'WorkflowError', 'RunCompleted', 'RunCancelled', 'RunError']);
+const terminal = new Set(['WorkflowCompleted', 'WorkflowCancelled', 'WorkflowError', 'RunCompleted', 'RunCancelled', 'RunError',
+  'TeamRunCompleted', 'TeamRunCancelled', 'TeamRunError']);
 
 // ends reports whether ev is the terminal event of the top-level run runID.
 export function ends(ev, runID) {
   return terminal.has(ev.event) && ev.run_id === runID;
 }
 
+// pauses reports whether ev pauses the top-level run runID: its stream ends
+// there until a person decides.
+export function pauses(ev, runID) {
+  return (ev.event === 'RunPaused' || ev.event === 'WorkflowPaused') && ev.run_id === runID;
+}
+
 // Follower follows a run's events to its end, as EventSource would, over fetch
 // (EventSource cannot send the Authorization header, and the key must never be in
 // a URL): after a dropped connection it reconnects to the run's resume route with
 // Last-Event-ID, so that no event is lost or repeated. Events are given to onEvent
-// in index order, once each.
+// in index order, once each. At a pause of the run it stops ('paused');
+// follow() goes on after the run was continued.
 export class Follower {
   // path: the component's base path; runID; first: an SSEReader already open on
   // the run's stream (the answer to the POST that started it), or null.
@@ -146,6 +155,7 @@ export class Follower {
           this.last = idx;
           this.onEvent(ev);
           if (ends(ev, this.runID)) { this.done = true; reader.cancel(); break; }
+          if (pauses(ev, this.runID)) { this.paused = true; reader.cancel(); break; }
         }
       } catch (err) {
         if (this.ctl.signal.aborted) return;
@@ -155,11 +165,19 @@ export class Follower {
         }
       }
       if (this.done || this.ctl.signal.aborted) break;
+      if (this.paused) { this.onState('paused', this); return; }
       this.onState('reconnecting', this);
       await new Promise((resolve) => setTimeout(resolve, backoff));
       backoff = Math.min(backoff * 2, 5000);
     }
     if (this.done) this.onState('ended', this);
+  }
+
+  // follow goes on after a pause, from the event after the last one given.
+  follow() {
+    if (!this.paused || this.ctl.signal.aborted) return;
+    this.paused = false;
+    this.run();
   }
 
   // stop stops following: the open stream is closed (the server then counts one

@@ -4,6 +4,7 @@ import { h, fill, link, when, badge, errorBox } from './dom.js';
 import { get, request, base, setKey, key, AuthError, SSEReader } from './api.js';
 import { runPage, handOff } from './run.js';
 import { tracePage } from './trace.js';
+import { approvalsPage } from './approvals.js';
 import { runsPage, sessionsPage, sessionPage, replicasPage, every } from './pages.js';
 
 const main = document.getElementById('main');
@@ -15,6 +16,7 @@ const routes = [
   [/^run\/([^/]+)$/, (m, id) => runPage(m, id)],
   [/^trace\/([^/]+)$/, (m, id) => tracePage(m, id)],
   [/^runs$/, runsPage],
+  [/^approvals$/, approvalsPage],
   [/^sessions$/, sessionsPage],
   [/^sessions\/([^/]+)$/, (m, id) => sessionPage(m, id)],
   [/^replicas$/, replicasPage],
@@ -95,11 +97,13 @@ async function serverConfig() {
 async function homePage(m) {
   const cfg = await serverConfig();
   const details = await Promise.all(cfg.workflows.map((w) => get(base('workflow', w.id)).catch(() => w)));
-  const lists = ['RUNNING', 'ERROR', 'CANCELLED'].map(() => h('div'));
-  const empty = ['No run is running.', 'No failed run.', 'No cancelled run.'];
+  const teams = await Promise.all((cfg.teams || []).map((t) => get(base('team', t.id)).catch(() => t)));
+  const lists = ['RUNNING', 'PAUSED', 'ERROR', 'CANCELLED'].map(() => h('div'));
+  const empty = ['No run is running.', 'No run waits for a person.', 'No failed run.', 'No cancelled run.'];
   const load = async () => {
     const runs = await Promise.all([
-      get('/runs?status=RUNNING&limit=20'), get('/runs?status=ERROR&limit=10'), get('/runs?status=CANCELLED&limit=10')]);
+      get('/runs?status=RUNNING&limit=20'), get('/runs?status=PAUSED&limit=10'), get('/runs?status=ERROR&limit=10'),
+      get('/runs?status=CANCELLED&limit=10')]);
     runs.forEach((rs, i) => fill(lists[i], runList(rs, empty[i])));
   };
   await load();
@@ -114,9 +118,16 @@ async function homePage(m) {
       cfg.agents.length ? h('ul', { class: 'cards' }, cfg.agents.map((a) => h('li', { class: 'card' },
         h('h3', null, a.name || a.id), a.description ? h('p', null, a.description) : null,
         startLink('agent', a.id)))) : h('p', { class: 'muted' }, 'None.')),
+    teams.length ? h('section', { id: 'teams' }, h('h2', null, 'Teams'),
+      h('ul', { class: 'cards' }, teams.map((t) => h('li', { class: 'card', dataset: { team: t.id } },
+        h('h3', null, t.name || t.id), h('p', { class: 'muted' }, (t.mode || '') + ' team'),
+        t.members && t.members.length ? h('ul', { class: 'members', 'aria-label': 'Members' },
+          t.members.map((mb) => h('li', null, mb.name || mb.id))) : null,
+        startLink('team', t.id))))) : null,
     h('section', { id: 'live-runs' }, h('h2', null, 'Live runs'), lists[0]),
-    h('section', { id: 'failed-runs' }, h('h2', null, 'Recent failures'), lists[1]),
-    h('section', { id: 'cancelled-runs' }, h('h2', null, 'Recent cancellations'), lists[2]));
+    h('section', { id: 'paused-runs' }, h('h2', null, 'Waiting for a person'), lists[1], link('Approvals', 'approvals')),
+    h('section', { id: 'failed-runs' }, h('h2', null, 'Recent failures'), lists[2]),
+    h('section', { id: 'cancelled-runs' }, h('h2', null, 'Recent cancellations'), lists[3]));
   return every(() => load().catch(() => {})); // refreshed while shown
 }
 
@@ -135,7 +146,7 @@ function diagram(steps) {
 export function runList(runs, empty) {
   if (!runs.length) return h('p', { class: 'muted' }, empty);
   return h('ul', { class: 'runs' }, runs.map((r) => h('li', null,
-    badge(r.status), ' ', link(r.workflow_name || r.agent_name || r.workflow_id || r.agent_id || r.run_id, 'run', r.run_id), ' ',
+    badge(r.status), ' ', link(r.workflow_name || r.team_name || r.agent_name || r.workflow_id || r.team_id || r.agent_id || r.run_id, 'run', r.run_id), ' ',
     h('small', { class: 'muted' }, when(r.created_at), r.reason ? ' · ' + r.reason : ''))));
 }
 
@@ -143,7 +154,8 @@ async function startPage(m, params) {
   const cfg = await serverConfig();
   const choice = h('select', { id: 'component', name: 'component', required: true },
     cfg.workflows.length ? h('optgroup', { label: 'Workflows' }, cfg.workflows.map((w) => h('option', { value: 'workflow:' + w.id }, w.name || w.id))) : null,
-    cfg.agents.length ? h('optgroup', { label: 'Agents' }, cfg.agents.map((a) => h('option', { value: 'agent:' + a.id }, a.name || a.id))) : null);
+    cfg.agents.length ? h('optgroup', { label: 'Agents' }, cfg.agents.map((a) => h('option', { value: 'agent:' + a.id }, a.name || a.id))) : null,
+    cfg.teams && cfg.teams.length ? h('optgroup', { label: 'Teams' }, cfg.teams.map((t) => h('option', { value: 'team:' + t.id }, t.name || t.id))) : null);
   if (params.get('id')) choice.value = (params.get('kind') || 'workflow') + ':' + params.get('id');
   const message = h('textarea', { id: 'message', name: 'message', rows: 4, required: true });
   const session = h('input', { id: 'session', name: 'session_id', autocomplete: 'off' });
@@ -153,7 +165,7 @@ async function startPage(m, params) {
   const msg = h('div', { role: 'alert' });
   const run = h('button', { type: 'submit' }, 'Run');
   const form = h('form', { id: 'start-form', class: 'card' },
-    h('label', { for: 'component' }, 'Workflow or agent'), choice,
+    h('label', { for: 'component' }, 'Workflow, agent or team'), choice,
     h('label', { for: 'message' }, 'Message'), message,
     h('label', { for: 'session' }, 'Session id (optional)'), session,
     h('label', { for: 'user' }, 'User id (optional)'), user,

@@ -9,7 +9,7 @@ export function h(tag, props, ...kids) {
     if (v == null || v === false) continue;
     if (k === 'class') el.className = v;
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'dataset') { for (const [dk, dv] of Object.entries(v)) if (dv != null) el.dataset[dk] = dv; }
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   add(el, kids);

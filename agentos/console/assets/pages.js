@@ -36,12 +36,13 @@ export async function runsPage(m, params) {
   status.value = params.get('status') || '';
   const comp = h('select', { id: 'f-component', name: 'component' }, h('option', { value: '' }, 'Any'),
     cfg.workflows.map((w) => h('option', { value: 'workflow_id:' + w.id }, 'Workflow: ' + (w.name || w.id))),
-    cfg.agents.map((a) => h('option', { value: 'agent_id:' + a.id }, 'Agent: ' + (a.name || a.id))));
+    cfg.agents.map((a) => h('option', { value: 'agent_id:' + a.id }, 'Agent: ' + (a.name || a.id))),
+    (cfg.teams || []).map((t) => h('option', { value: 'team_id:' + t.id }, 'Team: ' + (t.name || t.id))));
   comp.value = params.get('component') || '';
   const session = h('input', { id: 'f-session', name: 'session_id', value: params.get('session_id') || '', autocomplete: 'off' });
   const user = h('input', { id: 'f-user', name: 'user_id', value: params.get('user_id') || '', autocomplete: 'off' });
   const filters = h('form', { id: 'run-filters', class: 'filters', role: 'search' },
-    h('label', null, 'Status', status), h('label', null, 'Workflow or agent', comp),
+    h('label', null, 'Status', status), h('label', null, 'Workflow, agent or team', comp),
     h('label', null, 'Session id', session), h('label', null, 'User id', user),
     h('button', { type: 'submit' }, 'Filter'));
   const apply = (p) => setHash('runs', new URLSearchParams({ status: status.value, component: comp.value,
@@ -113,7 +114,7 @@ export async function runsPage(m, params) {
         h('td', null, box),
         h('td', null, badge(r.status)),
         h('td', null, link(r.run_id.slice(0, 13) + '…', 'run', r.run_id)),
-        h('td', null, r.workflow_name || r.agent_name || r.workflow_id || r.agent_id || ''),
+        h('td', null, r.workflow_name || r.team_name || r.agent_name || r.workflow_id || r.team_id || r.agent_id || ''),
         h('td', { class: 'opt' }, r.session_id ? link(r.session_id.slice(0, 13), 'sessions', r.session_id) : ''),
         h('td', { class: 'opt' }, r.user_id || ''),
         h('td', null, when(r.created_at)),

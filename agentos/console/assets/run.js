@@ -3,7 +3,8 @@
 // the "Cancel run" button, and the run's output, metrics and events once it ends.
 
 import { h, fill, link, when, duration, badge, errorBox } from './dom.js';
-import { get, post, base, Follower, ends } from './api.js';
+import { get, post, base, Follower, ends, pauses } from './api.js';
+import { approvalForm } from './approvals.js';
 
 // handoff carries the open stream of a run the Start page just started.
 const handoffs = new Map();
@@ -45,6 +46,7 @@ class RunPage {
       conn: h('span', { id: 'run-connection', class: 'muted', 'aria-live': 'polite' }, 'connecting'),
       cancel: h('button', { id: 'cancel-run', type: 'button', class: 'danger', onclick: () => this.cancel() }, 'Cancel run'),
       outcome: h('p', { id: 'cancel-outcome', 'aria-live': 'polite' }),
+      approval: h('section', { id: 'run-approval', class: 'card', hidden: true }),
       timeline: h('ol', { id: 'timeline', class: 'timeline' }),
       lanes: h('div', { id: 'lanes' }),
       result: h('section', { id: 'run-result' }),
@@ -75,6 +77,7 @@ class RunPage {
         h('dt', null, 'Stream'), h('dd', null, e.conn)),
       h('div', { class: 'actions' }, e.cancel, link('Trace', 'trace', this.runID)),
       e.outcome,
+      e.approval,
       h('h2', null, 'Steps'), e.timeline,
       h('h2', null, 'Output'), e.lanes,
       e.result,
@@ -91,8 +94,8 @@ class RunPage {
       try {
         const out = await get('/runs/' + encodeURIComponent(this.runID));
         this.describe(out);
-        kind = out.workflow_id ? 'workflow' : 'agent';
-        cid = out.workflow_id || out.agent_id;
+        kind = out.workflow_id ? 'workflow' : out.team_id ? 'team' : 'agent';
+        cid = out.workflow_id || out.team_id || out.agent_id;
       } catch (err) {
         fill(this.main, errorBox(err));
         return;
@@ -115,8 +118,41 @@ class RunPage {
     this.follower.run();
   }
 
+  // paused shows what the paused run waits for, with the controls deciding it,
+  // until it goes on (decided here, on the Approvals page or through the API):
+  // then the stream is followed again.
+  async paused() {
+    const e = this.el;
+    let a = null;
+    try { a = await get('/approvals/' + encodeURIComponent(this.runID)); } catch (err) {
+      if (err.status !== 404) { fill(e.approval, errorBox(err)); e.approval.hidden = false; }
+    }
+    if (this.stopped) return;
+    const goOn = () => {
+      clearInterval(this.pauseTimer);
+      this.pauseTimer = null;
+      e.approval.hidden = true;
+      fill(e.approval);
+      this.follower.follow();
+    };
+    if (!a) { goOn(); return; } // continued already
+    fill(e.approval, h('h2', null, 'Waits for a person'), approvalForm(a, () => {
+      if (this.status === 'PAUSED') { this.status = 'RUNNING'; this.showStatus('RUNNING', ''); }
+      goOn();
+    }));
+    e.approval.hidden = false;
+    // Decided elsewhere (or cancelled): the run is no longer PAUSED.
+    this.pauseTimer = setInterval(async () => {
+      try {
+        const out = await get('/runs/' + encodeURIComponent(this.runID));
+        if (out.status !== 'PAUSED' && this.pauseTimer) goOn();
+      } catch { /* tried again */ }
+    }, 2000);
+  }
+
   stop() {
     if (this.follower) this.follower.stop();
+    clearInterval(this.pauseTimer);
     clearInterval(this.tick);
     this.stopped = true;
   }
@@ -128,7 +164,7 @@ class RunPage {
       this.status = out.status;
       this.showStatus(out.status, '');
     }
-    fill(e.component, out.workflow_name || out.agent_name || out.workflow_id || out.agent_id || '');
+    fill(e.component, out.workflow_name || out.team_name || out.agent_name || out.workflow_id || out.team_id || out.agent_id || '');
     fill(e.session, out.session_id || '');
     fill(e.replica, out.replica || '');
     if (out.created_at && this.startedAt == null) this.startedAt = out.created_at * 1000;
@@ -146,6 +182,7 @@ class RunPage {
     if (state === 'live') fill(e.conn, f.connects > 1 ? 'live (reconnected ' + (f.connects - 1) + '×)' : 'live');
     else if (state === 'reconnecting') fill(e.conn, 'connection lost, reconnecting…');
     else if (state === 'ended') fill(e.conn, 'ended');
+    else if (state === 'paused') { fill(e.conn, 'paused: waits for a person'); this.paused(); }
     else if (state === 'failed') fill(e.conn, h('span', { class: 'error' }, 'stream failed: ' + err.message));
   }
 
@@ -188,25 +225,29 @@ class RunPage {
   }
 
   lane(ev) {
-    const key = ev.step_id || '';
+    // A team's member run (not in a step) has a lane of its own, beside the
+    // team's other members.
+    const member = !ev.step_id && ev.parent_run_id && ev.run_id !== this.runID;
+    const key = ev.step_id || (member ? 'run:' + ev.run_id : '');
     let lane = this.lanes.get(key);
     if (lane) return lane;
-    const title = ev.step_name || ev.agent_name || ev.workflow_name || 'Output';
+    const title = ev.step_name || ev.agent_name || ev.team_name || ev.workflow_name || 'Output';
     lane = {
       title: h('span', null, title),
       who: h('span', { class: 'muted' }),
       tools: h('ul', { class: 'tools', 'aria-label': 'Tool calls of ' + title }),
       text: h('div', { class: 'text', role: 'log', 'aria-label': 'Text of ' + title }),
     };
-    lane.el = h('section', { class: 'lane', dataset: { step: key, index: String(ev.step_index ?? '') } },
+    lane.el = h('section', { class: 'lane', dataset: { step: key, index: String(ev.step_index ?? ''), member: member ? ev.agent_id || '' : null } },
       h('h3', null, lane.title, ' ', lane.who), lane.tools, lane.text);
     let parent = this.el.lanes;
-    if (ev.parent_step_id) {
-      // A branch of a Parallel (or a step of a container): the lanes of one
-      // parent side by side, each with its own text.
-      let group = this.el.lanes.querySelector(':scope > .group[data-parent="' + CSS.escape(ev.parent_step_id) + '"]');
+    const groupKey = ev.parent_step_id || (member ? 'run:' + ev.parent_run_id : '');
+    if (groupKey) {
+      // A branch of a Parallel (or a step of a container), or a team's member:
+      // the lanes of one parent side by side, each with its own text.
+      let group = this.el.lanes.querySelector(':scope > .group[data-parent="' + CSS.escape(groupKey) + '"]');
       if (!group) {
-        group = h('div', { class: 'group', dataset: { parent: ev.parent_step_id } });
+        group = h('div', { class: 'group', dataset: { parent: groupKey } });
         this.el.lanes.append(group);
       }
       parent = group;
@@ -231,8 +272,13 @@ class RunPage {
   }
 
   apply(ev, t, text) {
-    if (ev.run_id === this.runID && (ev.event === 'WorkflowStarted' || ev.event === 'RunStarted') && this.status !== 'RUNNING' && !this.endedAt) {
+    if (ev.run_id === this.runID && (ev.event === 'WorkflowStarted' || ev.event === 'RunStarted' || ev.event === 'TeamRunStarted') &&
+      this.status !== 'RUNNING' && !this.endedAt) {
       this.status = 'RUNNING'; // a queued run started
+      this.showStatus('RUNNING', '');
+    }
+    if (pauses(ev, this.runID)) { this.status = 'PAUSED'; this.showStatus('PAUSED', ''); } else if (this.status === 'PAUSED' && !this.endedAt) {
+      this.status = 'RUNNING'; // any event after the pause: the run was continued
       this.showStatus('RUNNING', '');
     }
     switch (ev.event) {
@@ -264,12 +310,17 @@ class RunPage {
       case 'RunStarted':
         if (ev.agent_name) fill(this.lane(ev).who, '· ' + ev.agent_name + (ev.model ? ' (' + ev.model + ')' : ''));
         break;
+      case 'TeamRunStarted':
+        fill(this.lane(ev).who, '· team' + (ev.model ? ' (' + ev.model + ')' : ''));
+        break;
+      case 'TeamRunContent':
       case 'RunContent': {
         if (typeof ev.content !== 'string') break;
         const lane = this.lane(ev);
         text.set(lane, (text.get(lane) || '') + ev.content);
         break;
       }
+      case 'TeamToolCallStarted':
       case 'ToolCallStarted': {
         const tool = ev.tool || {};
         const result = h('pre', { class: 'result muted' }, 'running…');
@@ -280,12 +331,14 @@ class RunPage {
         this.lane(ev).tools.append(li);
         break;
       }
+      case 'TeamToolCallCompleted':
+      case 'TeamToolCallError':
       case 'ToolCallCompleted':
       case 'ToolCallError': {
         const tool = ev.tool || {};
         const result = this.tools.get(tool.tool_call_id);
         if (result) {
-          result.className = 'result' + (ev.event === 'ToolCallError' || tool.tool_call_error ? ' error' : '');
+          result.className = 'result' + (ev.event.endsWith('ToolCallError') || tool.tool_call_error ? ' error' : '');
           result.textContent = tool.result ?? ev.error ?? '';
         }
         break;
@@ -313,7 +366,7 @@ class RunPage {
     e.status.textContent = status;
     e.status.className = 'badge st-' + status.toLowerCase();
     this.root.dataset.status = status;
-    if (this.cancelClick != null && !this.cancelShown && status !== 'RUNNING' && status !== 'PENDING') {
+    if (this.cancelClick != null && !this.cancelShown && status !== 'RUNNING' && status !== 'PENDING' && status !== 'PAUSED') {
       this.cancelShown = true;
       this.cancelMs = performance.now() - this.cancelClick;
       this.root.dataset.cancelMs = this.cancelMs.toFixed(1);
@@ -339,11 +392,11 @@ class RunPage {
       const resp = await post('/runs/' + encodeURIComponent(this.runID) + '/cancel');
       const a = await resp.json();
       this.cancelAnswer = { status: a.status, known: a.known, ms: performance.now() - this.cancelClick };
-      if (this.status === 'RUNNING') this.showStatus(a.status, '');
+      if (this.status === 'RUNNING' || this.status === 'PAUSED') this.showStatus(a.status, '');
       this.showOutcome();
     } catch (err) {
       fill(e.outcome, errorBox(err));
-      e.cancel.disabled = this.status !== 'RUNNING';
+      e.cancel.disabled = this.status !== 'RUNNING' && this.status !== 'PAUSED';
     }
   }
 
@@ -378,7 +431,8 @@ class RunPage {
         h('dt', null, 'Input'), h('dd', { id: 'run-input', class: 'text' }, out.input || '')),
       h('h3', null, 'Content'),
       h('div', { id: 'run-content', class: 'text' }, content || ''),
-      out.step_results && out.step_results.length ? [h('h3', null, 'Step results'), stepResults(out.step_results)] : null);
+      out.step_results && out.step_results.length ? [h('h3', null, 'Step results'), stepResults(out.step_results)] : null,
+      out.member_responses && out.member_responses.length ? [h('h3', null, 'Member runs'), memberRuns(out.member_responses)] : null);
   }
 
   renderEvents() {
@@ -401,6 +455,17 @@ class RunPage {
     this.el.eventRows.append(...rows);
     while (this.el.eventRows.childElementCount > MAX_EVENT_ROWS) this.el.eventRows.firstElementChild.remove();
   }
+}
+
+// memberRuns lists a team run's member runs as stored: who, status, content.
+function memberRuns(outs) {
+  return h('ul', { class: 'steps member-runs' }, outs.map((o) => h('li', { dataset: { runId: o.run_id || '' } },
+    h('strong', null, o.agent_name || o.team_name || o.agent_id || o.team_id || ''), ' ', badge(o.status || ''),
+    h('small', { class: 'muted' }, ' ', o.run_id || ''),
+    o.metrics && o.metrics.duration ? ' ' + duration(o.metrics.duration * 1000) : '',
+    o.error ? h('p', { class: 'error' }, o.error) : null,
+    o.content ? h('div', { class: 'text' }, typeof o.content === 'string' ? o.content : JSON.stringify(o.content, null, 2)) : null,
+    o.member_responses && o.member_responses.length ? memberRuns(o.member_responses) : null)));
 }
 
 function stepResults(results) {
