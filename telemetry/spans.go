@@ -47,6 +47,10 @@ const (
 	keyReason        = attribute.Key("kern.cancel.reason")
 	keySource        = attribute.Key("kern.cancel.source")
 	keyLatency       = attribute.Key("kern.cancel.latency_ms")
+	keyContinued     = attribute.Key("kern.run.continued")
+	keyPauseDuration = attribute.Key("kern.pause.duration_ms")
+	keyPausedStep    = attribute.Key("kern.paused.step_name")
+	keyPausedTools   = attribute.Key("kern.paused.tools")
 )
 
 // ErrorTypeCancelled is error.type on the spans of cancelled runs and steps.
@@ -57,7 +61,23 @@ const ErrorTypeCancelled = "cancelled"
 // seen here) kern.cancel.latency_ms.
 const EventCancelled = "kern.cancelled"
 
-var linkTakeover = []attribute.KeyValue{attribute.String("kern.link", "taken_over")}
+// EventPaused is the name of the span event on the span of a run (or a
+// step) that paused for a person: the run's span ends there, with
+// kern.run.status PAUSED and its status unset (a pause is no error), and
+// kern.paused.step_name or kern.paused.tools say what waits. EventStepPaused
+// marks the step that waits, EventContinued the span of the part that goes on
+// (with kern.pause.duration_ms when the pause's time is known), or a step or
+// nested run continued within it.
+const (
+	EventPaused     = "kern.paused"
+	EventStepPaused = "kern.step.paused"
+	EventContinued  = "kern.continued"
+)
+
+var (
+	linkTakeover  = []attribute.KeyValue{attribute.String("kern.link", "taken_over")}
+	linkContinued = []attribute.KeyValue{attribute.String("kern.link", "continued")}
+)
 
 func (o *Observer) runAttrs(r Run, op string) []attribute.KeyValue {
 	a := []attribute.KeyValue{keyOperation.String(op), keyRunID.String(r.ID)}
@@ -77,6 +97,9 @@ func (o *Observer) runAttrs(r Run, op string) []attribute.KeyValue {
 	}
 	if r.TakenOver {
 		a = append(a, keyTakenOver.Bool(true))
+	}
+	if r.Continued {
+		a = append(a, keyContinued.Bool(true))
 	}
 	return a
 }
@@ -149,6 +172,12 @@ func (b *builder) event(ev *run.Event) bool {
 		b.toolStarted(ev)
 	case run.EventToolCallCompleted, run.EventToolCallError:
 		b.toolEnded(ev)
+	case run.EventRunPaused, run.EventWorkflowPaused:
+		b.paused(ev)
+	case run.EventStepPaused:
+		b.stepPaused(ev, o)
+	case run.EventRunContinued, run.EventStepContinued:
+		b.continued(ev, o)
 	default:
 		if ev.Event.Terminal() {
 			b.terminal(ev)
@@ -323,6 +352,61 @@ func (b *builder) terminal(ev *run.Event) {
 	b.o.inst.runEnded(b.top.ctx, b.t.info, st, latency)
 }
 
+// paused ends a nested run's span, or, for the top-level run's pause, every
+// span still open and then the run's own: the part of the run before a person
+// decides. The part after is another span (see Run.Continued).
+func (b *builder) paused(ev *run.Event) {
+	attrs := make([]attribute.KeyValue, 0, 2)
+	if d := ev.Detail; d != nil {
+		if d.StepPause != nil && d.StepPause.PausedStepName != "" {
+			attrs = append(attrs, keyPausedStep.String(d.StepPause.PausedStepName))
+		}
+		if len(d.Tools) > 0 {
+			attrs = append(attrs, keyPausedTools.Int(len(d.Tools)))
+		}
+	}
+	if ev.RunID != b.x.ID {
+		if s, ok := b.spans["r"+ev.RunID]; ok {
+			s.span.AddEvent(EventPaused, trace.WithAttributes(attrs...))
+		}
+		b.endChildren(ev, run.StatusPaused, "", func(key string) bool { return key == "m"+ev.RunID })
+		b.end("r"+ev.RunID, ev, run.StatusPaused, "")
+		return
+	}
+	b.ended = true
+	b.endChildren(ev, run.StatusPaused, "", func(string) bool { return true })
+	b.top.span.AddEvent(EventPaused, trace.WithAttributes(attrs...))
+	b.top.span.SetAttributes(keyStatus.String(string(run.StatusPaused)),
+		keyFirstEvent.Int(max(b.top.firstEvent, 0)), keyLastEvent.Int(ev.EventIndex))
+	b.top.span.End()
+	b.o.inst.runPaused(b.top.ctx, b.t.info)
+}
+
+// stepPaused marks the step that waits for a person: its span when it is open,
+// the run's otherwise (a step that asks before it runs has none yet).
+func (b *builder) stepPaused(ev *run.Event, o *run.Origin) {
+	s := b.top.span
+	if open, ok := b.spans["s"+o.StepID]; ok {
+		s = open.span
+	}
+	s.AddEvent(EventStepPaused, trace.WithAttributes(keyStepID.String(o.StepID), keyStepName.String(o.StepName)))
+}
+
+// continued marks a nested run or step that goes on from a pause within the
+// continued part of a run.
+func (b *builder) continued(ev *run.Event, o *run.Origin) {
+	s := b.top.span
+	if open, ok := b.spans["r"+ev.RunID]; ok && ev.Event == run.EventRunContinued {
+		s = open.span
+	} else if open, ok := b.spans["s"+o.StepID]; ok && o.StepID != "" {
+		s = open.span
+	}
+	if ev.RunID == b.x.ID && ev.Event == run.EventRunContinued {
+		return // the run span carries it from its start (see Observer.Begin)
+	}
+	s.AddEvent(EventContinued, trace.WithAttributes(keyStepName.String(o.StepName)))
+}
+
 // endChildren ends the open spans whose keys match, with the status st: the
 // spans a run's end leaves open (a cancel stops a model request or a tool call
 // without its end event).
@@ -351,6 +435,9 @@ func (b *builder) finish(key string, s open, ev *run.Event, st run.Status, msg s
 func (b *builder) mark(s trace.Span, st run.Status, msg string) {
 	switch st {
 	case run.StatusCompleted:
+		return
+	case run.StatusPaused:
+		s.SetAttributes(keyStatus.String(string(st)))
 		return
 	case run.StatusCancelled:
 		setError(s, ErrorTypeCancelled, "cancelled: "+msg)

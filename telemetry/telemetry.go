@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -100,6 +101,12 @@ type Run struct {
 	// behind; Link is then the span of the run's earlier part, when known.
 	TakenOver bool
 	Link      trace.SpanContext
+	// Continued is set when the run goes on from a pause (a person decided):
+	// Link is then the span of the part that paused, the run span's parent too
+	// when the continue request carried no traceparent (so that a run's parts
+	// share a trace), and PausedAt, when known, is when it paused.
+	Continued bool
+	PausedAt  time.Time
 }
 
 // Cancel sources: where a cancel came from, in kern.cancel.source.
@@ -133,24 +140,43 @@ func (o *Observer) Begin(ctx context.Context, r Run) (context.Context, *Tracked)
 	if o == nil {
 		return ctx, nil
 	}
-	if r.Parent.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, r.Parent)
+	parent := r.Parent
+	if !parent.IsValid() && r.Continued {
+		parent = r.Link
 	}
-	op, name := "invoke_agent", r.Name
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	op := "invoke_agent"
 	if r.Kind == run.KindWorkflow {
 		op = "invoke_workflow"
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(o.runAttrs(r, op)...)}
-	if r.Link.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: linkTakeover}))
+	opts := []trace.SpanStartOption{kindInternal, trace.WithAttributes(o.runAttrs(r, op)...)}
+	if r.Link.IsValid() && !r.Link.Equal(parent) {
+		la := linkTakeover
+		if r.Continued {
+			la = linkContinued
+		}
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: la}))
 	}
-	ctx, span := o.tracer.Start(ctx, op+" "+name, opts...)
+	ctx, span := o.tracer.Start(ctx, op+" "+r.Name, opts...)
+	var paused time.Duration
+	if r.Continued && !r.PausedAt.IsZero() {
+		paused = max(time.Since(r.PausedAt), 0)
+	}
+	if r.Continued {
+		attrs := []attribute.KeyValue{}
+		if paused > 0 {
+			attrs = append(attrs, keyPauseDuration.Float64(float64(paused.Microseconds())/1000))
+		}
+		span.AddEvent(EventContinued, trace.WithAttributes(attrs...))
+	}
 	o.wg.Add(1) // done once the run's spans are ended (Follow, Fail)
 	t := &Tracked{o: o, info: r, ctx: ctx, span: span, start: time.Now()}
 	o.mu.Lock()
 	o.tracked[r.ID] = t
 	o.mu.Unlock()
-	o.inst.runStarted(ctx, r)
+	o.inst.runStarted(ctx, r, paused)
 	return ctx, t
 }
 
