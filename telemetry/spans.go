@@ -18,6 +18,8 @@ const (
 	keyOperation      = attribute.Key("gen_ai.operation.name")
 	keyProvider       = attribute.Key("gen_ai.provider.name")
 	keyRequestModel   = attribute.Key("gen_ai.request.model")
+	keyResponseModel  = attribute.Key("gen_ai.response.model")
+	keyFinishReasons  = attribute.Key("gen_ai.response.finish_reasons")
 	keyInputTokens    = attribute.Key("gen_ai.usage.input_tokens")
 	keyOutputTokens   = attribute.Key("gen_ai.usage.output_tokens")
 	keyConversationID = attribute.Key("gen_ai.conversation.id")
@@ -152,7 +154,7 @@ func (b *builder) event(ev *run.Event) bool {
 		o = &run.Origin{}
 	}
 	switch ev.Event {
-	case run.EventRunStarted:
+	case run.EventRunStarted, run.EventTeamRunStarted:
 		b.runStarted(ev, o)
 	case run.EventStepStarted:
 		b.stepStarted(ev, o)
@@ -164,13 +166,13 @@ func (b *builder) event(ev *run.Event) bool {
 		if s, ok := b.spans["s"+o.StepID]; ok {
 			s.span.AddEvent("kern.step.retried", trace.WithAttributes(attribute.String("error", ev.Error)))
 		}
-	case run.EventModelRequestStarted:
+	case run.EventModelRequestStarted, run.EventTeamModelRequestStarted:
 		b.modelStarted(ev)
-	case run.EventModelRequestCompleted:
+	case run.EventModelRequestCompleted, run.EventTeamModelRequestCompleted:
 		b.modelCompleted(ev)
-	case run.EventToolCallStarted:
+	case run.EventToolCallStarted, run.EventTeamToolCallStarted:
 		b.toolStarted(ev)
-	case run.EventToolCallCompleted, run.EventToolCallError:
+	case run.EventToolCallCompleted, run.EventToolCallError, run.EventTeamToolCallCompleted, run.EventTeamToolCallError:
 		b.toolEnded(ev)
 	case run.EventRunPaused, run.EventWorkflowPaused:
 		b.paused(ev)
@@ -227,8 +229,12 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	case o.ParentRunID != "":
 		parent = b.parent("r" + o.ParentRunID)
 	}
-	attrs := []attribute.KeyValue{keyOperation.String("invoke_agent"), keyAgentID.String(o.AgentID),
-		keyAgentName.String(o.AgentName), keyRunID.String(ev.RunID)}
+	id, name := o.AgentID, o.AgentName
+	if ev.Event == run.EventTeamRunStarted { // a team nested in a team or a step
+		id, name = o.TeamID, o.TeamName
+	}
+	attrs := []attribute.KeyValue{keyOperation.String("invoke_agent"), keyAgentID.String(id),
+		keyAgentName.String(name), keyRunID.String(ev.RunID)}
 	if o.WorkflowRunID != "" {
 		attrs = append(attrs, keyWorkflowRunID.String(o.WorkflowRunID))
 	}
@@ -238,7 +244,7 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	if model != "" {
 		attrs = append(attrs, keyRequestModel.String(model), keyProvider.String(providerName(provider)))
 	}
-	b.begin("r"+ev.RunID, parent, "invoke_agent "+o.AgentName, ev, kindInternal, attrs...)
+	b.begin("r"+ev.RunID, parent, "invoke_agent "+name, ev, kindInternal, attrs...)
 }
 
 func (b *builder) stepStarted(ev *run.Event, o *run.Origin) {
@@ -270,6 +276,12 @@ func (b *builder) modelCompleted(ev *run.Event) {
 	var model, provider string
 	if d := ev.Detail; d != nil {
 		model, provider = d.Model, d.ModelProvider
+		if d.ResponseModel != "" {
+			s.span.SetAttributes(keyResponseModel.String(d.ResponseModel))
+		}
+		if d.FinishReason != "" {
+			s.span.SetAttributes(keyFinishReasons.StringSlice([]string{d.FinishReason}))
+		}
 	}
 	if m := ev.Metrics; m != nil {
 		s.span.SetAttributes(keyInputTokens.Int(m.InputTokens), keyOutputTokens.Int(m.OutputTokens))
