@@ -51,13 +51,17 @@ type Observer struct {
 	replica string
 	wg      sync.WaitGroup // the followers of runs' logs
 
+	namesMu sync.RWMutex         // guards names
+	names   map[[2]string]string // span names made (see spanName)
+
 	mu      sync.Mutex          // guards tracked
 	tracked map[string]*Tracked // the top-level runs being followed, by id
 }
 
 // New returns an Observer sending to cfg's providers.
 func New(cfg Config) (*Observer, error) {
-	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked)}
+	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked),
+		names: make(map[[2]string]string)}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
@@ -159,7 +163,7 @@ func (o *Observer) Begin(ctx context.Context, r Run) (context.Context, *Tracked)
 		}
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: la}))
 	}
-	ctx, span := o.tracer.Start(ctx, op+" "+r.Name, opts...)
+	ctx, span := o.tracer.Start(ctx, o.spanName(op, r.Name), opts...)
 	var paused time.Duration
 	if r.Continued && !r.PausedAt.IsZero() {
 		paused = max(time.Since(r.PausedAt), 0)
