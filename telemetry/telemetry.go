@@ -115,7 +115,10 @@ type Run struct {
 
 // Cancel sources: where a cancel came from, in kern.cancel.source.
 const (
-	SourceRequest  = "request"  // Host.Cancel here: the HTTP API, `kern cancel`, a program
+	SourceRequest  = "request"  // Host.Cancel here, from a program (no source on its context)
+	SourceAPI      = "api"      // POST /runs/{run_id}/cancel from an HTTP client
+	SourceCLI      = "cli"      // the same, from `kern cancel` (its User-Agent)
+	SourceMCP      = "mcp"      // an MCP client's notifications/cancelled
 	SourceReplica  = "replica"  // another process, through the store
 	SourceConsumer = "consumer" // the run's consumer went away
 	SourceShutdown = "shutdown" // this process shut down
@@ -264,6 +267,22 @@ func (o *Observer) CancelAllRequested(source string) {
 	for _, id := range all {
 		o.CancelRequested(id, source)
 	}
+}
+
+type sourceKey struct{}
+
+// WithCancelSource returns ctx saying that a cancel made with it comes from
+// source (SourceAPI, SourceCLI...): Host.Cancel reports that source.
+func WithCancelSource(ctx context.Context, source string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, source)
+}
+
+// CancelSource returns the source WithCancelSource put in ctx, or def.
+func CancelSource(ctx context.Context, def string) string {
+	if s, ok := ctx.Value(sourceKey{}).(string); ok && s != "" {
+		return s
+	}
+	return def
 }
 
 func (t *Tracked) cancelRequest() (time.Time, string) {
