@@ -282,11 +282,13 @@ func spanEvent(s tracetest.SpanStub, name string) (sdktrace.Event, bool) {
 // PAUSED and unset (no error), with a kern.paused event; continued by another
 // process on the same database, its second part is a child of the first (no
 // traceparent on the continue) or of the continue's caller, linked to the first,
-// with a kern.continued event giving the pause's duration. The metrics count
-// the pause and the continue, and the run is live in neither while paused.
+// with a kern.continued event giving the pause's duration (when stored). The
+// metrics count the pause and the continue, and the run is not live while
+// paused. Without a store, the run paused in memory continues likewise.
 func TestTracePauseContinue(t *testing.T) {
-	for _, withParent := range []bool{false, true} {
-		t.Run(fmt.Sprintf("parent=%v", withParent), func(t *testing.T) {
+	for _, c := range []struct{ stored, withParent bool }{{true, false}, {true, true}, {false, false}} {
+		withParent := c.withParent
+		t.Run(fmt.Sprintf("stored=%v,parent=%v", c.stored, withParent), func(t *testing.T) {
 			exp := tracetest.NewInMemoryExporter()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 			defer tp.Shutdown(context.Background())
@@ -297,10 +299,16 @@ func TestTracePauseContinue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sts := pauseStores(t)["sqlite"]
 			var sent atomic.Int32
-			a := startHost(t, sts[0], Options{Replica: "A", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
-			b := startHost(t, sts[1], Options{Replica: "B", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+			var a, b *Host
+			if c.stored {
+				sts := pauseStores(t)["sqlite"]
+				a = startHost(t, sts[0], Options{Replica: "A", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+				b = startHost(t, sts[1], Options{Replica: "B", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+			} else {
+				a = startHost(t, nil, Options{Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+				b = a
+			}
 			out := pauseRun(t, a)
 			obs.Wait()
 			first := agentSpan(t, exp, out.RunID, 1)[0]
@@ -344,14 +352,18 @@ func TestTracePauseContinue(t *testing.T) {
 			}
 			if ev, ok := spanEvent(second, telemetry.EventContinued); !ok {
 				t.Error("no kern.continued event on the continued part")
-			} else if _, ok := attrOfKV(ev.Attributes, "kern.pause.duration_ms"); !ok {
+			} else if _, ok := attrOfKV(ev.Attributes, "kern.pause.duration_ms"); !ok && c.stored {
 				t.Error("no kern.pause.duration_ms on kern.continued")
 			}
 			if v, _ := attrOf(second, "kern.run.continued"); v != "true" {
 				t.Error("no kern.run.continued on the continued part")
 			}
+			durations := int64(0)
+			if c.stored {
+				durations = 1
+			}
 			for name, want := range map[string]int64{"kern.runs.started": 1, "kern.runs.continued": 1, "kern.runs.ended": 1,
-				"kern.runs.live": 0, "kern.pause.duration": 1} {
+				"kern.runs.live": 0, "kern.pause.duration": durations} {
 				if n := sumOf(t, reader, name); n != want {
 					t.Errorf("%s %d, want %d", name, n, want)
 				}
