@@ -219,6 +219,7 @@ var (
 	opChat           = keyOperation.String("chat")
 	opExecuteTool    = keyOperation.String("execute_tool")
 	toolTypeFunction = keyToolType.String("function")
+	errorCancelled   = keyErrorType.String(ErrorTypeCancelled)
 
 	kindInternal = trace.WithSpanKind(trace.SpanKindInternal)
 	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
@@ -521,17 +522,18 @@ func (b *builder) mark(s trace.Span, st run.Status, msg string) {
 		s.SetAttributes(keyStatus.String(string(st)))
 		return
 	case run.StatusCancelled:
-		setError(s, ErrorTypeCancelled, "cancelled: "+msg)
-		attrs := []attribute.KeyValue{keyReason.String(msg)}
+		s.SetAttributes(errorCancelled)
+		s.SetStatus(codes.Error, b.o.spanName("cancelled:", msg)) // a few reasons, made once
 		at, source := b.t.cancelRequest()
 		if source == "" {
 			source = sourceOf(msg)
 		}
-		attrs = append(attrs, keySource.String(source))
+		b.attrs = append(b.attrs, keyReason.String(msg), keySource.String(source))
 		if !at.IsZero() {
-			attrs = append(attrs, keyLatency.Float64(float64(time.Since(at).Microseconds())/1000))
+			b.attrs = append(b.attrs, keyLatency.Float64(float64(time.Since(at).Microseconds())/1000))
 		}
-		s.AddEvent(EventCancelled, trace.WithAttributes(attrs...))
+		s.AddEvent(EventCancelled, trace.WithAttributes(b.attrs...))
+		b.attrs = b.attrs[:0]
 	default:
 		setError(s, "_OTHER", msg)
 	}
