@@ -461,6 +461,7 @@ func (b *builder) paused(ev *run.Event) {
 	b.top.span.SetAttributes(keyStatus.String(string(run.StatusPaused)),
 		keyFirstEvent.Int(max(b.top.firstEvent, 0)), keyLastEvent.Int(ev.EventIndex))
 	b.top.span.End()
+	b.o.pausedNow(b.x.ID)
 	b.o.inst.runPaused(b.top.ctx, b.t.info)
 }
 

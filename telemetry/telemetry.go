@@ -54,13 +54,14 @@ type Observer struct {
 	namesMu sync.RWMutex         // guards names
 	names   map[[2]string]string // span names made (see spanName)
 
-	mu      sync.Mutex          // guards tracked
-	tracked map[string]*Tracked // the top-level runs being followed, by id
+	mu      sync.Mutex           // guards tracked and paused
+	tracked map[string]*Tracked  // the top-level runs being followed, by id
+	paused  map[string]time.Time // when runs paused here, by id (bounded: maxPaused)
 }
 
 // New returns an Observer sending to cfg's providers.
 func New(cfg Config) (*Observer, error) {
-	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked),
+	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked), paused: make(map[string]time.Time),
 		names: make(map[[2]string]string)}
 	tp := cfg.TracerProvider
 	if tp == nil {
@@ -168,8 +169,16 @@ func (o *Observer) Begin(ctx context.Context, r Run) (context.Context, *Tracked)
 	}
 	ctx, span := o.tracer.Start(ctx, o.spanName(op, r.Name), opts...)
 	var paused time.Duration
-	if r.Continued && !r.PausedAt.IsZero() {
-		paused = max(time.Since(r.PausedAt), 0)
+	if r.Continued {
+		o.mu.Lock()
+		if at, ok := o.paused[r.ID]; ok { // paused here: the exact time
+			r.PausedAt = at
+			delete(o.paused, r.ID)
+		}
+		o.mu.Unlock()
+		if !r.PausedAt.IsZero() {
+			paused = max(time.Since(r.PausedAt), 0)
+		}
 	}
 	if r.Continued {
 		attrs := []attribute.KeyValue{}
@@ -289,6 +298,20 @@ func (t *Tracked) cancelRequest() (time.Time, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cancelAt, t.source
+}
+
+// maxPaused bounds the pause times an Observer keeps for runs paused here and
+// not continued yet (past it, a continue here knows the pause's time only
+// from Run.PausedAt).
+const maxPaused = 10000
+
+// pausedNow notes that the run id paused now.
+func (o *Observer) pausedNow(id string) {
+	o.mu.Lock()
+	if len(o.paused) < maxPaused {
+		o.paused[id] = time.Now()
+	}
+	o.mu.Unlock()
 }
 
 func (o *Observer) forget(id string) {
