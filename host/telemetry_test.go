@@ -19,9 +19,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -394,4 +396,40 @@ func attrOfKV(kvs []attribute.KeyValue, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// TestTraceTeamRun: a team's run, traced, is an invoke_agent span named by the
+// team, its leader's model request a chat span under it.
+func TestTraceTeamRun(t *testing.T) {
+	obs, exp := tracing(t)
+	tm := &team.Team{Name: "Crew", Model: scripted.New("done"),
+		Members: []team.Member{team.Agent(&agent.Agent{Name: "Helper", Model: scripted.New("helped")}, "")}}
+	h := startHost(t, nil, Options{Teams: []*team.Team{tm}, Telemetry: obs})
+	r, err := h.Start(Request{Kind: run.KindTeam, Component: tm.TeamID(), Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := r.Exec().Wait(); out.Status != run.StatusCompleted {
+		t.Fatalf("team run %s: %s", out.Status, out.Error)
+	}
+	obs.Wait()
+	var root, chat *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i, s := range spans {
+		switch s.Name {
+		case "invoke_agent Crew":
+			root = &spans[i]
+		case "chat scripted":
+			chat = &spans[i]
+		}
+	}
+	if root == nil || chat == nil {
+		t.Fatalf("no team span or no chat span among %d", len(spans))
+	}
+	if v, _ := attrOf(*root, "kern.run.id"); v != r.ID() {
+		t.Errorf("team span's kern.run.id %q", v)
+	}
+	if chat.Parent.SpanID() != root.SpanContext.SpanID() {
+		t.Error("the leader's chat span is not under the team's")
+	}
 }
