@@ -296,6 +296,7 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 		return
 	}
 	streamed := req.Stream == nil || *req.Stream
+	hr.Unread = !streamed // its answer is its output; resumes read the store
 	if streamed {
 		// The stream's place is taken before the run starts: a refused stream
 		// starts no run.

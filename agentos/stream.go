@@ -21,11 +21,14 @@ type sse struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
 
-	mu     sync.Mutex // guards the fields below and writes to w
-	buf    []byte
-	err    error // the first write error: the client is gone
-	active bool  // an event was written since the last heartbeat tick
-	sent   int   // events written
+	mu       sync.Mutex // guards the fields below and writes to w
+	buf      []byte
+	err      error // the first write error: the client is gone
+	active   bool  // an event was written since the last heartbeat tick
+	tick     *time.Timer
+	interval time.Duration
+	stopped  bool // the heartbeat is stopped: the handler may return
+	sent     int  // events written
 }
 
 // startSSE sends the stream's headers, with no write deadline for the stream.
@@ -73,13 +76,15 @@ func (s *sse) stored(e store.Event, flush bool) error {
 	return s.event(string(e.Type), e.Index, flush, func(b []byte) ([]byte, error) { return append(b, e.Data...), nil })
 }
 
-// ping writes a heartbeat comment unless an event went out since the last tick.
+// ping writes a heartbeat comment unless an event went out since the last tick,
+// and sets the next tick; once the heartbeat is stopped it does nothing.
 func (s *sse) ping() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil {
+	if s.stopped || s.err != nil {
 		return
 	}
+	s.tick.Reset(s.interval)
 	if s.active {
 		s.active = false
 		return
@@ -89,25 +94,20 @@ func (s *sse) ping() {
 	}
 }
 
-// heartbeat pings every interval until stop is called, which waits for it.
+// heartbeat pings every interval until stop is called, after which nothing is
+// written. A timer, not a goroutine, waits between ticks: a thousand open
+// streams cost no thousand parked goroutines.
 func (s *sse) heartbeat(interval time.Duration) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				s.ping()
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	s.mu.Lock()
+	s.interval = interval
+	s.tick = time.AfterFunc(interval, s.ping)
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		s.tick.Stop()
+	}
 }
 
 // stream streams lr's events from index from on, as they are stored (see

@@ -156,22 +156,66 @@ func (h *Host) Follow(ctx context.Context, rec *store.Run, from int, yield func(
 // FollowExec follows x, a run executing in this process, from index from on, as
 // its clients must hear it: live gets the events of x's log once they are durable
 // (see run.Log.FollowDurable; all of them at once for a run not persisted), up to
-// the run's terminal event, which comes once its end is stored. Should this
-// process lose the run (its recorder gave up on it: the store failed for longer
-// than the run's lease, or another replica took it over), what x emits from then
-// on is never told: stored then gets, from the first event live did not get, the
-// events the store holds and those that whoever owns the run next (another
-// replica, or this host's recovery once the store is back) stores, as Follow
-// gives them, waiting through the store's failures. It returns once the run's
-// terminal event is out, a callback returned false, or ctx is done (ctx's error).
+// the run's terminal event, which comes once its end is stored. The events x's log
+// no longer holds in memory (see run.Log.Held) are read from the store, where they
+// are, and given to stored, and the log is followed again after the last of them:
+// no event is skipped or given twice. Should this process lose the run (its
+// recorder gave up on it: the store failed for longer than the run's lease, or
+// another replica took it over), what x emits from then on is never told: stored
+// then gets, from the first event live did not get, the events the store holds
+// and those that whoever owns the run next (another replica, or this host's
+// recovery once the store is back) stores, as Follow gives them, waiting through
+// the store's failures. It returns once the run's terminal event is out, a
+// callback returned false, or ctx is done (ctx's error).
 func (h *Host) FollowExec(ctx context.Context, x *run.Exec, from int, live func(*run.Event) bool, stored func([]store.Event) bool) error {
-	next, err := x.Log.FollowDurable(ctx, from, live)
-	if !errors.Is(err, run.ErrLost) || h.store == nil {
-		return err
+	for {
+		next, err := x.Log.FollowDurable(ctx, from, live)
+		if errors.Is(err, run.ErrEvicted) && h.store != nil {
+			var more bool
+			if from, more, err = h.readEvicted(ctx, x, next, stored); err != nil || !more {
+				if err != nil && ctx.Err() == nil {
+					h.log.Error("host: follow run", "run_id", x.ID, "err", err)
+				}
+				return err
+			}
+			continue
+		}
+		if !errors.Is(err, run.ErrLost) || h.store == nil {
+			return err
+		}
+		h.log.Info("host: this process lost a run it streams: its clients follow it from the store",
+			"run_id", x.ID, "from_event", next)
+		return h.follow(ctx, &store.Run{ID: x.ID, Kind: x.Kind, Status: run.StatusRunning}, next, stored, true)
 	}
-	h.log.Info("host: this process lost a run it streams: its clients follow it from the store",
-		"run_id", x.ID, "from_event", next)
-	return h.follow(ctx, &store.Run{ID: x.ID, Kind: x.Kind, Status: run.StatusRunning}, next, stored, true)
+}
+
+// readEvicted gives stored the events of x from index from that its log dropped
+// from memory, read from the store up to the durable watermark (so no more than
+// the run's clients may be told), and returns the index after the last one given,
+// and whether stored asked for more. They are durable, so stored: a store that
+// has none of them fails the read.
+func (h *Host) readEvicted(ctx context.Context, x *run.Exec, from int, stored func([]store.Event) bool) (next int, more bool, err error) {
+	to := x.Log.Readable()
+	for from < to {
+		evs, err := h.store.Events(ctx, x.ID, from, min(followPage, to-from))
+		if err != nil {
+			return from, false, fmt.Errorf("host: read the stored events of run %s from %d: %w", x.ID, from, err)
+		}
+		if len(evs) == 0 || evs[0].Index != from {
+			return from, false, fmt.Errorf("host: run %s: event %d is neither in memory nor in the store", x.ID, from)
+		}
+		for i := range evs {
+			if evs[i].Index >= to {
+				evs = evs[:i]
+				break
+			}
+		}
+		if !stored(evs) {
+			return from, false, nil
+		}
+		from = evs[len(evs)-1].Index + 1
+	}
+	return from, true, nil
 }
 
 // follow is Follow; patient, it waits through the store's failures (the store

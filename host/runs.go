@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/kern-dev/kern/internal/engine"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
@@ -31,6 +32,11 @@ type Request struct {
 	// host's own. A background run's are not stored: it runs without them if
 	// another process takes it.
 	Options []run.Option
+	// Unread says that no caller reads the run's events from its start (it is
+	// waited for, or its clients follow it with FollowExec): the run's log keeps
+	// only a window of its events from the start (see run.Log.Held), instead of
+	// all of them until its first reader follows it. Background runs are so.
+	Unread bool
 }
 
 // Run is a run this host started or queued.
@@ -40,6 +46,7 @@ type Run struct {
 	input      string
 	opts       []run.Option
 	background bool
+	unread     bool        // see Request.Unread
 	queued     *run.Output // the run's identity, answered while it is queued
 	// given: the id was not made by this host (a caller's, a queued or left-behind
 	// run's), so a cancel intent may be stored for it already.
@@ -161,7 +168,7 @@ func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 
 // newRun returns the run req asks for, of component c.
 func newRun(c *component, req Request, background bool) *Run {
-	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, started: make(chan struct{}),
+	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, unread: background || req.Unread, started: make(chan struct{}),
 		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
 	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
 		Input: req.Input, CreatedAt: time.Now().Unix()}
@@ -279,6 +286,14 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		x, err = r.comp.start(ctx, r.input, opts...)
 	}
 	r.x, r.err, r.span = x, err, tr.SpanContext()
+	if err == nil {
+		tr.Follow(x) // before the run's other readers, who may let its log drop events
+	}
+	if err == nil && r.unread {
+		// No caller streams it from its start: its log keeps only its window
+		// (clients that resume read older events from the store).
+		engine.LogOf(x).Unpin()
+	}
 	close(r.started)
 	if err != nil {
 		tr.Fail(err)
@@ -293,9 +308,8 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 		h.mu.Unlock()
 		return err
 	}
-	tr.Follow(x)
 	h.wg.Add(1)
-	go h.watch(r)
+	engine.AfterDone(x, func() { h.watch(r) })
 	return nil
 }
 
@@ -336,11 +350,11 @@ func (h *Host) beginCancelled(r *Run, reason string) error {
 	return h.begin(ctx, r)
 }
 
-// watch waits for r's run to end, then forgets it (or keeps it in memory when
-// there is no store to read it back from).
+// watch forgets r once its run has ended (or keeps it in memory when there is
+// no store to read it back from). It is called as the run ends, on its
+// goroutine: a thousand live runs cost no thousand goroutines waiting for them.
 func (h *Host) watch(r *Run) {
 	defer h.wg.Done()
-	<-r.x.Done()
 	h.logNotStored(r)
 	h.mu.Lock()
 	defer h.mu.Unlock()

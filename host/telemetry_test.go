@@ -215,7 +215,7 @@ func TestStoreMetrics(t *testing.T) {
 	if out, _ := r.Wait(context.Background()); out.Status != run.StatusCompleted {
 		t.Fatalf("run %s", out.Status)
 	}
-	obs.Wait() // the observer counts the run's end once it read its terminal event
+	obs.Wait() // the observer records a run's end as it reads it, after the run ended
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)

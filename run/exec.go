@@ -2,6 +2,8 @@ package run
 
 import (
 	"context"
+	"errors"
+	"sync"
 
 	"github.com/kern-dev/kern/internal/eventlog"
 	"github.com/kern-dev/kern/internal/runaccess"
@@ -55,6 +57,10 @@ type Exec struct {
 	done       chan struct{}
 	out        *Output
 	persistErr error
+
+	doneMu    sync.Mutex // guards the fields below
+	ended     bool       // done is closed
+	afterDone []func()   // called once done is closed
 }
 
 // Recorder persists top-level runs as they execute; kern's store.Recorder is one.
@@ -99,10 +105,16 @@ func (x *Exec) Wait() *Output {
 // Stream returns an iterator over the run's events from the first one, ending after
 // its terminal event. Breaking out of the loop cancels the run with reason
 // "consumer stopped"; either way, the iterator returns only once the run's goroutine
-// is done.
+// is done. The first Stream of a persisted run gets every event; a later one may
+// find the run's first events dropped from memory (see Log.Held): it then yields
+// only ErrEvicted, at once, and the run goes on (host.FollowExec reads them from
+// the store).
 func (x *Exec) Stream(yield func(*Event, error) bool) {
-	ended := false
+	ended, evicted := false, false
 	defer func() {
+		if evicted {
+			return
+		}
 		// Also when yield panicked: a run nobody reads any more must not go on.
 		if !ended {
 			x.entry.Cancel(ReasonConsumerStopped)
@@ -110,10 +122,15 @@ func (x *Exec) Stream(yield func(*Event, error) bool) {
 		<-x.done
 	}()
 	read := true
-	_ = x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
+	err := x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
 		read = yield(ev, nil)
 		return read
 	})
+	if errors.Is(err, ErrEvicted) { // returned before any event
+		evicted = true
+		yield(nil, err)
+		return
+	}
 	ended = read
 }
 
@@ -164,6 +181,24 @@ func init() {
 	runaccess.Ended = func(x *Exec, persistErr error) {
 		x.persistErr = persistErr
 		close(x.done)
+		x.doneMu.Lock()
+		x.ended = true
+		fns := x.afterDone
+		x.afterDone = nil
+		x.doneMu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	}
+	runaccess.AfterDone = func(x *Exec, fn func()) {
+		x.doneMu.Lock()
+		if !x.ended {
+			x.afterDone = append(x.afterDone, fn)
+			x.doneMu.Unlock()
+			return
+		}
+		x.doneMu.Unlock()
+		fn()
 	}
 	runaccess.Entry = func(x *Exec) any { return x.entry }
 	runaccess.SetErr = func(o *Output, err error) { o.err = err }

@@ -188,6 +188,7 @@ func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 // store found claimed by another replica fails with ErrTakenOver, none of its
 // events written.
 func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []failure {
+	lastBatch, lastEvs := len(w.batch), len(w.evs)
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
 	// Every event's JSON, one after the other; a store may keep it (the events'
@@ -212,6 +213,14 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, CreatedAt: time.Unix(ev.CreatedAt, 0),
 				Data: arena[mark:len(arena):len(arena)]})
 		}
+	}
+	// Entries of the last flush beyond this one's would keep the events a run's
+	// log has dropped, and their JSON, alive.
+	if len(batch) < lastBatch {
+		clear(batch[len(batch):lastBatch])
+	}
+	if len(evs) < lastEvs {
+		clear(evs[len(evs):lastEvs])
 	}
 	w.batch, w.evs, w.counts, w.arena = batch, evs, counts, len(arena)
 	if len(batch) == 0 {

@@ -231,11 +231,16 @@ func (t *Tracked) Follow(x *run.Exec) {
 		t.o.wg.Done()
 		return
 	}
+	// Reserved here, before the run's first other reader can come: the log of a
+	// recorded run drops events once read and stored.
+	follow, err := x.Log.Reserve(0)
 	go func() {
 		defer t.o.wg.Done()
 		defer t.o.forget(t.info.ID)
 		b := newBuilder(t, x)
-		_ = x.Log.Follow(context.Background(), 0, b.event)
+		if err == nil {
+			_ = follow(context.Background(), b.event)
+		}
 		b.close()
 	}()
 }

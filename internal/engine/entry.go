@@ -21,15 +21,16 @@ import (
 
 // Hooks into package run (see runaccess), typed once.
 var (
-	newExec  = runaccess.NewExec.(func(string, run.Kind, *run.Output, *run.Resume) (*run.Exec, *eventlog.Log[run.Event]))
-	logOf    = runaccess.Log.(func(*run.Exec) *eventlog.Log[run.Event])
-	started  = runaccess.Started.(func(*run.Exec, any))
-	ended    = runaccess.Ended.(func(*run.Exec, error))
-	entryOf  = runaccess.Entry.(func(*run.Exec) any)
-	setErr   = runaccess.SetErr.(func(*run.Output, error))
-	regBegin = runaccess.Begin.(func(*run.Registry, string, any) error)
-	regEnd   = runaccess.End.(func(*run.Registry, string, any, run.Status))
-	regFind  = runaccess.Lookup.(func(*run.Registry, string) (any, bool))
+	newExec   = runaccess.NewExec.(func(string, run.Kind, *run.Output, *run.Resume) (*run.Exec, *eventlog.Log[run.Event]))
+	logOf     = runaccess.Log.(func(*run.Exec) *eventlog.Log[run.Event])
+	started   = runaccess.Started.(func(*run.Exec, any))
+	ended     = runaccess.Ended.(func(*run.Exec, error))
+	afterDone = runaccess.AfterDone.(func(*run.Exec, func()))
+	entryOf   = runaccess.Entry.(func(*run.Exec) any)
+	setErr    = runaccess.SetErr.(func(*run.Output, error))
+	regBegin  = runaccess.Begin.(func(*run.Registry, string, any) error)
+	regEnd    = runaccess.End.(func(*run.Registry, string, any, run.Status))
+	regFind   = runaccess.Lookup.(func(*run.Registry, string) (any, bool))
 )
 
 // Entry is one active run's handle in a registry.

@@ -53,6 +53,11 @@ func (l *Log) Follow(ctx context.Context, from int, fn func(*run.Event) bool) er
 	return l.log().Follow(ctx, from, fn)
 }
 
+// AfterDone calls fn once the top-level run x has ended (its Done closed), on the
+// run's goroutine as it ends, or at once if it has: whoever must act on a run's
+// end needs no goroutine of its own waiting for it.
+func AfterDone(x *run.Exec, fn func()) { afterDone(x, fn) }
+
 // LogOf returns the write side of the top-level run x's log.
 func LogOf(x *run.Exec) *Log { return (*Log)(logOf(x)) }
 
@@ -64,6 +69,11 @@ func (l *Log) Track(kick chan<- struct{}) { l.log().Track(kick) }
 // Arm makes the next event emitted signal the kick given to Track: a recorder
 // that has written what the log holds asks to hear of the next event at once.
 func (l *Log) Arm() { l.log().Arm() }
+
+// Unpin tells the log of a persisted run that its first reader will not come
+// (the run executes in the background): it drops what its window left from now
+// on, as it does once a reader follows it (see run.Log.Held).
+func (l *Log) Unpin() { l.log().Unpin() }
 
 // Durable advances the watermark: the events before index n are durable.
 func (l *Log) Durable(n int) { l.log().Durable(n) }

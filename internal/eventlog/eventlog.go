@@ -9,6 +9,7 @@ import (
 	"errors"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,13 +17,49 @@ import (
 
 // Events live in segments that never move, so a reader can keep a pointer to one and
 // a streamed chunk costs no allocation of its own. Segment k holds firstSegment<<k
-// events: short runs allocate little, long ones allocate rarely.
-const firstSegment = 8
+// events: short runs allocate little, long ones allocate rarely. A recorded run's
+// log caps its segments at firstSegment<<trackedShift events, so that it can drop
+// whole segments its window left (see Window).
+const (
+	firstSegment = 8
+	trackedShift = 1
+)
 
-// locate returns the segment and the offset in it of event i.
-func locate(i int) (seg, off int) {
+// Window is how many of its most recent events a recorded run's log keeps in
+// memory once the store holds them (see Log.Track): a client that resumes within
+// it, or a reader that falls that far behind, is served from memory; one from
+// further back reads the store. Whole segments are dropped, so a log holds at most
+// Window+firstSegment<<trackedShift durable events, and every event not durable yet.
+const Window = 16
+
+// locate returns the segment and the offset in it of event i (counted from the
+// log's first index), in a log whose segments stop growing at segment capShift
+// (0: they never stop).
+func locate(i, capShift int) (seg, off int) {
+	if capShift > 0 {
+		if start := firstSegment * (1<<capShift - 1); i >= start {
+			j := i - start
+			return capShift + j/(firstSegment<<capShift), j % (firstSegment << capShift)
+		}
+	}
 	seg = bits.Len(uint(i/firstSegment+1)) - 1
 	return seg, i - firstSegment*(1<<seg-1)
+}
+
+// segmentStart returns the index of segment seg's first event.
+func segmentStart(seg, capShift int) int {
+	if capShift > 0 && seg >= capShift {
+		return firstSegment*(1<<capShift-1) + (seg-capShift)*firstSegment<<capShift
+	}
+	return firstSegment * (1<<seg - 1)
+}
+
+// segmentLen returns how many events segment seg holds.
+func segmentLen(seg, capShift int) int {
+	if capShift > 0 {
+		seg = min(seg, capShift)
+	}
+	return firstSegment << seg
 }
 
 // Log is the ordered event sequence of one top-level run, nested runs' events
@@ -38,9 +75,22 @@ func locate(i int) (seg, off int) {
 // store holds; once the recorder gives up on the run (Lose), such readers stop at
 // the watermark and learn ErrLost: what follows, if anything, is in the store, from
 // whichever process owns the run next.
+//
+// A recorded run's log keeps in memory only what it must: the events not durable
+// yet, the last Window events, and those a Follow reader has not read yet (a
+// Follow reader is never left behind). Older events are dropped as the watermark
+// passes them, so that memory stays flat however long the run. Until the run's
+// first reader follows it (or Unpin says none will come), the log keeps every
+// event, so that the run's first reader, which may start a little after the run,
+// misses none. A FollowDurable reader, or a Follow that starts, before the oldest
+// event held gets ErrEvicted: it reads those events from the store. A log that is
+// not tracked (a run without a store) keeps every event: it is the only copy.
 type Log[E any] struct {
 	mu       sync.Mutex
-	segments [][]E
+	segments [][]E        // segments[0] is segment base; a new slice when segments are dropped
+	capShift int          // segments stop growing at this one; 0: never (see locate)
+	base     int          // the number of segments dropped
+	held     int          // index of the first event held: segment base's first
 	first    int          // index of the log's first event (see StartAt)
 	n        int          // index of the next event
 	emitted  atomic.Int64 // n, readable without the lock by readers about to wait
@@ -61,12 +111,22 @@ type Log[E any] struct {
 	kick  chan<- struct{}
 	armed atomic.Bool
 
+	// What a tracked log may not drop: every event from each Follow reader's
+	// position on, and each waiting FollowDurable reader's, and, until unpinned
+	// (the first reader came, or Unpin), every event.
+	pins     []*pin
+	unpinned bool
+
 	// The wall clock at the first event, read once: later events add the monotonic
 	// time since, which costs half as much as reading the wall clock again.
 	clockOnce sync.Once
 	start     time.Time
 	startNano int64
 }
+
+// pin is the position of a reader of a tracked log, written with the lock held:
+// the events from it on stay in memory.
+type pin struct{ at int }
 
 // Now returns the Unix second to stamp an event emitted now with.
 func (l *Log[E]) Now() int64 {
@@ -90,9 +150,9 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		l.mu.Unlock()
 		return false
 	}
-	seg, off := locate(l.n - l.first)
-	if seg == len(l.segments) {
-		l.segments = append(l.segments, make([]E, firstSegment<<seg))
+	seg, off := locate(l.n-l.first, l.capShift)
+	if seg -= l.base; seg == len(l.segments) {
+		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base, l.capShift)))
 	}
 	*index = l.n
 	l.segments[seg][off] = *ev
@@ -107,6 +167,23 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		}
 	}
 	return true
+}
+
+// view is what a reader reads the log's events through, outside the lock: the
+// segments as they were when it took the view (dropped ones included).
+type view[E any] struct {
+	segs                  [][]E
+	base, first, capShift int
+}
+
+func (l *Log[E]) viewLocked() view[E] {
+	return view[E]{l.segments, l.base, l.first, l.capShift}
+}
+
+// at returns event i.
+func (v *view[E]) at(i int) *E {
+	seg, off := locate(i-v.first, v.capShift)
+	return &v.segs[seg-v.base][off]
 }
 
 func (l *Log[E]) wakeLocked() {
@@ -141,16 +218,24 @@ func (l *Log[E]) Close() {
 // event after the watermark will be made durable by this process.
 var ErrLost = errors.New("the run's events are no longer made durable here")
 
+// ErrEvicted is what a reader of a recorded run's log gets when the events it asks
+// for are no longer held in memory (see Log): they are in the store.
+var ErrEvicted = errors.New("the run's events from this index on are no longer in memory: read them from the store")
+
 // Track gives the log a durable watermark, at the log's first index: from now on
-// FollowDurable reads only the events Durable acknowledged. kick, if not nil, is
-// signalled by the first event emitted after each Arm. Track must be called
-// before the first event and before any reader follows the log (a recorder calls
-// it as the run begins).
+// FollowDurable reads only the events Durable acknowledged, and the log drops the
+// durable events outside its window (see Log). kick, if not nil, is signalled by
+// the first event emitted after each Arm. Track must be called before the first
+// event and before any reader follows the log (a recorder calls it as the run
+// begins).
 func (l *Log[E]) Track(kick chan<- struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.tracked.Load() {
 		l.durable.Store(int64(l.first))
+		if l.n == l.first {
+			l.capShift = trackedShift
+		}
 		l.kick = kick
 		l.tracked.Store(true)
 		l.armed.Store(kick != nil)
@@ -164,6 +249,16 @@ func (l *Log[E]) Arm() {
 	}
 }
 
+// Unpin tells a tracked log that the run's first reader will not come (the run
+// executes in the background): from now on it drops what its window left, as it
+// does once a reader follows it.
+func (l *Log[E]) Unpin() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unpinned = true
+	l.trimLocked()
+}
+
 // Durable advances the watermark: the events before index n are durable. A lower
 // n, or a log lost or not tracked, changes nothing.
 func (l *Log[E]) Durable(n int) {
@@ -174,6 +269,30 @@ func (l *Log[E]) Durable(n int) {
 	}
 	l.durable.Store(int64(min(n, l.n)))
 	l.wakeDurableLocked()
+	l.trimLocked()
+}
+
+// trimLocked drops the segments of a tracked log that hold only events it no
+// longer needs: durable, outside the window, read by every Follow reader.
+func (l *Log[E]) trimLocked() {
+	if !l.tracked.Load() || !l.unpinned {
+		return
+	}
+	keep := min(int(l.durable.Load()), l.n-Window)
+	for _, p := range l.pins {
+		keep = min(keep, p.at)
+	}
+	drop := 0
+	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1, l.capShift) <= keep {
+		drop++
+	}
+	if drop == 0 {
+		return
+	}
+	// A new slice: readers may still index the old one, outside the lock.
+	l.segments = slices.Clone(l.segments[drop:])
+	l.base += drop
+	l.held = l.first + segmentStart(l.base, l.capShift)
 }
 
 // Lose marks the run as given up on by its recorder: the watermark moves no more,
@@ -196,7 +315,8 @@ func (l *Log[E]) Lost() bool {
 
 // Untrack drops the watermark: FollowDurable reads every event, as Follow does. A
 // recorder that gives up on a run nothing of which reached the store (not even its
-// record), so that no other process can take it over, lets its own end stand.
+// record), so that no other process can take it over, lets its own end stand. The
+// log drops no event from then on (none was durable, so none was dropped).
 func (l *Log[E]) Untrack() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -216,13 +336,24 @@ func (l *Log[E]) Readable() int {
 	return int(e)
 }
 
+// Held returns the index of the oldest event the log holds in memory: its first
+// index, unless it is tracked and dropped older events (see Log).
+func (l *Log[E]) Held() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return max(l.held, l.first)
+}
+
 // FollowDurable is Follow bounded by the durable watermark of a tracked log: it
 // calls fn with each event once the store acknowledged it, until the log is closed
 // and every event is durable (the run's end stored: it returns nil), fn returns
-// false (nil), ctx is done (ctx's error), or the recorder gave up on the run
-// (ErrLost). next is the index of the first event not handed to fn, from which a
-// reader goes on in the store after ErrLost. An untracked log is followed as
-// Follow follows it, at no cost more.
+// false (nil), ctx is done (ctx's error), the recorder gave up on the run
+// (ErrLost), or the next event to read was dropped from memory (ErrEvicted): it
+// is durable, so in the store. next is the index of the first event not handed to
+// fn, from which a reader goes on in the store after ErrLost or ErrEvicted. It
+// keeps in memory only what its reader waits for at the watermark: a reader that
+// falls behind, its client slow, is not waited for. An untracked log is followed
+// as Follow follows it, at no cost more.
 func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) (next int, err error) {
 	if !l.tracked.Load() {
 		// Tracking starts before any reader follows: an untracked log stays so.
@@ -230,21 +361,41 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 	}
 	l.mu.Lock()
 	from = max(from, l.first)
+	if !l.unpinned {
+		l.unpinned = true // the run's first reader: the store has what it drops
+	}
 	l.mu.Unlock()
 	var wake chan struct{}
+	// p pins the reader's position while it waits, and until it takes its next
+	// view: a write that advances the watermark by more than the window does not
+	// drop what the readers it wakes are about to read.
+	var p pin
+	pinned := false
+	unpin := func() {
+		if pinned {
+			l.unpinLocked(&p)
+			pinned = false
+		}
+	}
 	for {
 		l.mu.Lock()
+		if from < l.held {
+			unpin()
+			l.mu.Unlock()
+			return from, ErrEvicted
+		}
 		tracked := l.tracked.Load()
 		limit := l.n
 		if tracked {
 			limit = int(l.durable.Load())
 		}
 		if from < limit {
-			segs, first := l.segments, l.first
+			// A view: segments dropped meanwhile stay readable through it.
+			v := l.viewLocked()
+			unpin()
 			l.mu.Unlock()
 			for ; from < limit; from++ {
-				seg, off := locate(from - first)
-				if !fn(&segs[seg][off]) {
+				if !fn(v.at(from)) {
 					return from + 1, nil
 				}
 			}
@@ -252,9 +403,11 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		}
 		switch {
 		case tracked && l.lost:
+			unpin()
 			l.mu.Unlock()
 			return from, ErrLost
 		case l.closed && from >= l.n:
+			unpin()
 			l.mu.Unlock()
 			return from, nil
 		}
@@ -265,6 +418,10 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		// not for every event emitted meanwhile.
 		if tracked {
 			l.durableWaiting = append(l.durableWaiting, wake)
+			if !pinned {
+				p.at, pinned = from, true
+				l.pins = append(l.pins, &p)
+			}
 		} else {
 			l.waiting = append(l.waiting, wake)
 		}
@@ -273,6 +430,9 @@ func (l *Log[E]) FollowDurable(ctx context.Context, from int, fn func(*E) bool) 
 		case <-wake:
 		case <-ctx.Done():
 			l.unwait(wake)
+			l.mu.Lock()
+			unpin()
+			l.mu.Unlock()
 			return from, ctx.Err()
 		}
 	}
@@ -296,7 +456,7 @@ func (l *Log[E]) StartAt(first int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n == l.first {
-		l.first, l.n = first, first
+		l.first, l.n, l.held = first, first, first
 		l.emitted.Store(int64(first))
 		if l.tracked.Load() {
 			l.durable.Store(int64(first))
@@ -312,17 +472,18 @@ func (l *Log[E]) Len() int {
 	return l.n
 }
 
-// Events returns the events emitted so far.
+// Events returns the events emitted so far that the log holds (see Held).
 func (l *Log[E]) Events() []*E { return l.From(0, nil) }
 
-// From appends to dst the events emitted so far from index from on, and returns it.
+// From appends to dst the events emitted so far from index from on that the log
+// holds (from Held on), and returns it.
 func (l *Log[E]) From(from int, dst []*E) []*E {
 	l.mu.Lock()
-	segs, n, first := l.segments, l.n, l.first
+	v, n := l.viewLocked(), l.n
+	from = max(from, l.first, l.held)
 	l.mu.Unlock()
-	for i := max(from, first); i < n; i++ {
-		seg, off := locate(i - first)
-		dst = append(dst, &segs[seg][off])
+	for i := from; i < n; i++ {
+		dst = append(dst, v.at(i))
 	}
 	return dst
 }
@@ -336,22 +497,66 @@ func (l *Log[E]) Closed() bool {
 
 // Follow calls fn with each event from index from on, as they are emitted, until the
 // log is closed and read to its end (it returns nil), fn returns false (it returns
-// nil), or ctx is done (it returns ctx's error). Events must not be modified.
+// nil), or ctx is done (it returns ctx's error). Events must not be modified. On a
+// tracked log the events it has not read yet stay in memory; it returns ErrEvicted
+// at once when event from was dropped already (see Log).
 func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
+	from, p, err := l.reserve(from)
+	if err != nil {
+		return err
+	}
+	return l.follow(ctx, from, p, fn)
+}
+
+// Reserve makes the reader of a Follow from index from now, so that a tracked log
+// keeps the events from there on for it until it reads them, and returns the
+// Follow to call later, in any goroutine, exactly once (its return releases
+// them). A reader started in a goroutine of its own reserves its place before,
+// lest the events it needs be dropped before it comes.
+func (l *Log[E]) Reserve(from int) (follow func(ctx context.Context, fn func(*E) bool) error, err error) {
+	from, p, err := l.reserve(from)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, fn func(*E) bool) error { return l.follow(ctx, from, p, fn) }, nil
+}
+
+// reserve pins a reader's position from on a tracked log (p is nil on another).
+func (l *Log[E]) reserve(from int) (int, *pin, error) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	from = max(from, l.first)
-	l.mu.Unlock()
+	if !l.tracked.Load() {
+		return from, nil, nil
+	}
+	if from < l.held {
+		return from, nil, ErrEvicted
+	}
+	p := &pin{at: from}
+	l.pins = append(l.pins, p)
+	l.unpinned = true // the run's first reader holds what it needs itself
+	return from, p, nil
+}
+
+// follow is Follow for a reader reserved at from (pinned by p, if not nil).
+func (l *Log[E]) follow(ctx context.Context, from int, p *pin, fn func(*E) bool) error {
+	if p != nil {
+		defer l.unpin(p)
+	}
 	var wake chan struct{}
+	spin := true // until a spin fails; again once events come in bursts
 	for {
 		l.mu.Lock()
 		if from < l.n {
 			// Emitted events are never written again and segments never move, so
 			// they can be read without the lock.
-			segs, n, first := l.segments, l.n, l.first
+			v, n := l.viewLocked(), l.n
+			if p != nil {
+				p.at = from
+			}
 			l.mu.Unlock()
 			for ; from < n; from++ {
-				seg, off := locate(from - first)
-				if !fn(&segs[seg][off]) {
+				if !fn(v.at(from)) {
 					return nil
 				}
 			}
@@ -362,7 +567,7 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 			return nil
 		}
 		l.mu.Unlock()
-		if l.spin(from) {
+		if spin && l.spin(from) {
 			continue
 		}
 		l.mu.Lock()
@@ -374,10 +579,16 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 			wake = make(chan struct{}, 1)
 		}
 		l.waiting = append(l.waiting, wake)
+		if p != nil {
+			p.at = from
+		}
 		l.mu.Unlock()
 
 		select {
 		case <-wake:
+			// Spin before the next wait only if the run streams fast: more
+			// than one event came while this reader was parked.
+			spin = l.emitted.Load() > int64(from+1)
 		case <-ctx.Done():
 			l.unwait(wake)
 			return ctx.Err()
@@ -385,9 +596,28 @@ func (l *Log[E]) Follow(ctx context.Context, from int, fn func(*E) bool) error {
 	}
 }
 
+// unpin drops a reader's pin.
+func (l *Log[E]) unpin(p *pin) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unpinLocked(p)
+}
+
+// unpinLocked drops a reader's pin, and what only it kept.
+func (l *Log[E]) unpinLocked(p *pin) {
+	if i := slices.Index(l.pins, p); i >= 0 {
+		l.pins = slices.Delete(l.pins, i, i+1)
+		l.trimLocked()
+	}
+}
+
 // spin waits a little for event from without parking, and reports whether it came.
 // A run that streams fast emits its next event within a microsecond; parking the
-// reader and waking it again would cost a thread wake-up each time.
+// reader and waking it again would cost a thread wake-up each time. A reader of a
+// run that streams slowly (a word every few milliseconds, as models stream to
+// clients) stops spinning after its first spin in vain, until a wait ends with
+// more than one event ready: a thousand slow streams would otherwise spend a CPU
+// on yields.
 func (l *Log[E]) spin(from int) bool {
 	for range 32 {
 		if l.emitted.Load() > int64(from) {

@@ -17,8 +17,12 @@ var (
 	// implements Cancel(reason string) bool, Done() <-chan struct{} and
 	// Status() run.Status.
 	Started any
-	// Ended is func(x *run.Exec, persistErr error): x's run has ended; Done closes.
+	// Ended is func(x *run.Exec, persistErr error): x's run has ended; Done closes,
+	// and the functions given to AfterDone are called.
 	Ended any
+	// AfterDone is func(x *run.Exec, fn func()): fn is called once x's Done is
+	// closed, on the run's goroutine as it ends (at once if it ended).
+	AfterDone any
 	// Entry is func(x *run.Exec) any: the e given to Started.
 	Entry any
 	// SetErr is func(o *run.Output, err error): the run's own error, which
