@@ -382,7 +382,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		// metrics and budget.
 		m := t.requestMetrics(price, time.Since(reqStart))
 		reqEv = event(run.EventModelRequestCompleted)
-		reqEv.Detail, reqEv.Metrics = modelDetail, m
+		reqEv.Detail, reqEv.Metrics = t.completedDetail(modelDetail), m
 		if !log.Emit(&reqEv) {
 			return stopped(ctx)
 		}

@@ -84,10 +84,12 @@ func TestRunStreamsContentAndCompletes(t *testing.T) {
 	if last.Content != "hello there world" || last.Metrics == nil || last.Metrics.OutputTokens == 0 {
 		t.Errorf("RunCompleted = %+v", last)
 	}
-	for _, ev := range []*run.Event{evs[1], evs[5]} {
-		if ev.Detail != evs[0].Detail {
-			t.Errorf("%s detail = %+v, want the model's", ev.Event, ev.Detail)
-		}
+	if evs[1].Detail != evs[0].Detail {
+		t.Errorf("%s detail = %+v, want the model's", evs[1].Event, evs[1].Detail)
+	}
+	// The request's end says, besides, what answered and why it stopped.
+	if d := evs[5].Detail; d == nil || d.Model != "scripted" || d.ModelProvider != "scripted" || d.ResponseModel != "scripted" || d.FinishReason != "stop" {
+		t.Errorf("%s detail = %+v, want the model's, response_model scripted, finish_reason stop", evs[5].Event, d)
 	}
 	req := evs[5].Metrics
 	if req == nil || req.InputTokens != last.Metrics.InputTokens || req.OutputTokens != last.Metrics.OutputTokens ||

@@ -26,6 +26,9 @@ type turn struct {
 	// kept here, they cost no allocation of their own (a turn is on the heap
 	// already, shared with the model's stream).
 	metrics run.Metrics
+	// detail is the request's ModelRequestCompleted detail, kept here for the
+	// same reason, with what the response said of itself.
+	detail run.Detail
 }
 
 // chunk takes what c brings besides text and usage, emitting reasoning events; it
@@ -59,7 +62,26 @@ func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *m
 	}
 	t.calls = append(t.calls, c.ToolCalls...)
 	t.thinking = append(t.thinking, c.Thinking...)
+	if c.Model != "" {
+		t.detail.ResponseModel = c.Model
+	}
+	if c.FinishReason != "" {
+		t.detail.FinishReason = string(c.FinishReason)
+	}
 	return true
+}
+
+// completedDetail returns the detail of the request's ModelRequestCompleted:
+// the run's model detail d, with the response's model and finish reason when
+// the model said them.
+func (t *turn) completedDetail(d *run.Detail) *run.Detail {
+	if t.detail.ResponseModel == "" && t.detail.FinishReason == "" {
+		return d
+	}
+	if d != nil {
+		t.detail.Model, t.detail.ModelProvider = d.Model, d.ModelProvider
+	}
+	return &t.detail
 }
 
 // end emits ReasoningCompleted if reasoning is open, and the refusal once the

@@ -95,7 +95,8 @@ func decodeList(name string, raw json.RawMessage, v any) error {
 // JSON, or, with background, answered 202 while it goes on.
 func (s *Server) continueRun(w http.ResponseWriter, r *http.Request, c *component) {
 	req, err := s.readContinue(w, r)
-	hr := host.ContinueRequest{Kind: c.kind, Component: c.id, RunID: r.PathValue("run_id"), Background: req.Background}
+	hr := host.ContinueRequest{Kind: c.kind, Component: c.id, RunID: r.PathValue("run_id"), Background: req.Background,
+		Parent: host.ParseTraceparent(r.Header.Get("Traceparent"))}
 	if err == nil && c.kind == run.KindWorkflow {
 		err = decodeList("step_requirements", req.StepRequirements, &hr.Steps)
 	} else if err == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 )
 
 // MCPSessionTimeout is how long an MCP session with no request lives on.
@@ -171,7 +172,7 @@ func (s *Server) mcpStart(ctx context.Context, req *sdk.CallToolRequest, c *comp
 func (s *Server) mcpCancel(id string, ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CancelWait)
 	defer cancel()
-	if _, _, err := s.host.Cancel(cctx, id, ReasonMCPCancelled, true); err != nil {
+	if _, _, err := s.host.Cancel(telemetry.WithCancelSource(cctx, telemetry.SourceMCP), id, ReasonMCPCancelled, true); err != nil {
 		s.log.Warn("agentos: cancel of a run for its MCP client", "run_id", id, "err", err)
 	}
 	return context.Cause(ctx)

@@ -20,6 +20,7 @@ import (
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/telemetry"
 )
 
 // runRequest is the body of POST .../runs, as form fields or JSON.
@@ -605,6 +606,9 @@ func (s *Server) cancelComponentRun(w http.ResponseWriter, r *http.Request, c *c
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CancelWait)
 	defer cancel()
+	if s.host.Telemetry() != nil {
+		ctx = telemetry.WithCancelSource(ctx, cancelSource(r))
+	}
 	st, known, err := s.host.Cancel(ctx, id, run.ReasonRequested, wait)
 	switch {
 	case errors.Is(err, host.ErrNotDurable):
@@ -652,4 +656,16 @@ func slicesSortNewest(outs []*run.Output) {
 		}
 		return cmp.Compare(b.RunID, a.RunID)
 	})
+}
+
+// userAgentCLI begins the User-Agent of kern's command line (client.UserAgentCLI).
+const userAgentCLI = "kern-cli"
+
+// cancelSource tells a cancel from `kern cancel` (whose client says so in its
+// User-Agent) from another HTTP client's, for the trace's kern.cancel.source.
+func cancelSource(r *http.Request) string {
+	if strings.HasPrefix(r.UserAgent(), userAgentCLI) {
+		return telemetry.SourceCLI
+	}
+	return telemetry.SourceAPI
 }

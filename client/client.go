@@ -30,10 +30,21 @@ type Client struct {
 	base string // the server's URL, without a trailing slash
 	key  string // the security key, sent as a Bearer token; "" for none
 	http *http.Client
+	// userAgent is every request's User-Agent; "" leaves Go's.
+	userAgent string
 }
 
 // Option configures a Client.
 type Option func(*Client)
+
+// UserAgentCLI begins the User-Agent of kern's command line (see
+// WithUserAgent): a server tells its cancels from other clients' by it.
+const UserAgentCLI = "kern-cli"
+
+// WithUserAgent sends ua as every request's User-Agent.
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
 
 // WithSecurityKey sends key as a Bearer token with every request, as a server
 // started with a security key requires on every route but /health.
@@ -147,6 +158,9 @@ func (c *Client) send(ctx context.Context, method, path string, form url.Values,
 	}
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -37,7 +37,9 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 	if reason == "" {
 		reason = run.ReasonRequested
 	}
-	h.opts.Telemetry.CancelRequested(id, telemetry.SourceRequest)
+	if obs := h.opts.Telemetry; obs != nil {
+		obs.CancelRequested(id, telemetry.CancelSource(ctx, telemetry.SourceRequest))
+	}
 	r := h.Lookup(id)
 	if r != nil && h.store == nil && paused(r) {
 		// Paused in memory: a run started cancelled ends it, after its pause.

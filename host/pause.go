@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -33,6 +34,9 @@ type ContinueRequest struct {
 	// Background: the run goes on whoever reads it (a server's client that
 	// disconnects does not cancel it).
 	Background bool
+	// Parent is the caller's span (an HTTP request's traceparent): the parent of
+	// the continued part's span when valid; without it, the part that paused is.
+	Parent trace.SpanContext
 }
 
 // Continue continues a paused run in this process: wherever it paused (in this
@@ -93,6 +97,7 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 	r := newRun(c, Request{RunID: taken.ID, Input: taken.Input, SessionID: taken.SessionID, UserID: taken.UserID}, req.Background)
 	resume.NextEvent, resume.Paused, resume.Steps = paused.NextEvent, paused, taken.Output.StepResults
 	r.opts = append(r.opts, run.WithResume(resume))
+	r.trace = traced{parent: req.Parent, link: traceparentOf(&rec.Output), continued: true, pausedAt: rec.UpdatedAt}
 	// A cancel stored in the moment between the take and the start ends it
 	// CANCELLED as it starts: begin reads the intent.
 	r.given = true
@@ -164,6 +169,7 @@ func (h *Host) continueHeld(req ContinueRequest, c *component, cancel string) (*
 	}
 	r := newRun(c, Request{RunID: out.RunID, Input: out.Input, SessionID: out.SessionID, UserID: out.UserID}, req.Background)
 	r.opts = append(r.opts, run.WithResume(resume))
+	r.trace = traced{parent: req.Parent, link: held.span, continued: true}
 	if err := h.register(r, false); err != nil {
 		held.taken.Store(false)
 		return nil, err

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -30,8 +31,10 @@ func (r *Run) logCtx() context.Context {
 // traced is what the host knows of a run's trace before it starts.
 type traced struct {
 	parent    trace.SpanContext // the caller's span (Request.Parent, or the queued run's)
-	link      trace.SpanContext // the span of the run's earlier part (a run taken over)
+	link      trace.SpanContext // the span of the run's earlier part (a run taken over, or continued)
 	takenOver bool
+	continued bool      // the run goes on from a pause
+	pausedAt  time.Time // when it paused, if known
 }
 
 // traceBegin begins r's span when the host has telemetry, and returns the
@@ -44,13 +47,17 @@ func (h *Host) traceBegin(ctx context.Context, r *Run) (context.Context, []run.O
 		return ctx, r.opts, nil
 	}
 	info := telemetry.Run{ID: r.id, Kind: r.comp.kind, Component: r.comp.id, SessionID: r.queued.SessionID,
-		Background: r.background, Parent: r.trace.parent, Link: r.trace.link, TakenOver: r.trace.takenOver}
-	if r.comp.kind == run.KindWorkflow {
+		Background: r.background, Parent: r.trace.parent, Link: r.trace.link, TakenOver: r.trace.takenOver,
+		Continued: r.trace.continued, PausedAt: r.trace.pausedAt}
+	switch {
+	case r.comp.wf != nil:
 		info.Name = r.comp.wf.Name
-	} else {
+	case r.comp.team != nil:
+		info.Name = r.comp.team.Name
+	case r.comp.agent != nil:
 		info.Name = r.comp.agent.Name
 	}
-	if r.background && !r.trace.takenOver {
+	if r.background && !r.trace.takenOver && !r.trace.continued {
 		info.Queued = r.queuedAt
 	}
 	ctx, tr := obs.Begin(ctx, info)

@@ -4,19 +4,26 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/kern-dev/kern/agent"
+	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -232,5 +239,197 @@ func TestStoreMetrics(t *testing.T) {
 	}
 	if n := int64(r.Exec().Log.Len()); events != n {
 		t.Errorf("%d events written by the batches measured, want the run's %d", events, n)
+	}
+}
+
+// sumOf returns the sum of the int64 counter name's points, and of the
+// float64 histogram name's counts.
+func sumOf(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != name {
+				continue
+			}
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					n += p.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					n += int64(p.Count)
+				}
+			}
+		}
+	}
+	return n
+}
+
+func spanEvent(s tracetest.SpanStub, name string) (sdktrace.Event, bool) {
+	for _, ev := range s.Events {
+		if ev.Name == name {
+			return ev, true
+		}
+	}
+	return sdktrace.Event{}, false
+}
+
+// TestTracePauseContinue: a run that pauses for a person ends its span there,
+// PAUSED and unset (no error), with a kern.paused event; continued by another
+// process on the same database, its second part is a child of the first (no
+// traceparent on the continue) or of the continue's caller, linked to the first,
+// with a kern.continued event giving the pause's duration. The
+// metrics count the pause and the continue, and the run is not live while
+// paused. Without a store, the run paused in memory continues likewise.
+func TestTracePauseContinue(t *testing.T) {
+	for _, c := range []struct{ stored, withParent bool }{{true, false}, {true, true}, {false, false}} {
+		withParent := c.withParent
+		t.Run(fmt.Sprintf("stored=%v,parent=%v", c.stored, withParent), func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+			defer tp.Shutdown(context.Background())
+			reader := sdkmetric.NewManualReader()
+			mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+			defer mp.Shutdown(context.Background())
+			obs, err := telemetry.New(telemetry.Config{TracerProvider: tp, MeterProvider: mp})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sent atomic.Int32
+			var a, b *Host
+			if c.stored {
+				sts := pauseStores(t)["sqlite"]
+				a = startHost(t, sts[0], Options{Replica: "A", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+				b = startHost(t, sts[1], Options{Replica: "B", Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+			} else {
+				a = startHost(t, nil, Options{Agents: []*agent.Agent{mailer(&sent)}, Telemetry: obs})
+				b = a
+			}
+			out := pauseRun(t, a)
+			obs.Wait()
+			first := agentSpan(t, exp, out.RunID, 1)[0]
+			if v, _ := attrOf(first, "kern.run.status"); v != "PAUSED" || first.Status.Code != codes.Unset {
+				t.Errorf("paused part: status %q, span status %v; want PAUSED, unset", v, first.Status)
+			}
+			if ev, ok := spanEvent(first, telemetry.EventPaused); !ok {
+				t.Error("no kern.paused event on the paused part")
+			} else if v, _ := attrOfKV(ev.Attributes, "kern.paused.tools"); v != "1" {
+				t.Errorf("kern.paused.tools %q, want 1", v)
+			}
+			if n := sumOf(t, reader, "kern.runs.live"); n != 0 {
+				t.Errorf("%d runs live while the run is paused", n)
+			}
+			if n := sumOf(t, reader, "kern.runs.paused"); n != 1 {
+				t.Errorf("kern.runs.paused %d, want 1", n)
+			}
+			req := ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}
+			if withParent {
+				req.Parent = callerSpan
+			}
+			r, err := b.Continue(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done := r.Exec().Wait(); done.Status != run.StatusCompleted {
+				t.Fatalf("continued run %s", done.Status)
+			}
+			obs.Wait()
+			parts := agentSpan(t, exp, out.RunID, 2)
+			second := parts[1]
+			want := first.SpanContext
+			if withParent {
+				want = callerSpan
+			}
+			if second.Parent.SpanID() != want.SpanID() || second.SpanContext.TraceID() != want.TraceID() {
+				t.Errorf("continued part's parent %v, want %v", second.Parent.SpanID(), want.SpanID())
+			}
+			if withParent && (len(second.Links) != 1 || second.Links[0].SpanContext.SpanID() != first.SpanContext.SpanID()) {
+				t.Errorf("links %v, want one to the paused part", second.Links)
+			}
+			if ev, ok := spanEvent(second, telemetry.EventContinued); !ok {
+				t.Error("no kern.continued event on the continued part")
+			} else if _, ok := attrOfKV(ev.Attributes, "kern.pause.duration_ms"); !ok {
+				t.Error("no kern.pause.duration_ms on kern.continued")
+			}
+			if v, _ := attrOf(second, "kern.run.continued"); v != "true" {
+				t.Error("no kern.run.continued on the continued part")
+			}
+			for name, want := range map[string]int64{"kern.runs.started": 1, "kern.runs.continued": 1, "kern.runs.ended": 1,
+				"kern.runs.live": 0, "kern.pause.duration": 1} {
+				if n := sumOf(t, reader, name); n != want {
+					t.Errorf("%s %d, want %d", name, n, want)
+				}
+			}
+		})
+	}
+}
+
+// agentSpan returns the n invoke_agent spans of run id, in the order they
+// started.
+func agentSpan(t *testing.T, exp *tracetest.InMemoryExporter, id string, n int) []tracetest.SpanStub {
+	t.Helper()
+	var out []tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if v, _ := attrOf(s, "kern.run.id"); v == id && strings.HasPrefix(s.Name, "invoke_agent ") {
+			out = append(out, s)
+		}
+	}
+	if len(out) != n {
+		t.Fatalf("%d spans of run %s, want %d", len(out), id, n)
+	}
+	slices.SortFunc(out, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
+	return out
+}
+
+func attrOf(s tracetest.SpanStub, key string) (string, bool) { return attrOfKV(s.Attributes, key) }
+
+func attrOfKV(kvs []attribute.KeyValue, key string) (string, bool) {
+	for _, kv := range kvs {
+		if string(kv.Key) == key {
+			return kv.Value.Emit(), true
+		}
+	}
+	return "", false
+}
+
+// TestTraceTeamRun: a team's run, traced, is an invoke_agent span named by the
+// team, its leader's model request a chat span under it.
+func TestTraceTeamRun(t *testing.T) {
+	obs, exp := tracing(t)
+	tm := &team.Team{Name: "Crew", Model: scripted.New("done"),
+		Members: []team.Member{team.Agent(&agent.Agent{Name: "Helper", Model: scripted.New("helped")}, "")}}
+	h := startHost(t, nil, Options{Teams: []*team.Team{tm}, Telemetry: obs})
+	r, err := h.Start(Request{Kind: run.KindTeam, Component: tm.TeamID(), Input: "go"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := r.Exec().Wait(); out.Status != run.StatusCompleted {
+		t.Fatalf("team run %s: %s", out.Status, out.Error)
+	}
+	obs.Wait()
+	var root, chat *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i, s := range spans {
+		switch s.Name {
+		case "invoke_agent Crew":
+			root = &spans[i]
+		case "chat scripted":
+			chat = &spans[i]
+		}
+	}
+	if root == nil || chat == nil {
+		t.Fatalf("no team span or no chat span among %d", len(spans))
+	}
+	if v, _ := attrOf(*root, "kern.run.id"); v != r.ID() {
+		t.Errorf("team span's kern.run.id %q", v)
+	}
+	if chat.Parent.SpanID() != root.SpanContext.SpanID() {
+		t.Error("the leader's chat span is not under the team's")
 	}
 }

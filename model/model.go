@@ -131,6 +131,9 @@ type Chunk struct {
 	ToolCalls    []ToolCall
 	Usage        *Usage
 	FinishReason FinishReason
+	// Model, in the last chunk, is the model that answered as the provider
+	// names it (a dated snapshot of the model asked for, say), if it said.
+	Model string
 	// Reasoning is a delta of the model's reasoning as the provider shows it (a
 	// summary, or the thinking text): not part of the answer.
 	Reasoning string

@@ -117,6 +117,11 @@ type Event struct {
 type Detail struct {
 	Model         string `json:"model,omitempty"`
 	ModelProvider string `json:"model_provider,omitempty"`
+	// ResponseModel and FinishReason are kern's, on ModelRequestCompleted: the
+	// model that answered as the provider named it, and why it stopped
+	// ("stop", "tool_calls", "length"...), when the provider said.
+	ResponseModel string `json:"response_model,omitempty"`
+	FinishReason  string `json:"finish_reason,omitempty"`
 
 	// ContentType names the type of a structured content (see
 	// Output.ContentType): the event's content is then a JSON value.
@@ -159,7 +164,7 @@ type StepPause struct {
 }
 
 func (d *Detail) isZero() bool {
-	return d.Model == "" && d.ModelProvider == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
+	return d.Model == "" && d.ModelProvider == "" && d.ResponseModel == "" && d.FinishReason == "" && d.ContentType == "" && d.ReasoningContent == "" && d.Iteration == 0 && d.MaxIterations == 0 &&
 		d.ConditionResult == nil && d.SelectedSteps == nil && d.StepCount == 0 && d.StepResults == nil &&
 		d.Tools == nil && d.Requirements == nil && d.StepRequirements == nil && d.StepPause == nil
 }

@@ -64,14 +64,20 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 	if limit == 0 {
 		limit = DefaultMaxIterations
 	}
+	var modelDetail *run.Detail // the leader's model, on its model requests' events
+	if d, ok := t.Model.(model.Describer); ok {
+		modelDetail = &run.Detail{Model: d.ModelID(), ModelProvider: d.Provider()}
+	}
 	for range limit {
 		turnStart := content.Len()
 		ev := l.event(run.EventTeamModelRequestStarted)
+		ev.Detail = modelDetail
 		if !gate.Emit(&ev) {
 			return stopped(ctx)
 		}
 		var calls []model.ToolCall
 		var used run.Metrics // this request's tokens (and cost), as the model reports them
+		var answered run.Detail
 		for chunk, err := range t.Model.Stream(ctx, req) {
 			if err != nil {
 				return fmt.Errorf("team %q: leader's model: %w", t.Name, err)
@@ -88,12 +94,24 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 			if u := chunk.Usage; u != nil {
 				addUsage(&used, u, t.Model)
 			}
+			if chunk.Model != "" {
+				answered.ResponseModel = chunk.Model
+			}
+			if chunk.FinishReason != "" {
+				answered.FinishReason = string(chunk.FinishReason)
+			}
 		}
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}
 		ev = l.event(run.EventTeamModelRequestCompleted)
-		ev.Metrics = &used
+		ev.Metrics, ev.Detail = &used, modelDetail
+		if answered.ResponseModel != "" || answered.FinishReason != "" {
+			if modelDetail != nil {
+				answered.Model, answered.ModelProvider = modelDetail.Model, modelDetail.ModelProvider
+			}
+			ev.Detail = &answered
+		}
 		out.Metrics.Add(used)
 		if !gate.Emit(&ev) {
 			return stopped(ctx)

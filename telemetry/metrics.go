@@ -26,6 +26,9 @@ type instruments struct {
 	streamsOpen  metric.Int64UpDownCounter
 	storeWrite   metric.Float64Histogram
 	storeBatch   metric.Int64Histogram
+	runsPaused   metric.Int64Counter
+	runsCont     metric.Int64Counter
+	pauseDur     metric.Float64Histogram
 	meter        metric.Meter
 }
 
@@ -34,12 +37,13 @@ type instruments struct {
 var (
 	durationBuckets = []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
 	tokenBuckets    = []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+	pauseBuckets    = []float64{1, 5, 15, 60, 300, 900, 3600, 14400, 86400, 604800}
 	cancelBuckets   = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 )
 
 func newInstruments(m metric.Meter) (*instruments, error) {
 	i := instruments{meter: m}
-	var errs [13]error
+	var errs [16]error
 	i.opDuration, errs[0] = m.Float64Histogram("gen_ai.client.operation.duration", metric.WithUnit("s"),
 		metric.WithDescription("GenAI operation duration."), metric.WithExplicitBucketBoundaries(durationBuckets...))
 	i.tokenUsage, errs[1] = m.Int64Histogram("gen_ai.client.token.usage", metric.WithUnit("{token}"),
@@ -66,6 +70,12 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithDescription("How long a write of a batch of events to the store took."), metric.WithExplicitBucketBoundaries(cancelBuckets...))
 	i.storeBatch, errs[12] = m.Int64Histogram("kern.store.write.batch_size", metric.WithUnit("{event}"),
 		metric.WithDescription("Events per write to the store (group commit)."), metric.WithExplicitBucketBoundaries(tokenBuckets...))
+	i.runsPaused, errs[13] = m.Int64Counter("kern.runs.paused", metric.WithUnit("{run}"),
+		metric.WithDescription("Top-level runs that paused here for a person (each pause counts)."))
+	i.runsCont, errs[14] = m.Int64Counter("kern.runs.continued", metric.WithUnit("{run}"),
+		metric.WithDescription("Paused runs continued here (counted once in kern.runs.started, when they first started)."))
+	i.pauseDur, errs[15] = m.Float64Histogram("kern.pause.duration", metric.WithUnit("s"),
+		metric.WithDescription("How long runs continued here waited for a person."), metric.WithExplicitBucketBoundaries(pauseBuckets...))
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -78,12 +88,19 @@ func compAttrs(r Run) metric.MeasurementOption {
 	return metric.WithAttributes(attribute.String("kern.run.kind", string(r.Kind)), attribute.String("kern.component", r.Component))
 }
 
-func (i *instruments) runStarted(ctx context.Context, r Run) {
+func (i *instruments) runStarted(ctx context.Context, r Run, paused time.Duration) {
 	if i == nil {
 		return
 	}
 	a := compAttrs(r)
-	i.runsStarted.Add(ctx, 1, a)
+	if r.Continued {
+		i.runsCont.Add(ctx, 1, a)
+		if paused > 0 {
+			i.pauseDur.Record(ctx, paused.Seconds(), a)
+		}
+	} else {
+		i.runsStarted.Add(ctx, 1, a)
+	}
 	i.runsLive.Add(ctx, 1, a)
 	if r.TakenOver {
 		i.takeovers.Add(ctx, 1, a)
@@ -104,6 +121,16 @@ func (i *instruments) runEnded(ctx context.Context, r Run, st run.Status, cancel
 	if cancelLatency > 0 {
 		i.cancelLat.Record(ctx, cancelLatency.Seconds(), a)
 	}
+}
+
+// runPaused counts a run's pause: it is no longer live, and not ended.
+func (i *instruments) runPaused(ctx context.Context, r Run) {
+	if i == nil {
+		return
+	}
+	a := compAttrs(r)
+	i.runsLive.Add(ctx, -1, a)
+	i.runsPaused.Add(ctx, 1, a)
 }
 
 func (i *instruments) modelRequest(ctx context.Context, provider, model string, m *run.Metrics) {

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
@@ -50,13 +51,18 @@ type Observer struct {
 	replica string
 	wg      sync.WaitGroup // the followers of runs' logs
 
-	mu      sync.Mutex          // guards tracked
-	tracked map[string]*Tracked // the top-level runs being followed, by id
+	namesMu sync.RWMutex         // guards names
+	names   map[[2]string]string // span names made (see spanName)
+
+	mu      sync.Mutex           // guards tracked and paused
+	tracked map[string]*Tracked  // the top-level runs being followed, by id
+	paused  map[string]time.Time // when runs paused here, by id (bounded: maxPaused)
 }
 
 // New returns an Observer sending to cfg's providers.
 func New(cfg Config) (*Observer, error) {
-	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked)}
+	o := &Observer{content: cfg.CaptureContent, replica: cfg.Replica, tracked: make(map[string]*Tracked), paused: make(map[string]time.Time),
+		names: make(map[[2]string]string)}
 	tp := cfg.TracerProvider
 	if tp == nil {
 		tp = noop.NewTracerProvider()
@@ -100,11 +106,20 @@ type Run struct {
 	// behind; Link is then the span of the run's earlier part, when known.
 	TakenOver bool
 	Link      trace.SpanContext
+	// Continued is set when the run goes on from a pause (a person decided):
+	// Link is then the span of the part that paused, the run span's parent too
+	// when the continue request carried no traceparent (so that a run's parts
+	// share a trace), and PausedAt, when known, is when it paused.
+	Continued bool
+	PausedAt  time.Time
 }
 
 // Cancel sources: where a cancel came from, in kern.cancel.source.
 const (
-	SourceRequest  = "request"  // Host.Cancel here: the HTTP API, `kern cancel`, a program
+	SourceRequest  = "request"  // Host.Cancel here, from a program (no source on its context)
+	SourceAPI      = "api"      // POST /runs/{run_id}/cancel from an HTTP client
+	SourceCLI      = "cli"      // the same, from `kern cancel` (its User-Agent)
+	SourceMCP      = "mcp"      // an MCP client's notifications/cancelled
 	SourceReplica  = "replica"  // another process, through the store
 	SourceConsumer = "consumer" // the run's consumer went away
 	SourceShutdown = "shutdown" // this process shut down
@@ -133,24 +148,51 @@ func (o *Observer) Begin(ctx context.Context, r Run) (context.Context, *Tracked)
 	if o == nil {
 		return ctx, nil
 	}
-	if r.Parent.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, r.Parent)
+	parent := r.Parent
+	if !parent.IsValid() && r.Continued {
+		parent = r.Link
 	}
-	op, name := "invoke_agent", r.Name
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	op := "invoke_agent"
 	if r.Kind == run.KindWorkflow {
 		op = "invoke_workflow"
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(o.runAttrs(r, op)...)}
-	if r.Link.IsValid() {
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: linkTakeover}))
+	opts := []trace.SpanStartOption{kindInternal, trace.WithAttributes(o.runAttrs(r, op)...)}
+	if r.Link.IsValid() && !r.Link.Equal(parent) {
+		la := linkTakeover
+		if r.Continued {
+			la = linkContinued
+		}
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: r.Link, Attributes: la}))
 	}
-	ctx, span := o.tracer.Start(ctx, op+" "+name, opts...)
+	ctx, span := o.tracer.Start(ctx, o.spanName(op, r.Name), opts...)
+	var paused time.Duration
+	if r.Continued {
+		o.mu.Lock()
+		if at, ok := o.paused[r.ID]; ok { // paused here: the exact time
+			r.PausedAt = at
+			delete(o.paused, r.ID)
+		}
+		o.mu.Unlock()
+		if !r.PausedAt.IsZero() {
+			paused = max(time.Since(r.PausedAt), 0)
+		}
+	}
+	if r.Continued {
+		attrs := []attribute.KeyValue{}
+		if paused > 0 {
+			attrs = append(attrs, keyPauseDuration.Float64(float64(paused.Microseconds())/1000))
+		}
+		span.AddEvent(EventContinued, trace.WithAttributes(attrs...))
+	}
 	o.wg.Add(1) // done once the run's spans are ended (Follow, Fail)
 	t := &Tracked{o: o, info: r, ctx: ctx, span: span, start: time.Now()}
 	o.mu.Lock()
 	o.tracked[r.ID] = t
 	o.mu.Unlock()
-	o.inst.runStarted(ctx, r)
+	o.inst.runStarted(ctx, r, paused)
 	return ctx, t
 }
 
@@ -241,10 +283,40 @@ func (o *Observer) CancelAllRequested(source string) {
 	}
 }
 
+type sourceKey struct{}
+
+// WithCancelSource returns ctx saying that a cancel made with it comes from
+// source (SourceAPI, SourceCLI...): Host.Cancel reports that source.
+func WithCancelSource(ctx context.Context, source string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, source)
+}
+
+// CancelSource returns the source WithCancelSource put in ctx, or def.
+func CancelSource(ctx context.Context, def string) string {
+	if s, ok := ctx.Value(sourceKey{}).(string); ok && s != "" {
+		return s
+	}
+	return def
+}
+
 func (t *Tracked) cancelRequest() (time.Time, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.cancelAt, t.source
+}
+
+// maxPaused bounds the pause times an Observer keeps for runs paused here and
+// not continued yet (past it, a continue here knows the pause's time only
+// from Run.PausedAt).
+const maxPaused = 10000
+
+// pausedNow notes that the run id paused now.
+func (o *Observer) pausedNow(id string) {
+	o.mu.Lock()
+	if len(o.paused) < maxPaused {
+		o.paused[id] = time.Now()
+	}
+	o.mu.Unlock()
 }
 
 func (o *Observer) forget(id string) {

@@ -181,6 +181,16 @@ func TestCancelledWorkflowSpans(t *testing.T) {
 				t.Errorf("chat %s = %q, want %q", k, v.AsString(), want)
 			}
 		}
+		if s.Status.Code == codes.Error {
+			continue // the writer's, cut short: no response
+		}
+		if v, _ := attr(s, "gen_ai.response.model"); v.AsString() != "gpt-test" {
+			t.Errorf("chat gen_ai.response.model = %q, want the model's", v.AsString())
+		}
+		if v, _ := attr(s, "gen_ai.response.finish_reasons"); len(v.AsStringSlice()) != 1 ||
+			(v.AsStringSlice()[0] != "tool_calls" && v.AsStringSlice()[0] != "stop") {
+			t.Errorf("chat gen_ai.response.finish_reasons = %v, want [tool_calls] or [stop]", v.AsStringSlice())
+		}
 	}
 	if chats != 3 { // two requests of the researcher, the writer's cut short
 		t.Errorf("%d chat spans, want 3", chats)

@@ -21,7 +21,7 @@ func newClient(server, key string) (*client.Client, error) {
 	if key == "" {
 		key = os.Getenv(envSecurityKey)
 	}
-	c, err := client.New(server, nil, client.WithSecurityKey(key))
+	c, err := client.New(server, nil, client.WithSecurityKey(key), client.WithUserAgent(client.UserAgentCLI))
 	if err != nil {
 		return nil, fmt.Errorf("--server %q is not an http:// or https:// URL", server)
 	}

@@ -169,6 +169,9 @@ func TestStreamFixtures(t *testing.T) {
 			if last.FinishReason != tt.finish {
 				t.Errorf("finish = %q, want %q", last.FinishReason, tt.finish)
 			}
+			if last.Model != "claude-sonnet-4-5" { // message_start's model
+				t.Errorf("model = %q, want message_start's", last.Model)
+			}
 			if last.Usage == nil || *last.Usage != tt.usage {
 				t.Errorf("usage = %+v, want %+v", last.Usage, tt.usage)
 			}

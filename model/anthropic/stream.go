@@ -30,6 +30,7 @@ type stream struct {
 	think   []model.Thinking
 	usage   model.Usage
 	stop    string // the stop_reason of message_delta
+	model   string // the model of message_start
 	scratch []byte // unescaped text of the current delta
 }
 
@@ -133,7 +134,7 @@ func (s *stream) drain() {
 func (s *stream) final() model.Chunk {
 	u := s.usage
 	u.TotalTokens = u.InputTokens + u.OutputTokens
-	return model.Chunk{ToolCalls: s.calls, Usage: &u, FinishReason: s.finishReason(), Thinking: s.think}
+	return model.Chunk{ToolCalls: s.calls, Usage: &u, FinishReason: s.finishReason(), Thinking: s.think, Model: s.model}
 }
 
 // finishReason maps the stop_reason onto a model.FinishReason. Reasons without a
@@ -172,12 +173,14 @@ type wireUsage struct {
 func (s *stream) messageStart(data []byte) error {
 	var ev struct {
 		Message struct {
+			Model string    `json:"model"`
 			Usage wireUsage `json:"usage"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(data, &ev); err != nil {
 		return decodeError("message_start", err)
 	}
+	s.model = ev.Message.Model
 	u := ev.Message.Usage
 	if u.InputTokens != nil {
 		s.usage.InputTokens = *u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens

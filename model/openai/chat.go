@@ -193,8 +193,9 @@ type chatStream struct {
 	calls    []chatCall
 	usage    *model.Usage
 	reason   string
-	finished bool // a finish_reason was seen
-	refused  bool // a refusal was yielded
+	model    string // the model that answers, as the chunks name it
+	finished bool   // a finish_reason was seen
+	refused  bool   // a refusal was yielded
 }
 
 // chatCall is a tool call being assembled from its deltas.
@@ -207,6 +208,7 @@ type chatCall struct {
 // chatChunk holds the fields of a chunk that Stream reads. It is reused from chunk to
 // chunk, so that its slices keep their memory.
 type chatChunk struct {
+	Model   string          `json:"model"`
 	Choices []chatChoice    `json:"choices"`
 	Usage   *chatUsage      `json:"usage"`
 	Error   json.RawMessage `json:"error"`
@@ -267,6 +269,9 @@ func (s *chatStream) event(data []byte) bool {
 		s.yield(model.Chunk{}, streamError(s.header, data))
 		return false
 	}
+	if s.model == "" {
+		s.model = c.Model
+	}
 	if u := c.Usage; u != nil {
 		s.usage = usage(u.PromptTokens, u.CompletionTokens, u.TotalTokens)
 		if d := u.PromptTokensDetails; d != nil {
@@ -322,7 +327,7 @@ func (s *chatStream) addCall(d *chatCallDelta) {
 
 // finish yields the last chunk: the tool calls, the usage and the finish reason.
 func (s *chatStream) finish() {
-	out := model.Chunk{Usage: s.usage}
+	out := model.Chunk{Usage: s.usage, Model: s.model}
 	for i, c := range s.calls {
 		id := c.id
 		if id == "" {

@@ -44,6 +44,7 @@ type api struct {
 	textCut   int    // events of text to send before cutting it, after some text
 	callID    string // the call id in toolCall
 	textUsage model.Usage
+	textModel string // the model the text fixture says answered
 }
 
 var apis = []api{
@@ -57,6 +58,7 @@ var apis = []api{
 		textCut:   6,
 		callID:    "call_2FQdm3Br7Qb35YUBSkDR7kue",
 		textUsage: model.Usage{InputTokens: 19, OutputTokens: 7, TotalTokens: 26},
+		textModel: "gpt-5.2-2025-12-11",
 	},
 	{
 		name:      "chat",
@@ -68,6 +70,7 @@ var apis = []api{
 		textCut:   3,
 		callID:    "call_pv0MkErN1x2y3z",
 		textUsage: model.Usage{InputTokens: 16, OutputTokens: 7, TotalTokens: 23},
+		textModel: "gpt-4.1-mini-2025-04-14",
 	},
 }
 
@@ -143,6 +146,9 @@ func TestText(t *testing.T) {
 			}
 			if len(r.chunks) != 8 {
 				t.Errorf("%d chunks, want 7 deltas and a last one", len(r.chunks))
+			}
+			if r.last.Model != a.textModel {
+				t.Errorf("last chunk's model %q, want %q", r.last.Model, a.textModel)
 			}
 			if r.last.FinishReason != model.FinishStop || r.last.Usage == nil || *r.last.Usage != a.textUsage {
 				t.Errorf("last chunk %+v, usage %+v", r.last, r.last.Usage)

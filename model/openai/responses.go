@@ -211,6 +211,7 @@ const includeEncrypted = "reasoning.encrypted_content"
 // responsesStream turns the events of one Responses stream into chunks.
 type responsesStream struct {
 	header http.Header
+	model  string // the model that answered, as the response names it
 	yield  func(model.Chunk, error) bool
 	calls  []pendingCall
 	// reasoning are the reasoning items with encrypted content, to replay.
@@ -237,6 +238,7 @@ type responsesEvent struct {
 	Arguments string        `json:"arguments"`
 	Text      string        `json:"text"`
 	Response  *struct {
+		Model             string          `json:"model"`
 		Status            string          `json:"status"`
 		Error             json.RawMessage `json:"error"`
 		IncompleteDetails *struct {
@@ -416,6 +418,9 @@ func (s *responsesStream) terminal(e *responsesEvent) bool {
 	}
 	var u *model.Usage
 	var reason model.FinishReason
+	if resp != nil {
+		s.model = resp.Model
+	}
 	if resp != nil && resp.Usage != nil {
 		ru := resp.Usage
 		u = usage(ru.InputTokens, ru.OutputTokens, ru.TotalTokens)
@@ -446,7 +451,7 @@ func (s *responsesStream) keepReasoning(data []byte) {
 // finish yields the last chunk and ends the stream. Calls whose output_item.done never
 // came are yielded with it.
 func (s *responsesStream) finish(u *model.Usage, reason model.FinishReason) bool {
-	c := model.Chunk{Usage: u, Thinking: s.reasoning}
+	c := model.Chunk{Usage: u, Thinking: s.reasoning, Model: s.model}
 	for _, p := range s.calls {
 		c.ToolCalls = append(c.ToolCalls, model.ToolCall{ID: cmp.Or(p.callID, p.itemID), Name: p.name, Arguments: arguments(string(p.args))})
 	}

@@ -96,7 +96,7 @@ func (m *Model) Stream(ctx context.Context, req *model.Request) iter.Seq2[model.
 			r = &model.Request{}
 		}
 		n := assistantTurns(r)
-		s := stream{ctx: ctx, yield: yield, stall: m.Stall, delay: m.Delay, input: inputWords(r)}
+		s := stream{ctx: ctx, yield: yield, stall: m.Stall, delay: m.Delay, input: inputWords(r), model: m.ModelID()}
 		defer s.stopTimer()
 		m.play(&s, n, m.turn(n, r))
 	}
@@ -152,6 +152,7 @@ func (m *Model) cut(s string) int {
 
 // stream is the state of one range over a Stream sequence.
 type stream struct {
+	model string // the model that answers, in the last chunk
 	ctx   context.Context
 	yield func(model.Chunk, error) bool
 	stall time.Duration
@@ -179,7 +180,7 @@ func (s *stream) send(c model.Chunk) bool {
 // finish sends c as the last chunk, with usage and finish reason.
 func (s *stream) finish(c model.Chunk, reason model.FinishReason) {
 	out := s.sent + 1
-	c.FinishReason = reason
+	c.FinishReason, c.Model = reason, s.model
 	c.Usage = &model.Usage{InputTokens: s.input, OutputTokens: out, TotalTokens: s.input + out}
 	s.send(c)
 }

@@ -237,7 +237,7 @@ func TestZeroValueAndNilRequest(t *testing.T) {
 	t.Parallel()
 	var m scripted.Model
 	r := collect(t.Context(), &m, nil)
-	want := []model.Chunk{{FinishReason: model.FinishStop, Usage: &model.Usage{OutputTokens: 1, TotalTokens: 1}}}
+	want := []model.Chunk{{FinishReason: model.FinishStop, Model: "scripted", Usage: &model.Usage{OutputTokens: 1, TotalTokens: 1}}}
 	if r.err != nil || !reflect.DeepEqual(r.chunks, want) {
 		t.Errorf("got %+v, %v; want %+v", r.chunks, r.err, want)
 	}

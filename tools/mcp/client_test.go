@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/tools/mcp"
 )
@@ -90,6 +92,12 @@ func TestToolsListedAndCalled(t *testing.T) {
 		}
 		if got, err := echo.Call(ctx, json.RawMessage(`{"text":"again"}`)); err != nil || got != "echo: again" {
 			t.Errorf("echo after an error = %q, %v", got, err)
+		}
+		// A traced caller's span goes with the call, in _meta.
+		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab}, SpanID: trace.SpanID{0xcd}, TraceFlags: trace.FlagsSampled})
+		want := "echo: traced [traceparent 00-ab000000000000000000000000000000-cd00000000000000-01]"
+		if got, err := echo.Call(trace.ContextWithSpanContext(ctx, sc), json.RawMessage(`{"text":"traced"}`)); err != nil || got != want {
+			t.Errorf("echo, traced = %q, %v; want %q", got, err, want)
 		}
 		sub, err := c.Include("echo", "missing").Tools(ctx)
 		if err != nil || !slices.Equal(names(sub), []string{"echo"}) {

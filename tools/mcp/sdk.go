@@ -15,6 +15,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // terminateAfter is how long Close waits for a stdio server to exit once its input
@@ -102,6 +104,16 @@ func (s *sdkSession) callTool(ctx context.Context, name string, args json.RawMes
 	p := &sdk.CallToolParams{Name: name}
 	if len(args) > 0 && string(args) != "null" {
 		p.Arguments = args
+	}
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		// The caller's trace goes with the call, in the request's _meta (where
+		// MCP's trace-context proposal puts it), for a server that traces too.
+		c := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, c)
+		p.Meta = make(sdk.Meta, len(c))
+		for k, v := range c {
+			p.Meta[k] = v
+		}
 	}
 	res, err := s.cs.CallTool(ctx, p)
 	if err != nil {
