@@ -118,8 +118,10 @@ type Recorder struct {
 	failing bool
 	hot     []*recording // the urgent runs of a flush, reused
 	// perRun is what writing one run's events in the bulk has lately taken (a
-	// moving average), by which the bulk's calls are sized (see bulkSize).
-	perRun time.Duration
+	// moving average), and shortest about the shortest call of the bulk lately
+	// (what any call costs: a round trip, a commit), by which the bulk's calls
+	// are sized (see bulkSize).
+	perRun, shortest time.Duration
 
 	// emitted is signalled by the first event a recorded run emits after a flush
 	// read its log (see eventlog.Log.Arm): an event emitted while the writer is
@@ -388,16 +390,24 @@ const (
 	bulkRuns    = 128
 )
 
-// bulkSize returns how many runs the next call of the bulk carries.
+// bulkSize returns how many runs the next call of the bulk carries: as many as
+// take bulkBudget, or four times what any call costs if more (a store across the
+// network, whose round trip is most of a call's time).
 func (r *Recorder) bulkSize() int {
 	if r.perRun <= 0 {
 		return minBulkRuns
 	}
-	return int(min(max(int64(bulkBudget/r.perRun), minBulkRuns), bulkRuns))
+	budget := max(bulkBudget, 4*r.shortest)
+	return int(min(max(int64(budget/r.perRun), minBulkRuns), bulkRuns))
 }
 
 // took takes note that writing the events of n runs took d.
 func (r *Recorder) took(d time.Duration, n int) {
+	if r.shortest <= 0 || d < r.shortest {
+		r.shortest = d
+	} else {
+		r.shortest += (d - r.shortest) / 64
+	}
 	per := d / time.Duration(n)
 	if r.perRun <= 0 {
 		r.perRun = per
