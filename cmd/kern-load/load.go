@@ -418,7 +418,13 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		need *= 2
 	}
 	if s.FDLimit < need {
-		logf("warning: fd limit %d < ~%d needed for %d streams", s.FDLimit, need, cfg.Streams)
+		// Past it, accept fails (EMFILE) and net/http retries it after up to a
+		// second: streams open at a few dozen a second, and some fail.
+		hint := ""
+		if s.InProcess {
+			hint = " (client and server in this process: run the server in its own, with --floor or --serve and --server)"
+		}
+		logf("warning: fd limit %d < ~%d needed for %d streams%s", s.FDLimit, need, cfg.Streams, hint)
 	}
 	c, err := newLoadClient(target, cfg.CancelServer, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
 	if err != nil {
