@@ -362,13 +362,21 @@ func (r *Recorder) flush(final, bulk bool) bool {
 			if wrote {
 				r.took(time.Since(start), len(part))
 			}
-			select {
-			case <-r.table.kick:
-				r.urgent(ctx, r.table.list())
-			default:
-			}
+			r.between(ctx)
 		}
-		r.failed(r.leases.renew(ctx, r.table.notEnding(r.leases.dueOf(live))))
+		// The renewals too, in parts: one of 10,000 leases held an urgent write
+		// back for as long as it took.
+		// Each part is filtered just before its write: a run that began ending,
+		// or was given up on, meanwhile (between) is not renewed, which the store
+		// would report as lost.
+		due := r.leases.dueOf(live)
+		for i := 0; i < len(due); i += renewRuns {
+			part := r.table.notEnding(due[i:min(i+renewRuns, len(due))])
+			part = slices.DeleteFunc(part, func(rc *recording) bool { return rc.dead != nil })
+			r.failed(r.leases.renew(ctx, part))
+			r.between(ctx)
+		}
+		r.leases.release()
 	}
 	r.writeDue(ctx, live)
 	r.writer.schedule(r.failing)
@@ -389,6 +397,19 @@ const (
 	minBulkRuns = 8
 	bulkRuns    = 128
 )
+
+// renewRuns bounds the runs whose leases one write renews, so that an urgent write
+// waits for little (a renewal costs less per run than a write of events).
+const renewRuns = 256
+
+// between writes, between two writes of the bulk, what became urgent meanwhile.
+func (r *Recorder) between(ctx context.Context) {
+	select {
+	case <-r.table.kick:
+		r.urgent(ctx, r.table.list())
+	default:
+	}
+}
 
 // bulkSize returns how many runs the next call of the bulk carries: as many as
 // take bulkBudget, or four times what any call costs if more (a store across the
