@@ -184,10 +184,10 @@ func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 	return true
 }
 
-// appendEvents writes the new events of the live runs in one call. A run that the
-// store found claimed by another replica fails with ErrTakenOver, none of its
-// events written.
-func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []failure {
+// appendEvents writes the new events of the live runs in one call, and reports
+// whether there were any to write. A run that the store found claimed by another
+// replica fails with ErrTakenOver, none of its events written.
+func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs []failure, wrote bool) {
 	lastBatch, lastEvs := len(w.batch), len(w.evs)
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
@@ -224,7 +224,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 	}
 	w.batch, w.evs, w.counts, w.arena = batch, evs, counts, len(arena)
 	if len(batch) == 0 {
-		return nil
+		return nil, false
 	}
 	// The arena may have moved as it grew: point the events at its final copy.
 	start := 0
@@ -236,15 +236,13 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 	lost, err := w.append(ctx, batch)
 	if err != nil {
 		err = fmt.Errorf("store: save events: %w", err)
-		var fs []failure
 		for i, rc := range live {
 			if counts[i] > 0 {
 				fs = append(fs, failure{rc, err})
 			}
 		}
-		return fs
+		return fs, true
 	}
-	var fs []failure
 	at := 0
 	for i, rc := range live {
 		if counts[i] > 0 && slices.Contains(lost, rc.x.ID) {
@@ -264,7 +262,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) []fai
 			engine.LogOf(rc.x).Durable(durable)
 		}
 	}
-	return fs
+	return fs, true
 }
 
 // append writes a batch of events, fenced by this replica's ownership of their

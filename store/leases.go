@@ -59,11 +59,11 @@ func (k *leaseKeeper) dueOf(live []*recording) []*recording {
 	return due
 }
 
-// renew renews the leases of the runs due, in one write, and returns the runs it
-// could not renew: every one with the store's error if the write failed, or with
-// ErrTakenOver each one the store found claimed by another replica.
+// renew renews the leases of the runs due (some of those dueOf returned), in one
+// write, and returns the runs it could not renew: every one with the store's error
+// if the write failed, or with ErrTakenOver each one the store found claimed by
+// another replica. Once the runs due are renewed, release lets go of them.
 func (k *leaseKeeper) renew(ctx context.Context, due []*recording) []failure {
-	defer func() { clear(due); k.due = due[:0] }()
 	if len(due) == 0 {
 		return nil
 	}
@@ -91,6 +91,12 @@ func (k *leaseKeeper) renew(ctx context.Context, due []*recording) []failure {
 		k.held(rc, until)
 	}
 	return fs
+}
+
+// release lets go of the runs that dueOf returned.
+func (k *leaseKeeper) release() {
+	clear(k.due[:cap(k.due)])
+	k.due = k.due[:0]
 }
 
 // clock is the time of the lease keeper: when leases lapse, and when they are

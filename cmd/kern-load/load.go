@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"runtime"
@@ -16,17 +17,21 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/kern-dev/kern/client"
 )
 
 // config is what a load test does.
 type config struct {
-	Server       string        // an existing server's URL; empty starts one in this process
-	CancelServer string        // where cancels are sent (another replica of Server); empty: Server
-	NoWait       bool          // cancel with wait=false
-	Workflow     string        // the workflow to run on Server; empty: load (core with Runs)
-	Key          string        // the server's security key
-	ServerPID    int           // the pid of Server, to read its RSS
-	Store        string        // the in-process server's store: memory or sqlite
+	Server       string // an existing server's URL; empty starts one in this process
+	CancelServer string // where cancels are sent (another replica of Server); empty: Server
+	NoWait       bool   // cancel with wait=false
+	Workflow     string // the workflow to run on Server; empty: load (core with Runs)
+	Key          string // the server's security key
+	ServerPID    int    // the pid of Server, to read its RSS
+	Store        string // the in-process server's store: memory or sqlite
+	MaxRuns      int    // the in-process server's admission control (0: no limit)
+	MaxStreams   int
 	Streams      int           // concurrent streaming runs to hold
 	Cancels      int           // cancels measured idle, and again under load
 	Warmup       int           // idle cancels made first and not measured
@@ -79,6 +84,7 @@ type summary struct {
 	FDLimit, FDMax     uint64
 	Requested          int
 	Opened, Failed     int
+	Refused            int // of Failed: answered 503 with Retry-After (admission control)
 	Held               int // streams still open at the end of the hold
 	RampTime           time.Duration
 	FirstOpenErr       string
@@ -142,7 +148,7 @@ func (s *summary) String() string {
 		p("cancels sent to:            %s (streams on %s)", s.CancelTarget, s.Target)
 	}
 	p("streams requested:          %d", s.Requested)
-	p("streams opened:             %d in %v (failed %d)", s.Opened, s.RampTime.Round(time.Millisecond), s.Failed)
+	p("streams opened:             %d in %v (failed %d, of which refused with 503 and Retry-After %d)", s.Opened, s.RampTime.Round(time.Millisecond), s.Failed, s.Refused)
 	if s.FirstOpenErr != "" {
 		p("first open error:           %s", s.FirstOpenErr)
 	}
@@ -331,7 +337,8 @@ func runWithFloor(ctx context.Context, cfg config) (*summary, error) {
 	kcfg := cfg
 	kcfg.Floor = false
 	if kcfg.Server == "" {
-		k, err := startChild(ctx, "--serve", "127.0.0.1:0", "--store", cfg.Store, "--chunk-delay", delay, "--timeout", timeout)
+		k, err := startChild(ctx, "--serve", "127.0.0.1:0", "--store", cfg.Store, "--chunk-delay", delay, "--timeout", timeout,
+			"--max-runs", strconv.Itoa(cfg.MaxRuns), "--max-streams", strconv.Itoa(cfg.MaxStreams))
 		if err != nil {
 			return nil, fmt.Errorf("start kern: %w", err)
 		}
@@ -396,7 +403,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		s.CancelTarget = cfg.CancelServer
 	}
 	if target == "" {
-		ls, err := startServer(cfg.Store, cfg.ChunkDelay)
+		ls, err := startServerOn("127.0.0.1:0", cfg.Store, cfg.ChunkDelay, admission{cfg.MaxRuns, cfg.MaxStreams})
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +425,13 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		need *= 2
 	}
 	if s.FDLimit < need {
-		logf("warning: fd limit %d < ~%d needed for %d streams", s.FDLimit, need, cfg.Streams)
+		// Past it, accept fails (EMFILE) and net/http retries it after up to a
+		// second: streams open at a few dozen a second, and some fail.
+		hint := ""
+		if s.InProcess {
+			hint = " (client and server in this process: run the server in its own, with --floor or --serve and --server)"
+		}
+		logf("warning: fd limit %d < ~%d needed for %d streams%s", s.FDLimit, need, cfg.Streams, hint)
 	}
 	c, err := newLoadClient(target, cfg.CancelServer, wf, cfg.Key, cfg.Streams+cfg.Cancels+16)
 	if err != nil {
@@ -436,8 +449,8 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 
 	before := measureMem(cfg.ServerPID)
 	logf("ramp: opening %d streams (%d at a time, over %v at least)", cfg.Streams, cfg.Openers, cfg.Ramp)
-	streams, failed, firstErr, took := ramp(streamCtx, c, cfg, &readers)
-	s.Opened, s.Failed, s.RampTime = len(streams), failed, took
+	streams, failed, refused, firstErr, took := ramp(streamCtx, c, cfg, &readers)
+	s.Opened, s.Failed, s.Refused, s.RampTime = len(streams), failed, refused, took
 	if firstErr != nil {
 		s.FirstOpenErr = firstErr.Error()
 	}
@@ -544,7 +557,9 @@ func cmpErr(first, err error) error {
 
 // ramp opens cfg.Streams streams, cfg.Openers at a time, no faster than one every
 // cfg.Ramp/cfg.Streams.
-func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGroup) (open []*stream, failed int, firstErr error, took time.Duration) {
+// Of the streams that failed to open, refused counts those the server refused with
+// 503 and Retry-After (its admission control).
+func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGroup) (open []*stream, failed, refused int, firstErr error, took time.Duration) {
 	start := time.Now()
 	jobs := make(chan int)
 	var mu sync.Mutex // guards open, failed, firstErr
@@ -556,8 +571,12 @@ func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGrou
 			for i := range jobs {
 				st, err := c.open(ctx, "load "+strconv.Itoa(i), readers)
 				mu.Lock()
+				var ce *client.Error
 				if err != nil {
 					failed++
+					if errors.As(err, &ce) && ce.StatusCode == http.StatusServiceUnavailable && ce.RetryAfter > 0 {
+						refused++
+					}
 					firstErr = cmpErr(firstErr, err)
 				} else {
 					open = append(open, st)
@@ -580,7 +599,7 @@ func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGrou
 	}
 	close(jobs)
 	openers.Wait()
-	return open, failed, firstErr, time.Since(start)
+	return open, failed, refused, firstErr, time.Since(start)
 }
 
 // loadCancels measures n cancels, one after the other, of streams still open.

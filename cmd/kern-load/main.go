@@ -39,6 +39,8 @@ func main() {
 	flag.StringVar(&cfg.Key, "key", os.Getenv("KERN_SECURITY_KEY"), "the server's security key (default $KERN_SECURITY_KEY)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "the `pid` of --server, to report its RSS per stream")
 	flag.StringVar(&cfg.Store, "store", "memory", "the in-process server's store: memory or sqlite")
+	flag.IntVar(&cfg.MaxRuns, "max-runs", 0, "the in-process server's admission control: runs it executes at once, beyond which it answers 503 (0: no limit)")
+	flag.IntVar(&cfg.MaxStreams, "max-streams", 0, "the in-process server's admission control: streams it serves at once, beyond which it answers 503 (0: no limit)")
 	flag.IntVar(&cfg.Streams, "streams", 1000, "concurrent streaming runs to hold")
 	flag.IntVar(&cfg.Cancels, "cancels", 100, "cancels to measure idle, and again under load")
 	flag.IntVar(&cfg.Warmup, "warmup", 10, "idle cancels made first, not measured (with --runs: runs per server)")
@@ -112,7 +114,7 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if err != nil {
 		return err
 	}
-	ls, err := startServerOn(addr, cfg.Store, cfg.ChunkDelay)
+	ls, err := startServerOn(addr, cfg.Store, cfg.ChunkDelay, admission{cfg.MaxRuns, cfg.MaxStreams})
 	if err != nil {
 		return err
 	}

@@ -59,15 +59,21 @@ type localServer struct {
 // startServer starts an agentos server on 127.0.0.1 with the load and core workflows
 // and the given store: "memory" (none) or "sqlite" (a file in a temporary directory).
 func startServer(storeKind string, delay time.Duration) (*localServer, error) {
-	return startServerOn("127.0.0.1:0", storeKind, delay)
+	return startServerOn("127.0.0.1:0", storeKind, delay, admission{})
 }
 
+// admission is the server's admission control: at most maxRuns runs and
+// maxStreams open streams at once (0: no limit), beyond which it answers 503.
+type admission struct{ maxRuns, maxStreams int }
+
 // startServerOn is startServer on a given address.
-func startServerOn(addr, storeKind string, delay time.Duration) (*localServer, error) {
+func startServerOn(addr, storeKind string, delay time.Duration, adm admission) (*localServer, error) {
 	ls := &localServer{served: make(chan error, 1)}
 	cfg := agentos.Config{
 		Workflows:     []*workflow.Workflow{loadWorkflow(delay), coreWorkflow()},
 		ShutdownGrace: time.Second,
+		MaxRuns:       adm.maxRuns,
+		MaxStreams:    adm.maxStreams,
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	}
 	switch storeKind {

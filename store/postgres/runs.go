@@ -20,12 +20,12 @@ import (
 // queries are the store's statements with the schema's tables named in full, so
 // that they depend on no connection's search_path.
 type queries struct {
-	createRun, updateRun, getRun, listRuns, takeQueued, untakeQueued, countQueued string
-	appendEvents, events                                                          string
-	getSession, saveSession, listSessions, countSessions                          string
-	deleteEvents, deleteRuns, deleteSess                                          string
-	renewLeases, lapsed, interrupt, claim, owner                                  string
-	takePaused                                                                    string
+	createRun, createRunOnce, updateRun, getRun, listRuns, takeQueued, untakeQueued, countQueued string
+	appendEvents, events                                                                         string
+	getSession, saveSession, listSessions, countSessions                                         string
+	deleteEvents, deleteRuns, deleteSess                                                         string
+	renewLeases, lapsed, interrupt, claim, owner                                                 string
+	takePaused                                                                                   string
 }
 
 // takenOver is the condition under which an update of a run to status st,
@@ -54,6 +54,11 @@ func newQueries(schema string) queries {
 	return queries{
 		createRun: t(`INSERT INTO {s}.runs (` + runColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
+		// As createRun, but a run already stored is left as it is (no row
+		// affected), so that it fails no other write of a batch (WriteRuns).
+		createRunOnce: t(`INSERT INTO {s}.runs (` + runColumns + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+			ON CONFLICT (run_id) DO NOTHING`),
 		// A queued run (PENDING, no lease) taken to be started, or cancelled.
 		takeQueued: t(`UPDATE {s}.runs SET lease_until = $2, updated_at = $3
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until IS NULL`),
