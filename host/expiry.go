@@ -21,16 +21,19 @@ const expiryPage = 100
 // startExpiry starts the loop that ends the paused runs whose pause expired, as
 // their pause says (see run.Paused.ExpiresAt), until ctx is done. It runs only in
 // a host that does background work (not NoWork) on a store that keeps paused
-// runs, and reads only the paused runs of its components whose pauses can
-// expire: a host without such a component pays nothing.
+// runs, when one of its components' pauses can expire: a host without such a
+// component pays nothing. Each look reads only the pauses due, in the store's
+// index of the pauses that expire (store.Pauser.ExpiredPauses): its cost does
+// not grow with the runs paused.
 func (h *Host) startExpiry(ctx context.Context) {
-	if _, ok := h.store.(store.Pauser); !ok || h.opts.NoWork {
+	p, ok := h.store.(store.Pauser)
+	if !ok || h.opts.NoWork {
 		return
 	}
-	var comps []*component
-	for _, c := range h.comps {
+	comps := make(map[string]*component)
+	for key, c := range h.comps {
 		if expires(c) {
-			comps = append(comps, c)
+			comps[key] = c
 		}
 	}
 	if len(comps) == 0 {
@@ -44,9 +47,7 @@ func (h *Host) startExpiry(ctx context.Context) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			for _, c := range comps {
-				h.expirePaused(ctx, c)
-			}
+			h.expirePaused(ctx, p, comps)
 			select {
 			case <-ctx.Done():
 				return
@@ -84,25 +85,27 @@ func expires(c *component) bool {
 	return false
 }
 
-// expirePaused ends c's paused runs whose pause expired.
-func (h *Host) expirePaused(ctx context.Context, c *component) {
-	now := time.Now()
-	for offset := 0; ctx.Err() == nil; offset += expiryPage {
-		runs, err := h.store.ListRuns(ctx, store.RunQuery{Status: run.StatusPaused, Kind: c.kind, ComponentID: c.id, Limit: expiryPage, Offset: offset})
+// expirePaused ends the paused runs of comps (keyed as Host.comps) whose pause
+// expired. The runs of other components are left to the hosts that serve them.
+func (h *Host) expirePaused(ctx context.Context, p store.Pauser, comps map[string]*component) {
+	q := store.ExpiredQuery{Before: time.Now(), Limit: expiryPage}
+	for ctx.Err() == nil {
+		runs, err := p.ExpiredPauses(ctx, q)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("host: look for expired pauses", "component", c.id, "err", err)
+				h.log.Warn("host: look for expired pauses", "err", err)
 			}
 			return
 		}
 		for _, rec := range runs {
-			if p := rec.Output.Paused; p != nil && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(now) {
+			if c := comps[string(rec.Kind)+"/"+rec.ComponentID]; c != nil && rec.Output.Paused != nil {
 				h.expire(ctx, c, rec)
 			}
 		}
 		if len(runs) < expiryPage {
 			return
 		}
+		q.After = runs[len(runs)-1]
 	}
 }
 

@@ -450,56 +450,56 @@ func TestWorkflowStepPauses(t *testing.T) {
 }
 
 // TestPauseExpiry: a pause that expires ends the run as its tool (or step) says:
-// CANCELLED, or rejected and continued (the model reads why).
+// CANCELLED, or rejected and continued (the model reads why), on SQLite and
+// PostgreSQL (whose index of due pauses the host reads).
 func TestPauseExpiry(t *testing.T) {
 	for _, onExpiry := range []run.OnExpiry{run.ExpiryCancel, run.ExpiryReject} {
-		t.Run(string(onExpiry), func(t *testing.T) {
-			st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
-			if err != nil {
-				t.Fatal(err)
+		for name, sts := range pauseStores(t) {
+			t.Run(string(onExpiry)+"/"+name, func(t *testing.T) { testPauseExpiry(t, sts[0], onExpiry) })
+		}
+	}
+}
+
+func testPauseExpiry(t *testing.T, st store.Store, onExpiry run.OnExpiry) {
+	var sent atomic.Int32
+	a := mailer(&sent)
+	a.Tools[0] = tool.With(a.Tools[0], tool.Expires(time.Millisecond, onExpiry))
+	wf := reviewed(workflow.OnRejectSkip)
+	wf.Steps[1].(*workflow.Task).Pause.Expiry, wf.Steps[1].(*workflow.Task).Pause.OnExpiry = time.Millisecond, onExpiry
+	h := startHost(t, st, Options{Agents: []*agent.Agent{a}, Workflows: []*workflow.Workflow{wf}, ExpiryInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	var ids []string
+	for _, req := range []Request{{Kind: run.KindAgent, Component: "mailer", Input: "mail ada"}, {Kind: run.KindWorkflow, Component: "reviewed", Input: "dragons"}} {
+		r, err := h.Start(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := r.Exec().Wait(); out.Status != run.StatusPaused || out.Paused.ExpiresAt.IsZero() || out.Paused.OnExpiry != onExpiry {
+			t.Fatalf("paused %s, %+v", out.Status, out.Paused)
+		}
+		ids = append(ids, r.ID())
+	}
+	// The agent's run ends; the workflow's, rejected with skip, pauses again
+	// before its next step (which cannot expire).
+	want := []run.Status{run.StatusCancelled, run.StatusCancelled}
+	if onExpiry == run.ExpiryReject {
+		want = []run.Status{run.StatusCompleted, run.StatusPaused}
+	}
+	for i, id := range ids {
+		eventually.Succeeds(t, 10*time.Second, func() error {
+			rec, err := st.GetRun(ctx, id)
+			if err != nil || rec.Status != want[i] || want[i] == run.StatusPaused && rec.Output.StepRequirements[0].StepName != "tweet" {
+				return fmt.Errorf("run %d: %v %v, want %s", i, rec.Status, err, want[i])
 			}
-			t.Cleanup(func() { st.Close() })
-			var sent atomic.Int32
-			a := mailer(&sent)
-			a.Tools[0] = tool.With(a.Tools[0], tool.Expires(time.Millisecond, onExpiry))
-			wf := reviewed(workflow.OnRejectSkip)
-			wf.Steps[1].(*workflow.Task).Pause.Expiry, wf.Steps[1].(*workflow.Task).Pause.OnExpiry = time.Millisecond, onExpiry
-			h := startHost(t, st, Options{Agents: []*agent.Agent{a}, Workflows: []*workflow.Workflow{wf}, ExpiryInterval: 10 * time.Millisecond})
-			ctx := context.Background()
-			var ids []string
-			for _, req := range []Request{{Kind: run.KindAgent, Component: "mailer", Input: "mail ada"}, {Kind: run.KindWorkflow, Component: "reviewed", Input: "dragons"}} {
-				r, err := h.Start(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if out := r.Exec().Wait(); out.Status != run.StatusPaused || out.Paused.ExpiresAt.IsZero() || out.Paused.OnExpiry != onExpiry {
-					t.Fatalf("paused %s, %+v", out.Status, out.Paused)
-				}
-				ids = append(ids, r.ID())
+			if rec.Status == run.StatusCancelled && rec.Output.Reason != run.ReasonExpired ||
+				rec.Status == run.StatusCompleted && rec.Output.Content != "Sending. done: "+run.ReasonExpired {
+				return fmt.Errorf("run %d: %s %q %q", i, rec.Status, rec.Output.Reason, rec.Output.Content)
 			}
-			// The agent's run ends; the workflow's, rejected with skip, pauses again
-			// before its next step (which cannot expire).
-			want := []run.Status{run.StatusCancelled, run.StatusCancelled}
-			if onExpiry == run.ExpiryReject {
-				want = []run.Status{run.StatusCompleted, run.StatusPaused}
-			}
-			for i, id := range ids {
-				eventually.Succeeds(t, 10*time.Second, func() error {
-					rec, err := st.GetRun(ctx, id)
-					if err != nil || rec.Status != want[i] || want[i] == run.StatusPaused && rec.Output.StepRequirements[0].StepName != "tweet" {
-						return fmt.Errorf("run %d: %v %v, want %s", i, rec.Status, err, want[i])
-					}
-					if rec.Status == run.StatusCancelled && rec.Output.Reason != run.ReasonExpired ||
-						rec.Status == run.StatusCompleted && rec.Output.Content != "Sending. done: "+run.ReasonExpired {
-						return fmt.Errorf("run %d: %s %q %q", i, rec.Status, rec.Output.Reason, rec.Output.Content)
-					}
-					return nil
-				})
-			}
-			if sent.Load() != 0 {
-				t.Error("a tool ran without a confirmation")
-			}
+			return nil
 		})
+	}
+	if sent.Load() != 0 {
+		t.Error("a tool ran without a confirmation")
 	}
 }
 
