@@ -71,6 +71,9 @@ func expires(c *component) bool {
 		return false // a team: its runs do not pause
 	}
 	for _, s := range c.wf.Steps {
+		if cond, ok := s.(*workflow.Condition); ok && cond.Pause != nil && cond.Pause.Expiry > 0 {
+			return true
+		}
 		t, ok := s.(*workflow.Task)
 		if !ok {
 			continue

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -587,5 +588,83 @@ func TestPauseInMemory(t *testing.T) {
 	}
 	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
 		t.Fatalf("continue of a cancelled run: %v, want ErrNotPaused", err)
+	}
+}
+
+// gated is a workflow whose condition waits for a person's confirmation:
+// confirmed, it runs its steps ("published"); rejected, as onReject says — its
+// else steps ("archived", when withElse), a skip, or a cancel.
+func gated(onReject workflow.OnReject, withElse bool) *workflow.Workflow {
+	say := func(name, text string) workflow.Step {
+		return workflow.FuncStep(name, func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			return workflow.StepOutput{Content: text + ": " + in.Previous}, nil
+		})
+	}
+	gate := &workflow.Condition{Name: "gate", Steps: []workflow.Step{say("publish", "published")}}
+	if withElse {
+		gate.Else = []workflow.Step{say("archive", "archived")}
+	}
+	return &workflow.Workflow{Name: "Gated", Steps: []workflow.Step{
+		workflow.AgentStep("draft", echo("drafter"), ""),
+		gate.WithConfirmation("Publish it?", onReject),
+	}}
+}
+
+// TestConditionConfirmation: a top-level condition that asks for a confirmation
+// pauses before it (StepPaused of a Condition, with its on_reject) and is
+// continued by another host on the same database: confirmed, it runs its steps;
+// rejected, it runs its else steps (on_reject else, the default), is skipped (no
+// else steps, or on_reject skip) or ends the run CANCELLED (on_reject cancel).
+func TestConditionConfirmation(t *testing.T) {
+	cases := []struct {
+		name     string
+		onReject workflow.OnReject
+		withElse bool
+		confirm  bool
+		status   run.Status
+		content  string
+	}{
+		{"else/confirmed", "", true, true, run.StatusCompleted, "published: dragons"},
+		{"else/rejected", "", true, false, run.StatusCompleted, "archived: dragons"},
+		{"else/rejected-no-else", workflow.OnRejectElse, false, false, run.StatusCompleted, "dragons"},
+		{"skip/rejected", workflow.OnRejectSkip, true, false, run.StatusCompleted, "dragons"},
+		{"cancel/rejected", workflow.OnRejectCancel, true, false, run.StatusCancelled, "dragons"},
+	}
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					a := startHost(t, sts[0], Options{Replica: "A", Workflows: []*workflow.Workflow{gated(tc.onReject, tc.withElse)}})
+					b := startHost(t, sts[1], Options{Replica: "B", Workflows: []*workflow.Workflow{gated(tc.onReject, tc.withElse)}})
+					r, err := a.Start(Request{Kind: run.KindWorkflow, Component: "gated", Input: "dragons"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					out := r.Exec().Wait()
+					wantReject := string(cmp.Or(tc.onReject, workflow.OnRejectElse))
+					if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 {
+						t.Fatalf("run: %s, requirements %+v", out.Status, out.StepRequirements)
+					}
+					if req := out.StepRequirements[0]; req.StepName != "gate" || req.StepType != "Condition" ||
+						!req.RequiresConfirmation || req.OnReject != wantReject || req.ConfirmationMessage != "Publish it?" {
+						t.Fatalf("requirement %+v; want the gate's confirmation, on_reject %s", req, wantReject)
+					}
+					d := out.StepRequirements[0]
+					d.Confirmed = &tc.confirm
+					c, err := b.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "gated", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					done := c.Exec().Wait()
+					if done.Status != tc.status || done.Content != tc.content {
+						t.Fatalf("after the decision: %s %q (%q); want %s %q", done.Status, done.Content, done.Reason, tc.status, tc.content)
+					}
+					if rec, err := sts[0].GetRun(ctx, out.RunID); err != nil || rec.Status != tc.status {
+						t.Fatalf("stored run: %v, %v; want %s", rec, err, tc.status)
+					}
+				})
+			}
+		})
 	}
 }

@@ -34,7 +34,8 @@ func (t EventType) Pauses() bool { return t == EventRunPaused || t == EventWorkf
 
 // StepRequirement is what a paused workflow step waits for (Agno's
 // StepRequirement): a confirmation before it runs, with what the workflow does
-// on a rejection (OnReject: "skip" the step, or "cancel" the run), or values
+// on a rejection (OnReject: "skip" the step, "cancel" the run, or, for a
+// Condition, "else": run its else steps), or values
 // from the user, given to the step as its user input.
 type StepRequirement struct {
 	StepID               string           `json:"step_id"`

@@ -20,6 +20,9 @@ const (
 	OnRejectCancel OnReject = "cancel"
 	// OnRejectSkip skips the step: the next one sees the previous step's content.
 	OnRejectSkip OnReject = "skip"
+	// OnRejectElse runs a Condition's Else steps (none: it is skipped), as
+	// Agno's else branch; a Condition's default.
+	OnRejectElse OnReject = "else"
 )
 
 // Pause is what a step waits for from a person before it runs: a confirmation,
@@ -70,13 +73,31 @@ func (p *Pause) check(step string, nested bool) error {
 	case !p.RequiresConfirmation && !p.RequiresUserInput:
 		return fmt.Errorf("step %q has a pause that asks for nothing", step)
 	case p.OnReject != "" && p.OnReject != OnRejectCancel && p.OnReject != OnRejectSkip:
-		return fmt.Errorf("step %q: on_reject %q is not skip or cancel", step, p.OnReject)
+		return fmt.Errorf("step %q: on_reject %q is not skip or cancel (else is for a condition)", step, p.OnReject)
 	case p.Expiry < 0 || p.OnExpiry != "" && p.OnExpiry != run.ExpiryCancel && p.OnExpiry != run.ExpiryReject:
 		return fmt.Errorf("step %q: a negative expiry, or on_expiry %q that is not cancel or reject", step, p.OnExpiry)
 	case p.RequiresUserInput && len(p.UserInputFields) == 0:
 		return fmt.Errorf("step %q asks for user input without fields", step)
 	}
 	return nil
+}
+
+// checkCondition reports what keeps p from being a Condition's pause: a
+// confirmation (on_reject else, skip or cancel) of a top-level condition.
+func (p *Pause) checkCondition(step string, nested bool) error {
+	switch {
+	case p == nil:
+		return nil
+	case nested:
+		return fmt.Errorf("condition %q waits for a person, which only a top-level condition can do", step)
+	case !p.RequiresConfirmation || p.RequiresUserInput:
+		return fmt.Errorf("condition %q: a condition waits for a confirmation only", step)
+	case p.OnReject == OnRejectElse:
+		p := *p
+		p.OnReject = ""
+		return p.check(step, false)
+	}
+	return p.check(step, false)
 }
 
 // requirement returns what the step t, at top-level index i, waits for.
@@ -123,6 +144,12 @@ func waits(s Step, i int) (run.StepRequirement, *Pause, bool) {
 	case *Task:
 		if s.Pause != nil {
 			return s.Pause.requirement(s, i), s.Pause, true
+		}
+	case *Condition:
+		if p := s.Pause; p != nil {
+			return run.StepRequirement{StepID: run.Slug(s.Name), StepName: s.Name, StepIndex: i, StepType: "Condition",
+				RequiresConfirmation: true, ConfirmationMessage: p.ConfirmationMessage,
+				OnReject: string(cmp.Or(p.OnReject, OnRejectElse))}, p, true
 		}
 	case *Router:
 		if q := s.Ask; q != nil {
