@@ -7,6 +7,7 @@ import (
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -67,8 +68,17 @@ func expires(c *component) bool {
 		}
 		return false
 	}
+	if c.team != nil {
+		// A team pauses when a member agent given a task alone does.
+		for _, m := range c.team.Members {
+			if a := team.AgentOf(m); a != nil && expires(&component{agent: a}) {
+				return true
+			}
+		}
+		return false
+	}
 	if c.wf == nil {
-		return false // a team: its runs do not pause
+		return false
 	}
 	for _, s := range c.wf.Steps {
 		if cond, ok := s.(*workflow.Condition); ok && cond.Pause != nil && cond.Pause.Expiry > 0 {
