@@ -208,6 +208,7 @@ func TestStoreMetrics(t *testing.T) {
 	if out, _ := r.Wait(context.Background()); out.Status != run.StatusCompleted {
 		t.Fatalf("run %s", out.Status)
 	}
+	obs.Wait() // the observer counts the run's end once it has read its terminal event
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
