@@ -37,6 +37,35 @@ type memberPause struct {
 	Tools    []run.ToolExecution `json:"tools"`
 	// Requirements are the member run's, with the member named.
 	Requirements []run.Requirement `json:"requirements,omitempty"`
+	// Renamed maps the ids the team shows for calls of this member whose ids
+	// another waiting member's call has too (its run id, "/", the call's id) to
+	// the member's own.
+	Renamed map[string]string `json:"renamed,omitempty"`
+}
+
+// rename gives mp's calls whose ids seen holds (another member's calls) ids of
+// their own, and adds its calls' ids to seen.
+func (mp *memberPause) rename(seen map[string]bool) {
+	for i := range mp.Tools {
+		id := mp.Tools[i].ToolCallID
+		if seen[id] {
+			shown := mp.RunID + "/" + id
+			if mp.Renamed == nil {
+				mp.Renamed = make(map[string]string)
+			}
+			mp.Renamed[shown] = id
+			mp.Tools[i].ToolCallID = shown
+			for j := range mp.Requirements {
+				if te := mp.Requirements[j].ToolExecution; te != nil && te.ToolCallID == id {
+					c := *te
+					c.ToolCallID = shown
+					mp.Requirements[j].ToolExecution, mp.Requirements[j].ID = &c, shown
+				}
+			}
+			id = shown
+		}
+		seen[id] = true
+	}
 }
 
 // pausedState decodes the state a paused run of t continues from.
@@ -99,12 +128,15 @@ func (l *leaderRun) pauseIfWaiting(msgs []model.Message, calls []model.ToolCall,
 	out := l.out
 	out.Tools, out.Requirements = nil, nil
 	var expires *run.Paused
+	seen := make(map[string]bool)
 	for i, c := range calls {
 		mp, ok := waiting[c.ID]
 		if !ok {
 			st.Results[c.ID] = results[i]
 			continue
 		}
+		mp.rename(seen)
+		waiting[c.ID] = mp
 		out.Tools = append(out.Tools, mp.Tools...)
 		out.Requirements = append(out.Requirements, mp.Requirements...)
 		if p := mp.Paused; !p.ExpiresAt.IsZero() && (expires == nil || p.ExpiresAt.Before(expires.ExpiresAt)) {
@@ -149,6 +181,9 @@ func (l *leaderRun) continueCalls(ctx context.Context, st *pauseState, decisions
 		var mine []run.ToolExecution
 		for _, d := range decisions {
 			if slices.ContainsFunc(mp.Tools, func(t run.ToolExecution) bool { return t.ToolCallID == d.ToolCallID }) {
+				if own, ok := mp.Renamed[d.ToolCallID]; ok {
+					d.ToolCallID = own
+				}
 				mine = append(mine, d)
 			}
 		}

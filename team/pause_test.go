@@ -72,3 +72,48 @@ func TestPauseWhereItCannot(t *testing.T) {
 		t.Errorf("the tool ran %d times without a confirmation", sent.Load())
 	}
 }
+
+// TestTwoMembersPause: two members given tasks in one turn both pause on calls
+// of one id; the team run shows them under ids of their own, and, continued
+// with one confirmed and one rejected, each member gets its own decision.
+func TestTwoMembersPause(t *testing.T) {
+	var sentA, sentB atomic.Int32
+	a, b := approver(&sentA), approver(&sentB)
+	b.ID, b.Name = "courier", "Courier"
+	leader := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		var got []string
+		for _, m := range req.Messages {
+			if m.Role == model.RoleTool {
+				got = append(got, m.Content)
+			}
+		}
+		if len(got) > 0 {
+			return scripted.Turn{Text: strings.Join(got, " | ")}
+		}
+		return scripted.Turn{ToolCalls: []model.ToolCall{
+			{ID: "l1", Name: "delegate_task_to_member", Arguments: json.RawMessage(`{"member_id":"mailer","task":"mail"}`)},
+			{ID: "l2", Name: "delegate_task_to_member", Arguments: json.RawMessage(`{"member_id":"courier","task":"mail"}`)},
+		}}
+	}}
+	tm := &team.Team{Name: "Office", Model: leader, Members: []team.Member{team.Agent(a, ""), team.Agent(b, "")}}
+	out, _ := tm.Run(context.Background(), "go")
+	if out.Status != run.StatusPaused || len(out.Tools) != 2 || out.Tools[0].ToolCallID == out.Tools[1].ToolCallID ||
+		len(out.Requirements) != 2 || out.Requirements[1].ToolExecution.ToolCallID != out.Tools[1].ToolCallID {
+		t.Fatalf("paused %s with tools %+v requirements %+v", out.Status, out.Tools, out.Requirements)
+	}
+	yes, no := true, false
+	ds := []run.ToolExecution{out.Tools[0], out.Tools[1]}
+	ds[0].Confirmed, ds[1].Confirmed, ds[1].ConfirmationNote = &yes, &no, "not you"
+	resolved, err := run.Resolve(out.RunID, out.Tools, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := tm.Run(context.Background(), "go", run.WithID(out.RunID),
+		run.WithResume(&run.Resume{NextEvent: out.Paused.NextEvent, Paused: out.Paused, Decisions: resolved}))
+	if err != nil || done.Status != run.StatusCompleted || done.Content != "done: sent | done: not you" {
+		t.Fatalf("continued: %v %s %q", err, done.Status, done.Content)
+	}
+	if sentA.Load() != 1 || sentB.Load() != 0 {
+		t.Errorf("sent by the mailer %d (want 1), by the courier %d (want 0)", sentA.Load(), sentB.Load())
+	}
+}
