@@ -179,3 +179,37 @@ func TestTeamPauseExpiry(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTeamPauseInMemory: a host without a store continues, and cancels, a team
+// run paused in memory.
+func TestTeamPauseInMemory(t *testing.T) {
+	var sent, written atomic.Int32
+	h := startHost(t, nil, Options{Teams: []*team.Team{mailTeam(&sent, &written)}})
+	ctx := context.Background()
+	pause := func() *run.Output {
+		r, err := h.Start(Request{Kind: run.KindTeam, Component: "office", Input: "mail ada and write"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := r.Exec().Wait()
+		if out.Status != run.StatusPaused {
+			t.Fatalf("team run ended %s, want PAUSED", out.Status)
+		}
+		return out
+	}
+	out := pause()
+	c, err := h.Continue(ctx, ContinueRequest{Kind: run.KindTeam, Component: "office", RunID: out.RunID, Tools: confirm(out, true, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := c.Exec().Wait(); done.Status != run.StatusCompleted || done.Content != "team: Sending. done: sent to ada | written" || sent.Load() != 1 {
+		t.Fatalf("continued: %s %q", done.Status, done.Content)
+	}
+	out = pause()
+	if st, known, err := h.Cancel(ctx, out.RunID, "", true); err != nil || !known || st != run.StatusCancelled {
+		t.Fatalf("cancel of a paused team run in memory: %s %v %v", st, known, err)
+	}
+	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindTeam, Component: "office", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
+		t.Fatalf("continue of a cancelled team run: %v, want ErrNotPaused", err)
+	}
+}
