@@ -94,6 +94,9 @@ func expires(c *component) bool {
 		if t.Agent != nil && expires(&component{agent: t.Agent}) {
 			return true // the step's agent may pause, and the workflow with it
 		}
+		if tm, ok := t.Runner.(*team.Team); ok && expires(&component{team: tm}) {
+			return true // so may the step's team
+		}
 	}
 	return false
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // mailTeam is a team whose leader gives, in one turn, the mailer a task (its call
@@ -211,5 +212,45 @@ func TestTeamPauseInMemory(t *testing.T) {
 	}
 	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindTeam, Component: "office", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
 		t.Fatalf("continue of a cancelled team run: %v, want ErrNotPaused", err)
+	}
+}
+
+// TestTeamStepPausesDurably: a workflow whose top-level team step's member
+// pauses is PAUSED (the team as the step's executor), and another host on the
+// same database continues it with Agno's executor requirements decided: the
+// member's tool runs and the workflow completes with the team's answer.
+func TestTeamStepPausesDurably(t *testing.T) {
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			var sent, written atomic.Int32
+			wf := func() *workflow.Workflow {
+				return &workflow.Workflow{Name: "Desk", Steps: []workflow.Step{team.Step("office", mailTeam(&sent, &written), "")}}
+			}
+			a := startHost(t, sts[0], Options{Replica: "A", Workflows: []*workflow.Workflow{wf()}})
+			b := startHost(t, sts[1], Options{Replica: "B", Workflows: []*workflow.Workflow{wf()}})
+			r, err := a.Start(Request{Kind: run.KindWorkflow, Component: "desk", Input: "mail ada and write"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := r.Exec().Wait()
+			if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 || out.StepRequirements[0].ExecutorType != "team" {
+				t.Fatalf("workflow: %s %+v", out.Status, out.StepRequirements)
+			}
+			d := out.StepRequirements[0]
+			reqs := make([]run.Requirement, len(d.ExecutorRequirements))
+			for i, rq := range d.ExecutorRequirements {
+				rq.Confirmation = ptr(true) // Agno's RunRequirement.confirm()
+				reqs[i] = rq
+			}
+			d.ExecutorRequirements = reqs
+			c, err := b.Continue(context.Background(), ContinueRequest{Kind: run.KindWorkflow, Component: "desk", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := c.Exec().Wait()
+			if done.Status != run.StatusCompleted || done.Content != "team: Sending. done: sent to ada | written" || sent.Load() != 1 || written.Load() != 1 {
+				t.Fatalf("continued: %s %q (%s), sent %d, written %d", done.Status, done.Content, done.Error, sent.Load(), written.Load())
+			}
+		})
 	}
 }

@@ -44,7 +44,8 @@ func leaderOf(c model.ToolCall) *scripted.Model {
 // TestPauseWhereItCannot: a member that would pause where no person can be
 // asked for the team fails instead (the leader reads why) and its tool never
 // runs: given one task with the other members (broadcast), or in a team that
-// runs inside a workflow step. A top-level team given the task alone pauses.
+// runs in a step inside a container. A top-level team given the task alone
+// pauses.
 func TestPauseWhereItCannot(t *testing.T) {
 	var sent atomic.Int32
 	broadcast := &team.Team{Name: "All", Mode: team.ModeBroadcast, Model: leaderOf(call("delegate_task_to_members", `{"task":"mail"}`)),
@@ -58,10 +59,10 @@ func TestPauseWhereItCannot(t *testing.T) {
 		return &team.Team{Name: "Office", Model: leaderOf(call("delegate_task_to_member", `{"member_id":"mailer","task":"mail"}`)),
 			Members: []team.Member{team.Agent(approver(&sent), "")}}
 	}
-	wf := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{team.Step("office", coord(), "")}}
-	wout, err := wf.Run(context.Background(), "go")
+	inner := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{&workflow.Steps{Name: "outer", Steps: []workflow.Step{team.Step("office", coord(), "")}}}}
+	wout, err := inner.Run(context.Background(), "go")
 	if err != nil || wout.Status != run.StatusCompleted || !strings.Contains(wout.Content, "cannot pause") {
-		t.Fatalf("in a workflow step: %v %s %q", err, wout.Status, wout.Content)
+		t.Fatalf("in a step inside a container: %v %s %q", err, wout.Status, wout.Content)
 	}
 
 	top, err := coord().Run(context.Background(), "go")
@@ -115,5 +116,38 @@ func TestTwoMembersPause(t *testing.T) {
 	}
 	if sentA.Load() != 1 || sentB.Load() != 0 {
 		t.Errorf("sent by the mailer %d (want 1), by the courier %d (want 0)", sentA.Load(), sentB.Load())
+	}
+}
+
+// TestTeamStepPauses: a team in a top-level workflow step whose member pauses
+// pauses the workflow (StepPaused with the team as the step's executor and its
+// member's requirement); continued with the decision, the member's tool runs,
+// the team answers and the workflow completes.
+func TestTeamStepPauses(t *testing.T) {
+	var sent atomic.Int32
+	office := &team.Team{Name: "Office", Model: leaderOf(call("delegate_task_to_member", `{"member_id":"mailer","task":"mail"}`)),
+		Members: []team.Member{team.Agent(approver(&sent), "")}}
+	wf := &workflow.Workflow{Name: "wf", Steps: []workflow.Step{team.Step("office", office, "")}}
+	out, err := wf.Run(context.Background(), "go")
+	if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 {
+		t.Fatalf("workflow: %v %s %+v", err, out.Status, out.StepRequirements)
+	}
+	d := out.StepRequirements[0]
+	if d.ExecutorType != "team" || d.ExecutorID != "office" || !d.RequiresExecutorInput || len(d.ExecutorRequirements) != 1 ||
+		d.ExecutorRequirements[0].MemberAgentID != "mailer" {
+		t.Fatalf("step requirement %+v", d)
+	}
+	yes := true
+	te := *d.ExecutorRequirements[0].ToolExecution
+	te.Confirmed = &yes
+	d.ExecutorRequirements = []run.Requirement{{ID: d.ExecutorRequirements[0].ID, ToolExecution: &te}}
+	decided, err := run.ResolveSteps(out.RunID, out.StepRequirements, []run.StepRequirement{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := wf.Run(context.Background(), "go", run.WithID(out.RunID), run.WithResume(&run.Resume{NextEvent: out.Paused.NextEvent,
+		Paused: out.Paused, Steps: out.StepResults, StepDecisions: decided}))
+	if err != nil || done.Status != run.StatusCompleted || done.Content != "leader read: done: sent" || sent.Load() != 1 {
+		t.Fatalf("continued: %v %s %q, sent %d", err, done.Status, done.Content, sent.Load())
 	}
 }

@@ -252,9 +252,15 @@ func (t *Team) RunNested(ctx context.Context, sc *engine.Scope, input string, op
 		reg = t.registry()
 	}
 	gate := &engine.Gate{Log: sc.Log}
-	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindTeam, Output: out}
+	// A team in a top-level workflow step may pause with its member: the
+	// workflow pauses, and continues the team from its pause.
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindTeam, Output: out, Pausable: sc.Pausable}
+	var paused *run.Resume
+	if o.Resume != nil && o.Resume.Paused != nil {
+		paused = o.Resume
+	}
 	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
-		return t.execute(ctx, reg, gate, base, out, input, false, nil)
+		return t.execute(ctx, reg, gate, base, out, input, sc.Pausable, paused)
 	})
 }
 

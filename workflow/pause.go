@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -173,10 +172,24 @@ type pauseState struct {
 	Executor      *run.Paused `json:"executor,omitempty"`
 }
 
-// executorPause is the pause of the agent of a top-level step.
+// executorPause is the pause of the agent (or runner: a team) of a top-level
+// step.
 type executorPause struct {
-	agent *agent.Agent
-	out   *run.Output // the agent run's: its requirements and its pause
+	kind, id, name string      // the executor's: "agent" or the runner's kind, its id and name
+	out            *run.Output // the executor run's: its requirements and its pause
+}
+
+// newExecutorPause is the pause of t's agent or runner, whose run ended as out.
+func newExecutorPause(t *Task, out *run.Output) *executorPause {
+	if t.Agent != nil {
+		return &executorPause{kind: "agent", id: t.Agent.AgentID(), name: t.Agent.Name, out: out}
+	}
+	kind, id := t.Runner.RunnerInfo()
+	name := out.TeamName
+	if name == "" {
+		name = id
+	}
+	return &executorPause{kind: kind, id: id, name: name, out: out}
 }
 
 // executorResume continues a step's agent from its pause.
@@ -197,8 +210,8 @@ func (r *execution) pauseExecutor(s Step, i int) error {
 		return fmt.Errorf("step %q: its agent paused without its state: %w", stepName(s), run.ErrInvalid)
 	}
 	req := run.StepRequirement{StepID: run.Slug(stepName(s)), StepName: stepName(s), StepIndex: i, StepType: "Step",
-		RequiresExecutorInput: true, ExecutorRequirements: e.out.Requirements, ExecutorID: e.agent.AgentID(),
-		ExecutorName: e.agent.Name, ExecutorRunID: e.out.RunID, ExecutorType: "agent"}
+		RequiresExecutorInput: true, ExecutorRequirements: e.out.Requirements, ExecutorID: e.id,
+		ExecutorName: e.name, ExecutorRunID: e.out.RunID, ExecutorType: e.kind}
 	o := r.stepOrigin(stepName(s), i, frame{})
 	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
 	state, err := json.Marshal(pauseState{StepIndex: i, ExecutorRunID: e.out.RunID, Executor: e.out.Paused})

@@ -328,7 +328,7 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	}
 	if errors.Is(err, run.ErrPaused) && out.Paused != nil {
 		r.mu.Lock()
-		r.executor = &executorPause{agent: t.Agent, out: out}
+		r.executor = newExecutorPause(t, out)
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
