@@ -20,13 +20,14 @@ type approval struct {
 	RunID        string                `json:"run_id"`
 	SessionID    string                `json:"session_id"`
 	Status       string                `json:"status"`      // pending, approved, rejected
-	SourceType   string                `json:"source_type"` // agent or workflow
+	SourceType   string                `json:"source_type"` // agent, team or workflow
 	ApprovalType string                `json:"approval_type"`
 	PauseType    string                `json:"pause_type"` // confirmation, user_input, external_execution
 	ToolName     string                `json:"tool_name,omitempty"`
 	ToolArgs     any                   `json:"tool_args,omitempty"`
 	AgentID      string                `json:"agent_id,omitempty"`
 	WorkflowID   string                `json:"workflow_id,omitempty"`
+	TeamID       string                `json:"team_id,omitempty"`
 	UserID       string                `json:"user_id,omitempty"`
 	SourceName   string                `json:"source_name,omitempty"`
 	Requirements []any                 `json:"requirements"`
@@ -60,7 +61,11 @@ func newApproval(rec *store.Run) approval {
 		}
 		return a
 	}
-	a.AgentID, a.SourceName = rec.ComponentID, out.AgentName
+	if rec.Kind == run.KindTeam {
+		a.TeamID, a.SourceName = rec.ComponentID, out.TeamName
+	} else {
+		a.AgentID, a.SourceName = rec.ComponentID, out.AgentName
+	}
 	for _, r := range out.Requirements {
 		a.Requirements = append(a.Requirements, r)
 	}
@@ -103,6 +108,8 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 			rq.Kind, rq.ComponentID = run.KindAgent, q.Get("agent_id")
 		case q.Get("workflow_id") != "":
 			rq.Kind, rq.ComponentID = run.KindWorkflow, q.Get("workflow_id")
+		case q.Get("team_id") != "":
+			rq.Kind, rq.ComponentID = run.KindTeam, q.Get("team_id")
 		}
 		runs, err := s.store.ListRuns(r.Context(), rq)
 		if err != nil {
@@ -208,7 +215,7 @@ func (s *Server) resolveApproval(w http.ResponseWriter, r *http.Request) {
 	}
 	approved := body.Status == "approved"
 	d := body.ResolutionData
-	req := host.ContinueRequest{Kind: run.Kind(a.SourceType), Component: a.AgentID + a.WorkflowID, RunID: a.RunID, Background: true}
+	req := host.ContinueRequest{Kind: run.Kind(a.SourceType), Component: a.AgentID + a.WorkflowID + a.TeamID, RunID: a.RunID, Background: true}
 	for _, t := range a.tools {
 		t.Confirmed, t.ConfirmationNote, t.Result = &approved, d.Note, d.Result
 		for i, f := range t.UserInputSchema {

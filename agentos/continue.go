@@ -21,10 +21,15 @@ type continueRequest struct {
 	// StepRequirements are a workflow run's decisions: its step requirements,
 	// decided (a JSON array, or a string holding one).
 	StepRequirements json.RawMessage `json:"step_requirements"`
-	Stream           *bool           `json:"stream"`
-	Background       bool            `json:"background"`
-	SessionID        string          `json:"session_id"`
-	UserID           string          `json:"user_id"`
+	// Requirements are the decisions as Agno's continue_team_run sends them:
+	// its RunRequirements (confirmation, confirmation_note,
+	// external_execution_result, tool_execution), a JSON array or a string
+	// holding one. They add to Tools.
+	Requirements json.RawMessage `json:"requirements"`
+	Stream       *bool           `json:"stream"`
+	Background   bool            `json:"background"`
+	SessionID    string          `json:"session_id"`
+	UserID       string          `json:"user_id"`
 }
 
 // readContinue reads a continue request and the decisions it carries.
@@ -44,6 +49,7 @@ func (s *Server) readContinue(w http.ResponseWriter, r *http.Request) (continueR
 		f := r.PostForm
 		req.Tools, req.SessionID, req.UserID = formJSON(f.Get("tools")), f.Get("session_id"), f.Get("user_id")
 		req.StepRequirements = formJSON(f.Get("step_requirements"))
+		req.Requirements = formJSON(f.Get("requirements"))
 		for _, b := range []struct {
 			name string
 			dst  *bool
@@ -101,6 +107,12 @@ func (s *Server) continueRun(w http.ResponseWriter, r *http.Request, c *componen
 		err = decodeList("step_requirements", req.StepRequirements, &hr.Steps)
 	} else if err == nil {
 		err = decodeList("tools", req.Tools, &hr.Tools)
+		var reqs []run.Requirement
+		if err == nil {
+			err = decodeList("requirements", req.Requirements, &reqs)
+		}
+		// Agno's RunRequirements: each its tool execution, decided.
+		hr.Tools = append(hr.Tools, run.ExecutorTools(reqs)...)
 	}
 	if err != nil {
 		s.answerError(w, err)

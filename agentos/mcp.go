@@ -49,6 +49,12 @@ type cancelArgs struct {
 	Wait  *bool  `json:"wait,omitempty" jsonschema:"wait for the run to end (default true)"`
 }
 
+type continueArgs struct {
+	RunID            string           `json:"run_id" jsonschema:"the paused run's id"`
+	Tools            []map[string]any `json:"tools,omitempty" jsonschema:"an agent's or team's run: the tool executions it waits for (its tools), each with the decision set (confirmed and confirmation_note, user_input_schema values, or result)"`
+	StepRequirements []map[string]any `json:"step_requirements,omitempty" jsonschema:"a workflow's run: the step requirements it waits for, each with confirmed or user_input set"`
+}
+
 type listArgs struct {
 	WorkflowID string `json:"workflow_id,omitempty" jsonschema:"only the runs of this workflow"`
 	AgentID    string `json:"agent_id,omitempty" jsonschema:"only the runs of this agent"`
@@ -81,6 +87,11 @@ func (s *Server) newMCP() http.Handler {
 	sdk.AddTool(srv, &sdk.Tool{Name: "list_runs", Description: "Runs, newest first, of a workflow, an agent, a session or all."},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in listArgs) (*sdk.CallToolResult, any, error) {
 			return s.mcpList(ctx, in)
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "continue_run", Description: "Continues a PAUSED run (status PAUSED: it waits for a person) " +
+		"with the decisions on what it waits for, and answers its output once it ends or pauses again."},
+		func(ctx context.Context, _ *sdk.CallToolRequest, in continueArgs) (*sdk.CallToolResult, any, error) {
+			return s.mcpContinue(ctx, in)
 		})
 	sdk.AddTool(srv, &sdk.Tool{Name: "cancel_run", Description: "Cancels a run of any workflow or agent and, unless wait is false, waits for it to end; answers the status it reached."},
 		func(ctx context.Context, _ *sdk.CallToolRequest, in cancelArgs) (*sdk.CallToolResult, any, error) {
@@ -138,13 +149,13 @@ func (s *Server) mcpStart(ctx context.Context, req *sdk.CallToolRequest, c *comp
 			data, _ := ev.AppendJSON(nil)
 			s.progress(ctx, req, token, ev.EventIndex, data)
 		}
-		return !(ev.Event.Terminal() && ev.RunID == x.ID)
+		return !((ev.Event.Terminal() || ev.Event.Pauses()) && ev.RunID == x.ID)
 	}, func(evs []store.Event) bool {
 		for _, e := range evs {
 			if token != nil {
 				s.progress(ctx, req, token, e.Index, e.Data)
 			}
-			if e.Ends(x.ID) {
+			if e.Ends(x.ID) || pauses(e, x.ID) {
 				return false
 			}
 		}
@@ -161,10 +172,21 @@ func (s *Server) mcpStart(ctx context.Context, req *sdk.CallToolRequest, c *comp
 		return nil, nil, err
 	}
 	res, _, err := jsonResult(newAnswer(fixOutput(out, c.kind, c.id, ""), s.cfg.Replica))
-	if res != nil && out.Status != run.StatusCompleted {
+	if res != nil && out.Status != run.StatusCompleted && out.Status != run.StatusPaused {
 		res.IsError = true // the run's output says why: its status, error, partial content
 	}
 	return res, nil, err
+}
+
+// pauses reports whether e is the event that pauses the run with the given id.
+func pauses(e store.Event, runID string) bool {
+	if !e.Type.Pauses() {
+		return false
+	}
+	var id struct {
+		RunID string `json:"run_id"`
+	}
+	return json.Unmarshal(e.Data, &id) == nil && id.RunID == runID
 }
 
 // mcpCancel cancels a run whose MCP call ended before it, and returns the call's
@@ -185,6 +207,35 @@ func (s *Server) progress(ctx context.Context, req *sdk.CallToolRequest, token a
 	if err != nil && ctx.Err() == nil {
 		s.log.Debug("agentos: MCP progress notification", "err", err)
 	}
+}
+
+// mcpContinue answers continue_run through the continue route of the run's
+// workflow, agent or team (POST .../runs/{run_id}/continue, stream=false).
+func (s *Server) mcpContinue(ctx context.Context, in continueArgs) (*sdk.CallToolResult, any, error) {
+	got, _, err := s.mcpCall(ctx, "GET", "/runs/"+url.PathEscape(in.RunID), nil)
+	if err != nil || got.IsError {
+		return got, nil, err
+	}
+	var owner struct {
+		WorkflowID string `json:"workflow_id"`
+		TeamID     string `json:"team_id"`
+		AgentID    string `json:"agent_id"`
+	}
+	if err := json.Unmarshal([]byte(got.Content[0].(*sdk.TextContent).Text), &owner); err != nil {
+		return nil, nil, err
+	}
+	path := "/agents/" + url.PathEscape(owner.AgentID)
+	switch {
+	case owner.WorkflowID != "":
+		path = "/workflows/" + url.PathEscape(owner.WorkflowID)
+	case owner.TeamID != "":
+		path = "/teams/" + url.PathEscape(owner.TeamID)
+	}
+	body, err := json.Marshal(map[string]any{"tools": in.Tools, "step_requirements": in.StepRequirements, "stream": false})
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.mcpDo(ctx, "POST", path+"/runs/"+url.PathEscape(in.RunID)+"/continue", nil, body)
 }
 
 // mcpList answers list_runs through the matching HTTP route.
@@ -216,10 +267,18 @@ func (s *Server) mcpList(ctx context.Context, in listArgs) (*sdk.CallToolResult,
 // mcpCall answers a tool call with what the HTTP API answers the same request: the
 // JSON body, a tool error for a status other than 200.
 func (s *Server) mcpCall(ctx context.Context, method, path string, q url.Values) (*sdk.CallToolResult, any, error) {
+	return s.mcpDo(ctx, method, path, q, nil)
+}
+
+// mcpDo is mcpCall with a JSON body (nil for none).
+func (s *Server) mcpDo(ctx context.Context, method, path string, q url.Values, body []byte) (*sdk.CallToolResult, any, error) {
 	u := &url.URL{Path: path, RawQuery: q.Encode()}
-	r, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
+	}
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
 	}
 	var w answerBuffer
 	s.mux.ServeHTTP(&w, r)

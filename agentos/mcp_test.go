@@ -91,7 +91,7 @@ func TestMCPServerRunsWorkflow(t *testing.T) {
 		names = append(names, tl.Name)
 	}
 	slices.Sort(names)
-	if want := []string{"agent_helper", "cancel_run", "get_run", "list_runs", "workflow_quick"}; !slices.Equal(names, want) {
+	if want := []string{"agent_helper", "cancel_run", "continue_run", "get_run", "list_runs", "workflow_quick"}; !slices.Equal(names, want) {
 		t.Fatalf("tools = %v, want %v", names, want)
 	}
 

@@ -131,6 +131,7 @@ func (s *Server) routeTable() []route {
 				"in Agno's paginated shape; only pending ones are kept.",
 			params: []param{{"status", "query", "string", "pending (the default; other statuses list nothing)."},
 				{"agent_id", "query", "string", "Only this agent's."}, {"workflow_id", "query", "string", "Only this workflow's."},
+				{"team_id", "query", "string", "Only this team's."},
 				{"user_id", "query", "string", "Only this user's (filtered within the page)."}, {"run_id", "query", "string", "Only this run's."},
 				{"limit", "query", "integer", "At most this many (1 to 1,000; default 100)."}, {"page", "query", "integer", "From 1."}},
 			responses: []response{ok(schemaApprovals), invalidQuery, storeDown}},

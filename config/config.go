@@ -43,10 +43,13 @@
 //	          steps:
 //	            - {name: draft-a, agent: writer}
 //	            - {name: draft-b, agent: writer}
-//	      - condition:                       # runs its steps only if `if` holds
+//	      - condition:                       # runs its steps only if `if` holds, else its else steps
 //	          name: if-long
 //	          if: len(previous) > 100
 //	          steps: [{name: shorten, agent: writer}]
+//	          else: [{name: expand, agent: writer}]   # optional
+//	          # requires_confirmation: true (a top-level condition; `if` then optional) has a person
+//	          # confirm it first; on_reject: else (the default: run the else steps), skip or cancel
 //	      - loop:                            # at most max_iterations times, until `until` holds
 //	          name: refine
 //	          max_iterations: 3

@@ -99,6 +99,22 @@ var stepPauseKeys = []string{"requires_confirmation", "confirmation_message", "o
 // confirmation_message), requires_user_input (fields, and a user_input_message);
 // nil when it waits for nothing.
 func (l *loader) stepPause(f map[string]*yaml.Node, what string) *workflow.Pause {
+	return l.pause(f, what, false)
+}
+
+// conditionPause reads whether a condition waits for a person's confirmation
+// before it runs (requires_confirmation, with a confirmation_message and
+// on_reject: else, the default, skip or cancel); nil when it does not.
+func (l *loader) conditionPause(f map[string]*yaml.Node, what string) *workflow.Pause {
+	p := l.pause(f, what, true)
+	if p != nil && p.OnReject == "" {
+		p.OnReject = workflow.OnRejectElse
+	}
+	return p
+}
+
+// pause reads a step's pause; isCondition allows on_reject: else.
+func (l *loader) pause(f map[string]*yaml.Node, what string, isCondition bool) *workflow.Pause {
 	p := &workflow.Pause{
 		RequiresConfirmation: l.optBool(f["requires_confirmation"], what+" requires_confirmation", false),
 		ConfirmationMessage:  l.optStr(f["confirmation_message"], what+" confirmation_message"),
@@ -106,11 +122,13 @@ func (l *loader) stepPause(f map[string]*yaml.Node, what string) *workflow.Pause
 	}
 	if n := f["on_reject"]; n != nil {
 		v := l.optStr(n, what+" on_reject")
-		switch workflow.OnReject(v) {
-		case workflow.OnRejectSkip, workflow.OnRejectCancel:
-			p.OnReject = workflow.OnReject(v)
+		switch on := workflow.OnReject(v); {
+		case on == workflow.OnRejectSkip || on == workflow.OnRejectCancel || isCondition && on == workflow.OnRejectElse:
+			p.OnReject = on
+		case isCondition:
+			l.errorf(n, "%s: on_reject must be else, skip or cancel, not %q", what, v)
 		default:
-			l.errorf(n, "%s: on_reject must be skip or cancel, not %q", what, v)
+			l.errorf(n, "%s: on_reject must be skip or cancel, not %q (else is for a condition)", what, v)
 		}
 		if !p.RequiresConfirmation {
 			l.errorf(n, "%s: on_reject applies to a step with requires_confirmation: true", what)

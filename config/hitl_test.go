@@ -146,6 +146,59 @@ workflows:
 	}
 }
 
+// TestConditionPause: a condition may have else steps, and, at the top level,
+// wait for a confirmation (no if needed; on_reject else by default, skip or
+// cancel); on_reject else is a condition's only.
+func TestConditionPause(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}
+agents: {a: {model: m}}
+workflows:
+  w:
+    steps:
+      - condition:
+          name: gate
+          requires_confirmation: true
+          confirmation_message: Publish?
+          steps: [{name: publish, agent: a}]
+          else: [{name: archive, agent: a}]
+      - condition:
+          name: long
+          if: len(previous) > 100
+          on_reject: skip
+          requires_confirmation: true
+          expiry: 1h
+          steps: [{name: shorten, agent: a}]
+      - condition: {name: plain, if: 'true', steps: [{name: keep, agent: a}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := cfg.Workflows[0].Steps
+	gate := steps[0].(*workflow.Condition)
+	if p := gate.Pause; p == nil || !p.RequiresConfirmation || p.OnReject != workflow.OnRejectElse || p.ConfirmationMessage != "Publish?" ||
+		gate.If != nil || len(gate.Else) != 1 {
+		t.Errorf("gate: pause %+v, if set %v, else %d", p, gate.If != nil, len(gate.Else))
+	}
+	if c := steps[1].(*workflow.Condition); c.Pause == nil || c.Pause.OnReject != workflow.OnRejectSkip || c.Pause.Expiry != time.Hour || c.If == nil {
+		t.Errorf("long: %+v", c.Pause)
+	}
+	if c := steps[2].(*workflow.Condition); c.Pause != nil || c.Else != nil {
+		t.Errorf("plain: %+v %v", c.Pause, c.Else)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{`      - {name: publish, agent: a, requires_confirmation: true, on_reject: else}`, `not "else" (else is for a condition)`},
+		{`      - condition: {name: c, requires_confirmation: true, on_reject: later, steps: [{name: s, agent: a}]}`, `on_reject must be else, skip or cancel, not "later"`},
+		{`      - condition: {name: c, steps: [{name: s, agent: a}]}`, "missing if"},
+		{`      - steps: {name: outer, steps: [{condition: {name: c, requires_confirmation: true, steps: [{name: s, agent: a}]}}]}`, "only a top-level condition"},
+	} {
+		_, err := Parse("kern.yaml", []byte("models: {m: {provider: scripted, text: done}}\nagents: {a: {model: m}}\nworkflows:\n  w:\n    steps:\n"+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v lacks %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
 func TestRouterAsks(t *testing.T) {
 	t.Parallel()
 	cfg, err := Parse("kern.yaml", []byte(`models: {m: {provider: scripted, text: done}}

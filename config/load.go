@@ -647,11 +647,12 @@ func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 // container builds a container step of the given kind from its mapping n.
 func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	keys := map[string][]string{
-		"steps":     {"name", "description", "steps", "timeout", "retry"},
-		"parallel":  {"name", "description", "steps", "timeout", "retry"},
-		"condition": {"name", "description", "if", "steps", "timeout", "retry"},
-		"loop":      {"name", "description", "max_iterations", "until", "steps", "timeout", "retry"},
-		"router":    {"name", "description", "route", "choices", "timeout", "retry", "requires_user_input", "user_input_message", "allow_multiple_selections"},
+		"steps":    {"name", "description", "steps", "timeout", "retry"},
+		"parallel": {"name", "description", "steps", "timeout", "retry"},
+		"condition": {"name", "description", "if", "steps", "else", "timeout", "retry",
+			"requires_confirmation", "confirmation_message", "on_reject", "expiry", "on_expiry"},
+		"loop":   {"name", "description", "max_iterations", "until", "steps", "timeout", "retry"},
+		"router": {"name", "description", "route", "choices", "timeout", "retry", "requires_user_input", "user_input_message", "allow_multiple_selections"},
 	}[kind]
 	f := s.l.fields(n, kind, keys...)
 	if f == nil {
@@ -660,7 +661,9 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	req := []string{"name", "steps"}
 	switch kind {
 	case "condition":
-		req = append(req, "if")
+		if n := f["requires_confirmation"]; n == nil || n.Value != "true" {
+			req = append(req, "if") // else a person decides
+		}
 	case "loop":
 		req = append(req, "max_iterations")
 	case "router":
@@ -705,16 +708,31 @@ func (s *steps) container(kind string, n *yaml.Node) (workflow.Step, string) {
 	case "parallel":
 		return &workflow.Parallel{Name: name, Description: desc, Steps: children, Policy: policy}, name
 	case "condition":
-		if cond == nil {
-			return nil, ""
-		}
-		return &workflow.Condition{Name: name, Description: desc, Steps: children, If: cond.onInput, Policy: policy}, name
+		return s.condition(f, cond, &workflow.Condition{Name: name, Description: desc, Steps: children, Policy: policy}, what)
 	}
 	l := &workflow.Loop{Name: name, Description: desc, Steps: children, MaxIterations: max, Policy: policy}
 	if until != nil {
 		l.Until = until.onResults
 	}
 	return l, name
+}
+
+// condition completes a condition from its fields: its if (cond, nil for one a
+// person confirms), its else steps and its pause.
+func (s *steps) condition(f map[string]*yaml.Node, cond *expr, c *workflow.Condition, what string) (workflow.Step, string) {
+	if cond != nil {
+		c.If = cond.onInput
+	}
+	if f["else"] != nil {
+		if c.Else = s.list(f["else"], what+" else"); len(c.Else) == 0 {
+			return nil, ""
+		}
+	}
+	c.Pause = s.l.conditionPause(f, what)
+	if c.If == nil && c.Pause == nil {
+		return nil, ""
+	}
+	return c, c.Name
 }
 
 // router builds a router from its fields.

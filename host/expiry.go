@@ -7,6 +7,7 @@ import (
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -21,16 +22,19 @@ const expiryPage = 100
 // startExpiry starts the loop that ends the paused runs whose pause expired, as
 // their pause says (see run.Paused.ExpiresAt), until ctx is done. It runs only in
 // a host that does background work (not NoWork) on a store that keeps paused
-// runs, and reads only the paused runs of its components whose pauses can
-// expire: a host without such a component pays nothing.
+// runs, when one of its components' pauses can expire: a host without such a
+// component pays nothing. Each look reads only the pauses due, in the store's
+// index of the pauses that expire (store.Pauser.ExpiredPauses): its cost does
+// not grow with the runs paused.
 func (h *Host) startExpiry(ctx context.Context) {
-	if _, ok := h.store.(store.Pauser); !ok || h.opts.NoWork {
+	p, ok := h.store.(store.Pauser)
+	if !ok || h.opts.NoWork {
 		return
 	}
-	var comps []*component
-	for _, c := range h.comps {
+	comps := make(map[string]*component)
+	for key, c := range h.comps {
 		if expires(c) {
-			comps = append(comps, c)
+			comps[key] = c
 		}
 	}
 	if len(comps) == 0 {
@@ -44,9 +48,7 @@ func (h *Host) startExpiry(ctx context.Context) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
-			for _, c := range comps {
-				h.expirePaused(ctx, c)
-			}
+			h.expirePaused(ctx, p, comps)
 			select {
 			case <-ctx.Done():
 				return
@@ -66,10 +68,22 @@ func expires(c *component) bool {
 		}
 		return false
 	}
+	if c.team != nil {
+		// A team pauses when a member agent given a task alone does.
+		for _, m := range c.team.Members {
+			if a := team.AgentOf(m); a != nil && expires(&component{agent: a}) {
+				return true
+			}
+		}
+		return false
+	}
 	if c.wf == nil {
-		return false // a team: its runs do not pause
+		return false
 	}
 	for _, s := range c.wf.Steps {
+		if cond, ok := s.(*workflow.Condition); ok && cond.Pause != nil && cond.Pause.Expiry > 0 {
+			return true
+		}
 		t, ok := s.(*workflow.Task)
 		if !ok {
 			continue
@@ -80,29 +94,34 @@ func expires(c *component) bool {
 		if t.Agent != nil && expires(&component{agent: t.Agent}) {
 			return true // the step's agent may pause, and the workflow with it
 		}
+		if tm, ok := t.Runner.(*team.Team); ok && expires(&component{team: tm}) {
+			return true // so may the step's team
+		}
 	}
 	return false
 }
 
-// expirePaused ends c's paused runs whose pause expired.
-func (h *Host) expirePaused(ctx context.Context, c *component) {
-	now := time.Now()
-	for offset := 0; ctx.Err() == nil; offset += expiryPage {
-		runs, err := h.store.ListRuns(ctx, store.RunQuery{Status: run.StatusPaused, Kind: c.kind, ComponentID: c.id, Limit: expiryPage, Offset: offset})
+// expirePaused ends the paused runs of comps (keyed as Host.comps) whose pause
+// expired. The runs of other components are left to the hosts that serve them.
+func (h *Host) expirePaused(ctx context.Context, p store.Pauser, comps map[string]*component) {
+	q := store.ExpiredQuery{Before: time.Now(), Limit: expiryPage}
+	for ctx.Err() == nil {
+		runs, err := p.ExpiredPauses(ctx, q)
 		if err != nil {
 			if ctx.Err() == nil {
-				h.log.Warn("host: look for expired pauses", "component", c.id, "err", err)
+				h.log.Warn("host: look for expired pauses", "err", err)
 			}
 			return
 		}
 		for _, rec := range runs {
-			if p := rec.Output.Paused; p != nil && !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(now) {
+			if c := comps[string(rec.Kind)+"/"+rec.ComponentID]; c != nil && rec.Output.Paused != nil {
 				h.expire(ctx, c, rec)
 			}
 		}
 		if len(runs) < expiryPage {
 			return
 		}
+		q.After = runs[len(runs)-1]
 	}
 }
 

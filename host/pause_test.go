@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -450,56 +451,56 @@ func TestWorkflowStepPauses(t *testing.T) {
 }
 
 // TestPauseExpiry: a pause that expires ends the run as its tool (or step) says:
-// CANCELLED, or rejected and continued (the model reads why).
+// CANCELLED, or rejected and continued (the model reads why), on SQLite and
+// PostgreSQL (whose index of due pauses the host reads).
 func TestPauseExpiry(t *testing.T) {
 	for _, onExpiry := range []run.OnExpiry{run.ExpiryCancel, run.ExpiryReject} {
-		t.Run(string(onExpiry), func(t *testing.T) {
-			st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
-			if err != nil {
-				t.Fatal(err)
+		for name, sts := range pauseStores(t) {
+			t.Run(string(onExpiry)+"/"+name, func(t *testing.T) { testPauseExpiry(t, sts[0], onExpiry) })
+		}
+	}
+}
+
+func testPauseExpiry(t *testing.T, st store.Store, onExpiry run.OnExpiry) {
+	var sent atomic.Int32
+	a := mailer(&sent)
+	a.Tools[0] = tool.With(a.Tools[0], tool.Expires(time.Millisecond, onExpiry))
+	wf := reviewed(workflow.OnRejectSkip)
+	wf.Steps[1].(*workflow.Task).Pause.Expiry, wf.Steps[1].(*workflow.Task).Pause.OnExpiry = time.Millisecond, onExpiry
+	h := startHost(t, st, Options{Agents: []*agent.Agent{a}, Workflows: []*workflow.Workflow{wf}, ExpiryInterval: 10 * time.Millisecond})
+	ctx := context.Background()
+	var ids []string
+	for _, req := range []Request{{Kind: run.KindAgent, Component: "mailer", Input: "mail ada"}, {Kind: run.KindWorkflow, Component: "reviewed", Input: "dragons"}} {
+		r, err := h.Start(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := r.Exec().Wait(); out.Status != run.StatusPaused || out.Paused.ExpiresAt.IsZero() || out.Paused.OnExpiry != onExpiry {
+			t.Fatalf("paused %s, %+v", out.Status, out.Paused)
+		}
+		ids = append(ids, r.ID())
+	}
+	// The agent's run ends; the workflow's, rejected with skip, pauses again
+	// before its next step (which cannot expire).
+	want := []run.Status{run.StatusCancelled, run.StatusCancelled}
+	if onExpiry == run.ExpiryReject {
+		want = []run.Status{run.StatusCompleted, run.StatusPaused}
+	}
+	for i, id := range ids {
+		eventually.Succeeds(t, 10*time.Second, func() error {
+			rec, err := st.GetRun(ctx, id)
+			if err != nil || rec.Status != want[i] || want[i] == run.StatusPaused && rec.Output.StepRequirements[0].StepName != "tweet" {
+				return fmt.Errorf("run %d: %v %v, want %s", i, rec.Status, err, want[i])
 			}
-			t.Cleanup(func() { st.Close() })
-			var sent atomic.Int32
-			a := mailer(&sent)
-			a.Tools[0] = tool.With(a.Tools[0], tool.Expires(time.Millisecond, onExpiry))
-			wf := reviewed(workflow.OnRejectSkip)
-			wf.Steps[1].(*workflow.Task).Pause.Expiry, wf.Steps[1].(*workflow.Task).Pause.OnExpiry = time.Millisecond, onExpiry
-			h := startHost(t, st, Options{Agents: []*agent.Agent{a}, Workflows: []*workflow.Workflow{wf}, ExpiryInterval: 10 * time.Millisecond})
-			ctx := context.Background()
-			var ids []string
-			for _, req := range []Request{{Kind: run.KindAgent, Component: "mailer", Input: "mail ada"}, {Kind: run.KindWorkflow, Component: "reviewed", Input: "dragons"}} {
-				r, err := h.Start(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if out := r.Exec().Wait(); out.Status != run.StatusPaused || out.Paused.ExpiresAt.IsZero() || out.Paused.OnExpiry != onExpiry {
-					t.Fatalf("paused %s, %+v", out.Status, out.Paused)
-				}
-				ids = append(ids, r.ID())
+			if rec.Status == run.StatusCancelled && rec.Output.Reason != run.ReasonExpired ||
+				rec.Status == run.StatusCompleted && rec.Output.Content != "Sending. done: "+run.ReasonExpired {
+				return fmt.Errorf("run %d: %s %q %q", i, rec.Status, rec.Output.Reason, rec.Output.Content)
 			}
-			// The agent's run ends; the workflow's, rejected with skip, pauses again
-			// before its next step (which cannot expire).
-			want := []run.Status{run.StatusCancelled, run.StatusCancelled}
-			if onExpiry == run.ExpiryReject {
-				want = []run.Status{run.StatusCompleted, run.StatusPaused}
-			}
-			for i, id := range ids {
-				eventually.Succeeds(t, 10*time.Second, func() error {
-					rec, err := st.GetRun(ctx, id)
-					if err != nil || rec.Status != want[i] || want[i] == run.StatusPaused && rec.Output.StepRequirements[0].StepName != "tweet" {
-						return fmt.Errorf("run %d: %v %v, want %s", i, rec.Status, err, want[i])
-					}
-					if rec.Status == run.StatusCancelled && rec.Output.Reason != run.ReasonExpired ||
-						rec.Status == run.StatusCompleted && rec.Output.Content != "Sending. done: "+run.ReasonExpired {
-						return fmt.Errorf("run %d: %s %q %q", i, rec.Status, rec.Output.Reason, rec.Output.Content)
-					}
-					return nil
-				})
-			}
-			if sent.Load() != 0 {
-				t.Error("a tool ran without a confirmation")
-			}
+			return nil
 		})
+	}
+	if sent.Load() != 0 {
+		t.Error("a tool ran without a confirmation")
 	}
 }
 
@@ -587,5 +588,83 @@ func TestPauseInMemory(t *testing.T) {
 	}
 	if _, err := h.Continue(ctx, ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID, Tools: confirm(out, true, "")}); !errors.Is(err, run.ErrNotPaused) {
 		t.Fatalf("continue of a cancelled run: %v, want ErrNotPaused", err)
+	}
+}
+
+// gated is a workflow whose condition waits for a person's confirmation:
+// confirmed, it runs its steps ("published"); rejected, as onReject says — its
+// else steps ("archived", when withElse), a skip, or a cancel.
+func gated(onReject workflow.OnReject, withElse bool) *workflow.Workflow {
+	say := func(name, text string) workflow.Step {
+		return workflow.FuncStep(name, func(ctx context.Context, in *workflow.Input) (workflow.StepOutput, error) {
+			return workflow.StepOutput{Content: text + ": " + in.Previous}, nil
+		})
+	}
+	gate := &workflow.Condition{Name: "gate", Steps: []workflow.Step{say("publish", "published")}}
+	if withElse {
+		gate.Else = []workflow.Step{say("archive", "archived")}
+	}
+	return &workflow.Workflow{Name: "Gated", Steps: []workflow.Step{
+		workflow.AgentStep("draft", echo("drafter"), ""),
+		gate.WithConfirmation("Publish it?", onReject),
+	}}
+}
+
+// TestConditionConfirmation: a top-level condition that asks for a confirmation
+// pauses before it (StepPaused of a Condition, with its on_reject) and is
+// continued by another host on the same database: confirmed, it runs its steps;
+// rejected, it runs its else steps (on_reject else, the default), is skipped (no
+// else steps, or on_reject skip) or ends the run CANCELLED (on_reject cancel).
+func TestConditionConfirmation(t *testing.T) {
+	cases := []struct {
+		name     string
+		onReject workflow.OnReject
+		withElse bool
+		confirm  bool
+		status   run.Status
+		content  string
+	}{
+		{"else/confirmed", "", true, true, run.StatusCompleted, "published: dragons"},
+		{"else/rejected", "", true, false, run.StatusCompleted, "archived: dragons"},
+		{"else/rejected-no-else", workflow.OnRejectElse, false, false, run.StatusCompleted, "dragons"},
+		{"skip/rejected", workflow.OnRejectSkip, true, false, run.StatusCompleted, "dragons"},
+		{"cancel/rejected", workflow.OnRejectCancel, true, false, run.StatusCancelled, "dragons"},
+	}
+	for name, sts := range pauseStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					a := startHost(t, sts[0], Options{Replica: "A", Workflows: []*workflow.Workflow{gated(tc.onReject, tc.withElse)}})
+					b := startHost(t, sts[1], Options{Replica: "B", Workflows: []*workflow.Workflow{gated(tc.onReject, tc.withElse)}})
+					r, err := a.Start(Request{Kind: run.KindWorkflow, Component: "gated", Input: "dragons"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					out := r.Exec().Wait()
+					wantReject := string(cmp.Or(tc.onReject, workflow.OnRejectElse))
+					if out.Status != run.StatusPaused || len(out.StepRequirements) != 1 {
+						t.Fatalf("run: %s, requirements %+v", out.Status, out.StepRequirements)
+					}
+					if req := out.StepRequirements[0]; req.StepName != "gate" || req.StepType != "Condition" ||
+						!req.RequiresConfirmation || req.OnReject != wantReject || req.ConfirmationMessage != "Publish it?" {
+						t.Fatalf("requirement %+v; want the gate's confirmation, on_reject %s", req, wantReject)
+					}
+					d := out.StepRequirements[0]
+					d.Confirmed = &tc.confirm
+					c, err := b.Continue(ctx, ContinueRequest{Kind: run.KindWorkflow, Component: "gated", RunID: out.RunID, Steps: []run.StepRequirement{d}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					done := c.Exec().Wait()
+					if done.Status != tc.status || done.Content != tc.content {
+						t.Fatalf("after the decision: %s %q (%q); want %s %q", done.Status, done.Content, done.Reason, tc.status, tc.content)
+					}
+					if rec, err := sts[0].GetRun(ctx, out.RunID); err != nil || rec.Status != tc.status {
+						t.Fatalf("stored run: %v, %v; want %s", rec, err, tc.status)
+					}
+				})
+			}
+		})
 	}
 }

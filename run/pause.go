@@ -30,11 +30,14 @@ const (
 
 // Pauses reports whether an event of this type pauses a run: the run's stream
 // ends there until the run is continued, as it ends at a terminal event.
-func (t EventType) Pauses() bool { return t == EventRunPaused || t == EventWorkflowPaused }
+func (t EventType) Pauses() bool {
+	return t == EventRunPaused || t == EventWorkflowPaused || t == EventTeamRunPaused
+}
 
 // StepRequirement is what a paused workflow step waits for (Agno's
 // StepRequirement): a confirmation before it runs, with what the workflow does
-// on a rejection (OnReject: "skip" the step, or "cancel" the run), or values
+// on a rejection (OnReject: "skip" the step, "cancel" the run, or, for a
+// Condition, "else": run its else steps), or values
 // from the user, given to the step as its user input.
 type StepRequirement struct {
 	StepID               string           `json:"step_id"`
@@ -218,6 +221,11 @@ type Requirement struct {
 	ExternalExecutionResult *string          `json:"external_execution_result,omitempty"`
 	ToolExecution           *ToolExecution   `json:"tool_execution,omitempty"`
 	UserInputSchema         []UserInputField `json:"user_input_schema,omitempty"`
+	// MemberAgentID, MemberAgentName and MemberRunID name the team member whose
+	// call this is, in a paused team run (Agno's member context).
+	MemberAgentID   string `json:"member_agent_id,omitempty"`
+	MemberAgentName string `json:"member_agent_name,omitempty"`
+	MemberRunID     string `json:"member_run_id,omitempty"`
 }
 
 // Paused is the state a paused run continues from, kept in its output (and so in

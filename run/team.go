@@ -17,6 +17,11 @@ const (
 	EventTeamToolCallError         EventType = "TeamToolCallError"
 	EventTeamModelRequestStarted   EventType = "TeamModelRequestStarted"
 	EventTeamModelRequestCompleted EventType = "TeamModelRequestCompleted"
+	// EventTeamRunPaused ends a team run's execution PAUSED: a member waits for a
+	// person (its tools and requirements, with the member's ids, in the event).
+	EventTeamRunPaused EventType = "TeamRunPaused"
+	// EventTeamRunContinued starts a continued team run's execution.
+	EventTeamRunContinued EventType = "TeamRunContinued"
 )
 
 // teamTerminalEvent returns the event type that ends a team's run in status st.
@@ -26,6 +31,8 @@ func teamTerminalEvent(st Status) EventType {
 		return EventTeamRunCompleted
 	case StatusCancelled:
 		return EventTeamRunCancelled
+	case StatusPaused:
+		return EventTeamRunPaused
 	}
 	return EventTeamRunError
 }

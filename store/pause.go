@@ -19,6 +19,31 @@ type Pauser interface {
 	// once, one gets it; the other, and a take of a run that is not PAUSED, get
 	// an error matching run.ErrNotPaused (ErrNotFound when there is no such run).
 	TakePaused(ctx context.Context, runID, replica string, until time.Time) (*Run, error)
+	// ExpiredPauses returns the PAUSED runs whose pause expired (PauseExpiry)
+	// at or before q.Before, soonest first (ties by run id), after q.After in
+	// that order, at most q.Limit (100 when 0). The store finds them in an
+	// index of the pauses that expire: the cost does not grow with the runs
+	// paused without an expiry or not yet due.
+	ExpiredPauses(ctx context.Context, q ExpiredQuery) ([]*Run, error)
+}
+
+// ExpiredQuery selects paused runs whose pause expired (Pauser.ExpiredPauses).
+type ExpiredQuery struct {
+	// Before: pauses that expired at or before this time.
+	Before time.Time
+	// After, when set, is the last run of the previous page: the page starts
+	// after it (its PauseExpiry, then its id).
+	After *Run
+	Limit int
+}
+
+// PauseExpiry is when r's pause expires, at the store's millisecond precision:
+// zero when r is not PAUSED or its pause does not expire.
+func PauseExpiry(r *Run) time.Time {
+	if r.Status != run.StatusPaused || r.Output.Paused == nil || r.Output.Paused.ExpiresAt.IsZero() {
+		return time.Time{}
+	}
+	return r.Output.Paused.ExpiresAt.Truncate(time.Millisecond)
 }
 
 // CancelPaused ends a PAUSED run CANCELLED with reason, for replica: it takes the

@@ -3,6 +3,7 @@ package team
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -21,10 +22,13 @@ type leaderRun struct {
 	out   *run.Output
 	scope *engine.Scope // where member runs execute: the team run as their parent
 
-	mu      sync.Mutex // guards members
+	mu      sync.Mutex // guards members, answer and paused
 	members []*run.Output
 	// answer is a route-mode member's answer: the team's (guarded by mu).
 	answer *run.Output
+	// paused are the member runs that paused for a person in this turn, by the
+	// id of the leader's call that gave them their task (guarded by mu).
+	paused map[string]memberPause
 }
 
 func (l *leaderRun) event(t run.EventType) run.Event {
@@ -34,17 +38,29 @@ func (l *leaderRun) event(t run.EventType) run.Event {
 }
 
 // execute is the leader's model/tool loop. It leaves what the run produced in out,
-// whatever the outcome, and returns why it stopped early, if it did.
-func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate, base *run.Event, out *run.Output, input string) (err error) {
+// whatever the outcome, and returns why it stopped early, if it did. With
+// pausable set (a top-level team run), a member given a task alone may pause
+// for a person, and the team pauses with it (run.ErrPaused); with paused set,
+// the run continues from such a pause.
+func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate, base *run.Event, out *run.Output, input string,
+	pausable bool, paused *run.Resume) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("team %q: panic: %v", t.Name, p)
 		}
 	}()
-	sc := &engine.Scope{Registry: reg, Log: gate.Log, Origin: *base.Origin}
+	sc := &engine.Scope{Registry: reg, Log: gate.Log, Origin: *base.Origin, Pausable: pausable}
 	sc.Origin.ParentRunID = base.RunID
 	sc.Origin.TeamID, sc.Origin.TeamName = "", ""
 	l := &leaderRun{t: t, reg: reg, gate: gate, base: base, out: out, scope: sc}
+	var st *pauseState
+	if paused != nil {
+		if st, err = t.pausedState(paused.Paused); err != nil {
+			return err
+		}
+		l.members = st.MemberResponses
+		out.Metrics = st.Metrics
+	}
 	defer func() {
 		l.mu.Lock()
 		out.MemberResponses = l.members
@@ -54,6 +70,9 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 		l.mu.Unlock()
 	}()
 	started := l.event(run.EventTeamRunStarted)
+	if st != nil {
+		started.Event = run.EventTeamRunContinued
+	}
 	gate.Emit(&started)
 
 	var content strings.Builder
@@ -68,7 +87,23 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 	if d, ok := t.Model.(model.Describer); ok {
 		modelDetail = &run.Detail{Model: d.ModelID(), ModelProvider: d.Provider()}
 	}
-	for range limit {
+	iteration := 0
+	if st != nil {
+		content.WriteString(st.Content)
+		iteration = st.Iteration
+		msgs := l.continueCalls(ctx, st, paused.Decisions)
+		if ctx.Err() != nil {
+			return stopped(ctx)
+		}
+		if err := l.pauseIfWaiting(st.Messages, st.Calls, msgs, iteration, content.String()); err != nil {
+			return err
+		}
+		req.Messages = append(st.Messages, msgs...)
+		if a := l.routed(); a != nil {
+			return l.answerRouted(ctx, &content, a)
+		}
+	}
+	for ; iteration < limit; iteration++ {
 		turnStart := content.Len()
 		ev := l.event(run.EventTeamModelRequestStarted)
 		ev.Detail = modelDetail
@@ -123,25 +158,33 @@ func (t *Team) execute(ctx context.Context, reg *run.Registry, gate *engine.Gate
 		}
 		turn := content.String()[turnStart:]
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: calls})
-		req.Messages = append(req.Messages, l.callTools(ctx, calls)...)
+		msgs := l.callTools(ctx, calls)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}
+		if err := l.pauseIfWaiting(req.Messages, calls, msgs, iteration+1, content.String()); err != nil {
+			return err
+		}
+		req.Messages = append(req.Messages, msgs...)
 		if a := l.routed(); a != nil {
-			// Route mode: the member's answer is the team's.
-			content.Reset()
-			content.WriteString(a.Content)
-			ev := l.event(run.EventTeamRunContent)
-			ev.Content = a.Content
-			if !gate.Emit(&ev) {
-				return stopped(ctx)
-			}
-			done := l.event(run.EventTeamRunContentCompleted)
-			gate.Emit(&done)
-			return nil
+			return l.answerRouted(ctx, &content, a)
 		}
 	}
 	return fmt.Errorf("team %q: %w (%d)", t.Name, ErrMaxIterations, limit)
+}
+
+// answerRouted ends a route-mode run with the member's answer a as the team's.
+func (l *leaderRun) answerRouted(ctx context.Context, content *strings.Builder, a *run.Output) error {
+	content.Reset()
+	content.WriteString(a.Content)
+	ev := l.event(run.EventTeamRunContent)
+	ev.Content = a.Content
+	if !l.gate.Emit(&ev) {
+		return stopped(ctx)
+	}
+	done := l.event(run.EventTeamRunContentCompleted)
+	l.gate.Emit(&done)
+	return nil
 }
 
 // addUsage adds a response's usage (and its cost, for a priced model) to m.
@@ -193,10 +236,24 @@ func (l *leaderRun) callTool(ctx context.Context, c model.ToolCall) model.Messag
 	ev.Tool = exec
 	l.gate.Emit(&ev)
 	result, err := l.delegate(ctx, c)
+	if errors.Is(err, run.ErrPaused) {
+		// The member waits for a person: the call ends when the run continues.
+		return model.Message{Role: model.RoleTool, ToolCallID: c.ID, ToolName: c.Name}
+	}
+	return l.endCall(c, result, err)
+}
+
+// endCall ends a call of the leader with its TeamToolCallCompleted (or Error)
+// event and returns its tool message.
+func (l *leaderRun) endCall(c model.ToolCall, result string, err error) model.Message {
+	exec := &run.ToolExecution{ToolCallID: c.ID, ToolName: c.Name, ToolArgs: c.Arguments}
+	if !json.Valid(c.Arguments) {
+		exec.ToolArgs = nil
+	}
 	msg := model.Message{Role: model.RoleTool, ToolCallID: c.ID, ToolName: c.Name, Content: result}
 	done := *exec
 	done.Result = result
-	ev = l.event(run.EventTeamToolCallCompleted)
+	ev := l.event(run.EventTeamToolCallCompleted)
 	if err != nil {
 		msg.Content, msg.IsError = err.Error(), true
 		done.Result, done.IsError = msg.Content, true
@@ -225,16 +282,7 @@ func (l *leaderRun) delegate(ctx context.Context, c model.ToolCall) (string, err
 	case c.Name == toolDelegate && l.t.Mode != ModeBroadcast:
 		for _, m := range l.t.Members {
 			if m.MemberID() == args.MemberID {
-				out, err := l.runMember(ctx, m, args.Task)
-				if err == nil && l.t.Mode == ModeRoute {
-					l.mu.Lock()
-					l.answer = out
-					l.mu.Unlock()
-				}
-				if err != nil {
-					return "", err
-				}
-				return out.Content, nil
+				return l.delegated(c.ID, m, args.Task, l.scope)(l.runMember(ctx, l.scope, m, args.Task))
 			}
 		}
 		ids := make([]string, len(l.t.Members))
@@ -249,10 +297,14 @@ func (l *leaderRun) delegate(ctx context.Context, c model.ToolCall) (string, err
 // delegateAll runs every member on task at once, and returns their answers.
 func (l *leaderRun) delegateAll(ctx context.Context, task string) (string, error) {
 	outs := make([]string, len(l.t.Members))
+	// Members given one task together do not pause (ErrNestedPause): the
+	// leader's one call would wait on several people at once.
+	sc := *l.scope
+	sc.Pausable = false
 	var wg sync.WaitGroup
 	for i, m := range l.t.Members {
 		wg.Go(func() {
-			out, err := l.runMember(ctx, m, task)
+			out, err := l.runMember(ctx, &sc, m, task)
 			if err != nil {
 				outs[i] = fmt.Sprintf("Member %s (%s) failed: %v", m.MemberName(), m.MemberID(), err)
 				return
@@ -267,9 +319,13 @@ func (l *leaderRun) delegateAll(ctx context.Context, task string) (string, error
 	return strings.Join(outs, "\n\n"), nil
 }
 
-// runMember runs a member's task as a child run of the team's, and keeps its output.
-func (l *leaderRun) runMember(ctx context.Context, m Member, task string) (*run.Output, error) {
-	out, err := m.runMember(ctx, l.scope, task)
+// runMember runs a member's task as a child run of the team's, in sc, and keeps
+// its output; a member run that paused is returned with run.ErrPaused, not kept.
+func (l *leaderRun) runMember(ctx context.Context, sc *engine.Scope, m Member, task string, opts ...run.Option) (*run.Output, error) {
+	out, err := m.runMember(ctx, sc, task, opts...)
+	if errors.Is(err, run.ErrPaused) && out != nil && out.Paused != nil {
+		return out, err
+	}
 	if out != nil {
 		l.mu.Lock()
 		l.members = append(l.members, out)

@@ -61,7 +61,7 @@ type Member interface {
 	MemberID() string
 	// MemberName is the member's name, which the leader is told with its role.
 	MemberName() string
-	runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error)
+	runMember(ctx context.Context, sc *engine.Scope, task string, opts ...run.Option) (*run.Output, error)
 	// validate reports what keeps the member from running; within lists the
 	// teams being validated, which a member must not be (a cycle).
 	validate(within []*Team) error
@@ -76,11 +76,19 @@ type agentMember struct {
 	role string
 }
 
+// AgentOf returns the agent of a member made with Agent, or nil for a team.
+func AgentOf(m Member) *agent.Agent {
+	if am, ok := m.(*agentMember); ok {
+		return am.a
+	}
+	return nil
+}
+
 func (m *agentMember) MemberID() string       { return m.a.AgentID() }
 func (m *agentMember) MemberName() string     { return m.a.Name }
 func (m *agentMember) validate([]*Team) error { return m.a.Validate() }
-func (m *agentMember) runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error) {
-	return m.a.RunNested(ctx, sc, task)
+func (m *agentMember) runMember(ctx context.Context, sc *engine.Scope, task string, opts ...run.Option) (*run.Output, error) {
+	return m.a.RunNested(ctx, sc, task, opts...)
 }
 
 // Team is a leader model and its members. Build it as a struct literal; a Team may
@@ -126,8 +134,8 @@ func (t *Team) MemberName() string { return t.Name }
 
 func (t *Team) validate(within []*Team) error { return t.check(within) }
 
-func (t *Team) runMember(ctx context.Context, sc *engine.Scope, task string) (*run.Output, error) {
-	return t.RunNested(ctx, sc, task)
+func (t *Team) runMember(ctx context.Context, sc *engine.Scope, task string, opts ...run.Option) (*run.Output, error) {
+	return t.RunNested(ctx, sc, task, opts...)
 }
 
 func (t *Team) registry() *run.Registry {
@@ -207,8 +215,15 @@ func (t *Team) Start(ctx context.Context, input string, opts ...run.Option) (*ru
 	}
 	c := engine.Component{Kind: run.KindTeam, ID: t.TeamID(), Name: t.Name, Registry: t.registry(), Recorder: t.Recorder}
 	return engine.Start(ctx, c, input, opts, func(o run.Options, base *run.Event, out *run.Output) (func(engine.Run) error, error) {
+		if o.Resume != nil && o.Resume.NextEvent < 0 {
+			return nil, fmt.Errorf("team %q: cannot resume at event index %d: %w", t.Name, o.Resume.NextEvent, run.ErrInvalid)
+		}
+		var paused *run.Resume
+		if o.Resume != nil && o.Resume.Paused != nil {
+			paused = o.Resume
+		}
 		return func(r engine.Run) error {
-			return t.execute(r.Ctx(), t.registry(), &engine.Gate{Log: r.Log}, base, out, input)
+			return t.execute(r.Ctx(), t.registry(), &engine.Gate{Log: r.Log}, base, out, input, true, paused)
 		}, nil
 	})
 }
@@ -237,9 +252,15 @@ func (t *Team) RunNested(ctx context.Context, sc *engine.Scope, input string, op
 		reg = t.registry()
 	}
 	gate := &engine.Gate{Log: sc.Log}
-	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindTeam, Output: out}
+	// A team in a top-level workflow step may pause with its member: the
+	// workflow pauses, and continues the team from its pause.
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindTeam, Output: out, Pausable: sc.Pausable}
+	var paused *run.Resume
+	if o.Resume != nil && o.Resume.Paused != nil {
+		paused = o.Resume
+	}
 	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
-		return t.execute(ctx, reg, gate, base, out, input)
+		return t.execute(ctx, reg, gate, base, out, input, sc.Pausable, paused)
 	})
 }
 

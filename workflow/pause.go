@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 )
 
@@ -20,6 +19,9 @@ const (
 	OnRejectCancel OnReject = "cancel"
 	// OnRejectSkip skips the step: the next one sees the previous step's content.
 	OnRejectSkip OnReject = "skip"
+	// OnRejectElse runs a Condition's Else steps (none: it is skipped), as
+	// Agno's else branch; a Condition's default.
+	OnRejectElse OnReject = "else"
 )
 
 // Pause is what a step waits for from a person before it runs: a confirmation,
@@ -70,13 +72,31 @@ func (p *Pause) check(step string, nested bool) error {
 	case !p.RequiresConfirmation && !p.RequiresUserInput:
 		return fmt.Errorf("step %q has a pause that asks for nothing", step)
 	case p.OnReject != "" && p.OnReject != OnRejectCancel && p.OnReject != OnRejectSkip:
-		return fmt.Errorf("step %q: on_reject %q is not skip or cancel", step, p.OnReject)
+		return fmt.Errorf("step %q: on_reject %q is not skip or cancel (else is for a condition)", step, p.OnReject)
 	case p.Expiry < 0 || p.OnExpiry != "" && p.OnExpiry != run.ExpiryCancel && p.OnExpiry != run.ExpiryReject:
 		return fmt.Errorf("step %q: a negative expiry, or on_expiry %q that is not cancel or reject", step, p.OnExpiry)
 	case p.RequiresUserInput && len(p.UserInputFields) == 0:
 		return fmt.Errorf("step %q asks for user input without fields", step)
 	}
 	return nil
+}
+
+// checkCondition reports what keeps p from being a Condition's pause: a
+// confirmation (on_reject else, skip or cancel) of a top-level condition.
+func (p *Pause) checkCondition(step string, nested bool) error {
+	switch {
+	case p == nil:
+		return nil
+	case nested:
+		return fmt.Errorf("condition %q waits for a person, which only a top-level condition can do", step)
+	case !p.RequiresConfirmation || p.RequiresUserInput:
+		return fmt.Errorf("condition %q: a condition waits for a confirmation only", step)
+	case p.OnReject == OnRejectElse:
+		p := *p
+		p.OnReject = ""
+		return p.check(step, false)
+	}
+	return p.check(step, false)
 }
 
 // requirement returns what the step t, at top-level index i, waits for.
@@ -124,6 +144,12 @@ func waits(s Step, i int) (run.StepRequirement, *Pause, bool) {
 		if s.Pause != nil {
 			return s.Pause.requirement(s, i), s.Pause, true
 		}
+	case *Condition:
+		if p := s.Pause; p != nil {
+			return run.StepRequirement{StepID: run.Slug(s.Name), StepName: s.Name, StepIndex: i, StepType: "Condition",
+				RequiresConfirmation: true, ConfirmationMessage: p.ConfirmationMessage,
+				OnReject: string(cmp.Or(p.OnReject, OnRejectElse))}, p, true
+		}
 	case *Router:
 		if q := s.Ask; q != nil {
 			names := make([]string, len(s.Choices))
@@ -146,10 +172,24 @@ type pauseState struct {
 	Executor      *run.Paused `json:"executor,omitempty"`
 }
 
-// executorPause is the pause of the agent of a top-level step.
+// executorPause is the pause of the agent (or runner: a team) of a top-level
+// step.
 type executorPause struct {
-	agent *agent.Agent
-	out   *run.Output // the agent run's: its requirements and its pause
+	kind, id, name string      // the executor's: "agent" or the runner's kind, its id and name
+	out            *run.Output // the executor run's: its requirements and its pause
+}
+
+// newExecutorPause is the pause of t's agent or runner, whose run ended as out.
+func newExecutorPause(t *Task, out *run.Output) *executorPause {
+	if t.Agent != nil {
+		return &executorPause{kind: "agent", id: t.Agent.AgentID(), name: t.Agent.Name, out: out}
+	}
+	kind, id := t.Runner.RunnerInfo()
+	name := out.TeamName
+	if name == "" {
+		name = id
+	}
+	return &executorPause{kind: kind, id: id, name: name, out: out}
 }
 
 // executorResume continues a step's agent from its pause.
@@ -170,8 +210,8 @@ func (r *execution) pauseExecutor(s Step, i int) error {
 		return fmt.Errorf("step %q: its agent paused without its state: %w", stepName(s), run.ErrInvalid)
 	}
 	req := run.StepRequirement{StepID: run.Slug(stepName(s)), StepName: stepName(s), StepIndex: i, StepType: "Step",
-		RequiresExecutorInput: true, ExecutorRequirements: e.out.Requirements, ExecutorID: e.agent.AgentID(),
-		ExecutorName: e.agent.Name, ExecutorRunID: e.out.RunID, ExecutorType: "agent"}
+		RequiresExecutorInput: true, ExecutorRequirements: e.out.Requirements, ExecutorID: e.id,
+		ExecutorName: e.name, ExecutorRunID: e.out.RunID, ExecutorType: e.kind}
 	o := r.stepOrigin(stepName(s), i, frame{})
 	r.emit(run.EventStepPaused, o, run.Event{Detail: &run.Detail{StepRequirements: []run.StepRequirement{req}}})
 	state, err := json.Marshal(pauseState{StepIndex: i, ExecutorRunID: e.out.RunID, Executor: e.out.Paused})

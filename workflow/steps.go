@@ -1,6 +1,7 @@
 package workflow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,9 @@ type Input struct {
 
 	// selected are the names of the routes a person chose, for a Router that asked.
 	selected []string
+	// rejected: a person rejected the Condition this is the input of, whose
+	// on_reject is OnRejectElse: it runs its Else steps, whatever If says.
+	rejected bool
 	// executor continues the step's agent from its pause, when the run was
 	// continued with the decisions on it.
 	executor *executorResume
@@ -324,7 +328,7 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 	}
 	if errors.Is(err, run.ErrPaused) && out.Paused != nil {
 		r.mu.Lock()
-		r.executor = &executorPause{agent: t.Agent, out: out}
+		r.executor = newExecutorPause(t, out)
 		r.mu.Unlock()
 	}
 	r.mu.Lock()
@@ -482,24 +486,47 @@ func firstFailure(results []run.StepResult, errs []error) error {
 	return first
 }
 
-// Condition runs its steps only when If reports true for the step's input; otherwise
-// it passes the previous step's content on.
+// Condition runs its steps only when If reports true for the step's input;
+// otherwise it runs its Else steps, or, with none, passes the previous step's
+// content on.
 type Condition struct {
 	Name        string
 	Description string
-	If          func(in *Input) bool
+	If          func(in *Input) bool // nil: true (for a condition a person confirms)
 	Steps       []Step
+	Else        []Step // run when If reports false, or when a person rejects with OnRejectElse
+	// Pause, when set on a top-level condition, has a person confirm it before
+	// it runs (see Condition.WithConfirmation): confirmed, it runs as it would;
+	// rejected, its OnReject says what happens (OnRejectElse if empty: the Else
+	// steps run, or none).
+	Pause *Pause
 	Policy
+}
+
+// WithConfirmation makes the condition wait for a person's confirmation before it
+// runs; onReject says what a rejection does: OnRejectElse (if empty) runs the
+// Else steps, OnRejectSkip skips the condition, OnRejectCancel ends the run.
+func (c *Condition) WithConfirmation(message string, onReject OnReject) *Condition {
+	c.Pause = &Pause{RequiresConfirmation: true, ConfirmationMessage: message, OnReject: cmp.Or(onReject, OnRejectElse)}
+	return c
 }
 
 func (c *Condition) validate(v *validator) error {
 	if c == nil {
 		return errNilStep
 	}
-	if c.If == nil {
+	if c.If == nil && c.Pause == nil {
 		return fmt.Errorf("condition %q has no If function", c.Name)
 	}
-	return v.container(c.Name, c.Steps, c.Policy)
+	if err := c.Pause.checkCondition(c.Name, v.nested > 0); err != nil {
+		return err
+	}
+	if err := v.container(c.Name, c.Steps, c.Policy); err != nil {
+		return err
+	}
+	v.nested++
+	defer func() { v.nested-- }()
+	return v.steps(c.Else)
 }
 
 func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
@@ -508,19 +535,27 @@ func (c *Condition) execute(ctx context.Context, r *execution, f frame, i int, i
 
 func (c *Condition) once(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
 	o := r.stepOrigin(c.Name, i, f)
-	ok, err := guard(func() (bool, error) { return c.If(in), nil })
-	if err != nil {
-		err = fmt.Errorf("condition %q: %w", c.Name, err)
-		return containerResult(ctx, c.Name, nil, err), err
+	ok := false
+	if !in.rejected {
+		var err error
+		ok, err = guard(func() (bool, error) { return c.If == nil || c.If(in), nil })
+		if err != nil {
+			err = fmt.Errorf("condition %q: %w", c.Name, err)
+			return containerResult(ctx, c.Name, nil, err), err
+		}
 	}
 	r.emit(run.EventConditionExecutionStarted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
+	branch := c.Steps
 	if !ok {
+		branch = c.Else
+	}
+	if len(branch) == 0 {
 		res := containerResult(ctx, c.Name, nil, nil)
 		res.Content, res.ContentType = in.Previous, in.PreviousType
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{})
 		return res, nil
 	}
-	results, err := r.sequence(ctx, c.Steps, f.child(c.Name), in.previous())
+	results, err := r.sequence(ctx, branch, f.child(c.Name), in.previous())
 	res := containerResult(ctx, c.Name, results, err)
 	if err == nil {
 		r.emit(run.EventConditionExecutionCompleted, o, run.Event{Detail: &run.Detail{ConditionResult: &ok}})
@@ -708,7 +743,7 @@ func children(s Step) []Step {
 	case *Parallel:
 		return s.Steps
 	case *Condition:
-		return s.Steps
+		return append(s.Steps[:len(s.Steps):len(s.Steps)], s.Else...)
 	case *Loop:
 		return s.Steps
 	case *Router:

@@ -359,7 +359,11 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 			}
 			name := stepName(steps[i])
 			r.emit(run.EventStepContinued, r.stepOrigin(name, i, frame{}), run.Event{})
-			if d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed) {
+			rejected := d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed)
+			if _, cond := steps[i].(*Condition); rejected && cond && d.OnReject == string(OnRejectElse) {
+				in.rejected, rejected = true, false // the condition runs its Else steps
+			}
+			if rejected {
 				if d.OnReject != string(OnRejectSkip) {
 					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", name)}
 				}

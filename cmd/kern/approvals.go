@@ -88,8 +88,8 @@ func newResolveCmd(approve bool) *cobra.Command {
 	use, short := "reject <approval_id>", "Reject what a paused run waits for, and let it go on"
 	long := `Reject every call (or the workflow step) a paused run waits for
 (POST /approvals/{id}/resolve): the model reads --note as the call's result, or the
-workflow skips the step or ends CANCELLED, as the step's on_reject says. The run
-goes on on the server.`
+workflow skips the step, runs a condition's else steps or ends CANCELLED, as the
+step's on_reject says. The run goes on on the server.`
 	if approve {
 		use, short = "approve <approval_id>", "Approve what a paused run waits for, and let it go on"
 		long = `Approve every call (or the workflow step) a paused run waits for

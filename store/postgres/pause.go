@@ -34,3 +34,30 @@ func (s *Store) TakePaused(ctx context.Context, runID, replica string, until tim
 	}
 	return r, nil
 }
+
+// ExpiredPauses returns the PAUSED runs whose pause expired (see
+// store.Pauser), read in the partial index of the pauses that expire.
+func (s *Store) ExpiredPauses(ctx context.Context, q store.ExpiredQuery) ([]*store.Run, error) {
+	const op = "list expired pauses"
+	if err := s.check(op); err != nil {
+		return nil, err
+	}
+	var afterAt time.Time // before every expiry: no cursor
+	var afterID string
+	if q.After != nil {
+		afterAt, afterID = store.PauseExpiry(q.After), q.After.ID
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.pool.Query(ctx, s.q.expiredPauses, ms(q.Before), afterAt, afterID, limit)
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*store.Run, error) { return scanRun(row) })
+	if err != nil {
+		return nil, s.wrap(op, err)
+	}
+	return runs, nil
+}

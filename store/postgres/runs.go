@@ -25,7 +25,7 @@ type queries struct {
 	getSession, saveSession, listSessions, countSessions                                         string
 	deleteEvents, deleteRuns, deleteSess                                                         string
 	renewLeases, lapsed, interrupt, claim, owner                                                 string
-	takePaused                                                                                   string
+	takePaused, expiredPauses                                                                    string
 }
 
 // takenOver is the condition under which an update of a run to status st,
@@ -66,12 +66,18 @@ func newQueries(schema string) queries {
 			WHERE status = 'PENDING' AND lease_until IS NULL LIMIT $1) AS queued`),
 		untakeQueued: t(`UPDATE {s}.runs SET lease_until = NULL
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until = $2`),
-		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6
+		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6,
+				pause_expires = $7
 			WHERE run_id = $1 AND NOT (` + takenOver("$2", "$3", "$5") + `)`),
 		getRun: t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
-		takePaused: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4
+		takePaused: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4,
+				pause_expires = NULL
 			WHERE run_id = $1 AND status = 'PAUSED' RETURNING ` + runColumns),
 		listRuns: t(`SELECT ` + runColumns + ` FROM {s}.runs`),
+		expiredPauses: t(`SELECT ` + runColumns + ` FROM {s}.runs
+			WHERE status = 'PAUSED' AND pause_expires IS NOT NULL AND pause_expires <= $1
+				AND (pause_expires, run_id) > ($2, $3)
+			ORDER BY pause_expires, run_id LIMIT $4`),
 		appendEvents: t(`INSERT INTO {s}.events (run_id, idx, type, data, created_at)
 			SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
 			ON CONFLICT (run_id, idx) DO NOTHING`),
@@ -206,7 +212,8 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 		// told of it can read, shared with the ends written at the same time.
 		found, err = s.writeEnd(ctx, r.ID, r.Status, r.Replica, lease(r.LeaseUntil), now, out)
 	} else {
-		tag, xerr := s.pool.Exec(ctx, s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out)
+		tag, xerr := s.pool.Exec(ctx, s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out,
+			lease(store.PauseExpiry(r)))
 		found, err = tag.RowsAffected() > 0, xerr
 	}
 	if err != nil {

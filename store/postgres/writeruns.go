@@ -92,7 +92,7 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 			updateErrs[i] = fmt.Errorf("store/postgres: update run %s: %w", r.ID, err)
 			continue
 		}
-		b.Queue(s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out)
+		b.Queue(s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out, lease(store.PauseExpiry(r)))
 		updates = append(updates, i)
 	}
 	if b.Len() == 0 {

@@ -13,7 +13,8 @@ import (
 
 var _ store.Pauser = (*Store)(nil)
 
-const sqlTakePaused = `UPDATE runs SET status = 'RUNNING', replica = ?, lease_until = ?, updated_at = ?
+const sqlTakePaused = `UPDATE runs SET status = 'RUNNING', replica = ?, lease_until = ?, updated_at = ?,
+		pause_expires = 0
 	WHERE run_id = ? AND status = 'PAUSED'`
 
 // TakePaused takes a PAUSED run for replica until the given time (see
@@ -50,4 +51,38 @@ func (s *Store) TakePaused(ctx context.Context, runID, replica string, until tim
 		return nil, s.fail(op, err)
 	}
 	return taken, nil
+}
+
+// sqlExpiredPauses reads the partial index of the pauses that expire (the
+// planner, with no statistics, would rather read every PAUSED run by status).
+const sqlExpiredPauses = `SELECT ` + runColumns + ` FROM runs INDEXED BY runs_pause_expires
+	WHERE status = 'PAUSED' AND pause_expires > 0 AND pause_expires <= ?1
+		AND (pause_expires, run_id) > (?2, ?3)
+	ORDER BY pause_expires, run_id LIMIT ?4`
+
+// ExpiredPauses returns the PAUSED runs whose pause expired (see
+// store.Pauser), read in the partial index of the pauses that expire.
+func (s *Store) ExpiredPauses(ctx context.Context, q store.ExpiredQuery) ([]*store.Run, error) {
+	const op = "list expired pauses"
+	if err := s.begin(ctx); err != nil {
+		return nil, s.fail(op, err)
+	}
+	var afterAt int64
+	var afterID string
+	if q.After != nil {
+		afterAt, afterID = millis(store.PauseExpiry(q.After)), q.After.ID
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.r.QueryContext(ctx, sqlExpiredPauses, q.Before.UnixMilli(), afterAt, afterID, limit)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	runs, err := scanRuns(rows)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return runs, nil
 }

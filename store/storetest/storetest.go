@@ -122,6 +122,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Canceller", func(t *testing.T) { runCanceller(t, open) })
 	t.Run("Queue", func(t *testing.T) { runQueue(t, open) })
 	t.Run("Fencer", func(t *testing.T) { runFencer(t, open) })
+	t.Run("Pauser", func(t *testing.T) { runPauser(t, open) })
 }
 
 // base is a fixed instant with a sub-millisecond part, so that precision shows.
