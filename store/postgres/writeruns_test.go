@@ -59,3 +59,27 @@ func TestWriteRuns(t *testing.T) {
 		t.Errorf("the run beside them: %v", err)
 	}
 }
+
+// TestWriteRunsInOneBatch: valid creates and checkpoints are written by the batch
+// itself, not by the one-write-per-run fallback, which would hide a statement the
+// batch gets wrong behind correct outcomes at many times the cost.
+func TestWriteRunsInOneBatch(t *testing.T) {
+	s := openTest(t)
+	running := &store.Run{ID: "running", Kind: run.KindWorkflow, Status: run.StatusRunning, Input: "go",
+		Output: run.Output{RunID: "running", Status: run.StatusRunning}, CreatedAt: time.Now()}
+	if err := s.CreateRun(t.Context(), running); err != nil {
+		t.Fatal(err)
+	}
+	fresh := &store.Run{ID: "fresh", Kind: run.KindWorkflow, Status: run.StatusRunning, Input: "go",
+		Output: run.Output{RunID: "fresh", Status: run.StatusRunning}, CreatedAt: time.Now()}
+	checkpoint := *running
+	checkpoint.Output.Content = "step one"
+	update := []*store.Run{&checkpoint}
+	cerrs, uerrs := make([]error, 1), make([]error, 1)
+	if !s.writeBatchOfRuns(t.Context(), []*store.Run{fresh}, update, []int{0}, cerrs, uerrs) {
+		t.Fatal("the batch of a create and a checkpoint failed")
+	}
+	if cerrs[0] != nil || uerrs[0] != nil {
+		t.Errorf("outcomes %v, %v", cerrs, uerrs)
+	}
+}
