@@ -54,7 +54,15 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 	}
 	if r != nil && !lost(r) {
 		st, err := h.cancelHeld(ctx, r, reason, wait)
-		if !lost(r) {
+		switch {
+		case st == run.StatusPaused && h.store != nil && err == nil:
+			// It paused as the cancel came: the stored pause is the run now.
+			ok, err := h.cancelPaused(ctx, id, reason)
+			if ok || err != nil {
+				return run.StatusCancelled, true, err
+			}
+			r = nil // cancelled by watch already, or continued since: the store says, below
+		case !lost(r):
 			return st, true, err
 		}
 		// Lost while the cancel waited: its end here is not the run's; the store
@@ -89,6 +97,7 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 	if r.Err() != nil {
 		return run.StatusError, nil // it could not start
 	}
+	r.cancelAsked.CompareAndSwap(nil, &reason)
 	st := r.comp.registry.RequestCancel(r.id, reason)
 	kept := h.keepAsync(ctx, r.id, reason) // durable while the run ends
 	if r.Exec() == nil && h.dequeue(r) {

@@ -91,8 +91,11 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 		return nil, fmt.Errorf("host: continue run %s: %w", req.RunID, err)
 	}
 	paused := taken.Output.Paused
-	if paused == nil { // paused anew, without state, between the read and the take
-		paused = rec.Output.Paused
+	if paused == nil || paused.NextEvent != rec.Output.Paused.NextEvent {
+		// Continued by another and paused anew between the read and the take: the
+		// decisions were made for the pause before; this one is not theirs.
+		h.repause(taken)
+		return nil, fmt.Errorf("host: run %s paused anew since its pause was read: %w", req.RunID, run.ErrNotPaused)
 	}
 	r := newRun(c, Request{RunID: taken.ID, Input: taken.Input, SessionID: taken.SessionID, UserID: taken.UserID}, req.Background)
 	resume.NextEvent, resume.Paused, resume.Steps = paused.NextEvent, paused, taken.Output.StepResults
@@ -123,6 +126,19 @@ func (h *Host) repause(taken *store.Run) {
 	if err := h.store.UpdateRun(ctx, taken); err != nil {
 		h.log.Error("host: a paused run taken to be continued could not be put back: its lease lapses and recovery ends it",
 			"run_id", taken.ID, "err", err)
+		return
+	}
+	// A cancel that came while the run was taken found it not paused: it is
+	// applied now, lest the pause outlive an acknowledged cancel.
+	if h.canceller == nil {
+		return
+	}
+	reason, ok, err := h.canceller.PendingCancel(ctx, taken.ID)
+	if err == nil && ok {
+		_, err = h.cancelPaused(ctx, taken.ID, reason)
+	}
+	if err != nil {
+		h.log.Error("host: a paused run put back could not be checked for a cancel", "run_id", taken.ID, "err", err)
 	}
 }
 

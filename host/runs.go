@@ -61,6 +61,9 @@ type Run struct {
 
 	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
 	taken   atomic.Bool   // paused in memory (no store), it was taken to be continued or cancelled
+	// cancelAsked is the reason of the first cancel asked of the run here: should
+	// the run pause as the cancel comes, its stored pause is cancelled (watch).
+	cancelAsked atomic.Pointer[string]
 	started chan struct{} // closed once x or err is set
 	x       *run.Exec
 	err     error // why the run could not start
@@ -356,6 +359,15 @@ func (h *Host) beginCancelled(r *Run, reason string) error {
 func (h *Host) watch(r *Run) {
 	defer h.wg.Done()
 	h.logNotStored(r)
+	if reason := r.cancelAsked.Load(); reason != nil && h.store != nil && paused(r) && r.x.PersistErr() == nil {
+		// It paused as a cancel came, too late to stop it: the cancel ends the
+		// stored pause, lest a later continue reverse it.
+		ctx, cancel := context.WithTimeout(context.Background(), intentReadTimeout)
+		if _, err := h.cancelPaused(ctx, r.id, *reason); err != nil {
+			h.log.Error("host: a run paused as it was cancelled; its pause could not be cancelled", "run_id", r.id, "err", err)
+		}
+		cancel()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.release(r)
