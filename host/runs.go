@@ -59,14 +59,14 @@ type Run struct {
 	span     trace.SpanContext // the run's span, once started with telemetry on
 	queuedAt time.Time         // when a background run was queued (zero: not known)
 
-	claimed atomic.Bool   // the run was taken to be started, by a worker or a cancel
-	taken   atomic.Bool   // paused in memory (no store), it was taken to be continued or cancelled
+	claimed atomic.Bool // the run was taken to be started, by a worker or a cancel
+	taken   atomic.Bool // paused in memory (no store), it was taken to be continued or cancelled
 	// cancelAsked is the reason of the first cancel asked of the run here: should
 	// the run pause as the cancel comes, its stored pause is cancelled (watch).
 	cancelAsked atomic.Pointer[string]
-	started chan struct{} // closed once x or err is set
-	x       *run.Exec
-	err     error // why the run could not start
+	started     chan struct{} // closed once x or err is set
+	x           *run.Exec
+	err         error // why the run could not start
 }
 
 // ID returns the run's id.
