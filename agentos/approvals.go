@@ -38,6 +38,7 @@ type approval struct {
 	RunStatus    run.Status            `json:"run_status"`
 	steps        []run.StepRequirement // a workflow's, to decide
 	tools        []run.ToolExecution   // an agent's, to decide
+	pause        int                   // the pause's run.Paused.NextEvent: which pause is decided
 }
 
 // newApproval returns the approval a paused stored run is.
@@ -46,6 +47,9 @@ func newApproval(rec *store.Run) approval {
 	a := approval{ID: rec.ID, RunID: rec.ID, SessionID: rec.SessionID, Status: "pending", SourceType: string(rec.Kind),
 		ApprovalType: "required", PauseType: "confirmation", UserID: rec.UserID, CreatedAt: rec.UpdatedAt.Unix(),
 		UpdatedAt: rec.UpdatedAt.Unix(), RunStatus: rec.Status, steps: out.StepRequirements, tools: out.Tools, Requirements: []any{}}
+	if out.Paused != nil {
+		a.pause = out.Paused.NextEvent
+	}
 	if rec.Kind == run.KindWorkflow {
 		a.WorkflowID, a.SourceName = rec.ComponentID, out.WorkflowName
 		for _, s := range out.StepRequirements {
@@ -215,7 +219,8 @@ func (s *Server) resolveApproval(w http.ResponseWriter, r *http.Request) {
 	}
 	approved := body.Status == "approved"
 	d := body.ResolutionData
-	req := host.ContinueRequest{Kind: run.Kind(a.SourceType), Component: a.AgentID + a.WorkflowID + a.TeamID, RunID: a.RunID, Background: true}
+	req := host.ContinueRequest{Kind: run.Kind(a.SourceType), Component: a.AgentID + a.WorkflowID + a.TeamID, RunID: a.RunID, Background: true,
+		Pause: a.pause}
 	for _, t := range a.tools {
 		t.Confirmed, t.ConfirmationNote, t.Result = &approved, d.Note, d.Result
 		for i, f := range t.UserInputSchema {

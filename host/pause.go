@@ -34,6 +34,11 @@ type ContinueRequest struct {
 	// Background: the run goes on whoever reads it (a server's client that
 	// disconnects does not cancel it).
 	Background bool
+	// Pause, if not 0, is the pause the decisions were made for (its
+	// run.Paused.NextEvent): should the run have been continued and paused again
+	// since, the continue fails with run.ErrNotPaused instead of applying them to
+	// a pause no one saw.
+	Pause int
 	// Parent is the caller's span (an HTTP request's traceparent): the parent of
 	// the continued part's span when valid; without it, the part that paused is.
 	Parent trace.SpanContext
@@ -76,6 +81,8 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 		return nil, fmt.Errorf("host: run %s is %s: %w", req.RunID, rec.Status, run.ErrNotPaused)
 	case rec.Output.Paused == nil:
 		return nil, fmt.Errorf("host: run %s is paused with no state to continue from: %w", req.RunID, run.ErrInvalid)
+	case req.Pause != 0 && rec.Output.Paused.NextEvent != req.Pause:
+		return nil, fmt.Errorf("host: run %s paused anew since the pause decided: %w", req.RunID, run.ErrNotPaused)
 	}
 	resume := &run.Resume{}
 	if c.kind == run.KindWorkflow {

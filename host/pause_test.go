@@ -135,6 +135,29 @@ func TestPauseContinue(t *testing.T) {
 					t.Fatalf("continue of a completed run: %v, want ErrNotPaused", err)
 				}
 			})
+			t.Run("decided for another pause", func(t *testing.T) {
+				sent.Store(0)
+				out := pauseRun(t, a)
+				// Decisions made for a pause the run has left (continued and paused
+				// again since) are refused, not applied to the pause it is in.
+				stale := ContinueRequest{Kind: run.KindAgent, Component: "mailer", RunID: out.RunID,
+					Tools: confirm(out, true, ""), Pause: out.Paused.NextEvent - 1}
+				if _, err := b.Continue(ctx, stale); !errors.Is(err, run.ErrNotPaused) {
+					t.Fatalf("continue of another pause: %v, want ErrNotPaused", err)
+				}
+				if sent.Load() != 0 {
+					t.Fatal("the tool ran on decisions made for another pause")
+				}
+				current := stale
+				current.Pause = out.Paused.NextEvent
+				r, err := b.Continue(ctx, current)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if done := r.Exec().Wait(); done.Status != run.StatusCompleted || sent.Load() != 1 {
+					t.Fatalf("continued run ended %s (tool ran %d times)", done.Status, sent.Load())
+				}
+			})
 			t.Run("rejected", func(t *testing.T) {
 				sent.Store(0)
 				out := pauseRun(t, a)
