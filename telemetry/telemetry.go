@@ -310,12 +310,17 @@ func (t *Tracked) cancelRequest() (time.Time, string) {
 // from Run.PausedAt).
 const maxPaused = 10000
 
-// pausedNow notes that the run id paused now.
+// pausedNow notes that the run id paused now. Runs paused here may end elsewhere
+// (cancelled, expired, continued by another replica) and never be forgotten, so
+// at the bound the notes start again rather than stop: a continue here of a run
+// paused before that reads its pause's time from Run.PausedAt, as across
+// processes.
 func (o *Observer) pausedNow(id string) {
 	o.mu.Lock()
-	if len(o.paused) < maxPaused {
-		o.paused[id] = time.Now()
+	if len(o.paused) >= maxPaused {
+		clear(o.paused)
 	}
+	o.paused[id] = time.Now()
 	o.mu.Unlock()
 }
 
