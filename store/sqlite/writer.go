@@ -60,27 +60,31 @@ func (s *Store) submit(o *op) error {
 	return <-o.done
 }
 
-// submitAll hands ops to the writer at once, so that they share its next batch,
-// and returns the outcome of each (see write).
+// submitAll hands ops to the writer at once, so that they share its next batch
+// (or its next few: at most maxBatch ops go in one, lest a large write hold up the
+// urgent ones queued behind it), and returns the outcome of each (see write).
 func (s *Store) submitAll(ctx context.Context, ops []*op) []error {
 	errs := make([]error, len(ops))
-	if len(ops) == 0 {
-		return errs
-	}
-	select {
-	case s.many <- ops:
-	case <-s.quit:
-		for i := range errs {
-			errs[i] = store.ErrClosed
+	sent := 0
+send:
+	for sent < len(ops) {
+		chunk := ops[sent:min(sent+maxBatch, len(ops))]
+		var err error
+		select {
+		case s.many <- chunk:
+			sent += len(chunk)
+			continue
+		case <-s.quit:
+			err = store.ErrClosed
+		case <-ctx.Done():
+			err = ctx.Err()
 		}
-		return errs
-	case <-ctx.Done():
-		for i := range errs {
-			errs[i] = ctx.Err()
+		for i := sent; i < len(ops); i++ {
+			errs[i] = err
 		}
-		return errs
+		break send
 	}
-	for i, o := range ops {
+	for i, o := range ops[:sent] {
 		errs[i] = <-o.done
 	}
 	return errs
