@@ -116,6 +116,11 @@ func (s *Server) newMCP() http.Handler {
 // progress. The call's end (the client's notifications/cancelled, its request
 // gone) cancels the run.
 func (s *Server) mcpStart(ctx context.Context, req *sdk.CallToolRequest, c *component, in startArgs) (*sdk.CallToolResult, any, error) {
+	for _, id := range [...]struct{ name, v string }{{"session_id", in.SessionID}, {"user_id", in.UserID}} {
+		if err := checkID(id.name, id.v); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := checkMessage(in.Message); err != nil {
 		return nil, nil, err
 	}
@@ -272,8 +277,12 @@ func (s *Server) mcpCall(ctx context.Context, method, path string, q url.Values)
 
 // mcpDo is mcpCall with a JSON body (nil for none).
 func (s *Server) mcpDo(ctx context.Context, method, path string, q url.Values, body []byte) (*sdk.CallToolResult, any, error) {
-	u := &url.URL{Path: path, RawQuery: q.Encode()}
-	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	// path holds escaped ids already: a url.URL's String would escape their '%'.
+	target := path
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	r, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -281,7 +290,7 @@ func (s *Server) mcpDo(ctx context.Context, method, path string, q url.Values, b
 		r.Header.Set("Content-Type", "application/json")
 	}
 	var w answerBuffer
-	s.mux.ServeHTTP(&w, r)
+	s.boundIDs(s.mux).ServeHTTP(&w, r) // ids are bounded as for HTTP clients
 	res := &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: w.body.String()}}}
 	if w.code != http.StatusOK {
 		res.IsError = true
