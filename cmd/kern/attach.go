@@ -20,10 +20,10 @@ func newAttachCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach <run_id>",
 		Short: "Follow a run's live stream on a kern server",
-		Long: `Follow a run of any workflow or agent on a kern server, from any replica on its
-database: its events from the first (steps, streamed text, tool calls), then the
-live ones until it ends, as kern run shows them; the same stream the console
-shows (GET .../runs/{run_id}/resume).
+		Long: `Follow a run of any workflow, agent or team on a kern server, from any replica
+on its database: its events from the first (steps, streamed text, tool calls),
+then the live ones until it ends, as kern run shows them; the same stream the
+console shows (GET .../runs/{run_id}/resume).
 
 Ctrl-C detaches: the run goes on. (A streamed run whose own client has left is
 cancelled once the server's stream grace period passes with no client following
@@ -57,7 +57,11 @@ func attach(cmd *cobra.Command, c *client.Client, id string, cancel bool) error 
 		return err
 	}
 	comp := c.Workflow(r.WorkflowID)
-	if r.WorkflowID == "" {
+	switch {
+	case r.WorkflowID != "":
+	case r.TeamID != "":
+		comp = c.Team(r.TeamID)
+	default:
 		comp = c.Agent(r.AgentID)
 	}
 	cancelled := make(chan error, 1)
