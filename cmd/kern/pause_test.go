@@ -156,6 +156,14 @@ func TestApprovalsCLI(t *testing.T) {
 		!strings.Contains(r.stdout, "get_top_hackernews_stories") || !strings.Contains(r.stdout, "confirmation") {
 		t.Fatalf("kern approvals: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// kern attach to a paused run shows it up to its pause and exits 4, as kern run.
+	r = runKern(t, "attach", approveID, "--server", a.url)
+	if r.code != exitPaused || !strings.Contains(r.stdout, "PAUSED") || !strings.Contains(r.stderr, "kern approve "+approveID) {
+		t.Fatalf("kern attach of a paused run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "attach", "--help"); !strings.Contains(r.stdout, "4 the run is") {
+		t.Errorf("kern attach --help does not document exit 4:\n%s", r.stdout)
+	}
 	if r := runKern(t, "reject", rejectID, "--note", "not now", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "rejected") {
 		t.Fatalf("kern reject: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
