@@ -215,7 +215,8 @@ func (s *Server) progress(ctx context.Context, req *sdk.CallToolRequest, token a
 }
 
 // mcpContinue answers continue_run through the continue route of the run's
-// workflow, agent or team (POST .../runs/{run_id}/continue, stream=false).
+// workflow, agent or team (POST .../runs/{run_id}/continue, stream=false). The
+// call's end cancels the run.
 func (s *Server) mcpContinue(ctx context.Context, in continueArgs) (*sdk.CallToolResult, any, error) {
 	got, _, err := s.mcpCall(ctx, "GET", "/runs/"+url.PathEscape(in.RunID), nil)
 	if err != nil || got.IsError {
@@ -240,7 +241,14 @@ func (s *Server) mcpContinue(ctx context.Context, in continueArgs) (*sdk.CallToo
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.mcpDo(ctx, "POST", path+"/runs/"+url.PathEscape(in.RunID)+"/continue", nil, body)
+	res, _, err := s.mcpDo(ctx, "POST", path+"/runs/"+url.PathEscape(in.RunID)+"/continue", nil, body)
+	if ctx.Err() != nil && err == nil && res.Content[0].(*sdk.TextContent).Text == "" {
+		// The call ended before the route answered (a refusal, 409 or 404, has a
+		// body): it cancels the run it continued, as it does a run it started,
+		// where the route alone would leave it to the stream grace period.
+		return nil, nil, s.mcpCancel(in.RunID, ctx)
+	}
+	return res, nil, err
 }
 
 // mcpList answers list_runs through the matching HTTP route.
