@@ -89,7 +89,9 @@ func newApproval(rec *store.Run) approval {
 // listApprovals answers GET /approvals: the paused runs, newest first, in Agno's
 // paginated shape. Only pending approvals are kept (the paused runs): a listing
 // of another status is empty. total_count counts the pages read so far and one
-// more approval when there is a next page.
+// more approval when there is a next page (0 for an empty page past the end);
+// with run_id, it is 1 when that run is a pending approval the other filters
+// select, else 0.
 func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err1 := queryInt(q.Get("limit"), 100, 1, 1000)
@@ -106,7 +108,7 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 	list := []approval{}
 	total := 0
 	if s.store != nil && (status == "" || status == "pending") {
-		rq := store.RunQuery{Status: run.StatusPaused, Limit: limit + 1, Offset: (page - 1) * limit}
+		rq := store.RunQuery{Status: run.StatusPaused, UserID: q.Get("user_id"), Limit: limit + 1, Offset: (page - 1) * limit}
 		switch {
 		case q.Get("agent_id") != "":
 			rq.Kind, rq.ComponentID = run.KindAgent, q.Get("agent_id")
@@ -115,25 +117,48 @@ func (s *Server) listApprovals(w http.ResponseWriter, r *http.Request) {
 		case q.Get("team_id") != "":
 			rq.Kind, rq.ComponentID = run.KindTeam, q.Get("team_id")
 		}
-		runs, err := s.store.ListRuns(r.Context(), rq)
+		var runs []*store.Run
+		var err error
+		if id := q.Get("run_id"); id != "" {
+			// One run at most: read it, whatever page it would fall on.
+			runs, err = s.pausedRun(r, id, rq)
+			total = len(runs)
+			if page > 1 {
+				runs = nil
+			}
+		} else if runs, err = s.store.ListRuns(r.Context(), rq); err == nil && len(runs) > 0 {
+			total = rq.Offset + len(runs) // an empty page past the end counts nothing
+		}
 		if err != nil {
 			s.writeStoreError(w, err, "approvals")
 			return
 		}
-		total = rq.Offset + len(runs)
 		if len(runs) > limit {
 			runs = runs[:limit]
 		}
-		user, runID := q.Get("user_id"), q.Get("run_id")
 		for _, rec := range runs {
-			if (user == "" || rec.UserID == user) && (runID == "" || rec.ID == runID) {
-				list = append(list, newApproval(rec))
-			}
+			list = append(list, newApproval(rec))
 		}
 	}
 	pages := (total + limit - 1) / limit
 	writeJSON(w, http.StatusOK, map[string]any{"data": list,
 		"meta": map[string]int{"page": page, "limit": limit, "total_pages": pages, "total_count": total}})
+}
+
+// pausedRun returns the run with the given id when it is paused and matches rq's
+// user and component; none otherwise.
+func (s *Server) pausedRun(r *http.Request, id string, rq store.RunQuery) ([]*store.Run, error) {
+	rec, err := s.store.GetRun(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case rec.Status != run.StatusPaused || rq.UserID != "" && rec.UserID != rq.UserID ||
+		rq.Kind != "" && (rec.Kind != rq.Kind || rec.ComponentID != rq.ComponentID):
+		return nil, nil
+	}
+	return []*store.Run{rec}, nil
 }
 
 // queryInt reads an integer query parameter within [lo, hi]; def when empty.

@@ -223,6 +223,34 @@ func TestApprovals(t *testing.T) {
 	if data, meta := list("?limit=2&page=2"); len(data) != 1 || meta["total_pages"] != float64(2) {
 		t.Fatalf("page 2 of 2: %d %v", len(data), meta)
 	}
+	// Past the last page nothing is counted; run_id and user_id select from every
+	// page, not within one.
+	if data, meta := list("?limit=2&page=5"); len(data) != 0 || meta["total_count"] != float64(0) || meta["total_pages"] != float64(0) {
+		t.Fatalf("page 5 of 2: %d %v", len(data), meta)
+	}
+	for _, c := range []struct {
+		query string
+		want  int
+	}{
+		{"?limit=1&run_id=" + ids[0], 1}, {"?limit=1&run_id=" + ids[0] + "&agent_id=mailer&user_id=ada", 1},
+		{"?run_id=" + ids[0] + "&workflow_id=reviewed", 0}, {"?run_id=" + ids[0] + "&user_id=bob", 0},
+		{"?run_id=" + ids[0] + "&page=2", 0}, {"?run_id=nope", 0},
+	} {
+		data, meta := list(c.query)
+		if len(data) != c.want || len(data) == 1 && data[0].(map[string]any)["run_id"] != ids[0] ||
+			meta["total_count"] != float64(c.want) && !strings.Contains(c.query, "page=2") {
+			t.Fatalf("approvals%s: %v %v, want %d", c.query, data, meta, c.want)
+		}
+	}
+	if code, out := e.do("POST", "/agents/mailer/runs", formType, form("message", "go", "stream", "false", "user_id", "bob")); code != http.StatusOK || out["status"] != "PAUSED" {
+		t.Fatalf("bob's run: %d %v", code, out)
+	}
+	if data, _ := list("?limit=1&user_id=ada"); len(data) != 1 || data[0].(map[string]any)["user_id"] != "ada" {
+		t.Fatalf("ada's first approval behind bob's: %v", data)
+	}
+	if data, meta := list("?user_id=bob"); len(data) != 1 || meta["total_count"] != float64(1) {
+		t.Fatalf("bob's approvals: %v %v", data, meta)
+	}
 	if data, _ := list("?status=approved"); len(data) != 0 {
 		t.Fatalf("approved approvals: %v", data)
 	}

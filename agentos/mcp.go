@@ -116,6 +116,11 @@ func (s *Server) newMCP() http.Handler {
 // progress. The call's end (the client's notifications/cancelled, its request
 // gone) cancels the run.
 func (s *Server) mcpStart(ctx context.Context, req *sdk.CallToolRequest, c *component, in startArgs) (*sdk.CallToolResult, any, error) {
+	for _, id := range [...]struct{ name, v string }{{"session_id", in.SessionID}, {"user_id", in.UserID}} {
+		if err := checkID(id.name, id.v); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := checkMessage(in.Message); err != nil {
 		return nil, nil, err
 	}
@@ -210,7 +215,8 @@ func (s *Server) progress(ctx context.Context, req *sdk.CallToolRequest, token a
 }
 
 // mcpContinue answers continue_run through the continue route of the run's
-// workflow, agent or team (POST .../runs/{run_id}/continue, stream=false).
+// workflow, agent or team (POST .../runs/{run_id}/continue, stream=false). The
+// call's end cancels the run.
 func (s *Server) mcpContinue(ctx context.Context, in continueArgs) (*sdk.CallToolResult, any, error) {
 	got, _, err := s.mcpCall(ctx, "GET", "/runs/"+url.PathEscape(in.RunID), nil)
 	if err != nil || got.IsError {
@@ -235,7 +241,14 @@ func (s *Server) mcpContinue(ctx context.Context, in continueArgs) (*sdk.CallToo
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.mcpDo(ctx, "POST", path+"/runs/"+url.PathEscape(in.RunID)+"/continue", nil, body)
+	res, _, err := s.mcpDo(ctx, "POST", path+"/runs/"+url.PathEscape(in.RunID)+"/continue", nil, body)
+	if ctx.Err() != nil && err == nil && res.Content[0].(*sdk.TextContent).Text == "" {
+		// The call ended before the route answered (a refusal, 409 or 404, has a
+		// body): it cancels the run it continued, as it does a run it started,
+		// where the route alone would leave it to the stream grace period.
+		return nil, nil, s.mcpCancel(in.RunID, ctx)
+	}
+	return res, nil, err
 }
 
 // mcpList answers list_runs through the matching HTTP route.
@@ -272,8 +285,12 @@ func (s *Server) mcpCall(ctx context.Context, method, path string, q url.Values)
 
 // mcpDo is mcpCall with a JSON body (nil for none).
 func (s *Server) mcpDo(ctx context.Context, method, path string, q url.Values, body []byte) (*sdk.CallToolResult, any, error) {
-	u := &url.URL{Path: path, RawQuery: q.Encode()}
-	r, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	// path holds escaped ids already: a url.URL's String would escape their '%'.
+	target := path
+	if len(q) > 0 {
+		target += "?" + q.Encode()
+	}
+	r, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -281,7 +298,7 @@ func (s *Server) mcpDo(ctx context.Context, method, path string, q url.Values, b
 		r.Header.Set("Content-Type", "application/json")
 	}
 	var w answerBuffer
-	s.mux.ServeHTTP(&w, r)
+	s.boundIDs(s.mux).ServeHTTP(&w, r) // ids are bounded as for HTTP clients
 	res := &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: w.body.String()}}}
 	if w.code != http.StatusOK {
 		res.IsError = true

@@ -3,15 +3,18 @@ package agentos
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store/sqlite"
+	"github.com/kern-dev/kern/workflow"
 )
 
 // TestMCPServerPausedRun: an MCP call that starts a run which pauses for a person
@@ -64,5 +67,54 @@ func TestMCPServerPausedRun(t *testing.T) {
 	again, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "continue_run", Arguments: map[string]any{"run_id": out.RunID, "tools": []run.ToolExecution{d}}})
 	if err != nil || !again.IsError {
 		t.Fatalf("continue_run of a completed run = %v, %v; want a tool error", again, err)
+	}
+}
+
+// TestMCPServerContinueCancelled: an MCP client's cancel of a continue_run call
+// cancels the run it continued at once, not after the stream grace period.
+func TestMCPServerContinueCancelled(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	entered := make(chan struct{}, 1)
+	wf := &workflow.Workflow{Name: "Held", Steps: []workflow.Step{
+		workflow.FuncStep("publish", func(ctx context.Context, _ *workflow.Input) (workflow.StepOutput, error) {
+			entered <- struct{}{}
+			<-ctx.Done()
+			return workflow.StepOutput{}, context.Cause(ctx)
+		}).WithConfirmation("Publish?", workflow.OnRejectCancel),
+	}}
+	e := newEnv(t, Config{Store: st, Workflows: []*workflow.Workflow{wf}, SecurityKey: "s3cret", StreamGrace: time.Hour})
+	cs := e.mcpClient(nil)
+	call, err := cs.CallTool(t.Context(), &sdk.CallToolParams{Name: "workflow_held", Arguments: map[string]any{"message": "go"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		RunID string           `json:"run_id"`
+		Steps []map[string]any `json:"step_requirements"`
+	}
+	if err := json.Unmarshal([]byte(textOf(t, call)), &out); err != nil || len(out.Steps) != 1 {
+		t.Fatalf("workflow_held = %s: %v", textOf(t, call), err)
+	}
+	out.Steps[0]["confirmed"] = true
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "continue_run", Arguments: map[string]any{"run_id": out.RunID, "step_requirements": out.Steps}})
+		errc <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("continue_run = %v, want context.Canceled", err)
+	}
+	// Bounded only so that a failure ends: the grace period is an hour.
+	wctx, stop := context.WithTimeout(t.Context(), 30*time.Second)
+	defer stop()
+	if got, err := e.srv.Host().Wait(wctx, out.RunID); err != nil || got != run.StatusCancelled {
+		t.Fatalf("run %s = %s, %v; want CANCELLED", out.RunID, got, err)
 	}
 }

@@ -176,3 +176,45 @@ func TestMCPServerCancelCancelsRun(t *testing.T) {
 		t.Errorf("cancel_run = %v, %v", res, err)
 	}
 }
+
+// Ids that need escaping reach the routes MCP tools call as they were given, and
+// ids the HTTP API refuses are refused over MCP too.
+func TestMCPServerIDs(t *testing.T) {
+	helper := &agent.Agent{Name: "Helper", Model: scripted.New("sure")}
+	e := newEnv(t, Config{Agents: []*agent.Agent{helper}, SecurityKey: "s3cret"})
+	cs := e.mcpClient(nil)
+	ctx := t.Context()
+	call, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "agent_helper", Arguments: map[string]any{"message": "hi", "session_id": "my session%"}})
+	if err != nil || call.IsError {
+		t.Fatalf("agent_helper = %v, %v", call, err)
+	}
+	var out struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.Unmarshal([]byte(textOf(t, call)), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []map[string]any{{"session_id": "my session%"}, {"session_id": "my session%", "agent_id": "helper"}} {
+		list, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "list_runs", Arguments: args})
+		if err != nil || list.IsError || !strings.Contains(textOf(t, list), out.RunID) {
+			t.Errorf("list_runs %v = %v, %v; want run %s", args, list, err, out.RunID)
+		}
+	}
+	long := strings.Repeat("x", MaxIDBytes+1)
+	for _, args := range []map[string]any{
+		{"message": "hi", "session_id": long},
+		{"message": "hi", "user_id": "a\x00b"},
+		{"message": "hi", "session_id": long, "background": true},
+	} {
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "agent_helper", Arguments: args})
+		if err != nil || !res.IsError {
+			t.Errorf("agent_helper with a bad id = %v, %v; want a tool error", res, err)
+		}
+	}
+	for _, args := range []map[string]any{{"session_id": long}, {"session_id": "a\x00b", "agent_id": "helper"}} {
+		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "list_runs", Arguments: args})
+		if err != nil || !res.IsError || !strings.Contains(textOf(t, res), "session_id") {
+			t.Errorf("list_runs with a bad session id = %v, %v; want a tool error naming it", res, err)
+		}
+	}
+}

@@ -21,12 +21,13 @@ type Approval struct {
 	RunID        string            `json:"run_id"`
 	SessionID    string            `json:"session_id"`
 	Status       string            `json:"status"`      // pending, approved or rejected
-	SourceType   string            `json:"source_type"` // agent or workflow
+	SourceType   string            `json:"source_type"` // agent, team or workflow
 	PauseType    string            `json:"pause_type"`  // confirmation, user_input or external_execution
 	ToolName     string            `json:"tool_name"`   // the tool, or the workflow's step
 	ToolArgs     json.RawMessage   `json:"tool_args"`
 	AgentID      string            `json:"agent_id"`
 	WorkflowID   string            `json:"workflow_id"`
+	TeamID       string            `json:"team_id"`
 	UserID       string            `json:"user_id"`
 	Requirements []json.RawMessage `json:"requirements"`
 	CreatedAt    int64             `json:"created_at"`
@@ -36,14 +37,14 @@ type Approval struct {
 // ApprovalQuery selects approvals; its zero value lists the first page of every
 // pending one.
 type ApprovalQuery struct {
-	AgentID, WorkflowID, UserID string
-	Limit, Page                 int // 0: the server's defaults (100, 1)
+	AgentID, WorkflowID, TeamID, UserID string
+	Limit, Page                         int // 0: the server's defaults (100, 1)
 }
 
 // Approvals lists the pending approvals (GET /approvals), newest first.
 func (c *Client) Approvals(ctx context.Context, q ApprovalQuery) ([]Approval, error) {
 	v := url.Values{}
-	for k, s := range map[string]string{"agent_id": q.AgentID, "workflow_id": q.WorkflowID, "user_id": q.UserID} {
+	for k, s := range map[string]string{"agent_id": q.AgentID, "workflow_id": q.WorkflowID, "team_id": q.TeamID, "user_id": q.UserID} {
 		if s != "" {
 			v.Set(k, s)
 		}

@@ -10,12 +10,13 @@ import (
 	"github.com/kern-dev/kern/run"
 )
 
-// Component is a workflow or an agent of the server, by id: what its routes
-// (/workflows/{id}/... or /agents/{id}/...) do. Get one with Client.Workflow or
-// Client.Agent; it is a small value, safe for concurrent use.
+// Component is a workflow, an agent or a team of the server, by id: what its
+// routes (/workflows/{id}/..., /agents/{id}/... or /teams/{id}/...) do. Get one
+// with Client.Workflow, Client.Agent or Client.Team; it is a small value, safe for
+// concurrent use.
 type Component struct {
 	c    *Client
-	base string // "/workflows/{id}" or "/agents/{id}", escaped
+	base string // "/workflows/{id}", "/agents/{id}" or "/teams/{id}", escaped
 }
 
 // Workflow returns the server's workflow with the given id. The server is not
@@ -27,6 +28,11 @@ func (c *Client) Workflow(id string) Component {
 // Agent returns the server's agent with the given id, as Workflow does.
 func (c *Client) Agent(id string) Component {
 	return Component{c: c, base: "/agents/" + url.PathEscape(id)}
+}
+
+// Team returns the server's team with the given id, as Workflow does.
+func (c *Client) Team(id string) Component {
+	return Component{c: c, base: "/teams/" + url.PathEscape(id)}
 }
 
 // RunRequest is what a run is started with, sent as a form as Agno's client sends

@@ -13,15 +13,15 @@ import (
 )
 
 func newApprovalsCmd() *cobra.Command {
-	var server, key, agentID, workflowID, userID string
+	var server, key, agentID, workflowID, teamID, userID string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "approvals",
 		Short: "List the decisions paused runs wait for",
 		Long: `List the decisions paused runs wait for on a kern server (GET /approvals), newest
-first, as a table: approval id (the paused run's id), agent or workflow, what it
-waits for (confirmation, user_input or external_execution), the tool call or the
-workflow step, and since when.
+first, as a table: approval id (the paused run's id), agent, team or workflow,
+what it waits for (confirmation, user_input or external_execution), the tool
+call or the workflow step, and since when.
 
 Resolve one with "kern approve <id>" or "kern reject <id> --note ...". The server
 is --server, else $KERN_SERVER, else http://127.0.0.1:7777.`,
@@ -38,7 +38,7 @@ is --server, else $KERN_SERVER, else http://127.0.0.1:7777.`,
 			if err != nil {
 				return err
 			}
-			list, err := c.Approvals(cmd.Context(), client.ApprovalQuery{AgentID: agentID, WorkflowID: workflowID, UserID: userID, Limit: limit})
+			list, err := c.Approvals(cmd.Context(), client.ApprovalQuery{AgentID: agentID, WorkflowID: workflowID, TeamID: teamID, UserID: userID, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -51,8 +51,11 @@ is --server, else $KERN_SERVER, else http://127.0.0.1:7777.`,
 			fmt.Fprintln(tw, "APPROVAL ID\tSOURCE\tWAITS FOR\tCALL\tSINCE")
 			for _, a := range list {
 				source := "agent:" + a.AgentID
-				if a.SourceType == "workflow" {
+				switch a.SourceType {
+				case "workflow":
 					source = a.WorkflowID
+				case "team":
+					source = "team:" + a.TeamID
 				}
 				since := time.Unix(a.CreatedAt, 0).Local().Format(time.DateTime)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.ID, source, a.PauseType, describeCall(a), since)
@@ -64,6 +67,7 @@ is --server, else $KERN_SERVER, else http://127.0.0.1:7777.`,
 	f := cmd.Flags()
 	f.StringVar(&agentID, "agent", "", "only the approvals of this agent")
 	f.StringVar(&workflowID, "workflow", "", "only the approvals of this workflow")
+	f.StringVar(&teamID, "team", "", "only the approvals of this team")
 	f.StringVar(&userID, "user", "", "only the approvals of this user's runs")
 	f.IntVar(&limit, "limit", 100, "at most this many approvals")
 	return cmd
@@ -90,7 +94,11 @@ func newResolveCmd(approve bool) *cobra.Command {
 (POST /approvals/{id}/resolve): the model reads --note as the call's result, or the
 workflow skips the step, runs a condition's else steps or ends CANCELLED, as the
 step's on_reject says. The run goes on on the server.`
+	example := `  kern reject 0f8e5c1a-... --note "not to this address"
+  kern reject 0f8e5c1a-... --note "not today" --by ops`
 	if approve {
+		example = `  kern approve 0f8e5c1a-...
+  kern approve 0f8e5c1a-... --field address="1 Lovelace Row" --by ops`
 		use, short = "approve <approval_id>", "Approve what a paused run waits for, and let it go on"
 		long = `Approve every call (or the workflow step) a paused run waits for
 (POST /approvals/{id}/resolve): confirmed calls run, --field name=value gives a
@@ -103,10 +111,8 @@ execution's result. The run goes on on the server.`
 		Long: long + `
 
 The server is --server, else $KERN_SERVER, else http://127.0.0.1:7777.`,
-		Example: `  kern approve 0f8e5c1a-...
-  kern approve 0f8e5c1a-... --field address="1 Lovelace Row"
-  kern reject 0f8e5c1a-... --note "not to this address"`,
-		Args: cobra.ExactArgs(1),
+		Example: example,
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			values := map[string]any{}
 			for _, kv := range fields {

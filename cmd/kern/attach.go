@@ -20,10 +20,10 @@ func newAttachCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach <run_id>",
 		Short: "Follow a run's live stream on a kern server",
-		Long: `Follow a run of any workflow or agent on a kern server, from any replica on its
-database: its events from the first (steps, streamed text, tool calls), then the
-live ones until it ends, as kern run shows them; the same stream the console
-shows (GET .../runs/{run_id}/resume).
+		Long: `Follow a run of any workflow, agent or team on a kern server, from any replica
+on its database: its events from the first (steps, streamed text, tool calls),
+then the live ones until it ends, as kern run shows them; the same stream the
+console shows (GET .../runs/{run_id}/resume).
 
 Ctrl-C detaches: the run goes on. (A streamed run whose own client has left is
 cancelled once the server's stream grace period passes with no client following
@@ -32,7 +32,9 @@ kern attach cancels the run, follows it to its end and prints the status it
 reached.
 
 Exit codes: 0 the run completed (with --cancel: it ended, however), or kern
-attach was detached; 1 the run ended otherwise, or an error.`,
+attach was detached; 1 the run ended otherwise, or an error; 4 the run is
+paused, waiting for a person (kern approvals; kern approve, kern reject), as
+kern run exits.`,
 		Example: `  kern attach 0f8e5c1a-3b7d-4e0f-9a51-2c6d8e7f1a2b
   kern attach 0f8e5c1a-3b7d-4e0f-9a51-2c6d8e7f1a2b --cancel --server https://kern.internal:7777`,
 		Args: cobra.ExactArgs(1),
@@ -57,7 +59,11 @@ func attach(cmd *cobra.Command, c *client.Client, id string, cancel bool) error 
 		return err
 	}
 	comp := c.Workflow(r.WorkflowID)
-	if r.WorkflowID == "" {
+	switch {
+	case r.WorkflowID != "":
+	case r.TeamID != "":
+		comp = c.Team(r.TeamID)
+	default:
 		comp = c.Agent(r.AgentID)
 	}
 	cancelled := make(chan error, 1)
@@ -92,6 +98,10 @@ func attach(cmd *cobra.Command, c *client.Client, id string, cancel bool) error 
 		return nil
 	case serr != nil && !errors.Is(serr, context.Canceled):
 		return serr
+	case p.paused != nil && cancel:
+		return nil // the cancel's answer told the status it reached
+	case p.paused != nil:
+		return outcome(p, nil, nil, "--server "+c.BaseURL())
 	case p.end == nil:
 		return fmt.Errorf("the stream ended before run %s did", id)
 	case cancel || p.status() == run.StatusCompleted:

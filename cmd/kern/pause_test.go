@@ -151,10 +151,34 @@ func TestApprovalsCLI(t *testing.T) {
 	a := startReplica(t, sqliteDB(t), "A", pauseYAML, testLease)
 	approveID, _ := pauseReader(t, a)
 	rejectID, _ := pauseReader(t, a)
+	var team struct {
+		RunID  string     `json:"run_id"`
+		Status run.Status `json:"status"`
+	}
+	if code := a.call(t, "POST", "/teams/desk/runs", form("message", "top story?", "stream", "false"), &team); code != http.StatusOK || team.Status != run.StatusPaused {
+		t.Fatalf("team run: %d %+v, want PAUSED", code, team)
+	}
 	r := runKern(t, "approvals", "--server", a.url)
+	if !regexp.MustCompile(team.RunID + `\s+team:desk\s`).MatchString(r.stdout) {
+		t.Errorf("kern approvals does not name the team:\n%s", r.stdout)
+	}
+	if r := runKern(t, "approvals", "--team", "desk", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, team.RunID) || strings.Contains(r.stdout, approveID) {
+		t.Errorf("kern approvals --team desk: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "reject", "--help"); !regexp.MustCompile(`Examples:\n\s+kern reject `).MatchString(r.stdout) {
+		t.Errorf("kern reject --help does not start its examples with kern reject:\n%s", r.stdout)
+	}
 	if r.code != 0 || !strings.Contains(r.stdout, approveID) || !strings.Contains(r.stdout, rejectID) ||
 		!strings.Contains(r.stdout, "get_top_hackernews_stories") || !strings.Contains(r.stdout, "confirmation") {
 		t.Fatalf("kern approvals: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// kern attach to a paused run shows it up to its pause and exits 4, as kern run.
+	r = runKern(t, "attach", approveID, "--server", a.url)
+	if r.code != exitPaused || !strings.Contains(r.stdout, "PAUSED") || !strings.Contains(r.stderr, "kern approve "+approveID) {
+		t.Fatalf("kern attach of a paused run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "attach", "--help"); !strings.Contains(r.stdout, "4 the run is") {
+		t.Errorf("kern attach --help does not document exit 4:\n%s", r.stdout)
 	}
 	if r := runKern(t, "reject", rejectID, "--note", "not now", "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "rejected") {
 		t.Fatalf("kern reject: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -162,7 +186,10 @@ func TestApprovalsCLI(t *testing.T) {
 	if r := runKern(t, "approve", approveID, "--server", a.url); r.code != 0 || !strings.Contains(r.stdout, "approved") {
 		t.Fatalf("kern approve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, id := range []string{approveID, rejectID} {
+	if r := runKern(t, "reject", team.RunID, "--server", a.url); r.code != 0 {
+		t.Fatalf("kern reject of the team's approval: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, id := range []string{approveID, rejectID, team.RunID} {
 		a.awaitRun(t, id, "completed", func(ri runInfo) bool { return ri.Status == run.StatusCompleted })
 	}
 	if reads.Load() != 1 {

@@ -37,7 +37,10 @@ func (p *progress) show(ev *run.Event) bool {
 		p.line("step %s done", ev.StepName)
 	case run.EventStepError:
 		p.line("step %s failed: %s", ev.StepName, ev.Error)
-	case run.EventRunContent:
+	case run.EventRunContent, run.EventTeamRunContent:
+		if ev.Event == run.EventTeamRunContent && ev.RunID != p.topID {
+			break // a nested team's answer; its members' content is shown already
+		}
 		fmt.Fprint(p.w, ev.Content)
 		p.inText = ev.Content != "" && !strings.HasSuffix(ev.Content, "\n")
 	case run.EventToolCallStarted:
@@ -76,9 +79,9 @@ func (p *progress) status() run.Status {
 		return ""
 	}
 	switch p.end.Event {
-	case run.EventRunCompleted, run.EventWorkflowCompleted:
+	case run.EventRunCompleted, run.EventWorkflowCompleted, run.EventTeamRunCompleted:
 		return run.StatusCompleted
-	case run.EventRunCancelled, run.EventWorkflowCancelled:
+	case run.EventRunCancelled, run.EventWorkflowCancelled, run.EventTeamRunCancelled:
 		return run.StatusCancelled
 	}
 	return run.StatusError

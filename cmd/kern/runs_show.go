@@ -112,7 +112,11 @@ func serverRun(ctx context.Context, o runsOptions, id string, events bool) (*sho
 	}
 	r := &shownRun{out: got.Output, kind: run.KindWorkflow, comp: got.WorkflowID, replica: got.Replica}
 	comp := c.Workflow(got.WorkflowID)
-	if got.WorkflowID == "" {
+	switch {
+	case got.WorkflowID != "":
+	case got.TeamID != "":
+		r.kind, r.comp, comp = run.KindTeam, got.TeamID, c.Team(got.TeamID)
+	default:
 		r.kind, r.comp, comp = run.KindAgent, got.AgentID, c.Agent(got.AgentID)
 	}
 	if !events {

@@ -30,8 +30,18 @@ func TestServeTeamsAndMCP(t *testing.T) {
 		}
 		return v
 	}
-	if out := post("/teams/desk/runs"); out["team_id"] != "desk" || out["status"] != "COMPLETED" {
-		t.Errorf("team run = %v", out)
+	team := post("/teams/desk/runs")
+	if team["team_id"] != "desk" || team["status"] != "COMPLETED" {
+		t.Errorf("team run = %v", team)
+	}
+	// kern attach and kern runs show --events read a team's run through /teams.
+	teamRun, _ := team["run_id"].(string)
+	if r := runKern(t, "attach", teamRun, "--server", url); r.code != 0 || !strings.Contains(r.stdout, "COMPLETED") {
+		t.Errorf("kern attach of a team run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runKern(t, "runs", "show", teamRun, "--server", url); r.code != 0 || !strings.Contains(r.stdout, "team:desk") ||
+		!strings.Contains(r.stdout, "TeamRunStarted") {
+		t.Errorf("kern runs show of a team run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if out := post("/workflows/paper/runs"); out["status"] != "COMPLETED" || out["content"] != "Done." {
 		t.Errorf("workflow with a team step = %v", out)
