@@ -83,7 +83,8 @@ func (l *loader) team(e entry) *team.Team {
 	return t
 }
 
-// teamStep builds a step that runs a team: {name, team, description, timeout, retry}.
+// teamStep builds a step that runs a team: {name, team, description, timeout, retry}
+// and the keys of a step that waits for a person.
 func (s *steps) teamStep(n *yaml.Node, f map[string]*yaml.Node) (workflow.Step, string) {
 	if f["agent"] != nil {
 		s.l.errorf(n, "a step runs an agent or a team, not both")
@@ -109,5 +110,6 @@ func (s *steps) teamStep(n *yaml.Node, f map[string]*yaml.Node) (workflow.Step, 
 	step := team.Step(name, t, desc)
 	step.Timeout = s.l.duration(f["timeout"], what+" timeout")
 	step.Retry = s.l.retry(f["retry"], what)
+	step.Pause = s.l.stepPause(f, what)
 	return step, name
 }

@@ -68,3 +68,26 @@ func TestParseTeamsBad(t *testing.T) {
 		}
 	}
 }
+
+// A team step that waits for a person's confirmation keeps it: the workflow
+// pauses before the team runs.
+func TestParseTeamStepPause(t *testing.T) {
+	src := `models:
+  m: {provider: scripted, text: hi}
+agents:
+  a: {model: m}
+teams:
+  desk: {model: m, members: [a], mode: route}
+workflows:
+  w:
+    steps: [{name: publish, team: desk, requires_confirmation: true, on_reject: cancel}]
+`
+	cfg, err := Parse("kern.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.Workflows[0].Run(t.Context(), "go")
+	if out == nil || out.Status != run.StatusPaused || len(out.StepRequirements) != 1 {
+		t.Fatalf("workflow with a team step that needs a confirmation: %+v, %v; want PAUSED", out, err)
+	}
+}
