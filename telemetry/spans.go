@@ -121,6 +121,7 @@ func setError(s trace.Span, errType, msg string) {
 type spanKey struct {
 	kind byte
 	id   string
+	call string // a tool call's id, within the run id: models reuse call ids across runs
 }
 
 // open is a span the builder has begun and not ended yet.
@@ -175,11 +176,11 @@ func (b *builder) event(ev *run.Event) bool {
 	case run.EventStepStarted:
 		b.stepStarted(ev, o)
 	case run.EventStepCompleted:
-		b.end(spanKey{'s', o.StepID}, ev, run.StatusCompleted, "")
+		b.end(spanKey{kind: 's', id: o.StepID}, ev, run.StatusCompleted, "")
 	case run.EventStepError:
-		b.end(spanKey{'s', o.StepID}, ev, run.StatusError, ev.Error)
+		b.end(spanKey{kind: 's', id: o.StepID}, ev, run.StatusError, ev.Error)
 	case run.EventStepRetried:
-		if s, ok := b.spans[spanKey{'s', o.StepID}]; ok {
+		if s, ok := b.spans[spanKey{kind: 's', id: o.StepID}]; ok {
 			s.span.AddEvent("kern.step.retried", trace.WithAttributes(attribute.String("error", ev.Error)))
 		}
 	case run.EventModelRequestStarted, run.EventTeamModelRequestStarted:
@@ -190,11 +191,11 @@ func (b *builder) event(ev *run.Event) bool {
 		b.toolStarted(ev)
 	case run.EventToolCallCompleted, run.EventToolCallError, run.EventTeamToolCallCompleted, run.EventTeamToolCallError:
 		b.toolEnded(ev)
-	case run.EventRunPaused, run.EventWorkflowPaused:
+	case run.EventRunPaused, run.EventWorkflowPaused, run.EventTeamRunPaused:
 		b.paused(ev)
 	case run.EventStepPaused:
 		b.stepPaused(ev, o)
-	case run.EventRunContinued, run.EventStepContinued:
+	case run.EventRunContinued, run.EventStepContinued, run.EventTeamRunContinued:
 		b.continued(ev, o)
 	default:
 		if ev.Event.Terminal() {
@@ -290,10 +291,10 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	}
 	parent := b.top.ctx
 	switch {
-	case o.StepID != "" && b.spans[spanKey{'s', o.StepID}].span != nil:
-		parent = b.spans[spanKey{'s', o.StepID}].ctx
+	case o.StepID != "" && b.spans[spanKey{kind: 's', id: o.StepID}].span != nil:
+		parent = b.spans[spanKey{kind: 's', id: o.StepID}].ctx
 	case o.ParentRunID != "":
-		parent = b.parent(spanKey{'r', o.ParentRunID})
+		parent = b.parent(spanKey{kind: 'r', id: o.ParentRunID})
 	}
 	id, name := o.AgentID, o.AgentName
 	if ev.Event == run.EventTeamRunStarted { // a team nested in a team or a step
@@ -309,19 +310,19 @@ func (b *builder) runStarted(ev *run.Event, o *run.Origin) {
 	if model != "" {
 		b.attrs = append(b.attrs, keyRequestModel.String(model), keyProvider.String(providerName(provider)))
 	}
-	b.begin(spanKey{'r', ev.RunID}, parent, b.o.spanName("invoke_agent", name), ev, kindInternal)
+	b.begin(spanKey{kind: 'r', id: ev.RunID}, parent, b.o.spanName("invoke_agent", name), ev, kindInternal)
 }
 
 func (b *builder) stepStarted(ev *run.Event, o *run.Origin) {
 	parent := b.top.ctx
 	if o.ParentStepID != "" {
-		parent = b.parent(spanKey{'s', o.ParentStepID})
+		parent = b.parent(spanKey{kind: 's', id: o.ParentStepID})
 	}
 	b.attrs = append(b.attrs, keyStepID.String(o.StepID), keyStepName.String(o.StepName), keyRunID.String(ev.RunID))
 	if o.StepIndex != nil {
 		b.attrs = append(b.attrs, keyStepIndex.Int(*o.StepIndex))
 	}
-	b.begin(spanKey{'s', o.StepID}, parent, b.o.spanName("step", o.StepName), ev, kindInternal)
+	b.begin(spanKey{kind: 's', id: o.StepID}, parent, b.o.spanName("step", o.StepName), ev, kindInternal)
 }
 
 func (b *builder) modelStarted(ev *run.Event) {
@@ -330,11 +331,11 @@ func (b *builder) modelStarted(ev *run.Event) {
 		model, provider = d.Model, d.ModelProvider
 	}
 	b.attrs = append(b.attrs, opChat, keyProvider.String(providerName(provider)), keyRequestModel.String(model))
-	b.begin(spanKey{'m', ev.RunID}, b.parent(spanKey{'r', ev.RunID}), b.o.spanName("chat", model), ev, kindClient)
+	b.begin(spanKey{kind: 'm', id: ev.RunID}, b.parent(spanKey{kind: 'r', id: ev.RunID}), b.o.spanName("chat", model), ev, kindClient)
 }
 
 func (b *builder) modelCompleted(ev *run.Event) {
-	s, ok := b.spans[spanKey{'m', ev.RunID}]
+	s, ok := b.spans[spanKey{kind: 'm', id: ev.RunID}]
 	if !ok {
 		return
 	}
@@ -356,7 +357,7 @@ func (b *builder) modelCompleted(ev *run.Event) {
 		s.span.SetAttributes(b.attrs...)
 		b.attrs = b.attrs[:0]
 	}
-	b.finish(spanKey{'m', ev.RunID}, s, ev, run.StatusCompleted, "")
+	b.finish(spanKey{kind: 'm', id: ev.RunID}, s, ev, run.StatusCompleted, "")
 }
 
 func (b *builder) toolStarted(ev *run.Event) {
@@ -369,7 +370,7 @@ func (b *builder) toolStarted(ev *run.Event) {
 	if b.o.content && len(tool.ToolArgs) > 0 {
 		b.attrs = append(b.attrs, keyToolArgs.String(string(tool.ToolArgs)))
 	}
-	b.begin(spanKey{'t', tool.ToolCallID}, b.parent(spanKey{'r', ev.RunID}), b.o.spanName("execute_tool", tool.ToolName), ev, kindInternal)
+	b.begin(spanKey{kind: 't', id: ev.RunID, call: tool.ToolCallID}, b.parent(spanKey{kind: 'r', id: ev.RunID}), b.o.spanName("execute_tool", tool.ToolName), ev, kindInternal)
 }
 
 func (b *builder) toolEnded(ev *run.Event) {
@@ -377,7 +378,7 @@ func (b *builder) toolEnded(ev *run.Event) {
 	if tool == nil {
 		return
 	}
-	s, ok := b.spans[spanKey{'t', tool.ToolCallID}]
+	s, ok := b.spans[spanKey{kind: 't', id: ev.RunID, call: tool.ToolCallID}]
 	if !ok {
 		return
 	}
@@ -391,14 +392,14 @@ func (b *builder) toolEnded(ev *run.Event) {
 			msg = tool.Result
 		}
 	}
-	b.finish(spanKey{'t', tool.ToolCallID}, s, ev, st, msg)
+	b.finish(spanKey{kind: 't', id: ev.RunID, call: tool.ToolCallID}, s, ev, st, msg)
 }
 
 func statusOf(t run.EventType) run.Status {
 	switch t {
-	case run.EventRunCompleted, run.EventWorkflowCompleted:
+	case run.EventRunCompleted, run.EventWorkflowCompleted, run.EventTeamRunCompleted:
 		return run.StatusCompleted
-	case run.EventRunCancelled, run.EventWorkflowCancelled:
+	case run.EventRunCancelled, run.EventWorkflowCancelled, run.EventTeamRunCancelled:
 		return run.StatusCancelled
 	}
 	return run.StatusError
@@ -413,8 +414,8 @@ func (b *builder) terminal(ev *run.Event) {
 		msg = ev.Reason
 	}
 	if ev.RunID != b.x.ID {
-		b.endChildren(ev, st, msg, &spanKey{'m', ev.RunID})
-		b.end(spanKey{'r', ev.RunID}, ev, st, msg)
+		b.endChildren(ev, st, msg, &spanKey{kind: 'm', id: ev.RunID})
+		b.end(spanKey{kind: 'r', id: ev.RunID}, ev, st, msg)
 		return
 	}
 	b.ended = true
@@ -448,11 +449,11 @@ func (b *builder) paused(ev *run.Event) {
 		}
 	}
 	if ev.RunID != b.x.ID {
-		if s, ok := b.spans[spanKey{'r', ev.RunID}]; ok {
+		if s, ok := b.spans[spanKey{kind: 'r', id: ev.RunID}]; ok {
 			s.span.AddEvent(EventPaused, trace.WithAttributes(attrs...))
 		}
-		b.endChildren(ev, run.StatusPaused, "", &spanKey{'m', ev.RunID})
-		b.end(spanKey{'r', ev.RunID}, ev, run.StatusPaused, "")
+		b.endChildren(ev, run.StatusPaused, "", &spanKey{kind: 'm', id: ev.RunID})
+		b.end(spanKey{kind: 'r', id: ev.RunID}, ev, run.StatusPaused, "")
 		return
 	}
 	b.ended = true
@@ -469,7 +470,7 @@ func (b *builder) paused(ev *run.Event) {
 // the run's otherwise (a step that asks before it runs has none yet).
 func (b *builder) stepPaused(ev *run.Event, o *run.Origin) {
 	s := b.top.span
-	if open, ok := b.spans[spanKey{'s', o.StepID}]; ok {
+	if open, ok := b.spans[spanKey{kind: 's', id: o.StepID}]; ok {
 		s = open.span
 	}
 	s.AddEvent(EventStepPaused, trace.WithAttributes(keyStepID.String(o.StepID), keyStepName.String(o.StepName)))
@@ -479,12 +480,13 @@ func (b *builder) stepPaused(ev *run.Event, o *run.Origin) {
 // continued part of a run.
 func (b *builder) continued(ev *run.Event, o *run.Origin) {
 	s := b.top.span
-	if open, ok := b.spans[spanKey{'r', ev.RunID}]; ok && ev.Event == run.EventRunContinued {
+	runContinued := ev.Event == run.EventRunContinued || ev.Event == run.EventTeamRunContinued
+	if open, ok := b.spans[spanKey{kind: 'r', id: ev.RunID}]; ok && runContinued {
 		s = open.span
-	} else if open, ok := b.spans[spanKey{'s', o.StepID}]; ok && o.StepID != "" {
+	} else if open, ok := b.spans[spanKey{kind: 's', id: o.StepID}]; ok && o.StepID != "" {
 		s = open.span
 	}
-	if ev.RunID == b.x.ID && ev.Event == run.EventRunContinued {
+	if ev.RunID == b.x.ID && runContinued {
 		return // the run span carries it from its start (see Observer.Begin)
 	}
 	s.AddEvent(EventContinued, trace.WithAttributes(keyStepName.String(o.StepName)))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model"
 	"github.com/kern-dev/kern/model/scripted"
@@ -67,6 +69,11 @@ func TestTeamSpans(t *testing.T) {
 	}
 	if v, _ := attr(chat, "gen_ai.response.finish_reasons"); len(v.AsStringSlice()) != 1 {
 		t.Errorf("inner leader's chat finish reasons %v", v.AsStringSlice())
+	}
+	for _, s := range []string{"invoke_agent Outer", "invoke_agent Inner"} {
+		if m[s].Status.Code == codes.Error {
+			t.Errorf("%s: a completed team's span has status Error (%s)", s, m[s].Status.Description)
+		}
 	}
 	del := m["execute_tool delegate_task_to_member"]
 	if v, _ := attr(del, "gen_ai.tool.call.id"); del.Name == "" || (v.AsString() != "call_inner" && v.AsString() != "call_writer") {
