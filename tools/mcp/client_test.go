@@ -243,3 +243,39 @@ func TestServerValidate(t *testing.T) {
 		t.Errorf("Tools after Close = %v, want ErrClosed", err)
 	}
 }
+
+// TestBadArgumentsLeaveOtherCalls: a call with arguments that are not JSON fails
+// at once, told to the model, without dropping the session under a call in
+// flight: the slow call goes on until its own caller stops it.
+func TestBadArgumentsLeaveOtherCalls(t *testing.T) {
+	transports(t, func(t *testing.T, c *mcp.Client, o *observer) {
+		tools, err := c.Tools(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The bound ends the slow call only should the bad call wait for it.
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		slow := make(chan error, 1)
+		go func() {
+			_, err := find(t, tools, "slow").Call(ctx, nil)
+			slow <- err
+		}()
+		o.next(t, "started slow")
+		if _, err := find(t, tools, "echo").Call(t.Context(), json.RawMessage(`{"text":`)); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+			t.Fatalf("call with bad arguments: %v", err)
+		}
+		select {
+		case err := <-slow:
+			t.Fatalf("the slow call ended with the bad call: %v", err)
+		default:
+		}
+		cancel()
+		if err := <-slow; !errors.Is(err, context.Canceled) {
+			t.Errorf("slow call: %v, want its caller's cancel", err)
+		}
+		if out, err := find(t, tools, "echo").Call(t.Context(), json.RawMessage(`{"text":"still"}`)); err != nil || !strings.Contains(out, "still") {
+			t.Errorf("a call after: %q, %v", out, err)
+		}
+	})
+}

@@ -104,6 +104,10 @@ type Client struct {
 	// changed, when set (by tests), is called after the server said its tools
 	// changed.
 	changed func()
+
+	// dropping counts the sessions dropped and closing: their close waits for
+	// their calls in flight, which no caller waits for (Close does).
+	dropping sync.WaitGroup
 }
 
 // New returns a Client of the server s. It connects on first use.
@@ -248,7 +252,7 @@ func (c *Client) drop(sess session, err error) {
 	}
 	c.sess = nil
 	c.mu.Unlock()
-	sess.close()
+	c.dropping.Go(func() { sess.close() })
 }
 
 // listChanged marks the tools to be listed again.
@@ -277,10 +281,12 @@ func (c *Client) Close() error {
 	sess := c.sess
 	c.sess, c.tools = nil, nil
 	c.mu.Unlock()
-	if sess == nil {
-		return nil
+	var err error
+	if sess != nil {
+		err = sess.close()
 	}
-	return sess.close()
+	c.dropping.Wait()
+	return err
 }
 
 // subset is a Client's tools filtered by name.
@@ -345,6 +351,11 @@ func modelName(name string, taken map[string]bool) string {
 // Call calls the tool on the server. A result the server marks as an error is
 // returned as an error holding its text.
 func (t *mcpTool) Call(ctx context.Context, args json.RawMessage) (string, error) {
+	if len(args) > 0 && !json.Valid(args) {
+		// The model's mistake, told to it; sent, it would fail in the SDK as if
+		// the connection had (and the session would be dropped under other calls).
+		return "", fmt.Errorf("mcp server %q: tool %q: the arguments are not valid JSON", t.c.srv.Name, t.info.name)
+	}
 	sess, err := t.c.current(ctx)
 	if err != nil {
 		return "", err
