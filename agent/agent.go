@@ -408,7 +408,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
-		if waiting := a.pending(t.calls); waiting != nil {
+		if waiting := a.pending(withOffered(toolCtx, offered), t.calls); waiting != nil {
 			return a.pause(withOffered(toolCtx, offered), log, event, out, req.Messages, t.calls, waiting, iteration+1, content.String())
 		}
 		req.Messages = append(req.Messages, a.callTools(withOffered(toolCtx, offered), log, event, t.calls)...)

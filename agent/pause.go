@@ -31,10 +31,10 @@ const RejectedNote = "Function call was rejected by the user"
 
 // pending returns the tool executions among calls that wait for a person, with
 // what each waits for; nil when none does.
-func (a *Agent) pending(calls []model.ToolCall) []run.ToolExecution {
+func (a *Agent) pending(ctx context.Context, calls []model.ToolCall) []run.ToolExecution {
 	var out []run.ToolExecution
 	for _, c := range calls {
-		t := a.find(c.Name)
+		t := a.tool(ctx, c.Name)
 		if t == nil {
 			continue // an unknown tool is an error the model reads, at once
 		}
@@ -87,15 +87,15 @@ func (a *Agent) pause(ctx context.Context, log *engine.Gate, event func(run.Even
 		out.Requirements[i] = run.Requirement{ID: w.ToolCallID, CreatedAt: created, ToolExecution: w, UserInputSchema: w.UserInputSchema}
 	}
 	out.Paused = &run.Paused{State: state}
-	a.expiry(out.Paused, waiting)
+	a.expiry(ctx, out.Paused, waiting)
 	return run.ErrPaused
 }
 
 // expiry sets when the pause ends without a person: the shortest expiry of the
 // tools the calls waiting are of.
-func (a *Agent) expiry(p *run.Paused, waiting []run.ToolExecution) {
+func (a *Agent) expiry(ctx context.Context, p *run.Paused, waiting []run.ToolExecution) {
 	for _, w := range waiting {
-		t := a.find(w.ToolName)
+		t := a.tool(ctx, w.ToolName)
 		if t == nil {
 			continue
 		}
@@ -163,6 +163,15 @@ func (a *Agent) resume(ctx context.Context, log *engine.Gate, event func(run.Eve
 	calls := make([]model.ToolCall, len(toRun))
 	for j, i := range toRun {
 		calls[j] = st.Calls[i]
+	}
+	if len(calls) > 0 && len(a.Toolsets) > 0 {
+		// A decided call may be of a toolset's tool (one made to wait with
+		// tool.With): the toolsets are asked again, as a new model request would.
+		_, offered, err := a.currentTools(ctx)
+		if err != nil {
+			return 0, err
+		}
+		ctx = withOffered(ctx, offered)
 	}
 	for j, m := range a.callTools(ctx, log, event, calls) {
 		results[toRun[j]] = m

@@ -53,6 +53,15 @@ func withOffered(ctx context.Context, tools []tool.Tool) context.Context {
 	return context.WithValue(ctx, offeredKey{}, tools)
 }
 
+// tool returns the agent's tool named name, or else the toolset tool offered in
+// ctx's model request; nil if there is none.
+func (a *Agent) tool(ctx context.Context, name string) tool.Tool {
+	if t := a.find(name); t != nil {
+		return t
+	}
+	return offeredTool(ctx, name)
+}
+
 // offeredTool returns the offered toolset tool named name, nil if there is none.
 func offeredTool(ctx context.Context, name string) tool.Tool {
 	tools, _ := ctx.Value(offeredKey{}).([]tool.Tool)

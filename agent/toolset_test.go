@@ -103,3 +103,39 @@ func TestToolsetCallBesidePausingCall(t *testing.T) {
 		t.Errorf("paused %v, the toolset's call gave %q; want a pause after %q", paused, result, "tool1 ran")
 	}
 }
+
+// fixedToolset offers the same tools at every request.
+type fixedToolset []tool.Tool
+
+func (f fixedToolset) Tools(context.Context) ([]tool.Tool, error) { return f, nil }
+
+// A toolset's tool made to wait for a confirmation (tool.With) pauses the run
+// like the agent's own, and runs once confirmed, not before.
+func TestToolsetToolThatWaits(t *testing.T) {
+	var ran atomic.Int32
+	send := tool.With(tool.Func("send", "", func(context.Context, struct{}) (string, error) {
+		ran.Add(1)
+		return "sent", nil
+	}), tool.RequiresConfirmation())
+	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
+		for _, msg := range req.Messages {
+			if msg.Role == model.RoleTool {
+				return scripted.Turn{Text: "done: " + msg.Content}
+			}
+		}
+		return scripted.Turn{ToolCalls: []model.ToolCall{{ID: "c1", Name: "send"}}}
+	}}
+	a := &agent.Agent{Name: "a", Model: m, Toolsets: []tool.Toolset{fixedToolset{send}}}
+	out, _ := a.Run(t.Context(), "go")
+	if out == nil || out.Status != run.StatusPaused || len(out.Tools) != 1 || ran.Load() != 0 {
+		t.Fatalf("run ended %+v (tool ran %d times); want PAUSED before the tool runs", out, ran.Load())
+	}
+	ok := true
+	d := out.Tools[0]
+	d.Confirmed = &ok
+	done, err := a.Run(t.Context(), "go", run.WithID(out.RunID),
+		run.WithResume(&run.Resume{NextEvent: out.Paused.NextEvent, Paused: out.Paused, Decisions: []run.ToolExecution{d}}))
+	if err != nil || done.Status != run.StatusCompleted || done.Content != "done: sent" || ran.Load() != 1 {
+		t.Fatalf("continued run: %+v, %v (tool ran %d times)", done, err, ran.Load())
+	}
+}
