@@ -29,7 +29,9 @@ import (
 const MCPSessionTimeout = 30 * time.Minute
 
 // ReasonMCPCancelled is the reason of a run cancelled by its MCP client's
-// notifications/cancelled (or its request's end).
+// notifications/cancelled, or by the end of its call's request where the
+// protocol version ties the call to it (2026-07-28 on; before it, a client that
+// drops the connection without notifications/cancelled leaves the run going).
 const ReasonMCPCancelled = "MCP client cancelled the call"
 
 // startArgs are the arguments of a tool that starts a run.
