@@ -408,10 +408,11 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return nil
 		}
 		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
-		if waiting := a.pending(withOffered(toolCtx, offered), t.calls); waiting != nil {
-			return a.pause(withOffered(toolCtx, offered), log, event, out, req.Messages, t.calls, waiting, iteration+1, content.String())
+		callCtx := withOffered(toolCtx, offered) // the calls go to this request's tools
+		if waiting := a.pending(callCtx, t.calls); waiting != nil {
+			return a.pause(callCtx, log, event, out, req.Messages, t.calls, waiting, iteration+1, content.String())
 		}
-		req.Messages = append(req.Messages, a.callTools(withOffered(toolCtx, offered), log, event, t.calls)...)
+		req.Messages = append(req.Messages, a.callTools(callCtx, log, event, t.calls)...)
 		if ctx.Err() != nil {
 			return stopped(ctx)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
@@ -50,22 +49,8 @@ func (s *Server) readContinue(w http.ResponseWriter, r *http.Request) (continueR
 		req.Tools, req.SessionID, req.UserID = formJSON(f.Get("tools")), f.Get("session_id"), f.Get("user_id")
 		req.StepRequirements = formJSON(f.Get("step_requirements"))
 		req.Requirements = formJSON(f.Get("requirements"))
-		for _, b := range []struct {
-			name string
-			dst  *bool
-		}{{"stream", nil}, {"background", &req.Background}} {
-			if !f.Has(b.name) {
-				continue
-			}
-			v, err := strconv.ParseBool(f.Get(b.name))
-			if err != nil {
-				return req, badRequest(http.StatusUnprocessableEntity, "%s must be a boolean, not %q", b.name, f.Get(b.name))
-			}
-			if b.dst == nil {
-				req.Stream = &v
-			} else {
-				*b.dst = v
-			}
+		if err := formFlags(f, &req.Stream, &req.Background); err != nil {
+			return req, err
 		}
 	}
 	for _, id := range [...]struct{ name, v string }{{"session_id", req.SessionID}, {"user_id", req.UserID}} {

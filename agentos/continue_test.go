@@ -15,33 +15,15 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/internal/eventually"
-	"github.com/kern-dev/kern/model"
+	"github.com/kern-dev/kern/internal/testagents"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store/sqlite"
-	"github.com/kern-dev/kern/tool"
 	"github.com/kern-dev/kern/workflow"
 )
 
-// mailer is an agent whose model asks to send a mail, a call that waits for a
-// person's confirmation, and then answers "done: " and the call's result.
-func mailer(sent *atomic.Int32) *agent.Agent {
-	send := tool.Func("send_mail", "Sends a mail.", func(ctx context.Context, args struct {
-		To string `json:"to"`
-	}) (string, error) {
-		sent.Add(1)
-		return "sent to " + args.To, nil
-	}, tool.RequiresConfirmation())
-	m := &scripted.Model{Respond: func(req *model.Request) scripted.Turn {
-		for i := len(req.Messages) - 1; i >= 0; i-- {
-			if msg := req.Messages[i]; msg.Role == model.RoleTool {
-				return scripted.Turn{Text: "done: " + msg.Content}
-			}
-		}
-		return scripted.Turn{Text: "Sending. ", ToolCalls: []model.ToolCall{{ID: "call_1", Name: "send_mail", Arguments: json.RawMessage(`{"to":"ada"}`)}}}
-	}}
-	return &agent.Agent{Name: "Mailer", Model: m, Tools: []tool.Tool{send}}
-}
+// mailer is testagents.Mailer: an agent whose call send_mail waits for a person.
+var mailer = testagents.Mailer
 
 // agnoTools is the tools form field as Agno's AgentOSClient.continue_agent_run
 // sends it: json.dumps([tool.to_dict() for tool in tools]), every field of its

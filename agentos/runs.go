@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,22 +217,8 @@ func (s *Server) readRun(w http.ResponseWriter, r *http.Request) (runRequest, er
 	}
 	msg := f.Get("message")
 	req.Message, req.SessionID, req.UserID = &msg, f.Get("session_id"), f.Get("user_id")
-	for _, b := range []struct {
-		name string
-		dst  *bool
-	}{{"stream", nil}, {"background", &req.Background}} {
-		if !f.Has(b.name) {
-			continue
-		}
-		v, err := strconv.ParseBool(f.Get(b.name))
-		if err != nil {
-			return req, badRequest(http.StatusUnprocessableEntity, "%s must be a boolean, not %q", b.name, f.Get(b.name))
-		}
-		if b.dst == nil {
-			req.Stream = &v
-		} else {
-			*b.dst = v
-		}
+	if err := formFlags(f, &req.Stream, &req.Background); err != nil {
+		return req, err
 	}
 	req.Images, req.Files, req.InputFiles = formJSON(f.Get("images")), formJSON(f.Get("files")), formJSON(f.Get("input_files"))
 	return req, nil
@@ -668,4 +655,24 @@ func cancelSource(r *http.Request) string {
 		return telemetry.SourceCLI
 	}
 	return telemetry.SourceAPI
+}
+
+// formFlags reads a run's form fields stream and background into stream and
+// background, each only when given: 422 for a value that is not a boolean.
+func formFlags(f url.Values, stream **bool, background *bool) error {
+	for _, name := range [...]string{"stream", "background"} {
+		if !f.Has(name) {
+			continue
+		}
+		v, err := strconv.ParseBool(f.Get(name))
+		if err != nil {
+			return badRequest(http.StatusUnprocessableEntity, "%s must be a boolean, not %q", name, f.Get(name))
+		}
+		if name == "stream" {
+			*stream = &v
+		} else {
+			*background = v
+		}
+	}
+	return nil
 }

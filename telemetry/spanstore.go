@@ -171,17 +171,22 @@ func (s *SpanStore) Run(id string) (string, []*Span, bool) {
 
 // Trace returns the root spans of the trace id, their children nested.
 func (s *SpanStore) Trace(id string) ([]*Span, bool) {
-	s.mu.Lock()
-	t := s.traces[id]
-	var spans []sdktrace.ReadOnlySpan
-	if t != nil {
-		spans = slices.Clone(t.spans)
-	}
-	s.mu.Unlock()
-	if t == nil {
+	spans, ok := s.spans(id)
+	if !ok {
 		return nil, false
 	}
 	return tree(spans), true
+}
+
+// spans returns a copy of the kept spans of the trace id.
+func (s *SpanStore) spans(id string) ([]sdktrace.ReadOnlySpan, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.traces[id]
+	if t == nil {
+		return nil, false
+	}
+	return slices.Clone(t.spans), true
 }
 
 // Traces returns a page (from 1) of the kept traces, newest first, limit to a
@@ -215,14 +220,8 @@ func (s *SpanStore) Traces(page, limit int, runID string) ([]TraceSummary, int) 
 
 // Detail returns the trace id with its span tree, in Agno's shape.
 func (s *SpanStore) Detail(id string) (*TraceDetail, bool) {
-	s.mu.Lock()
-	t := s.traces[id]
-	var spans []sdktrace.ReadOnlySpan
-	if t != nil {
-		spans = slices.Clone(t.spans)
-	}
-	s.mu.Unlock()
-	if t == nil {
+	spans, ok := s.spans(id)
+	if !ok {
 		return nil, false
 	}
 	sum, end := summarize(id, spans)

@@ -135,12 +135,10 @@ func (c *Client) Tools(ctx context.Context) ([]tool.Tool, error) {
 		return tools, nil
 	}
 	c.mu.Unlock()
-	select {
-	case c.lock <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if err := c.acquire(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-c.lock }()
+	defer c.release()
 	sess, err := c.session(ctx)
 	if err != nil {
 		return nil, err
@@ -230,14 +228,26 @@ func (c *Client) current(ctx context.Context) (session, error) {
 		return sess, nil
 	}
 	c.mu.Unlock()
-	select {
-	case c.lock <- struct{}{}:
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+	if err := c.acquire(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-c.lock }()
+	defer c.release()
 	return c.session(ctx)
 }
+
+// acquire takes the lock held while the connection is made or the tools are
+// listed, or gives up when ctx ends.
+func (c *Client) acquire(ctx context.Context) error {
+	select {
+	case c.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// release lets go of the lock acquire took.
+func (c *Client) release() { <-c.lock }
 
 // drop forgets sess after err, unless err says the server answered (a JSON-RPC
 // error) or the caller gave up: the next use connects again.
