@@ -609,39 +609,57 @@ func (s *steps) name(f map[string]*yaml.Node, what string) string {
 
 func (s *steps) task(n *yaml.Node) (workflow.Step, string) {
 	f := s.l.fields(n, "step", append([]string{"name", "agent", "team", "description", "timeout", "retry"}, stepPauseKeys...)...)
-	if f == nil {
+	switch {
+	case f == nil:
 		return nil, ""
-	}
-	if f["team"] != nil {
-		return s.teamStep(n, f)
-	}
-	if f["agent"] == nil {
+	case f["agent"] != nil && f["team"] != nil:
+		s.l.errorf(n, "a step runs an agent or a team, not both")
+		return nil, ""
+	case f["agent"] == nil && f["team"] == nil:
 		s.l.errorf(n, "a step has neither an agent nor one of the keys %s", strings.Join(containers, ", "))
 		return nil, ""
-	}
-	if !s.l.required(n, f, "step", "name") {
+	case !s.l.required(n, f, "step", "name"):
 		return nil, ""
 	}
 	name := s.name(f, "step")
 	what := fmt.Sprintf("step %q", name)
 	desc := s.l.optStr(f["description"], what+" description")
-	ref, ok := s.l.str(f["agent"], what+" agent")
-	if !ok || name == "" {
-		return nil, ""
-	}
-	a := s.l.agents[ref]
-	if a == nil {
-		if !s.l.declared["agents."+ref] {
-			s.l.errorf(f["agent"], "%s: unknown agent %q", what, ref)
+	var t *workflow.Task
+	if f["team"] != nil {
+		tm, _ := declaredRef(s.l, f["team"], name, "team", s.l.teamsByKey)
+		if tm == nil {
+			return nil, ""
 		}
-		return nil, ""
+		t = team.Step(name, tm, desc)
+	} else {
+		a, ref := declaredRef(s.l, f["agent"], name, "agent", s.l.agents)
+		if a == nil {
+			return nil, ""
+		}
+		s.agents = append(s.agents, ref)
+		t = workflow.AgentStep(name, a, desc)
 	}
-	s.agents = append(s.agents, ref)
-	t := workflow.AgentStep(name, a, desc)
 	t.Timeout = s.l.duration(f["timeout"], what+" timeout")
 	t.Retry = s.l.retry(f["retry"], what)
 	t.Pause = s.l.stepPause(f, what)
 	return t, name
+}
+
+// declaredRef returns the entry of table that the key n of the step named step
+// names (an agent's or a team's id) and that name, reporting a name that is not a
+// string or names nothing declared (one declared but refused is reported where it
+// is declared). A step whose name is refused ("") is not looked further into.
+func declaredRef[T any](l *loader, n *yaml.Node, step, kind string, table map[string]*T) (*T, string) {
+	what := fmt.Sprintf("step %q", step)
+	ref, ok := l.str(n, what+" "+kind)
+	if !ok || step == "" {
+		return nil, ""
+	}
+	v := table[ref]
+	if v == nil && !l.declared[kind+"s."+ref] {
+		l.errorf(n, "%s: unknown %s %q", what, kind, ref)
+	}
+	return v, ref
 }
 
 // container builds a container step of the given kind from its mapping n.

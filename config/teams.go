@@ -6,7 +6,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kern-dev/kern/team"
-	"github.com/kern-dev/kern/workflow"
 )
 
 // teams builds the teams section: each entry a leader model (a key of models),
@@ -81,35 +80,4 @@ func (l *loader) team(e entry) *team.Team {
 		return nil
 	}
 	return t
-}
-
-// teamStep builds a step that runs a team: {name, team, description, timeout, retry}
-// and the keys of a step that waits for a person.
-func (s *steps) teamStep(n *yaml.Node, f map[string]*yaml.Node) (workflow.Step, string) {
-	if f["agent"] != nil {
-		s.l.errorf(n, "a step runs an agent or a team, not both")
-		return nil, ""
-	}
-	if !s.l.required(n, f, "step", "name") {
-		return nil, ""
-	}
-	name := s.name(f, "step")
-	what := fmt.Sprintf("step %q", name)
-	desc := s.l.optStr(f["description"], what+" description")
-	ref, ok := s.l.str(f["team"], what+" team")
-	if !ok || name == "" {
-		return nil, ""
-	}
-	t := s.l.teamsByKey[ref]
-	if t == nil {
-		if !s.l.declared["teams."+ref] {
-			s.l.errorf(f["team"], "%s: unknown team %q", what, ref)
-		}
-		return nil, ""
-	}
-	step := team.Step(name, t, desc)
-	step.Timeout = s.l.duration(f["timeout"], what+" timeout")
-	step.Retry = s.l.retry(f["retry"], what)
-	step.Pause = s.l.stepPause(f, what)
-	return step, name
 }
