@@ -252,12 +252,7 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := w.Validate(); err != nil {
 			return fmt.Errorf("host: %w", err)
 		}
-		if w.Registry == nil {
-			w.Registry = h.registry
-		}
-		if w.Recorder == nil {
-			w.Recorder = rec
-		}
+		h.share(&w.Registry, &w.Recorder, rec)
 		c := &component{kind: run.KindWorkflow, id: w.WorkflowID(), registry: w.Registry,
 			start: w.Start, resumable: !w.NotResumable, wf: w}
 		if err := h.add(c); err != nil {
@@ -269,12 +264,7 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := a.Validate(); err != nil {
 			return fmt.Errorf("host: agent %d: %w", i, err)
 		}
-		if a.Registry == nil {
-			a.Registry = h.registry
-		}
-		if a.Recorder == nil {
-			a.Recorder = rec
-		}
+		h.share(&a.Registry, &a.Recorder, rec)
 		c := &component{kind: run.KindAgent, id: a.AgentID(), registry: a.Registry, start: a.Start, agent: a}
 		if err := h.add(c); err != nil {
 			return err
@@ -285,12 +275,7 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("host: team %d: %w", i, err)
 		}
-		if t.Registry == nil {
-			t.Registry = h.registry
-		}
-		if t.Recorder == nil {
-			t.Recorder = rec
-		}
+		h.share(&t.Registry, &t.Recorder, rec)
 		c := &component{kind: run.KindTeam, id: t.TeamID(), registry: t.Registry, start: t.Start, team: t}
 		if err := h.add(c); err != nil {
 			return err
@@ -303,6 +288,17 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		}
 	}
 	return nil
+}
+
+// share gives a component the host's registry and rec where it has none of its
+// own, so that its runs are cancelled and recorded as the host's.
+func (h *Host) share(reg **run.Registry, recorder *run.Recorder, rec run.Recorder) {
+	if *reg == nil {
+		*reg = h.registry
+	}
+	if *recorder == nil {
+		*recorder = rec
+	}
 }
 
 func (h *Host) add(c *component) error {
