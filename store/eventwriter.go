@@ -38,10 +38,10 @@ type eventWriter struct {
 	retryAt time.Time     // no write before then; zero when the last flush succeeded
 
 	// The buffers of a flush, reused.
-	batch  []Event
-	evs    []*run.Event
-	counts []int
-	arena  int // the size of the last flush's events, which the next one's likely matches
+	batch    []Event
+	evs      []*run.Event
+	counts   []int
+	perEvent int // the mean size of the last flush's events' JSON, by which the next arena is sized
 }
 
 // After a write failed, the recorder waits before it writes again: minBackoff,
@@ -191,16 +191,20 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	lastBatch, lastEvs := len(w.batch), len(w.evs)
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
-	// Every event's JSON, one after the other; a store may keep it (the events'
-	// Data point into it), so each flush has its own.
-	arena := make([]byte, 0, w.arena)
 	for i, rc := range live {
 		before := len(evs)
 		// Armed before the read: an event emitted after it wakes the recorder.
 		engine.LogOf(rc.x).Arm()
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
-		for _, ev := range evs[before:] {
+	}
+	// Every event's JSON, one after the other; a store may keep it (the events'
+	// Data point into it), so each flush has its own, sized from the last one's
+	// events so that it seldom grows (each growth copies all of it).
+	arena := make([]byte, 0, w.arenaSize(len(evs)))
+	at := 0
+	for i, rc := range live {
+		for _, ev := range evs[at : at+counts[i]] {
 			mark := len(arena)
 			var err error
 			if arena, err = ev.AppendJSON(arena); err != nil {
@@ -213,6 +217,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event, CreatedAt: time.Unix(ev.CreatedAt, 0),
 				Data: arena[mark:len(arena):len(arena)]})
 		}
+		at += counts[i]
 	}
 	// Entries of the last flush beyond this one's would keep the events a run's
 	// log has dropped, and their JSON, alive.
@@ -222,10 +227,11 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	if len(evs) < lastEvs {
 		clear(evs[len(evs):lastEvs])
 	}
-	w.batch, w.evs, w.counts, w.arena = batch, evs, counts, len(arena)
+	w.batch, w.evs, w.counts = batch, evs, counts
 	if len(batch) == 0 {
 		return nil, false
 	}
+	w.perEvent = len(arena) / len(batch)
 	// The arena may have moved as it grew: point the events at its final copy.
 	start := 0
 	for i := range batch {
@@ -243,7 +249,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		}
 		return fs, true
 	}
-	at := 0
+	at = 0
 	for i, rc := range live {
 		if counts[i] > 0 && slices.Contains(lost, rc.x.ID) {
 			// Another replica claimed the run: its events were not written.
@@ -263,6 +269,16 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		}
 	}
 	return fs, true
+}
+
+// arenaSize returns the capacity of the arena of a flush of n events: an eighth more
+// than the last flush's events took on average, so that most flushes fit.
+func (w *eventWriter) arenaSize(n int) int {
+	per := w.perEvent
+	if per == 0 {
+		per = 512
+	}
+	return n * (per + per/8)
 }
 
 // append writes a batch of events, fenced by this replica's ownership of their

@@ -7,9 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -51,7 +53,9 @@ func (s *Store) AppendEventsAs(ctx context.Context, replica string, events []sto
 }
 
 // appendEvents stores events; replica, if not nil, fences them (see
-// AppendEventsAs), and the runs found lost are returned.
+// AppendEventsAs), and the runs found lost are returned. The pages are encoded
+// here, on the caller's goroutine, so that the writer, which every write of the
+// store waits for, only binds them.
 func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Event) ([]string, error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, s.fail("append events", err)
@@ -60,18 +64,20 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 		return nil, nil
 	}
 	for _, e := range events {
-		if err := tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data)); err != nil {
-			return nil, s.fail("append events", err)
+		if len(e.Data) > store.MaxValueSize {
+			return nil, s.fail("append events", tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data)))
 		}
 	}
 	pages := byRun(events)
+	enc := encodePages(pages)
+	defer enc.release()
 	var lost []string
 	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
 		if len(pages) == 1 {
-			return s.appendPage(ctx, tx, replica, pages[0], &lost)
+			return s.appendPage(ctx, tx, replica, pages[0], enc.page(0), &lost)
 		}
-		return s.appendPages(ctx, tx, replica, pages, &lost)
+		return s.appendPages(ctx, tx, replica, pages, enc, &lost)
 	}, func(b []byte) []byte { return appendEventsNotices(b, pages, lost) })
 	if err != nil {
 		return nil, s.fail("append events", err)
@@ -90,11 +96,39 @@ func appendEventsNotices(b []byte, pages [][]store.Event, lost []string) []byte 
 	return b
 }
 
-// byRun groups events by run, in order of index, without repeated indexes.
+// byRun groups events by run, in order of run id and of index, without repeated
+// indexes. Events that come grouped by run, each run's in increasing order of
+// index (as a Recorder gives them), are grouped where they are: the pages are
+// parts of events.
 func byRun(events []store.Event) [][]store.Event {
+	var pages [][]store.Event
+	for i := 0; i < len(events); {
+		j := i + 1
+		for ; j < len(events) && events[j].RunID == events[i].RunID; j++ {
+			if events[j].Index <= events[j-1].Index {
+				return byRunSorted(events)
+			}
+		}
+		pages = append(pages, events[i:j:j])
+		i = j
+	}
+	byID := func(a, b []store.Event) int { return strings.Compare(a[0].RunID, b[0].RunID) }
+	if !slices.IsSortedFunc(pages, byID) {
+		slices.SortFunc(pages, byID)
+	}
+	for i := 1; i < len(pages); i++ {
+		if pages[i][0].RunID == pages[i-1][0].RunID {
+			return byRunSorted(events) // a run's events in two places
+		}
+	}
+	return pages
+}
+
+// byRunSorted is byRun for events in any order: it sorts a copy of them.
+func byRunSorted(events []store.Event) [][]store.Event {
 	sorted := slices.Clone(events)
 	slices.SortStableFunc(sorted, func(a, b store.Event) int {
-		if c := cmpString(a.RunID, b.RunID); c != 0 {
+		if c := strings.Compare(a.RunID, b.RunID); c != 0 {
 			return c
 		}
 		return a.Index - b.Index
@@ -112,28 +146,21 @@ func byRun(events []store.Event) [][]store.Event {
 	return pages
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// appendPage stores the page of one run's events, as appendEvents does.
-func (s *Store) appendPage(ctx context.Context, tx *sql.Tx, replica any, evs []store.Event, lost *[]string) error {
-	evs, theirs, err := s.unstored(ctx, tx, replica, evs)
-	if err != nil || len(evs) == 0 {
+// appendPage stores the page of one run's events, encoded as page, as appendEvents
+// does.
+func (s *Store) appendPage(ctx context.Context, tx *sql.Tx, replica any, evs []store.Event, page []byte, lost *[]string) error {
+	kept, theirs, err := s.unstored(ctx, tx, replica, evs)
+	if err != nil || len(kept) == 0 {
 		return err
 	}
 	if theirs {
 		*lost = append(*lost, evs[0].RunID)
 		return nil
 	}
-	page := encodePage(nil, evs)
-	_, err = tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index, page)
+	if len(kept) < len(evs) {
+		page = encodePage(nil, kept)
+	}
+	_, err = tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, kept[0].RunID, kept[0].Index, kept[len(kept)-1].Index, page)
 	return err
 }
 
@@ -148,94 +175,133 @@ const sqlLastStored = `SELECT (SELECT replica <> ?1 FROM runs WHERE run_id = k.v
 	(SELECT max(last_idx) FROM event_pages WHERE run_id = k.value)
 	FROM json_each(?2) AS k ORDER BY k.key`
 
-// appendPages stores the pages of many runs, as appendEvents does, in a few
-// statements however many runs there are: one reads every run's owner and last
-// stored index, and multi-row INSERTs write the pages. A statement costs the
-// writer more than the rows it touches, and a flush of many streaming runs carries
-// a few events of each.
-func (s *Store) appendPages(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, lost *[]string) error {
-	for len(pages) > 0 {
-		n := min(len(pages), pagesPerStatement)
-		if err := s.appendChunk(ctx, tx, replica, pages[:n], lost); err != nil {
+// appendPages stores the pages of many runs, encoded in enc, as appendEvents does,
+// in a few statements however many runs there are: one reads every run's owner
+// and last stored index, and multi-row INSERTs write the pages. A statement costs
+// the writer more than the rows it touches, and a flush of many streaming runs
+// carries a few events of each.
+func (s *Store) appendPages(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, enc *encoded, lost *[]string) error {
+	for at := 0; at < len(pages); at += pagesPerStatement {
+		n := min(len(pages)-at, pagesPerStatement)
+		if err := s.appendChunk(ctx, tx, replica, pages[at:at+n], enc, at, lost); err != nil {
 			return err
 		}
-		pages = pages[n:]
 	}
 	return nil
 }
 
-func (s *Store) appendChunk(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, lost *[]string) error {
-	ids := make([]string, len(pages))
-	for i, evs := range pages {
-		ids[i] = evs[0].RunID
-	}
-	list, err := json.Marshal(ids)
+// appendChunk stores pages, which are enc's from its page first on.
+func (s *Store) appendChunk(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, enc *encoded, first int, lost *[]string) error {
+	lasts, err := s.lastStored(ctx, tx, replica, pages)
 	if err != nil {
 		return err
 	}
-	rows, err := tx.QueryContext(ctx, sqlLastStored, replica, string(list))
-	if err != nil {
-		return err
-	}
-	type last struct {
-		other sql.NullBool
-		idx   sql.NullInt64
-	}
-	lasts := make([]last, 0, len(pages))
-	for rows.Next() {
-		var l last
-		if err := rows.Scan(&l.other, &l.idx); err != nil {
-			rows.Close()
-			return err
-		}
-		lasts = append(lasts, l)
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return err
-	}
-	if len(lasts) != len(pages) {
-		return fmt.Errorf("read the last stored index of %d runs: got %d", len(pages), len(lasts))
-	}
-	var buf []byte
-	var ends []int // where each page to insert ends in buf
-	var keep [][]store.Event
+	args := make([]any, 0, 4*len(pages))
 	for i, evs := range pages {
+		page := enc.page(first + i)
 		l := lasts[i]
 		switch {
 		case l.other.Bool:
 			*lost = append(*lost, evs[0].RunID)
 			continue
 		case l.idx.Valid && int64(evs[0].Index) <= l.idx.Int64:
-			// Some may be stored already (a write retried, a run resumed): the
-			// one-run path sorts them out.
-			if evs, err = notStored(ctx, tx, evs); err != nil {
+			// Some may be stored already (a write retried, a run resumed).
+			kept, err := notStored(ctx, tx, evs)
+			if err != nil {
 				return err
 			}
-			if len(evs) == 0 {
+			if len(kept) == 0 {
 				continue
 			}
+			if len(kept) < len(evs) {
+				evs, page = kept, encodePage(nil, kept)
+			}
 		}
-		buf = encodePage(buf, evs)
-		ends = append(ends, len(buf))
-		keep = append(keep, evs)
+		args = append(args, evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index, page)
 	}
-	if len(keep) == 0 {
-		return nil
+	return s.insertPages(ctx, tx, args)
+}
+
+// lastStored reads, for each of pages, whether its run's record names another
+// replica than replica and the greatest index stored of the run (see
+// sqlLastStored).
+func (s *Store) lastStored(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event) ([]lastStored, error) {
+	list := make([]byte, 0, 64*len(pages))
+	list = append(list, '[')
+	for i, evs := range pages {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = appendJSONString(list, evs[0].RunID)
 	}
+	list = append(list, ']')
+	rows, err := tx.StmtContext(ctx, s.lastStoredStmt).QueryContext(ctx, replica, string(list))
+	if err != nil {
+		return nil, err
+	}
+	lasts := make([]lastStored, 0, len(pages))
+	for rows.Next() {
+		var l lastStored
+		if err := rows.Scan(&l.other, &l.idx); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		lasts = append(lasts, l)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	if len(lasts) != len(pages) {
+		return nil, fmt.Errorf("read the last stored index of %d runs: got %d", len(pages), len(lasts))
+	}
+	return lasts, nil
+}
+
+// lastStored is what sqlLastStored reads of a run.
+type lastStored struct {
+	other sql.NullBool
+	idx   sql.NullInt64
+}
+
+// appendJSONString appends s as a JSON string. Run ids need no escapes but in
+// theory: those are written as encoding/json writes them.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// insertPages runs the multi-row INSERTs of pages, whose columns are args (four
+// a page): a prepared statement of 2^k rows for each bit k of their number.
+func (s *Store) insertPages(ctx context.Context, tx *sql.Tx, args []any) error {
+	for len(args) > 0 {
+		k := bits.Len(uint(len(args)/4)) - 1
+		n := 4 << k
+		if _, err := tx.StmtContext(ctx, s.insertPagesStmt[k]).ExecContext(ctx, args[:n]...); err != nil {
+			return err
+		}
+		args = args[n:]
+	}
+	return nil
+}
+
+// sqlInsertPages returns the INSERT of n pages.
+func sqlInsertPages(n int) string {
 	var q strings.Builder
 	q.WriteString(`INSERT INTO event_pages (run_id, first_idx, last_idx, data) VALUES `)
-	args := make([]any, 0, 4*len(keep))
-	start := 0
-	for i, evs := range keep {
+	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
 		q.WriteString("(?, ?, ?, ?)")
-		args = append(args, evs[0].RunID, evs[0].Index, evs[len(evs)-1].Index, buf[start:ends[i]:ends[i]])
-		start = ends[i]
 	}
-	_, err = tx.ExecContext(ctx, q.String(), args...)
-	return err
+	return q.String()
 }
 
 // unstored returns the events of one run that are not stored yet, or reports that
@@ -281,6 +347,62 @@ func notStored(ctx context.Context, tx *sql.Tx, evs []store.Event) ([]store.Even
 		return nil, err
 	}
 	return slices.DeleteFunc(slices.Clone(evs), func(e store.Event) bool { return stored[e.Index] }), nil
+}
+
+// encoded is the pages of a call of AppendEvents, one after the other in a buffer
+// that is reused once the call returned: the driver copies what it binds.
+type encoded struct {
+	buf  []byte
+	ends []int // where each page ends in buf
+}
+
+var encodedPool = sync.Pool{New: func() any { return new(encoded) }}
+
+// encodePages encodes each of pages, in a buffer of the size they take.
+func encodePages(pages [][]store.Event) *encoded {
+	enc := encodedPool.Get().(*encoded)
+	n := 0
+	for _, evs := range pages {
+		n += pageSize(evs)
+	}
+	enc.buf = slices.Grow(enc.buf[:0], n)
+	enc.ends = enc.ends[:0]
+	for _, evs := range pages {
+		enc.buf = encodePage(enc.buf, evs)
+		enc.ends = append(enc.ends, len(enc.buf))
+	}
+	return enc
+}
+
+// page returns the i-th page.
+func (enc *encoded) page(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = enc.ends[i-1]
+	}
+	return enc.buf[start:enc.ends[i]:enc.ends[i]]
+}
+
+// maxPooled is the largest buffer kept for another call: a rare large write does
+// not pin its memory.
+const maxPooled = 4 << 20
+
+// release hands enc back for another call.
+func (enc *encoded) release() {
+	if cap(enc.buf) > maxPooled {
+		enc.buf = nil
+	}
+	encodedPool.Put(enc)
+}
+
+// pageSize returns the size of the page of evs, or a little more.
+func pageSize(evs []store.Event) int {
+	n := 0
+	for _, e := range evs {
+		// Three numbers of at most 20 bytes, four separators.
+		n += 64 + len(e.Type) + len(e.Data)
+	}
+	return n
 }
 
 // encodePage appends the page of evs to dst.

@@ -87,6 +87,9 @@ type Store struct {
 	createRun, updateRun *sql.Stmt
 	insertPage, maxIndex *sql.Stmt
 	insertNotice         *sql.Stmt
+	lastStoredStmt       *sql.Stmt
+	// insertPagesStmt[k] inserts 2^k pages (see insertPages).
+	insertPagesStmt [insertShapes]*sql.Stmt
 
 	// Owned by the writer goroutine: the body of a batch's notices, and when the
 	// notices are next pruned.
@@ -232,17 +235,27 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	return s, nil
 }
 
+// insertShapes is how many multi-row INSERTs of pages are prepared: of 1, 2, 4, …
+// 256 rows (pagesPerStatement).
+const insertShapes = 9
+
 func (s *Store) prepare(ctx context.Context) error {
-	for _, p := range []struct {
+	type prep struct {
 		stmt  **sql.Stmt
 		query string
-	}{
+	}
+	stmts := []prep{
 		{&s.createRun, sqlCreateRun},
 		{&s.updateRun, sqlUpdateRun},
 		{&s.insertPage, sqlInsertPage},
 		{&s.maxIndex, sqlMaxIndex},
 		{&s.insertNotice, sqlInsertNotice},
-	} {
+		{&s.lastStoredStmt, sqlLastStored},
+	}
+	for k := range s.insertPagesStmt {
+		stmts = append(stmts, prep{&s.insertPagesStmt[k], sqlInsertPages(1 << k)})
+	}
+	for _, p := range stmts {
 		st, err := s.w.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
@@ -383,7 +396,8 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := []*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex, s.insertNotice}
+	stmts := append([]*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex, s.insertNotice, s.lastStoredStmt},
+		s.insertPagesStmt[:]...)
 	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())

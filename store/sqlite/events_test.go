@@ -1,0 +1,102 @@
+package sqlite
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+)
+
+// TestAppendEventsShapes stores batches of many runs' events in the shapes a
+// Recorder gives them (grouped by run, in order) and in others, with some of
+// their events stored already: every run reads back each of its events once, the
+// first stored copy of each, whatever the number of runs (the pages go in
+// multi-row INSERTs of 2^k rows) or the order of the batch.
+func TestAppendEventsShapes(t *testing.T) {
+	t.Parallel()
+	ev := func(id string, i int, data string) store.Event {
+		return store.Event{RunID: id, Index: i, Type: run.EventRunContent, Data: []byte(`"` + data + `"`),
+			CreatedAt: time.UnixMilli(int64(1000 + i))}
+	}
+	// grouped returns the events i (from, to) of n runs, run by run in order of id.
+	grouped := func(n, from, to int, data string) []store.Event {
+		var evs []store.Event
+		for r := range n {
+			for i := from; i < to; i++ {
+				evs = append(evs, ev(fmt.Sprintf("run-%03d", r), i, data))
+			}
+		}
+		return evs
+	}
+	tests := []struct {
+		name    string
+		runs    int
+		batches [][]store.Event
+		want    int // events of each run
+		fresh   int // of which the first batch stored
+	}{
+		{"one run", 1, [][]store.Event{grouped(1, 0, 3, "new")}, 3, 3},
+		{"seven runs", 7, [][]store.Event{grouped(7, 0, 2, "new")}, 2, 2},
+		{"more runs than a statement takes", 300, [][]store.Event{grouped(300, 0, 2, "new")}, 2, 2},
+		{"runs out of order", 5, [][]store.Event{func() []store.Event {
+			evs := grouped(5, 0, 2, "new")
+			slices.Reverse(evs[:4]) // run-001's, then run-000's, each backwards
+			return append(evs[6:], evs[:6]...)
+		}()}, 2, 2},
+		{"a run's events in two places", 3, [][]store.Event{func() []store.Event {
+			evs := grouped(3, 0, 2, "new")
+			return append(evs[1:], evs[0]) // run-000: 1, ..., 0
+		}()}, 2, 2},
+		{"retried with more", 20, [][]store.Event{
+			grouped(20, 0, 2, "new"),
+			grouped(20, 1, 4, "retried"), // 1 stored: only 2 and 3 are new
+		}, 4, 2},
+		{"one run retried with more", 1, [][]store.Event{
+			grouped(1, 0, 2, "new"),
+			grouped(1, 0, 3, "retried"),
+		}, 3, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := openTemp(t)
+			for _, b := range tt.batches {
+				if lost, err := s.AppendEventsAs(t.Context(), "", b); err != nil || len(lost) > 0 {
+					t.Fatalf("AppendEventsAs = %v, %v", lost, err)
+				}
+			}
+			for r := range tt.runs {
+				id := fmt.Sprintf("run-%03d", r)
+				got, err := s.Events(t.Context(), id, 0, 0)
+				if err != nil || len(got) != tt.want {
+					t.Fatalf("Events(%s) = %d events, %v; want %d", id, len(got), err, tt.want)
+				}
+				for i, e := range got {
+					want := `"new"`
+					if i >= tt.fresh {
+						want = `"retried"`
+					}
+					if e.Index != i || string(e.Data) != want || !e.CreatedAt.Equal(time.UnixMilli(int64(1000+i))) {
+						t.Errorf("%s: event %d = %d %s at %v, want %s", id, i, e.Index, e.Data, e.CreatedAt, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestByRunGrouped checks that events grouped by run and in order are paged where
+// they are, not copied, and that byRun puts the runs in order of id.
+func TestByRunGrouped(t *testing.T) {
+	evs := []store.Event{{RunID: "b", Index: 0}, {RunID: "b", Index: 1}, {RunID: "a", Index: 3}}
+	pages := byRun(evs)
+	if len(pages) != 2 || pages[0][0].RunID != "a" || len(pages[1]) != 2 {
+		t.Fatalf("byRun = %v", pages)
+	}
+	if &pages[0][0] != &evs[2] || &pages[1][0] != &evs[0] {
+		t.Error("byRun copied events that were grouped already")
+	}
+}
