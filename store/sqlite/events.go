@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -69,8 +68,8 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 		}
 	}
 	pages := byRun(events)
-	enc := encodePages(pages)
-	defer enc.release()
+	enc := s.encodePages(pages)
+	defer s.release(enc)
 	var lost []string
 	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
@@ -356,11 +355,15 @@ type encoded struct {
 	ends []int // where each page ends in buf
 }
 
-var encodedPool = sync.Pool{New: func() any { return new(encoded) }}
-
-// encodePages encodes each of pages, in a buffer of the size they take.
-func encodePages(pages [][]store.Event) *encoded {
-	enc := encodedPool.Get().(*encoded)
+// encodePages encodes each of pages, in a buffer of the size they take: the
+// store's spare one (see Store.spare) if no other call has it.
+func (s *Store) encodePages(pages [][]store.Event) *encoded {
+	var enc *encoded
+	select {
+	case enc = <-s.spare:
+	default:
+		enc = new(encoded)
+	}
 	n := 0
 	for _, evs := range pages {
 		n += pageSize(evs)
@@ -383,16 +386,19 @@ func (enc *encoded) page(i int) []byte {
 	return enc.buf[start:enc.ends[i]:enc.ends[i]]
 }
 
-// maxPooled is the largest buffer kept for another call: a rare large write does
+// maxSpare is the largest buffer kept for another call: a rare large write does
 // not pin its memory.
-const maxPooled = 4 << 20
+const maxSpare = 4 << 20
 
-// release hands enc back for another call.
-func (enc *encoded) release() {
-	if cap(enc.buf) > maxPooled {
-		enc.buf = nil
+// release keeps enc for another call, unless the store keeps one already.
+func (s *Store) release(enc *encoded) {
+	if cap(enc.buf) > maxSpare {
+		return
 	}
-	encodedPool.Put(enc)
+	select {
+	case s.spare <- enc:
+	default:
+	}
 }
 
 // pageSize returns the size of the page of evs, or a little more.

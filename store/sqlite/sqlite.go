@@ -91,6 +91,11 @@ type Store struct {
 	// insertPagesStmt[k] inserts 2^k pages (see insertPages).
 	insertPagesStmt [insertShapes]*sql.Stmt
 
+	// spare holds the buffer of the pages of an AppendEvents call once it returned,
+	// for the next one: calls come one after the other, from a Recorder, and a
+	// sync.Pool would drop it at every collection.
+	spare chan *encoded
+
 	// Owned by the writer goroutine: the body of a batch's notices, and when the
 	// notices are next pruned.
 	noticeBuf []byte
@@ -199,7 +204,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: path, query: query, w: w,
 		ops: make(chan *op), many: make(chan []*op), quit: make(chan struct{}), writerDone: make(chan struct{}),
-		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{})}
+		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{}), spare: make(chan *encoded, 1)}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("connect: %w", err)
