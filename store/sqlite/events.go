@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -405,48 +406,194 @@ func (s *Store) release(enc *encoded) {
 func pageSize(evs []store.Event) int {
 	n := 0
 	for _, e := range evs {
-		// Three numbers of at most 20 bytes, four separators.
-		n += 64 + len(e.Type) + len(e.Data)
+		// Five numbers of at most 20 bytes, six separators.
+		n += 106 + len(e.Type) + len(e.Data)
 	}
 	return n
 }
 
+// A page holds its events one after the other, each as a header line and some
+// bytes of its JSON (see migrations 0002 and 0008): either
+//
+//	idx<TAB>type<TAB>created_at<TAB>length<LF>
+//
+// followed by the event's JSON (length bytes), or, for an event whose JSON repeats
+// much of the JSON of the event before it in the page (prev),
+//
+//	idx<TAB>type<TAB>created_at<TAB>length<TAB>prefix<TAB>suffix<LF>
+//	idx<TAB>type<TAB>created_at<TAB>length<TAB>prefix<TAB>suffix<TAB>gap<TAB>from<TAB>copied<LF>
+//
+// followed by length bytes, lit: the JSON is prev[:prefix] + lit + prev[len(prev)-suffix:],
+// or in the second form prev[:prefix] + lit[:gap] + prev[from:from+copied] + lit[gap:] +
+// prev[len(prev)-suffix:]. The events of a run repeat most of their JSON (the ids
+// and names of the run, its step and its agent) around what changes (the index, the
+// content): a streamed chunk's event takes some 40 bytes and its chunk instead of
+// some 320, and the writer's transactions and the file's checkpoints write that
+// much less.
+
+// diff is how an event's JSON is stored against prev, the JSON of the event before
+// it in its page (see above).
+type diff struct{ prefix, suffix, gap, from, copied int }
+
+func (d diff) shared() int { return d.prefix + d.copied + d.suffix }
+
+// minShared is the least number of bytes an event must share with the one before
+// it to be stored as a diff, and minCopied the least a copy from the middle of the
+// one before it must take: below them, the numbers of the header cost about what
+// they save.
+const (
+	minShared = 32
+	minCopied = 16
+)
+
+// maxGap bounds the bytes, after the prefix an event shares with the one before
+// it, in which diffOf looks for where they agree again.
+const maxGap = 16
+
+// diffOf returns how to store cur against prev.
+func diffOf(prev, cur []byte) diff {
+	n := min(len(prev), len(cur))
+	d := diff{prefix: commonPrefix(prev[:n], cur[:n])}
+	a, b := prev[d.prefix:], cur[d.prefix:]
+	if i, j, ok := resync(a, b); ok {
+		k := min(len(a)-j, len(b)-i)
+		if m := commonPrefix(a[j:j+k], b[i:i+k]); m >= minCopied {
+			d.gap, d.from, d.copied = i, d.prefix+j, m
+			a, b = a[j+m:], b[i+m:]
+		}
+	}
+	d.suffix = commonSuffix(a, b)
+	return d
+}
+
+// resync returns the first i and j, each at most maxGap, at which b[i:] and a[j:]
+// begin with the same eight bytes, the smallest i+j first.
+func resync(a, b []byte) (i, j int, ok bool) {
+	for t := 1; t <= 2*maxGap; t++ {
+		for i := max(0, t-maxGap); i <= min(t, maxGap); i++ {
+			j := t - i
+			if i+8 <= len(b) && j+8 <= len(a) && binary.LittleEndian.Uint64(b[i:]) == binary.LittleEndian.Uint64(a[j:]) {
+				return i, j, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
 // encodePage appends the page of evs to dst.
 func encodePage(dst []byte, evs []store.Event) []byte {
+	var prev []byte
 	for _, e := range evs {
 		dst = strconv.AppendInt(dst, int64(e.Index), 10)
 		dst = append(dst, '\t')
 		dst = append(dst, e.Type...)
 		dst = append(dst, '\t')
 		dst = strconv.AppendInt(dst, millis(e.CreatedAt), 10)
-		dst = append(dst, '\t')
-		dst = strconv.AppendInt(dst, int64(len(e.Data)), 10)
+		d := diffOf(prev, e.Data)
+		if d.shared() < minShared {
+			d = diff{}
+		}
+		dst = appendNumbers(dst, len(e.Data)-d.shared())
+		if d.shared() > 0 {
+			dst = appendNumbers(dst, d.prefix, d.suffix)
+		}
+		if d.copied > 0 {
+			dst = appendNumbers(dst, d.gap, d.from, d.copied)
+		}
 		dst = append(dst, '\n')
-		dst = append(dst, e.Data...)
+		lit := e.Data[d.prefix : len(e.Data)-d.suffix]
+		dst = append(dst, lit[:d.gap]...)
+		dst = append(dst, lit[d.gap+d.copied:]...)
+		prev = e.Data
 	}
 	return dst
 }
 
+// appendNumbers appends each of ns after a tab.
+func appendNumbers(dst []byte, ns ...int) []byte {
+	for _, n := range ns {
+		dst = append(dst, '\t')
+		dst = strconv.AppendInt(dst, int64(n), 10)
+	}
+	return dst
+}
+
+// commonPrefix returns the length of the longest common prefix of a and b, which
+// are as long as each other, comparing eight bytes at a time.
+func commonPrefix(a, b []byte) int {
+	i := 0
+	for ; i+8 <= len(a); i += 8 {
+		if x := binary.LittleEndian.Uint64(a[i:]) ^ binary.LittleEndian.Uint64(b[i:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < len(a) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// commonSuffix returns the length of the longest common suffix of a and b.
+func commonSuffix(a, b []byte) int {
+	n := min(len(a), len(b))
+	a, b = a[len(a)-n:], b[len(b)-n:]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		if x := binary.BigEndian.Uint64(a[n-i-8:]) ^ binary.BigEndian.Uint64(b[n-i-8:]); x != 0 {
+			return i + bits.TrailingZeros64(x)/8
+		}
+	}
+	for i < n && a[n-1-i] == b[n-1-i] {
+		i++
+	}
+	return i
+}
+
 // decodePage calls fn with each event of a page. The events' Data are copies.
 func decodePage(page []byte, fn func(store.Event)) error {
+	var prev []byte
 	for len(page) > 0 {
 		nl := bytes.IndexByte(page, '\n')
 		if nl < 0 {
 			return errBadPage
 		}
-		fields := bytes.Split(page[:nl], []byte{'\t'})
-		if len(fields) != 4 {
+		var f [9][]byte
+		nf := 0
+		for field := range bytes.SplitSeq(page[:nl], []byte{'\t'}) {
+			if nf == len(f) {
+				return errBadPage
+			}
+			f[nf] = field
+			nf++
+		}
+		if nf != 4 && nf != 6 && nf != 9 {
 			return errBadPage
 		}
-		idx, err1 := strconv.Atoi(string(fields[0]))
-		created, err2 := strconv.ParseInt(string(fields[2]), 10, 64)
-		n, err3 := strconv.Atoi(string(fields[3]))
+		idx, err1 := strconv.Atoi(string(f[0]))
+		created, err2 := strconv.ParseInt(string(f[2]), 10, 64)
+		var nums [6]int // length, then the diff's
+		for k := range nf - 3 {
+			n, err := strconv.Atoi(string(f[3+k]))
+			if err != nil || n < 0 {
+				return errBadPage
+			}
+			nums[k] = n
+		}
+		n, d := nums[0], diff{prefix: nums[1], suffix: nums[2], gap: nums[3], from: nums[4], copied: nums[5]}
 		page = page[nl+1:]
-		if err := errors.Join(err1, err2, err3); err != nil || n < 0 || n > len(page) {
+		if err := errors.Join(err1, err2); err != nil || n > len(page) || d.gap > n ||
+			d.prefix > len(prev) || d.suffix > len(prev)-d.prefix || d.from > len(prev) || d.copied > len(prev)-d.from {
 			return errBadPage
 		}
-		fn(store.Event{Index: idx, Type: run.EventType(fields[1]), CreatedAt: fromMillis(created), Data: bytes.Clone(page[:n])})
-		page = page[n:]
+		lit := page[:n]
+		data := make([]byte, 0, n+d.shared())
+		data = append(data, prev[:d.prefix]...)
+		data = append(data, lit[:d.gap]...)
+		data = append(data, prev[d.from:d.from+d.copied]...)
+		data = append(data, lit[d.gap:]...)
+		data = append(data, prev[len(prev)-d.suffix:]...)
+		fn(store.Event{Index: idx, Type: run.EventType(f[1]), CreatedAt: fromMillis(created), Data: data})
+		page, prev = page[n:], data
 	}
 	return nil
 }

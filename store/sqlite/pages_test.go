@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,10 @@ func TestMigrateEventsToPages(t *testing.T) {
 
 func FuzzPage(f *testing.F) {
 	f.Add(3, "RunContent", []byte(`{"a":"\n\t"}`), 5, []byte("x"))
+	// Events that share their start and end: the second is stored as a difference.
+	long := `{"event":"RunContent","run_id":"01a2357d-a5d0-7c2b-920e-d76386bbe6c2","event_index":`
+	f.Add(4, "RunContent", []byte(long+`4,"content":"word "}`), 5, []byte(long+`5,"content":"word "}`))
+	f.Add(4, "RunContent", []byte(long+`4,"content":"aaaaaaaa"}`), 5, []byte(long+`4,"content":"aaaaaaaaaaaaaaaa"}`))
 	f.Fuzz(func(t *testing.T, i1 int, typ string, d1 []byte, i2 int, d2 []byte) {
 		if bytes.ContainsAny([]byte(typ), "\t\n") {
 			return // event types are names without tabs or newlines
@@ -88,7 +93,17 @@ func FuzzPage(f *testing.F) {
 }
 
 func TestDecodePageRejectsDamage(t *testing.T) {
-	for _, page := range []string{"1\tRunStarted\t0\n", "1\tRunStarted\t0\t5\nab", "x\tT\t0\t0\n", "1\tT\t0\t-1\n"} {
+	for _, page := range []string{"1\tRunStarted\t0\n", "1\tRunStarted\t0\t5\nab", "x\tT\t0\t0\n", "1\tT\t0\t-1\n",
+		// Differences from no event, from a shorter one, or with a field too few or too many.
+		"1\tT\t0\t1\t2\t0\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t2\t2\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t2\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t1\t1\t1\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t-1\t1\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t0\t4\t0\nx", // a copy from beyond the event before
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t0\t1\t3\nx",
+		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t2\t0\t1\nx", // a gap longer than what is stored
+	} {
 		if err := decodePage([]byte(page), func(store.Event) {}); err == nil {
 			t.Errorf("decodePage(%q) accepted a damaged page", page)
 		}
@@ -166,4 +181,102 @@ func TestMigrateToEventLog(t *testing.T) {
 	}
 	s.Close()
 	checkSchema(t, path)
+}
+
+// TestPageDifferences checks that the events of a run, which repeat most of their
+// JSON around what changes (the index, the content), take a page far smaller than
+// their JSON, and read back as they were.
+func TestPageDifferences(t *testing.T) {
+	t.Parallel()
+	var evs []store.Event
+	size := 0
+	for i := range 20 {
+		data := fmt.Sprintf(`{"event":"RunContent","run_id":"01a2357d-a5d0-7c2b-920e-d76386bbe6c2","created_at":1796193756,`+
+			`"event_index":%d,"agent_id":"r","agent_name":"R","workflow_id":"wf","workflow_name":"wf",`+
+			`"workflow_run_id":"01a2357d-a5cd-795a-b43a-f4ead91a07cf","step_id":"research","step_name":"research",`+
+			`"step_index":0,"content":"%s"}`, i, strings.Repeat("token ", i%4))
+		evs = append(evs, store.Event{Index: i, Type: run.EventRunContent, Data: []byte(data), CreatedAt: time.UnixMilli(int64(1000 + i))})
+		size += len(data)
+	}
+	page := encodePage(nil, evs)
+	if len(page) > size/4 {
+		t.Errorf("page of %d bytes for %d bytes of events, want at most a fourth", len(page), size)
+	}
+	var got []store.Event
+	if err := decodePage(page, func(e store.Event) { got = append(got, e) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(evs) {
+		t.Fatalf("decoded %d events of %d", len(got), len(evs))
+	}
+	for i := range evs {
+		if got[i].Index != i || !bytes.Equal(got[i].Data, evs[i].Data) || !got[i].CreatedAt.Equal(evs[i].CreatedAt) {
+			t.Errorf("event %d = %d %s, want %s", i, got[i].Index, got[i].Data, evs[i].Data)
+		}
+	}
+}
+
+// TestMigrateToPageDifferences opens a file of schema version 7, whose pages hold
+// every event whole: they read as before, and a run's events go on after them.
+func TestMigrateToPageDifferences(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "v7.db")
+	db, err := sql.Open("sqlite", driverDSN(path, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{`CREATE TABLE kern_schema (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
+	for _, m := range ms[:7] {
+		stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO kern_schema VALUES (%d, '%s', 0)`, m.version, m.name))
+	}
+	// A page as version 7 wrote it: every event whole, though they share most of
+	// their JSON.
+	a0 := `{"event":"RunContent","run_id":"a","workflow_name":"a long name to share","content":"zero"}`
+	a1 := `{"event":"RunContent","run_id":"a","workflow_name":"a long name to share","content":"one"}`
+	v7 := fmt.Sprintf("0\tRunContent\t1000\t%d\n%s1\tRunContent\t1001\t%d\n%s", len(a0), a0, len(a1), a1)
+	stmts = append(stmts, fmt.Sprintf(`INSERT INTO event_pages (run_id, first_idx, last_idx, data) VALUES ('a', 0, 1, CAST('%s' AS BLOB))`, v7))
+	for _, q := range stmts {
+		if _, err := db.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := openPath(t, path)
+	a2 := `{"event":"RunContent","run_id":"a","workflow_name":"a long name to share","content":"two"}`
+	a3 := `{"event":"RunContent","run_id":"a","workflow_name":"a long name to share","content":"three"}`
+	if err := s.AppendEvents(t.Context(), []store.Event{
+		{RunID: "a", Index: 2, Type: run.EventRunContent, Data: []byte(a2), CreatedAt: time.UnixMilli(1002)},
+		{RunID: "a", Index: 3, Type: run.EventRunContent, Data: []byte(a3), CreatedAt: time.UnixMilli(1003)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.Events(t.Context(), "a", 0, 0)
+	if err != nil || len(evs) != 4 {
+		t.Fatalf("Events(a) = %+v, %v", evs, err)
+	}
+	for i, want := range []string{a0, a1, a2, a3} {
+		if evs[i].Index != i || string(evs[i].Data) != want || !evs[i].CreatedAt.Equal(time.UnixMilli(int64(1000+i))) {
+			t.Errorf("event %d = %d %s at %v, want %s", i, evs[i].Index, evs[i].Data, evs[i].CreatedAt, want)
+		}
+	}
+	s.Close()
+	checkSchema(t, path)
+}
+
+// FuzzDecodePage checks that no bytes make decodePage panic or hand out more than
+// the page could hold.
+func FuzzDecodePage(f *testing.F) {
+	f.Add([]byte("1\tT\t0\t3\nabc2\tT\t0\t1\t0\t1\t0\t1\t1\nx"))
+	f.Fuzz(func(t *testing.T, page []byte) {
+		total := 0
+		decodePage(page, func(e store.Event) { total += len(e.Data) })
+		if total > len(page)*len(page) {
+			t.Errorf("%d bytes of events from a page of %d", total, len(page))
+		}
+	})
 }

@@ -1,0 +1,8 @@
+-- 0008: an event of a page may be stored as its difference from the event before it
+-- in the page: its header line then has two more numbers,
+-- "idx<TAB>type<TAB>created_at<TAB>length<TAB>prefix<TAB>suffix<LF>", and the
+-- length bytes that follow are its JSON but for the first prefix bytes and the last
+-- suffix bytes of the JSON of the event before it, which it shares. A run's events
+-- repeat most of their JSON: pages are a third as large. Pages written before stay
+-- as they are (their headers have four fields); this version only keeps binaries that
+-- cannot read the new pages (schema 7 or older) from opening the file.
