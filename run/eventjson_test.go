@@ -30,7 +30,31 @@ func eventSamples() []*Event {
 			Metrics: &Metrics{Duration: 2 * time.Second, TimeToFirstToken: 250 * time.Millisecond, InputTokens: 10, OutputTokens: 5,
 				TotalTokens: 15, CacheReadTokens: 4, ReasoningTokens: 2, Cost: 0.25}},
 		{Event: EventModelRequestCompleted, RunID: "r", Metrics: &Metrics{}},
+		{Event: EventModelRequestCompleted, RunID: "r", Detail: &Detail{Model: "m", ModelProvider: "p", ResponseModel: "m-1",
+			FinishReason: "stop"}, Metrics: &Metrics{Duration: 3, TimeToFirstToken: 1, Cost: 1e-7, CacheWriteTokens: 9}},
+		{Event: EventLoopIterationCompleted, RunID: "r", Detail: &Detail{Iteration: 2, MaxIterations: 5, StepCount: 3,
+			ContentType: "T", ReasoningContent: "r"}, Metrics: &Metrics{Cost: 2.5e21, Duration: time.Hour}},
+		{Event: EventRunCompleted, RunID: "r", Detail: &Detail{StepPause: &StepPause{Status: StatusPaused}}},
 	}
+}
+
+// FuzzAppendJSONMetrics checks that metrics, nested or at the top level, are
+// written as encoding/json writes them.
+func FuzzAppendJSONMetrics(f *testing.F) {
+	f.Add(int64(1500000000), int64(1000000), 3, 0.25, true)
+	f.Add(int64(1), int64(0), 0, 1e-9, false)
+	f.Fuzz(func(t *testing.T, d, ttft int64, tokens int, cost float64, flat bool) {
+		ev := &Event{Event: EventRunCompleted, RunID: "r", Metrics: &Metrics{Duration: time.Duration(d), TimeToFirstToken: time.Duration(ttft),
+			InputTokens: tokens, TotalTokens: 2 * tokens, ReasoningTokens: tokens / 2, Cost: cost}}
+		if flat {
+			ev.Event = EventModelRequestCompleted
+		}
+		want, werr := ev.marshalReflect()
+		got, err := ev.AppendJSON(nil)
+		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON:\n got %s (%v)\nwant %s (%v)", got, err, want, werr)
+		}
+	})
 }
 
 // TestModelRequestCompletedJSON checks that a model request's metrics sit at the top

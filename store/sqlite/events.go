@@ -469,10 +469,19 @@ func diffOf(prev, cur []byte) diff {
 // resync returns the first i and j, each at most maxGap, at which b[i:] and a[j:]
 // begin with the same eight bytes, the smallest i+j first.
 func resync(a, b []byte) (i, j int, ok bool) {
-	for t := 1; t <= 2*maxGap; t++ {
+	// The eight bytes at each offset, each read once, as the search gets to it:
+	// the two usually agree again a byte or two on.
+	var wa, wb [maxGap + 1]uint64
+	na, nb := min(len(a)-7, maxGap+1), min(len(b)-7, maxGap+1)
+	for t := 0; t <= 2*maxGap; t++ {
+		if t < na {
+			wa[t] = binary.LittleEndian.Uint64(a[t:])
+		}
+		if t < nb {
+			wb[t] = binary.LittleEndian.Uint64(b[t:])
+		}
 		for i := max(0, t-maxGap); i <= min(t, maxGap); i++ {
-			j := t - i
-			if i+8 <= len(b) && j+8 <= len(a) && binary.LittleEndian.Uint64(b[i:]) == binary.LittleEndian.Uint64(a[j:]) {
+			if j := t - i; t > 0 && i < nb && j < na && wb[i] == wa[j] {
 				return i, j, true
 			}
 		}

@@ -188,15 +188,10 @@ func TestMigrateToEventLog(t *testing.T) {
 // their JSON, and read back as they were.
 func TestPageDifferences(t *testing.T) {
 	t.Parallel()
-	var evs []store.Event
+	evs := streamed(20)
 	size := 0
-	for i := range 20 {
-		data := fmt.Sprintf(`{"event":"RunContent","run_id":"01a2357d-a5d0-7c2b-920e-d76386bbe6c2","created_at":1796193756,`+
-			`"event_index":%d,"agent_id":"r","agent_name":"R","workflow_id":"wf","workflow_name":"wf",`+
-			`"workflow_run_id":"01a2357d-a5cd-795a-b43a-f4ead91a07cf","step_id":"research","step_name":"research",`+
-			`"step_index":0,"content":"%s"}`, i, strings.Repeat("token ", i%4))
-		evs = append(evs, store.Event{Index: i, Type: run.EventRunContent, Data: []byte(data), CreatedAt: time.UnixMilli(int64(1000 + i))})
-		size += len(data)
+	for _, e := range evs {
+		size += len(e.Data)
 	}
 	page := encodePage(nil, evs)
 	if len(page) > size/4 {
@@ -214,6 +209,31 @@ func TestPageDifferences(t *testing.T) {
 			t.Errorf("event %d = %d %s, want %s", i, got[i].Index, got[i].Data, evs[i].Data)
 		}
 	}
+}
+
+// streamed returns n events of a streamed chunk of a workflow's agent, as kern
+// writes them.
+func streamed(n int) []store.Event {
+	var evs []store.Event
+	for i := range n {
+		data := fmt.Sprintf(`{"event":"RunContent","run_id":"01a2357d-a5d0-7c2b-920e-d76386bbe6c2","created_at":1796193756,`+
+			`"event_index":%d,"agent_id":"r","agent_name":"R","workflow_id":"wf","workflow_name":"wf",`+
+			`"workflow_run_id":"01a2357d-a5cd-795a-b43a-f4ead91a07cf","step_id":"research","step_name":"research",`+
+			`"step_index":0,"content":"%s"}`, i, strings.Repeat("token ", i%4))
+		evs = append(evs, store.Event{Index: i, Type: run.EventRunContent, Data: []byte(data), CreatedAt: time.UnixMilli(int64(1000 + i))})
+	}
+	return evs
+}
+
+// BenchmarkEncodePage encodes the page of 20 streamed chunks' events.
+func BenchmarkEncodePage(b *testing.B) {
+	evs := streamed(20)
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = encodePage(buf[:0], evs)
+	}
+	b.ReportMetric(float64(len(buf)), "page-bytes")
 }
 
 // TestMigrateToPageDifferences opens a file of schema version 7, whose pages hold
