@@ -41,8 +41,22 @@ type eventWriter struct {
 	batch    []Event
 	evs      []*run.Event
 	counts   []int
-	perEvent int // the mean size of the last flush's events' JSON, by which the next arena is sized
+	perEvent int    // the mean size of the last flush's events' JSON, by which the next arena is sized
+	spare    []byte // the last flush's arena, for a store that copies what it stores (see EventsCopier)
 }
+
+// EventsCopier is implemented by a Store whose AppendEvents (and AppendEventsAs)
+// keeps nothing of the events' Data once it returned: it stores copies
+// (store/sqlite does). A Recorder then reuses the buffer of the events' JSON from
+// one write to the next instead of allocating one each time.
+type EventsCopier interface {
+	// CopiesEvents does nothing: the method only says that the store copies.
+	CopiesEvents()
+}
+
+// maxSpareArena bounds the arena kept for the next flush: a rare large one does not
+// stay pinned.
+const maxSpareArena = 4 << 20
 
 // After a write failed, the recorder waits before it writes again: minBackoff,
 // doubling up to maxBackoff, and never more than a tenth of the lease, so that once
@@ -198,10 +212,17 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 	}
-	// Every event's JSON, one after the other; a store may keep it (the events'
-	// Data point into it), so each flush has its own, sized from the last one's
-	// events so that it seldom grows (each growth copies all of it).
-	arena := make([]byte, 0, w.arenaSize(len(evs)))
+	// Every event's JSON, one after the other, sized from the last flush's events
+	// so that it seldom grows (each growth copies all of it). A store may keep it
+	// (the events' Data point into it), so each flush has its own, unless the
+	// store copies what it stores.
+	_, copies := w.store.(EventsCopier)
+	var arena []byte
+	if copies {
+		arena = slices.Grow(w.spare[:0], w.arenaSize(len(evs)))
+	} else {
+		arena = make([]byte, 0, w.arenaSize(len(evs)))
+	}
 	at := 0
 	for i, rc := range live {
 		for _, ev := range evs[at : at+counts[i]] {
@@ -240,6 +261,9 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		start = end
 	}
 	lost, err := w.append(ctx, batch)
+	if copies && cap(arena) <= maxSpareArena {
+		w.spare = arena[:0]
+	}
 	if err != nil {
 		err = fmt.Errorf("store: save events: %w", err)
 		for i, rc := range live {

@@ -30,7 +30,14 @@ const (
 // or damaged.
 var errBadPage = errors.New("malformed event page")
 
-var _ store.Fencer = (*Store)(nil)
+var (
+	_ store.Fencer       = (*Store)(nil)
+	_ store.EventsCopier = (*Store)(nil)
+)
+
+// CopiesEvents says that AppendEvents and AppendEventsAs keep nothing of the
+// events' Data once they returned (see store.EventsCopier).
+func (s *Store) CopiesEvents() {}
 
 // AppendEvents stores events of any runs in one transaction (which it may share
 // with other writes: see the writer), one page per run. An event whose (RunID,

@@ -100,3 +100,32 @@ func TestByRunGrouped(t *testing.T) {
 		t.Error("byRun copied events that were grouped already")
 	}
 }
+
+// TestAppendEventsCopies checks the promise of CopiesEvents: once AppendEvents
+// returned, the caller may overwrite the events' Data (a Recorder reuses its
+// buffer) and what was stored stays as it was.
+func TestAppendEventsCopies(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	buf := []byte(`"a0""b0""b1"`)
+	evs := []store.Event{
+		{RunID: "a", Index: 0, Type: run.EventRunContent, Data: buf[0:4]},
+		{RunID: "b", Index: 0, Type: run.EventRunContent, Data: buf[4:8]},
+		{RunID: "b", Index: 1, Type: run.EventRunContent, Data: buf[8:12]},
+	}
+	if err := s.AppendEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, `"xx""xx""xx"`)
+	for id, want := range map[string][]string{"a": {`"a0"`}, "b": {`"b0"`, `"b1"`}} {
+		got, err := s.Events(t.Context(), id, 0, 0)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("Events(%s) = %v, %v", id, got, err)
+		}
+		for i := range want {
+			if string(got[i].Data) != want[i] {
+				t.Errorf("Events(%s)[%d] = %s, want %s", id, i, got[i].Data, want[i])
+			}
+		}
+	}
+}
