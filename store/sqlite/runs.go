@@ -20,11 +20,13 @@ const (
 	sqlCreateRun = `INSERT INTO runs (` + runColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`
 
-	// An end (?1 terminal) written for a replica (?3) is refused while another
-	// replica holds the run with a live lease (see store.Store.UpdateRun).
+	// An end (?8: ?1 is terminal or PAUSED) written for a replica (?3) is refused
+	// while another replica holds the run with a live lease (see
+	// store.Store.UpdateRun). ?8 is computed by the caller: SQLite would build a
+	// temporary index of a list of four constants at every execution.
 	sqlUpdateRun = `UPDATE runs SET status = ?1, output = ?2, replica = ?3, lease_until = ?4, updated_at = ?5,
 			pause_expires = ?7
-		WHERE run_id = ?6 AND NOT (?1 IN ('COMPLETED', 'CANCELLED', 'ERROR', 'PAUSED') AND ?3 <> ''
+		WHERE run_id = ?6 AND NOT (?8 AND ?3 <> ''
 			AND replica <> ?3 AND status IN ('RUNNING', 'PENDING')
 			AND COALESCE(lease_until, 0) <> 0 AND lease_until >= ?5)`
 )
@@ -103,8 +105,9 @@ func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
 	if err != nil {
 		return nil, err
 	}
+	ends := r.Status.Terminal() || r.Status == run.StatusPaused
 	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID,
-		millis(store.PauseExpiry(r))}
+		millis(store.PauseExpiry(r)), ends}
 	var notes func([]byte) []byte
 	if r.Status.Terminal() && len(r.ID) <= MaxCancelRunID {
 		id, st := r.ID, string(r.Status)
