@@ -455,7 +455,7 @@ const (
 
 // maxGap bounds the bytes, after the prefix an event shares with the one before
 // it, in which diffOf looks for where they agree again.
-const maxGap = 16
+const maxGap = 8
 
 // diffOf returns how to store cur against prev.
 func diffOf(prev, cur []byte) diff {
