@@ -171,3 +171,49 @@ func BenchmarkEventJSON(b *testing.B) {
 		}
 	})
 }
+
+func outputSamples() []*Output {
+	m := Metrics{Duration: 1500 * time.Millisecond, TimeToFirstToken: time.Millisecond, InputTokens: 3, OutputTokens: 4, TotalTokens: 7, Cost: 0.5}
+	return []*Output{
+		{},
+		{RunID: "r", Status: StatusRunning, Input: "go <now> & \"then\"\n"},
+		{RunID: "r", SessionID: "s", UserID: "u", ParentRunID: "p", AgentID: "a", AgentName: "A", WorkflowID: "w", WorkflowName: "W",
+			TeamID: "t", TeamName: "T", Model: "m", ModelProvider: "mp", Status: StatusCompleted, Input: "in", Content: "out \u2028",
+			ContentType: "Article", Error: "e", Reason: "why", Metrics: m, CreatedAt: 1700000000,
+			StepResults: []StepResult{
+				{StepName: "a", Content: "x"},
+				{StepID: "b", StepName: "b", Content: "y", Status: StatusError, Error: "boom", Attempts: 2, Stop: true, ContentType: "T", Metrics: m,
+					Steps: []StepResult{{StepName: "c", Content: ""}, {StepName: "d", Metrics: Metrics{Cost: 1e-9}}}},
+			}},
+		{RunID: "r", StepResults: []StepResult{}},
+		{RunID: "r", Metadata: map[string]string{"b": "2", "a": "1"}},
+		{RunID: "r", MemberResponses: []*Output{{RunID: "m"}}},
+		{RunID: "r", Paused: &Paused{}},
+	}
+}
+
+func TestOutputAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for _, o := range outputSamples() {
+		want, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := o.AppendJSON(nil)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("AppendJSON:\n got %s\nwant %s (%v)", got, want, err)
+		}
+	}
+}
+
+func FuzzOutputAppendJSON(f *testing.F) {
+	f.Add("r", "content", "step", int64(5), 0.5, 2, true)
+	f.Fuzz(func(t *testing.T, id, content, step string, d int64, cost float64, attempts int, stop bool) {
+		o := &Output{RunID: id, Content: content, Input: step, Metrics: Metrics{Duration: time.Duration(d), Cost: cost},
+			StepResults: []StepResult{{StepName: step, Content: content, Attempts: attempts, Stop: stop, Metrics: Metrics{Cost: cost}}}}
+		want, werr := json.Marshal(o)
+		got, err := o.AppendJSON(nil)
+		if (err != nil) != (werr != nil) || err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("AppendJSON:\n got %s (%v)\nwant %s (%v)", got, err, want, werr)
+		}
+	})
+}

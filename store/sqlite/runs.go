@@ -39,7 +39,7 @@ func encodeOutput(r *store.Run) ([]byte, error) {
 	if err := tooLarge("content", len(r.Output.Content)); err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(r.Output)
+	out, err := r.Output.AppendJSON(make([]byte, 0, outputSize(&r.Output)))
 	if err != nil {
 		return nil, fmt.Errorf("encode output: %w", err)
 	}
@@ -47,6 +47,16 @@ func encodeOutput(r *store.Run) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// outputSize returns about the size of o's JSON, so that it is written in one
+// buffer.
+func outputSize(o *run.Output) int {
+	n := 512 + len(o.Input) + len(o.Content)
+	for _, r := range o.StepResults {
+		n += 192 + len(r.Content)
+	}
+	return n
 }
 
 // CreateRun stores a new run; store.ErrExists if its id is taken. A zero CreatedAt
