@@ -328,7 +328,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return err
 		}
 	} else {
-		req.Messages = firstMessages(history, input, atts)
+		req.Messages = firstMessages(history, input, atts, len(a.Tools)+len(a.Toolsets) > 0)
 	}
 	limit := a.MaxIterations
 	if limit == 0 {
@@ -449,11 +449,17 @@ func emit(log *engine.Gate, base *run.Event, t run.EventType, content string, de
 }
 
 // firstMessages returns a run's first request's messages: the session's history,
-// then the input.
+// then the input. The slice has room for a turn of tool calls if the agent has
+// tools: an agent without keeps its messages for the whole run, and a thousand
+// open runs would each keep room for three more.
 //
 //go:noinline
-func firstMessages(history []model.Message, input string, atts []model.Attachment) []model.Message {
-	msgs := append(make([]model.Message, 0, len(history)+4), history...)
+func firstMessages(history []model.Message, input string, atts []model.Attachment, tools bool) []model.Message {
+	room := 1
+	if tools {
+		room = 4
+	}
+	msgs := append(make([]model.Message, 0, len(history)+room), history...)
 	return append(msgs, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
 }
 
