@@ -27,6 +27,13 @@ type volatile struct {
 	store.RunsWriter
 }
 
+// volatileEnds is volatile on a store that writes a run's last events and its end
+// in one transaction (store.EndWriter), as it does without the cancel's intent.
+type volatileEnds struct {
+	volatile
+	store.EndWriter
+}
+
 // BenchmarkHostCancel measures what a durable local cancel costs: the time from
 // Host.Cancel (wait) of a streaming run executing here to its answer, which comes
 // once the run's end is stored, on each store with the intent stored first
@@ -57,7 +64,11 @@ func BenchmarkHostCancel(b *testing.B) {
 			b.Run(name+"/"+mode, func(b *testing.B) {
 				st := stores[name](b)
 				if !durable {
-					st = volatile{st, st.(store.Fencer), st.(store.RunsWriter)}
+					v := volatile{st, st.(store.Fencer), st.(store.RunsWriter)}
+					st = v
+					if ew, ok := v.Store.(store.EndWriter); ok {
+						st = volatileEnds{v, ew}
+					}
 				}
 				wf := &workflow.Workflow{Name: "bench", Steps: []workflow.Step{workflow.AgentStep("write",
 					&agent.Agent{Name: "writer", Model: &scripted.Model{
