@@ -205,11 +205,33 @@ func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, o
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
+	base, out, settings, atts, paused, err := a.nestedRun(sc, input, opts)
+	if err != nil {
+		return nil, err
+	}
+	reg := sc.Registry
+	if reg == nil {
+		reg = a.registry()
+	}
+	gate := &engine.Gate{Log: sc.Log}
+	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out, Pausable: sc.Pausable}
+	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
+		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts, paused)
+	})
+}
+
+// nestedRun returns what RunNested runs with: the base of the run's events, its
+// output, its settings and attachments, and the pause it continues from, if any.
+// A call of its own: RunNested's frame is on the stack of the run's goroutine
+// while the agent streams.
+//
+//go:noinline
+func (a *Agent) nestedRun(sc *engine.Scope, input string, opts []run.Option) (base *run.Event, out *run.Output, settings model.Settings, atts []model.Attachment, paused *run.Resume, err error) {
 	o := run.Apply(opts)
-	settings, atts := a.settings(&o), attachments(&o)
+	settings, atts = a.settings(&o), attachments(&o)
 	if len(o.Extras) > 0 {
 		if err := a.check(a.Name, settings, atts); err != nil {
-			return nil, err
+			return nil, nil, settings, nil, nil, err
 		}
 	}
 	origin := sc.Origin
@@ -220,21 +242,12 @@ func (a *Agent) RunNested(ctx context.Context, sc *engine.Scope, input string, o
 	if o.ParentRunID != "" {
 		origin.ParentRunID = o.ParentRunID
 	}
-	base := &run.Event{RunID: o.ID, Origin: &origin}
-	out := a.newOutput(base, input)
-	reg := sc.Registry
-	if reg == nil {
-		reg = a.registry()
-	}
-	gate := &engine.Gate{Log: sc.Log}
-	spec := engine.Spec{Registry: reg, Base: base, Kind: run.KindAgent, Output: out, Pausable: sc.Pausable}
-	var paused *run.Resume
+	base = &run.Event{RunID: o.ID, Origin: &origin}
+	out = a.newOutput(base, input)
 	if o.Resume != nil && o.Resume.Paused != nil {
 		paused = o.Resume // continued from a pause, in the step it paused in
 	}
-	return engine.Nested(ctx, spec, sc.Log, gate.Stop, func(ctx context.Context) error {
-		return a.execute(a.toolScope(ctx, reg, sc.Log, base), gate, base, out, input, nil, settings, atts, paused)
-	})
+	return base, out, settings, atts, paused, nil
 }
 
 // CancelRun cancels the agent's run with the given ID and waits until it has ended (or
@@ -271,7 +284,9 @@ func (a *Agent) history(ctx context.Context, sessionID string) ([]model.Message,
 	if !ok || a.History <= 0 || sessionID == "" {
 		return nil, nil
 	}
-	outs, err := sessions.History(ctx, sessionID, run.KindAgent, a.AgentID(), a.History)
+	var outs []*run.Output
+	var err error
+	engine.Apart(func() { outs, err = sessions.History(ctx, sessionID, run.KindAgent, a.AgentID(), a.History) }) // a store's deep stack, not the run's
 	if err != nil {
 		return nil, err
 	}
@@ -295,16 +310,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		ev.Event = t
 		return ev
 	}
-	started := event(run.EventRunStarted)
-	if paused != nil {
-		started.Event = run.EventRunContinued
-	}
-	if out.Model != "" || out.ModelProvider != "" {
-		// Shared by the model request events: events are immutable once emitted.
-		started.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
-	}
-	log.Emit(&started)
-	modelDetail := started.Detail
+	modelDetail := emitStarted(log, base, out, paused != nil)
 
 	start := time.Now()
 	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
@@ -322,8 +328,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 			return err
 		}
 	} else {
-		req.Messages = append(make([]model.Message, 0, len(history)+4), history...)
-		req.Messages = append(req.Messages, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
+		req.Messages = firstMessages(history, input, atts, len(a.Tools)+len(a.Toolsets) > 0)
 	}
 	limit := a.MaxIterations
 	if limit == 0 {
@@ -346,9 +351,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		}
 		var t turn
 		reqStart := time.Now()
-		reqEv := event(run.EventModelRequestStarted)
-		reqEv.Detail = modelDetail
-		if !log.Emit(&reqEv) {
+		if !emit(log, base, run.EventModelRequestStarted, "", modelDetail, nil) {
 			return stopped(ctx)
 		}
 		for chunk, err := range a.Model.Stream(ctx, req) {
@@ -359,12 +362,9 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 				return stopped(ctx)
 			}
 			if chunk.Text != "" {
-				if a.Output == nil { // a structured answer is sent once valid
-					ev := event(run.EventRunContent)
-					ev.Content = chunk.Text
-					if !log.Emit(&ev) {
-						return stopped(ctx) // the run was cancelled: keep nothing more
-					}
+				// A structured answer is sent once valid.
+				if a.Output == nil && !emit(log, base, run.EventRunContent, chunk.Text, nil, nil) {
+					return stopped(ctx) // the run was cancelled: keep nothing more
 				}
 				if out.Metrics.TimeToFirstToken == 0 {
 					out.Metrics.TimeToFirstToken = time.Since(start)
@@ -381,9 +381,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		// The request's usage, in its ModelRequestCompleted event, then in the run's
 		// metrics and budget.
 		m := t.requestMetrics(price, time.Since(reqStart))
-		reqEv = event(run.EventModelRequestCompleted)
-		reqEv.Detail, reqEv.Metrics = t.completedDetail(modelDetail), m
-		if !log.Emit(&reqEv) {
+		if !emit(log, base, run.EventModelRequestCompleted, "", t.completedDetail(modelDetail), m) {
 			return stopped(ctx)
 		}
 		if t.usage.seen {
@@ -399,15 +397,13 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 					return err
 				}
 				retried = true
-				req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, Thinking: t.thinking},
-					model.Message{Role: model.RoleUser, Content: fixPrompt(fix)})
+				req.Messages = appendFix(req.Messages, turn, t.thinking, fix)
 				continue
 			}
-			done := event(run.EventRunContentCompleted)
-			log.Emit(&done)
+			emit(log, base, run.EventRunContentCompleted, "", nil, nil)
 			return nil
 		}
-		req.Messages = append(req.Messages, model.Message{Role: model.RoleAssistant, Content: turn, ToolCalls: t.calls, Thinking: t.thinking})
+		req.Messages = appendCalls(req.Messages, turn, t.calls, t.thinking)
 		callCtx := withOffered(toolCtx, offered) // the calls go to this request's tools
 		if waiting := a.pending(callCtx, t.calls); waiting != nil {
 			return a.pause(callCtx, log, event, out, req.Messages, t.calls, waiting, iteration+1, content.String())
@@ -418,6 +414,69 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		}
 	}
 	return fmt.Errorf("agent %q: %w (%d)", a.Name, ErrMaxIterations, limit)
+}
+
+// The events of execute are built in calls of their own, not inlined: its frame
+// is on the stack of the run's goroutine while the model streams, and each event
+// built in it would take the frame an event's size more.
+
+// emitStarted emits the run's RunStarted (RunContinued when it continues a pause)
+// and returns the model's detail, shared by the model request events (events are
+// immutable once emitted).
+//
+//go:noinline
+func emitStarted(log *engine.Gate, base *run.Event, out *run.Output, continued bool) *run.Detail {
+	ev := *base
+	ev.Event = run.EventRunStarted
+	if continued {
+		ev.Event = run.EventRunContinued
+	}
+	if out.Model != "" || out.ModelProvider != "" {
+		ev.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
+	}
+	log.Emit(&ev)
+	return ev.Detail
+}
+
+// emit emits an event of type t built on base, with the content, detail and
+// metrics given (each may be empty), and reports whether the log took it.
+//
+//go:noinline
+func emit(log *engine.Gate, base *run.Event, t run.EventType, content string, detail *run.Detail, m *run.Metrics) bool {
+	ev := *base
+	ev.Event, ev.Content, ev.Detail, ev.Metrics = t, content, detail, m
+	return log.Emit(&ev)
+}
+
+// firstMessages returns a run's first request's messages: the session's history,
+// then the input. The slice has room for a turn of tool calls if the agent has
+// tools: an agent without keeps its messages for the whole run, and a thousand
+// open runs would each keep room for three more.
+//
+//go:noinline
+func firstMessages(history []model.Message, input string, atts []model.Attachment, tools bool) []model.Message {
+	room := 1
+	if tools {
+		room = 4
+	}
+	msgs := append(make([]model.Message, 0, len(history)+room), history...)
+	return append(msgs, model.Message{Role: model.RoleUser, Content: input, Attachments: atts})
+}
+
+// appendCalls appends to msgs the model's answer that called tools.
+//
+//go:noinline
+func appendCalls(msgs []model.Message, content string, calls []model.ToolCall, thinking []model.Thinking) []model.Message {
+	return append(msgs, model.Message{Role: model.RoleAssistant, Content: content, ToolCalls: calls, Thinking: thinking})
+}
+
+// appendFix appends to msgs the model's structured answer that was not valid and
+// the request to fix it.
+//
+//go:noinline
+func appendFix(msgs []model.Message, content string, thinking []model.Thinking, fix error) []model.Message {
+	return append(msgs, model.Message{Role: model.RoleAssistant, Content: content, Thinking: thinking},
+		model.Message{Role: model.RoleUser, Content: fixPrompt(fix)})
 }
 
 // stopped returns why a run was stopped: its context's cause, or run.ErrCancelled when

@@ -259,10 +259,27 @@ func (s *Server) readAttachments(req *runRequest, r *http.Request) error {
 // createRun starts a run: streamed as SSE, waited for and answered as JSON, or
 // queued in the background and answered 202.
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component) {
+	// The run is started in a call of its own, whose frame is gone by the time the
+	// stream is served: a stream's goroutine then fits a smaller stack.
+	hrun, streamed := s.startRun(w, r, c)
+	switch {
+	case hrun == nil:
+	case streamed:
+		defer s.streamSlots.give()
+		s.stream(w, r, hrun, 0)
+	default:
+		s.answerRun(w, r, c, hrun)
+	}
+}
+
+// startRun starts the run a request asks for, or queues it or answers the request's
+// error. It returns the run started, if any, attached, and whether it is streamed:
+// then it holds one of the stream slots, which the caller gives back.
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request, c *component) (hrun *host.Run, streamed bool) {
 	req, err := s.parseRun(w, r)
 	if err != nil {
 		s.answerError(w, err)
-		return
+		return nil, false
 	}
 	hr := host.Request{Kind: c.kind, Component: c.id, Input: *req.Message, SessionID: req.SessionID, UserID: req.UserID,
 		Parent: host.ParseTraceparent(r.Header.Get("Traceparent"))} // the caller's span: the run's parent, when traced
@@ -274,36 +291,36 @@ func (s *Server) createRun(w http.ResponseWriter, r *http.Request, c *component)
 			// A background run is queued in the store, which keeps its text input
 			// only: it would run without them.
 			writeError(w, http.StatusUnprocessableEntity, "a background run takes no images or files: they are not stored")
-			return
+			return nil, false
 		}
 		hr.Options = []run.Option{agent.WithAttachments(req.atts...)}
 	}
 	if req.Background {
 		s.createBackground(w, r, hr)
-		return
+		return nil, false
 	}
-	streamed := req.Stream == nil || *req.Stream
+	streamed = req.Stream == nil || *req.Stream
 	hr.Unread = !streamed // its answer is its output; resumes read the store
-	if streamed {
-		// The stream's place is taken before the run starts: a refused stream
-		// starts no run.
-		if !s.takeStream(w) {
-			return
-		}
-		defer s.streamSlots.give()
+	// The stream's place is taken before the run starts: a refused stream
+	// starts no run.
+	if streamed && !s.takeStream(w) {
+		return nil, false
 	}
-	hrun, err := s.host.Start(hr)
+	hrun, err = s.host.Start(hr)
 	if err != nil {
+		if streamed {
+			s.streamSlots.give()
+		}
 		s.answerStartError(w, err)
-		return
+		return nil, false
 	}
 	s.attach(hrun)
-	if streamed {
-		s.stream(w, r, hrun, 0)
-		return
-	}
-	// The answer is the run's end as stored: should this process lose the run,
-	// the end its next owner stores (see host.Host.Result).
+	return hrun, streamed
+}
+
+// answerRun answers a run that is not streamed with its end as stored: should this
+// process lose the run, the end its next owner stores (see host.Host.Result).
+func (s *Server) answerRun(w http.ResponseWriter, r *http.Request, c *component, hrun *host.Run) {
 	out, err := s.host.Result(r.Context(), hrun)
 	switch {
 	case r.Context().Err() != nil:

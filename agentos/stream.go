@@ -22,9 +22,8 @@ type sse struct {
 	rc *http.ResponseController
 
 	mu       sync.Mutex // guards the fields below and writes to w
-	buf      []byte
-	err      error // the first write error: the client is gone
-	active   bool  // an event was written since the last heartbeat tick
+	err      error      // the first write error: the client is gone
+	active   bool       // an event was written since the last heartbeat tick
 	tick     *time.Timer
 	interval time.Duration
 	stopped  bool // the heartbeat is stopped: the handler may return
@@ -45,6 +44,14 @@ func startSSE(w http.ResponseWriter) *sse {
 	return s
 }
 
+// frames holds the buffers events are framed in: a stream takes one only while it
+// writes an event, so that a thousand open streams keep no thousand buffers
+// between their events.
+var frames = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// maxPooledFrame bounds the buffers frames keeps: a rare large event's is dropped.
+const maxPooledFrame = 64 << 10
+
 // event writes one event; data is its one-line JSON, appended by appendData.
 func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]byte, error)) error {
 	s.mu.Lock()
@@ -52,17 +59,24 @@ func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]
 	if s.err != nil {
 		return s.err
 	}
-	b := append(s.buf[:0], "event: "...)
+	bp := frames.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledFrame {
+			frames.Put(bp)
+		}
+	}()
+	b := append((*bp)[:0], "event: "...)
 	b = append(b, name...)
 	b = append(b, "\nid: "...)
 	b = strconv.AppendInt(b, int64(id), 10)
 	b = append(b, "\ndata: "...)
 	b, err := appendData(b)
+	*bp = b[:0]
 	if err != nil {
 		return err
 	}
 	b = append(b, "\n\n"...)
-	s.buf = b
+	*bp = b[:0]
 	s.active = true
 	s.sent++
 	if _, s.err = s.w.Write(b); s.err == nil && flush {

@@ -25,12 +25,12 @@ const unstoredWait = 250 * time.Millisecond
 // known yet) and whether the run is known: false means that no process holds or
 // stored a run with this id, and the intent is kept for when one starts.
 //
-// When the store keeps cancel intents (a store.Canceller), the intent is durable
-// before Cancel returns, also for a run executing here, so that a process taking
-// the run over later knows of it. If the store fails to keep it for a run
-// executing here, the run is cancelled here all the same; the cancel is durable
-// still when the run's end was persisted before Cancel returns (with wait), and
-// otherwise the error wraps ErrNotDurable: the cancel must not be acknowledged.
+// When the store keeps cancel intents (a store.Canceller), the cancel is durable
+// before Cancel returns, so that a process taking the run over later cannot
+// reverse it: its intent is stored, or, for a run executing here that Cancel
+// waits for, the run's end (see keepUnlessEnded). If the store fails to keep
+// either for a run executing here, the run is cancelled here all the same, and
+// the error wraps ErrNotDurable: the cancel must not be acknowledged.
 // For a run elsewhere the store's error is returned. reason is
 // run.ReasonRequested if empty.
 func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run.Status, known bool, err error) {
@@ -99,11 +99,17 @@ func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool)
 	}
 	r.cancelAsked.CompareAndSwap(nil, &reason)
 	st := r.comp.registry.RequestCancel(r.id, reason)
-	kept := h.keepAsync(ctx, r.id, reason) // durable while the run ends
+	var kept <-chan error
+	if !wait || r.Exec() == nil {
+		kept = h.keepAsync(ctx, r.id, reason) // durable while the run ends
+	}
 	if r.Exec() == nil && h.dequeue(r) {
 		st = run.StatusRunning // queued: started now, it consumes the intent and ends at once
 	}
 	if wait {
+		if kept == nil {
+			kept = h.keepUnlessEnded(ctx, r, reason)
+		}
 		if out, werr := r.Wait(ctx); werr == nil {
 			st = out.Status
 		} else if st == run.StatusPending {
@@ -151,6 +157,34 @@ func (h *Host) cancelActive(ctx context.Context, e *engine.Entry, reason string,
 	case <-ctx.Done():
 	}
 	return e.Status()
+}
+
+// keepGrace is how long a waiting cancel of a run executing here waits for the
+// run's end to be stored before it stores the cancel's intent as well (see
+// keepUnlessEnded).
+const keepGrace = 50 * time.Millisecond
+
+// keepUnlessEnded makes the cancel of r, a run executing here whose end a cancel
+// waits for, durable: a stored CANCELLED end is the durable fact itself, and an
+// intent stored beside it would cost the store's writer a transaction ahead of
+// the end's, which the run's clients wait for. So the intent is stored (keepAsync)
+// only once the run has not ended within keepGrace (or half of what remains of
+// ctx, if less: the intent's write keeps the rest), or ended without its end
+// stored (the recorder gave up on it, or another replica took it over).
+func (h *Host) keepUnlessEnded(ctx context.Context, r *Run, reason string) <-chan error {
+	grace := keepGrace
+	if dl, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(dl)/2)
+	}
+	soon, cancel := context.WithTimeout(ctx, grace)
+	_, err := r.Wait(soon)
+	cancel()
+	if err == nil && endPersisted(r) {
+		done := make(chan error, 1)
+		done <- nil
+		return done
+	}
+	return h.keepAsync(ctx, r.id, reason)
 }
 
 // keepAsync is keep on a goroutine of its own, whose outcome the returned channel

@@ -183,10 +183,17 @@ func (h *Host) FollowExec(ctx context.Context, x *run.Exec, from int, live func(
 		if !errors.Is(err, run.ErrLost) || h.store == nil {
 			return err
 		}
-		h.log.Info("host: this process lost a run it streams: its clients follow it from the store",
-			"run_id", x.ID, "from_event", next)
-		return h.follow(ctx, &store.Run{ID: x.ID, Kind: x.Kind, Status: run.StatusRunning}, next, stored, true)
+		return h.followLost(ctx, x, next, stored)
 	}
+}
+
+// followLost follows from the store, from index next on, a run this process lost
+// (see FollowExec). It is a call of its own so that FollowExec's frame, on the
+// stack of every stream while it waits, stays small.
+func (h *Host) followLost(ctx context.Context, x *run.Exec, next int, stored func([]store.Event) bool) error {
+	h.log.Info("host: this process lost a run it streams: its clients follow it from the store",
+		"run_id", x.ID, "from_event", next)
+	return h.follow(ctx, &store.Run{ID: x.ID, Kind: x.Kind, Status: run.StatusRunning}, next, stored, true)
 }
 
 // readEvicted gives stored the events of x from index from that its log dropped

@@ -451,13 +451,28 @@ func (r *Recorder) urgent(ctx context.Context, live []*recording) {
 	// them together: the records (of runs not created) and the events of the
 	// runs due (created) are of different runs, and the writer's state that each
 	// uses is its own (see eventWriter).
-	created := make(chan []failure, 1)
-	go func() { created <- r.writer.create(ctx, live) }()
-	appended, _ := r.writer.appendEvents(ctx, r.hot)
-	r.failed(<-created)
+	var created chan []failure
+	if slices.ContainsFunc(live, func(rc *recording) bool { return !rc.created && rc.dead == nil }) {
+		created = make(chan []failure, 1)
+		go func() { created <- r.writer.create(ctx, live) }()
+	}
+	var appended []failure
+	hot := r.hot
+	ew, folds := r.store.(EndWriter)
+	if folds {
+		// The events and the ends (or checkpoints) in one write.
+		r.writeHot(ctx, ew, hot)
+	} else {
+		appended, _ = r.writer.appendEvents(ctx, hot)
+	}
+	if created != nil {
+		r.failed(<-created)
+	}
 	r.begun(live)
-	r.failed(appended)
-	r.writeDue(ctx, r.hot)
+	if !folds {
+		r.failed(appended)
+		r.writeDue(ctx, hot)
+	}
 	clear(r.hot)
 }
 

@@ -200,6 +200,28 @@ func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) 
 	return ends, cks
 }
 
+// dueAfter is due for the runs of hot once n[i] more events of each are written
+// with their records (see Recorder.writeHot): the runs whose end is due then (they
+// ended, and those are their last events), and the checkpoints due then, taken
+// from their runs.
+func (t *runTable) dueAfter(hot []*recording, n []int) (ends []*recording, cks []checkpoint) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, rc := range hot {
+		switch {
+		case rc.dead != nil, rc.finished:
+		case rc.ending:
+			if rc.persisted+n[i] >= rc.x.Log.Len() {
+				ends = append(ends, rc)
+			}
+		case rc.ckWait != nil && rc.persisted+n[i] >= rc.ckAfter:
+			cks = append(cks, checkpoint{rc: rc, steps: rc.ckSteps, wait: rc.ckWait})
+			rc.ckSteps, rc.ckWait = nil, nil
+		}
+	}
+	return ends, cks
+}
+
 // urgent returns the runs of live that a flush writes first, ahead of the other
 // runs' events: those whose End or a Checkpoint waits, which the run's caller (a
 // cancel, the next step of a workflow) waits for. The slice is dst, reused.

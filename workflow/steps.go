@@ -229,15 +229,10 @@ func (t *Task) validate(v *validator) error {
 	return t.Pause.check(t.Name, v.nested > 0)
 }
 
-func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (run.StepResult, error) {
-	o := r.stepOrigin(t.Name, i, f)
-	if t.Retry != nil {
-		o.Attempt = 1
-	}
-	r.emit(run.EventStepStarted, o, run.Event{})
-	res := run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
+func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *Input) (res run.StepResult, err error) {
+	o := t.started(r, f, i)
+	res = run.StepResult{StepID: run.Slug(t.Name), StepName: t.Name, Status: run.StatusCompleted}
 	var out StepOutput
-	var err error
 	for {
 		out, err = t.attempt(ctx, r, o, in, &res.Metrics)
 		if errors.Is(err, run.ErrPaused) {
@@ -246,36 +241,65 @@ func (t *Task) execute(ctx context.Context, r *execution, f frame, i int, in *In
 		if !t.Retry.ShouldRetry(ctx, o.Attempt, err) {
 			break
 		}
-		r.emit(run.EventStepRetried, o, run.Event{Error: err.Error()})
-		if err = t.Retry.Wait(ctx, o.Attempt); err != nil {
+		if o, err = t.retry(ctx, r, o, err); err != nil {
 			out = StepOutput{} // cancelled between attempts: no attempt is running
 			break
 		}
-		next := *o // events keep the origin they were emitted with
-		next.Attempt++
-		o = &next
 	}
+	err = t.finish(ctx, r, o, &res, &out, err)
+	return res, err
+}
+
+// The parts of Task.execute around its attempts are calls of their own: its frame
+// is on the stack of the run's goroutine while the step's agent streams.
+
+// started emits the step's StepStarted and returns its origin.
+func (t *Task) started(r *execution, f frame, i int) *run.Origin {
+	o := r.stepOrigin(t.Name, i, f)
+	if t.Retry != nil {
+		o.Attempt = 1
+	}
+	r.emit(run.EventStepStarted, o, run.Event{})
+	return o
+}
+
+// retry emits StepRetried for the attempt of origin o that failed with err, waits
+// before the next attempt, and returns the next attempt's origin, or why it waited
+// in vain.
+func (t *Task) retry(ctx context.Context, r *execution, o *run.Origin, err error) (*run.Origin, error) {
+	r.emit(run.EventStepRetried, o, run.Event{Error: err.Error()})
+	if err := t.Retry.Wait(ctx, o.Attempt); err != nil {
+		return o, err
+	}
+	next := *o // events keep the origin they were emitted with
+	next.Attempt++
+	return &next, nil
+}
+
+// finish completes res with the step's last attempt, which gave out and err, emits
+// the step's end, and returns the step's error.
+func (t *Task) finish(ctx context.Context, r *execution, o *run.Origin, res *run.StepResult, out *StepOutput, err error) error {
 	res.Content, res.ContentType, res.Stop, res.Attempts = out.Content, out.ContentType, out.Stop, o.Attempt
 	if err == nil && out.Value != nil {
-		res.Content, res.ContentType, err = encodeValue(out)
+		res.Content, res.ContentType, err = encodeValue(*out)
 	}
 	if err != nil {
 		if cancelled(ctx, err) {
 			res.Status = run.StatusCancelled
-			return res, err // the run's terminal event tells
+			return err // the run's terminal event tells
 		}
 		res.Status, res.Error = run.StatusError, err.Error()
 		r.emit(run.EventStepError, o, run.Event{Error: res.Error})
-		return res, fmt.Errorf("step %q: %w", t.Name, err)
+		return fmt.Errorf("step %q: %w", t.Name, err)
 	}
-	r.record(res)
+	r.record(*res)
 	ev := run.Event{Content: res.Content}
 	if res.ContentType != "" {
 		ev.Detail = &run.Detail{ContentType: res.ContentType}
 	}
 	r.emit(run.EventStepCompleted, o, ev)
 	r.keepValue(t.Name, out.Value)
-	return res, nil
+	return nil
 }
 
 // attempt runs the step once, bounded by its Timeout. An attempt cut short by a
@@ -305,27 +329,22 @@ func (t *Task) attempt(ctx context.Context, r *execution, o *run.Origin, in *Inp
 func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *Input, used *run.Metrics) (string, string, error) {
 	sc := engine.Scope{Registry: r.reg, Log: r.log, Origin: *o}
 	sc.Origin.WorkflowRunID = r.base.RunID
-	input := in.Input
-	if in.Previous != "" {
-		input += "\n\nPrevious step output:\n" + in.Previous
-	}
-	if in.UserInput != nil {
-		b, _ := json.Marshal(in.UserInput) // values decoded from JSON always encode
-		input += "\n\nUser input:\n" + string(b)
-	}
-	var opts []run.Option
-	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
-		opts = append(opts, agent.WithAttachments(r.atts...))
-	}
 	// An agent in a top-level step may pause for a person: the workflow pauses.
 	sc.Pausable = o.NestedDepth == 0 && o.ParentStepID == ""
-	if e := in.executor; e != nil {
-		opts = append(opts, run.WithID(e.runID), run.WithResume(&run.Resume{Paused: e.paused, Decisions: e.decisions}))
-	}
+	input, opts := agentInput(r, in)
 	out, err := t.nested(ctx, &sc, input, opts...)
 	if out == nil {
 		return "", "", err
 	}
+	return t.agentDone(r, out, err, used)
+}
+
+// agentDone takes the output of the step's agent's run, which ended with err: it
+// adds the run's metrics to the workflow's and to used, and returns the run's
+// content and content type, and err.
+//
+//go:noinline
+func (t *Task) agentDone(r *execution, out *run.Output, err error, used *run.Metrics) (string, string, error) {
 	if errors.Is(err, run.ErrPaused) && out.Paused != nil {
 		r.mu.Lock()
 		r.executor = newExecutorPause(t, out)
@@ -343,6 +362,30 @@ func (t *Task) runAgent(ctx context.Context, r *execution, o *run.Origin, in *In
 		return out.Content, "", err
 	}
 	return out.Content, out.ContentType, err
+}
+
+// agentInput returns the input and the options of the run of a step's agent on
+// in. A call of its own: runAgent's frame is on the stack of the run's goroutine
+// while the agent streams.
+//
+//go:noinline
+func agentInput(r *execution, in *Input) (string, []run.Option) {
+	input := in.Input
+	if in.Previous != "" {
+		input += "\n\nPrevious step output:\n" + in.Previous
+	}
+	if in.UserInput != nil {
+		b, _ := json.Marshal(in.UserInput) // values decoded from JSON always encode
+		input += "\n\nUser input:\n" + string(b)
+	}
+	var opts []run.Option
+	if len(r.atts) > 0 && len(in.Outputs) == 0 { // a first step: the attachments are its
+		opts = append(opts, agent.WithAttachments(r.atts...))
+	}
+	if e := in.executor; e != nil {
+		opts = append(opts, run.WithID(e.runID), run.WithResume(&run.Resume{Paused: e.paused, Decisions: e.decisions}))
+	}
+	return input, opts
 }
 
 // runAttachments returns the attachments a workflow run's options give it (their

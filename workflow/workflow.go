@@ -159,7 +159,9 @@ func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Ou
 	if sessions == nil || sessionID == "" {
 		return w.execute(er.Ctx(), r, rs)
 	}
-	m, err := sessions.LoadState(er.Ctx(), sessionID)
+	var m map[string]any
+	var err error
+	engine.Apart(func() { m, err = sessions.LoadState(er.Ctx(), sessionID) }) // a store's deep stack, not the run's
 	if err != nil {
 		return err
 	}
@@ -180,10 +182,30 @@ func (w *Workflow) run(er engine.Run, base *run.Event, input string, out *run.Ou
 func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) error {
 	if w.Timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
+		ctx, cancel = w.withTimeout(ctx)
 		defer cancel()
 	}
-	var done []run.StepResult
+	ctx, done, err := w.begin(ctx, r, rs)
+	results := done
+	if err == nil {
+		results, err = r.top(ctx, w.Steps, done)
+	}
+	w.end(r, rs, done, results, err)
+	return err
+}
+
+// The parts of execute around its steps are calls of their own: its frame is on
+// the stack of the run's goroutine under every step it runs.
+
+// withTimeout bounds ctx by the workflow's Timeout.
+func (w *Workflow) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return run.ContextWithTimeout(ctx, w.Timeout, fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)))
+}
+
+// begin prepares r to run the steps after the finished ones of the stored run rs
+// continues (nil for a new run), which it returns, charges the workflow's budget
+// with what they spent, and emits WorkflowStarted for a new run.
+func (w *Workflow) begin(ctx context.Context, r *execution, rs *run.Resume) (_ context.Context, done []run.StepResult, err error) {
 	var spent run.Metrics // by the finished steps of the run continued
 	if rs != nil {
 		done, r.decisions, r.paused = rs.Steps, rs.StepDecisions, rs.Paused
@@ -193,7 +215,6 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		}
 		r.out.Metrics.Add(spent)
 	}
-	var err error
 	if w.Budget > 0 {
 		b := run.NewBudget(run.BudgetFrom(ctx), fmt.Sprintf("workflow %q", cmp.Or(w.Name, w.ID)), w.Budget)
 		ctx = run.ContextWithBudget(ctx, b)
@@ -205,10 +226,11 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 	if rs != nil && rs.NextEvent > 0 && len(done) < len(w.Steps) && (len(rs.Open) > 0 || rs.Partial != "") {
 		r.interrupted(w.Steps[len(done)], len(done), rs.Open)
 	}
-	results := done
-	if err == nil {
-		results, err = r.top(ctx, w.Steps, done)
-	}
+	return ctx, done, err
+}
+
+// end leaves in r.out the results of the steps, which ended with err.
+func (w *Workflow) end(r *execution, rs *run.Resume, done, results []run.StepResult, err error) {
 	r.out.StepResults = results
 	// A structured last step makes the run's content structured: its JSON, typed.
 	last := lastContent(results)
@@ -218,7 +240,6 @@ func (w *Workflow) execute(ctx context.Context, r *execution, rs *run.Resume) er
 		// streamed before its process died is the run's last output.
 		r.out.Content, r.out.ContentType = rs.Partial, ""
 	}
-	return err
 }
 
 // runNested runs the workflow inside another run (an agent's tool call): its events
@@ -340,44 +361,20 @@ const checkpointTimeout = 30 * time.Second
 // step, done's first, the last one possibly partial.
 func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) (_ []run.StepResult, err error) {
 	results := append(make([]run.StepResult, 0, len(steps)), done...)
-	var prev run.StepResult
-	if len(done) > 0 {
-		prev = done[len(done)-1]
-		for i, res := range done {
-			r.recordLeaves(steps[i], res)
-		}
+	prev := len(done) - 1 // the result the next step follows, if any
+	for i := range done {
+		r.recordLeaves(steps[i], &done[i])
 	}
 	for i := len(done); i < len(steps) && !r.stopped(); i++ {
 		if ctx.Err() != nil {
 			return results, context.Cause(ctx)
 		}
-		in := r.inputFor(prev)
-		if req, p, ok := waits(steps[i], i); ok {
-			d, decided := r.decision(i)
-			if !decided {
-				return results, r.pauseAt(steps[i], i, req, p)
-			}
-			name := stepName(steps[i])
-			r.emit(run.EventStepContinued, r.stepOrigin(name, i, frame{}), run.Event{})
-			rejected := d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed)
-			if _, cond := steps[i].(*Condition); rejected && cond && d.OnReject == string(OnRejectElse) {
-				in.rejected, rejected = true, false // the condition runs its Else steps
-			}
-			if rejected {
-				if d.OnReject != string(OnRejectSkip) {
-					return results, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", name)}
-				}
-				// Skipped: the next step sees the previous one's content.
-				results = append(results, run.StepResult{StepID: run.Slug(name), StepName: name, Status: run.StatusCompleted,
-					Content: prev.Content, ContentType: prev.ContentType})
-				continue
-			}
-			in.UserInput, in.selected = d.UserInput, d.SelectedChoices
-		} else if d, decided := r.decision(i); decided && d.RequiresExecutorInput {
-			if in.executor, err = r.executorResume(d); err != nil {
-				return results, err
-			}
-			r.emit(run.EventStepContinued, r.stepOrigin(stepName(steps[i]), i, frame{}), run.Event{})
+		in := r.inputAfter(results, prev)
+		switch next, err := r.decide(steps[i], i, in, &results, prev); next {
+		case stepStop:
+			return results, err
+		case stepSkip:
+			continue
 		}
 		res, err := steps[i].execute(ctx, r, frame{}, i, in)
 		if errors.Is(err, run.ErrPaused) {
@@ -387,7 +384,7 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		if err != nil {
 			return results, err
 		}
-		prev = res
+		prev = len(results) - 1
 		if r.checkpointer != nil && i+1 < len(steps) && ctx.Err() == nil && !r.stopped() {
 			if err := r.checkpoint(ctx, results); err != nil {
 				return results, err
@@ -395,6 +392,64 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		}
 	}
 	return results, nil
+}
+
+// inputAfter is inputFor the result at index prev of results (none if prev < 0).
+//
+//go:noinline
+func (r *execution) inputAfter(results []run.StepResult, prev int) *Input {
+	if prev < 0 {
+		return r.inputFor(run.StepResult{})
+	}
+	return r.inputFor(results[prev])
+}
+
+// What top does with a step once its pause, if any, is decided (see decide).
+const (
+	stepRun  = iota // the step runs
+	stepSkip        // the step is skipped: its result is given
+	stepStop        // the run stops: it pauses, or the step was rejected
+)
+
+// decide applies to step s, the top-level step i about to run on in, the decision a
+// person made on its pause (a pause still to decide stops the run there) or on its
+// executor's input. A call of its own, out of top's frame: top's frame is on the
+// stack of the run's goroutine under every step it runs.
+// A skipped step's result is appended to *results; prev is the index in it of the
+// result the step follows (none if < 0).
+func (r *execution) decide(s Step, i int, in *Input, results *[]run.StepResult, prev int) (next int, err error) {
+	if req, p, ok := waits(s, i); ok {
+		d, decided := r.decision(i)
+		if !decided {
+			return stepStop, r.pauseAt(s, i, req, p)
+		}
+		name := stepName(s)
+		r.emit(run.EventStepContinued, r.stepOrigin(name, i, frame{}), run.Event{})
+		rejected := d.RequiresConfirmation && (d.Confirmed == nil || !*d.Confirmed)
+		if _, cond := s.(*Condition); rejected && cond && d.OnReject == string(OnRejectElse) {
+			in.rejected, rejected = true, false // the condition runs its Else steps
+		}
+		if rejected {
+			if d.OnReject != string(OnRejectSkip) {
+				return stepStop, &run.CancelledError{RunID: r.base.RunID, Reason: fmt.Sprintf("step %q rejected", name)}
+			}
+			// Skipped: the next step sees the previous one's content.
+			var content, contentType string
+			if prev >= 0 {
+				content, contentType = (*results)[prev].Content, (*results)[prev].ContentType
+			}
+			*results = append(*results, run.StepResult{StepID: run.Slug(name), StepName: name, Status: run.StatusCompleted,
+				Content: content, ContentType: contentType})
+			return stepSkip, nil
+		}
+		in.UserInput, in.selected = d.UserInput, d.SelectedChoices
+	} else if d, decided := r.decision(i); decided && d.RequiresExecutorInput {
+		if in.executor, err = r.executorResume(d); err != nil {
+			return stepStop, err
+		}
+		r.emit(run.EventStepContinued, r.stepOrigin(stepName(s), i, frame{}), run.Event{})
+	}
+	return stepRun, nil
 }
 
 // checkpoint has the checkpointer keep results, with a context that the run's cancel
@@ -412,18 +467,18 @@ func (r *execution) checkpoint(ctx context.Context, results []run.StepResult) er
 // recordLeaves records the completed agent and function steps inside res, the
 // result of step s that a run this one continues finished, as if this run had run
 // them: later steps see them in their Input's Outputs.
-func (r *execution) recordLeaves(s Step, res run.StepResult) {
+func (r *execution) recordLeaves(s Step, res *run.StepResult) {
 	if _, ok := s.(*Task); ok {
 		if res.Status == run.StatusCompleted {
-			r.record(res)
+			r.record(*res)
 		}
 		return
 	}
 	kids := children(s)
-	for _, sub := range res.Steps {
+	for j := range res.Steps {
 		for _, k := range kids {
-			if stepName(k) == sub.StepName {
-				r.recordLeaves(k, sub)
+			if stepName(k) == res.Steps[j].StepName {
+				r.recordLeaves(k, &res.Steps[j])
 				break
 			}
 		}

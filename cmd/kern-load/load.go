@@ -41,6 +41,7 @@ type config struct {
 	ChunkDelay   time.Duration // the in-process workflow's pause between words
 	Timeout      time.Duration // bounds the whole test
 	CPUProfile   string        // a file to write a CPU profile of the hold to
+	DebugAddr    string        // with --serve: where to serve pprof and memory metrics
 	Floor        bool          // measure the bare SSE floor first, and kern in a process of its own
 	Log          io.Writer     // progress
 

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -48,6 +49,7 @@ func main() {
 	flag.DurationVar(&cfg.Ramp, "ramp", 5*time.Second, "the shortest time to open the streams in")
 	flag.DurationVar(&cfg.Hold, "hold", 10*time.Second, "how long the streams are held while events are counted")
 	flag.DurationVar(&cfg.ChunkDelay, "chunk-delay", time.Second, "the in-process workflow's pause between streamed words")
+	flag.StringVar(&cfg.DebugAddr, "debug-addr", "", "with --serve: serve net/http/pprof and runtime/metrics (/debug/pprof/, /debug/mem) on this loopback `addr`, for heap profiles and goroutine dumps of the server")
 	flag.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the hold (client and in-process server) to `file`")
 	flag.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bounds the whole test")
 	flag.IntVar(&cfg.Runs, "runs", 0, "measure completed runs per second instead: `n` runs through the first of --servers, then n spread over all of them")
@@ -114,9 +116,20 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.DebugAddr != "" {
+		runtime.MemProfileRate = 512 // heap profiles that see a stream's small allocations
+	}
 	ls, err := startServerOn(addr, cfg.Store, cfg.ChunkDelay, admission{cfg.MaxRuns, cfg.MaxStreams})
 	if err != nil {
 		return err
+	}
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr)
+		if err != nil {
+			ls.Close()
+			return err
+		}
+		defer stop()
 	}
 	fmt.Println(ls.url)
 	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, fd limit %d/%d) for %v\n",

@@ -18,28 +18,30 @@ import (
 // Events live in segments that never move, so a reader can keep a pointer to one and
 // a streamed chunk costs no allocation of its own. Segment k holds firstSegment<<k
 // events: short runs allocate little, long ones allocate rarely. A recorded run's
-// log caps its segments at firstSegment<<trackedShift events, so that it can drop
-// whole segments its window left (see Window).
+// log stops its segments growing at segment trackedCap-1: all of firstSegment
+// events, so that the whole segments it drops as its window moves (see Window)
+// leave little more than the window in memory.
 const (
 	firstSegment = 8
-	trackedShift = 1
+	trackedCap   = 1
 )
 
 // Window is how many of its most recent events a recorded run's log keeps in
 // memory once the store holds them (see Log.Track): a client that resumes within
 // it, or a reader that falls that far behind, is served from memory; one from
 // further back reads the store. Whole segments are dropped, so a log holds at most
-// Window+firstSegment<<trackedShift durable events, and every event not durable yet.
+// Window+firstSegment<<(trackedCap-1) durable events, and every event not durable yet.
 const Window = 16
 
 // locate returns the segment and the offset in it of event i (counted from the
-// log's first index), in a log whose segments stop growing at segment capShift
-// (0: they never stop).
-func locate(i, capShift int) (seg, off int) {
-	if capShift > 0 {
-		if start := firstSegment * (1<<capShift - 1); i >= start {
+// log's first index), in a log whose segments stop growing at segment capAt-1
+// (capAt 0: they never stop).
+func locate(i, capAt int) (seg, off int) {
+	if capAt > 0 {
+		c := capAt - 1
+		if start := firstSegment * (1<<c - 1); i >= start {
 			j := i - start
-			return capShift + j/(firstSegment<<capShift), j % (firstSegment << capShift)
+			return c + j/(firstSegment<<c), j % (firstSegment << c)
 		}
 	}
 	seg = bits.Len(uint(i/firstSegment+1)) - 1
@@ -47,17 +49,17 @@ func locate(i, capShift int) (seg, off int) {
 }
 
 // segmentStart returns the index of segment seg's first event.
-func segmentStart(seg, capShift int) int {
-	if capShift > 0 && seg >= capShift {
-		return firstSegment*(1<<capShift-1) + (seg-capShift)*firstSegment<<capShift
+func segmentStart(seg, capAt int) int {
+	if c := capAt - 1; capAt > 0 && seg >= c {
+		return firstSegment*(1<<c-1) + (seg-c)*firstSegment<<c
 	}
 	return firstSegment * (1<<seg - 1)
 }
 
 // segmentLen returns how many events segment seg holds.
-func segmentLen(seg, capShift int) int {
-	if capShift > 0 {
-		seg = min(seg, capShift)
+func segmentLen(seg, capAt int) int {
+	if capAt > 0 {
+		seg = min(seg, capAt-1)
 	}
 	return firstSegment << seg
 }
@@ -88,7 +90,7 @@ func segmentLen(seg, capShift int) int {
 type Log[E any] struct {
 	mu       sync.Mutex
 	segments [][]E        // segments[0] is segment base; a new slice when segments are dropped
-	capShift int          // segments stop growing at this one; 0: never (see locate)
+	capAt    int          // segments stop growing at segment capAt-1; 0: never (see locate)
 	base     int          // the number of segments dropped
 	held     int          // index of the first event held: segment base's first
 	first    int          // index of the log's first event (see StartAt)
@@ -150,9 +152,9 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 		l.mu.Unlock()
 		return false
 	}
-	seg, off := locate(l.n-l.first, l.capShift)
+	seg, off := locate(l.n-l.first, l.capAt)
 	if seg -= l.base; seg == len(l.segments) {
-		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base, l.capShift)))
+		l.segments = append(l.segments, make([]E, segmentLen(seg+l.base, l.capAt)))
 	}
 	*index = l.n
 	l.segments[seg][off] = *ev
@@ -172,17 +174,17 @@ func (l *Log[E]) Emit(ev *E, index *int, created *int64, terminal bool) bool {
 // view is what a reader reads the log's events through, outside the lock: the
 // segments as they were when it took the view (dropped ones included).
 type view[E any] struct {
-	segs                  [][]E
-	base, first, capShift int
+	segs               [][]E
+	base, first, capAt int
 }
 
 func (l *Log[E]) viewLocked() view[E] {
-	return view[E]{l.segments, l.base, l.first, l.capShift}
+	return view[E]{l.segments, l.base, l.first, l.capAt}
 }
 
 // at returns event i.
 func (v *view[E]) at(i int) *E {
-	seg, off := locate(i-v.first, v.capShift)
+	seg, off := locate(i-v.first, v.capAt)
 	return &v.segs[seg-v.base][off]
 }
 
@@ -234,7 +236,7 @@ func (l *Log[E]) Track(kick chan<- struct{}) {
 	if !l.tracked.Load() {
 		l.durable.Store(int64(l.first))
 		if l.n == l.first {
-			l.capShift = trackedShift
+			l.capAt = trackedCap
 		}
 		l.kick = kick
 		l.tracked.Store(true)
@@ -283,7 +285,7 @@ func (l *Log[E]) trimLocked() {
 		keep = min(keep, p.at)
 	}
 	drop := 0
-	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1, l.capShift) <= keep {
+	for drop < len(l.segments)-1 && l.first+segmentStart(l.base+drop+1, l.capAt) <= keep {
 		drop++
 	}
 	if drop == 0 {
@@ -292,7 +294,7 @@ func (l *Log[E]) trimLocked() {
 	// A new slice: readers may still index the old one, outside the lock.
 	l.segments = slices.Clone(l.segments[drop:])
 	l.base += drop
-	l.held = l.first + segmentStart(l.base, l.capShift)
+	l.held = l.first + segmentStart(l.base, l.capAt)
 }
 
 // Lose marks the run as given up on by its recorder: the watermark moves no more,

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-const segCap = firstSegment << trackedShift
+const segCap = firstSegment << (trackedCap - 1)
 
 // held returns how many events l holds in memory, counting whole segments.
 func held(l *Log[ev]) int {
@@ -17,21 +17,21 @@ func held(l *Log[ev]) int {
 	defer l.mu.Unlock()
 	n := 0
 	for k := range l.segments {
-		n += segmentLen(l.base+k, l.capShift)
+		n += segmentLen(l.base+k, l.capAt)
 	}
 	return n
 }
 
 func TestLocate(t *testing.T) {
 	t.Parallel()
-	for _, capShift := range []int{0, 1, 2, 3} {
+	for _, capAt := range []int{0, 1, 2, 3, 4} {
 		seg, off := 0, 0
 		for i := range 5000 {
-			s, o := locate(i, capShift)
-			if s != seg || o != off || segmentStart(s, capShift)+o != i {
-				t.Fatalf("locate(%d, %d) = %d, %d; want %d, %d", i, capShift, s, o, seg, off)
+			s, o := locate(i, capAt)
+			if s != seg || o != off || segmentStart(s, capAt)+o != i {
+				t.Fatalf("locate(%d, %d) = %d, %d; want %d, %d", i, capAt, s, o, seg, off)
 			}
-			if off++; off == segmentLen(seg, capShift) {
+			if off++; off == segmentLen(seg, capAt) {
 				seg, off = seg+1, 0
 			}
 		}

@@ -1,0 +1,169 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/run"
+)
+
+// EndWriter is a Fencer that stores runs' last events and their records (their
+// ends, or checkpoints) in one call, so in one transaction (store/sqlite: one op of
+// its writer): a Recorder writes the runs whose End or Checkpoint waits through it,
+// so that a cancelled run's end costs one commit, not two one after the other.
+type EndWriter interface {
+	// WriteEnds stores events as AppendEventsAs does and, in the same transaction,
+	// updates the records of recs as UpdateRun does each. The record of a run
+	// whose events were found lost is not written (ErrTakenOver), nor one that
+	// UpdateRun would refuse; the others are written all the same. An err fails
+	// the whole call: nothing of it was written.
+	WriteEnds(ctx context.Context, replica string, events []Event, recs []*Run) (lost []string, recErrs []error, err error)
+}
+
+// writeHot writes the urgent runs of a flush (their End or a Checkpoint waits)
+// through ew: the events each emitted since the last write and, in the same call,
+// the end of each run that ended or the checkpoint it asked for, due once those
+// events are written. It answers them as appendEvents and writeDue would.
+func (r *Recorder) writeHot(ctx context.Context, ew EndWriter, hot []*recording) {
+	batch, evs, counts := r.hotEvents(hot)
+	ends, cks := r.table.dueAfter(hot, counts)
+	if len(batch) == 0 && len(ends) == 0 && len(cks) == 0 {
+		return
+	}
+	recs := make([]*Run, 0, len(ends)+len(cks))
+	for _, rc := range ends {
+		recs = append(recs, r.writer.endRecord(rc))
+	}
+	for _, ck := range cks {
+		recs = append(recs, r.writer.checkpointRecord(ck))
+	}
+	start := time.Now()
+	lost, recErrs, err := ew.WriteEnds(ctx, r.opts.Replica, batch, recs)
+	if r.opts.OnWrite != nil && len(batch) > 0 {
+		r.opts.OnWrite(time.Since(start), len(batch), err)
+	}
+	if err != nil {
+		r.failHot(hot, counts, ends, cks, fmt.Errorf("store: save events and ends: %w", err))
+		return
+	}
+	// The events first: a run's end or checkpoint is answered once they count.
+	at := 0
+	for i, rc := range hot {
+		n := counts[i]
+		at += n
+		switch {
+		case n == 0:
+		case slices.Contains(lost, rc.x.ID):
+			r.fail(rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver))
+		default:
+			rc.persisted += n
+			rc.err = nil
+			durable := rc.persisted
+			if last := evs[at-1]; (last.Event.Terminal() || last.Event.Pauses()) && last.RunID == rc.x.ID {
+				durable-- // told once its end is stored, below
+			}
+			engine.LogOf(rc.x).Durable(durable)
+		}
+	}
+	r.answerDue(ends, cks, recErrs)
+}
+
+// failHot takes note that a write of writeHot failed as a whole: the checkpoints it
+// carried are put back, and each run it wrote for fails once (see fail): given
+// up on, its End and checkpoints learn err; otherwise all is tried again.
+func (r *Recorder) failHot(hot []*recording, counts []int, ends []*recording, cks []checkpoint, err error) {
+	for _, ck := range cks {
+		r.table.again(ck)
+	}
+	for i, rc := range hot {
+		wrote := counts[i] > 0 || slices.Contains(ends, rc) ||
+			slices.ContainsFunc(cks, func(ck checkpoint) bool { return ck.rc == rc })
+		if wrote {
+			r.fail(rc, err)
+		}
+	}
+}
+
+// hotEvents returns the events the runs of hot emitted since their last write, as
+// the store takes them and as the runs emitted them, and how many of each run.
+func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event, counts []int) {
+	counts = make([]int, len(hot))
+	for i, rc := range hot {
+		before := len(evs)
+		// Armed before the read: an event emitted after it wakes the recorder.
+		engine.LogOf(rc.x).Arm()
+		evs = rc.x.Log.From(rc.persisted, evs)
+		counts[i] = len(evs) - before
+	}
+	if len(evs) == 0 {
+		return nil, nil, counts
+	}
+	// The store may keep the events' JSON (their Data point into arena): this
+	// write has its own.
+	var arena []byte
+	ends := make([]int, len(evs))
+	for i, ev := range evs {
+		mark := len(arena)
+		var err error
+		if arena, err = ev.AppendJSON(arena); err != nil {
+			// Unreachable for events kern emits; keep the event's identity anyway.
+			b, _ := json.Marshal(map[string]any{"event": ev.Event, "run_id": ev.RunID, "error": err.Error()})
+			arena = append(arena[:mark], b...)
+		}
+		ends[i] = len(arena)
+	}
+	batch = make([]Event, 0, len(evs))
+	at, start := 0, 0
+	for i, rc := range hot {
+		for _, ev := range evs[at : at+counts[i]] {
+			end := ends[len(batch)]
+			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event,
+				CreatedAt: time.Unix(ev.CreatedAt, 0), Data: arena[start:end:end]})
+			start = end
+		}
+		at += counts[i]
+	}
+	return batch, evs, counts
+}
+
+// answerDue answers the ends and checkpoints written with their events (see
+// writeHot), whose outcomes are errs in that order, as writeDue does. A run given
+// up on as its events were written (another replica took it over) was answered
+// then, but for the checkpoint it carried.
+func (r *Recorder) answerDue(ends []*recording, cks []checkpoint, errs []error) {
+	for i, rc := range ends {
+		switch {
+		case rc.dead != nil:
+		case errs[i] != nil:
+			r.fail(rc, fmt.Errorf("store: save the end of run %s: %w", rc.x.ID, errs[i]))
+		default:
+			engine.LogOf(rc.x).Durable(rc.persisted) // its terminal event too
+			r.table.finish(rc, nil)
+		}
+	}
+	for i, ck := range cks {
+		err := errs[len(ends)+i]
+		if err != nil {
+			err = fmt.Errorf("store: checkpoint run %s: %w", ck.rc.x.ID, err)
+		}
+		switch {
+		case err == nil && ck.rc.dead == nil:
+			r.leases.held(ck.rc, ck.rc.rec.LeaseUntil)
+		case err == nil:
+			err = ck.rc.dead
+		case ck.rc.dead != nil, refused(err):
+			// The run learns it from Checkpoint's error, and decides.
+		default:
+			r.table.again(ck)
+			r.fail(ck.rc, err)
+			continue
+		}
+		for _, w := range ck.wait {
+			w <- err
+		}
+	}
+}
