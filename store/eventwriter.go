@@ -212,17 +212,8 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 	}
-	// Every event's JSON, one after the other, sized from the last flush's events
-	// so that it seldom grows (each growth copies all of it). A store may keep it
-	// (the events' Data point into it), so each flush has its own, unless the
-	// store copies what it stores.
-	_, copies := w.store.(EventsCopier)
-	var arena []byte
-	if copies {
-		arena = slices.Grow(w.spare[:0], w.arenaSize(len(evs)))
-	} else {
-		arena = make([]byte, 0, w.arenaSize(len(evs)))
-	}
+	// Every event's JSON, one after the other (see arena).
+	arena := w.arena(len(evs))
 	at := 0
 	for i, rc := range live {
 		for _, ev := range evs[at : at+counts[i]] {
@@ -252,7 +243,6 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	if len(batch) == 0 {
 		return nil, false
 	}
-	w.perEvent = len(arena) / len(batch)
 	// The arena may have moved as it grew: point the events at its final copy.
 	start := 0
 	for i := range batch {
@@ -261,9 +251,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		start = end
 	}
 	lost, err := w.append(ctx, batch)
-	if copies && cap(arena) <= maxSpareArena {
-		w.spare = arena[:0]
-	}
+	w.written(arena, len(batch))
 	if err != nil {
 		err = fmt.Errorf("store: save events: %w", err)
 		for i, rc := range live {
@@ -295,14 +283,34 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	return fs, true
 }
 
-// arenaSize returns the capacity of the arena of a flush of n events: an eighth more
-// than the last flush's events took on average, so that most flushes fit.
-func (w *eventWriter) arenaSize(n int) int {
+// arena returns the buffer for the JSON of a write of n events, sized from the last
+// write's events so that it seldom grows (each growth copies all of it): the last
+// write's buffer if the store copies what it stores (see EventsCopier), a new one
+// otherwise, since the store may keep it (the events' Data point into it). The
+// recorder's loop alone calls it, and written once the store returned.
+func (w *eventWriter) arena(n int) []byte {
 	per := w.perEvent
 	if per == 0 {
 		per = 512
 	}
-	return n * (per + per/8)
+	size := n * (per + per/8) // an eighth more than the last write's events took on average
+	if _, copies := w.store.(EventsCopier); copies {
+		return slices.Grow(w.spare[:0], size)
+	}
+	return make([]byte, 0, size)
+}
+
+// written takes note that the store returned from the write of the JSON of n events
+// in arena: the next write's arena is sized from it, and is arena itself if the
+// store copies what it stores.
+func (w *eventWriter) written(arena []byte, n int) {
+	if n == 0 {
+		return
+	}
+	w.perEvent = len(arena) / n
+	if _, copies := w.store.(EventsCopier); copies && cap(arena) <= maxSpareArena {
+		w.spare = arena[:0]
+	}
 }
 
 // append writes a batch of events, fenced by this replica's ownership of their

@@ -28,34 +28,39 @@ func (c copyingStore) AppendEvents(ctx context.Context, evs []store.Event) error
 }
 
 // TestRecorderEventsJSON runs many runs at once through a Recorder on a store that
-// keeps the events' Data it is given and on one that copies it (the Recorder then
-// reuses its buffer from one write to the next): either way every stored event is
-// the run's event of its index, whole.
+// keeps the events' Data it is given, on one that copies it, and on SQLite (which
+// copies it, and writes a run's last events with its end): the Recorder reuses
+// its buffer from one write to the next on the last two. Either way every stored
+// event is the run's event of its index, whole.
 func TestRecorderEventsJSON(t *testing.T) {
-	for name, wrap := range map[string]func(*memStore) store.Store{
-		"keeps":  func(m *memStore) store.Store { return m },
-		"copies": func(m *memStore) store.Store { return copyingStore{m} },
+	for name, open := range map[string]func(testing.TB) store.Store{
+		"keeps":  func(testing.TB) store.Store { return newMemStore() },
+		"copies": func(testing.TB) store.Store { return copyingStore{newMemStore()} },
+		"sqlite": backends(t)["sqlite"],
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			st := newMemStore()
-			rec := store.NewRecorder(wrap(st), store.RecorderOptions{})
+			st := open(t)
+			rec := store.NewRecorder(st, store.RecorderOptions{})
 			defer rec.Close()
 			w := twoSteps(rec, scripted.New("a b c d"))
+			ids := make([]string, 40)
 			var wg sync.WaitGroup
-			for range 40 {
+			for i := range ids {
 				wg.Go(func() {
-					if _, err := w.Run(t.Context(), "go"); err != nil {
+					out, err := w.Run(t.Context(), "go")
+					if err != nil {
 						t.Error(err)
+						return
 					}
+					ids[i] = out.RunID
 				})
 			}
 			wg.Wait()
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			for id, evs := range st.events {
-				if len(evs) != 23 {
-					t.Errorf("run %s: %d events stored, want 23", id, len(evs))
+			for _, id := range ids {
+				evs, err := st.Events(t.Context(), id, 0, 0)
+				if err != nil || len(evs) != 23 {
+					t.Errorf("run %s: %d events stored, want 23 (%v)", id, len(evs), err)
 				}
 				for i, ev := range evs {
 					var back struct {

@@ -29,7 +29,7 @@ type EndWriter interface {
 // the end of each run that ended or the checkpoint it asked for, due once those
 // events are written. It answers them as appendEvents and writeDue would.
 func (r *Recorder) writeHot(ctx context.Context, ew EndWriter, hot []*recording) {
-	batch, evs, counts := r.hotEvents(hot)
+	batch, evs, counts, arena := r.hotEvents(hot)
 	ends, cks := r.table.dueAfter(hot, counts)
 	if len(batch) == 0 && len(ends) == 0 && len(cks) == 0 {
 		return
@@ -43,6 +43,7 @@ func (r *Recorder) writeHot(ctx context.Context, ew EndWriter, hot []*recording)
 	}
 	start := time.Now()
 	lost, recErrs, err := ew.WriteEnds(ctx, r.opts.Replica, batch, recs)
+	r.writer.written(arena, len(batch))
 	if r.opts.OnWrite != nil && len(batch) > 0 {
 		r.opts.OnWrite(time.Since(start), len(batch), err)
 	}
@@ -89,8 +90,9 @@ func (r *Recorder) failHot(hot []*recording, counts []int, ends []*recording, ck
 }
 
 // hotEvents returns the events the runs of hot emitted since their last write, as
-// the store takes them and as the runs emitted them, and how many of each run.
-func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event, counts []int) {
+// the store takes them and as the runs emitted them, how many of each run, and the
+// buffer of their JSON (see eventWriter.arena: writeHot hands it back).
+func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event, counts []int, arena []byte) {
 	counts = make([]int, len(hot))
 	for i, rc := range hot {
 		before := len(evs)
@@ -100,11 +102,9 @@ func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event,
 		counts[i] = len(evs) - before
 	}
 	if len(evs) == 0 {
-		return nil, nil, counts
+		return nil, nil, counts, nil
 	}
-	// The store may keep the events' JSON (their Data point into arena): this
-	// write has its own.
-	var arena []byte
+	arena = r.writer.arena(len(evs))
 	ends := make([]int, len(evs))
 	for i, ev := range evs {
 		mark := len(arena)
@@ -127,7 +127,7 @@ func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event,
 		}
 		at += counts[i]
 	}
-	return batch, evs, counts
+	return batch, evs, counts, arena
 }
 
 // answerDue answers the ends and checkpoints written with their events (see
