@@ -58,13 +58,36 @@ var _ store.Canceller = (*Store)(nil)
 // cancelQueries are the statements of cancel intents and of the writes that
 // notify, with the schema's tables named in full.
 type cancelQueries struct {
-	cancel, pending, reread               string
-	appendEvents, appendEventsAs, endRuns string
+	cancel, pending, reread             string
+	appendPages, appendPagesAs, endRuns string
+}
+
+// appendPages is the statement that writes pages of events and notifies them,
+// fenced by lost, if not empty: the queries, up to its closing parenthesis, that
+// define lost, the runs lost.
+func appendPages(schema, lost string) string {
+	if lost == "" {
+		lost = `lost AS (SELECT NULL::text AS run_id WHERE false`
+	}
+	return strings.ReplaceAll(`WITH p AS (
+			SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bytea[]) AS p(run_id, first_idx, last_idx, data)
+		), `+lost+`
+		), behind AS (
+			SELECT 1 FROM p WHERE $7::boolean AND p.first_idx <= (
+				SELECT max(e.last_idx) FROM {s}.event_pages e WHERE e.run_id = p.run_id) LIMIT 1
+		), ok AS (
+			SELECT NOT EXISTS (SELECT 1 FROM lost) AND NOT EXISTS (SELECT 1 FROM behind) AS ok
+		), ins AS (
+			INSERT INTO {s}.event_pages (run_id, first_idx, last_idx, data)
+			SELECT p.* FROM p, ok WHERE ok.ok
+		)
+		SELECT 'n', NULL::text FROM (SELECT pg_notify($5, n) FROM unnest($6::text[]) AS n, ok WHERE ok.ok) AS x
+		UNION ALL SELECT 'l', run_id FROM lost
+		UNION ALL SELECT 'b', NULL FROM behind`, "{s}", schema)
 }
 
 func newCancelQueries(schema string) cancelQueries {
 	t := func(s string) string { return strings.ReplaceAll(s, "{s}", schema) }
-	q := newQueries(schema)
 	return cancelQueries{
 		// One statement, so one transaction: the intent is committed with its
 		// notification, which PostgreSQL delivers only on commit. A run that
@@ -89,30 +112,23 @@ func newCancelQueries(schema string) cancelQueries {
 			AND NOT EXISTS (SELECT 1 FROM {s}.runs r WHERE r.run_id = c.run_id
 				AND r.status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
 			ORDER BY c.created_at DESC, c.run_id DESC LIMIT $2`),
-		// The events and their notifications ($7, on channel $6), in one
-		// statement and so one transaction and one round trip: a listener told
-		// of them can read them.
-		appendEvents: `WITH ins AS (` + q.appendEvents + `)
-			SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p`,
-		// appendEvents fenced for replica $8 (see AppendEventsAs): the records of
+		// The pages of events ($1-$4) and their notifications ($6, on channel
+		// $5), in one statement and so one transaction and one round trip: a
+		// listener told of them can read them. Unless $7 is false, nothing is
+		// written nor notified if a page does not begin after the last index
+		// stored of its run (behind: some of its events may be stored; see
+		// Store.appendEvents), and one row 'b' says so.
+		appendPages: appendPages(schema, ""),
+		// appendPages fenced for replica $8 (see AppendEventsAs): the records of
 		// the batch's runs are locked FOR KEY SHARE, which a claim's FOR UPDATE
 		// waits for or skips (and a renewal's or an end's update does not), and a
 		// claim committed first is seen; if any names another replica, nothing
-		// is written nor notified, and their ids are returned (the other rows are
-		// NULL). (UNION ALL reads lost to the end: every record is locked.)
-		appendEventsAs: t(`WITH o AS (
+		// is written nor notified, and their ids are returned in rows 'l'.
+		// (UNION ALL reads lost to the end: every record is locked.)
+		appendPagesAs: appendPages(schema, `o AS (
 				SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
 			), lost AS (
-				SELECT run_id FROM o WHERE replica <> $8
-			), ins AS (
-				INSERT INTO {s}.events (run_id, idx, type, data, created_at)
-				SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
-				WHERE NOT EXISTS (SELECT 1 FROM lost)
-				ON CONFLICT (run_id, idx) DO NOTHING
-			)
-			SELECT NULL::text FROM (SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p
-				WHERE NOT EXISTS (SELECT 1 FROM lost)) AS n
-			UNION ALL SELECT run_id FROM lost`),
+				SELECT run_id FROM o WHERE replica <> $8`),
 		// The ends of runs, as updateRun writes them, and one notification of
 		// those updated, made of their entries ($7, on channel $8): it returns
 		// the ids of the runs updated (found, and not refused: see takenOver),

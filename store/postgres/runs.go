@@ -21,7 +21,7 @@ import (
 // that they depend on no connection's search_path.
 type queries struct {
 	createRun, createRunOnce, updateRun, getRun, listRuns, takeQueued, untakeQueued, countQueued string
-	appendEvents, events                                                                         string
+	events, lockRuns, storedPages                                                                string
 	getSession, saveSession, listSessions, countSessions                                         string
 	deleteEvents, deleteRuns, deleteSess                                                         string
 	renewLeases, lapsed, interrupt, claim, owner                                                 string
@@ -78,11 +78,16 @@ func newQueries(schema string) queries {
 			WHERE status = 'PAUSED' AND pause_expires IS NOT NULL AND pause_expires <= $1
 				AND (pause_expires, run_id) > ($2, $3)
 			ORDER BY pause_expires, run_id LIMIT $4`),
-		appendEvents: t(`INSERT INTO {s}.events (run_id, idx, type, data, created_at)
-			SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
-			ON CONFLICT (run_id, idx) DO NOTHING`),
-		events: t(`SELECT idx, type, data, created_at FROM {s}.events
-			WHERE run_id = $1 AND idx >= $2 ORDER BY idx LIMIT $3`),
+		// A run's pages from index $2 on (LIMIT $3: a page holds one such event at
+		// least, its last).
+		events: t(`SELECT data FROM {s}.event_pages
+			WHERE run_id = $1 AND last_idx >= $2 ORDER BY last_idx LIMIT $3`),
+		// The advisory locks ($1, key) of the keys $2, in their order, until the
+		// transaction ends (see Store.appendEvents).
+		lockRuns: `SELECT count(pg_advisory_xact_lock($1::integer, k)) FROM unnest($2::integer[]) AS k`,
+		// The pages holding events of the runs $1 between the indexes $2 and $3.
+		storedPages: t(`SELECT r.i, p.data FROM unnest($1::text[], $2::integer[], $3::integer[]) WITH ORDINALITY AS r(run_id, lo, hi, i)
+			JOIN {s}.event_pages p ON p.run_id = r.run_id AND p.last_idx >= r.lo AND p.first_idx <= r.hi`),
 		getSession: t(`SELECT ` + sessionColumns + ` FROM {s}.sessions WHERE session_id = $1`),
 		saveSession: t(`INSERT INTO {s}.sessions (session_id, user_id, kind, component_id, state, created_at, updated_at, name)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -92,7 +97,7 @@ func newQueries(schema string) queries {
 			RETURNING created_at`),
 		listSessions:  t(`SELECT ` + sessionColumns + `, count(*) OVER () FROM {s}.sessions`),
 		countSessions: t(`SELECT count(*) FROM {s}.sessions`),
-		deleteEvents:  t(`DELETE FROM {s}.events WHERE run_id IN (SELECT run_id FROM {s}.runs WHERE session_id = $1)`),
+		deleteEvents:  t(`DELETE FROM {s}.event_pages WHERE run_id IN (SELECT run_id FROM {s}.runs WHERE session_id = $1)`),
 		deleteRuns:    t(`DELETE FROM {s}.runs WHERE session_id = $1`),
 		deleteSess:    t(`DELETE FROM {s}.sessions WHERE session_id = $1`),
 		renewLeases: t(`UPDATE {s}.runs SET lease_until = $3
