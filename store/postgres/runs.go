@@ -20,12 +20,12 @@ import (
 // queries are the store's statements with the schema's tables named in full, so
 // that they depend on no connection's search_path.
 type queries struct {
-	createRun, createRunOnce, updateRun, getRun, listRuns, takeQueued, untakeQueued, countQueued string
-	events, lockRuns, storedPages                                                                string
-	getSession, saveSession, listSessions, countSessions                                         string
-	deleteEvents, deleteRuns, deleteSess                                                         string
-	renewLeases, lapsed, interrupt, claim, owner                                                 string
-	takePaused, expiredPauses                                                                    string
+	createRun, createRuns, updateRun, updateRuns, getRun, listRuns, takeQueued, untakeQueued, countQueued string
+	events, lockRuns, storedPages                                                                         string
+	getSession, saveSession, listSessions, countSessions                                                  string
+	deleteEvents, deleteRuns, deleteSess                                                                  string
+	renewLeases, lapsed, interrupt, claim, owner                                                          string
+	takePaused, expiredPauses                                                                             string
 }
 
 // takenOver is the condition under which an update of a run to status st,
@@ -54,11 +54,14 @@ func newQueries(schema string) queries {
 	return queries{
 		createRun: t(`INSERT INTO {s}.runs (` + runColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`),
-		// As createRun, but a run already stored is left as it is (no row
-		// affected), so that it fails no other write of a batch (WriteRuns).
-		createRunOnce: t(`INSERT INTO {s}.runs (` + runColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			ON CONFLICT (run_id) DO NOTHING`),
+		// As createRun, for runs of the arrays $1..$13, but a run already
+		// stored is left as it is (and its id not returned), so that it fails no
+		// other write of a batch (WriteRuns).
+		createRuns: t(`INSERT INTO {s}.runs (` + runColumns + `)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::json[])
+			ON CONFLICT (run_id) DO NOTHING
+			RETURNING run_id`),
 		// A queued run (PENDING, no lease) taken to be started, or cancelled.
 		takeQueued: t(`UPDATE {s}.runs SET lease_until = $2, updated_at = $3
 			WHERE run_id = $1 AND status = 'PENDING' AND lease_until IS NULL`),
@@ -69,6 +72,14 @@ func newQueries(schema string) queries {
 		updateRun: t(`UPDATE {s}.runs SET status = $2, replica = $3, lease_until = $4, updated_at = $5, output = $6,
 				pause_expires = $7
 			WHERE run_id = $1 AND NOT (` + takenOver("$2", "$3", "$5") + `)`),
+		// As updateRun, for runs of the arrays $1..$7 (each once), returning the
+		// ids of those updated.
+		updateRuns: t(`UPDATE {s}.runs SET status = v.status, replica = v.replica, lease_until = v.lease_until,
+				updated_at = v.updated_at, output = v.output, pause_expires = v.pause_expires
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], $6::json[],
+				$7::timestamptz[]) AS v(run_id, status, replica, lease_until, updated_at, output, pause_expires)
+			WHERE runs.run_id = v.run_id AND NOT (` + takenOver("v.status", "v.replica", "v.updated_at") + `)
+			RETURNING runs.run_id`),
 		getRun: t(`SELECT ` + runColumns + ` FROM {s}.runs WHERE run_id = $1`),
 		takePaused: t(`UPDATE {s}.runs SET status = 'RUNNING', replica = $2, lease_until = $3, updated_at = $4,
 				pause_expires = NULL
@@ -155,13 +166,19 @@ func lease(t time.Time) *time.Time {
 	return &t
 }
 
+// createOutput checks r's input and returns its output encoded, as a create
+// stores them.
+func createOutput(r *store.Run) ([]byte, error) {
+	if err := lenCheck("input", len(r.Input)); err != nil {
+		return nil, err
+	}
+	return encodeOutput(&r.Output)
+}
+
 // createArgs returns the arguments of the createRun statement for r, and the
 // creation and update times they hold.
 func createArgs(r *store.Run) (args []any, created, now time.Time, err error) {
-	if err := lenCheck("input", len(r.Input)); err != nil {
-		return nil, created, now, err
-	}
-	out, err := encodeOutput(&r.Output)
+	out, err := createOutput(r)
 	if err != nil {
 		return nil, created, now, err
 	}
