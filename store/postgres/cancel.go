@@ -58,14 +58,28 @@ var _ store.Canceller = (*Store)(nil)
 // cancelQueries are the statements of cancel intents and of the writes that
 // notify, with the schema's tables named in full.
 type cancelQueries struct {
-	cancel, pending, reread             string
-	appendPages, appendPagesAs, endRuns string
+	cancel, pending, reread                                  string
+	appendPages, appendPagesAs, appendPagesAsOrFail, endRuns string
 }
+
+// fenced is the query of the runs lost to appendPages fenced for a replica:
+// records locked, up to lost's closing parenthesis.
+const fenced = `o AS (
+		SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
+	), lost AS (
+		SELECT run_id FROM o WHERE replica <> $8`
 
 // appendPages is the statement that writes pages of events and notifies them,
 // fenced by lost, if not empty: the queries, up to its closing parenthesis, that
-// define lost, the runs lost.
-func appendPages(schema, lost string) string {
+// define lost, the runs lost. If orFail, it fails where it would write nothing:
+// an error (a cast that fails) ends the transaction.
+func appendPages(schema, lost string, orFail bool) string {
+	fail := ""
+	if orFail {
+		fail = `
+		UNION ALL SELECT 'x', (CASE WHEN ok.ok THEN NULL ELSE 'kern: events not written' END)::integer::text
+		FROM ok WHERE NOT ok.ok`
+	}
 	if lost == "" {
 		lost = `lost AS (SELECT NULL::text AS run_id WHERE false`
 	}
@@ -83,7 +97,7 @@ func appendPages(schema, lost string) string {
 		)
 		SELECT 'n', NULL::text FROM (SELECT pg_notify($5, n) FROM unnest($6::text[]) AS n, ok WHERE ok.ok) AS x
 		UNION ALL SELECT 'l', run_id FROM lost
-		UNION ALL SELECT 'b', NULL FROM behind`, "{s}", schema)
+		UNION ALL SELECT 'b', NULL FROM behind`+fail, "{s}", schema)
 }
 
 func newCancelQueries(schema string) cancelQueries {
@@ -118,17 +132,18 @@ func newCancelQueries(schema string) cancelQueries {
 		// written nor notified if a page does not begin after the last index
 		// stored of its run (behind: some of its events may be stored; see
 		// Store.appendEvents), and one row 'b' says so.
-		appendPages: appendPages(schema, ""),
+		appendPages: appendPages(schema, "", false),
 		// appendPages fenced for replica $8 (see AppendEventsAs): the records of
 		// the batch's runs are locked FOR KEY SHARE, which a claim's FOR UPDATE
 		// waits for or skips (and a renewal's or an end's update does not), and a
 		// claim committed first is seen; if any names another replica, nothing
 		// is written nor notified, and their ids are returned in rows 'l'.
 		// (UNION ALL reads lost to the end: every record is locked.)
-		appendPagesAs: appendPages(schema, `o AS (
-				SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
-			), lost AS (
-				SELECT run_id FROM o WHERE replica <> $8`),
+		appendPagesAs: appendPages(schema, fenced, false),
+		// appendPagesAs, but failing (so that the transaction it is part of
+		// writes nothing) where appendPagesAs writes nothing: a run lost, or a
+		// page behind (see Store.WriteEventsAndRuns).
+		appendPagesAsOrFail: appendPages(schema, fenced, true),
 		// The ends of runs, as updateRun writes them, and one notification of
 		// those updated, made of their entries ($7, on channel $8): it returns
 		// the ids of the runs updated (found, and not refused: see takenOver),
@@ -220,7 +235,7 @@ func endedEntry(runID string, st run.Status) string {
 }
 
 // eventsPayloads are the payloads of a write of events whose run ids and indexes
-// are ids and idxs, sorted by run id: one entry per run, with its greatest index,
+// are ids and idxs, grouped by run: one entry per run, with its greatest index,
 // in payloads of at most maxPayload bytes. Runs whose id is longer than
 // MaxCancelRunID are left out.
 func eventsPayloads(ids []string, idxs []int32) []string {

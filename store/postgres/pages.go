@@ -148,22 +148,19 @@ type pages struct {
 
 func (p *pages) len() int { return len(p.ids) }
 
-// sortEvents returns events sorted by run and index, a repeated index left out
-// but for its first. Events already in that order (a recorder's usually are) are
-// returned as they are.
+// sortEvents returns events grouped by run, in order of index, a repeated index
+// left out but for its first; the runs in order of id, unless each run's events
+// are together and in order already (a recorder's are), which are returned as
+// they are.
 func sortEvents(events []store.Event) []store.Event {
+	if grouped(events) {
+		return events
+	}
 	cmpEvents := func(a, b *store.Event) int {
 		if c := strings.Compare(a.RunID, b.RunID); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Index, b.Index)
-	}
-	sorted := true
-	for i := 1; i < len(events) && sorted; i++ {
-		sorted = cmpEvents(&events[i-1], &events[i]) < 0
-	}
-	if sorted {
-		return events
 	}
 	// Sort their positions (an event is large to move), the first of equal
 	// events first.
@@ -180,6 +177,29 @@ func sortEvents(events []store.Event) []store.Event {
 		out = append(out, events[i])
 	}
 	return out
+}
+
+// grouped reports whether each run's events are together in events, in
+// increasing order of index.
+func grouped(events []store.Event) bool {
+	var seen map[string]bool // the runs before the current one
+	for i := 1; i < len(events); i++ {
+		prev, e := &events[i-1], &events[i]
+		if e.RunID == prev.RunID {
+			if e.Index <= prev.Index {
+				return false
+			}
+			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool)
+		}
+		seen[prev.RunID] = true
+		if seen[e.RunID] {
+			return false
+		}
+	}
+	return true
 }
 
 // makePages cuts events, sorted by sortEvents, into pages: a page ends where the

@@ -337,3 +337,29 @@ func TestPageFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestSortEvents: a run's events come together, in order of index, each index
+// once (the first given), however they are given.
+func TestSortEvents(t *testing.T) {
+	ev := func(id string, i int, by string) store.Event {
+		return store.Event{RunID: id, Index: i, Data: []byte(by)}
+	}
+	for _, c := range []struct {
+		in   []store.Event
+		want string
+	}{
+		{[]store.Event{ev("b", 0, ""), ev("b", 1, ""), ev("a", 5, "")}, "b0 b1 a5"}, // grouped: as given
+		{[]store.Event{ev("a", 0, ""), ev("b", 0, ""), ev("a", 1, "")}, "a0 a1 b0"},
+		{[]store.Event{ev("a", 1, ""), ev("a", 0, "")}, "a0 a1"},
+		{[]store.Event{ev("a", 0, "x"), ev("a", 0, "y"), ev("a", 1, "")}, "a0x a1"},
+		{[]store.Event{ev("a", 1, "x"), ev("a", 0, ""), ev("a", 1, "y")}, "a0 a1x"},
+	} {
+		var got []string
+		for _, e := range sortEvents(c.in) {
+			got = append(got, fmt.Sprintf("%s%d%s", e.RunID, e.Index, e.Data))
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("sortEvents(%v) = %v, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -94,18 +95,50 @@ type endsCols struct {
 // written: if not, nothing of it was (as far as the store can tell), and the
 // outcomes are not set but for the values refused before the batch was sent.
 func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Run, createErrs, updateErrs []error) bool {
-	const op = "write runs"
-	if err := s.check(op); err != nil {
-		for i := range create {
-			createErrs[i] = err
-		}
-		for i := range update {
-			updateErrs[i] = err
-		}
+	if err := s.check("write runs"); err != nil {
+		fill(createErrs, err)
+		fill(updateErrs, err)
 		return true
 	}
-	// A run written twice is written by a later statement the second time: the
-	// writes of a round are of distinct runs, and the rounds go in order.
+	p := s.planRuns(create, update, createErrs, updateErrs)
+	if len(p.stmts) == 0 {
+		return true
+	}
+	var b pgx.Batch
+	p.queue(s, &b)
+	br := s.pool.SendBatch(ctx, &b)
+	if err := errors.Join(p.read(br), br.Close()); err != nil {
+		return false
+	}
+	s.settle(ctx, p)
+	return true
+}
+
+// fill sets every error of errs to err.
+func fill(errs []error, err error) {
+	for i := range errs {
+		errs[i] = err
+	}
+}
+
+// runsPlan is the statements of a batch that writes create and update (see
+// WriteRuns), and then what each wrote.
+type runsPlan struct {
+	create, update         []*store.Run
+	createErrs, updateErrs []error
+	now                    time.Time // the updates' UpdatedAt
+
+	kinds   []byte // of each statement: 'c'reates, 'u'pdates, 'e'nds
+	stmts   []*runCols
+	written []map[string]bool // by each statement, once read
+}
+
+// planRuns returns the statements that write create and update, leaving in
+// createErrs and updateErrs the errors of the values refused before the batch is
+// sent. A run written twice is written by a later statement the second time:
+// the writes of a round are of distinct runs, and the rounds go in order.
+func (s *Store) planRuns(create, update []*store.Run, createErrs, updateErrs []error) *runsPlan {
+	p := &runsPlan{create: create, update: update, createErrs: createErrs, updateErrs: updateErrs, now: ms(time.Now())}
 	var creates []runCols
 	seen := make(map[string]int)
 	for i, r := range create {
@@ -120,12 +153,11 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 			creates = append(creates, runCols{})
 		}
 		c := &creates[round]
-		now := ms(time.Now())
-		created := now
+		created := p.now
 		if !r.CreatedAt.IsZero() {
 			created = ms(r.CreatedAt)
 		}
-		c.addUpdate(i, r, now, out)
+		c.addUpdate(i, r, p.now, out)
 		c.session, c.user, c.parent = append(c.session, r.SessionID), append(c.user, r.UserID), append(c.parent, r.ParentRunID)
 		c.kind, c.component = append(c.kind, string(r.Kind)), append(c.component, r.ComponentID)
 		c.created, c.input = append(c.created, created), append(c.input, r.Input)
@@ -133,7 +165,6 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 	clear(seen)
 	var updates []runCols
 	var ends [][]*endsCols
-	now := ms(time.Now())
 	for i, r := range update {
 		out, err := encodeOutput(&r.Output)
 		if err != nil {
@@ -147,7 +178,7 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 		}
 		if !r.Status.Terminal() || len(r.ID) > MaxCancelRunID {
 			u := &updates[round]
-			u.addUpdate(i, r, now, out)
+			u.addUpdate(i, r, p.now, out)
 			u.pause = append(u.pause, lease(store.PauseExpiry(r)))
 			continue
 		}
@@ -158,67 +189,75 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 			ends[round] = bs
 		}
 		e := bs[len(bs)-1]
-		e.addUpdate(i, r, now, out)
+		e.addUpdate(i, r, p.now, out)
 		e.entry = append(e.entry, entry)
 		e.size, e.outs = e.size+1+len(entry), e.outs+len(out)
 	}
-
-	var b pgx.Batch
-	var kinds []byte // of each statement queued: 'c'reates, 'u'pdates, 'e'nds
-	var stmts []*runCols
-	queue := func(kind byte, c *runCols, sql string, args []any) {
-		b.Queue(sql, args...)
-		kinds, stmts = append(kinds, kind), append(stmts, c)
-	}
+	add := func(kind byte, c *runCols) { p.kinds, p.stmts = append(p.kinds, kind), append(p.stmts, c) }
 	for k := range creates {
-		queue('c', &creates[k], s.q.createRuns, creates[k].creates())
+		add('c', &creates[k])
 	}
 	for k := range updates {
 		if len(updates[k].at) > 0 {
-			queue('u', &updates[k], s.q.updateRuns, updates[k].updates())
+			add('u', &updates[k])
 		}
 		for _, e := range ends[k] {
-			queue('e', &e.runCols, s.cq.endRuns, append(e.ends(), s.channel))
+			add('e', &e.runCols)
 		}
 	}
-	if b.Len() == 0 {
-		return true
+	return p
+}
+
+// queue queues p's statements in b.
+func (p *runsPlan) queue(s *Store, b *pgx.Batch) {
+	for k, c := range p.stmts {
+		switch p.kinds[k] {
+		case 'c':
+			b.Queue(s.q.createRuns, c.creates()...)
+		case 'u':
+			b.Queue(s.q.updateRuns, c.updates()...)
+		default:
+			b.Queue(s.cq.endRuns, append(c.ends(), s.channel)...)
+		}
 	}
-	written := make([]map[string]bool, len(stmts))
-	br := s.pool.SendBatch(ctx, &b)
-	for k := range stmts {
+}
+
+// read reads the results of p's statements, next in br.
+func (p *runsPlan) read(br pgx.BatchResults) error {
+	p.written = make([]map[string]bool, len(p.stmts))
+	for k := range p.stmts {
 		rows, err := br.Query()
 		if err == nil {
-			written[k], err = collectIDs(rows)
+			p.written[k], err = collectIDs(rows)
 		}
 		if err != nil {
-			br.Close()
-			return false
+			return err
 		}
 	}
-	if err := br.Close(); err != nil {
-		return false
-	}
-	for k, c := range stmts {
+	return nil
+}
+
+// settle sets the outcome of each write of p, once its batch is written.
+func (s *Store) settle(ctx context.Context, p *runsPlan) {
+	for k, c := range p.stmts {
 		for j, i := range c.at {
-			if kinds[k] == 'c' {
-				r := create[i]
-				if !written[k][r.ID] {
-					createErrs[i] = fmt.Errorf("store/postgres: create run %s: %w", r.ID, store.ErrExists)
+			if p.kinds[k] == 'c' {
+				r := p.create[i]
+				if !p.written[k][r.ID] {
+					p.createErrs[i] = fmt.Errorf("store/postgres: create run %s: %w", r.ID, store.ErrExists)
 					continue
 				}
 				r.CreatedAt, r.UpdatedAt = c.created[j], c.updated[j]
 				continue
 			}
-			r := update[i]
-			if !written[k][r.ID] {
-				updateErrs[i] = s.notUpdated(ctx, "update run "+r.ID, r.ID)
+			r := p.update[i]
+			if !p.written[k][r.ID] {
+				p.updateErrs[i] = s.notUpdated(ctx, "update run "+r.ID, r.ID)
 				continue
 			}
-			r.UpdatedAt = now
+			r.UpdatedAt = p.now
 		}
 	}
-	return true
 }
 
 // collectIDs reads the run ids a statement of a batch returns, NULLs left out.
