@@ -105,9 +105,14 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 		return true
 	}
 	var b pgx.Batch
+	b.Queue(`SELECT ` + genericPlans)
 	p.queue(s, &b)
 	br := s.pool.SendBatch(ctx, &b)
-	if err := errors.Join(p.read(br), br.Close()); err != nil {
+	_, err := br.Exec()
+	if err == nil {
+		err = p.read(br)
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
 		return false
 	}
 	s.settle(ctx, p)
