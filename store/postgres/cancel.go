@@ -67,7 +67,7 @@ type cancelQueries struct {
 const fenced = `o AS (
 		SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
 	), lost AS (
-		SELECT run_id FROM o WHERE replica <> $8`
+		SELECT run_id FROM o WHERE replica <> $9`
 
 // appendPages is the statement that writes pages of events and notifies them,
 // fenced by lost, if not empty: the queries, up to its closing parenthesis, that
@@ -81,13 +81,14 @@ func appendPages(schema, lost string, orFail bool) string {
 		FROM ok WHERE NOT ok.ok`
 	}
 	if lost == "" {
-		lost = `lost AS (SELECT NULL::text AS run_id WHERE false`
+		lost = `lost AS (SELECT $9::text AS run_id WHERE false`
 	}
 	return strings.ReplaceAll(`WITH p AS (
-			SELECT * FROM unnest($1::text[], $2::integer[], $3::integer[], $4::bytea[]) AS p(run_id, first_idx, last_idx, data)
+			SELECT run_id, first_idx, last_idx, substring($4::bytea FROM start + 1 FOR size) AS data
+			FROM unnest($1::text[], $2::integer[], $3::integer[], $5::integer[], $6::integer[]) AS p(run_id, first_idx, last_idx, start, size)
 		), `+lost+`
 		), behind AS (
-			SELECT 1 FROM p WHERE $7::boolean AND p.first_idx <= (
+			SELECT 1 FROM p WHERE $10::boolean AND p.first_idx <= (
 				SELECT max(e.last_idx) FROM {s}.event_pages e WHERE e.run_id = p.run_id) LIMIT 1
 		), ok AS (
 			SELECT NOT EXISTS (SELECT 1 FROM lost) AND NOT EXISTS (SELECT 1 FROM behind) AS ok
@@ -95,7 +96,7 @@ func appendPages(schema, lost string, orFail bool) string {
 			INSERT INTO {s}.event_pages (run_id, first_idx, last_idx, data)
 			SELECT p.* FROM p, ok WHERE ok.ok
 		)
-		SELECT 'n', NULL::text FROM (SELECT pg_notify($5, n) FROM unnest($6::text[]) AS n, ok WHERE ok.ok) AS x
+		SELECT 'n', NULL::text FROM (SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n, ok WHERE ok.ok) AS x
 		UNION ALL SELECT 'l', run_id FROM lost
 		UNION ALL SELECT 'b', NULL FROM behind`+fail, "{s}", schema)
 }
@@ -126,14 +127,17 @@ func newCancelQueries(schema string) cancelQueries {
 			AND NOT EXISTS (SELECT 1 FROM {s}.runs r WHERE r.run_id = c.run_id
 				AND r.status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
 			ORDER BY c.created_at DESC, c.run_id DESC LIMIT $2`),
-		// The pages of events ($1-$4) and their notifications ($6, on channel
-		// $5), in one statement and so one transaction and one round trip: a
-		// listener told of them can read them. Unless $7 is false, nothing is
+		// The pages of events (of runs $1, indexes $2 to $3, in $4 from the byte
+		// $5 on, $6 bytes each: one value, rather than an array of them, which
+		// pgx would copy many times as it grew) and their notifications ($8,
+		// on channel $7), in one statement and so one transaction and one round
+		// trip: a listener told of them can read them ($9, the replica of
+		// appendPagesAs, is unused). Unless $10 is false, nothing is
 		// written nor notified if a page does not begin after the last index
 		// stored of its run (behind: some of its events may be stored; see
 		// Store.appendEvents), and one row 'b' says so.
 		appendPages: appendPages(schema, "", false),
-		// appendPages fenced for replica $8 (see AppendEventsAs): the records of
+		// appendPages fenced for replica $9 (see AppendEventsAs): the records of
 		// the batch's runs are locked FOR KEY SHARE, which a claim's FOR UPDATE
 		// waits for or skips (and a renewal's or an end's update does not), and a
 		// claim committed first is seen; if any names another replica, nothing

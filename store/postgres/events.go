@@ -105,11 +105,11 @@ func (s *Store) writePages(ctx context.Context, q sendBatcher, replica string, p
 	var b pgx.Batch
 	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(p))
 	payloads := eventsPayloads(p.ids, p.lasts)
+	stmt := s.cq.appendPagesAs
 	if replica == "" {
-		b.Queue(s.cq.appendPages, p.ids, p.firsts, p.lasts, p.data, s.channel, payloads, check)
-	} else {
-		b.Queue(s.cq.appendPagesAs, p.ids, p.firsts, p.lasts, p.data, s.channel, payloads, check, replica)
+		stmt = s.cq.appendPages
 	}
+	b.Queue(stmt, p.args(s.channel, payloads, replica, check)...)
 	br := q.SendBatch(ctx, &b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {

@@ -139,14 +139,21 @@ func pageIndexes(page []byte, fn func(int)) error {
 }
 
 // pages are the pages of a write of events, as the statements take them: the
-// i-th page is of run ids[i], indexes firsts[i] to lasts[i], encoded in data[i].
+// i-th page is of run ids[i], indexes firsts[i] to lasts[i], encoded in data[i],
+// which is buf[starts[i]:starts[i]+sizes[i]].
 type pages struct {
-	ids           []string
-	firsts, lasts []int32
-	data          [][]byte
+	ids                          []string
+	firsts, lasts, starts, sizes []int32
+	data                         [][]byte
+	buf                          []byte
 }
 
 func (p *pages) len() int { return len(p.ids) }
+
+// args are the arguments of the appendPages statements for p.
+func (p *pages) args(channel string, payloads []string, replica string, check bool) []any {
+	return []any{p.ids, p.firsts, p.lasts, p.buf, p.starts, p.sizes, channel, payloads, replica, check}
+}
 
 // sortEvents returns events grouped by run, in order of index, a repeated index
 // left out but for its first; the runs in order of id, unless each run's events
@@ -221,7 +228,7 @@ func makePages(sorted []store.Event, now time.Time) pages {
 		}
 		cont := i > 0 && sorted[i-1].RunID == e.RunID && sorted[i-1].Index+1 == e.Index && len(buf)-start < maxPageBytes
 		if !cont && i > 0 {
-			p.data = append(p.data, buf[start:len(buf):len(buf)])
+			p.endPage(buf, start)
 			start = len(buf)
 		}
 		if !cont {
@@ -231,9 +238,16 @@ func makePages(sorted []store.Event, now time.Time) pages {
 		buf = appendPageEvent(buf, e, created)
 	}
 	if len(sorted) > 0 {
-		p.data = append(p.data, buf[start:len(buf):len(buf)])
+		p.endPage(buf, start)
 	}
+	p.buf = buf
 	return p
+}
+
+// endPage takes note of the page of buf that begins at start.
+func (p *pages) endPage(buf []byte, start int) {
+	p.data = append(p.data, buf[start:len(buf):len(buf)])
+	p.starts, p.sizes = append(p.starts, int32(start)), append(p.sizes, int32(len(buf)-start))
 }
 
 // lockKeys are the keys of the advisory locks of the runs of p (see

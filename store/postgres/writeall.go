@@ -87,7 +87,7 @@ func (s *Store) writeEventsAndRuns(ctx context.Context, replica string, events [
 	plan := s.planRuns(nil, update, nil, updateErrs)
 	var b pgx.Batch
 	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(&p))
-	b.Queue(s.cq.appendPagesAsOrFail, p.ids, p.firsts, p.lasts, p.data, s.channel, eventsPayloads(p.ids, p.lasts), true, replica)
+	b.Queue(s.cq.appendPagesAsOrFail, p.args(s.channel, eventsPayloads(p.ids, p.lasts), replica, true)...)
 	plan.queue(s, &b)
 	br := s.pool.SendBatch(ctx, &b)
 	_, err := br.Exec()
