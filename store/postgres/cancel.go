@@ -146,7 +146,7 @@ func newCancelQueries(schema string) cancelQueries {
 		appendPagesAs: appendPages(schema, fenced, false),
 		// appendPagesAs, but failing (so that the transaction it is part of
 		// writes nothing) where appendPagesAs writes nothing: a run lost, or a
-		// page behind (see Store.WriteEventsAndRuns).
+		// page behind (see Store.WriteEnds).
 		appendPagesAsOrFail: appendPages(schema, fenced, true),
 		// The ends of runs, as updateRun writes them, and one notification of
 		// those updated, made of their entries ($7, on channel $8): it returns

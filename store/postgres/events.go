@@ -15,7 +15,10 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
-var _ store.Fencer = (*Store)(nil)
+var (
+	_ store.Fencer    = (*Store)(nil)
+	_ store.EndWriter = (*Store)(nil)
+)
 
 // AppendEvents stores events of any runs in one transaction and, in the common
 // case (each run's events follow those stored), one statement and one round trip;

@@ -13,7 +13,7 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
-// WriteEventsAndRuns appends events for replica, as AppendEventsAs does, and then
+// WriteEnds appends events for replica, as AppendEventsAs does, and then
 // writes update, as WriteRuns does, in one transaction and, in the common case,
 // one round trip and one commit: the last events of runs that end or checkpoint,
 // and their ends and checkpoints. An update is written only if its run's events
@@ -25,7 +25,7 @@ import (
 // which are stored, a value PostgreSQL refuses), it writes nothing, and the
 // events are appended as AppendEventsAs does, then the updates of the runs not
 // lost written as WriteRuns does.
-func (s *Store) WriteEventsAndRuns(ctx context.Context, replica string, events []store.Event, update []*store.Run) (lost []string, updateErrs []error, err error) {
+func (s *Store) WriteEnds(ctx context.Context, replica string, events []store.Event, update []*store.Run) (lost []string, updateErrs []error, err error) {
 	updateErrs = make([]error, len(update))
 	if len(update) == 0 {
 		lost, err = s.AppendEventsAs(ctx, replica, events)
@@ -35,7 +35,7 @@ func (s *Store) WriteEventsAndRuns(ctx context.Context, replica string, events [
 		_, updateErrs = s.WriteRuns(ctx, nil, update)
 		return nil, updateErrs, nil
 	}
-	if written, err := s.writeEventsAndRuns(ctx, replica, events, update, updateErrs); err != nil || written {
+	if written, err := s.writeEndsAll(ctx, replica, events, update, updateErrs); err != nil || written {
 		if err != nil {
 			fill(updateErrs, err)
 		}
@@ -63,10 +63,10 @@ func (s *Store) WriteEventsAndRuns(ctx context.Context, replica string, events [
 	return lost, updateErrs, nil
 }
 
-// writeEventsAndRuns writes events and update in one batch, and reports whether it
+// writeEndsAll writes events and update in one batch, and reports whether it
 // did: if not, nothing was written, and updateErrs is to be cleared. It returns an
 // error only for events the store refuses before the batch is sent.
-func (s *Store) writeEventsAndRuns(ctx context.Context, replica string, events []store.Event, update []*store.Run, updateErrs []error) (bool, error) {
+func (s *Store) writeEndsAll(ctx context.Context, replica string, events []store.Event, update []*store.Run, updateErrs []error) (bool, error) {
 	const op = "write events and runs"
 	if err := s.check(op); err != nil {
 		return false, err

@@ -9,12 +9,12 @@ import (
 	"github.com/kern-dev/kern/store"
 )
 
-// TestWriteEventsAndRuns: the last events of runs and their ends and checkpoints
+// TestWriteEnds: the last events of runs and their ends and checkpoints
 // are written together, in one batch when nothing stands in the way, and
 // otherwise events first, then the updates of the runs whose events were
 // written: a lost run's update is not written, and events some of which are
 // stored are written once.
-func TestWriteEventsAndRuns(t *testing.T) {
+func TestWriteEnds(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
@@ -40,9 +40,9 @@ func TestWriteEventsAndRuns(t *testing.T) {
 	// In one batch.
 	events := append(rangeEvents("ends", 0, 4, "me"), rangeEvents("checkpoints", 0, 2, "me")...)
 	errs := make([]error, 2)
-	written, err := s.writeEventsAndRuns(ctx, "me", events, []*store.Run{end("ends"), ck}, errs)
+	written, err := s.writeEndsAll(ctx, "me", events, []*store.Run{end("ends"), ck}, errs)
 	if !written || err != nil || errs[0] != nil || errs[1] != nil {
-		t.Fatalf("writeEventsAndRuns = %v, %v, %v; want written", written, err, errs)
+		t.Fatalf("writeEndsAll = %v, %v, %v; want written", written, err, errs)
 	}
 	for id, want := range map[string]string{"ends": "done ends", "checkpoints": "step one"} {
 		if r, err := s.GetRun(ctx, id); err != nil || r.Output.Content != want {
@@ -64,9 +64,9 @@ func TestWriteEventsAndRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	events = append(rangeEvents("theirs", 0, 1, "me"), rangeEvents("retried", 2, 6, "me")...)
-	lost, errs, err := s.WriteEventsAndRuns(ctx, "me", events, []*store.Run{end("theirs"), end("retried")})
+	lost, errs, err := s.WriteEnds(ctx, "me", events, []*store.Run{end("theirs"), end("retried")})
 	if err != nil || len(lost) != 1 || lost[0] != "theirs" || !errors.Is(errs[0], store.ErrTakenOver) || errs[1] != nil {
-		t.Fatalf("WriteEventsAndRuns = %v, %v, %v; want theirs lost, its end refused", lost, errs, err)
+		t.Fatalf("WriteEnds = %v, %v, %v; want theirs lost, its end refused", lost, errs, err)
 	}
 	if r, err := s.GetRun(ctx, "theirs"); err != nil || r.Status != run.StatusRunning || r.Replica != "other" {
 		t.Errorf("lost run = %+v, %v; want it left as the other replica has it", r, err)
@@ -86,9 +86,9 @@ func TestWriteEventsAndRuns(t *testing.T) {
 	// Events the store refuses: no update is written.
 	bad := []store.Event{{RunID: "ends", Index: -1, Type: run.EventRunContent}}
 	ck.Output.Content = "step two"
-	_, errs, err = s.WriteEventsAndRuns(ctx, "me", bad, []*store.Run{ck})
+	_, errs, err = s.WriteEnds(ctx, "me", bad, []*store.Run{ck})
 	if err == nil || !errors.Is(errs[0], err) {
-		t.Errorf("WriteEventsAndRuns of a refused event = %v, %v; want its error for the update too", errs, err)
+		t.Errorf("WriteEnds of a refused event = %v, %v; want its error for the update too", errs, err)
 	}
 	if r, err := s.GetRun(ctx, "checkpoints"); err != nil || r.Output.Content != "step one" {
 		t.Errorf("checkpoint after refused events = %+v, %v; want it not written", r, err)
