@@ -223,7 +223,7 @@ func logicalSize(t *testing.T, st store.Store, outs []*run.Output) float64 {
 }
 
 // dbSize returns the bytes the database holds: the SQLite file and its WAL, or
-// the PostgreSQL schema's runs and events tables.
+// the PostgreSQL schema's runs and event pages tables.
 func dbSize(t *testing.T, name string, st store.Store, dir string) int64 {
 	if name == "sqlite" {
 		var n int64
@@ -241,7 +241,7 @@ func dbSize(t *testing.T, name string, st store.Store, dir string) int64 {
 	defer conn.Close(context.Background())
 	schema := st.(*postgres.Store).Schema()
 	var n int64
-	err = conn.QueryRow(context.Background(), `SELECT pg_total_relation_size(format('%I.runs', $1::text)) + pg_total_relation_size(format('%I.events', $1::text))`, schema).Scan(&n)
+	err = conn.QueryRow(context.Background(), `SELECT pg_total_relation_size(format('%I.runs', $1::text)) + pg_total_relation_size(format('%I.event_pages', $1::text))`, schema).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,8 @@ import (
 	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/internal/pgtest"
 	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/postgres"
 )
 
 // The tests of this file run several `kern serve` processes (replicas) on one
@@ -873,8 +875,13 @@ func checkRunsEnded(t *testing.T, schema string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	st, err := postgres.Open(ctx, pgtest.SchemaURL(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
 	err = eventually.Wait(ctx, patience, func() error {
-		problems, err := runProblems(ctx, conn, schema)
+		problems, err := runProblems(ctx, conn, st, schema)
 		if err != nil {
 			t.Fatalf("reading the runs of schema %s: %v", schema, err)
 		}
@@ -888,8 +895,9 @@ func checkRunsEnded(t *testing.T, schema string) {
 	}
 }
 
-// runProblems lists what is wrong with the runs of schema, as checkRunsEnded checks.
-func runProblems(ctx context.Context, conn *pgx.Conn, schema string) ([]string, error) {
+// runProblems lists what is wrong with the runs of schema, as checkRunsEnded checks:
+// the runs read through conn, their events through st (which stores them in pages).
+func runProblems(ctx context.Context, conn *pgx.Conn, st *postgres.Store, schema string) ([]string, error) {
 	table := func(name string) string { return pgx.Identifier{schema, name}.Sanitize() }
 	type stored struct {
 		parent string
@@ -918,40 +926,34 @@ func runProblems(ctx context.Context, conn *pgx.Conn, schema string) ([]string, 
 		lastRunID      string
 	}
 	logs := map[string]*logInfo{}
-	rows, err = conn.Query(ctx, `SELECT e.run_id, count(*), min(e.idx), max(e.idx),
-		    (SELECT l.type FROM `+table("events")+` l WHERE l.run_id = e.run_id ORDER BY l.idx DESC LIMIT 1),
-		    (SELECT l.data::json->>'run_id' FROM `+table("events")+` l WHERE l.run_id = e.run_id ORDER BY l.idx DESC LIMIT 1)
-		FROM `+table("events")+` e GROUP BY e.run_id`)
-	if err != nil {
-		return nil, err
+	runOf := func(ev store.Event) string {
+		var v struct {
+			RunID string `json:"run_id"`
+		}
+		json.Unmarshal(ev.Data, &v) //nolint:errcheck // an event without one names no run
+		return v.RunID
 	}
-	for rows.Next() {
-		var id string
-		l := &logInfo{}
-		if err := rows.Scan(&id, &l.n, &l.first, &l.last, &l.lastType, &l.lastRunID); err != nil {
+	var ends []string // the run ids of the terminal events
+	for id := range runs {
+		evs, err := st.Events(ctx, id, 0, 0)
+		if err != nil {
 			return nil, err
 		}
-		logs[id] = l
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows, err = conn.Query(ctx, "SELECT data::json->>'run_id' FROM "+table("events")+
-		" WHERE type IN ('WorkflowCompleted', 'WorkflowCancelled', 'WorkflowError', 'RunCompleted', 'RunCancelled', 'RunError')")
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
+		if len(evs) == 0 {
+			continue
 		}
+		last := evs[len(evs)-1]
+		logs[id] = &logInfo{n: len(evs), first: evs[0].Index, last: last.Index, lastType: string(last.Type), lastRunID: runOf(last)}
+		for _, ev := range evs {
+			if ev.Type.Terminal() {
+				ends = append(ends, runOf(ev))
+			}
+		}
+	}
+	for _, id := range ends {
 		if r := runs[id]; r != nil {
 			r.ends++
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
 	}
 
 	var problems []string

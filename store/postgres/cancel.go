@@ -58,13 +58,51 @@ var _ store.Canceller = (*Store)(nil)
 // cancelQueries are the statements of cancel intents and of the writes that
 // notify, with the schema's tables named in full.
 type cancelQueries struct {
-	cancel, pending, reread               string
-	appendEvents, appendEventsAs, endRuns string
+	cancel, pending, reread                                  string
+	appendPages, appendPagesAs, appendPagesAsOrFail, endRuns string
+}
+
+// fenced is the query of the runs lost to appendPages fenced for a replica:
+// records locked, up to lost's closing parenthesis.
+const fenced = `o AS (
+		SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
+	), lost AS (
+		SELECT run_id FROM o WHERE replica <> $9`
+
+// appendPages is the statement that writes pages of events and notifies them,
+// fenced by lost, if not empty: the queries, up to its closing parenthesis, that
+// define lost, the runs lost. If orFail, it fails where it would write nothing:
+// an error (a cast that fails) ends the transaction.
+func appendPages(schema, lost string, orFail bool) string {
+	fail := ""
+	if orFail {
+		fail = `
+		UNION ALL SELECT 'x', (CASE WHEN ok.ok THEN NULL ELSE 'kern: events not written' END)::integer::text
+		FROM ok WHERE NOT ok.ok`
+	}
+	if lost == "" {
+		lost = `lost AS (SELECT $9::text AS run_id WHERE false`
+	}
+	return strings.ReplaceAll(`WITH p AS (
+			SELECT run_id, first_idx, last_idx, substring($4::bytea FROM start + 1 FOR size) AS data
+			FROM unnest($1::text[], $2::integer[], $3::integer[], $5::integer[], $6::integer[]) AS p(run_id, first_idx, last_idx, start, size)
+		), `+lost+`
+		), behind AS (
+			SELECT 1 FROM p WHERE $10::boolean AND p.first_idx <= (
+				SELECT max(e.last_idx) FROM {s}.event_pages e WHERE e.run_id = p.run_id) LIMIT 1
+		), ok AS (
+			SELECT NOT EXISTS (SELECT 1 FROM lost) AND NOT EXISTS (SELECT 1 FROM behind) AS ok
+		), ins AS (
+			INSERT INTO {s}.event_pages (run_id, first_idx, last_idx, data)
+			SELECT p.* FROM p, ok WHERE ok.ok
+		)
+		SELECT 'n', NULL::text FROM (SELECT pg_notify($7, n) FROM unnest($8::text[]) AS n, ok WHERE ok.ok) AS x
+		UNION ALL SELECT 'l', run_id FROM lost
+		UNION ALL SELECT 'b', NULL FROM behind`+fail, "{s}", schema)
 }
 
 func newCancelQueries(schema string) cancelQueries {
 	t := func(s string) string { return strings.ReplaceAll(s, "{s}", schema) }
-	q := newQueries(schema)
 	return cancelQueries{
 		// One statement, so one transaction: the intent is committed with its
 		// notification, which PostgreSQL delivers only on commit. A run that
@@ -89,30 +127,27 @@ func newCancelQueries(schema string) cancelQueries {
 			AND NOT EXISTS (SELECT 1 FROM {s}.runs r WHERE r.run_id = c.run_id
 				AND r.status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
 			ORDER BY c.created_at DESC, c.run_id DESC LIMIT $2`),
-		// The events and their notifications ($7, on channel $6), in one
-		// statement and so one transaction and one round trip: a listener told
-		// of them can read them.
-		appendEvents: `WITH ins AS (` + q.appendEvents + `)
-			SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p`,
-		// appendEvents fenced for replica $8 (see AppendEventsAs): the records of
+		// The pages of events (of runs $1, indexes $2 to $3, in $4 from the byte
+		// $5 on, $6 bytes each: one value, rather than an array of them, which
+		// pgx would copy many times as it grew) and their notifications ($8,
+		// on channel $7), in one statement and so one transaction and one round
+		// trip: a listener told of them can read them ($9, the replica of
+		// appendPagesAs, is unused). Unless $10 is false, nothing is
+		// written nor notified if a page does not begin after the last index
+		// stored of its run (behind: some of its events may be stored; see
+		// Store.appendEvents), and one row 'b' says so.
+		appendPages: appendPages(schema, "", false),
+		// appendPages fenced for replica $9 (see AppendEventsAs): the records of
 		// the batch's runs are locked FOR KEY SHARE, which a claim's FOR UPDATE
 		// waits for or skips (and a renewal's or an end's update does not), and a
 		// claim committed first is seen; if any names another replica, nothing
-		// is written nor notified, and their ids are returned (the other rows are
-		// NULL). (UNION ALL reads lost to the end: every record is locked.)
-		appendEventsAs: t(`WITH o AS (
-				SELECT run_id, replica FROM {s}.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR KEY SHARE
-			), lost AS (
-				SELECT run_id FROM o WHERE replica <> $8
-			), ins AS (
-				INSERT INTO {s}.events (run_id, idx, type, data, created_at)
-				SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $5::timestamptz[])
-				WHERE NOT EXISTS (SELECT 1 FROM lost)
-				ON CONFLICT (run_id, idx) DO NOTHING
-			)
-			SELECT NULL::text FROM (SELECT pg_notify($6, p) FROM unnest($7::text[]) AS p
-				WHERE NOT EXISTS (SELECT 1 FROM lost)) AS n
-			UNION ALL SELECT run_id FROM lost`),
+		// is written nor notified, and their ids are returned in rows 'l'.
+		// (UNION ALL reads lost to the end: every record is locked.)
+		appendPagesAs: appendPages(schema, fenced, false),
+		// appendPagesAs, but failing (so that the transaction it is part of
+		// writes nothing) where appendPagesAs writes nothing: a run lost, or a
+		// page behind (see Store.WriteEnds).
+		appendPagesAsOrFail: appendPages(schema, fenced, true),
 		// The ends of runs, as updateRun writes them, and one notification of
 		// those updated, made of their entries ($7, on channel $8): it returns
 		// the ids of the runs updated (found, and not refused: see takenOver),
@@ -204,7 +239,7 @@ func endedEntry(runID string, st run.Status) string {
 }
 
 // eventsPayloads are the payloads of a write of events whose run ids and indexes
-// are ids and idxs, sorted by run id: one entry per run, with its greatest index,
+// are ids and idxs, grouped by run: one entry per run, with its greatest index,
 // in payloads of at most maxPayload bytes. Runs whose id is longer than
 // MaxCancelRunID are left out.
 func eventsPayloads(ids []string, idxs []int32) []string {

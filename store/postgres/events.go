@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,16 +12,19 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 )
 
-var _ store.Fencer = (*Store)(nil)
+var (
+	_ store.Fencer    = (*Store)(nil)
+	_ store.EndWriter = (*Store)(nil)
+)
 
-// AppendEvents stores events of any runs in one statement, and so in one
-// transaction and one round trip; an event whose (RunID, Index) is already stored
-// is left as it is. Nothing is written when an event is larger than
-// store.MaxValueSize.
+// AppendEvents stores events of any runs in one transaction and, in the common
+// case (each run's events follow those stored), one statement and one round trip;
+// an event whose (RunID, Index) is already stored is left as it is. Nothing is
+// written when an event is larger than store.MaxValueSize. A run's consecutive
+// events are stored as one page (see pages.go).
 //
 // The same transaction notifies the schema's listeners (see Listen) of each run
 // written and its greatest index in the batch: once per call, not per event, in
@@ -36,9 +38,9 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) error {
 // whose record names another replica than replica, whose ids it returns (see
 // store.Fencer). The statement locks the records of the batch's runs until it
 // commits, so that a claim (Claim) of one of them comes wholly before or after it.
-// In the common case, no run lost, it costs the one statement of AppendEvents;
+// In the common case, no run lost, it costs the round trip of AppendEvents;
 // when one is found lost, nothing is written and the others' events are written
-// by a second statement.
+// by a second one.
 func (s *Store) AppendEventsAs(ctx context.Context, replica string, events []store.Event) ([]string, error) {
 	var lost []string
 	for len(events) > 0 {
@@ -54,6 +56,14 @@ func (s *Store) AppendEventsAs(ctx context.Context, replica string, events []sto
 
 // appendEvents stores events, fenced for replica if it is not empty: if a run
 // is found lost, nothing is written and the lost runs are returned.
+//
+// A run's pages must not overlap, so an append writes only indexes not stored:
+// it holds an advisory lock per run (lockRuns) until it commits, and then, in a
+// second statement of the same round trip, and so with a snapshot taken once the
+// locks are held, writes its pages if each begins after the last index stored of
+// its run (appendPages). Otherwise (a write retried, a run resumed, a gap filled)
+// nothing is written, and a transaction of a few statements writes the events not
+// stored (appendBehind).
 func (s *Store) appendEvents(ctx context.Context, replica string, events []store.Event) ([]string, error) {
 	const op = "append events"
 	if err := s.check(op); err != nil {
@@ -66,61 +76,135 @@ func (s *Store) appendEvents(ctx context.Context, replica string, events []store
 		if err := lenCheck("event "+strconv.Itoa(events[i].Index)+" of run "+events[i].RunID, len(events[i].Data)); err != nil {
 			return nil, fmt.Errorf("store/postgres: %s: %w", op, err)
 		}
-	}
-	// Rows are inserted in key order, so that batches touching the same runs
-	// lock their keys in one order and cannot deadlock.
-	order := make([]int, len(events))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(events[a].RunID, events[b].RunID), cmp.Compare(events[a].Index, events[b].Index))
-	})
-	var (
-		n     = len(events)
-		ids   = make([]string, n)
-		idxs  = make([]int32, n)
-		types = make([]string, n)
-		data  = make([]string, n)
-		times = make([]time.Time, n)
-		now   = ms(time.Now())
-	)
-	for i, j := range order {
-		ev := &events[j]
-		if ev.Index < 0 || ev.Index > math.MaxInt32 {
+		if ev := &events[i]; ev.Index < 0 || ev.Index > math.MaxInt32 {
 			return nil, fmt.Errorf("store/postgres: %s: event index %d of run %s is out of range", op, ev.Index, ev.RunID)
 		}
-		ids[i], idxs[i], types[i], data[i], times[i] = ev.RunID, int32(ev.Index), string(ev.Type), string(ev.Data), now
-		if !ev.CreatedAt.IsZero() {
-			times[i] = ms(ev.CreatedAt)
-		}
 	}
-	payloads := eventsPayloads(ids, idxs)
-	if replica == "" {
-		if _, err := s.pool.Exec(ctx, s.cq.appendEvents, ids, idxs, types, data, times, s.channel, payloads); err != nil {
-			return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
-		}
-		return nil, nil
-	}
-	rows, err := s.pool.Query(ctx, s.cq.appendEventsAs, ids, idxs, types, data, times, s.channel, payloads, replica)
+	sorted := sortEvents(events)
+	p := makePages(sorted, ms(time.Now()))
+	what := fmt.Sprintf("%s (%d events)", op, len(sorted))
+	lost, behind, err := s.writePages(ctx, s.pool, replica, &p, true)
 	if err != nil {
-		return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+		return nil, s.wrap(what, err)
 	}
-	var lost []string
-	for rows.Next() {
-		var id *string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+	if behind {
+		if lost, err = s.appendBehind(ctx, replica, sorted); err != nil {
+			return nil, s.wrap(what, err)
 		}
-		if id != nil {
+	}
+	return lost, nil
+}
+
+// sendBatcher is the pool or a transaction.
+type sendBatcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// writePages locks the runs of p and writes p, with its notifications, in one
+// round trip, fenced for replica if it is not empty. If check, nothing is written
+// when a page does not begin after the last index stored of its run, and behind
+// says so. It returns the runs found lost, if any, and then wrote nothing.
+func (s *Store) writePages(ctx context.Context, q sendBatcher, replica string, p *pages, check bool) (lost []string, behind bool, err error) {
+	var b pgx.Batch
+	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(p))
+	payloads := eventsPayloads(p.ids, p.lasts)
+	stmt := s.cq.appendPagesAs
+	if replica == "" {
+		stmt = s.cq.appendPages
+	}
+	b.Queue(stmt, p.args(s.channel, payloads, replica, check)...)
+	br := q.SendBatch(ctx, &b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, false, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, err
+	}
+	for rows.Next() {
+		var kind string
+		var id *string
+		if err := rows.Scan(&kind, &id); err != nil {
+			rows.Close()
+			return nil, false, err
+		}
+		switch {
+		case kind == "l" && id != nil:
 			lost = append(lost, *id)
+		case kind == "b":
+			behind = true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.wrap(fmt.Sprintf("%s (%d events)", op, n), err)
+		return nil, false, err
 	}
-	return lost, nil
+	if err := br.Close(); err != nil {
+		return nil, false, err
+	}
+	if len(lost) > 0 {
+		behind = false
+	}
+	return lost, behind, nil
+}
+
+// appendBehind stores those of sorted (sorted by sortEvents) whose index is not
+// stored, in one transaction which holds the runs' locks from its read of what is
+// stored to its commit, fenced for replica if it is not empty.
+func (s *Store) appendBehind(ctx context.Context, replica string, sorted []store.Event) ([]string, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	all := makePages(sorted, time.Time{})
+	if _, err := tx.Exec(ctx, s.q.lockRuns, s.lockClass, lockKeys(&all)); err != nil {
+		return nil, err
+	}
+	// Each run's range of indexes, and the indexes of it stored.
+	var ids []string
+	var los, his []int32
+	for i, id := range all.ids {
+		if n := len(ids); n > 0 && ids[n-1] == id {
+			his[n-1] = all.lasts[i]
+			continue
+		}
+		ids, los, his = append(ids, id), append(los, all.firsts[i]), append(his, all.lasts[i])
+	}
+	rows, err := tx.Query(ctx, s.q.storedPages, ids, los, his)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]map[int]bool)
+	for rows.Next() {
+		var i int
+		var data []byte
+		if err := rows.Scan(&i, &data); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		id := ids[i-1]
+		if stored[id] == nil {
+			stored[id] = make(map[int]bool)
+		}
+		if err := pageIndexes(data, func(idx int) { stored[id][idx] = true }); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("run %s: %w", id, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rest := slices.DeleteFunc(slices.Clone(sorted), func(e store.Event) bool { return stored[e.RunID][e.Index] })
+	if len(rest) == 0 {
+		return nil, nil
+	}
+	p := makePages(rest, ms(time.Now()))
+	lost, _, err := s.writePages(ctx, tx, replica, &p, false)
+	if err != nil || len(lost) > 0 {
+		return lost, err
+	}
+	return nil, tx.Commit(ctx)
 }
 
 // Events returns the events of a run from index from on, at most limit of them
@@ -130,28 +214,31 @@ func (s *Store) Events(ctx context.Context, runID string, from, limit int) ([]st
 	if err := s.check(op); err != nil {
 		return nil, err
 	}
+	from = max(from, 0)
+	if from > math.MaxInt32 {
+		return nil, nil
+	}
 	var lim any // NULL: no limit
 	if limit > 0 {
 		lim = limit
 	}
-	rows, err := s.pool.Query(ctx, s.q.events, runID, max(from, 0), lim)
+	rows, err := s.pool.Query(ctx, s.q.events, runID, from, lim)
 	if err != nil {
 		return nil, s.wrap(op, err)
 	}
-	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Event, error) {
-		ev := store.Event{RunID: runID}
-		var typ string
-		var data []byte
-		if err := row.Scan(&ev.Index, &typ, &data, &ev.CreatedAt); err != nil {
-			return ev, err
+	defer rows.Close()
+	var evs []store.Event
+	types := make(eventTypes)
+	for rows.Next() {
+		var page []byte
+		if err := rows.Scan(&page); err != nil {
+			return nil, s.wrap(op, err)
 		}
-		ev.Type, ev.CreatedAt = run.EventType(typ), ev.CreatedAt.UTC()
-		if len(data) > 0 {
-			ev.Data = data
+		if evs, err = decodePage(evs, runID, page, from, limit, types); err != nil {
+			return nil, fmt.Errorf("store/postgres: %s: %w", op, err)
 		}
-		return ev, nil
-	})
-	if err != nil {
+	}
+	if err := rows.Err(); err != nil {
 		return nil, s.wrap(op, err)
 	}
 	return evs, nil

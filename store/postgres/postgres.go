@@ -98,8 +98,11 @@ type Store struct {
 	q       queries
 	cq      cancelQueries
 	channel string // the schema's notification channel (see Listen)
-	log     *slog.Logger
-	closed  atomic.Bool
+	// lockClass is the first key of the advisory locks of runs' events (see
+	// appendEvents).
+	lockClass int32
+	log       *slog.Logger
+	closed    atomic.Bool
 
 	rereadInterval time.Duration // of pending intents by a listener; <= 0: never
 	ends           endWriter     // the ends of runs being written (see UpdateRun)
@@ -191,7 +194,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	}
 	quoted := pgx.Identifier{o.schema}.Sanitize()
 	s := &Store{pool: pool, schema: o.schema, q: newQueries(quoted), cq: newCancelQueries(quoted),
-		channel: notifyChannel(o.schema), log: o.logger, rereadInterval: o.rereadInterval}
+		channel: notifyChannel(o.schema), lockClass: lockClass(o.schema), log: o.logger, rereadInterval: o.rereadInterval}
 	where := fmt.Sprintf("%s:%d/%s", cc.Host, cc.Port, cc.Database)
 	pingCtx, cancel := context.WithTimeout(ctx, 2*cc.ConnectTimeout)
 	err = pool.Ping(pingCtx)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -14,118 +15,269 @@ import (
 var _ store.RunsWriter = (*Store)(nil)
 
 // WriteRuns creates and updates runs as CreateRun and UpdateRun do, each with its
-// own outcome. The creates and the updates that do not end a run (a recorder's
-// records and checkpoints) go in one round trip and one transaction (a pipelined
-// batch) instead of a connection and a transaction each; the ends go through
-// UpdateRun meanwhile, which notifies them and shares their transaction with the
-// other ends written at the same time. Should the batch fail (a value PostgreSQL
-// refuses fails all of it, and nothing of it is written), each of its writes is
-// made alone, so that it fails only its own run.
+// own outcome, in one round trip and one transaction (a pipelined batch) instead
+// of a connection and a transaction each: one statement writes the creates, one
+// the updates that do not end a run (a recorder's checkpoints), one the ends,
+// which it notifies (several of each when a run is written twice, or the ends'
+// notification or outputs would be too large for one). Should the batch fail (a
+// value PostgreSQL refuses fails all of it, and nothing of it is written), each
+// of its writes is made alone, so that it fails only its own run.
 func (s *Store) WriteRuns(ctx context.Context, create, update []*store.Run) (createErrs, updateErrs []error) {
 	createErrs, updateErrs = make([]error, len(create)), make([]error, len(update))
-	var ends sync.WaitGroup
-	var rest []int // the updates of the batch, by index in update
-	for i, r := range update {
-		if r.Status.Terminal() {
-			ends.Go(func() { updateErrs[i] = s.UpdateRun(ctx, r) })
-			continue
-		}
-		rest = append(rest, i)
+	switch {
+	case len(create)+len(update) == 0:
+		return createErrs, updateErrs
+	case len(create) == 1 && len(update) == 0:
+		createErrs[0] = s.CreateRun(ctx, create[0])
+		return createErrs, updateErrs
+	case len(create) == 0 && len(update) == 1:
+		updateErrs[0] = s.UpdateRun(ctx, update[0])
+		return createErrs, updateErrs
 	}
-	if len(create)+len(rest) == 1 {
-		if len(create) == 1 {
-			createErrs[0] = s.CreateRun(ctx, create[0])
-		} else {
-			updateErrs[rest[0]] = s.UpdateRun(ctx, update[rest[0]])
-		}
-	} else if len(create)+len(rest) > 1 && !s.writeBatchOfRuns(ctx, create, update, rest, createErrs, updateErrs) {
-		var alone sync.WaitGroup
-		for i, r := range create {
+	if s.writeBatchOfRuns(ctx, create, update, createErrs, updateErrs) {
+		return createErrs, updateErrs
+	}
+	var alone sync.WaitGroup
+	for i, r := range create {
+		if createErrs[i] == nil {
 			alone.Go(func() { createErrs[i] = s.CreateRun(ctx, r) })
 		}
-		for _, i := range rest {
-			alone.Go(func() { updateErrs[i] = s.UpdateRun(ctx, update[i]) })
-		}
-		alone.Wait()
 	}
-	ends.Wait()
+	for i, r := range update {
+		if updateErrs[i] == nil {
+			alone.Go(func() { updateErrs[i] = s.UpdateRun(ctx, r) })
+		}
+	}
+	alone.Wait()
 	return createErrs, updateErrs
 }
 
-// writeBatchOfRuns writes the creates and the updates of update at the indexes
-// rest in one batch, leaving each one's outcome in createErrs and updateErrs, and
-// reports whether the batch was written: if not, nothing of it was (as far as the
-// store can tell), and the outcomes are not set but for the values refused before
-// the batch was sent.
-func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Run, rest []int, createErrs, updateErrs []error) bool {
-	const op = "write runs"
-	if err := s.check(op); err != nil {
-		for i := range create {
-			createErrs[i] = err
-		}
-		for _, i := range rest {
-			updateErrs[i] = err
-		}
+// runCols are the columns of the runs one statement of a batch writes: at their
+// indexes in create or update, with their arguments, a slice per column.
+type runCols struct {
+	at                                                          []int
+	id, session, user, parent, kind, component, status, replica []string
+	lease, pause                                                []*time.Time
+	created, updated                                            []time.Time
+	input, output, entry                                        []string
+}
+
+// creates returns the arguments of createRuns.
+func (c *runCols) creates() []any {
+	return []any{c.id, c.session, c.user, c.parent, c.kind, c.component, c.status, c.replica, c.lease,
+		c.created, c.updated, c.input, c.output}
+}
+
+// updates returns the arguments of updateRuns.
+func (c *runCols) updates() []any {
+	return []any{c.id, c.status, c.replica, c.lease, c.updated, c.output, c.pause}
+}
+
+// ends returns the arguments of endRuns, but its channel.
+func (c *runCols) ends() []any {
+	return []any{c.id, c.status, c.replica, c.lease, c.updated, c.output, c.entry}
+}
+
+func (c *runCols) addUpdate(i int, r *store.Run, now time.Time, out []byte) {
+	c.at, c.id, c.status, c.replica = append(c.at, i), append(c.id, r.ID), append(c.status, string(r.Status)), append(c.replica, r.Replica)
+	c.lease, c.updated, c.output = append(c.lease, lease(r.LeaseUntil)), append(c.updated, now), append(c.output, string(out))
+}
+
+// endsCols is a statement of ends (endRuns), with the size of its notification
+// and of its outputs (see endWriter.take).
+type endsCols struct {
+	runCols
+	size, outs int
+}
+
+// writeBatchOfRuns writes create and update in one batch, leaving each one's
+// outcome in createErrs and updateErrs, and reports whether the batch was
+// written: if not, nothing of it was (as far as the store can tell), and the
+// outcomes are not set but for the values refused before the batch was sent.
+func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Run, createErrs, updateErrs []error) bool {
+	if err := s.check("write runs"); err != nil {
+		fill(createErrs, err)
+		fill(updateErrs, err)
 		return true
 	}
-	type created struct {
-		i             int
-		created, when time.Time
+	p := s.planRuns(create, update, createErrs, updateErrs)
+	if len(p.stmts) == 0 {
+		return true
 	}
 	var b pgx.Batch
-	var creates []created
+	b.Queue(`SELECT ` + genericPlans)
+	p.queue(s, &b)
+	br := s.pool.SendBatch(ctx, &b)
+	_, err := br.Exec()
+	if err == nil {
+		err = p.read(br)
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
+		return false
+	}
+	s.settle(ctx, p)
+	return true
+}
+
+// fill sets every error of errs to err.
+func fill(errs []error, err error) {
+	for i := range errs {
+		errs[i] = err
+	}
+}
+
+// runsPlan is the statements of a batch that writes create and update (see
+// WriteRuns), and then what each wrote.
+type runsPlan struct {
+	create, update         []*store.Run
+	createErrs, updateErrs []error
+	now                    time.Time // the updates' UpdatedAt
+
+	kinds   []byte // of each statement: 'c'reates, 'u'pdates, 'e'nds
+	stmts   []*runCols
+	written []map[string]bool // by each statement, once read
+}
+
+// planRuns returns the statements that write create and update, leaving in
+// createErrs and updateErrs the errors of the values refused before the batch is
+// sent. A run written twice is written by a later statement the second time:
+// the writes of a round are of distinct runs, and the rounds go in order.
+func (s *Store) planRuns(create, update []*store.Run, createErrs, updateErrs []error) *runsPlan {
+	p := &runsPlan{create: create, update: update, createErrs: createErrs, updateErrs: updateErrs, now: ms(time.Now())}
+	var creates []runCols
+	seen := make(map[string]int)
 	for i, r := range create {
-		args, at, now, err := createArgs(r)
+		out, err := createOutput(r)
 		if err != nil {
 			createErrs[i] = fmt.Errorf("store/postgres: create run %s: %w", r.ID, err)
 			continue
 		}
-		b.Queue(s.q.createRunOnce, args...)
-		creates = append(creates, created{i, at, now})
+		round := seen[r.ID]
+		seen[r.ID]++
+		if round == len(creates) {
+			creates = append(creates, runCols{})
+		}
+		c := &creates[round]
+		created := p.now
+		if !r.CreatedAt.IsZero() {
+			created = ms(r.CreatedAt)
+		}
+		c.addUpdate(i, r, p.now, out)
+		c.session, c.user, c.parent = append(c.session, r.SessionID), append(c.user, r.UserID), append(c.parent, r.ParentRunID)
+		c.kind, c.component = append(c.kind, string(r.Kind)), append(c.component, r.ComponentID)
+		c.created, c.input = append(c.created, created), append(c.input, r.Input)
 	}
-	var updates []int
-	now := ms(time.Now())
-	for _, i := range rest {
-		r := update[i]
+	clear(seen)
+	var updates []runCols
+	var ends [][]*endsCols
+	for i, r := range update {
 		out, err := encodeOutput(&r.Output)
 		if err != nil {
 			updateErrs[i] = fmt.Errorf("store/postgres: update run %s: %w", r.ID, err)
 			continue
 		}
-		b.Queue(s.q.updateRun, r.ID, string(r.Status), r.Replica, lease(r.LeaseUntil), now, out, lease(store.PauseExpiry(r)))
-		updates = append(updates, i)
+		round := seen[r.ID]
+		seen[r.ID]++
+		if round == len(updates) {
+			updates, ends = append(updates, runCols{}), append(ends, nil)
+		}
+		if !r.Status.Terminal() || len(r.ID) > MaxCancelRunID {
+			u := &updates[round]
+			u.addUpdate(i, r, p.now, out)
+			u.pause = append(u.pause, lease(store.PauseExpiry(r)))
+			continue
+		}
+		entry := endedEntry(r.ID, r.Status)
+		bs := ends[round]
+		if n := len(bs); n == 0 || bs[n-1].size+1+len(entry) > maxPayload || bs[n-1].outs+len(out) > maxEndBatchOutput {
+			bs = append(bs, &endsCols{size: len(kindEnded)})
+			ends[round] = bs
+		}
+		e := bs[len(bs)-1]
+		e.addUpdate(i, r, p.now, out)
+		e.entry = append(e.entry, entry)
+		e.size, e.outs = e.size+1+len(entry), e.outs+len(out)
 	}
-	if b.Len() == 0 {
-		return true
+	add := func(kind byte, c *runCols) { p.kinds, p.stmts = append(p.kinds, kind), append(p.stmts, c) }
+	for k := range creates {
+		add('c', &creates[k])
 	}
-	tags := make([]int64, 0, b.Len())
-	br := s.pool.SendBatch(ctx, &b)
-	for range b.Len() {
-		tag, err := br.Exec()
+	for k := range updates {
+		if len(updates[k].at) > 0 {
+			add('u', &updates[k])
+		}
+		for _, e := range ends[k] {
+			add('e', &e.runCols)
+		}
+	}
+	return p
+}
+
+// queue queues p's statements in b.
+func (p *runsPlan) queue(s *Store, b *pgx.Batch) {
+	for k, c := range p.stmts {
+		switch p.kinds[k] {
+		case 'c':
+			b.Queue(s.q.createRuns, c.creates()...)
+		case 'u':
+			b.Queue(s.q.updateRuns, c.updates()...)
+		default:
+			b.Queue(s.cq.endRuns, append(c.ends(), s.channel)...)
+		}
+	}
+}
+
+// read reads the results of p's statements, next in br.
+func (p *runsPlan) read(br pgx.BatchResults) error {
+	p.written = make([]map[string]bool, len(p.stmts))
+	for k := range p.stmts {
+		rows, err := br.Query()
+		if err == nil {
+			p.written[k], err = collectIDs(rows)
+		}
 		if err != nil {
-			br.Close()
-			return false
+			return err
 		}
-		tags = append(tags, tag.RowsAffected())
 	}
-	if err := br.Close(); err != nil {
-		return false
-	}
-	for k, c := range creates {
-		r := create[c.i]
-		if tags[k] == 0 {
-			createErrs[c.i] = fmt.Errorf("store/postgres: create run %s: %w", r.ID, store.ErrExists)
-			continue
+	return nil
+}
+
+// settle sets the outcome of each write of p, once its batch is written.
+func (s *Store) settle(ctx context.Context, p *runsPlan) {
+	for k, c := range p.stmts {
+		for j, i := range c.at {
+			if p.kinds[k] == 'c' {
+				r := p.create[i]
+				if !p.written[k][r.ID] {
+					p.createErrs[i] = fmt.Errorf("store/postgres: create run %s: %w", r.ID, store.ErrExists)
+					continue
+				}
+				r.CreatedAt, r.UpdatedAt = c.created[j], c.updated[j]
+				continue
+			}
+			r := p.update[i]
+			if !p.written[k][r.ID] {
+				p.updateErrs[i] = s.notUpdated(ctx, "update run "+r.ID, r.ID)
+				continue
+			}
+			r.UpdatedAt = p.now
 		}
-		r.CreatedAt, r.UpdatedAt = c.created, c.when
 	}
-	for k, i := range updates {
-		r := update[i]
-		if tags[len(creates)+k] == 0 {
-			updateErrs[i] = s.notUpdated(ctx, "update run "+r.ID, r.ID)
-			continue
+}
+
+// collectIDs reads the run ids a statement of a batch returns, NULLs left out.
+func collectIDs(rows pgx.Rows) (map[string]bool, error) {
+	ids := make(map[string]bool)
+	for rows.Next() {
+		var id *string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
 		}
-		r.UpdatedAt = now
+		if id != nil {
+			ids[*id] = true
+		}
 	}
-	return true
+	rows.Close()
+	return ids, rows.Err()
 }

@@ -60,26 +60,50 @@ func TestWriteRuns(t *testing.T) {
 	}
 }
 
-// TestWriteRunsInOneBatch: valid creates and checkpoints are written by the batch
-// itself, not by the one-write-per-run fallback, which would hide a statement the
-// batch gets wrong behind correct outcomes at many times the cost.
+// TestWriteRunsInOneBatch: valid creates, checkpoints and ends, a run written
+// twice among them, are written by the batch itself, not by the one-write-per-run
+// fallback, which would hide a statement the batch gets wrong behind correct
+// outcomes at many times the cost; the ends are notified.
 func TestWriteRunsInOneBatch(t *testing.T) {
 	s := openTest(t)
-	running := &store.Run{ID: "running", Kind: run.KindWorkflow, Status: run.StatusRunning, Input: "go",
-		Output: run.Output{RunID: "running", Status: run.StatusRunning}, CreatedAt: time.Now()}
-	if err := s.CreateRun(t.Context(), running); err != nil {
-		t.Fatal(err)
+	ctx := t.Context()
+	got := listenAll(t, s)
+	warm(t, s, got)
+	newRun := func(id string) *store.Run {
+		return &store.Run{ID: id, Kind: run.KindWorkflow, Status: run.StatusRunning, Input: "go", Replica: "me",
+			LeaseUntil: time.Now().Add(time.Hour), Output: run.Output{RunID: id, Status: run.StatusRunning}, CreatedAt: time.Now()}
 	}
-	fresh := &store.Run{ID: "fresh", Kind: run.KindWorkflow, Status: run.StatusRunning, Input: "go",
-		Output: run.Output{RunID: "fresh", Status: run.StatusRunning}, CreatedAt: time.Now()}
-	checkpoint := *running
+	for _, id := range []string{"running", "ending", "twice"} {
+		if err := s.CreateRun(ctx, newRun(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint := newRun("running")
 	checkpoint.Output.Content = "step one"
-	update := []*store.Run{&checkpoint}
-	cerrs, uerrs := make([]error, 1), make([]error, 1)
-	if !s.writeBatchOfRuns(t.Context(), []*store.Run{fresh}, update, []int{0}, cerrs, uerrs) {
-		t.Fatal("the batch of a create and a checkpoint failed")
+	end := newRun("ending")
+	end.Status, end.Output.Status, end.Output.Content = run.StatusCompleted, run.StatusCompleted, "done"
+	first, second := newRun("twice"), newRun("twice")
+	first.Output.Content = "first"
+	second.Status, second.Output.Status, second.Output.Content = run.StatusCancelled, run.StatusCancelled, "second"
+	create := []*store.Run{newRun("fresh"), newRun("fresh")}
+	update := []*store.Run{checkpoint, first, end, second}
+	cerrs, uerrs := make([]error, len(create)), make([]error, len(update))
+	if !s.writeBatchOfRuns(ctx, create, update, cerrs, uerrs) {
+		t.Fatal("the batch of creates, checkpoints and ends failed")
 	}
-	if cerrs[0] != nil || uerrs[0] != nil {
-		t.Errorf("outcomes %v, %v", cerrs, uerrs)
+	if cerrs[0] != nil || !errors.Is(cerrs[1], store.ErrExists) || uerrs[0] != nil || uerrs[1] != nil || uerrs[2] != nil || uerrs[3] != nil {
+		t.Errorf("outcomes %v, %v; want nil and ErrExists, then nil", cerrs, uerrs)
+	}
+	for id, want := range map[string]struct {
+		st      run.Status
+		content string
+	}{"fresh": {run.StatusRunning, ""}, "running": {run.StatusRunning, "step one"},
+		"ending": {run.StatusCompleted, "done"}, "twice": {run.StatusCancelled, "second"}} {
+		if r, err := s.GetRun(ctx, id); err != nil || r.Status != want.st || r.Output.Content != want.content {
+			t.Errorf("run %s = %+v, %v; want %s %q", id, r, err, want.st, want.content)
+		}
+	}
+	for _, id := range []string{"ending", "twice"} {
+		until(t, got, "ended", id)
 	}
 }
