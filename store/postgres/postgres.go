@@ -184,6 +184,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
 		cc.RuntimeParams["application_name"] = "kern"
 	}
+	// The stores' statements are written for READ COMMITTED (an append takes its
+	// runs' locks, then reads what is stored in a later statement of the same
+	// transaction, which must see what committed while it waited): a database
+	// or role whose default is stricter does not change it.
+	cc.RuntimeParams["default_transaction_isolation"] = "read committed"
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -211,3 +211,21 @@ func TestInterruptRace(t *testing.T) {
 		t.Errorf("run with a live lease: %+v, %v", got, err)
 	}
 }
+
+// TestReadCommitted: the store's transactions are READ COMMITTED even when the
+// connection string asks for a stricter default, as its appends need.
+func TestReadCommitted(t *testing.T) {
+	url := pgtest.WithParam(pgtest.URL(), "default_transaction_isolation", "repeatable read")
+	s, err := Open(context.Background(), url, WithSchema(pgtest.Schema(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var level string
+	if err := s.pool.QueryRow(context.Background(), "SHOW transaction_isolation").Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if level != "read committed" {
+		t.Errorf("transaction_isolation = %q, want read committed", level)
+	}
+}
