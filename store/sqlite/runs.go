@@ -86,7 +86,7 @@ func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
 	args := []any{r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
 		r.ComponentID, string(r.Status), r.Input, out, r.Replica, millis(r.LeaseUntil), created, now}
 	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.createRun).ExecContext(ctx, args...)
+		res, err := s.stmt(ctx, tx, s.createRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
 		notes = func(b []byte) []byte { return appendNotice(b, noticeEnded, id, st) }
 	}
 	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.updateRun).ExecContext(ctx, args...)
+		res, err := s.stmt(ctx, tx, s.updateRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}

@@ -100,6 +100,7 @@ type Store struct {
 	// notices are next pruned.
 	noticeBuf []byte
 	nextPrune time.Time
+	txStmts   txStmts // the hot path's statements bound to the current transaction
 
 	pollInterval   time.Duration // of a listener
 	rereadInterval time.Duration // of the pending intents by a listener; < 0: never
