@@ -349,7 +349,7 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 			out.AgentID = cmp.Or(out.AgentID, r.ComponentID)
 		}
 		r.Status, r.Output = run.StatusCancelled, out
-		enc, err := encodeOutput(&store.Run{Output: out})
+		enc, err := encodeOutput("", &out)
 		if err != nil {
 			return err
 		}

@@ -29,17 +29,31 @@ const (
 		WHERE run_id = ?6 AND NOT (?8 AND ?3 <> ''
 			AND replica <> ?3 AND status IN ('RUNNING', 'PENDING')
 			AND COALESCE(lease_until, 0) <> 0 AND lease_until >= ?5)`
+
+	// sqlUpdateSameStatus is sqlUpdateRun for a record that is no end (a
+	// checkpoint, a resumed run's record) of a run whose stored status is the
+	// record's (?1): it does not set the status, so that the trigger on the status
+	// (cancel_intents_ended) is not run, nor the statement journal that a trigger
+	// takes. An UPDATE that sets the status ran a trigger program at every
+	// checkpoint, though only an end can fire it. It takes sqlUpdateRun's first
+	// seven arguments; when it matches no row, sqlUpdateRun says why.
+	sqlUpdateSameStatus = `UPDATE runs SET output = ?2, replica = ?3, lease_until = ?4, updated_at = ?5,
+			pause_expires = ?7
+		WHERE run_id = ?6 AND status = ?1`
 )
 
-// encodeOutput returns a run's output as stored, or ErrTooLarge.
-func encodeOutput(r *store.Run) ([]byte, error) {
-	if err := tooLarge("input", len(r.Input)); err != nil {
+// encodeOutput returns a run's output as stored, or ErrTooLarge; input is the
+// run's input column ("" for an update, which does not write it). It takes the
+// output by pointer: a copy of a run.Output in a store.Run escaped to the heap at
+// every update.
+func encodeOutput(input string, o *run.Output) ([]byte, error) {
+	if err := tooLarge("input", len(input)); err != nil {
 		return nil, err
 	}
-	if err := tooLarge("content", len(r.Output.Content)); err != nil {
+	if err := tooLarge("content", len(o.Content)); err != nil {
 		return nil, err
 	}
-	out, err := r.Output.AppendJSON(make([]byte, 0, outputSize(&r.Output)))
+	out, err := o.AppendJSON(make([]byte, 0, outputSize(o)))
 	if err != nil {
 		return nil, fmt.Errorf("encode output: %w", err)
 	}
@@ -74,7 +88,7 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 
 // createOp returns the write of CreateRun.
 func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
-	out, err := encodeOutput(r)
+	out, err := encodeOutput(r.Input, &r.Output)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +125,7 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 
 // updateOp returns the write of UpdateRun.
 func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
-	out, err := encodeOutput(&store.Run{Output: r.Output})
+	out, err := encodeOutput("", &r.Output)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +138,15 @@ func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
 		notes = func(b []byte) []byte { return appendNotice(b, noticeEnded, id, st) }
 	}
 	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+		if !ends {
+			res, err := s.stmt(ctx, tx, s.updateSame).ExecContext(ctx, args[:7]...)
+			if err != nil {
+				return err
+			}
+			if oneRow(res, store.ErrNotFound) == nil {
+				return nil
+			}
+		}
 		res, err := s.stmt(ctx, tx, s.updateRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
@@ -361,7 +384,7 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 		for _, r := range ended {
 			r.Status, r.Output.Status, r.Output.Error = run.StatusError, run.StatusError, reason
 			r.UpdatedAt = updated.Truncate(time.Millisecond)
-			out, err := encodeOutput(&store.Run{Output: r.Output})
+			out, err := encodeOutput("", &r.Output)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}

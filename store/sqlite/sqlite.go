@@ -84,10 +84,10 @@ type Store struct {
 	r     *sql.DB    // read-only pool
 
 	// Statements of the hot path, prepared once on the writer's connection.
-	createRun, updateRun *sql.Stmt
-	insertPage, maxIndex *sql.Stmt
-	insertNotice         *sql.Stmt
-	lastStoredStmt       *sql.Stmt
+	createRun, updateRun, updateSame *sql.Stmt
+	insertPage, maxIndex             *sql.Stmt
+	insertNotice                     *sql.Stmt
+	lastStoredStmt                   *sql.Stmt
 	// insertPagesStmt[k] inserts 2^k pages (see insertPages).
 	insertPagesStmt [insertShapes]*sql.Stmt
 
@@ -253,6 +253,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	stmts := []prep{
 		{&s.createRun, sqlCreateRun},
 		{&s.updateRun, sqlUpdateRun},
+		{&s.updateSame, sqlUpdateSameStatus},
 		{&s.insertPage, sqlInsertPage},
 		{&s.maxIndex, sqlMaxIndex},
 		{&s.insertNotice, sqlInsertNotice},
@@ -402,7 +403,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := append([]*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex, s.insertNotice, s.lastStoredStmt},
+	stmts := append([]*sql.Stmt{s.createRun, s.updateRun, s.updateSame, s.insertPage, s.maxIndex, s.insertNotice, s.lastStoredStmt},
 		s.insertPagesStmt[:]...)
 	for _, st := range stmts {
 		if st != nil {
