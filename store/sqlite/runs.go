@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -53,7 +55,7 @@ func encodeOutput(input string, o *run.Output) ([]byte, error) {
 	if err := tooLarge("content", len(o.Content)); err != nil {
 		return nil, err
 	}
-	out, err := o.AppendJSON(make([]byte, 0, outputSize(o)))
+	out, err := o.AppendJSON(outputBuf(outputSize(o)))
 	if err != nil {
 		return nil, fmt.Errorf("encode output: %w", err)
 	}
@@ -61,6 +63,46 @@ func encodeOutput(input string, o *run.Output) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// outputPool holds the buffers of runs' outputs once written: the driver copies
+// what it binds, so that a buffer is free again once its op is done (see
+// outputs). A run's output is encoded at its creation, at each checkpoint and at
+// its end.
+var outputPool sync.Pool // of *[]byte
+
+// maxPooledOutput bounds the buffers outputPool keeps: a rare large output does
+// not stay pinned.
+const maxPooledOutput = 64 << 10
+
+// outputBuf returns an empty buffer for an output of about n bytes.
+func outputBuf(n int) []byte {
+	if p, ok := outputPool.Get().(*[]byte); ok {
+		return slices.Grow((*p)[:0], n)
+	}
+	return make([]byte, 0, n)
+}
+
+// outputs are the buffers of the outputs that ops bind, to be released once the
+// ops are done.
+type outputs [][]byte
+
+// keep adds b, an output that an op binds, if o is not nil.
+func (o *outputs) keep(b []byte) {
+	if o != nil {
+		*o = append(*o, b)
+	}
+}
+
+// release puts the buffers back in outputPool: the ops that bound them are done.
+func (o *outputs) release() {
+	for i, b := range *o {
+		if cap(b) <= maxPooledOutput {
+			outputPool.Put(&b)
+		}
+		(*o)[i] = nil
+	}
+	*o = (*o)[:0]
 }
 
 // outputSize returns about the size of o's JSON, so that it is written in one
@@ -79,19 +121,23 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("create run "+r.ID, err)
 	}
-	o, err := s.createOp(ctx, r)
+	var outs outputs
+	o, err := s.createOp(ctx, r, &outs)
 	if err == nil {
 		err = s.submit(o)
+		outs.release()
 	}
 	return s.fail("create run "+r.ID, err)
 }
 
-// createOp returns the write of CreateRun.
-func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
+// createOp returns the write of CreateRun; outs keeps the buffer it binds (see
+// outputs), for the caller to release once the op is done.
+func (s *Store) createOp(ctx context.Context, r *store.Run, outs *outputs) (*op, error) {
 	out, err := encodeOutput(r.Input, &r.Output)
 	if err != nil {
 		return nil, err
 	}
+	outs.keep(out)
 	now := time.Now().UnixMilli()
 	created := millis(r.CreatedAt)
 	if created == 0 {
@@ -116,19 +162,23 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("update run "+r.ID, err)
 	}
-	o, err := s.updateOp(ctx, r)
+	var outs outputs
+	o, err := s.updateOp(ctx, r, &outs)
 	if err == nil {
 		err = s.submit(o)
+		outs.release()
 	}
 	return s.fail("update run "+r.ID, err)
 }
 
-// updateOp returns the write of UpdateRun.
-func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
+// updateOp returns the write of UpdateRun; outs keeps the buffer it binds (see
+// outputs), for the caller to release once the op is done.
+func (s *Store) updateOp(ctx context.Context, r *store.Run, outs *outputs) (*op, error) {
 	out, err := encodeOutput("", &r.Output)
 	if err != nil {
 		return nil, err
 	}
+	outs.keep(out)
 	ends := r.Status.Terminal() || r.Status == run.StatusPaused
 	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID,
 		millis(store.PauseExpiry(r)), ends}
@@ -186,13 +236,15 @@ func (s *Store) WriteRuns(ctx context.Context, create, update []*store.Run) (cre
 	}
 	ops := make([]*op, 0, len(errs))
 	at := make([]int, 0, len(errs)) // the index in errs of each op
+	outs := make(outputs, 0, len(errs))
+	defer outs.release() // once submitAll returned: every op it sent is done
 	for i := range errs {
 		var o *op
 		var err error
 		if i < len(create) {
-			o, err = s.createOp(ctx, create[i])
+			o, err = s.createOp(ctx, create[i], &outs)
 		} else {
-			o, err = s.updateOp(ctx, update[i-len(create)])
+			o, err = s.updateOp(ctx, update[i-len(create)], &outs)
 		}
 		if err != nil {
 			errs[i] = s.fail(name(i), err)
