@@ -31,8 +31,10 @@ func (s *Store) WriteEnds(ctx context.Context, replica string, events []store.Ev
 	// Each record's update, built before the write; one that cannot be (an
 	// output too large) fails alone, before it.
 	ups := make([]*op, len(recs))
+	outs := make(outputs, 0, len(recs))
+	defer outs.release() // once the write returned: its op is done
 	for i, r := range recs {
-		if ups[i], recErrs[i] = s.updateOp(ctx, r); recErrs[i] != nil {
+		if ups[i], recErrs[i] = s.updateOp(ctx, r, &outs); recErrs[i] != nil {
 			recErrs[i] = s.fail("update run "+r.ID, recErrs[i])
 		}
 	}

@@ -167,7 +167,7 @@ func (s *Store) appendPage(ctx context.Context, tx *sql.Tx, replica any, evs []s
 	if len(kept) < len(evs) {
 		page = encodePage(nil, kept)
 	}
-	_, err = tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, kept[0].RunID, kept[0].Index, kept[len(kept)-1].Index, page)
+	_, err = s.stmt(ctx, tx, s.insertPage).ExecContext(ctx, kept[0].RunID, kept[0].Index, kept[len(kept)-1].Index, page)
 	return err
 }
 
@@ -242,7 +242,7 @@ func (s *Store) lastStored(ctx context.Context, tx *sql.Tx, replica any, pages [
 		list = appendJSONString(list, evs[0].RunID)
 	}
 	list = append(list, ']')
-	rows, err := tx.StmtContext(ctx, s.lastStoredStmt).QueryContext(ctx, replica, string(list))
+	rows, err := s.stmt(ctx, tx, s.lastStoredStmt).QueryContext(ctx, replica, string(list))
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,7 @@ func (s *Store) insertPages(ctx context.Context, tx *sql.Tx, args []any) error {
 	for len(args) > 0 {
 		k := bits.Len(uint(len(args)/4)) - 1
 		n := 4 << k
-		if _, err := tx.StmtContext(ctx, s.insertPagesStmt[k]).ExecContext(ctx, args[:n]...); err != nil {
+		if _, err := s.stmt(ctx, tx, s.insertPagesStmt[k]).ExecContext(ctx, args[:n]...); err != nil {
 			return err
 		}
 		args = args[n:]
@@ -318,7 +318,7 @@ func sqlInsertPages(n int) string {
 func (s *Store) unstored(ctx context.Context, tx *sql.Tx, replica any, evs []store.Event) (_ []store.Event, theirs bool, _ error) {
 	var other sql.NullBool
 	var maxIdx sql.NullInt64
-	if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, evs[0].RunID, replica).Scan(&other, &maxIdx); err != nil {
+	if err := s.stmt(ctx, tx, s.maxIndex).QueryRowContext(ctx, evs[0].RunID, replica).Scan(&other, &maxIdx); err != nil {
 		return nil, false, err
 	}
 	if other.Bool {

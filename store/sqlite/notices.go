@@ -126,7 +126,7 @@ func (s *Store) writeNotices(ctx context.Context, tx *sql.Tx, batch []*op, errs 
 		return nil
 	}
 	now := time.Now()
-	if _, err := tx.StmtContext(ctx, s.insertNotice).ExecContext(ctx, body, now.UnixMilli()); err != nil {
+	if _, err := s.stmt(ctx, tx, s.insertNotice).ExecContext(ctx, body, now.UnixMilli()); err != nil {
 		return err
 	}
 	if now.Before(s.nextPrune) {

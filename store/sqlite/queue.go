@@ -349,12 +349,12 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 			out.AgentID = cmp.Or(out.AgentID, r.ComponentID)
 		}
 		r.Status, r.Output = run.StatusCancelled, out
-		enc, err := encodeOutput(&store.Run{Output: out})
+		enc, err := encodeOutput("", &out)
 		if err != nil {
 			return err
 		}
 		var last sql.NullInt64 // a queued run has no events; should it have any, the end comes after
-		if err := tx.StmtContext(ctx, s.maxIndex).QueryRowContext(ctx, runID, nil).Scan(new(sql.NullBool), &last); err != nil {
+		if err := s.stmt(ctx, tx, s.maxIndex).QueryRowContext(ctx, runID, nil).Scan(new(sql.NullBool), &last); err != nil {
 			return err
 		}
 		next := 0
@@ -368,7 +368,7 @@ func (s *Store) CancelQueued(ctx context.Context, runID, reason string) (bool, e
 		if _, err := tx.ExecContext(ctx, sqlCancelQueued, string(r.Status), enc, now.UnixMilli(), runID); err != nil {
 			return err
 		}
-		if _, err := tx.StmtContext(ctx, s.insertPage).ExecContext(ctx, runID, ev.Index, ev.Index,
+		if _, err := s.stmt(ctx, tx, s.insertPage).ExecContext(ctx, runID, ev.Index, ev.Index,
 			encodePage(nil, []store.Event{ev})); err != nil {
 			return err
 		}

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -29,17 +31,31 @@ const (
 		WHERE run_id = ?6 AND NOT (?8 AND ?3 <> ''
 			AND replica <> ?3 AND status IN ('RUNNING', 'PENDING')
 			AND COALESCE(lease_until, 0) <> 0 AND lease_until >= ?5)`
+
+	// sqlUpdateSameStatus is sqlUpdateRun for a record that is no end (a
+	// checkpoint, a resumed run's record) of a run whose stored status is the
+	// record's (?1): it does not set the status, so that the trigger on the status
+	// (cancel_intents_ended) is not run, nor the statement journal that a trigger
+	// takes. An UPDATE that sets the status ran a trigger program at every
+	// checkpoint, though only an end can fire it. It takes sqlUpdateRun's first
+	// seven arguments; when it matches no row, sqlUpdateRun says why.
+	sqlUpdateSameStatus = `UPDATE runs SET output = ?2, replica = ?3, lease_until = ?4, updated_at = ?5,
+			pause_expires = ?7
+		WHERE run_id = ?6 AND status = ?1`
 )
 
-// encodeOutput returns a run's output as stored, or ErrTooLarge.
-func encodeOutput(r *store.Run) ([]byte, error) {
-	if err := tooLarge("input", len(r.Input)); err != nil {
+// encodeOutput returns a run's output as stored, or ErrTooLarge; input is the
+// run's input column ("" for an update, which does not write it). It takes the
+// output by pointer: a copy of a run.Output in a store.Run escaped to the heap at
+// every update.
+func encodeOutput(input string, o *run.Output) ([]byte, error) {
+	if err := tooLarge("input", len(input)); err != nil {
 		return nil, err
 	}
-	if err := tooLarge("content", len(r.Output.Content)); err != nil {
+	if err := tooLarge("content", len(o.Content)); err != nil {
 		return nil, err
 	}
-	out, err := r.Output.AppendJSON(make([]byte, 0, outputSize(&r.Output)))
+	out, err := o.AppendJSON(outputBuf(outputSize(o)))
 	if err != nil {
 		return nil, fmt.Errorf("encode output: %w", err)
 	}
@@ -47,6 +63,46 @@ func encodeOutput(r *store.Run) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// outputPool holds the buffers of runs' outputs once written: the driver copies
+// what it binds, so that a buffer is free again once its op is done (see
+// outputs). A run's output is encoded at its creation, at each checkpoint and at
+// its end.
+var outputPool sync.Pool // of *[]byte
+
+// maxPooledOutput bounds the buffers outputPool keeps: a rare large output does
+// not stay pinned.
+const maxPooledOutput = 64 << 10
+
+// outputBuf returns an empty buffer for an output of about n bytes.
+func outputBuf(n int) []byte {
+	if p, ok := outputPool.Get().(*[]byte); ok {
+		return slices.Grow((*p)[:0], n)
+	}
+	return make([]byte, 0, n)
+}
+
+// outputs are the buffers of the outputs that ops bind, to be released once the
+// ops are done.
+type outputs [][]byte
+
+// keep adds b, an output that an op binds, if o is not nil.
+func (o *outputs) keep(b []byte) {
+	if o != nil {
+		*o = append(*o, b)
+	}
+}
+
+// release puts the buffers back in outputPool: the ops that bound them are done.
+func (o *outputs) release() {
+	for i, b := range *o {
+		if cap(b) <= maxPooledOutput {
+			outputPool.Put(&b)
+		}
+		(*o)[i] = nil
+	}
+	*o = (*o)[:0]
 }
 
 // outputSize returns about the size of o's JSON, so that it is written in one
@@ -65,19 +121,23 @@ func (s *Store) CreateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("create run "+r.ID, err)
 	}
-	o, err := s.createOp(ctx, r)
+	var outs outputs
+	o, err := s.createOp(ctx, r, &outs)
 	if err == nil {
 		err = s.submit(o)
+		outs.release()
 	}
 	return s.fail("create run "+r.ID, err)
 }
 
-// createOp returns the write of CreateRun.
-func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
-	out, err := encodeOutput(r)
+// createOp returns the write of CreateRun; outs keeps the buffer it binds (see
+// outputs), for the caller to release once the op is done.
+func (s *Store) createOp(ctx context.Context, r *store.Run, outs *outputs) (*op, error) {
+	out, err := encodeOutput(r.Input, &r.Output)
 	if err != nil {
 		return nil, err
 	}
+	outs.keep(out)
 	now := time.Now().UnixMilli()
 	created := millis(r.CreatedAt)
 	if created == 0 {
@@ -86,7 +146,7 @@ func (s *Store) createOp(ctx context.Context, r *store.Run) (*op, error) {
 	args := []any{r.ID, r.SessionID, r.UserID, r.ParentRunID, string(r.Kind),
 		r.ComponentID, string(r.Status), r.Input, out, r.Replica, millis(r.LeaseUntil), created, now}
 	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.createRun).ExecContext(ctx, args...)
+		res, err := s.stmt(ctx, tx, s.createRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -102,19 +162,23 @@ func (s *Store) UpdateRun(ctx context.Context, r *store.Run) error {
 	if err := s.begin(ctx); err != nil {
 		return s.fail("update run "+r.ID, err)
 	}
-	o, err := s.updateOp(ctx, r)
+	var outs outputs
+	o, err := s.updateOp(ctx, r, &outs)
 	if err == nil {
 		err = s.submit(o)
+		outs.release()
 	}
 	return s.fail("update run "+r.ID, err)
 }
 
-// updateOp returns the write of UpdateRun.
-func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
-	out, err := encodeOutput(&store.Run{Output: r.Output})
+// updateOp returns the write of UpdateRun; outs keeps the buffer it binds (see
+// outputs), for the caller to release once the op is done.
+func (s *Store) updateOp(ctx context.Context, r *store.Run, outs *outputs) (*op, error) {
+	out, err := encodeOutput("", &r.Output)
 	if err != nil {
 		return nil, err
 	}
+	outs.keep(out)
 	ends := r.Status.Terminal() || r.Status == run.StatusPaused
 	args := []any{string(r.Status), out, r.Replica, millis(r.LeaseUntil), time.Now().UnixMilli(), r.ID,
 		millis(store.PauseExpiry(r)), ends}
@@ -124,7 +188,16 @@ func (s *Store) updateOp(ctx context.Context, r *store.Run) (*op, error) {
 		notes = func(b []byte) []byte { return appendNotice(b, noticeEnded, id, st) }
 	}
 	return newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.updateRun).ExecContext(ctx, args...)
+		if !ends {
+			res, err := s.stmt(ctx, tx, s.updateSame).ExecContext(ctx, args[:7]...)
+			if err != nil {
+				return err
+			}
+			if oneRow(res, store.ErrNotFound) == nil {
+				return nil
+			}
+		}
+		res, err := s.stmt(ctx, tx, s.updateRun).ExecContext(ctx, args...)
 		if err != nil {
 			return err
 		}
@@ -163,13 +236,15 @@ func (s *Store) WriteRuns(ctx context.Context, create, update []*store.Run) (cre
 	}
 	ops := make([]*op, 0, len(errs))
 	at := make([]int, 0, len(errs)) // the index in errs of each op
+	outs := make(outputs, 0, len(errs))
+	defer outs.release() // once submitAll returned: every op it sent is done
 	for i := range errs {
 		var o *op
 		var err error
 		if i < len(create) {
-			o, err = s.createOp(ctx, create[i])
+			o, err = s.createOp(ctx, create[i], &outs)
 		} else {
-			o, err = s.updateOp(ctx, update[i-len(create)])
+			o, err = s.updateOp(ctx, update[i-len(create)], &outs)
 		}
 		if err != nil {
 			errs[i] = s.fail(name(i), err)
@@ -361,7 +436,7 @@ func (s *Store) Interrupt(ctx context.Context, now time.Time, reason string) ([]
 		for _, r := range ended {
 			r.Status, r.Output.Status, r.Output.Error = run.StatusError, run.StatusError, reason
 			r.UpdatedAt = updated.Truncate(time.Millisecond)
-			out, err := encodeOutput(&store.Run{Output: r.Output})
+			out, err := encodeOutput("", &r.Output)
 			if err != nil {
 				return fmt.Errorf("run %s: %w", r.ID, err)
 			}

@@ -84,10 +84,10 @@ type Store struct {
 	r     *sql.DB    // read-only pool
 
 	// Statements of the hot path, prepared once on the writer's connection.
-	createRun, updateRun *sql.Stmt
-	insertPage, maxIndex *sql.Stmt
-	insertNotice         *sql.Stmt
-	lastStoredStmt       *sql.Stmt
+	createRun, updateRun, updateSame *sql.Stmt
+	insertPage, maxIndex             *sql.Stmt
+	insertNotice                     *sql.Stmt
+	lastStoredStmt                   *sql.Stmt
 	// insertPagesStmt[k] inserts 2^k pages (see insertPages).
 	insertPagesStmt [insertShapes]*sql.Stmt
 
@@ -100,6 +100,7 @@ type Store struct {
 	// notices are next pruned.
 	noticeBuf []byte
 	nextPrune time.Time
+	txStmts   txStmts // the hot path's statements bound to the current transaction
 
 	pollInterval   time.Duration // of a listener
 	rereadInterval time.Duration // of the pending intents by a listener; < 0: never
@@ -252,6 +253,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	stmts := []prep{
 		{&s.createRun, sqlCreateRun},
 		{&s.updateRun, sqlUpdateRun},
+		{&s.updateSame, sqlUpdateSameStatus},
 		{&s.insertPage, sqlInsertPage},
 		{&s.maxIndex, sqlMaxIndex},
 		{&s.insertNotice, sqlInsertNotice},
@@ -401,7 +403,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := append([]*sql.Stmt{s.createRun, s.updateRun, s.insertPage, s.maxIndex, s.insertNotice, s.lastStoredStmt},
+	stmts := append([]*sql.Stmt{s.createRun, s.updateRun, s.updateSame, s.insertPage, s.maxIndex, s.insertNotice, s.lastStoredStmt},
 		s.insertPagesStmt[:]...)
 	for _, st := range stmts {
 		if st != nil {
