@@ -57,19 +57,28 @@ func (w *watchers) add(id string) (<-chan struct{}, func()) {
 	}
 }
 
-// wake signals the followers of run id, or of every run when id is empty.
+// wake signals the followers of run id, or of every run when id is empty. Waking
+// one run costs a lookup, not a pass over every run followed: the listener wakes
+// each run of every events notification, on the goroutine that also delivers
+// cancels.
 func (w *watchers) wake(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for rid, set := range w.m {
-		if id != "" && rid != id {
-			continue
-		}
-		for ch := range set {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+	if id != "" {
+		signal(w.m[id])
+		return
+	}
+	for _, set := range w.m {
+		signal(set)
+	}
+}
+
+// signal signals each channel of set that is not signalled already.
+func signal(set map[chan struct{}]struct{}) {
+	for ch := range set {
+		select {
+		case ch <- struct{}{}:
+		default:
 		}
 	}
 }
