@@ -28,48 +28,74 @@ const notifiedPoll = time.Second
 // watchers wake the followers of runs when the store notifies their events or end.
 type watchers struct {
 	mu sync.Mutex
-	m  map[string]map[chan struct{}]struct{}
+	m  map[string]map[*follower]struct{} // the followers of each run followed
 }
 
-// add returns a channel signalled whenever run id has news, and the function that
-// stops it. Subscribe before reading the store, so that nothing stored after the
-// read goes unnoticed.
-func (w *watchers) add(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// follower is a follower of a run.
+type follower struct {
+	news  chan struct{} // signalled whenever the run has news
+	ended run.Status    // the terminal status notified, if any; guarded by watchers.mu
+}
+
+// add returns a follower of run id, and the function that stops it. Subscribe
+// before reading the store, so that nothing stored after the read goes unnoticed.
+func (w *watchers) add(id string) (*follower, func()) {
+	f := &follower{news: make(chan struct{}, 1)}
 	w.mu.Lock()
 	if w.m == nil {
-		w.m = make(map[string]map[chan struct{}]struct{})
+		w.m = make(map[string]map[*follower]struct{})
 	}
 	set := w.m[id]
 	if set == nil {
-		set = make(map[chan struct{}]struct{})
+		set = make(map[*follower]struct{})
 		w.m[id] = set
 	}
-	set[ch] = struct{}{}
+	set[f] = struct{}{}
 	w.mu.Unlock()
-	return ch, func() {
+	return f, func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		delete(set, ch)
+		delete(set, f)
 		if len(set) == 0 {
 			delete(w.m, id)
 		}
 	}
 }
 
-// wake signals the followers of run id, or of every run when id is empty.
-func (w *watchers) wake(id string) {
+// ended returns the terminal status notified to f, or "" if none was.
+func (w *watchers) ended(f *follower) run.Status {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for rid, set := range w.m {
-		if id != "" && rid != id {
-			continue
+	return f.ended
+}
+
+// wake signals the followers of run id, or of every run when id is empty. Waking
+// one run costs a lookup, not a pass over every run followed: the listener wakes
+// each run of every events notification, on the goroutine that also delivers
+// cancels. A terminal st is the status the store notified as stored for run id:
+// its followers learn it without reading the store.
+func (w *watchers) wake(id string, st run.Status) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if id != "" {
+		signal(w.m[id], st)
+		return
+	}
+	for _, set := range w.m {
+		signal(set, "")
+	}
+}
+
+// signal signals each follower of set that is not signalled already, and notes
+// st if terminal.
+func signal(set map[*follower]struct{}, st run.Status) {
+	for f := range set {
+		if st.Terminal() {
+			f.ended = st
 		}
-		for ch := range set {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+		select {
+		case f.news <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -82,9 +108,9 @@ func (h *Host) startListener(ctx context.Context) {
 	}
 	n := store.Notifications{
 		Cancel:      h.remoteCancel,
-		Events:      func(id string, _ int) { h.followers.wake(id) },
-		Ended:       func(id string, _ run.Status) { h.followers.wake(id) },
-		Reconnected: func() { h.followers.wake("") },
+		Events:      func(id string, _ int) { h.followers.wake(id, "") },
+		Ended:       func(id string, st run.Status) { h.followers.wake(id, st) },
+		Reconnected: func() { h.followers.wake("", "") },
 	}
 	h.bg.Go(func() {
 		if err := h.canceller.Listen(ctx, n); err != nil {
@@ -102,16 +128,24 @@ func (h *Host) pollInterval() time.Duration {
 }
 
 // waitEnded waits until the stored run id is terminal, or ctx is done, and returns
-// its last stored status (st until one is read).
+// its last stored status (st until one is read or notified). A terminal status the
+// store notifies (store.Notifications.Ended: stored) is taken as read: the caller
+// of a cancel on another replica is answered without one more read.
 func (h *Host) waitEnded(ctx context.Context, id string, st run.Status) run.Status {
-	st, _ = h.waitStored(ctx, id, st)
+	st, _ = h.waitEnd(ctx, id, st, true)
 	return st
 }
 
 // waitStored is waitEnded, which also returns the run's terminal record as it
-// read it (nil unless the status returned is terminal and was read).
+// read it (nil unless the status returned is terminal and was read): it returns
+// a terminal status only once it read the record.
 func (h *Host) waitStored(ctx context.Context, id string, st run.Status) (run.Status, *store.Run) {
-	news, stop := h.followers.add(id)
+	return h.waitEnd(ctx, id, st, false)
+}
+
+// waitEnd is waitStored, or, if notified, waitEnded.
+func (h *Host) waitEnd(ctx context.Context, id string, st run.Status, notified bool) (run.Status, *store.Run) {
+	f, stop := h.followers.add(id)
 	defer stop()
 	poll := time.NewTicker(h.pollInterval())
 	defer poll.Stop()
@@ -132,7 +166,10 @@ func (h *Host) waitStored(ctx context.Context, id string, st run.Status) (run.St
 			return st, rec
 		}
 		select {
-		case <-news:
+		case <-f.news:
+			if ended := h.followers.ended(f); notified && ended.Terminal() {
+				return ended, nil
+			}
 		case <-poll.C:
 		case <-ctx.Done():
 			return st, nil
@@ -229,8 +266,9 @@ func (h *Host) readEvicted(ctx context.Context, x *run.Exec, from int, stored fu
 // that failed for longer than a run's lease) until ctx is done, instead of
 // returning the first one.
 func (h *Host) follow(ctx context.Context, rec *store.Run, from int, yield func([]store.Event) bool, patient bool) error {
-	news, stop := h.followers.add(rec.ID)
+	f, stop := h.followers.add(rec.ID)
 	defer stop()
+	news := f.news
 	poll := time.NewTicker(h.pollInterval())
 	defer poll.Stop()
 	evs, err := h.store.Events(ctx, rec.ID, from, followPage)
