@@ -598,7 +598,11 @@ func decodePage(page []byte, fn func(store.Event)) error {
 		n, d := nums[0], diff{prefix: nums[1], suffix: nums[2], gap: nums[3], from: nums[4], copied: nums[5]}
 		page = page[nl+1:]
 		if err := errors.Join(err1, err2); err != nil || n > len(page) || d.gap > n ||
-			d.prefix > len(prev) || d.suffix > len(prev)-d.prefix || d.from > len(prev) || d.copied > len(prev)-d.from {
+			d.prefix > len(prev) || d.suffix > len(prev)-d.prefix || d.from > len(prev) || d.copied > len(prev)-d.from ||
+			// The parts an event shares with the one before never overlap (diffOf),
+			// so it is never longer than that one and its own bytes: a damaged page
+			// cannot make each event twice as large as the last.
+			d.copied > 0 && (d.from < d.prefix || d.from+d.copied > len(prev)-d.suffix) {
 			return errBadPage
 		}
 		lit := page[:n]

@@ -103,10 +103,30 @@ func TestDecodePageRejectsDamage(t *testing.T) {
 		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t0\t4\t0\nx", // a copy from beyond the event before
 		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t0\t1\t3\nx",
 		"1\tT\t0\t3\nabc2\tT\t0\t1\t0\t0\t2\t0\t1\nx", // a gap longer than what is stored
+		"1\tT\t0\t3\nabc2\tT\t0\t0\t2\t0\t0\t0\t2\n",  // a copy overlapping the prefix
+		"1\tT\t0\t3\nabc2\tT\t0\t0\t0\t2\t0\t1\t2\n",  // a copy overlapping the suffix
 	} {
 		if err := decodePage([]byte(page), func(store.Event) {}); err == nil {
 			t.Errorf("decodePage(%q) accepted a damaged page", page)
 		}
+	}
+}
+
+// TestDecodePageBoundsGrowth: a damaged page whose every event shares with the
+// one before more than that one holds (the whole of it as prefix, and again as a
+// copy) would decode 801 bytes into 128 MiB; it is refused.
+func TestDecodePageBoundsGrowth(t *testing.T) {
+	page := []byte("0\tRunContent\t0\t64\n" + strings.Repeat("x", 64))
+	for i, n := 1, 64; i <= 20; i, n = i+1, n*2 {
+		page = append(page, fmt.Sprintf("%d\tRunContent\t0\t0\t%d\t0\t0\t0\t%d\n", i, n, n)...)
+	}
+	total := 0
+	err := decodePage(page, func(e store.Event) { total += len(e.Data) })
+	if err == nil {
+		t.Fatalf("decodePage accepted a page of %d bytes that decodes to %d", len(page), total)
+	}
+	if total > 64 {
+		t.Errorf("decoded %d bytes before refusing the page, want only its first event's 64", total)
 	}
 }
 
