@@ -179,7 +179,9 @@ func (h *Host) keepUnlessEnded(ctx context.Context, r *Run, reason string) <-cha
 	soon, cancel := context.WithTimeout(ctx, grace)
 	_, err := r.Wait(soon)
 	cancel()
-	if err == nil && endPersisted(r) {
+	// An end persisted by a recorder of the caller's, perhaps on another store,
+	// is not known to be where the host's cancels look: the intent is stored.
+	if err == nil && r.comp.recordsHere && endPersisted(r) {
 		done := make(chan error, 1)
 		done <- nil
 		return done

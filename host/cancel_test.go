@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/workflow"
 )
@@ -31,14 +32,24 @@ func TestCancelStoredEndIsTheDurableFact(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		wait        bool
+		elsewhere   bool // the runs are recorded by the caller's recorder, on another store
 		wantIntents int32
 	}{
 		{name: "wait", wait: true, wantIntents: 0},
 		{name: "no wait", wait: false, wantIntents: 1},
+		{name: "wait, recorded elsewhere", wait: true, elsewhere: true, wantIntents: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := countedIntents{sqliteStore(t, filepath.Join(t.TempDir(), "kern.db")), new(atomic.Int32)}
-			h := startHost(t, st, Options{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, NoRecovery: true})
+			opts := Options{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, NoRecovery: true}
+			var recorded store.Store = st
+			if tc.elsewhere {
+				recorded = sqliteStore(t, filepath.Join(t.TempDir(), "other.db"))
+				rec := store.NewRecorder(recorded, store.RecorderOptions{})
+				t.Cleanup(func() { rec.Close() }) // after the host's shutdown
+				opts.Recorder = rec
+			}
+			h := startHost(t, st, opts)
 			r := untilContent(t, h, "story")
 			got, known, err := h.Cancel(context.Background(), r.ID(), "", tc.wait)
 			if err != nil || !known || tc.wait && got != run.StatusCancelled {
@@ -48,7 +59,7 @@ func TestCancelStoredEndIsTheDurableFact(t *testing.T) {
 				t.Errorf("%d intents stored, want %d", n, tc.wantIntents)
 			}
 			out := r.Exec().Wait()
-			rec, err := st.GetRun(context.Background(), r.ID())
+			rec, err := recorded.GetRun(context.Background(), r.ID())
 			if out.Status != run.StatusCancelled || err != nil || rec.Status != run.StatusCancelled {
 				t.Fatalf("run ended %s, stored %v (%v); want CANCELLED both", out.Status, rec, err)
 			}

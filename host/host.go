@@ -157,10 +157,13 @@ type component struct {
 	id        string
 	registry  *run.Registry
 	resumable bool // a run left behind by a dead process may be resumed
-	start     func(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
-	wf        *workflow.Workflow
-	agent     *agent.Agent
-	team      *team.Team
+	// recordsHere: its runs are recorded by the recorder the host made on its
+	// store, so a run's end persisted is stored where the host's cancels look.
+	recordsHere bool
+	start       func(ctx context.Context, input string, opts ...run.Option) (*run.Exec, error)
+	wf          *workflow.Workflow
+	agent       *agent.Agent
+	team        *team.Team
 }
 
 // New returns a Host running opts' workflows and agents, recording their runs into
@@ -252,9 +255,9 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := w.Validate(); err != nil {
 			return fmt.Errorf("host: %w", err)
 		}
-		h.share(&w.Registry, &w.Recorder, rec)
+		here := h.share(&w.Registry, &w.Recorder, rec)
 		c := &component{kind: run.KindWorkflow, id: w.WorkflowID(), registry: w.Registry,
-			start: w.Start, resumable: !w.NotResumable, wf: w}
+			start: w.Start, resumable: !w.NotResumable, wf: w, recordsHere: here}
 		if err := h.add(c); err != nil {
 			return err
 		}
@@ -264,8 +267,8 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := a.Validate(); err != nil {
 			return fmt.Errorf("host: agent %d: %w", i, err)
 		}
-		h.share(&a.Registry, &a.Recorder, rec)
-		c := &component{kind: run.KindAgent, id: a.AgentID(), registry: a.Registry, start: a.Start, agent: a}
+		here := h.share(&a.Registry, &a.Recorder, rec)
+		c := &component{kind: run.KindAgent, id: a.AgentID(), registry: a.Registry, start: a.Start, agent: a, recordsHere: here}
 		if err := h.add(c); err != nil {
 			return err
 		}
@@ -275,8 +278,8 @@ func (h *Host) addComponents(rec run.Recorder) error {
 		if err := t.Validate(); err != nil {
 			return fmt.Errorf("host: team %d: %w", i, err)
 		}
-		h.share(&t.Registry, &t.Recorder, rec)
-		c := &component{kind: run.KindTeam, id: t.TeamID(), registry: t.Registry, start: t.Start, team: t}
+		here := h.share(&t.Registry, &t.Recorder, rec)
+		c := &component{kind: run.KindTeam, id: t.TeamID(), registry: t.Registry, start: t.Start, team: t, recordsHere: here}
 		if err := h.add(c); err != nil {
 			return err
 		}
@@ -291,14 +294,16 @@ func (h *Host) addComponents(rec run.Recorder) error {
 }
 
 // share gives a component the host's registry and rec where it has none of its
-// own, so that its runs are cancelled and recorded as the host's.
-func (h *Host) share(reg **run.Registry, recorder *run.Recorder, rec run.Recorder) {
+// own, so that its runs are cancelled and recorded as the host's, and reports
+// whether they are recorded by the recorder the host made on its store.
+func (h *Host) share(reg **run.Registry, recorder *run.Recorder, rec run.Recorder) (recordsHere bool) {
 	if *reg == nil {
 		*reg = h.registry
 	}
 	if *recorder == nil {
 		*recorder = rec
 	}
+	return h.ownRec != nil && *recorder == run.Recorder(h.ownRec)
 }
 
 func (h *Host) add(c *component) error {

@@ -45,9 +45,10 @@ type eventWriter struct {
 	spare    []byte // the last flush's arena, for a store that copies what it stores (see EventsCopier)
 }
 
-// EventsCopier is implemented by a Store whose AppendEvents (and AppendEventsAs)
-// keeps nothing of the events' Data once it returned: it stores copies
-// (store/sqlite does). A Recorder then reuses the buffer of the events' JSON from
+// EventsCopier is implemented by a Store whose AppendEvents, AppendEventsAs and
+// WriteEnds (EndWriter) keep nothing of the events' Data once they returned: they
+// store copies (store/sqlite does). A type that embeds such a store and keeps
+// events must not promote the method. A Recorder then reuses the buffer of the events' JSON from
 // one write to the next instead of allocating one each time.
 type EventsCopier interface {
 	// CopiesEvents does nothing: the method only says that the store copies.
