@@ -206,17 +206,67 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	lastBatch, lastEvs := len(w.batch), len(w.evs)
 	batch, evs := w.batch[:0], w.evs[:0]
 	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
+	evs = unstored(live, evs, counts)
+	batch, arena := w.encode(live, evs, counts, batch)
+	// Entries of the last flush beyond this one's would keep the events a run's
+	// log has dropped, and their JSON, alive.
+	if len(batch) < lastBatch {
+		clear(batch[len(batch):lastBatch])
+	}
+	if len(evs) < lastEvs {
+		clear(evs[len(evs):lastEvs])
+	}
+	w.batch, w.evs, w.counts = batch, evs, counts
+	if len(batch) == 0 {
+		return nil, false
+	}
+	lost, err := w.append(ctx, batch)
+	w.written(arena, len(batch))
+	if err != nil {
+		err = fmt.Errorf("store: save events: %w", err)
+		for i, rc := range live {
+			if counts[i] > 0 {
+				fs = append(fs, failure{rc, err})
+			}
+		}
+		return fs, true
+	}
+	at := 0
 	for i, rc := range live {
+		n := counts[i]
+		at += n
+		switch {
+		case n == 0:
+		case slices.Contains(lost, rc.x.ID):
+			// Another replica claimed the run: its events were not written.
+			fs = append(fs, failure{rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver)})
+		default:
+			rc.stored(n, evs[at-1])
+		}
+	}
+	return fs, true
+}
+
+// unstored appends to evs the events each run of rcs emitted since its last write,
+// and sets counts[i] to how many rcs[i] has.
+func unstored(rcs []*recording, evs []*run.Event, counts []int) []*run.Event {
+	for i, rc := range rcs {
 		before := len(evs)
 		// Armed before the read: an event emitted after it wakes the recorder.
 		engine.LogOf(rc.x).Arm()
 		evs = rc.x.Log.From(rc.persisted, evs)
 		counts[i] = len(evs) - before
 	}
-	// Every event's JSON, one after the other (see arena).
+	return evs
+}
+
+// encode appends to batch the events evs of rcs (counts[i] of rcs[i], in order) as
+// the store takes them, every event's JSON one after the other in one buffer (see
+// arena), which it returns: hand it back to written once the store returned.
+func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, batch []Event) ([]Event, []byte) {
 	arena := w.arena(len(evs))
-	at := 0
-	for i, rc := range live {
+	first, at := len(batch), 0
+	for i, rc := range rcs {
 		for _, ev := range evs[at : at+counts[i]] {
 			mark := len(arena)
 			var err error
@@ -232,56 +282,14 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		}
 		at += counts[i]
 	}
-	// Entries of the last flush beyond this one's would keep the events a run's
-	// log has dropped, and their JSON, alive.
-	if len(batch) < lastBatch {
-		clear(batch[len(batch):lastBatch])
-	}
-	if len(evs) < lastEvs {
-		clear(evs[len(evs):lastEvs])
-	}
-	w.batch, w.evs, w.counts = batch, evs, counts
-	if len(batch) == 0 {
-		return nil, false
-	}
 	// The arena may have moved as it grew: point the events at its final copy.
 	start := 0
-	for i := range batch {
+	for i := first; i < len(batch); i++ {
 		end := start + len(batch[i].Data)
 		batch[i].Data = arena[start:end:end]
 		start = end
 	}
-	lost, err := w.append(ctx, batch)
-	w.written(arena, len(batch))
-	if err != nil {
-		err = fmt.Errorf("store: save events: %w", err)
-		for i, rc := range live {
-			if counts[i] > 0 {
-				fs = append(fs, failure{rc, err})
-			}
-		}
-		return fs, true
-	}
-	at = 0
-	for i, rc := range live {
-		if counts[i] > 0 && slices.Contains(lost, rc.x.ID) {
-			// Another replica claimed the run: its events were not written.
-			at += counts[i]
-			fs = append(fs, failure{rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver)})
-			continue
-		}
-		if counts[i] > 0 {
-			rc.persisted += counts[i]
-			rc.err = nil
-			at += counts[i]
-			durable := rc.persisted
-			if last := evs[at-1]; (last.Event.Terminal() || last.Event.Pauses()) && last.RunID == rc.x.ID {
-				durable-- // the run's terminal event (or pause) is told once its end is stored
-			}
-			engine.LogOf(rc.x).Durable(durable)
-		}
-	}
-	return fs, true
+	return batch, arena
 }
 
 // arena returns the buffer for the JSON of a write of n events, sized from the last

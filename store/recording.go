@@ -70,6 +70,19 @@ func (rc *recording) disown(err error) {
 	log.Lose()
 }
 
+// stored takes note that the run's next n events are stored, last the last of
+// them: its readers may be told them, but for its terminal event (or pause), told
+// once its end is stored too.
+func (rc *recording) stored(n int, last *run.Event) {
+	rc.persisted += n
+	rc.err = nil
+	durable := rc.persisted
+	if (last.Event.Terminal() || last.Event.Pauses()) && last.RunID == rc.x.ID {
+		durable--
+	}
+	engine.LogOf(rc.x).Durable(durable)
+}
+
 // checkpoint is a checkpoint due to be written.
 type checkpoint struct {
 	rc    *recording

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -61,13 +60,7 @@ func (r *Recorder) writeHot(ctx context.Context, ew EndWriter, hot []*recording)
 		case slices.Contains(lost, rc.x.ID):
 			r.fail(rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver))
 		default:
-			rc.persisted += n
-			rc.err = nil
-			durable := rc.persisted
-			if last := evs[at-1]; (last.Event.Terminal() || last.Event.Pauses()) && last.RunID == rc.x.ID {
-				durable-- // told once its end is stored, below
-			}
-			engine.LogOf(rc.x).Durable(durable)
+			rc.stored(n, evs[at-1]) // its end, if any, is told once stored, below
 		}
 	}
 	r.answerDue(ends, cks, recErrs)
@@ -94,39 +87,11 @@ func (r *Recorder) failHot(hot []*recording, counts []int, ends []*recording, ck
 // buffer of their JSON (see eventWriter.arena: writeHot hands it back).
 func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event, counts []int, arena []byte) {
 	counts = make([]int, len(hot))
-	for i, rc := range hot {
-		before := len(evs)
-		// Armed before the read: an event emitted after it wakes the recorder.
-		engine.LogOf(rc.x).Arm()
-		evs = rc.x.Log.From(rc.persisted, evs)
-		counts[i] = len(evs) - before
-	}
+	evs = unstored(hot, nil, counts)
 	if len(evs) == 0 {
 		return nil, nil, counts, nil
 	}
-	arena = r.writer.arena(len(evs))
-	ends := make([]int, len(evs))
-	for i, ev := range evs {
-		mark := len(arena)
-		var err error
-		if arena, err = ev.AppendJSON(arena); err != nil {
-			// Unreachable for events kern emits; keep the event's identity anyway.
-			b, _ := json.Marshal(map[string]any{"event": ev.Event, "run_id": ev.RunID, "error": err.Error()})
-			arena = append(arena[:mark], b...)
-		}
-		ends[i] = len(arena)
-	}
-	batch = make([]Event, 0, len(evs))
-	at, start := 0, 0
-	for i, rc := range hot {
-		for _, ev := range evs[at : at+counts[i]] {
-			end := ends[len(batch)]
-			batch = append(batch, Event{RunID: rc.x.ID, Index: ev.EventIndex, Type: ev.Event,
-				CreatedAt: time.Unix(ev.CreatedAt, 0), Data: arena[start:end:end]})
-			start = end
-		}
-		at += counts[i]
-	}
+	batch, arena = r.writer.encode(hot, evs, counts, make([]Event, 0, len(evs)))
 	return batch, evs, counts, arena
 }
 
