@@ -40,10 +40,7 @@ const hang = 30 * time.Second
 
 // runCanceller runs the Canceller tests, each on a fresh store, in parallel.
 func runCanceller(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, c store.Canceller)
-	}{
+	runOptional(t, open, []optionalTest[store.Canceller]{
 		{"PendingCancel", testPendingCancel},
 		{"IntentEndsWithRun", testIntentEndsWithRun},
 		{"ListenDeliversPending", testListenDeliversPending},
@@ -53,18 +50,7 @@ func runCanceller(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelBounds", testCancelBounds},
 		{"CancelClosed", testCancelClosed},
 		{"CancelCancelledContext", testCancelCancelledContext},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			c, ok := s.(store.Canceller)
-			if !ok {
-				t.Skipf("%T is not a store.Canceller", s)
-			}
-			tt.fn(t, s, c)
-		})
-	}
+	})
 }
 
 // heard is one call of a store.Notifications function.

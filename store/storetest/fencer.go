@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -13,24 +14,10 @@ import (
 
 // runFencer runs the tests of store.Fencer, on a store that implements it.
 func runFencer(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, f store.Fencer)
-	}{
+	runOptional(t, open, []optionalTest[store.Fencer]{
 		{"AppendEventsAs", testAppendEventsAs},
 		{"AppendEventsAsOrderedWithClaim", testAppendEventsAsOrderedWithClaim},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			f, ok := s.(store.Fencer)
-			if !ok {
-				t.Skipf("%T is not a store.Fencer", s)
-			}
-			tt.fn(t, s, f)
-		})
-	}
+	})
 }
 
 // createOwned stores a RUNNING run that replica holds until lease.
@@ -165,5 +152,27 @@ func testAppendEventsAsOrderedWithClaim(t *testing.T, s store.Store, f store.Fen
 				t.Errorf("run %s: event %d = %s, want %s", id, j, ev.Data, want.Data)
 			}
 		}
+	}
+}
+
+// optionalTest is a test of a store that implements the optional interface I.
+type optionalTest[I any] struct {
+	name string
+	fn   func(t *testing.T, s store.Store, i I)
+}
+
+// runOptional runs each of tests in parallel on a store of its own, skipped on a
+// store that does not implement I.
+func runOptional[I any](t *testing.T, open func(t *testing.T) store.Store, tests []optionalTest[I]) {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			i, ok := s.(I)
+			if !ok {
+				t.Skipf("%T is not a %v", s, reflect.TypeFor[I]())
+			}
+			tt.fn(t, s, i)
+		})
 	}
 }

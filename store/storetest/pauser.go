@@ -13,25 +13,11 @@ import (
 
 // runPauser runs the tests of store.Pauser, on a store that implements it.
 func runPauser(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, p store.Pauser)
-	}{
+	runOptional(t, open, []optionalTest[store.Pauser]{
 		{"TakePausedOnce", testTakePausedOnce},
 		{"ExpiredPauses", testExpiredPauses},
 		{"ExpiredPausesPaging", testExpiredPausesPaging},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			p, ok := s.(store.Pauser)
-			if !ok {
-				t.Skipf("%T is not a store.Pauser", s)
-			}
-			tt.fn(t, s, p)
-		})
-	}
+	})
 }
 
 // pause stores run id PAUSED (creating it), its pause expiring at expires (zero:

@@ -36,10 +36,7 @@ var flow = store.Component{Kind: run.KindWorkflow, ID: "flow"}
 
 // runQueue runs the Queue tests, each on a fresh store, in parallel.
 func runQueue(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store, q store.Queue)
-	}{
+	runOptional(t, open, []optionalTest[store.Queue]{
 		{"EnqueueStored", testEnqueueStored},
 		{"EnqueueExists", testEnqueueExists},
 		{"WorkHandsEachOnce", testWorkHandsEachOnce},
@@ -50,18 +47,7 @@ func runQueue(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelQueued", testCancelQueued},
 		{"CancelQueuedTaken", testCancelQueuedTaken},
 		{"QueuedCount", testQueuedCount},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			q, ok := s.(store.Queue)
-			if !ok {
-				t.Skipf("%T is not a store.Queue", s)
-			}
-			tt.fn(t, s, q)
-		})
-	}
+	})
 }
 
 // queuedRun returns a run of c to enqueue, created at base plus i milliseconds.
