@@ -60,18 +60,7 @@ func BenchmarkSSEDeliveryLatency(b *testing.B) {
 			wf := &workflow.Workflow{Name: "bench", Steps: []workflow.Step{
 				workflow.AgentStep("one", &agent.Agent{Name: "A", Model: stampModel{n: 50, interval: 2 * time.Millisecond}}, ""),
 			}}
-			cfg := Config{Workflows: []*workflow.Workflow{wf}}
-			if name == "sqlite" {
-				st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "kern.db"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				rec := store.NewRecorder(st, store.RecorderOptions{})
-				defer rec.Close()
-				cfg.Store, cfg.Recorder = st, rec
-			}
-			srv, err := New(cfg)
+			srv, err := New(benchConfig(b, name, wf))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -116,4 +105,22 @@ func BenchmarkSSEDeliveryLatency(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchConfig serves wf with no store ("memory") or on a SQLite file of the
+// benchmark's own ("sqlite"), every event stored before it is sent; the store
+// is closed once the benchmark ends.
+func benchConfig(b *testing.B, name string, wf *workflow.Workflow) Config {
+	cfg := Config{Workflows: []*workflow.Workflow{wf}}
+	if name == "sqlite" {
+		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "kern.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		rec := store.NewRecorder(st, store.RecorderOptions{})
+		b.Cleanup(func() { rec.Close() })
+		cfg.Store, cfg.Recorder = st, rec
+	}
+	return cfg
 }

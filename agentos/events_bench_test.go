@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model/scripted"
-	"github.com/kern-dev/kern/store"
-	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -57,18 +54,7 @@ func BenchmarkSSEEvents(b *testing.B) {
 			wf := &workflow.Workflow{Name: "bench", Steps: []workflow.Step{
 				workflow.AgentStep("one", &agent.Agent{Name: "A", Model: scripted.New(strings.Repeat("word ", chunks))}, ""),
 			}}
-			cfg := Config{Workflows: []*workflow.Workflow{wf}}
-			if name == "sqlite" {
-				st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "kern.db"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer st.Close()
-				rec := store.NewRecorder(st, store.RecorderOptions{})
-				defer rec.Close()
-				cfg.Store, cfg.Recorder = st, rec
-			}
-			srv, err := New(cfg)
+			srv, err := New(benchConfig(b, name, wf))
 			if err != nil {
 				b.Fatal(err)
 			}
