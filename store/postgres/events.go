@@ -72,13 +72,8 @@ func (s *Store) appendEvents(ctx context.Context, replica string, events []store
 	if len(events) == 0 {
 		return nil, nil
 	}
-	for i := range events {
-		if err := lenCheck("event "+strconv.Itoa(events[i].Index)+" of run "+events[i].RunID, len(events[i].Data)); err != nil {
-			return nil, fmt.Errorf("store/postgres: %s: %w", op, err)
-		}
-		if ev := &events[i]; ev.Index < 0 || ev.Index > math.MaxInt32 {
-			return nil, fmt.Errorf("store/postgres: %s: event index %d of run %s is out of range", op, ev.Index, ev.RunID)
-		}
+	if err := checkEvents(op, events); err != nil {
+		return nil, err
 	}
 	sorted := sortEvents(events)
 	p := makePages(sorted, ms(time.Now()))
@@ -93,6 +88,21 @@ func (s *Store) appendEvents(ctx context.Context, replica string, events []store
 		}
 	}
 	return lost, nil
+}
+
+// checkEvents refuses, for op, events the store cannot take: one larger than
+// store.MaxValueSize, or an index out of the column's range.
+func checkEvents(op string, events []store.Event) error {
+	for i := range events {
+		ev := &events[i]
+		if err := lenCheck("event "+strconv.Itoa(ev.Index)+" of run "+ev.RunID, len(ev.Data)); err != nil {
+			return fmt.Errorf("store/postgres: %s: %w", op, err)
+		}
+		if ev.Index < 0 || ev.Index > math.MaxInt32 {
+			return fmt.Errorf("store/postgres: %s: event index %d of run %s is out of range", op, ev.Index, ev.RunID)
+		}
+	}
+	return nil
 }
 
 // sendBatcher is the pool or a transaction.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,25 +64,16 @@ func (s *Store) WriteEnds(ctx context.Context, replica string, events []store.Ev
 
 // writeEndsAll writes events and update in one batch, and reports whether it
 // did: if not, nothing was written, and updateErrs is to be cleared. It returns an
-// error only for events the store refuses before the batch is sent.
+// error only for events the store refuses before the batch is sent (checkEvents).
 func (s *Store) writeEndsAll(ctx context.Context, replica string, events []store.Event, update []*store.Run, updateErrs []error) (bool, error) {
 	const op = "write events and runs"
 	if err := s.check(op); err != nil {
 		return false, err
 	}
-	for i := range events {
-		ev := &events[i]
-		if err := lenCheck("event "+strconv.Itoa(ev.Index)+" of run "+ev.RunID, len(ev.Data)); err != nil {
-			return false, fmt.Errorf("store/postgres: %s: %w", op, err)
-		}
+	if err := checkEvents(op, events); err != nil {
+		return false, err
 	}
-	sorted := sortEvents(events)
-	for i := range sorted {
-		if ev := &sorted[i]; ev.Index < 0 || int64(ev.Index) > 1<<31-1 {
-			return false, nil // AppendEventsAs says why
-		}
-	}
-	p := makePages(sorted, ms(time.Now()))
+	p := makePages(sortEvents(events), ms(time.Now()))
 	plan := s.planRuns(nil, update, nil, updateErrs)
 	var b pgx.Batch
 	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(&p))
