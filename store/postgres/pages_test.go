@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -192,34 +191,7 @@ func TestMigrateEventRows(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t)
 	ctx := t.Context()
-	conn, err := pgtest.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-	quoted := pgx.Identifier{schema}.Sanitize()
-	for _, q := range []string{"CREATE SCHEMA " + quoted, "SET LOCAL search_path TO " + quoted,
-		`CREATE TABLE kern_schema (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, m := range migrations {
-		if strings.HasSuffix(m.name, "_event_pages.sql") {
-			break
-		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO kern_schema (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := migratedBefore(t, schema, "_event_pages.sql")
 	// Run a: 0-4 and 7-8 (a gap), with data that is not ASCII, an empty
 	// event and a type of its own; run b: 1,000 events of 2 KB, so more than a
 	// page of 1 MiB.

@@ -20,34 +20,7 @@ func TestMigrateSessionsOfRuns(t *testing.T) {
 	t.Parallel()
 	schema := pgtest.Schema(t)
 	ctx := t.Context()
-	conn, err := pgtest.Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-	quoted := pgx.Identifier{schema}.Sanitize()
-	for _, q := range []string{"CREATE SCHEMA " + quoted, "SET LOCAL search_path TO " + quoted,
-		`CREATE TABLE kern_schema (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, m := range migrations {
-		if strings.HasSuffix(m.name, "_sessions.sql") {
-			break
-		}
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO kern_schema (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := migratedBefore(t, schema, "_sessions.sql")
 	at := func(min int) time.Time { return time.Date(2025, 6, 1, 12, min, 0, 0, time.UTC) }
 	for _, r := range []struct {
 		id, session, parent, user, kind, component, input string
@@ -91,4 +64,41 @@ func TestMigrateSessionsOfRuns(t *testing.T) {
 		!saved.CreatedAt.Equal(at(2)) || !saved.UpdatedAt.Equal(at(3)) {
 		t.Errorf("saved session = %+v; want its state kept, its name and first time from its run", saved)
 	}
+}
+
+// migratedBefore creates schema with the migrations before the one whose name ends
+// in suffix applied, in a transaction it returns with search_path set to schema,
+// for the test to store what that version held and commit; rolled back if not.
+func migratedBefore(t *testing.T, schema, suffix string) pgx.Tx {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := pgtest.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(context.Background()) }) //nolint:errcheck // after Commit it is a no-op
+	quoted := pgx.Identifier{schema}.Sanitize()
+	for _, q := range []string{"CREATE SCHEMA " + quoted, "SET LOCAL search_path TO " + quoted,
+		`CREATE TABLE kern_schema (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`} {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range migrations {
+		if strings.HasSuffix(m.name, suffix) {
+			break
+		}
+		if _, err := tx.Exec(ctx, m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO kern_schema (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tx
 }
