@@ -23,10 +23,8 @@ func (s *Store) WriteEnds(ctx context.Context, replica string, events []store.Ev
 	if err := s.begin(ctx); err != nil {
 		return nil, nil, s.fail("write ends", err)
 	}
-	for _, e := range events {
-		if len(e.Data) > store.MaxValueSize {
-			return nil, nil, s.fail("write ends", tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data)))
-		}
+	if err := eventsTooLarge(events); err != nil {
+		return nil, nil, s.fail("write ends", err)
 	}
 	// Each record's update, built before the write; one that cannot be (an
 	// output too large) fails alone, before it.
@@ -45,15 +43,7 @@ func (s *Store) WriteEnds(ctx context.Context, replica string, events []store.Ev
 	err = s.writeNoted(ctx, false, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
 		clear(refused)
-		var err error
-		switch len(pages) {
-		case 0:
-		case 1:
-			err = s.appendPage(ctx, tx, replica, pages[0], enc.page(0), &lost)
-		default:
-			err = s.appendPages(ctx, tx, replica, pages, enc, &lost)
-		}
-		if err != nil {
+		if err := s.writePages(ctx, tx, replica, pages, enc, &lost); err != nil {
 			return err
 		}
 		for i, o := range ups {

@@ -70,10 +70,8 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 	if len(events) == 0 {
 		return nil, nil
 	}
-	for _, e := range events {
-		if len(e.Data) > store.MaxValueSize {
-			return nil, s.fail("append events", tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data)))
-		}
+	if err := eventsTooLarge(events); err != nil {
+		return nil, s.fail("append events", err)
 	}
 	pages := byRun(events)
 	enc := s.encodePages(pages)
@@ -81,15 +79,34 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 	var lost []string
 	err := s.writeNoted(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
-		if len(pages) == 1 {
-			return s.appendPage(ctx, tx, replica, pages[0], enc.page(0), &lost)
-		}
-		return s.appendPages(ctx, tx, replica, pages, enc, &lost)
+		return s.writePages(ctx, tx, replica, pages, enc, &lost)
 	}, func(b []byte) []byte { return appendEventsNotices(b, pages, lost) })
 	if err != nil {
 		return nil, s.fail("append events", err)
 	}
 	return lost, nil
+}
+
+// eventsTooLarge refuses events one of which is larger than store.MaxValueSize.
+func eventsTooLarge(events []store.Event) error {
+	for _, e := range events {
+		if len(e.Data) > store.MaxValueSize {
+			return tooLarge(fmt.Sprintf("event %d of run %s", e.Index, e.RunID), len(e.Data))
+		}
+	}
+	return nil
+}
+
+// writePages writes pages, encoded as enc, in tx, fenced for replica (see
+// appendPage), adding to lost the runs found another's.
+func (s *Store) writePages(ctx context.Context, tx *sql.Tx, replica any, pages [][]store.Event, enc *encoded, lost *[]string) error {
+	switch len(pages) {
+	case 0:
+		return nil
+	case 1:
+		return s.appendPage(ctx, tx, replica, pages[0], enc.page(0), lost)
+	}
+	return s.appendPages(ctx, tx, replica, pages, enc, lost)
 }
 
 // appendEventsNotices appends to a notices body that the runs of pages, but those
