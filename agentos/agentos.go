@@ -186,7 +186,9 @@ type Server struct {
 	teams       []*component
 	components  map[string]*component // "workflow/<id>" or "agent/<id>"
 	streams     streams
-	streamSlots slots // Config.MaxStreams
+	streamSlots slots     // Config.MaxStreams
+	hijacked   hijacked // the streams served from connections taken over
+	keepStreams bool      // tests: streams are served by their handlers, never taken over
 	handler     http.Handler
 	table       []route        // what the mux serves, /openapi.json and /docs describe
 	mux         *http.ServeMux // built from table
@@ -359,10 +361,14 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 // Shutdown shuts the server's host down (see host.Host.Shutdown): it starts no
 // more runs (requests to start one are answered 503 from then on), the background
 // runs still queued end CANCELLED, running runs go on until ctx is done, then are
-// cancelled, and it returns once every run has ended and its end is persisted. It
+// cancelled, and it returns once every run has ended and its end is persisted, and
+// the streams served from connections taken over from net/http (see hijackStream),
+// which http.Server.Shutdown does not wait for, have written their runs' ends (until
+// ctx is done, or for a second if it is done already; then they are cut). It
 // closes the recorder the host made for the store, not the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.host.Shutdown(ctx)
+	s.hijacked.close(ctx)
 	s.closeMCP()
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,13 +17,17 @@ import (
 )
 
 // sse writes a server-sent event stream: one event per write, flushed as soon as no
-// other event is ready, and a ": ping" comment when the stream is idle.
+// other event is ready, and a ": ping" comment when the stream is idle. It writes
+// to an http.ResponseWriter, or, on a connection taken over from net/http (see
+// hijack.go), straight to the connection in HTTP/1.1 chunks, one write a burst.
 type sse struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w    http.ResponseWriter // nil on a connection taken over
+	rc   *http.ResponseController
+	conn net.Conn // the connection taken over, if any
 
-	mu       sync.Mutex // guards the fields below and writes to w
+	mu       sync.Mutex // guards the fields below and writes to w or conn
 	err      error      // the first write error: the client is gone
+	burst    *[]byte    // conn: the events framed and not written yet, borrowed from frames
 	active   bool       // an event was written since the last heartbeat tick
 	tick     *time.Timer
 	interval time.Duration
@@ -30,13 +35,17 @@ type sse struct {
 	sent     int  // events written
 }
 
-// startSSE sends the stream's headers, with no write deadline for the stream.
-func startSSE(w http.ResponseWriter) *sse {
-	h := w.Header()
+// setSSEHeader sets the headers of an event stream on h.
+func setSSEHeader(h http.Header) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no")
+}
+
+// startSSE sends the stream's headers, with no write deadline for the stream.
+func startSSE(w http.ResponseWriter) *sse {
+	setSSEHeader(w.Header())
 	s := &sse{w: w, rc: http.NewResponseController(w)}
 	_ = s.rc.SetWriteDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
@@ -45,12 +54,28 @@ func startSSE(w http.ResponseWriter) *sse {
 }
 
 // frames holds the buffers events are framed in: a stream takes one only while it
-// writes an event, so that a thousand open streams keep no thousand buffers
-// between their events.
+// writes an event (a burst of events, on a connection taken over), so that a
+// thousand open streams keep no thousand buffers between their events.
 var frames = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // maxPooledFrame bounds the buffers frames keeps: a rare large event's is dropped.
 const maxPooledFrame = 64 << 10
+
+// putFrame gives a buffer back to frames, b being its last contents.
+func putFrame(bp *[]byte, b []byte) {
+	if cap(b) <= maxPooledFrame {
+		*bp = b[:0]
+		frames.Put(bp)
+	}
+}
+
+// Chunks of a connection taken over: a burst's buffer starts with chunkRoom bytes
+// for its chunk's size line; a burst is written once no event is ready, or once
+// it is maxBurst bytes long.
+const (
+	chunkRoom = 18 // 16 hex digits and CRLF
+	maxBurst  = 16 << 10
+)
 
 // event writes one event; data is its one-line JSON, appended by appendData.
 func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]byte, error)) error {
@@ -59,30 +84,75 @@ func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]
 	if s.err != nil {
 		return s.err
 	}
-	bp := frames.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledFrame {
-			frames.Put(bp)
+	bp := s.burst
+	if bp == nil {
+		bp = frames.Get().(*[]byte)
+		if s.conn != nil {
+			*bp = append((*bp)[:0], make([]byte, chunkRoom)...)
 		}
-	}()
-	b := append((*bp)[:0], "event: "...)
+	}
+	b := *bp
+	start := len(b)
+	b = append(b, "event: "...)
 	b = append(b, name...)
 	b = append(b, "\nid: "...)
 	b = strconv.AppendInt(b, int64(id), 10)
 	b = append(b, "\ndata: "...)
 	b, err := appendData(b)
-	*bp = b[:0]
+	if err == nil {
+		b = append(b, "\n\n"...)
+		s.active = true
+		s.sent++
+	} else {
+		b = b[:start]
+	}
+	if s.conn != nil {
+		*bp, s.burst = b, bp
+		if err == nil && (flush || len(b) >= maxBurst) {
+			s.err = s.writeBurst()
+		}
+		if err != nil {
+			return err
+		}
+		return s.err
+	}
+	putFrame(bp, b)
 	if err != nil {
 		return err
 	}
-	b = append(b, "\n\n"...)
-	*bp = b[:0]
-	s.active = true
-	s.sent++
-	if _, s.err = s.w.Write(b); s.err == nil && flush {
+	if _, s.err = s.w.Write(b[start:]); s.err == nil && flush {
 		s.err = s.rc.Flush()
 	}
 	return s.err
+}
+
+// writeBurst writes the burst framed so far to the connection as one chunk, and
+// gives its buffer back.
+func (s *sse) writeBurst() error {
+	bp := s.burst
+	if bp == nil {
+		return nil
+	}
+	s.burst = nil
+	b := *bp
+	n := uint64(len(b) - chunkRoom)
+	if n == 0 {
+		putFrame(bp, b)
+		return nil
+	}
+	i := chunkRoom - 2
+	b[i], b[i+1] = '\r', '\n'
+	for {
+		i--
+		b[i] = "0123456789abcdef"[n&15]
+		if n >>= 4; n == 0 {
+			break
+		}
+	}
+	b = append(b, "\r\n"...)
+	_, err := s.conn.Write(b[i:])
+	putFrame(bp, b)
+	return err
 }
 
 // stored writes a stored event, whose data is its JSON already.
@@ -103,9 +173,38 @@ func (s *sse) ping() {
 		s.active = false
 		return
 	}
+	if s.conn != nil {
+		if s.err = s.writeBurst(); s.err == nil {
+			_, s.err = s.conn.Write([]byte("8\r\n: ping\n\n\r\n"))
+		}
+		return
+	}
 	if _, s.err = s.w.Write([]byte(": ping\n\n")); s.err == nil {
 		s.err = s.rc.Flush()
 	}
+}
+
+// end writes, on a connection taken over, what is left of the stream and its last
+// chunk, unless a write failed already.
+func (s *sse) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		if s.err = s.writeBurst(); s.err == nil {
+			_, s.err = s.conn.Write([]byte("0\r\n\r\n"))
+		}
+	}
+	if s.burst != nil {
+		putFrame(s.burst, *s.burst)
+		s.burst = nil
+	}
+}
+
+// delivered returns how many events were written.
+func (s *sse) delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
 }
 
 // heartbeat pings every interval until stop is called, after which nothing is
@@ -126,41 +225,48 @@ func (s *sse) heartbeat(interval time.Duration) (stop func()) {
 
 // stream streams lr's events from index from on, as they are stored (see
 // host.Host.FollowExec), until its terminal event, the client leaving, or the write
-// failing. lr must be attached; stream detaches it.
+// failing. lr must be attached; stream detaches it. Once the run has started, an
+// HTTP/1.1 stream is served from the connection taken over from net/http, after
+// the handler returned (see hijackStream); the handler holds one of the stream slots
+// until it returns, the stream taken over one of its own.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, from int) {
-	finished := false
-	defer func() { s.detach(lr, finished) }()
 	select {
 	case <-lr.Started():
 	case <-r.Context().Done():
+		s.detach(lr, false)
 		return
 	}
 	if err := lr.Err(); err != nil {
 		s.answerStartError(w, err)
-		finished = true
+		s.detach(lr, true)
 		return
 	}
-	x := lr.Exec()
+	if s.hijackStream(w, r, lr, from) {
+		return
+	}
 	out := startSSE(w)
 	closed := s.host.Telemetry().StreamOpened(r.Context())
-	defer func() {
-		out.mu.Lock()
-		n := out.sent
-		out.mu.Unlock()
-		closed(n)
-	}()
 	stop := out.heartbeat(s.cfg.Heartbeat)
-	defer stop()
+	finished := s.followRun(r.Context(), out, lr.Exec(), from)
+	stop()
+	closed(out.delivered())
+	s.detach(lr, finished)
+}
+
+// followRun writes x's events from index from on to out, as they are stored (see
+// host.Host.FollowExec), until its terminal event, ctx is done, or a write fails.
+// It reports whether the stream ended with the run's terminal event.
+func (s *Server) followRun(ctx context.Context, out *sse, x *run.Exec, from int) (finished bool) {
 	if x.Resume != nil && s.store != nil && from < x.Resume.NextEvent {
 		// A run continued here: its earlier events are in the store only.
-		if !s.replayStored(r.Context(), out, x.ID, from, x.Resume.NextEvent) {
-			return
+		if !s.replayStored(ctx, out, x.ID, from, x.Resume.NextEvent) {
+			return false
 		}
 		from = x.Resume.NextEvent
 	}
 	// The client is told what the store acknowledged, and, should this process
 	// lose the run, what the store holds from then on (see host.FollowExec).
-	_ = s.host.FollowExec(r.Context(), x, from, func(ev *run.Event) bool {
+	_ = s.host.FollowExec(ctx, x, from, func(ev *run.Event) bool {
 		// Flush when no later event is ready: a burst costs one flush.
 		flush := ev.EventIndex+1 >= x.Log.Readable() || ev.Event.Terminal()
 		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
@@ -180,11 +286,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, fr
 		}
 		return true
 	})
-	if !finished && r.Context().Err() == nil && x.Log.Closed() {
+	if !finished && ctx.Err() == nil && x.Log.Closed() {
 		out.mu.Lock()
 		finished = out.err == nil // read to the end: the terminal event came before from
 		out.mu.Unlock()
 	}
+	return finished
 }
 
 // resume streams a run's events after a given index: live ones from the run's log

@@ -1,0 +1,222 @@
+package agentos
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kern-dev/kern/host"
+)
+
+// A stream over HTTP/1.1 is served, once its run has started, from the connection
+// taken over from net/http (http.ResponseController.Hijack): the handler returns,
+// and with it go net/http's goroutines, buffers and request for the connection,
+// which an open stream would otherwise hold as long as its run. Two goroutines
+// serve the stream instead, started from a frame of their own so that their stacks
+// stay small: one follows the run and writes its events in HTTP/1.1 chunks, the
+// other reads the connection to tell when the client leaves. The response is
+// chunked and closes the connection at its end.
+
+// hijacked tracks the streams served from connections taken over, which
+// http.Server.Shutdown no longer knows of: Server.Shutdown waits for them.
+type hijacked struct {
+	mu      sync.Mutex            // guards the fields below
+	conns   map[net.Conn]struct{} // the connections of the streams open
+	closing bool                  // Shutdown began: no stream is taken over any more
+	cut     bool                  // Shutdown closes the connections of the streams open
+	wg      sync.WaitGroup        // the streams open
+}
+
+// begin counts a stream about to be taken over, and reports false once Shutdown
+// began. Its connection is given to set, or nil to done if it was not taken over.
+func (t *hijacked) begin() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closing {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+// set tells the connection of a stream counted by begin.
+func (t *hijacked) set(conn net.Conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cut {
+		conn.Close()
+		return
+	}
+	if t.conns == nil {
+		t.conns = make(map[net.Conn]struct{})
+	}
+	t.conns[conn] = struct{}{}
+}
+
+// done uncounts a stream counted by begin.
+func (t *hijacked) done(conn net.Conn) {
+	t.mu.Lock()
+	delete(t.conns, conn)
+	t.mu.Unlock()
+	t.wg.Done()
+}
+
+// streamDrain is how long Shutdown, whose ctx was done by the time every run had
+// ended, lets the streams taken over write the terminal events of the runs it
+// cancelled before it closes their connections.
+const streamDrain = time.Second
+
+// close stops taking streams over, waits for those open to end, until ctx is done
+// (for streamDrain if it is done already), then closes their connections and waits
+// for them to end.
+func (t *hijacked) close(ctx context.Context) {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
+	ended := make(chan struct{})
+	go func() {
+		t.wg.Wait()
+		close(ended)
+	}()
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), streamDrain)
+		defer cancel()
+	}
+	select {
+	case <-ended:
+		return
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	t.cut = true
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	<-ended
+}
+
+// hijackedStream is a stream served from a connection taken over.
+type hijackedStream struct {
+	s      *Server
+	lr     *host.Run
+	from   int
+	out    *sse
+	ctx    context.Context // done once the client left, or the stream ended
+	cancel context.CancelFunc
+	closed func(delivered int) // telemetry: the stream closed
+}
+
+// hijackStream takes r's connection over from net/http, writes the stream's headers
+// to it, and serves lr's events from index from on there once the handler
+// returned, as stream does. It reports false, having written nothing, when the
+// connection cannot be taken over (HTTP/2, a ResponseWriter that does not unwrap
+// to net/http's) or the server is shutting down: the handler streams then.
+func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.Run, from int) bool {
+	if s.keepStreams || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Method == http.MethodHead {
+		return false
+	}
+	if !s.hijacked.begin() {
+		return false
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.hijacked.done(nil)
+		return false
+	}
+	s.hijacked.set(conn)
+	s.streamSlots.hold() // the handler gives back its own as it returns
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	t := &hijackedStream{s: s, lr: lr, from: from, out: &sse{conn: conn}, ctx: ctx, cancel: cancel,
+		closed: s.host.Telemetry().StreamOpened(ctx)}
+	if err := writeStreamHead(conn, w.Header()); err != nil {
+		t.out.err = err
+	}
+	go t.serve()
+	return true
+}
+
+// writeStreamHead writes the status line and headers of a stream on a connection
+// taken over: those set on h (by middleware: CORS, request id...), the event
+// stream's, and those net/http would have added.
+func writeStreamHead(conn net.Conn, h http.Header) error {
+	setSSEHeader(h)
+	h.Del("Content-Length")
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Transfer-Encoding", "chunked")
+	h.Set("Connection", "close")
+	bp := frames.Get().(*[]byte)
+	buf := bytes.NewBuffer(append((*bp)[:0], "HTTP/1.1 200 OK\r\n"...))
+	_ = h.Write(buf)
+	buf.WriteString("\r\n")
+	_, err := conn.Write(buf.Bytes())
+	putFrame(bp, buf.Bytes())
+	return err
+}
+
+// serve follows the run and writes its events until its end, the client leaving,
+// or a write failing, then ends the stream as stream does.
+func (t *hijackedStream) serve() {
+	conn := t.out.conn
+	defer t.s.hijacked.done(conn)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t.watch()
+	}()
+	stop := t.out.heartbeat(t.s.cfg.Heartbeat)
+	finished := t.s.followRun(t.ctx, t.out, t.lr.Exec(), t.from)
+	stop()
+	t.out.end()
+	if !t.halfClose() {
+		conn.Close()
+	}
+	<-watched
+	conn.Close()
+	t.cancel()
+	t.closed(t.out.delivered())
+	t.s.detach(t.lr, finished)
+	t.s.streamSlots.give()
+}
+
+// watch reads the connection until the client closes it or the connection fails
+// (or its read deadline passes), then cancels the stream. What the client sends
+// meanwhile is dropped: the response closes the connection.
+func (t *hijackedStream) watch() {
+	conn := t.out.conn
+	b := make([]byte, 1)
+	for {
+		if _, err := conn.Read(b); err != nil {
+			t.cancel()
+			return
+		}
+	}
+}
+
+// hangUpWait bounds how long a stream's connection waits, its response written,
+// for the client to close it first, so that the client reads the response to its
+// end rather than a reset (as net/http's server waits).
+const hangUpWait = 500 * time.Millisecond
+
+// halfClose closes the writing half of the connection of a stream written to its
+// end, and gives the client hangUpWait to close the connection (watch then
+// returns). It reports false when it did not (the client left, or the
+// connection is not TCP).
+func (t *hijackedStream) halfClose() bool {
+	conn := t.out.conn
+	cw, ok := conn.(interface{ CloseWrite() error })
+	return ok && t.ctx.Err() == nil && cw.CloseWrite() == nil &&
+		conn.SetReadDeadline(time.Now().Add(hangUpWait)) == nil
+}
+
+// hold takes a place for a stream whatever the bound: a stream taken over holds
+// one of its own, as its handler, which took one, gives that back.
+func (s *slots) hold() {
+	if s.max > 0 {
+		s.open.Add(1)
+	}
+}
