@@ -186,9 +186,9 @@ type Server struct {
 	teams       []*component
 	components  map[string]*component // "workflow/<id>" or "agent/<id>"
 	streams     streams
-	streamSlots slots     // Config.MaxStreams
-	hijacked   hijacked // the streams served from connections taken over
-	keepStreams bool      // tests: streams are served by their handlers, never taken over
+	streamSlots slots    // Config.MaxStreams
+	hijacked    hijacked // the streams served from connections taken over
+	keepStreams bool     // tests: streams are served by their handlers, never taken over
 	handler     http.Handler
 	table       []route        // what the mux serves, /openapi.json and /docs describe
 	mux         *http.ServeMux // built from table
