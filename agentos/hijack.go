@@ -3,6 +3,7 @@ package agentos
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -28,6 +29,7 @@ type hijacked struct {
 	closing bool                  // Shutdown began: no stream is taken over any more
 	cut     bool                  // Shutdown closes the connections of the streams open
 	wg      sync.WaitGroup        // the streams open
+	hangups hangups               // tells the streams their clients left
 }
 
 // begin counts a stream about to be taken over, and reports false once Shutdown
@@ -88,6 +90,7 @@ func (t *hijacked) close(ctx context.Context) {
 	}
 	select {
 	case <-ended:
+		t.hangups.wait()
 		return
 	case <-ctx.Done():
 	}
@@ -98,6 +101,7 @@ func (t *hijacked) close(ctx context.Context) {
 	}
 	t.mu.Unlock()
 	<-ended
+	t.hangups.wait()
 }
 
 // hijackedStream is a stream served from a connection taken over.
@@ -163,24 +167,28 @@ func writeStreamHead(conn net.Conn, h http.Header) error {
 func (t *hijackedStream) serve() {
 	conn := t.out.conn
 	defer t.s.hijacked.done(conn)
-	watched := make(chan struct{})
-	go func() {
-		defer close(watched)
-		t.watch()
-	}()
+	// The client's leaving is told by the server's one watcher of connections
+	// (see hangups), else by a goroutine of the stream's that reads conn.
+	var watched chan struct{}
+	unwatch := t.s.hijacked.hangups.watch(conn, t.cancel)
+	if unwatch == nil {
+		watched = make(chan struct{})
+		go func() {
+			defer close(watched)
+			t.watch()
+		}()
+	}
 	stop := t.out.heartbeat(t.s.cfg.Heartbeat)
 	finished := t.s.followRun(t.ctx, t.out, t.lr.Exec(), t.from)
 	stop()
-	t.out.end()
-	if !t.halfClose() {
-		conn.Close()
-	}
-	<-watched
-	conn.Close()
-	t.cancel()
+	// What the handler's end did, in its order: a client that read the stream to
+	// its end sees the stream closed.
 	t.closed(t.out.delivered())
 	t.s.detach(t.lr, finished)
 	t.s.streamSlots.give()
+	t.out.end()
+	t.hangUp(unwatch, watched)
+	t.cancel()
 }
 
 // watch reads the connection until the client closes it or the connection fails
@@ -202,15 +210,38 @@ func (t *hijackedStream) watch() {
 // end rather than a reset (as net/http's server waits).
 const hangUpWait = 500 * time.Millisecond
 
-// halfClose closes the writing half of the connection of a stream written to its
-// end, and gives the client hangUpWait to close the connection (watch then
-// returns). It reports false when it did not (the client left, or the
-// connection is not TCP).
-func (t *hijackedStream) halfClose() bool {
+// hangUp closes the connection. A response written to its end has the writing
+// half closed first, and the client given hangUpWait to close the connection, so
+// that what it sent meanwhile, unread, does not make closing reset the connection
+// before the client read the response's end (as net/http's server does).
+func (t *hijackedStream) hangUp(unwatch func(), watched <-chan struct{}) {
 	conn := t.out.conn
 	cw, ok := conn.(interface{ CloseWrite() error })
-	return ok && t.ctx.Err() == nil && cw.CloseWrite() == nil &&
-		conn.SetReadDeadline(time.Now().Add(hangUpWait)) == nil
+	if ok && t.ctx.Err() == nil && cw.CloseWrite() == nil {
+		if watched != nil {
+			if conn.SetReadDeadline(time.Now().Add(hangUpWait)) == nil {
+				<-watched
+			}
+		} else {
+			wait := time.NewTimer(hangUpWait)
+			select {
+			case <-t.ctx.Done():
+			case <-wait.C:
+			}
+			wait.Stop()
+		}
+	}
+	if unwatch != nil {
+		unwatch()
+		// Drop what the client sent: closing with unread bytes resets.
+		if conn.SetReadDeadline(time.Now()) == nil {
+			_, _ = io.Copy(io.Discard, conn)
+		}
+	}
+	conn.Close()
+	if watched != nil {
+		<-watched
+	}
 }
 
 // hold takes a place for a stream whatever the bound: a stream taken over holds
