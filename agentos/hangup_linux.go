@@ -13,7 +13,8 @@ import (
 // The goroutine runs while a stream is watched.
 type hangups struct {
 	mu   sync.Mutex        // guards the fields below
-	epfd int               // the epoll instance; 0: no goroutine runs
+	on   bool              // the goroutine runs
+	epfd int               // the epoll instance, while on
 	wake [2]int            // a pipe that wakes the goroutine: the last stream left
 	done chan struct{}     // closed once the goroutine returned
 	next uint64            // the key of the next stream watched
@@ -37,7 +38,7 @@ func (h *hangups) watch(conn net.Conn, left func()) (unwatch func()) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.epfd == 0 && !h.startLocked() {
+	if !h.on && !h.startLocked() {
 		return nil
 	}
 	h.next++
@@ -82,14 +83,14 @@ func (h *hangups) startLocked() bool {
 		syscall.Close(p[1])
 		return false
 	}
-	h.epfd, h.wake, h.done = epfd, p, make(chan struct{})
+	h.on, h.epfd, h.wake, h.done = true, epfd, p, make(chan struct{})
 	go h.run(epfd, p, h.done)
 	return true
 }
 
 // stopIfIdleLocked wakes the goroutine to return when no stream is watched.
 func (h *hangups) stopIfIdleLocked() {
-	if len(h.left) == 0 && h.epfd != 0 {
+	if len(h.left) == 0 && h.on {
 		_, _ = syscall.Write(h.wake[1], []byte{0})
 	}
 }
@@ -123,7 +124,7 @@ func (h *hangups) run(epfd int, wake [2]int, done chan struct{}) {
 		}
 		h.mu.Lock()
 		if len(h.left) == 0 {
-			h.epfd, h.done = 0, nil
+			h.on, h.done = false, nil
 			h.mu.Unlock()
 			syscall.Close(epfd)
 			syscall.Close(wake[0])

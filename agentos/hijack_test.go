@@ -200,8 +200,7 @@ func TestStreamPaths(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gate := make(chan struct{})
-			e := tc.env(t, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate), slowWorkflow("Story")},
-				StreamGrace: time.Hour})
+			e := tc.env(t, Config{Workflows: []*workflow.Workflow{gatedWorkflow("Gated", gate)}, StreamGrace: time.Hour})
 			e.srv.keepStreams = tc.keep
 			s := e.openStream("POST", "/workflows/gated/runs", formType, form("message", "go"))
 			if s.resp.ProtoMajor != tc.proto || s.resp.Close == (tc.proto == 2 || tc.keep) {
@@ -217,7 +216,8 @@ func TestStreamPaths(t *testing.T) {
 			s = e.openStream("GET", "/workflows/gated/runs/"+runID+"/resume?last_event_index=2", "", "")
 			checkRun(t, s.rest(), 3, runID, run.EventWorkflowCompleted)
 
-			e.srv.cfg.StreamGrace = CancelAtOnce
+			e = tc.env(t, Config{Workflows: []*workflow.Workflow{slowWorkflow("Story")}, StreamGrace: CancelAtOnce})
+			e.srv.keepStreams = tc.keep
 			s = e.openStream("POST", "/workflows/story/runs", formType, form("message", "go"))
 			fs := s.until(run.EventRunContent)
 			lr := e.srv.host.Lookup(fs[0].ev.RunID)
