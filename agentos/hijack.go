@@ -15,11 +15,13 @@ import (
 // A stream over HTTP/1.1 is served, once its run has started, from the connection
 // taken over from net/http (http.ResponseController.Hijack): the handler returns,
 // and with it go net/http's goroutines, buffers and request for the connection,
-// which an open stream would otherwise hold as long as its run. Two goroutines
-// serve the stream instead, started from a frame of their own so that their stacks
-// stay small: one follows the run and writes its events in HTTP/1.1 chunks, the
-// other reads the connection to tell when the client leaves. The response is
-// chunked and closes the connection at its end.
+// which an open stream would otherwise hold as long as its run. A goroutine of the
+// stream's, started from a frame of its own so that its stack stays small, follows
+// the run and writes its events in HTTP/1.1 chunks, one write a burst; the server's
+// one watcher of connections (hangups; elsewhere than Linux, a goroutine of the
+// stream's that reads its connection) tells it when the client leaves. The response
+// is chunked and closes the connection at its end. Everything the handler did at
+// its end (detach, stream slot, telemetry, heartbeat) the follower does at its own.
 
 // hijacked tracks the streams served from connections taken over, which
 // http.Server.Shutdown no longer knows of: Server.Shutdown waits for them.
