@@ -2,10 +2,13 @@ package agentos
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -181,7 +184,7 @@ func (t *hijackedStream) serve() {
 		}()
 	}
 	stop := t.out.heartbeat(t.s.cfg.Heartbeat)
-	finished := t.s.followRun(t.ctx, t.out, t.lr.Exec(), t.from)
+	finished := t.follow()
 	stop()
 	// What the handler's end did, in its order: a client that read the stream to
 	// its end sees the stream closed.
@@ -191,6 +194,24 @@ func (t *hijackedStream) serve() {
 	t.out.end()
 	t.hangUp(unwatch, watched)
 	t.cancel()
+}
+
+// errPanicked is a stream's write error once its follower panicked.
+var errPanicked = errors.New("agentos: the stream's follower panicked")
+
+// follow is followRun. A panic in it (a bug) ends the stream without its last
+// chunk, as net/http's server ends a handler's that panicked, rather than the
+// process.
+func (t *hijackedStream) follow() (finished bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.s.log.Error("agentos: panic serving a stream", "run_id", t.lr.ID(), "panic", p, "stack", string(debug.Stack()))
+			t.out.mu.Lock()
+			t.out.err = cmp.Or(t.out.err, errPanicked)
+			t.out.mu.Unlock()
+		}
+	}()
+	return t.s.followRun(t.ctx, t.out, t.lr.Exec(), t.from)
 }
 
 // watch reads the connection until the client closes it or the connection fails
