@@ -113,7 +113,7 @@ func cutField(b []byte) (field, rest []byte, ok bool) {
 
 // writeNotices writes, in the batch's transaction, one row of the notices of the
 // ops that succeeded, if they have any, and prunes the old rows when it is due.
-// Only the caller leading the writer runs it (see writer.go).
+// It runs on the writer goroutine.
 func (s *Store) writeNotices(ctx context.Context, tx *sql.Tx, batch []*op, errs []error) error {
 	body := s.noticeBuf[:0]
 	for i, o := range batch {

@@ -33,7 +33,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -97,8 +96,8 @@ type Store struct {
 	// sync.Pool would drop it at every collection.
 	spare chan *encoded
 
-	// Owned by the caller leading the writer (see writer.go): the body of a
-	// batch's notices, and when the notices are next pruned.
+	// Owned by the writer goroutine: the body of a batch's notices, and when the
+	// notices are next pruned.
 	noticeBuf []byte
 	nextPrune time.Time
 	txStmts   txStmts // the hot path's statements bound to the current transaction
@@ -107,11 +106,13 @@ type Store struct {
 	rereadInterval time.Duration // of the pending intents by a listener; < 0: never
 	log            *slog.Logger
 
-	ck      *sql.DB       // one connection, for checkpoints
-	walGrew chan struct{} // the writer committed: a checkpoint is due
-	ckDone  chan struct{} // closed by the checkpointer when it stopped
-	queue   writeQueue    // the ops waiting for a batch (see writer.go)
-	quit    chan struct{} // closed by Close, once the writer stopped
+	ck         *sql.DB       // one connection, for checkpoints
+	walGrew    chan struct{} // the writer committed: a checkpoint is due
+	ckDone     chan struct{} // closed by the checkpointer when it stopped
+	ops        chan *op      // to the writer goroutine
+	many       chan []*op    // to the writer goroutine: ops to share a batch
+	quit       chan struct{} // closed by Close: the writer stops
+	writerDone chan struct{} // closed by the writer when it stopped
 
 	closed atomic.Bool
 	queued waker // wakes the Work loops when a run is queued (see queue.go)
@@ -203,9 +204,8 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: path, query: query, w: w,
-		quit:    make(chan struct{}),
+		ops: make(chan *op), many: make(chan []*op), quit: make(chan struct{}), writerDone: make(chan struct{}),
 		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{}), spare: make(chan *encoded, 1)}
-	s.queue.idle = sync.NewCond(&s.queue.mu)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("connect: %w", err)
@@ -236,6 +236,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 		return nil, err
 	}
 	s.ck.SetMaxOpenConns(1)
+	go s.writer()
 	go s.checkpointer()
 	return s, nil
 }
@@ -394,8 +395,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.stopWriter()
 	close(s.quit)
+	<-s.writerDone
 	<-s.ckDone
 	return s.closeDBs()
 }

@@ -3,25 +3,16 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/store"
 )
 
-// Group commit. Every write is an op that runs on the writer's one connection, in a
-// batch: all the ops that queued while the last batch ran, in one transaction. A
-// commit costs SQLite about as much as the pages it writes (each commit rewrites the
-// index pages it touched), so a batch of many runs' writes costs little more than one.
-//
-// The batches are run by the callers themselves (flat combining): a caller that
-// finds no batch running leads, and runs the batch of its op on its goroutine; one
-// that finds a batch running queues its op. A leader runs one batch, the oldest ops
-// queued (its own among them), then hands the lead to the caller of the oldest op
-// left, which runs the next. A write to an idle store so costs no hand-off to another
-// goroutine and back, and under load each hand-off carries a whole batch.
+// Group commit. Every write is an op that the writer goroutine runs on the writer's
+// one connection; it takes all the ops that queued while it committed the previous
+// batch and runs them in one transaction. A commit costs SQLite about as much as
+// the rows it writes (each commit rewrites the index pages it touched), so a batch
+// of many runs' writes costs little more than one.
 
 // maxBatch bounds the ops of one transaction, so that a batch's latency stays low.
 const maxBatch = 256
@@ -36,30 +27,12 @@ type op struct {
 	// notes, if set, appends to a notices body what listeners are to be told of
 	// the write (see notices.go); it is called once fn succeeded.
 	notes func(body []byte) []byte
-	// done receives errLead when the op's caller is to lead (see handOff),
-	// and fn's outcome once the op's batch committed: the lead is handed only to
-	// the caller of a queued op, so that the two never share the buffer.
-	done chan error
-}
-
-// errLead, received from an op's done, hands its caller the lead of the writer.
-var errLead = errors.New("store/sqlite: lead the writer")
-
-// writeQueue holds the ops waiting for a batch. The caller leading the writer is
-// the only one that takes ops from it and uses the writer's connection (and the
-// fields of Store that the writer owns).
-type writeQueue struct {
-	mu      sync.Mutex
-	ops     []*op      // queued, oldest first
-	leading bool       // a caller leads: it runs batches, or was handed the lead
-	closed  bool       // Close began: no op is queued any more
-	idle    *sync.Cond // on mu: leading became false
-	batch   []*op      // the leader's batch: the leader alone uses it
+	done  chan error // receives fn's outcome once the batch committed
 }
 
 // write runs fn in the writer's next batch and returns once that batch committed
-// (or failed). When ctx ends before a batch took the op, nothing was written; an
-// op a batch took is finished and its outcome returned.
+// (or failed). When ctx ends before the writer took the op, nothing was written; an
+// op the writer took is finished and its outcome returned.
 func (s *Store) write(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error) error {
 	return s.writeNoted(ctx, single, fn, nil)
 }
@@ -75,143 +48,79 @@ func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sq
 	return &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
 }
 
-// submit runs o in a batch and returns its outcome (see write).
+// submit hands o to the writer and returns its outcome (see write).
 func (s *Store) submit(o *op) error {
-	if err := s.enqueue(o.ctx, []*op{o}); err != nil {
-		return err
+	select {
+	case s.ops <- o:
+	case <-s.quit:
+		return store.ErrClosed
+	case <-o.ctx.Done():
+		return o.ctx.Err()
 	}
-	return s.await(o)
+	return <-o.done
 }
 
-// submitAll runs ops in batches, so that they share the next batch (or the next
-// few: at most maxBatch ops go in one, and the ops of other callers queued
-// meanwhile are not held up behind more), and returns the outcome of each (see
-// write).
+// submitAll hands ops to the writer at once, so that they share its next batch
+// (or its next few: at most maxBatch ops go in one, lest a large write hold up the
+// urgent ones queued behind it), and returns the outcome of each (see write).
 func (s *Store) submitAll(ctx context.Context, ops []*op) []error {
 	errs := make([]error, len(ops))
-	for sent := 0; sent < len(ops); {
+	sent := 0
+send:
+	for sent < len(ops) {
 		chunk := ops[sent:min(sent+maxBatch, len(ops))]
-		if err := s.enqueue(ctx, chunk); err != nil {
-			for i := sent; i < len(ops); i++ {
-				errs[i] = err
-			}
-			break
+		var err error
+		select {
+		case s.many <- chunk:
+			sent += len(chunk)
+			continue
+		case <-s.quit:
+			err = store.ErrClosed
+		case <-ctx.Done():
+			err = ctx.Err()
 		}
-		for i, o := range chunk {
-			errs[sent+i] = s.await(o)
+		for i := sent; i < len(ops); i++ {
+			errs[i] = err
 		}
-		sent += len(chunk)
+		break send
+	}
+	for i, o := range ops[:sent] {
+		errs[i] = <-o.done
 	}
 	return errs
 }
 
-// enqueue queues ops, one after the other, and leads the writer if no caller does:
-// it then runs their batch (see lead).
-func (s *Store) enqueue(ctx context.Context, ops []*op) error {
-	q := &s.queue
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return store.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		q.mu.Unlock()
-		return err
-	}
-	q.ops = append(q.ops, ops...)
-	lead := !q.leading
-	q.leading = true
-	q.mu.Unlock()
-	if lead {
-		s.lead()
-	}
-	return nil
-}
-
-// await returns o's outcome, once queued (see enqueue); when the lead is handed to
-// it meanwhile, it leads. When o's context ends before a batch took it, o is taken
-// out of the queue and nothing written.
-func (s *Store) await(o *op) error {
+// writer takes ops until the store closes.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	batch := make([]*op, 0, maxBatch)
 	for {
 		select {
-		case err := <-o.done:
-			if err != errLead {
-				return err
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		case ops := <-s.many:
+			batch = append(batch[:0], ops...)
+		case <-s.quit:
+			return
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			case ops := <-s.many:
+				batch = append(batch, ops...)
+			default:
+				break drain
 			}
-			s.lead()
-		case <-o.ctx.Done():
-			if s.dequeue(o) {
-				return o.ctx.Err()
-			}
-			// A batch took it (the lead is handed only to a queued op): its
-			// outcome comes.
-			return <-o.done
+		}
+		s.commit(batch)
+		clear(batch)
+		select {
+		case s.walGrew <- struct{}{}:
+		default:
 		}
 	}
-}
-
-// dequeue takes o out of the queue, if no batch took it, and reports whether it did.
-// The lead, if handed to o meanwhile, goes on to the next op.
-func (s *Store) dequeue(o *op) bool {
-	q := &s.queue
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	i := slices.Index(q.ops, o)
-	if i < 0 {
-		return false
-	}
-	q.ops = slices.Delete(q.ops, i, i+1)
-	select {
-	case <-o.done: // errLead: only a queued op is handed it, and leads next
-		s.handOff()
-	default:
-	}
-	return true
-}
-
-// lead runs the next batch, then hands the lead on. The batch holds the caller's
-// own op: a caller leads when it finds the queue empty, or is handed the lead as the
-// caller of the oldest op.
-func (s *Store) lead() {
-	q := &s.queue
-	q.mu.Lock()
-	n := min(len(q.ops), maxBatch)
-	batch := append(q.batch[:0], q.ops[:n]...)
-	q.ops = append(q.ops[:0], q.ops[n:]...)
-	q.mu.Unlock()
-	s.commit(batch)
-	clear(batch)
-	q.batch = batch
-	select {
-	case s.walGrew <- struct{}{}:
-	default:
-	}
-	q.mu.Lock()
-	s.handOff()
-	q.mu.Unlock()
-}
-
-// handOff hands the lead to the caller of the oldest queued op, or leaves the
-// writer idle; s.queue.mu is held.
-func (s *Store) handOff() {
-	q := &s.queue
-	if len(q.ops) == 0 {
-		q.leading = false
-		q.idle.Broadcast()
-		return
-	}
-	q.ops[0].done <- errLead
-}
-
-// stopWriter stops queueing ops and waits for the queued ones to be done.
-func (s *Store) stopWriter() {
-	q := &s.queue
-	q.mu.Lock()
-	q.closed = true
-	for q.leading {
-		q.idle.Wait()
-	}
-	q.mu.Unlock()
 }
 
 // commit runs a batch of ops in one transaction and tells each its outcome.
