@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
@@ -378,7 +379,18 @@ func notStored(ctx context.Context, tx *sql.Tx, evs []store.Event) ([]store.Even
 type encoded struct {
 	buf  []byte
 	ends []int // where each page ends in buf
+	// The pages encoded on another goroutine, before they join buf (see
+	// encodePages).
+	tail     []byte
+	tailEnds []int
 }
+
+// parallelBytes is the size of pages, about, from which encodePages encodes half of
+// them on another goroutine: its caller, which waits for the write, is what a
+// Recorder's writes wait for in turn (a Recorder writes one call after the other),
+// and the cores often have room beside it. Below it, a goroutine costs more than it
+// saves.
+const parallelBytes = 16 << 10
 
 // encodePages encodes each of pages, in a buffer of the size they take: the
 // store's spare one (see Store.spare) if no other call has it.
@@ -395,11 +407,51 @@ func (s *Store) encodePages(pages [][]store.Event) *encoded {
 	}
 	enc.buf = slices.Grow(enc.buf[:0], n)
 	enc.ends = enc.ends[:0]
-	for _, evs := range pages {
-		enc.buf = encodePage(enc.buf, evs)
-		enc.ends = append(enc.ends, len(enc.buf))
+	if n < parallelBytes || len(pages) < 2 {
+		enc.buf, enc.ends = encodeAll(enc.buf, enc.ends, pages)
+		return enc
+	}
+	// The pages from k on, about half the bytes, on another goroutine, unless this
+	// one is done with the others first: on busy cores the other goroutine may
+	// wait to be run for longer than the pages take. Whichever takes the pages
+	// first encodes them; the other goroutine, if it lost, touches nothing and
+	// ends at once.
+	k, head := 0, 0
+	for ; k < len(pages)-1 && head < n/2; k++ {
+		head += pageSize(pages[k])
+	}
+	var taken atomic.Bool
+	done := make(chan struct{})
+	tail := func() {
+		enc.tail, enc.tailEnds = encodeAll(slices.Grow(enc.tail[:0], n-head), enc.tailEnds[:0], pages[k:])
+	}
+	go func() {
+		if taken.CompareAndSwap(false, true) {
+			tail()
+			close(done)
+		}
+	}()
+	enc.buf, enc.ends = encodeAll(enc.buf, enc.ends, pages[:k])
+	if taken.CompareAndSwap(false, true) {
+		tail()
+	} else {
+		<-done
+	}
+	off := len(enc.buf)
+	enc.buf = append(enc.buf, enc.tail...)
+	for _, end := range enc.tailEnds {
+		enc.ends = append(enc.ends, off+end)
 	}
 	return enc
+}
+
+// encodeAll appends each of pages to buf, and where each ends to ends.
+func encodeAll(buf []byte, ends []int, pages [][]store.Event) ([]byte, []int) {
+	for _, evs := range pages {
+		buf = encodePage(buf, evs)
+		ends = append(ends, len(buf))
+	}
+	return buf, ends
 }
 
 // page returns the i-th page.
@@ -417,7 +469,7 @@ const maxSpare = 4 << 20
 
 // release keeps enc for another call, unless the store keeps one already.
 func (s *Store) release(enc *encoded) {
-	if cap(enc.buf) > maxSpare {
+	if cap(enc.buf)+cap(enc.tail) > maxSpare {
 		return
 	}
 	select {

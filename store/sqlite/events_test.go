@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,5 +129,51 @@ func TestAppendEventsCopies(t *testing.T) {
 				t.Errorf("Events(%s)[%d] = %s, want %s", id, i, got[i].Data, want[i])
 			}
 		}
+	}
+}
+
+// TestEncodePagesParallel checks that pages large enough to be encoded on two
+// goroutines come out as one goroutine encodes them, one after the other, and that
+// the buffers, kept for the next call, do not carry a call's pages into the next.
+func TestEncodePagesParallel(t *testing.T) {
+	t.Parallel()
+	s := openTemp(t)
+	pagesOf := func(runs, events int, word string) [][]store.Event {
+		var pages [][]store.Event
+		for r := range runs {
+			var evs []store.Event
+			for i := range events {
+				data := fmt.Sprintf(`{"run_id":"run-%03d","event_index":%d,"content":%q}`, r, i, strings.Repeat(word, i%7))
+				evs = append(evs, store.Event{RunID: fmt.Sprintf("run-%03d", r), Index: i, Type: run.EventRunContent,
+					Data: []byte(data), CreatedAt: time.UnixMilli(int64(1000 + i))})
+			}
+			pages = append(pages, evs)
+		}
+		return pages
+	}
+	for _, c := range []struct {
+		name  string
+		pages [][]store.Event
+	}{
+		{"small", pagesOf(3, 4, "a ")},
+		{"large", pagesOf(9, 40, "word ")},
+		{"one large page", pagesOf(1, 400, "word ")},
+		{"large again, other words", pagesOf(7, 50, "other ")},
+	} {
+		enc := s.encodePages(c.pages)
+		want, wantEnds := encodeAll(nil, nil, c.pages)
+		if !bytes.Equal(enc.buf, want) || !slices.Equal(enc.ends, wantEnds) {
+			t.Errorf("%s: the pages differ from those encoded one after the other", c.name)
+		}
+		for i, evs := range c.pages {
+			var got []store.Event
+			if err := decodePage(enc.page(i), func(e store.Event) { got = append(got, e) }); err != nil {
+				t.Fatalf("%s: page %d: %v", c.name, i, err)
+			}
+			if len(got) != len(evs) || !bytes.Equal(got[len(got)-1].Data, evs[len(evs)-1].Data) {
+				t.Errorf("%s: page %d decodes to %d events, want %d", c.name, i, len(got), len(evs))
+			}
+		}
+		s.release(enc)
 	}
 }
