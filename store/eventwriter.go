@@ -18,7 +18,8 @@ import (
 // checkpoints due, all at once: in one call to a RunsWriter (SQLite), otherwise
 // in concurrent calls, so that a store that groups concurrent writes commits them
 // together. It returns what failed; after a flush whose writes failed it backs off
-// before the next. The recorder's loop alone uses it.
+// before the next. The recorder's loop alone uses it, but for append, which the
+// bulk's goroutine calls too (see bulkCall).
 //
 // The stores group writes too, and neither grouping makes the other redundant:
 // this one puts the events of many runs, over a flush interval, in one call; the

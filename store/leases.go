@@ -12,7 +12,8 @@ import (
 // per lease, finds the runs that another replica claimed meanwhile (a renewal that
 // the store answers "lost" fences the run off: nothing more of it is written here),
 // and tells which runs' leases lapsed without a write that succeeded, which the
-// recorder then gives up on. The recorder's loop alone uses it.
+// recorder then gives up on. The recorder's loop alone uses it, but for renewCall,
+// which the bulk's goroutine calls too (see bulkCall).
 type leaseKeeper struct {
 	store   Store
 	replica string

@@ -63,7 +63,10 @@ type RecorderOptions struct {
 // Recorder persists the runs of agents and workflows as they execute (it implements
 // run.Recorder): the run's record when it starts, its events as they stream, and its
 // final state when it ends. One goroutine writes for all runs, so the events of many
-// runs share a transaction, and a run's stream never waits for the database.
+// runs share a transaction, and a run's stream never waits for the database; a
+// second one makes the calls that write the live events of many runs (the bulk),
+// so that what a caller waits for (a run's record, its end, a checkpoint) is
+// written while one is in flight.
 //
 // When it starts, and then every RecoverInterval (three times per Lease by default),
 // it also claims the runs that a process which died left RUNNING (see Store.Claim)
