@@ -14,24 +14,36 @@ import (
 	"github.com/kern-dev/kern/store/sqlite"
 )
 
-// bulkGate holds the first write of events that carries the events of one run (a
-// call of the recorder's bulk: the run neither ends nor checkpoints then) until
-// released, and tells when it holds it.
+// bulkGate holds the first write that carries the events of one run (a call of the
+// recorder's bulk: the run neither ends nor checkpoints then), or renews its lease,
+// until released, and tells when it holds it.
 type bulkGate struct {
 	mu      sync.Mutex // guards run
 	run     string     // the run whose first write it holds; "" once held
 	held    chan struct{}
 	release chan struct{}
+	once    sync.Once
 }
+
+// open lets the write held go on, and the next ones.
+func (g *bulkGate) open() { g.once.Do(func() { close(g.release) }) }
 
 func newBulkGate(id string) *bulkGate {
 	return &bulkGate{run: id, held: make(chan struct{}), release: make(chan struct{})}
 }
 
-// wait holds the write of evs if it is the one to hold.
-func (g *bulkGate) wait(evs []store.Event) {
+// events holds the write of evs if it is the one to hold.
+func (g *bulkGate) events(evs []store.Event) {
+	g.wait(func(id string) bool {
+		return slices.ContainsFunc(evs, func(ev store.Event) bool { return ev.RunID == id })
+	})
+}
+
+// wait holds the write if it is the one to hold: has tells whether it carries a
+// run's events or lease.
+func (g *bulkGate) wait(has func(id string) bool) {
 	g.mu.Lock()
-	hold := g.run != "" && slices.ContainsFunc(evs, func(ev store.Event) bool { return ev.RunID == g.run })
+	hold := g.run != "" && has(g.run)
 	if hold {
 		g.run = ""
 	}
@@ -50,7 +62,7 @@ type gatedMem struct {
 }
 
 func (g *gatedMem) AppendEvents(ctx context.Context, evs []store.Event) error {
-	g.gate.wait(evs)
+	g.gate.events(evs)
 	return g.memStore.AppendEvents(ctx, evs)
 }
 
@@ -62,7 +74,7 @@ type gatedSQLite struct {
 }
 
 func (g *gatedSQLite) AppendEventsAs(ctx context.Context, replica string, evs []store.Event) ([]string, error) {
-	g.gate.wait(evs)
+	g.gate.events(evs)
 	return g.Store.AppendEventsAs(ctx, replica, evs)
 }
 
@@ -103,6 +115,7 @@ func TestRecorderUrgentWritesPassTheBulk(t *testing.T) {
 			// The bulk at once, under load as when idle.
 			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, Lease: time.Hour, NoRecovery: true})
 			defer rec.Close()
+			defer gate.open() // before Close, which waits for the write held
 
 			bulked := &endSignal{Recorder: rec, ending: make(chan struct{})}
 			end := make(chan struct{})
@@ -141,7 +154,7 @@ func TestRecorderUrgentWritesPassTheBulk(t *testing.T) {
 				t.Fatalf("the run's record while its first events were in flight: %+v, %v; want RUNNING", got, err)
 			}
 
-			close(gate.release)
+			gate.open()
 			if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
 				t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
 			}
@@ -161,5 +174,76 @@ func TestRecorderUrgentWritesPassTheBulk(t *testing.T) {
 				t.Fatalf("stored run: %+v, %v; want COMPLETED", got, err)
 			}
 		})
+	}
+}
+
+// gatedRenewals is the recorder tests' store in memory, its renewals of leases
+// held by a bulkGate.
+type gatedRenewals struct {
+	*memStore
+	gate *bulkGate
+}
+
+func (g *gatedRenewals) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
+	g.gate.wait(func(id string) bool { return slices.Contains(ids, id) })
+	return g.memStore.RenewLeases(ctx, replica, ids, until)
+}
+
+// TestRecorderEndAfterRenewal: a run that ends while the bulk renews its lease has
+// its end written once the renewal returned, so that the renewal, which the store
+// refuses for a run that ended, does not find it lost; meanwhile another run
+// begins and ends.
+func TestRecorderEndAfterRenewal(t *testing.T) {
+	t.Parallel()
+	id := run.NewID()
+	gate := newBulkGate(id)
+	st := &gatedRenewals{memStore: newMemStore(), gate: gate}
+	clk := store.NewTestClock()
+	const lease = time.Hour
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, Lease: lease, NoRecovery: true}, clk))
+	defer rec.Close()
+	defer gate.open()
+
+	renewing := &endSignal{Recorder: rec, ending: make(chan struct{})}
+	ready, end := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), renewing, id, nil, func(x engine.Run) error {
+		emit(x, "", run.EventWorkflowStarted)
+		ready <- rec.Checkpoint(t.Context(), x.X, nil) // its record and events are stored
+		<-end
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ready; err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	clk.Advance(lease / 3) // the leases are due to be renewed
+	<-gate.held
+	close(end)
+	<-renewing.ending
+
+	other, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		emit(x, "other", run.EventWorkflowStarted)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Begin while a renewal was in flight: %v", err)
+	}
+	if out := other.Wait(); out.Status != run.StatusCompleted || other.PersistErr() != nil {
+		t.Fatalf("other run ended %s %q, persist error %v", out.Status, out.Error, other.PersistErr())
+	}
+	select {
+	case <-x.Done():
+		t.Fatal("the run ended while the renewal of its lease was in flight")
+	default:
+	}
+
+	gate.open()
+	if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+		t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+	}
+	if got, err := st.GetRun(t.Context(), id); err != nil || got.Status != run.StatusCompleted {
+		t.Fatalf("stored run: %+v, %v; want COMPLETED", got, err)
 	}
 }
