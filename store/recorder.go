@@ -364,6 +364,7 @@ const (
 // once the backoff has passed (at once if final: Close tries once more, and makes
 // the bulk's calls itself).
 func (r *Recorder) flush(final, bulk bool) {
+	start := time.Now() // of the bulk, if it begins: its window counts the urgent writes first (see loop)
 	live := r.table.list()
 	if len(live) == 0 {
 		if r.round == nil {
@@ -392,7 +393,7 @@ func (r *Recorder) flush(final, bulk bool) {
 	// In a stable order: each call's runs are near each other in a store's
 	// index of them.
 	slices.SortFunc(live, func(a, b *recording) int { return strings.Compare(a.x.ID, b.x.ID) })
-	r.round = &bulkRound{start: time.Now(), live: live}
+	r.round = &bulkRound{start: start, live: live}
 	r.step(final)
 }
 
