@@ -43,7 +43,7 @@ type eventWriter struct {
 	// EndWriter.
 	bulk, hot eventBatch
 	perEvent  int    // the mean size of the last write's events' JSON, by which the next arena is sized
-	spare     []byte // the last write's arena, for a store that copies what it stores (see EventsCopier); nil while a write uses it
+	spare     []byte // the last urgent write's arena (see Recorder.writeHot and arena)
 }
 
 // EventsCopier is implemented by a Store whose AppendEvents, AppendEventsAs and
@@ -211,6 +211,7 @@ type eventBatch struct {
 	evs    []*run.Event
 	batch  []Event
 	arena  []byte
+	spare  []byte // the last write's arena (see eventWriter.arena)
 }
 
 // appendEvents writes the new events of the live runs in one call, and reports
@@ -232,7 +233,7 @@ func (w *eventWriter) prepare(b *eventBatch, live []*recording) bool {
 	batch, evs := b.batch[:0], b.evs[:0]
 	counts := slices.Grow(b.counts[:0], len(live))[:len(live)]
 	evs = unstored(live, evs, counts)
-	batch, arena := w.encode(live, evs, counts, batch)
+	batch, arena := w.encode(live, evs, counts, batch, &b.spare)
 	// Entries of the last write beyond this one's would keep the events a run's
 	// log has dropped, and their JSON, alive.
 	if len(batch) < lastBatch {
@@ -243,7 +244,7 @@ func (w *eventWriter) prepare(b *eventBatch, live []*recording) bool {
 	}
 	b.runs, b.batch, b.evs, b.counts, b.arena = live, batch, evs, counts, arena
 	if len(batch) == 0 {
-		w.written(arena, 0)
+		w.written(arena, 0, &b.spare)
 		b.runs, b.arena = nil, nil
 		return false
 	}
@@ -254,7 +255,7 @@ func (w *eventWriter) prepare(b *eventBatch, live []*recording) bool {
 // or the call's error), and returns the runs whose events were not written. A run
 // given up on while the write was in flight is not told its events are stored.
 func (w *eventWriter) appended(b *eventBatch, lost []string, err error) (fs []failure) {
-	w.written(b.arena, len(b.batch))
+	w.written(b.arena, len(b.batch), &b.spare)
 	live, counts := b.runs, b.counts
 	b.runs, b.arena = nil, nil
 	if err != nil {
@@ -298,9 +299,10 @@ func unstored(rcs []*recording, evs []*run.Event, counts []int) []*run.Event {
 
 // encode appends to batch the events evs of rcs (counts[i] of rcs[i], in order) as
 // the store takes them, every event's JSON one after the other in one buffer (see
-// arena), which it returns: hand it back to written once the store returned.
-func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, batch []Event) ([]Event, []byte) {
-	arena := w.arena(len(evs))
+// arena, and spare there), which it returns: hand it back to written, with spare,
+// once the store returned.
+func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, batch []Event, spare *[]byte) ([]Event, []byte) {
+	arena := w.arena(len(evs), spare)
 	first, at := len(batch), 0
 	for i, rc := range rcs {
 		for _, ev := range evs[at : at+counts[i]] {
@@ -329,21 +331,20 @@ func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, b
 }
 
 // arena returns the buffer for the JSON of a write of n events, sized from the last
-// write's events so that it seldom grows (each growth copies all of it): the last
-// write's buffer if the store copies what it stores (see EventsCopier), a new one
-// otherwise, since the store may keep it (the events' Data point into it). The
+// write's events so that it seldom grows (each growth copies all of it): if the
+// store copies what it stores (see EventsCopier), *spare, the last buffer of the
+// writes of its kind (the bulk's, the urgent ones), which are one at a time; a new
+// one otherwise, since the store may keep it (the events' Data point into it). The
 // recorder's loop alone calls it, and written once the store returned.
-func (w *eventWriter) arena(n int) []byte {
+func (w *eventWriter) arena(n int, spare *[]byte) []byte {
 	per := w.perEvent
 	if per == 0 {
 		per = 512
 	}
 	size := n * (per + per/8) // an eighth more than the last write's events took on average
 	if _, copies := w.store.(EventsCopier); copies {
-		// Taken: a write of the urgent runs while the bulk's is in flight gets
-		// one of its own.
-		a := slices.Grow(w.spare[:0], size)
-		w.spare = nil
+		a := slices.Grow((*spare)[:0], size)
+		*spare = nil // until written gives it back
 		return a
 	}
 	return make([]byte, 0, size)
@@ -351,13 +352,13 @@ func (w *eventWriter) arena(n int) []byte {
 
 // written takes note that the store returned from the write of the JSON of n events
 // in arena: the next write's arena is sized from it, and is arena itself if the
-// store copies what it stores.
-func (w *eventWriter) written(arena []byte, n int) {
+// store copies what it stores (kept in *spare).
+func (w *eventWriter) written(arena []byte, n int, spare *[]byte) {
 	if n > 0 {
 		w.perEvent = len(arena) / n
 	}
 	if _, copies := w.store.(EventsCopier); copies && cap(arena) > 0 && cap(arena) <= maxSpareArena {
-		w.spare = arena[:0]
+		*spare = arena[:0]
 	}
 }
 
