@@ -574,7 +574,10 @@ func (r *Recorder) dropRound() {
 
 // The bulk's calls are sized so that each takes about bulkBudget, as the last ones
 // did per run: an urgent write (a cancelled run's end) waits for one of them at
-// most, however busy the store and the cores are. Each carries the events of
+// most, however busy the store and the cores are, where it waits at all (a run's
+// own write waits for the call in flight that carries its events; a store with
+// one writer, as SQLite, runs the urgent write once the call's transaction is
+// committed). Each carries the events of
 // minBulkRuns runs at least, so that a slow store still gets the events of many runs
 // per transaction, and bulkRuns at most.
 //
