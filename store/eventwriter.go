@@ -18,7 +18,8 @@ import (
 // checkpoints due, all at once: in one call to a RunsWriter (SQLite), otherwise
 // in concurrent calls, so that a store that groups concurrent writes commits them
 // together. It returns what failed; after a flush whose writes failed it backs off
-// before the next. The recorder's loop alone uses it.
+// before the next. The recorder's loop alone uses it, but for append, which the
+// bulk's goroutine calls too (see bulkCall).
 //
 // The stores group writes too, and neither grouping makes the other redundant:
 // this one puts the events of many runs, over a flush interval, in one call; the
@@ -37,12 +38,12 @@ type eventWriter struct {
 	backoff time.Duration // the wait before the retry
 	retryAt time.Time     // no write before then; zero when the last flush succeeded
 
-	// The buffers of a flush, reused.
-	batch    []Event
-	evs      []*run.Event
-	counts   []int
-	perEvent int    // the mean size of the last flush's events' JSON, by which the next arena is sized
-	spare    []byte // the last flush's arena, for a store that copies what it stores (see EventsCopier)
+	// The writes of events, their buffers reused: bulk's for the bulk's calls
+	// (one in flight at most), hot's for the urgent writes of a store that is no
+	// EndWriter.
+	bulk, hot eventBatch
+	perEvent  int    // the mean size of the last write's events' JSON, by which the next arena is sized
+	spare     []byte // the last urgent write's arena (see Recorder.writeHot and arena)
 }
 
 // EventsCopier is implemented by a Store whose AppendEvents, AppendEventsAs and
@@ -199,16 +200,41 @@ func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 	return true
 }
 
+// eventBatch is a write of the new events of some runs: the runs, how many events
+// of each it carries (counts[i] of runs[i]), those events as the runs emitted them
+// and as the store takes them, and the buffer of their JSON (see arena). Whoever
+// makes the write's call owns it until the call returns (the bulk's goroutine, see
+// Recorder.bulkWrites); the recorder's loop fills it, and takes in its outcome.
+type eventBatch struct {
+	runs   []*recording
+	counts []int
+	evs    []*run.Event
+	batch  []Event
+	arena  []byte
+	spare  []byte // the last write's arena (see eventWriter.arena)
+}
+
 // appendEvents writes the new events of the live runs in one call, and reports
 // whether there were any to write. A run that the store found claimed by another
 // replica fails with ErrTakenOver, none of its events written.
 func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs []failure, wrote bool) {
-	lastBatch, lastEvs := len(w.batch), len(w.evs)
-	batch, evs := w.batch[:0], w.evs[:0]
-	counts := slices.Grow(w.counts[:0], len(live))[:len(live)]
+	b := &w.hot
+	if !w.prepare(b, live) {
+		return nil, false
+	}
+	lost, err := w.append(ctx, b.batch)
+	return w.appended(b, lost, err), true
+}
+
+// prepare fills b with the new events of the live runs, and reports whether there
+// are any. b's buffers are reused from its last write.
+func (w *eventWriter) prepare(b *eventBatch, live []*recording) bool {
+	lastBatch, lastEvs := len(b.batch), len(b.evs)
+	batch, evs := b.batch[:0], b.evs[:0]
+	counts := slices.Grow(b.counts[:0], len(live))[:len(live)]
 	evs = unstored(live, evs, counts)
-	batch, arena := w.encode(live, evs, counts, batch)
-	// Entries of the last flush beyond this one's would keep the events a run's
+	batch, arena := w.encode(live, evs, counts, batch, &b.spare)
+	// Entries of the last write beyond this one's would keep the events a run's
 	// log has dropped, and their JSON, alive.
 	if len(batch) < lastBatch {
 		clear(batch[len(batch):lastBatch])
@@ -216,12 +242,22 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 	if len(evs) < lastEvs {
 		clear(evs[len(evs):lastEvs])
 	}
-	w.batch, w.evs, w.counts = batch, evs, counts
+	b.runs, b.batch, b.evs, b.counts, b.arena = live, batch, evs, counts, arena
 	if len(batch) == 0 {
-		return nil, false
+		w.written(arena, 0, &b.spare)
+		b.runs, b.arena = nil, nil
+		return false
 	}
-	lost, err := w.append(ctx, batch)
-	w.written(arena, len(batch))
+	return true
+}
+
+// appended takes in the outcome of the write of b (the runs the store found lost,
+// or the call's error), and returns the runs whose events were not written. A run
+// given up on while the write was in flight is not told its events are stored.
+func (w *eventWriter) appended(b *eventBatch, lost []string, err error) (fs []failure) {
+	w.written(b.arena, len(b.batch), &b.spare)
+	live, counts := b.runs, b.counts
+	b.runs, b.arena = nil, nil
 	if err != nil {
 		err = fmt.Errorf("store: save events: %w", err)
 		for i, rc := range live {
@@ -229,7 +265,7 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 				fs = append(fs, failure{rc, err})
 			}
 		}
-		return fs, true
+		return fs
 	}
 	at := 0
 	for i, rc := range live {
@@ -240,11 +276,12 @@ func (w *eventWriter) appendEvents(ctx context.Context, live []*recording) (fs [
 		case slices.Contains(lost, rc.x.ID):
 			// Another replica claimed the run: its events were not written.
 			fs = append(fs, failure{rc, fmt.Errorf("store: save events of run %s: %w", rc.x.ID, ErrTakenOver)})
+		case rc.dead != nil:
 		default:
-			rc.stored(n, evs[at-1])
+			rc.stored(n, b.evs[at-1])
 		}
 	}
-	return fs, true
+	return fs
 }
 
 // unstored appends to evs the events each run of rcs emitted since its last write,
@@ -262,9 +299,10 @@ func unstored(rcs []*recording, evs []*run.Event, counts []int) []*run.Event {
 
 // encode appends to batch the events evs of rcs (counts[i] of rcs[i], in order) as
 // the store takes them, every event's JSON one after the other in one buffer (see
-// arena), which it returns: hand it back to written once the store returned.
-func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, batch []Event) ([]Event, []byte) {
-	arena := w.arena(len(evs))
+// arena, and spare there), which it returns: hand it back to written, with spare,
+// once the store returned.
+func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, batch []Event, spare *[]byte) ([]Event, []byte) {
+	arena := w.arena(len(evs), spare)
 	first, at := len(batch), 0
 	for i, rc := range rcs {
 		for _, ev := range evs[at : at+counts[i]] {
@@ -293,37 +331,41 @@ func (w *eventWriter) encode(rcs []*recording, evs []*run.Event, counts []int, b
 }
 
 // arena returns the buffer for the JSON of a write of n events, sized from the last
-// write's events so that it seldom grows (each growth copies all of it): the last
-// write's buffer if the store copies what it stores (see EventsCopier), a new one
-// otherwise, since the store may keep it (the events' Data point into it). The
+// write's events so that it seldom grows (each growth copies all of it): if the
+// store copies what it stores (see EventsCopier), *spare, the last buffer of the
+// writes of its kind (the bulk's, the urgent ones), which are one at a time; a new
+// one otherwise, since the store may keep it (the events' Data point into it). The
 // recorder's loop alone calls it, and written once the store returned.
-func (w *eventWriter) arena(n int) []byte {
+func (w *eventWriter) arena(n int, spare *[]byte) []byte {
 	per := w.perEvent
 	if per == 0 {
 		per = 512
 	}
 	size := n * (per + per/8) // an eighth more than the last write's events took on average
 	if _, copies := w.store.(EventsCopier); copies {
-		return slices.Grow(w.spare[:0], size)
+		a := slices.Grow((*spare)[:0], size)
+		*spare = nil // until written gives it back
+		return a
 	}
 	return make([]byte, 0, size)
 }
 
 // written takes note that the store returned from the write of the JSON of n events
 // in arena: the next write's arena is sized from it, and is arena itself if the
-// store copies what it stores.
-func (w *eventWriter) written(arena []byte, n int) {
-	if n == 0 {
-		return
+// store copies what it stores (kept in *spare).
+func (w *eventWriter) written(arena []byte, n int, spare *[]byte) {
+	if n > 0 {
+		w.perEvent = len(arena) / n
 	}
-	w.perEvent = len(arena) / n
-	if _, copies := w.store.(EventsCopier); copies && cap(arena) <= maxSpareArena {
-		w.spare = arena[:0]
+	if _, copies := w.store.(EventsCopier); copies && cap(arena) > 0 && cap(arena) <= maxSpareArena {
+		*spare = arena[:0]
 	}
 }
 
 // append writes a batch of events, fenced by this replica's ownership of their
-// runs on a store that can (see Fencer), and returns the runs found lost.
+// runs on a store that can (see Fencer), and returns the runs found lost. It uses
+// only what does not change once the recorder runs (the store, the replica,
+// onWrite): the bulk's goroutine calls it.
 func (w *eventWriter) append(ctx context.Context, batch []Event) (lost []string, err error) {
 	if w.onWrite != nil {
 		start := time.Now()

@@ -12,7 +12,8 @@ import (
 // per lease, finds the runs that another replica claimed meanwhile (a renewal that
 // the store answers "lost" fences the run off: nothing more of it is written here),
 // and tells which runs' leases lapsed without a write that succeeded, which the
-// recorder then gives up on. The recorder's loop alone uses it.
+// recorder then gives up on. The recorder's loop alone uses it, but for renewCall,
+// which the bulk's goroutine calls too (see bulkCall).
 type leaseKeeper struct {
 	store   Store
 	replica string
@@ -59,36 +60,43 @@ func (k *leaseKeeper) dueOf(live []*recording) []*recording {
 	return due
 }
 
-// renew renews the leases of the runs due (some of those dueOf returned), in one
-// write, and returns the runs it could not renew: every one with the store's error
-// if the write failed, or with ErrTakenOver each one the store found claimed by
-// another replica. Once the runs due are renewed, release lets go of them.
-func (k *leaseKeeper) renew(ctx context.Context, due []*recording) []failure {
-	if len(due) == 0 {
-		return nil
-	}
-	ids := make([]string, len(due))
-	for i, rc := range due {
+// runIDs returns the ids of the runs.
+func runIDs(rcs []*recording) []string {
+	ids := make([]string, len(rcs))
+	for i, rc := range rcs {
 		ids[i] = rc.x.ID
 	}
-	until := k.until()
-	lost, err := k.store.RenewLeases(ctx, k.replica, ids, until)
+	return ids
+}
+
+// renewCall renews the leases of the runs with the given ids until then (some of
+// those dueOf returned, in parts: see Recorder.nextCall), and
+// returns those the store found claimed by another replica. It uses only what does
+// not change once the recorder runs: the bulk's goroutine calls it.
+func (k *leaseKeeper) renewCall(ctx context.Context, ids []string, until time.Time) ([]string, error) {
+	return k.store.RenewLeases(ctx, k.replica, ids, until)
+}
+
+// renewed takes in the outcome of a renewal of the leases of due until then, and
+// returns the runs it could not renew: every one with the store's error if the
+// write failed, or with ErrTakenOver each one the store found claimed by another
+// replica. A run given up on meanwhile is left as it is.
+func (k *leaseKeeper) renewed(due []*recording, until time.Time, lost []string, err error) []failure {
 	if err != nil {
 		err = fmt.Errorf("store: renew leases: %w", err)
-		fs := make([]failure, len(due))
-		for i, rc := range due {
-			fs[i] = failure{rc, err}
-		}
-		return fs
 	}
 	var fs []failure
 	for _, rc := range due {
-		if slices.Contains(lost, rc.x.ID) {
+		switch {
+		case rc.dead != nil:
+		case err != nil:
+			fs = append(fs, failure{rc, err})
+		case slices.Contains(lost, rc.x.ID):
 			fs = append(fs, failure{rc, fmt.Errorf("store: run %s: %w", rc.x.ID, ErrTakenOver)})
-			continue
+		default:
+			rc.renew = false
+			k.held(rc, until)
 		}
-		rc.renew = false
-		k.held(rc, until)
 	}
 	return fs
 }

@@ -63,7 +63,10 @@ type RecorderOptions struct {
 // Recorder persists the runs of agents and workflows as they execute (it implements
 // run.Recorder): the run's record when it starts, its events as they stream, and its
 // final state when it ends. One goroutine writes for all runs, so the events of many
-// runs share a transaction, and a run's stream never waits for the database.
+// runs share a transaction, and a run's stream never waits for the database; a
+// second one makes the calls that write the live events of many runs (the bulk),
+// so that what a caller waits for (a run's record, its end, a checkpoint) is
+// written while one is in flight.
 //
 // When it starts, and then every RecoverInterval (three times per Lease by default),
 // it also claims the runs that a process which died left RUNNING (see Store.Claim)
@@ -117,6 +120,15 @@ type Recorder struct {
 	leases  leaseKeeper
 	failing bool
 	hot     []*recording // the urgent runs of a flush, reused
+	// round is the bulk under way (nil if none), whose calls the bulk's goroutine
+	// makes one at a time (see bulkWrites): the loop hands it a call on calls,
+	// and takes it back, made, on called. A bulk begins no sooner than period
+	// after the last began (last), nor sooner than gap (see loop).
+	round         *bulkRound
+	calls, called chan *bulkCall
+	bulkDone      chan struct{} // closed once the bulk's goroutine returned
+	gap, period   time.Duration
+	last          time.Time
 	// perRun is what writing one run's events in the bulk has lately taken (a
 	// moving average), and shortest about the shortest call of the bulk lately
 	// (what any call costs: a round trip, a commit), by which the bulk's calls
@@ -150,6 +162,7 @@ func NewRecorder(s Store, opts RecorderOptions) *Recorder {
 	r := &Recorder{
 		store: s, opts: opts, table: newRunTable(),
 		stop: make(chan struct{}), done: make(chan struct{}), emitted: make(chan struct{}, 1),
+		calls: make(chan *bulkCall, 1), called: make(chan *bulkCall, 1), bulkDone: make(chan struct{}),
 		leases: leaseKeeper{store: s, replica: opts.Replica, lease: opts.Lease, clock: opts.clock},
 	}
 	r.writer = eventWriter{store: s, leases: &r.leases, onWrite: opts.OnWrite}
@@ -261,6 +274,11 @@ func (r *Recorder) Close() error {
 
 func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	defer close(r.done)
+	go r.bulkWrites()
+	defer func() {
+		close(r.calls)
+		<-r.bulkDone
+	}()
 	flush := time.NewTimer(r.opts.FlushInterval)
 	defer flush.Stop()
 	defer stopRenew()
@@ -270,49 +288,60 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	// An event emitted while the writer is idle is written at once. Under load the
 	// writes of the runs' events (the bulk) are at least period apart, and the
 	// events of many runs share them (group commit): period is a fifth of
-	// FlushInterval, or bulkDuty times what the last bulk write took, up to
+	// FlushInterval, or bulkDuty times what the last bulk took, up to
 	// maxWindow, so that the store spends at most about a third of its time on
 	// events that only wait to be streamed, fewer and larger writes cost less per
 	// event, and the records of runs that begin and the ends of runs that end
-	// (urgent: a caller waits for them) are written at once, between them.
-	gap := r.opts.FlushInterval / 5
-	period := gap
-	var last time.Time // when the last bulk began
+	// (urgent: a caller waits for them) are written at once, while the bulk's
+	// calls are in flight.
+	r.gap = r.opts.FlushInterval / 5
+	r.period = r.gap
 	for {
 		bulk := true
 		select {
 		case <-r.table.kick:
-			bulk = time.Since(last) >= period
+			bulk = time.Since(r.last) >= r.period
 		case <-r.emitted:
-			if wait := period - time.Since(last); wait > 0 {
+			if r.round != nil {
+				continue // the bulk under way sets the timer once it is done
+			}
+			if wait := r.period - time.Since(r.last); wait > 0 {
 				flush.Reset(wait)
 				continue
 			}
 		case <-flush.C:
-			if wait := period - time.Since(last); wait > 0 {
+			if r.round != nil {
+				continue
+			}
+			if wait := r.period - time.Since(r.last); wait > 0 {
 				flush.Reset(wait)
 				continue
 			}
 		case <-renew:
 			r.leases.markDue(r.table.list())
+		case c := <-r.called:
+			r.bulkCalled(c)
+			if r.round == nil {
+				flush.Reset(r.writer.wait(r.opts.FlushInterval))
+			}
+			continue
 		case <-recovery.C:
 			r.recover()
 			continue
 		case <-r.stop:
+			r.dropRound()
 			r.flush(true, true)
 			r.table.abandon()
 			return
 		}
-		start := time.Now()
+		bulk = bulk && r.round == nil
 		if bulk {
-			last = start
+			r.last = time.Now()
 		}
-		if r.flush(false, bulk) {
-			period = min(max(gap, bulkDuty*time.Since(start)), max(gap, maxWindow))
-		}
+		r.flush(false, bulk)
 		wait := r.writer.wait(r.opts.FlushInterval)
 		if !bulk {
-			wait = min(wait, max(period-time.Since(last), 0))
+			wait = min(wait, max(r.period-time.Since(r.last), 0))
 		}
 		flush.Reset(wait)
 	}
@@ -327,65 +356,228 @@ const (
 )
 
 // flush writes the records of the runs that began, and the events and the final
-// state or checkpoint of the runs whose End or Checkpoint waits (urgent); if bulk,
-// then the new events of every other recorded run, in calls of at most bulkRuns
-// runs, the urgent writes of runs that begin or end meanwhile between them, and the
-// leases due to be renewed; then the final state of the runs that ended and the
-// checkpoints asked for. A write that failed is tried again on a later flush, once
-// the backoff has passed (at once if final: Close tries once more). It reports
-// whether it wrote the bulk.
-func (r *Recorder) flush(final, bulk bool) bool {
+// state or checkpoint of the runs whose End or Checkpoint waits (urgent), then
+// the ends and checkpoints due; if bulk, it begins writing the new events of every
+// other recorded run (see bulkRound), in calls of at most bulkRuns runs that the
+// bulk's goroutine makes while the loop goes on writing what is urgent, and
+// renewing the leases due. A write that failed is tried again on a later flush,
+// once the backoff has passed (at once if final: Close tries once more, and makes
+// the bulk's calls itself).
+func (r *Recorder) flush(final, bulk bool) {
+	start := time.Now() // of the bulk, if it begins: its window counts the urgent writes first (see loop)
 	live := r.table.list()
 	if len(live) == 0 {
-		r.writer.schedule(false)
-		return false
+		if r.round == nil {
+			r.writer.schedule(false)
+		}
+		return
 	}
 	live = r.settle(live)
 	if len(live) == 0 || !final && r.writer.backingOff() {
-		return false
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	r.failing = false
-	r.urgent(ctx, live)
-	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil || rc.finished })
-	if bulk {
-		// In a stable order: each call's runs are near each other in a store's
-		// index of them.
-		slices.SortFunc(live, func(a, b *recording) int { return strings.Compare(a.x.ID, b.x.ID) })
-		for i := 0; i < len(live); {
-			part := live[i:min(i+r.bulkSize(), len(live))]
-			i += len(part)
-			start := time.Now()
-			fs, wrote := r.writer.appendEvents(ctx, part)
-			r.failed(fs)
-			if wrote {
-				r.took(time.Since(start), len(part))
-			}
-			r.between(ctx)
-		}
-		// The renewals too, in parts: one of 10,000 leases held an urgent write
-		// back for as long as it took.
-		// Each part is filtered just before its write: a run that began ending,
-		// or was given up on, meanwhile (between) is not renewed, which the store
-		// would report as lost.
-		due := r.leases.dueOf(live)
-		for i := 0; i < len(due); i += renewRuns {
-			part := r.table.notEnding(due[i:min(i+renewRuns, len(due))])
-			part = slices.DeleteFunc(part, func(rc *recording) bool { return rc.dead != nil })
-			r.failed(r.leases.renew(ctx, part))
-			r.between(ctx)
-		}
-		r.leases.release()
+	if r.round == nil {
+		r.failing = false
 	}
-	r.writeDue(ctx, live)
+	r.urgent(ctx, live)
+	if !bulk {
+		r.writeDue(ctx, live)
+		if r.round == nil {
+			r.writer.schedule(r.failing)
+		}
+		return
+	}
+	live = slices.DeleteFunc(live, func(rc *recording) bool { return !rc.created || rc.dead != nil || rc.finished })
+	// In a stable order: each call's runs are near each other in a store's
+	// index of them.
+	slices.SortFunc(live, func(a, b *recording) int { return strings.Compare(a.x.ID, b.x.ID) })
+	r.round = &bulkRound{start: start, live: live}
+	r.step(final)
+}
+
+// bulkRound is a bulk under way: the new events of its live runs, written in
+// calls of bulkSize runs, then the renewals of their leases due, in calls of
+// renewRuns runs; one call in flight at a time. The loop's goroutine alone uses
+// it, but for the call in flight, which the bulk's goroutine has until it hands
+// it back.
+type bulkRound struct {
+	start   time.Time
+	live    []*recording // the runs whose events it writes
+	next    int          // live[next:] are still to write
+	due     []*recording // the runs whose leases it renews, once their events are written
+	renewed int          // due[:renewed] are renewed, or being renewed
+	renew   bool         // due is set
+	call    *bulkCall    // the call in flight, nil if none
+	c       bulkCall     // its calls, reused
+}
+
+// bulkCall is one call of the bulk: a write of the events of some runs, or a
+// renewal of their leases. The loop fills it, the bulk's goroutine makes the
+// call (do), and the loop takes in its outcome (bulkCalled). Meanwhile its runs
+// are marked writing: their urgent writes wait for its outcome, so that a run's
+// events are stored in order, its end after them.
+type bulkCall struct {
+	events *eventBatch  // the events to write, or nil
+	renew  []*recording // the runs whose leases to renew
+	ids    []string     // their ids
+	until  time.Time    // the leases' new end
+
+	lost []string // the outcome: the runs found claimed by another replica,
+	err  error    // or the call's error,
+	took time.Duration
+}
+
+// runs returns the runs the call writes for.
+func (c *bulkCall) runs() []*recording {
+	if c.events != nil {
+		return c.events.runs
+	}
+	return c.renew
+}
+
+// do makes the call. It uses only the call's own fields and what does not change
+// once the recorder runs (see eventWriter.append and leaseKeeper.renewCall).
+func (c *bulkCall) do(w *eventWriter, k *leaseKeeper) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	start := time.Now()
+	if c.events != nil {
+		c.lost, c.err = w.append(ctx, c.events.batch)
+	} else {
+		c.lost, c.err = k.renewCall(ctx, c.ids, c.until)
+	}
+	c.took = time.Since(start)
+}
+
+// bulkWrites makes the bulk's calls the loop hands it, one at a time, and hands
+// each back: an urgent write (a cancelled run's end, a run's record) does not
+// wait for them. The loop owns it: it closes calls, then waits for bulkDone.
+func (r *Recorder) bulkWrites() {
+	defer close(r.bulkDone)
+	for c := range r.calls {
+		c.do(&r.writer, &r.leases)
+		r.called <- c
+	}
+}
+
+// step hands the bulk's next call to its goroutine or, if final, makes it and
+// the following ones itself; once none is left, it ends the bulk.
+func (r *Recorder) step(final bool) {
+	for r.round != nil {
+		c := r.nextCall()
+		if c == nil {
+			r.endRound()
+			return
+		}
+		for _, rc := range c.runs() {
+			rc.writing = true
+		}
+		r.round.call = c
+		if !final {
+			r.calls <- c // never blocks: the goroutine has no other call
+			return
+		}
+		c.do(&r.writer, &r.leases)
+		r.takeIn(c)
+	}
+}
+
+// nextCall returns the bulk's next call, or nil if none is left: the events of the
+// next runs, or else the renewal of the next leases due.
+func (r *Recorder) nextCall() *bulkCall {
+	b := r.round
+	for b.next < len(b.live) {
+		part := b.live[b.next:min(b.next+r.bulkSize(), len(b.live))]
+		b.next += len(part)
+		// Not the runs given up on or finished meanwhile (by an urgent write).
+		part = slices.DeleteFunc(slices.Clone(part), func(rc *recording) bool { return rc.dead != nil || rc.finished })
+		if len(part) == 0 || !r.writer.prepare(&r.writer.bulk, part) {
+			continue
+		}
+		b.c = bulkCall{events: &r.writer.bulk}
+		return &b.c
+	}
+	if !b.renew {
+		// The renewals too, in parts: one of 10,000 leases held an urgent
+		// write back for as long as it took. Each part is filtered just before
+		// its write: a run that began ending, or was given up on, meanwhile is
+		// not renewed, which the store would report as lost.
+		b.due, b.renew = r.leases.dueOf(b.live), true
+	}
+	for b.renewed < len(b.due) {
+		end := min(b.renewed+renewRuns, len(b.due))
+		part := r.table.notEnding(b.due[b.renewed:end])
+		b.renewed = end
+		part = slices.DeleteFunc(part, func(rc *recording) bool { return rc.dead != nil })
+		if len(part) == 0 {
+			continue
+		}
+		b.c = bulkCall{renew: part, ids: runIDs(part), until: r.leases.until()}
+		return &b.c
+	}
+	return nil
+}
+
+// bulkCalled takes in the outcome of the bulk's call c, writes the ends and
+// checkpoints of its runs that waited for it, and hands on the bulk's next call.
+func (r *Recorder) bulkCalled(c *bulkCall) {
+	runs := c.runs()
+	r.takeIn(c)
+	if r.table.anyUrgent(runs) {
+		r.flush(false, false)
+	}
+	r.step(false)
+}
+
+// takeIn takes in the outcome of the bulk's call c.
+func (r *Recorder) takeIn(c *bulkCall) {
+	runs := c.runs()
+	for _, rc := range runs {
+		rc.writing = false
+	}
+	r.round.call = nil
+	if c.events != nil {
+		r.failed(r.writer.appended(c.events, c.lost, c.err))
+		r.took(c.took, len(runs))
+		return
+	}
+	r.failed(r.leases.renewed(c.renew, c.until, c.lost, c.err))
+}
+
+// endRound ends the bulk: it writes the ends and the checkpoints due of its runs,
+// and sets when the next bulk may begin.
+func (r *Recorder) endRound() {
+	b := r.round
+	r.round = nil
+	r.leases.release()
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	r.writeDue(ctx, b.live)
 	r.writer.schedule(r.failing)
-	return bulk
+	r.period = min(max(r.gap, bulkDuty*time.Since(b.start)), max(r.gap, maxWindow))
+}
+
+// dropRound stops the bulk under way, once its call in flight returned (Close's
+// last flush writes what it left).
+func (r *Recorder) dropRound() {
+	if r.round == nil {
+		return
+	}
+	if r.round.call != nil {
+		r.takeIn(<-r.called)
+	}
+	r.round = nil
+	r.leases.release()
 }
 
 // The bulk's calls are sized so that each takes about bulkBudget, as the last ones
 // did per run: an urgent write (a cancelled run's end) waits for one of them at
-// most, however busy the store and the cores are. Each carries the events of
+// most, however busy the store and the cores are, where it waits at all (a run's
+// own write waits for the call in flight that carries its events; a store with
+// one writer, as SQLite, runs the urgent write once the call's transaction is
+// committed). Each carries the events of
 // minBulkRuns runs at least, so that a slow store still gets the events of many runs
 // per transaction, and bulkRuns at most.
 //
@@ -401,15 +593,6 @@ const (
 // renewRuns bounds the runs whose leases one write renews, so that an urgent write
 // waits for little (a renewal costs less per run than a write of events).
 const renewRuns = 256
-
-// between writes, between two writes of the bulk, what became urgent meanwhile.
-func (r *Recorder) between(ctx context.Context) {
-	select {
-	case <-r.table.kick:
-		r.urgent(ctx, r.table.list())
-	default:
-	}
-}
 
 // bulkSize returns how many runs the next call of the bulk carries: as many as
 // take bulkBudget, or four times what any call costs if more (a store across the

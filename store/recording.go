@@ -27,8 +27,9 @@ func newRunTable() runTable {
 }
 
 // recording is a run being recorded. The loop's goroutine alone reads and writes
-// rec, resume, created, tried, persisted, lease, renew, err, dead and begun; the
-// runTable's mu guards the rest.
+// rec, resume, created, tried, persisted, lease, renew, err, dead, writing and
+// begun (the bulk's goroutine, which makes a call of the bulk, uses none of them:
+// see bulkCall); the runTable's mu guards the rest.
 type recording struct {
 	x         *run.Exec
 	rec       *Run
@@ -41,6 +42,10 @@ type recording struct {
 	err       error     // why the last write for the run failed; nil once one succeeded
 	dead      error     // why the recorder gave up on the run: nothing more is written
 	finished  bool      // its End was answered: it is no longer in the table
+	// writing: the bulk's call in flight writes the run's events or renews its
+	// lease; its urgent writes (end, checkpoint) wait for that call's outcome, so
+	// that they land after it.
+	writing bool
 
 	// Begin waits on begun for the outcome of the record's write; nil once answered.
 	begun chan error
@@ -198,6 +203,7 @@ func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) 
 	for _, rc := range live {
 		switch {
 		case rc.dead != nil, rc.finished: // given up on, or finished, during this flush
+		case rc.writing: // once the bulk's call in flight returned (see Recorder.bulkCalled)
 		case rc.ending:
 			if rc.persisted >= rc.x.Log.Len() {
 				ends = append(ends, rc)
@@ -237,16 +243,26 @@ func (t *runTable) dueAfter(hot []*recording, n []int) (ends []*recording, cks [
 
 // urgent returns the runs of live that a flush writes first, ahead of the other
 // runs' events: those whose End or a Checkpoint waits, which the run's caller (a
-// cancel, the next step of a workflow) waits for. The slice is dst, reused.
+// cancel, the next step of a workflow) waits for, but for those the bulk's call in
+// flight writes for (writing). The slice is dst, reused.
 func (t *runTable) urgent(dst, live []*recording) []*recording {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, rc := range live {
-		if rc.created && rc.dead == nil && !rc.finished && (rc.ending || rc.ckWait != nil) {
+		if rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ckWait != nil) {
 			dst = append(dst, rc)
 		}
 	}
 	return dst
+}
+
+// anyUrgent reports whether any of rcs is urgent (see urgent).
+func (t *runTable) anyUrgent(rcs []*recording) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.ContainsFunc(rcs, func(rc *recording) bool {
+		return rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ckWait != nil)
+	})
 }
 
 func (t *runTable) isEnding(rc *recording) bool {

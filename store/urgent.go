@@ -42,7 +42,7 @@ func (r *Recorder) writeHot(ctx context.Context, ew EndWriter, hot []*recording)
 	}
 	start := time.Now()
 	lost, recErrs, err := ew.WriteEnds(ctx, r.opts.Replica, batch, recs)
-	r.writer.written(arena, len(batch))
+	r.writer.written(arena, len(batch), &r.writer.spare)
 	if r.opts.OnWrite != nil && len(batch) > 0 {
 		r.opts.OnWrite(time.Since(start), len(batch), err)
 	}
@@ -91,7 +91,7 @@ func (r *Recorder) hotEvents(hot []*recording) (batch []Event, evs []*run.Event,
 	if len(evs) == 0 {
 		return nil, nil, counts, nil
 	}
-	batch, arena = r.writer.encode(hot, evs, counts, make([]Event, 0, len(evs)))
+	batch, arena = r.writer.encode(hot, evs, counts, make([]Event, 0, len(evs)), &r.writer.spare)
 	return batch, evs, counts, arena
 }
 

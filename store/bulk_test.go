@@ -1,0 +1,249 @@
+package store_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/sqlite"
+)
+
+// bulkGate holds the first write that carries the events of one run (a call of the
+// recorder's bulk: the run neither ends nor checkpoints then), or renews its lease,
+// until released, and tells when it holds it.
+type bulkGate struct {
+	mu      sync.Mutex // guards run
+	run     string     // the run whose first write it holds; "" once held
+	held    chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// open lets the write held go on, and the next ones.
+func (g *bulkGate) open() { g.once.Do(func() { close(g.release) }) }
+
+func newBulkGate(id string) *bulkGate {
+	return &bulkGate{run: id, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+// events holds the write of evs if it is the one to hold.
+func (g *bulkGate) events(evs []store.Event) {
+	g.wait(func(id string) bool {
+		return slices.ContainsFunc(evs, func(ev store.Event) bool { return ev.RunID == id })
+	})
+}
+
+// wait holds the write if it is the one to hold: has tells whether it carries a
+// run's events or lease.
+func (g *bulkGate) wait(has func(id string) bool) {
+	g.mu.Lock()
+	hold := g.run != "" && has(g.run)
+	if hold {
+		g.run = ""
+	}
+	g.mu.Unlock()
+	if hold {
+		close(g.held)
+		<-g.release
+	}
+}
+
+// gatedMem is the recorder tests' store in memory (no EndWriter: a run's last
+// events and its end are two writes), its writes of events held by a bulkGate.
+type gatedMem struct {
+	*memStore
+	gate *bulkGate
+}
+
+func (g *gatedMem) AppendEvents(ctx context.Context, evs []store.Event) error {
+	g.gate.events(evs)
+	return g.memStore.AppendEvents(ctx, evs)
+}
+
+// gatedSQLite is a SQLite store (an EndWriter and a Fencer), its fenced writes of
+// events held by a bulkGate.
+type gatedSQLite struct {
+	*sqlite.Store
+	gate *bulkGate
+}
+
+func (g *gatedSQLite) AppendEventsAs(ctx context.Context, replica string, evs []store.Event) ([]string, error) {
+	g.gate.events(evs)
+	return g.Store.AppendEventsAs(ctx, replica, evs)
+}
+
+// endSignal is a recorder that tells when a run's End is called.
+type endSignal struct {
+	*store.Recorder
+	ending chan struct{}
+}
+
+func (e *endSignal) End(ctx context.Context, x *run.Exec) error {
+	close(e.ending)
+	return e.Recorder.End(ctx, x)
+}
+
+// TestRecorderUrgentWritesPassTheBulk: while a call of the recorder's bulk (the
+// live events of other runs) is in flight, another run begins, emits and ends,
+// its Begin and End answered: what a caller waits for does not wait for the bulk.
+// The end of a run whose events that call carries waits for it, and lands after
+// them: the run's events are stored in order, with no gap, its end last.
+func TestRecorderUrgentWritesPassTheBulk(t *testing.T) {
+	for _, backend := range []string{"memory", "sqlite"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			id := run.NewID()
+			gate := newBulkGate(id)
+			var st store.Store
+			switch backend {
+			case "memory":
+				st = &gatedMem{memStore: newMemStore(), gate: gate}
+			case "sqlite":
+				db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "kern.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				st = &gatedSQLite{Store: db, gate: gate}
+			}
+			// The bulk at once, under load as when idle.
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, Lease: time.Hour, NoRecovery: true})
+			defer rec.Close()
+			defer gate.open() // before Close, which waits for the write held
+
+			bulked := &endSignal{Recorder: rec, ending: make(chan struct{})}
+			end := make(chan struct{})
+			x, err := goRun(t.Context(), bulked, id, nil, func(x engine.Run) error {
+				emit(x, "live", run.EventWorkflowStarted, run.EventStepStarted)
+				<-end
+				emit(x, "last", run.EventRunContent)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-gate.held // the bulk's call with the run's first events
+			close(end)
+			<-bulked.ending
+
+			other, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+				emit(x, "other", run.EventWorkflowStarted, run.EventStepStarted)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("Begin while the bulk's call was in flight: %v", err)
+			}
+			if out := other.Wait(); out.Status != run.StatusCompleted || other.PersistErr() != nil {
+				t.Fatalf("other run ended %s %q, persist error %v", out.Status, out.Error, other.PersistErr())
+			}
+			if evs, _ := st.Events(t.Context(), other.ID, 0, 0); len(evs) != 3 {
+				t.Errorf("other run: %d events stored with its end, want 3", len(evs))
+			}
+			select {
+			case <-x.Done():
+				t.Fatal("the run ended while the write of its first events was in flight")
+			default:
+			}
+			if got, err := st.GetRun(t.Context(), id); err != nil || got.Status != run.StatusRunning {
+				t.Fatalf("the run's record while its first events were in flight: %+v, %v; want RUNNING", got, err)
+			}
+
+			gate.open()
+			if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+				t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+			}
+			evs, err := st.Events(t.Context(), id, 0, 0)
+			if err != nil || len(evs) != 4 {
+				t.Fatalf("stored events: %d, %v; want 4", len(evs), err)
+			}
+			for i, ev := range evs {
+				if ev.Index != i {
+					t.Fatalf("stored event %d has index %d: %+v", i, ev.Index, evs)
+				}
+			}
+			if evs[3].Type != run.EventWorkflowCompleted {
+				t.Errorf("last stored event %s, want WorkflowCompleted", evs[3].Type)
+			}
+			if got, err := st.GetRun(t.Context(), id); err != nil || got.Status != run.StatusCompleted {
+				t.Fatalf("stored run: %+v, %v; want COMPLETED", got, err)
+			}
+		})
+	}
+}
+
+// gatedRenewals is the recorder tests' store in memory, its renewals of leases
+// held by a bulkGate.
+type gatedRenewals struct {
+	*memStore
+	gate *bulkGate
+}
+
+func (g *gatedRenewals) RenewLeases(ctx context.Context, replica string, ids []string, until time.Time) ([]string, error) {
+	g.gate.wait(func(id string) bool { return slices.Contains(ids, id) })
+	return g.memStore.RenewLeases(ctx, replica, ids, until)
+}
+
+// TestRecorderEndAfterRenewal: a run that ends while the bulk renews its lease has
+// its end written once the renewal returned, so that the renewal, which the store
+// refuses for a run that ended, does not find it lost; meanwhile another run
+// begins and ends.
+func TestRecorderEndAfterRenewal(t *testing.T) {
+	t.Parallel()
+	id := run.NewID()
+	gate := newBulkGate(id)
+	st := &gatedRenewals{memStore: newMemStore(), gate: gate}
+	clk := store.NewTestClock()
+	const lease = time.Hour
+	rec := store.NewRecorder(st, store.WithClock(store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, Lease: lease, NoRecovery: true}, clk))
+	defer rec.Close()
+	defer gate.open()
+
+	renewing := &endSignal{Recorder: rec, ending: make(chan struct{})}
+	ready, end := make(chan error, 1), make(chan struct{})
+	x, err := goRun(t.Context(), renewing, id, nil, func(x engine.Run) error {
+		emit(x, "", run.EventWorkflowStarted)
+		ready <- rec.Checkpoint(t.Context(), x.X, nil) // its record and events are stored
+		<-end
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ready; err != nil {
+		t.Fatalf("checkpoint: %v", err)
+	}
+	clk.Advance(lease / 3) // the leases are due to be renewed
+	<-gate.held
+	close(end)
+	<-renewing.ending
+
+	other, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+		emit(x, "other", run.EventWorkflowStarted)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Begin while a renewal was in flight: %v", err)
+	}
+	if out := other.Wait(); out.Status != run.StatusCompleted || other.PersistErr() != nil {
+		t.Fatalf("other run ended %s %q, persist error %v", out.Status, out.Error, other.PersistErr())
+	}
+	select {
+	case <-x.Done():
+		t.Fatal("the run ended while the renewal of its lease was in flight")
+	default:
+	}
+
+	gate.open()
+	if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+		t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+	}
+	if got, err := st.GetRun(t.Context(), id); err != nil || got.Status != run.StatusCompleted {
+		t.Fatalf("stored run: %+v, %v; want COMPLETED", got, err)
+	}
+}
