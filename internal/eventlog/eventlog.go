@@ -31,7 +31,7 @@ const (
 // it, or a reader that falls that far behind, is served from memory; one from
 // further back reads the store. Whole segments are dropped, so a log holds at most
 // Window+firstSegment<<(trackedCap-1) durable events, and every event not durable yet.
-const Window = 16
+const Window = 8
 
 // locate returns the segment and the offset in it of event i (counted from the
 // log's first index), in a log whose segments stop growing at segment capAt-1
