@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/host"
+	"github.com/kern-dev/kern/run"
+	"github.com/kern-dev/kern/store"
 )
 
 // A stream over HTTP/1.1 is served, once its run has started, from the connection
@@ -109,15 +111,34 @@ func (t *hijacked) close(ctx context.Context) {
 	t.hangups.wait()
 }
 
-// hijackedStream is a stream served from a connection taken over.
+// hijackedStream is a stream served from a connection taken over. While its run
+// is quiet (every event durable so far written), no goroutine serves it: the
+// run's log calls wake once the store acknowledged more (see run.Log.Await), as
+// the client's leaving does, and wake starts one, which writes what came and
+// returns once the run is quiet again. A thousand open streams of slow runs hold
+// no thousand parked goroutines.
 type hijackedStream struct {
 	s      *Server
 	lr     *host.Run
-	from   int
+	x      *run.Exec
 	out    *sse
 	ctx    context.Context // done once the client left, or the stream ended
 	cancel context.CancelFunc
 	closed func(delivered int) // telemetry: the stream closed
+
+	// Used by the goroutine serving the stream, one at a time (see wake).
+	next     int           // the index of the next event to write
+	replayed bool          // the events of a continued run stored before it were written
+	finished bool          // the stream ended with the run's terminal event
+	stop     func()        // stops the heartbeat
+	unwatch  func()        // stops watching for the client's leaving, if hangups does
+	watched  chan struct{} // else closed once the goroutine reading the connection returned
+	wait     run.Waiter    // waits for the log's next durable events
+	woke     func()        // wake, made once
+
+	mu      sync.Mutex // guards the fields below
+	running bool       // a goroutine serves the stream (for good once it ends)
+	woken   bool       // wake was called while one did
 }
 
 // hijackStream takes r's connection over from net/http, writes the stream's headers
@@ -140,8 +161,9 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.R
 	s.hijacked.set(conn)
 	s.streamSlots.hold() // the handler gives back its own as it returns
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	t := &hijackedStream{s: s, lr: lr, from: from, out: &sse{conn: conn}, ctx: ctx, cancel: cancel,
-		closed: s.host.Telemetry().StreamOpened(ctx)}
+	t := &hijackedStream{s: s, lr: lr, x: lr.Exec(), next: from, out: &sse{conn: conn}, ctx: ctx, cancel: cancel,
+		closed: s.host.Telemetry().StreamOpened(ctx), running: true}
+	t.woke = t.wake
 	if err := writeStreamHead(conn, w.Header()); err != nil {
 		t.out.err = err
 	}
@@ -167,51 +189,162 @@ func writeStreamHead(conn net.Conn, h http.Header) error {
 	return err
 }
 
-// serve follows the run and writes its events until its end, the client leaving,
-// or a write failing, then ends the stream as stream does.
+// serve starts serving the stream: the watch for the client's leaving, the
+// heartbeat; then it serves the stream as run does.
 func (t *hijackedStream) serve() {
-	conn := t.out.conn
-	defer t.s.hijacked.done(conn)
 	// The client's leaving is told by the server's one watcher of connections
 	// (see hangups), else by a goroutine of the stream's that reads conn.
-	var watched chan struct{}
-	unwatch := t.s.hijacked.hangups.watch(conn, t.cancel)
-	if unwatch == nil {
-		watched = make(chan struct{})
+	t.unwatch = t.s.hijacked.hangups.watch(t.out.conn, t.left)
+	if t.unwatch == nil {
+		t.watched = make(chan struct{})
 		go func() {
-			defer close(watched)
+			defer close(t.watched)
 			t.watch()
 		}()
 	}
-	stop := t.out.heartbeat(t.s.cfg.Heartbeat)
-	finished := t.follow()
-	stop()
-	// What the handler's end did, in its order: a client that read the stream to
-	// its end sees the stream closed.
+	t.stop = t.out.heartbeat(t.s.cfg.Heartbeat)
+	t.run()
+}
+
+// run writes the run's events until its end, the client leaving, or a write
+// failing, then ends the stream; or, the run quiet, returns, to be started again
+// by wake.
+func (t *hijackedStream) run() {
+	for t.ctx.Err() == nil {
+		if t.x.Log.Await(&t.wait, t.next, t.woke) {
+			if t.pause() {
+				return
+			}
+			continue // woken meanwhile
+		}
+		if !t.follow() {
+			break
+		}
+	}
+	t.x.Log.Release(&t.wait)
+	t.end()
+}
+
+// pause reports whether the stream may wait with no goroutine: it was not woken
+// since it last did.
+func (t *hijackedStream) pause() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.woken {
+		t.woken = false
+		return false
+	}
+	t.running = false
+	return true
+}
+
+// wake starts a goroutine that serves the stream, unless one does.
+func (t *hijackedStream) wake() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.running {
+		t.woken = true
+		return
+	}
+	t.running = true
+	go t.run()
+}
+
+// left tells the stream its client left.
+func (t *hijackedStream) left() {
+	t.cancel()
+	t.wake()
+}
+
+// end ends the stream as the handler's end did, in its order: a client that read
+// the stream to its end sees the stream closed.
+func (t *hijackedStream) end() {
+	defer t.s.hijacked.done(t.out.conn)
+	t.stop()
 	t.closed(t.out.delivered())
-	t.s.detach(t.lr, finished)
+	t.s.detach(t.lr, t.finished)
 	t.s.streamSlots.give()
 	t.out.end()
-	t.hangUp(unwatch, watched)
+	t.hangUp(t.unwatch, t.watched)
 	t.cancel()
 }
 
 // errPanicked is a stream's write error once its follower panicked.
 var errPanicked = errors.New("agentos: the stream's follower panicked")
 
-// follow is followRun. A panic in it (a bug) ends the stream without its last
-// chunk, as net/http's server ends a handler's that panicked, rather than the
-// process.
-func (t *hijackedStream) follow() (finished bool) {
+// follow writes the run's events from index t.next on, as they are stored (see
+// host.Host.FollowExec), until the run is quiet (it reports true), or its
+// terminal event, the client leaving, or a write failing. A panic in it (a bug)
+// ends the stream without its last chunk, as net/http's server ends a handler's
+// that panicked, rather than the process.
+func (t *hijackedStream) follow() (quiet bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			t.s.log.Error("agentos: panic serving a stream", "run_id", t.lr.ID(), "panic", p, "stack", string(debug.Stack()))
 			t.out.mu.Lock()
 			t.out.err = cmp.Or(t.out.err, errPanicked)
 			t.out.mu.Unlock()
+			quiet = false
 		}
 	}()
-	return t.s.followRun(t.ctx, t.out, t.lr.Exec(), t.from)
+	x, out := t.x, t.out
+	if !t.replayed {
+		t.replayed = true
+		if x.Resume != nil && t.s.store != nil && t.next < x.Resume.NextEvent {
+			// A run continued here: its earlier events are in the store only.
+			if !t.s.replayStored(t.ctx, out, x.ID, t.next, x.Resume.NextEvent) {
+				return false
+			}
+			t.next = x.Resume.NextEvent
+		}
+	}
+	// Await's pin keeps the events from t.next in memory until FollowDurable
+	// reads them.
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			x.Log.Release(&t.wait)
+		}
+	}
+	defer release()
+	// The client is told what the store acknowledged, and, should this process
+	// lose the run, what the store holds from then on (see host.FollowExec).
+	err := t.s.host.FollowExec(t.ctx, x, t.next, func(ev *run.Event) bool {
+		release()
+		// Flush when no later event is ready: a burst costs one flush; and wait
+		// with no goroutine then.
+		flush := ev.EventIndex+1 >= x.Log.Readable() || ev.Event.Terminal()
+		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
+			return false
+		}
+		t.next = ev.EventIndex + 1
+		if ev.Event.Terminal() && ev.RunID == x.ID {
+			t.finished = true
+			return false
+		}
+		quiet = flush
+		return !flush
+	}, func(evs []store.Event) bool {
+		release()
+		for i, e := range evs {
+			if out.stored(e, i == len(evs)-1) != nil {
+				return false
+			}
+			t.next = e.Index + 1
+			t.finished = t.finished || e.Ends(x.ID)
+		}
+		return true
+	})
+	if quiet && err == nil {
+		return true
+	}
+	if !t.finished && t.ctx.Err() == nil && x.Log.Closed() {
+		out.mu.Lock()
+		t.finished = out.err == nil // read to the end: the terminal event came before from
+		out.mu.Unlock()
+	}
+	return false
 }
 
 // watch reads the connection until the client closes it or the connection fails
@@ -222,7 +355,7 @@ func (t *hijackedStream) watch() {
 	b := make([]byte, 1)
 	for {
 		if _, err := conn.Read(b); err != nil {
-			t.cancel()
+			t.left()
 			return
 		}
 	}

@@ -116,11 +116,15 @@ func (s *sse) event(name string, id int, flush bool, appendData func([]byte) ([]
 		}
 		return s.err
 	}
-	putFrame(bp, b)
 	if err != nil {
+		putFrame(bp, b)
 		return err
 	}
-	if _, s.err = s.w.Write(b[start:]); s.err == nil && flush {
+	// The buffer goes back to frames once written, not before: another stream
+	// would frame its events in it meanwhile.
+	_, s.err = s.w.Write(b[start:])
+	putFrame(bp, b)
+	if s.err == nil && flush {
 		s.err = s.rc.Flush()
 	}
 	return s.err

@@ -86,3 +86,22 @@ func (l *Log) Readable() int { return l.l.Readable() }
 // Lost reports whether the process executing the run lost it (see ErrLost): its
 // end here is not the run's; the store says what became of the run.
 func (l *Log) Lost() bool { return l.l.Lost() }
+
+// A Waiter is a FollowDurable reader waiting for a quiet run's next durable
+// events with no goroutine of its own (see Log.Await). Its zero value is ready to
+// use; it must not be copied once used.
+type Waiter struct{ w eventlog.Waiter }
+
+// Await arranges for fn to be called once a FollowDurable reader from index from
+// would wait no more (an event from there on is durable, or the log is closed,
+// lost or no longer persisted), and reports true; it reports false, arranging
+// nothing, if such a reader would not wait now or the run is not persisted: follow
+// the log then. fn is called with the log's lock held: it must not call the log,
+// but may start a goroutine that does. Until Release, the events from index from
+// on stay in memory, as for a waiting FollowDurable reader: release w once
+// FollowDurable handed the reader its first event. A call drops what an earlier
+// one arranged.
+func (l *Log) Await(w *Waiter, from int, fn func()) bool { return l.l.Await(&w.w, from, fn) }
+
+// Release drops what Await arranged for w.
+func (l *Log) Release(w *Waiter) { l.l.Release(&w.w) }

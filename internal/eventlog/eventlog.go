@@ -31,7 +31,7 @@ const (
 // it, or a reader that falls that far behind, is served from memory; one from
 // further back reads the store. Whole segments are dropped, so a log holds at most
 // Window+firstSegment<<(trackedCap-1) durable events, and every event not durable yet.
-const Window = 16
+const Window = 8
 
 // locate returns the segment and the offset in it of event i (counted from the
 // log's first index), in a log whose segments stop growing at segment capAt-1
@@ -108,6 +108,7 @@ type Log[E any] struct {
 	lost           bool
 	durable        atomic.Int64
 	durableWaiting []chan struct{}
+	awaiting       []*Waiter // the Waiters waiting for the watermark (see Await)
 	// kick, once armed (Arm), is signalled by the next Emit: the recorder writes
 	// an event emitted while it is idle at once, not at its next tick.
 	kick  chan<- struct{}
@@ -449,6 +450,80 @@ func (l *Log[E]) wakeDurableLocked() {
 		l.durableWaiting[i] = nil
 	}
 	l.durableWaiting = l.durableWaiting[:0]
+	for i, w := range l.awaiting {
+		l.awaiting[i] = nil
+		w.waiting = false
+		w.fn()
+	}
+	l.awaiting = l.awaiting[:0]
+}
+
+// A Waiter is a reader of a tracked log that waits for the watermark with no
+// goroutine of its own (see Await). Its zero value is ready to use; it must not
+// be copied once used.
+type Waiter struct {
+	p       pin
+	pinned  bool   // p is in the log's pins
+	waiting bool   // in the log's awaiting
+	fn      func() // what to call once it need wait no more
+}
+
+// Await arranges for fn to be called once a FollowDurable reader from index from
+// would wait no more (an event is durable from there on, or the log is closed,
+// lost or untracked), and reports true; it reports false, and arranges nothing,
+// if such a reader would not wait now, or the log is not tracked. A reader so
+// need not park a goroutine in FollowDurable while its run is quiet: it follows
+// the log once Await reports false or fn is called. fn is called with the log's
+// lock held: it must not call the log (it may start a goroutine that does).
+// Until Release, w pins the events from index from on, as a waiting FollowDurable
+// reader does: release it once FollowDurable handed the reader its first event.
+// A call drops what an earlier call arranged.
+func (l *Log[E]) Await(w *Waiter, from int, fn func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unawaitLocked(w)
+	from = max(from, l.first)
+	if !l.tracked.Load() || from < l.held {
+		l.releaseLocked(w)
+		return false
+	}
+	l.unpinned = true // as FollowDurable's first reader
+	w.p.at = from
+	if !w.pinned {
+		w.pinned = true
+		l.pins = append(l.pins, &w.p)
+	}
+	if from < int(l.durable.Load()) || l.lost || (l.closed && from >= l.n) {
+		return false
+	}
+	w.fn, w.waiting = fn, true
+	l.awaiting = append(l.awaiting, w)
+	return true
+}
+
+// Release drops what Await arranged: w's call, if not made yet, and its pin.
+func (l *Log[E]) Release(w *Waiter) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.unawaitLocked(w)
+	l.releaseLocked(w)
+}
+
+func (l *Log[E]) unawaitLocked(w *Waiter) {
+	if w.waiting {
+		w.waiting = false
+		if i := slices.Index(l.awaiting, w); i >= 0 {
+			l.awaiting = slices.Delete(l.awaiting, i, i+1)
+		}
+	}
+	w.fn = nil
+}
+
+func (l *Log[E]) releaseLocked(w *Waiter) {
+	if w.pinned {
+		w.pinned = false
+		l.unpinLocked(&w.p)
+	}
 }
 
 // StartAt numbers the log's events from index first on: a run that continues a
