@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,7 +147,37 @@ func (m *fedModel) feed(t *testing.T, ctx context.Context, chunks ...string) {
 type server struct {
 	srv   *agentos.Server
 	ts    *httptest.Server
+	conns *conns
 	store store.Store
+}
+
+// conns tracks every connection the test server accepted, also those a stream
+// took over from net/http, which httptest.Server.CloseClientConnections no longer
+// knows of.
+type conns struct {
+	net.Listener
+	mu  sync.Mutex
+	all []net.Conn
+}
+
+func (l *conns) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.all = append(l.all, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// cut closes every connection to the server, as a network failure would.
+func (l *conns) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.all {
+		c.Close()
+	}
+	l.all = nil
 }
 
 func newServer(t *testing.T, cfg agentos.Config) *server {
@@ -160,7 +192,11 @@ func newServer(t *testing.T, cfg agentos.Config) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{srv: srv, ts: httptest.NewServer(srv.Handler()), store: st}
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	cs := &conns{Listener: ts.Listener}
+	ts.Listener = cs
+	ts.Start()
+	s := &server{srv: srv, ts: ts, conns: cs, store: st}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
@@ -330,7 +366,7 @@ func TestConsoleStreamSurvivesCutConnection(t *testing.T) {
 	waitFor(t, ctx, laneText("write")+fmt.Sprintf(` === %q`, want.String()))
 
 	// Cut every connection to the server: the page's stream with it.
-	s.ts.CloseClientConnections()
+	s.conns.cut()
 	waitFor(t, ctx, `Number(document.querySelector('#run').dataset.connects) >= 2`)
 
 	for i := 10; i < 20; i++ {
@@ -609,7 +645,7 @@ func TestBrowserEventSourceResumes(t *testing.T) {
 	})()`, a.RunID, typesJSON))
 	m.feed(t, ctx, "one ", "two ")
 	waitFor(t, ctx, `window.__text === 'one two '`)
-	s.ts.CloseClientConnections()
+	s.conns.cut()
 	waitFor(t, ctx, `window.__opens >= 2`)
 	m.feed(t, ctx, "three")
 	close(m.chunks)
