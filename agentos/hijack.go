@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -31,12 +32,12 @@ import (
 // hijacked tracks the streams served from connections taken over, which
 // http.Server.Shutdown no longer knows of: Server.Shutdown waits for them.
 type hijacked struct {
-	mu      sync.Mutex            // guards the fields below
-	conns   map[net.Conn]struct{} // the connections of the streams open
-	closing bool                  // Shutdown began: no stream is taken over any more
-	cut     bool                  // Shutdown closes the connections of the streams open
-	wg      sync.WaitGroup        // the streams open
-	hangups hangups               // tells the streams their clients left
+	mu      sync.Mutex          // guards the fields below
+	conns   map[net.Conn]func() // the connections of the streams open, and what tells each its client left
+	closing bool                // Shutdown began: no stream is taken over any more
+	cut     bool                // Shutdown closes the connections of the streams open
+	wg      sync.WaitGroup      // the streams open
+	hangups hangups             // tells the streams their clients left
 }
 
 // begin counts a stream about to be taken over, and reports false once Shutdown
@@ -51,18 +52,22 @@ func (t *hijacked) begin() bool {
 	return true
 }
 
-// set tells the connection of a stream counted by begin.
-func (t *hijacked) set(conn net.Conn) {
+// set tells the connection of a stream counted by begin, and left, which tells
+// the stream its client left: closing its connection on Linux raises no event
+// for the watcher of connections (see hangups).
+func (t *hijacked) set(conn net.Conn, left func()) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.cut {
-		conn.Close()
+	if !t.cut {
+		if t.conns == nil {
+			t.conns = make(map[net.Conn]func())
+		}
+		t.conns[conn] = left
+		t.mu.Unlock()
 		return
 	}
-	if t.conns == nil {
-		t.conns = make(map[net.Conn]struct{})
-	}
-	t.conns[conn] = struct{}{}
+	t.mu.Unlock()
+	conn.Close()
+	left()
 }
 
 // done uncounts a stream counted by begin.
@@ -103,10 +108,12 @@ func (t *hijacked) close(ctx context.Context) {
 	}
 	t.mu.Lock()
 	t.cut = true
-	for c := range t.conns {
-		c.Close()
-	}
+	cut := maps.Clone(t.conns)
 	t.mu.Unlock()
+	for c, left := range cut {
+		c.Close()
+		left() // a stream waiting (for its run, or for the store) ends now
+	}
 	<-ended
 	t.hangups.wait()
 }
@@ -158,12 +165,12 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.R
 		s.hijacked.done(nil)
 		return false
 	}
-	s.hijacked.set(conn)
 	s.streamSlots.hold() // the handler gives back its own as it returns
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	t := &hijackedStream{s: s, lr: lr, x: lr.Exec(), next: from, out: &sse{conn: conn}, ctx: ctx, cancel: cancel,
 		closed: s.host.Telemetry().StreamOpened(ctx), running: true}
 	t.woke = t.wake
+	s.hijacked.set(conn, t.left)
 	if err := writeStreamHead(conn, w.Header()); err != nil {
 		t.out.err = err
 	}
@@ -390,7 +397,8 @@ func (t *hijackedStream) hangUp(unwatch func(), watched <-chan struct{}) {
 	if unwatch != nil {
 		unwatch()
 		// Drop what the client sent: closing with unread bytes resets.
-		if conn.SetReadDeadline(time.Now()) == nil {
+		// A deadline passed already would fail the read before it reads.
+		if conn.SetReadDeadline(time.Now().Add(time.Millisecond)) == nil {
 			_, _ = io.Copy(io.Discard, conn)
 		}
 	}

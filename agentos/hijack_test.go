@@ -228,3 +228,29 @@ func TestStreamPaths(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownCutEndsWaitingStreams: once Shutdown's time is up, it cuts the
+// connections of the streams taken over and tells each stream, which may be
+// waiting for its run or the store with nothing to write: closing a socket raises
+// no event for the watcher of connections, so closing alone would leave Shutdown
+// waiting for such a stream for ever.
+func TestShutdownCutEndsWaitingStreams(t *testing.T) {
+	var h hijacked
+	if !h.begin() {
+		t.Fatal("begin refused before Shutdown")
+	}
+	conn, peer := net.Pipe()
+	defer peer.Close()
+	told := make(chan struct{})
+	h.set(conn, func() {
+		close(told)
+		go h.done(conn) // the stream ends once told
+	})
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.close(done) // hangs unless the stream is told
+	<-told
+	if h.begin() {
+		t.Error("a stream was taken over after Shutdown")
+	}
+}

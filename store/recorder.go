@@ -57,6 +57,8 @@ type RecorderOptions struct {
 	NoRecovery bool
 	// OnWrite, if set, is told of each write of a batch of events: how long it
 	// took, how many events it held and its error (telemetry's store metrics).
+	// It is called from two goroutines, maybe at once (the bulk's writes and the
+	// urgent ones): it must be safe for concurrent use.
 	OnWrite func(d time.Duration, events int, err error)
 }
 
@@ -296,6 +298,7 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	// calls are in flight.
 	r.gap = r.opts.FlushInterval / 5
 	r.period = r.gap
+	missed := false // an event was emitted, or the timer fired, while the bulk was under way
 	for {
 		bulk := true
 		select {
@@ -303,7 +306,8 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 			bulk = time.Since(r.last) >= r.period
 		case <-r.emitted:
 			if r.round != nil {
-				continue // the bulk under way sets the timer once it is done
+				missed = true // the bulk under way sets the timer once it is done
+				continue
 			}
 			if wait := r.period - time.Since(r.last); wait > 0 {
 				flush.Reset(wait)
@@ -311,6 +315,7 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 			}
 		case <-flush.C:
 			if r.round != nil {
+				missed = true
 				continue
 			}
 			if wait := r.period - time.Since(r.last); wait > 0 {
@@ -322,7 +327,14 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 		case c := <-r.called:
 			r.bulkCalled(c)
 			if r.round == nil {
-				flush.Reset(r.writer.wait(r.opts.FlushInterval))
+				wait := r.writer.wait(r.opts.FlushInterval)
+				if missed {
+					// What was emitted meanwhile is written once the window allows,
+					// as it would have been had no bulk been under way.
+					wait = min(wait, max(r.period-time.Since(r.last), 0))
+					missed = false
+				}
+				flush.Reset(wait)
 			}
 			continue
 		case <-recovery.C:
