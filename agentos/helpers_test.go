@@ -51,6 +51,22 @@ func openStore(t *testing.T) store.Store {
 // newEnv starts a server for cfg; a nil Store gets a SQLite one with a recorder.
 func newEnv(t *testing.T, cfg Config) *env {
 	t.Helper()
+	return startEnv(t, cfg, (*httptest.Server).Start)
+}
+
+// newEnvH2 is newEnv over HTTP/2 (TLS): no connection can be taken over there,
+// and streams are served by their handlers.
+func newEnvH2(t *testing.T, cfg Config) *env {
+	t.Helper()
+	return startEnv(t, cfg, func(ts *httptest.Server) {
+		ts.EnableHTTP2 = true
+		ts.StartTLS()
+	})
+}
+
+// startEnv is newEnv, its test server started by start.
+func startEnv(t *testing.T, cfg Config, start func(*httptest.Server)) *env {
+	t.Helper()
 	e := &env{t: t}
 	var rec *store.Recorder
 	if cfg.Store == nil {
@@ -63,7 +79,8 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	e.srv = srv
-	e.ts = httptest.NewServer(srv.Handler())
+	e.ts = httptest.NewUnstartedServer(srv.Handler())
+	start(e.ts)
 	e.client = e.ts.Client()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -15,7 +15,6 @@ import (
 
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 )
 
 // A stream over HTTP/1.1 is served, once its run has started, from the connection
@@ -125,23 +124,18 @@ func (t *hijacked) close(ctx context.Context) {
 // returns once the run is quiet again. A thousand open streams of slow runs hold
 // no thousand parked goroutines.
 type hijackedStream struct {
-	s      *Server
-	lr     *host.Run
-	x      *run.Exec
-	out    *sse
-	ctx    context.Context // done once the client left, or the stream ended
-	cancel context.CancelFunc
-	closed func(delivered int) // telemetry: the stream closed
+	runFollower // used by the goroutine serving the stream, one at a time (see wake)
+	lr          *host.Run
+	ctx         context.Context // done once the client left, or the stream ended
+	cancel      context.CancelFunc
+	closed      func(delivered int) // telemetry: the stream closed
 
 	// Used by the goroutine serving the stream, one at a time (see wake).
-	next     int           // the index of the next event to write
-	replayed bool          // the events of a continued run stored before it were written
-	finished bool          // the stream ended with the run's terminal event
-	stop     func()        // stops the heartbeat
-	unwatch  func()        // stops watching for the client's leaving, if hangups does
-	watched  chan struct{} // else closed once the goroutine reading the connection returned
-	wait     run.Waiter    // waits for the log's next durable events
-	woke     func()        // wake, made once
+	stop    func()        // stops the heartbeat
+	unwatch func()        // stops watching for the client's leaving, if hangups does
+	watched chan struct{} // else closed once the goroutine reading the connection returned
+	wait    run.Waiter    // waits for the log's next durable events
+	woke    func()        // wake, made once
 
 	mu      sync.Mutex // guards the fields below
 	running bool       // a goroutine serves the stream (for good once it ends)
@@ -167,7 +161,7 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.R
 	}
 	s.streamSlots.hold() // the handler gives back its own as it returns
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	t := &hijackedStream{s: s, lr: lr, x: lr.Exec(), next: from, out: &sse{conn: conn}, ctx: ctx, cancel: cancel,
+	t := &hijackedStream{runFollower: runFollower{s: s, x: lr.Exec(), out: &sse{conn: conn}, next: from}, lr: lr, ctx: ctx, cancel: cancel,
 		closed: s.host.Telemetry().StreamOpened(ctx), running: true}
 	t.woke = t.wake
 	s.hijacked.set(conn, t.left)
@@ -294,64 +288,17 @@ func (t *hijackedStream) follow() (quiet bool) {
 			quiet = false
 		}
 	}()
-	x, out := t.x, t.out
-	if !t.replayed {
-		t.replayed = true
-		if x.Resume != nil && t.s.store != nil && t.next < x.Resume.NextEvent {
-			// A run continued here: its earlier events are in the store only.
-			if !t.s.replayStored(t.ctx, out, x.ID, t.next, x.Resume.NextEvent) {
-				return false
-			}
-			t.next = x.Resume.NextEvent
-		}
-	}
 	// Await's pin keeps the events from t.next in memory until FollowDurable
 	// reads them.
 	released := false
 	release := func() {
 		if !released {
 			released = true
-			x.Log.Release(&t.wait)
+			t.x.Log.Release(&t.wait)
 		}
 	}
 	defer release()
-	// The client is told what the store acknowledged, and, should this process
-	// lose the run, what the store holds from then on (see host.FollowExec).
-	err := t.s.host.FollowExec(t.ctx, x, t.next, func(ev *run.Event) bool {
-		release()
-		// Flush when no later event is ready: a burst costs one flush; and wait
-		// with no goroutine then.
-		flush := ev.EventIndex+1 >= x.Log.Readable() || ev.Event.Terminal()
-		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
-			return false
-		}
-		t.next = ev.EventIndex + 1
-		if ev.Event.Terminal() && ev.RunID == x.ID {
-			t.finished = true
-			return false
-		}
-		quiet = flush
-		return !flush
-	}, func(evs []store.Event) bool {
-		release()
-		for i, e := range evs {
-			if out.stored(e, i == len(evs)-1) != nil {
-				return false
-			}
-			t.next = e.Index + 1
-			t.finished = t.finished || e.Ends(x.ID)
-		}
-		return true
-	})
-	if quiet && err == nil {
-		return true
-	}
-	if !t.finished && t.ctx.Err() == nil && x.Log.Closed() {
-		out.mu.Lock()
-		t.finished = out.err == nil // read to the end: the terminal event came before from
-		out.mu.Unlock()
-	}
-	return false
+	return t.runFollower.follow(t.ctx, true, release)
 }
 
 // watch reads the connection until the client closes it or the connection fails

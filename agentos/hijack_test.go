@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/run"
-	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/workflow"
 )
 
@@ -151,36 +149,6 @@ func TestShutdownWaitsForHijackedStream(t *testing.T) {
 	}
 	fs = append(fs, s.rest()...)
 	checkRun(t, fs, 0, runID, run.EventWorkflowCompleted)
-}
-
-// newEnvH2 is newEnv over HTTP/2 (TLS): no connection can be taken over there,
-// and streams are served by their handlers.
-func newEnvH2(t *testing.T, cfg Config) *env {
-	t.Helper()
-	e := &env{t: t, store: openStore(t)}
-	rec := store.NewRecorder(e.store, store.RecorderOptions{})
-	cfg.Store, cfg.Recorder = e.store, rec
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv = srv
-	e.ts = httptest.NewUnstartedServer(srv.Handler())
-	e.ts.EnableHTTP2 = true
-	e.ts.StartTLS()
-	e.client = e.ts.Client()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		e.client.CloseIdleConnections()
-		e.ts.Close()
-		rec.Close()
-		e.store.Close()
-	})
-	return e
 }
 
 // TestStreamPaths: a stream is served from its connection over HTTP/1.1, by its

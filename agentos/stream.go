@@ -251,51 +251,80 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, fr
 	out := startSSE(w)
 	closed := s.host.Telemetry().StreamOpened(r.Context())
 	stop := out.heartbeat(s.cfg.Heartbeat)
-	finished := s.followRun(r.Context(), out, lr.Exec(), from)
+	f := runFollower{s: s, x: lr.Exec(), out: out, next: from}
+	f.follow(r.Context(), false, nil)
 	stop()
 	closed(out.delivered())
-	s.detach(lr, finished)
+	s.detach(lr, f.finished)
 }
 
-// followRun writes x's events from index from on to out, as they are stored (see
-// host.Host.FollowExec), until its terminal event, ctx is done, or a write fails.
-// It reports whether the stream ended with the run's terminal event.
-func (s *Server) followRun(ctx context.Context, out *sse, x *run.Exec, from int) (finished bool) {
-	if x.Resume != nil && s.store != nil && from < x.Resume.NextEvent {
-		// A run continued here: its earlier events are in the store only.
-		if !s.replayStored(ctx, out, x.ID, from, x.Resume.NextEvent) {
-			return false
+// runFollower writes a run's events to an SSE stream as they are stored (see
+// host.Host.FollowExec), from index next on; the handler's stream and the stream
+// taken over (hijack.go) both follow runs with it.
+type runFollower struct {
+	s        *Server
+	x        *run.Exec
+	out      *sse
+	next     int  // the index of the next event to write
+	replayed bool // the events of a continued run stored before it were written
+	finished bool // the stream ended with the run's terminal event
+}
+
+// follow writes the run's events from index f.next on until its terminal event,
+// ctx is done, or a write fails; or, if untilQuiet, until a burst is written and no
+// later event is ready, when it reports true. read, if set, is called before each
+// event or page of events is written.
+func (f *runFollower) follow(ctx context.Context, untilQuiet bool, read func()) (quiet bool) {
+	x, out := f.x, f.out
+	if !f.replayed {
+		f.replayed = true
+		if x.Resume != nil && f.s.store != nil && f.next < x.Resume.NextEvent {
+			// A run continued here: its earlier events are in the store only.
+			if !f.s.replayStored(ctx, out, x.ID, f.next, x.Resume.NextEvent) {
+				return false
+			}
+			f.next = x.Resume.NextEvent
 		}
-		from = x.Resume.NextEvent
+	}
+	if read == nil {
+		read = func() {}
 	}
 	// The client is told what the store acknowledged, and, should this process
 	// lose the run, what the store holds from then on (see host.FollowExec).
-	_ = s.host.FollowExec(ctx, x, from, func(ev *run.Event) bool {
+	err := f.s.host.FollowExec(ctx, x, f.next, func(ev *run.Event) bool {
+		read()
 		// Flush when no later event is ready: a burst costs one flush.
 		flush := ev.EventIndex+1 >= x.Log.Readable() || ev.Event.Terminal()
 		if out.event(string(ev.Event), ev.EventIndex, flush, ev.AppendJSON) != nil {
 			return false
 		}
+		f.next = ev.EventIndex + 1
 		if ev.Event.Terminal() && ev.RunID == x.ID {
-			finished = true
+			f.finished = true
 			return false
 		}
-		return true
+		quiet = untilQuiet && flush
+		return !quiet
 	}, func(evs []store.Event) bool {
+		read()
 		for i, e := range evs {
 			if out.stored(e, i == len(evs)-1) != nil {
 				return false
 			}
-			finished = finished || e.Ends(x.ID)
+			f.next = e.Index + 1
+			f.finished = f.finished || e.Ends(x.ID)
 		}
 		return true
 	})
-	if !finished && ctx.Err() == nil && x.Log.Closed() {
+	if quiet && err == nil {
+		return true
+	}
+	if !f.finished && ctx.Err() == nil && x.Log.Closed() {
 		out.mu.Lock()
-		finished = out.err == nil // read to the end: the terminal event came before from
+		f.finished = out.err == nil // read to the end: the terminal event came before from
 		out.mu.Unlock()
 	}
-	return finished
+	return false
 }
 
 // resume streams a run's events after a given index: live ones from the run's log
