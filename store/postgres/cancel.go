@@ -104,21 +104,21 @@ func appendPages(schema, lost string, orFail bool) string {
 func newCancelQueries(schema string) cancelQueries {
 	t := func(s string) string { return strings.ReplaceAll(s, "{s}", schema) }
 	return cancelQueries{
-		// One statement, so one transaction: the intent is committed with its
-		// notification, which PostgreSQL delivers only on commit. A run that
-		// ended keeps no intent (the trigger runs_ended deletes it at the end).
-		// An intent older than the TTL is pruned, unless it is this run's (kept,
-		// as the first), and so are the oldest past MaxIntents ($6).
+		// One statement, so one transaction (notified apart: see CancelRun). A
+		// run that ended keeps no intent (the trigger runs_ended deletes it at
+		// the end). An intent older than the TTL ($3) is pruned, unless it is
+		// this run's (kept, as the first), and so are the oldest past MaxIntents
+		// ($4).
 		cancel: t(`WITH ins AS (
 				INSERT INTO {s}.cancel_intents (run_id, reason)
 				SELECT $1::text, $2::text WHERE NOT EXISTS (SELECT 1 FROM {s}.runs WHERE run_id = $1
 					AND status IN ('COMPLETED', 'CANCELLED', 'ERROR'))
 				ON CONFLICT (run_id) DO NOTHING
 			), pruned AS (
-				DELETE FROM {s}.cancel_intents WHERE run_id <> $1 AND (created_at < now() - $5::interval
-					OR run_id IN (SELECT run_id FROM {s}.cancel_intents ORDER BY created_at DESC, run_id DESC OFFSET $6))
+				DELETE FROM {s}.cancel_intents WHERE run_id <> $1 AND (created_at < now() - $3::interval
+					OR run_id IN (SELECT run_id FROM {s}.cancel_intents ORDER BY created_at DESC, run_id DESC OFFSET $4))
 			)
-			SELECT pg_notify($3, $4)`),
+			SELECT 1`),
 		pending: t(`SELECT reason FROM {s}.cancel_intents WHERE run_id = $1`),
 		// The intents a listener may have missed: recent ones, of runs not
 		// ended, the newest MaxRereadIntents ($2) of them.
@@ -129,10 +129,10 @@ func newCancelQueries(schema string) cancelQueries {
 			ORDER BY c.created_at DESC, c.run_id DESC LIMIT $2`),
 		// The pages of events (of runs $1, indexes $2 to $3, in $4 from the byte
 		// $5 on, $6 bytes each: one value, rather than an array of them, which
-		// pgx would copy many times as it grew) and their notifications ($8,
-		// on channel $7), in one statement and so one transaction and one round
-		// trip: a listener told of them can read them ($9, the replica of
-		// appendPagesAs, is unused). Unless $10 is false, nothing is
+		// pgx would copy many times as it grew) and the notifications $8, on
+		// channel $7 (the store's writes pass none, and notify once committed:
+		// see notifyStmt), in one statement and so one transaction and one round
+		// trip ($9, the replica of appendPagesAs, is unused). Unless $10 is false, nothing is
 		// written nor notified if a page does not begin after the last index
 		// stored of its run (behind: some of its events may be stored; see
 		// Store.appendEvents), and one row 'b' says so.
@@ -148,12 +148,9 @@ func newCancelQueries(schema string) cancelQueries {
 		// writes nothing) where appendPagesAs writes nothing: a run lost, or a
 		// page behind (see Store.WriteEnds).
 		appendPagesAsOrFail: appendPages(schema, fenced, true),
-		// The ends of runs, as updateRun writes them, and one notification of
-		// those updated, made of their entries ($7, on channel $8): it returns
-		// the ids of the runs updated (found, and not refused: see takenOver),
-		// and a NULL once notified. (UNION ALL
-		// reads both sides to the end, so that n, and its notification, is
-		// evaluated.)
+		// The ends of runs, as updateRun writes them: it returns the ids of the
+		// runs updated (found, and not refused: see takenOver), which the
+		// caller notifies, once committed, with their entries ($7).
 		endRuns: t(`WITH v AS (
 				SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
 					$6::json[], $7::text[]) AS v(run_id, status, replica, lease_until, updated_at, output, entry)
@@ -161,11 +158,9 @@ func newCancelQueries(schema string) cancelQueries {
 				UPDATE {s}.runs SET status = v.status, replica = v.replica, lease_until = v.lease_until,
 					updated_at = v.updated_at, output = v.output
 				FROM v WHERE runs.run_id = v.run_id AND NOT (` + takenOver("v.status", "v.replica", "v.updated_at") + `)
-				RETURNING runs.run_id, v.entry
-			), n AS (
-				SELECT pg_notify($8, '` + kindEnded + ` ' || string_agg(entry, ',')) FROM u HAVING count(*) > 0
+				RETURNING runs.run_id
 			)
-			SELECT run_id FROM u UNION ALL SELECT NULL FROM n`),
+			SELECT run_id FROM u`),
 	}
 }
 
@@ -236,6 +231,24 @@ func cancelPayload(runID, reason string) string {
 // endedEntry is a run's entry in an ended payload.
 func endedEntry(runID string, st run.Status) string {
 	return string(append(append(appendID(nil, runID), ' '), st...))
+}
+
+// endedPayload is the payload of the ended entries of which ok says so, or none
+// ("") if none does.
+func endedPayload(entries []string, ok func(int) bool) string {
+	var b []byte
+	for i, e := range entries {
+		if !ok(i) {
+			continue
+		}
+		if len(b) == 0 {
+			b = append(b, kindEnded+" "...)
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, e...)
+	}
+	return string(b)
 }
 
 // eventsPayloads are the payloads of a write of events whose run ids and indexes
@@ -334,13 +347,16 @@ func deliver(n *store.Notifications, p string) {
 	}
 }
 
-// CancelRun stores a cancel intent for the run and notifies the listeners of the
-// schema, in one transaction: it returns once both are committed. The reason is
-// cut to MaxCancelReason bytes; cancelling twice keeps the first reason but
-// notifies again. A run that has ended keeps no intent, and an intent is deleted
-// once its run ends, or by a later cancel once older than CancelIntentTTL or past
-// the newest MaxIntents. A run id longer than MaxCancelRunID is refused with
-// store.ErrTooLarge.
+// CancelRun notifies the listeners of the schema of a cancel of the run, and
+// stores its intent: it returns once the intent is committed. The listeners
+// hear of it before it is stored, and again after: when CancelRun fails, the
+// run may have been cancelled all the same, as when a cancel's answer is lost
+// (a cancel applied in this process is applied before it is stored too: see
+// host.Host.Cancel). The reason is cut to MaxCancelReason bytes; cancelling
+// twice keeps the first reason but notifies again. A run that has ended keeps
+// no intent, and an intent is deleted once its run ends, or by a later cancel
+// once older than CancelIntentTTL or past the newest MaxIntents. A run id
+// longer than MaxCancelRunID is refused with store.ErrTooLarge.
 func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 	op := "cancel run " + runID
 	if err := s.check(op); err != nil {
@@ -350,10 +366,26 @@ func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 		return fmt.Errorf("store/postgres: cancel run: id is %d bytes, more than %d: %w", len(runID), MaxCancelRunID, store.ErrTooLarge)
 	}
 	reason = cutReason(reason)
-	_, err := s.pool.Exec(ctx, s.cq.cancel, runID, reason, s.channel, cancelPayload(runID, reason), CancelIntentTTL, MaxIntents-1)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return s.wrap(op, err)
 	}
+	defer conn.Release()
+	// Notified first, in a transaction of its own that does not wait for a flush
+	// (see notifyStmt), then stored: the process executing the run cancels it,
+	// and writes its end, while the intent's commit is flushed, rather than one
+	// flush after it. Notified again once stored: a listener that began
+	// listening after the first notification, and read the intents before this
+	// one was committed (see listenOnce), hears that one.
+	payload := cancelPayload(runID, reason)
+	if err := s.notify(ctx, conn, []string{payload}); err != nil {
+		s.log.Warn("store/postgres: cancel intent not notified before it is stored",
+			"schema", s.schema, "run_id", runID, "err", err)
+	}
+	if _, err := conn.Exec(ctx, s.cq.cancel, runID, reason, CancelIntentTTL, MaxIntents-1); err != nil {
+		return s.wrap(op, err)
+	}
+	s.notifyCommitted(ctx, conn, payload)
 	return nil
 }
 
@@ -595,12 +627,10 @@ func listenerName(schema string) string {
 const maxEndBatchOutput = 4 << 20
 
 // endWriter groups the ends of runs that are written at the same time (see
-// UpdateRun) into one transaction, which notifies them in one notification.
+// UpdateRun) into one transaction, notified then in one notification.
 //
-// A transaction that notifies holds a cluster-wide lock from its commit until the
-// commit is flushed to disk, so that notifying transactions cannot share a flush:
-// one transaction per run would bound the runs ended per second, in the whole
-// cluster, by the disk's flushes per second. Instead, the caller whose end is
+// One transaction (and notification) per run would cost a commit, and a
+// notifying transaction (see notifyStmt), per run. Instead, the caller whose end is
 // first in the queue writes a batch from the head of the queue, its own end
 // first, then hands its turn over to the caller whose end is first in the queue
 // then. It starts no goroutine.
@@ -759,7 +789,7 @@ func (s *Store) writeBatch(ctx context.Context, batch []*end) {
 	}
 }
 
-// writeEnds writes a batch of ends and notifies them, in one statement, and
+// writeEnds writes a batch of ends, in one statement, then notifies them, and
 // returns the ids of the runs found.
 func (s *Store) writeEnds(ctx context.Context, batch []*end) (map[string]bool, error) {
 	n := len(batch)
@@ -773,7 +803,12 @@ func (s *Store) writeEnds(ctx context.Context, batch []*end) (map[string]bool, e
 		ids[i], sts[i], replicas[i], leases[i], times[i], outs[i], entries[i] =
 			e.id, e.status, e.replica, e.lease, e.updated, e.output, e.entry
 	}
-	rows, err := s.pool.Query(ctx, s.cq.endRuns, ids, sts, replicas, leases, times, outs, entries, s.channel)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	rows, err := conn.Query(ctx, s.cq.endRuns, ids, sts, replicas, leases, times, outs, entries)
 	if err != nil {
 		return nil, err
 	}
@@ -787,5 +822,6 @@ func (s *Store) writeEnds(ctx context.Context, batch []*end) (map[string]bool, e
 			found[*id] = true
 		}
 	}
+	s.notifyCommitted(ctx, conn, endedPayload(entries, func(i int) bool { return found[ids[i]] }))
 	return found, nil
 }

@@ -78,7 +78,15 @@ func (s *Store) appendEvents(ctx context.Context, replica string, events []store
 	sorted := sortEvents(events)
 	p := makePages(sorted, ms(time.Now()))
 	what := fmt.Sprintf("%s (%d events)", op, len(sorted))
-	lost, behind, err := s.writePages(ctx, s.pool, replica, &p, true)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, s.wrap(what, err)
+	}
+	lost, behind, err := s.writePages(ctx, conn, replica, &p, true)
+	if err == nil && !behind && len(lost) == 0 {
+		s.notifyCommitted(ctx, conn, eventsPayloads(p.ids, p.lasts)...)
+	}
+	conn.Release()
 	if err != nil {
 		return nil, s.wrap(what, err)
 	}
@@ -110,19 +118,18 @@ type sendBatcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// writePages locks the runs of p and writes p, with its notifications, in one
-// round trip, fenced for replica if it is not empty. If check, nothing is written
-// when a page does not begin after the last index stored of its run, and behind
-// says so. It returns the runs found lost, if any, and then wrote nothing.
+// writePages locks the runs of p and writes p in one round trip (the caller
+// notifies them once committed: see notifyCommitted), fenced for replica if it
+// is not empty. If check, nothing is written when a page does not begin after
+// the last index stored of its run, and behind says so. It returns the runs found lost, if any, and then wrote nothing.
 func (s *Store) writePages(ctx context.Context, q sendBatcher, replica string, p *pages, check bool) (lost []string, behind bool, err error) {
 	var b pgx.Batch
 	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(p))
-	payloads := eventsPayloads(p.ids, p.lasts)
 	stmt := s.cq.appendPagesAs
 	if replica == "" {
 		stmt = s.cq.appendPages
 	}
-	b.Queue(stmt, p.args(s.channel, payloads, replica, check)...)
+	b.Queue(stmt, p.args(s.channel, nil, replica, check)...)
 	br := q.SendBatch(ctx, &b)
 	defer br.Close()
 	if _, err := br.Exec(); err != nil {
@@ -214,7 +221,11 @@ func (s *Store) appendBehind(ctx context.Context, replica string, sorted []store
 	if err != nil || len(lost) > 0 {
 		return lost, err
 	}
-	return nil, tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	s.notifyCommitted(ctx, s.pool, eventsPayloads(p.ids, p.lasts)...)
+	return nil, nil
 }
 
 // Events returns the events of a run from index from on, at most limit of them

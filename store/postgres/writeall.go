@@ -77,10 +77,15 @@ func (s *Store) writeEndsAll(ctx context.Context, replica string, events []store
 	plan := s.planRuns(nil, update, nil, updateErrs)
 	var b pgx.Batch
 	b.Queue(s.q.lockRuns, s.lockClass, lockKeys(&p))
-	b.Queue(s.cq.appendPagesAsOrFail, p.args(s.channel, eventsPayloads(p.ids, p.lasts), replica, true)...)
+	b.Queue(s.cq.appendPagesAsOrFail, p.args(s.channel, nil, replica, true)...)
 	plan.queue(s, &b)
-	br := s.pool.SendBatch(ctx, &b)
-	_, err := br.Exec()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false, nil
+	}
+	defer conn.Release()
+	br := conn.SendBatch(ctx, &b)
+	_, err = br.Exec()
 	if err == nil {
 		_, err = br.Exec()
 	}
@@ -90,6 +95,7 @@ func (s *Store) writeEndsAll(ctx context.Context, replica string, events []store
 	if err := errors.Join(err, br.Close()); err != nil {
 		return false, nil
 	}
+	s.notifyCommitted(ctx, conn, append(eventsPayloads(p.ids, p.lasts), plan.ended()...)...)
 	s.settle(ctx, plan)
 	return true, nil
 }

@@ -73,7 +73,7 @@ func (c *runCols) updates() []any {
 	return []any{c.id, c.status, c.replica, c.lease, c.updated, c.output, c.pause}
 }
 
-// ends returns the arguments of endRuns, but its channel.
+// ends returns the arguments of endRuns.
 func (c *runCols) ends() []any {
 	return []any{c.id, c.status, c.replica, c.lease, c.updated, c.output, c.entry}
 }
@@ -107,14 +107,20 @@ func (s *Store) writeBatchOfRuns(ctx context.Context, create, update []*store.Ru
 	var b pgx.Batch
 	b.Queue(`SELECT ` + genericPlans)
 	p.queue(s, &b)
-	br := s.pool.SendBatch(ctx, &b)
-	_, err := br.Exec()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return false
+	}
+	defer conn.Release()
+	br := conn.SendBatch(ctx, &b)
+	_, err = br.Exec()
 	if err == nil {
 		err = p.read(br)
 	}
 	if err := errors.Join(err, br.Close()); err != nil {
 		return false
 	}
+	s.notifyCommitted(ctx, conn, p.ended()...)
 	s.settle(ctx, p)
 	return true
 }
@@ -222,7 +228,7 @@ func (p *runsPlan) queue(s *Store, b *pgx.Batch) {
 		case 'u':
 			b.Queue(s.q.updateRuns, c.updates()...)
 		default:
-			b.Queue(s.cq.endRuns, append(c.ends(), s.channel)...)
+			b.Queue(s.cq.endRuns, c.ends()...)
 		}
 	}
 }
@@ -240,6 +246,18 @@ func (p *runsPlan) read(br pgx.BatchResults) error {
 		}
 	}
 	return nil
+}
+
+// ended returns the notifications of the ends p wrote, once its batch is
+// written.
+func (p *runsPlan) ended() []string {
+	var out []string
+	for k, c := range p.stmts {
+		if p.kinds[k] == 'e' {
+			out = append(out, endedPayload(c.entry, func(j int) bool { return p.written[k][c.id[j]] }))
+		}
+	}
+	return out
 }
 
 // settle sets the outcome of each write of p, once its batch is written.
