@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"net"
 	"net/http"
@@ -23,7 +24,11 @@ type loadClient struct {
 	wf     client.Component // where runs are started
 	cancel client.Component // where cancels are sent: wf, or the same workflow on another replica
 	noWait bool             // cancel with wait=false: answered once the intent is kept
-	events atomic.Int64     // SSE events received on every stream
+	// cancelLog, if set, gets a line per cancel measured (see config.CancelLog),
+	// phase naming the cancels being measured.
+	cancelLog io.Writer
+	phase     string
+	events    atomic.Int64 // SSE events received on every stream
 }
 
 // newLoadClient returns a client starting runs of workflowID on base and sending
@@ -185,6 +190,9 @@ func (c *loadClient) cancelLatency(ctx context.Context, s *stream, timeout time.
 		case <-t.C:
 			return 0, 0, errors.New("no WorkflowCancelled and answer within " + timeout.String())
 		}
+	}
+	if c.cancelLog != nil {
+		fmt.Fprintf(c.cancelLog, "%s %s %d %d %d\n", c.phase, s.runID, t0.UnixNano(), t0.Add(latency).UnixNano(), t0.Add(answer).UnixNano())
 	}
 	return latency, answer, nil
 }

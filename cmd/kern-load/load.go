@@ -44,6 +44,7 @@ type config struct {
 	DebugAddr    string        // with --serve: where to serve pprof and memory metrics
 	Floor        bool          // measure the bare SSE floor first, and kern in a process of its own
 	Log          io.Writer     // progress
+	CancelLog    io.Writer     // a line per cancel of kern, not the floor's (see loadClient.cancelLog)
 
 	// Runs, when > 0, measures completed runs per second instead (see runThroughput):
 	// Runs runs through the first of Servers, then Runs spread over all of them,
@@ -327,6 +328,7 @@ func runWithFloor(ctx context.Context, cfg config) (*summary, error) {
 	}
 	fcfg := cfg
 	fcfg.Floor, fcfg.Server, fcfg.ServerPID, fcfg.CancelServer, fcfg.Workflow = false, floor.url, floor.pid(), "", loadWorkflowID
+	fcfg.CancelLog = nil
 	fcfg.Log = prefixed(cfg.Log, "floor: ")
 	fs, ferr := run(ctx, fcfg)
 	if err := floor.stop(); err != nil && ferr == nil {
@@ -439,13 +441,16 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		return nil, err
 	}
 	c.noWait, s.NoWait = cfg.NoWait, cfg.NoWait
+	c.cancelLog = cfg.CancelLog
 	defer c.close()
 	streamCtx, closeStreams := context.WithCancel(ctx)
 	var readers sync.WaitGroup
 	defer func() { closeStreams(); readers.Wait() }()
 
 	logf("idle: %d warm-up and %d measured cancels, one stream at a time", cfg.Warmup, cfg.Cancels)
+	c.phase = "warmup"
 	idleCancels(streamCtx, c, cfg.Warmup, &readers)
+	c.phase = "idle"
 	s.IdleCancel, s.IdleAnswer = idleCancels(streamCtx, c, cfg.Cancels, &readers)
 
 	before := measureMem(cfg.ServerPID)
@@ -505,6 +510,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	}
 
 	logf("load: %d cancels among %d open streams", cfg.Cancels, len(streams))
+	c.phase = "load"
 	s.Cancel, s.Answer = loadCancels(ctx, c, streams, cfg.Cancels)
 	if ctx.Err() != nil {
 		return s, fmt.Errorf("load test cut at its timeout (%v)", cfg.Timeout)

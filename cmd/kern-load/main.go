@@ -36,6 +36,7 @@ func main() {
 	flag.StringVar(&cfg.Server, "server", "", "target the kern server at this loopback `URL` instead of starting one")
 	flag.StringVar(&cfg.Workflow, "workflow", "", "the workflow id to run on --server (default load; core with --runs)")
 	flag.StringVar(&cfg.CancelServer, "cancel-server", "", "send the cancels to this loopback `URL`, another replica of --server's database (default --server)")
+	cancelLog := flag.String("cancel-log", "", "write a line per cancel of kern to `file`: its phase (warmup, idle, load), run id, and the Unix nanoseconds of its request, of the WorkflowCancelled read and of its answer, to join with timestamps of the servers'")
 	flag.BoolVar(&cfg.NoWait, "no-wait", false, "cancel with wait=false: the answer comes once the intent is kept, not after the run's end")
 	flag.StringVar(&cfg.Key, "key", os.Getenv("KERN_SECURITY_KEY"), "the server's security key (default $KERN_SECURITY_KEY)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "the `pid` of --server, to report its RSS per stream")
@@ -61,6 +62,15 @@ func main() {
 	if cfg.Servers, err = parseServers(*servers); err != nil {
 		fmt.Fprintln(os.Stderr, "kern-load:", err)
 		os.Exit(2)
+	}
+	if *cancelLog != "" {
+		f, err := os.Create(*cancelLog)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kern-load:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		cfg.CancelLog = f
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
