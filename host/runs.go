@@ -298,6 +298,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	if err == nil {
 		x, err = r.comp.start(ctx, r.input, opts...)
 	}
+	r.opts = nil // used to start the run only: not kept for as long as it runs
 	r.x, r.err, r.span = x, err, tr.SpanContext()
 	if err == nil {
 		tr.Follow(x) // before the run's other readers, who may let its log drop events
