@@ -53,11 +53,11 @@ type hijacked struct {
 // wakeStall while streams wait, one more is started for each, so that no stream
 // waits for long on another's client.
 type wakes struct {
-	mu      sync.Mutex        // guards the fields below
-	queue   []*hijackedStream // the streams woken, waiting for a goroutine
-	workers int               // the goroutines serving streams; each returns once queue is empty
-	took    time.Time         // when a goroutine last took a stream from queue
-	stall   *time.Timer       // armed (stalling) while streams wait and no goroutine is free to start
+	mu      sync.Mutex  // guards the fields below
+	queue   []woken     // the streams woken, waiting for a goroutine
+	workers int         // the goroutines serving streams; each returns once queue is empty
+	took    time.Time   // when a goroutine last took a stream from queue
+	stall   *time.Timer // armed (stalling) while streams wait and no goroutine is free to start
 	armed   bool
 }
 
@@ -68,8 +68,11 @@ const wakeStall = 20 * time.Millisecond
 // maxWakers is how many goroutines serve woken streams, unless they stall.
 func maxWakers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
+// woken is a stream woken: a *hijackedStream.
+type woken interface{ run() }
+
 // run serves t, woken, on one of w's goroutines.
-func (w *wakes) run(t *hijackedStream) {
+func (w *wakes) run(t woken) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.queue = append(w.queue, t)
