@@ -57,7 +57,7 @@ type Run struct {
 	// (guarded by the host's mu).
 	counted bool
 
-	trace    traced            // the run's trace, before it starts
+	trace    *traced           // the run's trace, until it starts (then nil)
 	span     trace.SpanContext // the run's span, once started with telemetry on
 	queuedAt time.Time         // when a background run was queued (zero: not known)
 
@@ -194,7 +194,7 @@ func newRun(c *component, req Request, background bool) *Run {
 	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, unread: background || req.Unread, started: make(chan struct{}),
 		opts:      append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...),
 		sessionID: req.SessionID, userID: req.UserID, createdAt: time.Now().Unix()}
-	r.trace.parent = req.Parent
+	r.trace = &traced{parent: req.Parent}
 	if background {
 		r.queuedAt = time.Now()
 	}
@@ -295,6 +295,7 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	var x *run.Exec
 	err := h.readIntent(ctx, r)
 	ctx, opts, tr := h.traceBegin(ctx, r)
+	r.trace = nil // read before the start only: not kept for as long as the run
 	if err == nil {
 		x, err = r.comp.start(ctx, r.input, opts...)
 	}
