@@ -22,13 +22,12 @@ type turn struct {
 
 	usage      requestUsage
 	firstToken time.Duration // from the request to its first output (text, reasoning, a call)
-	// metrics are the request's, which its ModelRequestCompleted event points to:
-	// kept here, they cost no allocation of their own (a turn is on the heap
-	// already, shared with the model's stream).
-	metrics run.Metrics
-	// detail is the request's ModelRequestCompleted detail, kept here for the
-	// same reason, with what the response said of itself.
-	detail run.Detail
+	// What the response said of itself, for its ModelRequestCompleted detail. The
+	// detail and the metrics that event points to are made as it is emitted, not
+	// kept here: a turn is on the heap (shared with the model's stream) for as long
+	// as the response streams, and small so.
+	responseModel string
+	finishReason  string
 }
 
 // chunk takes what c brings besides text and usage, emitting reasoning events; it
@@ -63,10 +62,10 @@ func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *m
 	t.calls = append(t.calls, c.ToolCalls...)
 	t.thinking = append(t.thinking, c.Thinking...)
 	if c.Model != "" {
-		t.detail.ResponseModel = c.Model
+		t.responseModel = c.Model
 	}
 	if c.FinishReason != "" {
-		t.detail.FinishReason = string(c.FinishReason)
+		t.finishReason = string(c.FinishReason)
 	}
 	return true
 }
@@ -75,13 +74,14 @@ func (t *turn) chunk(log *engine.Gate, event func(run.EventType) run.Event, c *m
 // the run's model detail d, with the response's model and finish reason when
 // the model said them.
 func (t *turn) completedDetail(d *run.Detail) *run.Detail {
-	if t.detail.ResponseModel == "" && t.detail.FinishReason == "" {
+	if t.responseModel == "" && t.finishReason == "" {
 		return d
 	}
+	detail := &run.Detail{ResponseModel: t.responseModel, FinishReason: t.finishReason}
 	if d != nil {
-		t.detail.Model, t.detail.ModelProvider = d.Model, d.ModelProvider
+		detail.Model, detail.ModelProvider = d.Model, d.ModelProvider
 	}
-	return &t.detail
+	return detail
 }
 
 // end emits ReasoningCompleted if reasoning is open, and the refusal once the

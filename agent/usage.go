@@ -52,8 +52,7 @@ func (r *requestUsage) add(u *model.Usage) {
 // its usage, its cost when the model has a price, its time to first token.
 func (t *turn) requestMetrics(price model.Pricer, d time.Duration) *run.Metrics {
 	u := &t.usage.Usage
-	m := &t.metrics
-	*m = run.Metrics{Duration: d, TimeToFirstToken: t.firstToken,
+	m := &run.Metrics{Duration: d, TimeToFirstToken: t.firstToken,
 		InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, TotalTokens: u.TotalTokens,
 		CacheReadTokens: u.CacheReadTokens, CacheWriteTokens: u.CacheWriteTokens, ReasoningTokens: u.ReasoningTokens}
 	if price != nil && t.usage.seen {

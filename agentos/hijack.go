@@ -9,9 +9,12 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/run"
@@ -37,6 +40,93 @@ type hijacked struct {
 	cut     bool                // Shutdown closes the connections of the streams open
 	wg      sync.WaitGroup      // the streams open
 	hangups hangups             // tells the streams their clients left
+	wakes   wakes               // serves the streams woken
+}
+
+// wakes serves the streams woken (hijackedStream.run) on a few goroutines rather
+// than on one a stream: a store's write acknowledges the events of many runs at
+// once, and a goroutine for each stream it wakes would take a stack of its own
+// (Go starts a goroutine at the average stack in use, which the runs' deep stacks
+// set at 8 KiB) for the microseconds a chunk's write takes: a thousand streams,
+// megabytes of stacks at each write. A stream whose write blocks (a client that
+// does not read) holds its goroutine; should every goroutine be held for
+// wakeStall while streams wait, one more is started for each, so that no stream
+// waits for long on another's client.
+type wakes struct {
+	mu      sync.Mutex  // guards the fields below
+	queue   []woken     // the streams woken, waiting for a goroutine
+	workers int         // the goroutines serving streams; each returns once queue is empty
+	took    time.Time   // when a goroutine last took a stream from queue
+	stall   *time.Timer // armed (stalling) while streams wait and no goroutine is free to start
+	armed   bool
+}
+
+// wakeStall is how long woken streams wait for the goroutines serving streams,
+// all held, before more are started.
+const wakeStall = 20 * time.Millisecond
+
+// maxWakers is how many goroutines serve woken streams, unless they stall.
+func maxWakers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
+
+// woken is a stream woken: a *hijackedStream.
+type woken interface{ run() }
+
+// run serves t, woken, on one of w's goroutines.
+func (w *wakes) run(t woken) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queue = append(w.queue, t)
+	if w.workers < maxWakers() {
+		w.workers++
+		go w.work()
+		return
+	}
+	if !w.armed {
+		w.armed = true
+		if w.stall == nil {
+			w.stall = time.AfterFunc(wakeStall, w.stalled)
+		} else {
+			w.stall.Reset(wakeStall)
+		}
+	}
+}
+
+// work serves the streams queued until none is.
+func (w *wakes) work() {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.workers--
+			w.mu.Unlock()
+			return
+		}
+		t := w.queue[0]
+		w.queue[0] = nil
+		w.queue = w.queue[1:]
+		w.took = time.Now()
+		w.mu.Unlock()
+		t.run()
+	}
+}
+
+// stalled starts a goroutine for each stream waiting if no goroutine took one for
+// wakeStall: they are all held by writes that block.
+func (w *wakes) stalled() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = false
+	if len(w.queue) == 0 {
+		return
+	}
+	if since := time.Since(w.took); since < wakeStall {
+		w.armed = true
+		w.stall.Reset(wakeStall - since)
+		return
+	}
+	for range len(w.queue) {
+		w.workers++
+		go w.work()
+	}
 }
 
 // begin counts a stream about to be taken over, and reports false once Shutdown
@@ -160,7 +250,7 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.R
 		return false
 	}
 	s.streamSlots.hold() // the handler gives back its own as it returns
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(streamContext(r.Context()))
 	t := &hijackedStream{runFollower: runFollower{s: s, x: lr.Exec(), out: &sse{conn: conn}, next: from}, lr: lr, ctx: ctx, cancel: cancel,
 		closed: s.host.Telemetry().StreamOpened(ctx), running: true}
 	t.woke = t.wake
@@ -170,6 +260,17 @@ func (s *Server) hijackStream(w http.ResponseWriter, r *http.Request, lr *host.R
 	}
 	go t.serve()
 	return true
+}
+
+// streamContext returns the context a stream taken over keeps for as long as its
+// run: only the request's span, what its telemetry reads (metrics' exemplars, log
+// lines' trace ids), not the request's whole chain of contexts (net/http's and the
+// middleware's), which would stay in memory with it.
+func streamContext(req context.Context) context.Context {
+	if span := trace.SpanFromContext(req); span.SpanContext().IsValid() {
+		return trace.ContextWithSpan(context.Background(), span)
+	}
+	return context.Background()
 }
 
 // writeStreamHead writes the status line and headers of a stream on a connection
@@ -223,7 +324,9 @@ func (t *hijackedStream) run() {
 		}
 	}
 	t.x.Log.Release(&t.wait)
-	t.end()
+	// On a goroutine of its own: hanging up waits for the client (hangUpWait),
+	// which should not hold one of the goroutines serving woken streams.
+	go t.end()
 }
 
 // pause reports whether the stream may wait with no goroutine: it was not woken
@@ -248,7 +351,7 @@ func (t *hijackedStream) wake() {
 		return
 	}
 	t.running = true
-	go t.run()
+	t.s.hijacked.wakes.run(t)
 }
 
 // left tells the stream its client left.

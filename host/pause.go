@@ -107,7 +107,7 @@ func (h *Host) Continue(ctx context.Context, req ContinueRequest) (*Run, error) 
 	r := newRun(c, Request{RunID: taken.ID, Input: taken.Input, SessionID: taken.SessionID, UserID: taken.UserID}, req.Background)
 	resume.NextEvent, resume.Paused, resume.Steps = paused.NextEvent, paused, taken.Output.StepResults
 	r.opts = append(r.opts, run.WithResume(resume))
-	r.trace = traced{parent: req.Parent, link: traceparentOf(&rec.Output), continued: true, pausedAt: rec.UpdatedAt}
+	r.trace = &traced{parent: req.Parent, link: traceparentOf(&rec.Output), continued: true, pausedAt: rec.UpdatedAt}
 	// A cancel stored in the moment between the take and the start ends it
 	// CANCELLED as it starts: begin reads the intent.
 	r.given = true
@@ -192,7 +192,7 @@ func (h *Host) continueHeld(req ContinueRequest, c *component, cancel string) (*
 	}
 	r := newRun(c, Request{RunID: out.RunID, Input: out.Input, SessionID: out.SessionID, UserID: out.UserID}, req.Background)
 	r.opts = append(r.opts, run.WithResume(resume))
-	r.trace = traced{parent: req.Parent, link: held.span, continued: true}
+	r.trace = &traced{parent: req.Parent, link: held.span, continued: true}
 	if err := h.register(r, false); err != nil {
 		held.taken.Store(false)
 		return nil, err

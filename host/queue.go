@@ -53,8 +53,7 @@ func (h *Host) Enqueue(ctx context.Context, req Request) (*run.Output, error) {
 	if err := h.queue.enqueue(ctx, r); err != nil {
 		return nil, err
 	}
-	out := *r.queued
-	return &out, nil
+	return r.identity(), nil
 }
 
 // memQueue is the bounded in-process queue of background runs of a host whose
@@ -193,7 +192,7 @@ func (q *storeQueue) enqueue(ctx context.Context, r *Run) error {
 	if n >= limit {
 		return ErrQueueFull
 	}
-	out, now := r.queued, time.Now()
+	out, now := r.identity(), time.Now()
 	job := &store.Job{ID: r.id, SessionID: out.SessionID, UserID: out.UserID, Kind: r.comp.kind,
 		ComponentID: r.comp.id, Status: run.StatusPending, Input: r.input, Output: *out,
 		CreatedAt: now, UpdatedAt: now}

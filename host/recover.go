@@ -84,7 +84,7 @@ func (h *Host) takeover(ctx context.Context, rec *store.Run, tail *store.Tail) e
 	}
 	r := newRun(c, Request{RunID: rec.ID, Input: rec.Input, SessionID: rec.SessionID, UserID: rec.UserID}, true)
 	r.opts = append(r.opts, run.WithResume(&run.Resume{NextEvent: next, Steps: steps, Partial: tail.Text, Open: tail.Open}))
-	r.trace = traced{link: traceparentOf(&rec.Output), takenOver: true}
+	r.trace = &traced{link: traceparentOf(&rec.Output), takenOver: true}
 	// Cancelled while its process was dying: it resumes only to end CANCELLED (begin
 	// reads the intent; when it cannot, the run is left to its lease).
 	r.given = true

@@ -46,8 +46,10 @@ type Run struct {
 	input      string
 	opts       []run.Option
 	background bool
-	unread     bool        // see Request.Unread
-	queued     *run.Output // the run's identity, answered while it is queued
+	unread     bool   // see Request.Unread
+	sessionID  string // the run's identity (see identity), with id, comp and input
+	userID     string
+	createdAt  int64 // Unix seconds: when the run was asked for
 	// given: the id was not made by this host (a caller's, a queued or left-behind
 	// run's), so a cancel intent may be stored for it already.
 	given bool
@@ -55,7 +57,7 @@ type Run struct {
 	// (guarded by the host's mu).
 	counted bool
 
-	trace    traced            // the run's trace, before it starts
+	trace    *traced           // the run's trace, until it starts (then nil)
 	span     trace.SpanContext // the run's span, once started with telemetry on
 	queuedAt time.Time         // when a background run was queued (zero: not known)
 
@@ -108,24 +110,42 @@ func (r *Run) Err() error {
 // Output returns what is known of the run now: all of it once it has ended, its
 // identity (and status) while it runs or is queued.
 func (r *Run) Output() *run.Output {
-	out := *r.queued
 	select {
 	case <-r.started:
 	default:
-		return &out
+		return r.identity()
 	}
 	if r.err != nil {
+		out := r.identity()
 		out.Status, out.Error = run.StatusError, r.err.Error()
-		return &out
+		return out
 	}
 	if r.x.Log.Closed() {
 		// The output is complete once the terminal event is out and the log closed
 		// (the log's lock orders the run's last writes before this read).
-		out = *r.x.Output()
-	} else {
-		out.Status = run.StatusRunning // while the run executes only its identity may be read
+		out := *r.x.Output()
+		return &out
 	}
-	return &out
+	out := r.identity()
+	out.Status = run.StatusRunning // while the run executes only its identity may be read
+	return out
+}
+
+// identity returns a new output of the run's identity, PENDING: what is answered
+// while it is queued. It is made when asked for rather than kept, as the run's
+// own output holds it once the run starts.
+func (r *Run) identity() *run.Output {
+	out := &run.Output{RunID: r.id, SessionID: r.sessionID, UserID: r.userID, Status: run.StatusPending,
+		Input: r.input, CreatedAt: r.createdAt}
+	switch c := r.comp; c.kind {
+	case run.KindWorkflow:
+		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
+	case run.KindTeam:
+		out.TeamID, out.TeamName = c.id, c.team.Name
+	default:
+		out.AgentID, out.AgentName = c.id, c.agent.Name
+	}
+	return out
 }
 
 // Wait waits until the run has ended (or could not start), or ctx is done, and
@@ -172,19 +192,9 @@ func (r *Run) claim() bool { return r.claimed.CompareAndSwap(false, true) }
 // newRun returns the run req asks for, of component c.
 func newRun(c *component, req Request, background bool) *Run {
 	r := &Run{id: req.RunID, comp: c, input: req.Input, background: background, unread: background || req.Unread, started: make(chan struct{}),
-		opts: append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...)}
-	out := &run.Output{RunID: req.RunID, SessionID: req.SessionID, UserID: req.UserID, Status: run.StatusPending,
-		Input: req.Input, CreatedAt: time.Now().Unix()}
-	switch c.kind {
-	case run.KindWorkflow:
-		out.WorkflowID, out.WorkflowName = c.id, c.wf.Name
-	case run.KindTeam:
-		out.TeamID, out.TeamName = c.id, c.team.Name
-	default:
-		out.AgentID, out.AgentName = c.id, c.agent.Name
-	}
-	r.queued = out
-	r.trace.parent = req.Parent
+		opts:      append([]run.Option{run.WithID(req.RunID), run.WithSessionID(req.SessionID), run.WithUserID(req.UserID)}, req.Options...),
+		sessionID: req.SessionID, userID: req.UserID, createdAt: time.Now().Unix()}
+	r.trace = &traced{parent: req.Parent}
 	if background {
 		r.queuedAt = time.Now()
 	}
@@ -285,9 +295,11 @@ func (h *Host) begin(ctx context.Context, r *Run) error {
 	var x *run.Exec
 	err := h.readIntent(ctx, r)
 	ctx, opts, tr := h.traceBegin(ctx, r)
+	r.trace = nil // read before the start only: not kept for as long as the run
 	if err == nil {
 		x, err = r.comp.start(ctx, r.input, opts...)
 	}
+	r.opts = nil // used to start the run only: not kept for as long as it runs
 	r.x, r.err, r.span = x, err, tr.SpanContext()
 	if err == nil {
 		tr.Follow(x) // before the run's other readers, who may let its log drop events

@@ -37,8 +37,8 @@ func (h *Host) QueueStats(ctx context.Context, limit int) (QueueStats, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		st.Depth = len(q.pending)
-		if st.Depth > 0 && q.pending[0].queued != nil {
-			st.Oldest = time.Unix(q.pending[0].queued.CreatedAt, 0)
+		if st.Depth > 0 {
+			st.Oldest = time.Unix(q.pending[0].createdAt, 0)
 		}
 		return st, nil
 	case *storeQueue:

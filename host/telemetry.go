@@ -46,7 +46,7 @@ func (h *Host) traceBegin(ctx context.Context, r *Run) (context.Context, []run.O
 	if obs == nil {
 		return ctx, r.opts, nil
 	}
-	info := telemetry.Run{ID: r.id, Kind: r.comp.kind, Component: r.comp.id, SessionID: r.queued.SessionID,
+	info := telemetry.Run{ID: r.id, Kind: r.comp.kind, Component: r.comp.id, SessionID: r.sessionID,
 		Background: r.background, Parent: r.trace.parent, Link: r.trace.link, TakenOver: r.trace.takenOver,
 		Continued: r.trace.continued, PausedAt: r.trace.pausedAt}
 	switch {

@@ -29,7 +29,7 @@ func (l *Log) From(from int, dst []*Event) []*Event { return l.l.From(from, dst)
 
 // Held returns the index of the oldest event the log holds in memory. A run that a
 // recorder persists keeps in memory only the events not stored yet, its last
-// eventlog.Window (16) events and those its Follow readers have not read yet, so
+// eventlog.Window (12) events and those its Follow readers have not read yet, so
 // that a long run costs no more memory than a short one; the events before Held
 // are in the store. Until its first reader follows it, such a run keeps every
 // event, so that a Stream started just after the run misses none. A run not

@@ -20,9 +20,11 @@ import (
 // events: short runs allocate little, long ones allocate rarely. A recorded run's
 // log stops its segments growing at segment trackedCap-1: all of firstSegment
 // events, so that the whole segments it drops as its window moves (see Window)
-// leave little more than the window in memory.
+// leave little more than the window in memory. Four events a segment (512 bytes of
+// run.Event): a log of a run that streams holds the window, a partly dropped
+// segment before it and the segment being filled, ~1.9 KiB (eight: ~2.4 KiB).
 const (
-	firstSegment = 8
+	firstSegment = 4
 	trackedCap   = 1
 )
 
@@ -31,7 +33,7 @@ const (
 // it, or a reader that falls that far behind, is served from memory; one from
 // further back reads the store. Whole segments are dropped, so a log holds at most
 // Window+firstSegment<<(trackedCap-1) durable events, and every event not durable yet.
-const Window = 8
+const Window = 12
 
 // locate returns the segment and the offset in it of event i (counted from the
 // log's first index), in a log whose segments stop growing at segment capAt-1

@@ -1,0 +1,58 @@
+package agentos
+
+import (
+	"sync"
+	"testing"
+)
+
+// funcWoken is a woken stream whose run is f.
+type funcWoken func()
+
+func (f funcWoken) run() { f() }
+
+// TestWakesServeEveryStreamOnFewGoroutines: the streams woken at once wait for
+// maxWakers goroutines, not one each, and are all served.
+func TestWakesServeEveryStreamOnFewGoroutines(t *testing.T) {
+	t.Parallel()
+	var w wakes
+	const n = 100
+	gate := make(chan struct{})
+	var served sync.WaitGroup
+	served.Add(n)
+	for range n {
+		w.run(funcWoken(func() {
+			defer served.Done()
+			<-gate
+		}))
+	}
+	// Checked at once: only a stall of wakeStall (20 ms) would start more.
+	w.mu.Lock()
+	workers, queued := w.workers, len(w.queue)
+	w.mu.Unlock()
+	if workers != maxWakers() || queued < n-maxWakers() {
+		t.Errorf("%d goroutines, %d streams queued; want %d, at least %d", workers, queued, maxWakers(), n-maxWakers())
+	}
+	close(gate)
+	served.Wait()
+}
+
+// TestWakesDoNotWaitOnBlockedStreams: a stream woken while every goroutine is held
+// by a stream that blocks (its client does not read) is served all the same.
+func TestWakesDoNotWaitOnBlockedStreams(t *testing.T) {
+	t.Parallel()
+	var w wakes
+	release := make(chan struct{})
+	var held sync.WaitGroup
+	held.Add(maxWakers())
+	for range maxWakers() {
+		w.run(funcWoken(func() {
+			held.Done()
+			<-release
+		}))
+	}
+	held.Wait()
+	served := make(chan struct{})
+	w.run(funcWoken(func() { close(served) }))
+	<-served // after wakeStall: the test times out if it never comes
+	close(release)
+}
