@@ -28,6 +28,9 @@ type op struct {
 	// the write (see notices.go); it is called once fn succeeded.
 	notes func(body []byte) []byte
 	done  chan error // receives fn's outcome once the batch committed
+	// later: the op may wait for the ops queued beside it, for one batch at
+	// most (see writer).
+	later bool
 }
 
 // write runs fn in the writer's next batch and returns once that batch committed
@@ -50,8 +53,12 @@ func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sq
 
 // submit hands o to the writer and returns its outcome (see write).
 func (s *Store) submit(o *op) error {
+	ops := s.ops
+	if o.later {
+		ops = s.later
+	}
 	select {
-	case s.ops <- o:
+	case ops <- o:
 	case <-s.quit:
 		return store.ErrClosed
 	case <-o.ctx.Done():
@@ -90,18 +97,30 @@ send:
 	return errs
 }
 
-// writer takes ops until the store closes.
+// writer takes ops until the store closes. The ops that may wait (later: events
+// that only wait to be streamed) wait for the others queued with them, for one
+// batch at most: a run's end, which its caller waits for, is not committed with a
+// large write of other runs' events queued just before it. Such ops are of other
+// runs than the urgent ones queued with them (a Recorder writes nothing else for
+// a run while its events are being written), and each caller's writes are
+// committed in the order it made them (each waits for its commit).
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, maxBatch)
+	var held []*op // later ops passed over once: they go in the next batch
 	for {
-		select {
-		case o := <-s.ops:
-			batch = append(batch[:0], o)
-		case ops := <-s.many:
-			batch = append(batch[:0], ops...)
-		case <-s.quit:
-			return
+		batch = batch[:0]
+		if len(held) == 0 {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			case ops := <-s.many:
+				batch = append(batch, ops...)
+			case o := <-s.later:
+				held = append(held, o)
+			case <-s.quit:
+				return
+			}
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -112,6 +131,25 @@ func (s *Store) writer() {
 				batch = append(batch, ops...)
 			default:
 				break drain
+			}
+		}
+		// The later ops held were passed over once already (or no other op
+		// waits): they go now. Those queued meanwhile wait for the batch after
+		// this one, if other ops wait.
+		urgent := len(batch) > 0
+		batch = append(batch, held...)
+		held = held[:0]
+	later:
+		for len(batch)+len(held) < 2*maxBatch {
+			select {
+			case o := <-s.later:
+				if !urgent {
+					batch = append(batch, o)
+					continue
+				}
+				held = append(held, o)
+			default:
+				break later
 			}
 		}
 		s.commit(batch)
