@@ -98,16 +98,18 @@ send:
 }
 
 // writer takes ops until the store closes. The ops that may wait (later: events
-// that only wait to be streamed) wait for the others queued with them, for one
-// batch at most: a run's end, which its caller waits for, is not committed with a
-// large write of other runs' events queued just before it. Such ops are of other
-// runs than the urgent ones queued with them (a Recorder writes nothing else for
-// a run while its events are being written), and each caller's writes are
-// committed in the order it made them (each waits for its commit).
+// that only wait to be streamed, renewals of leases) are passed over once when
+// other ops are queued with them, and go in the next batch: a run's end, which
+// its caller waits for, is not committed with a large write of other runs'
+// events. Such ops are of other runs than the urgent ones queued with them (a
+// Recorder writes nothing else for a run while its events are being written),
+// and each caller's writes are committed in the order it made them (each waits
+// for its commit).
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, maxBatch)
-	var held []*op // later ops passed over once: they go in the next batch
+	var held []*op  // the later ops waiting
+	passed := false // held were passed over once: they go in the next batch
 	for {
 		batch = batch[:0]
 		if len(held) == 0 {
@@ -133,24 +135,21 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		// The later ops held were passed over once already (or no other op
-		// waits): they go now. Those queued meanwhile wait for the batch after
-		// this one, if other ops wait.
-		urgent := len(batch) > 0
-		batch = append(batch, held...)
-		held = held[:0]
 	later:
-		for len(batch)+len(held) < 2*maxBatch {
+		for len(held) < maxBatch {
 			select {
 			case o := <-s.later:
-				if !urgent {
-					batch = append(batch, o)
-					continue
-				}
 				held = append(held, o)
 			default:
 				break later
 			}
+		}
+		if len(batch) > 0 && !passed {
+			passed = len(held) > 0
+		} else {
+			batch = append(batch, held...)
+			clear(held)
+			held, passed = held[:0], false
 		}
 		s.commit(batch)
 		clear(batch)
