@@ -17,6 +17,18 @@ import (
 // maxBatch bounds the ops of one transaction, so that a batch's latency stays low.
 const maxBatch = 256
 
+// bulkRuns bounds the runs whose events one call of a Recorder's bulk carries
+// (see store.BulkLimiter): a run's end waits for the call the writer is
+// committing. Measured with kern-load (1,000 streams at a word per 60 ms, 2 busy
+// cores), calls of 128 runs took 1-5 ms, up to 23 ms when the cores were busy.
+const bulkRuns = 32
+
+var _ store.BulkLimiter = (*Store)(nil)
+
+// BulkRuns returns the most runs whose events a Recorder writes in one call of
+// its bulk (see store.BulkLimiter).
+func (s *Store) BulkRuns() int { return bulkRuns }
+
 // op is one write: fn runs in the batch's transaction. A single-statement op is
 // atomic by itself; the others run inside a savepoint, so that one failing leaves
 // the rest of its batch alone.
