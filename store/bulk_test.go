@@ -247,3 +247,103 @@ func TestRecorderEndAfterRenewal(t *testing.T) {
 		t.Fatalf("stored run: %+v, %v; want COMPLETED", got, err)
 	}
 }
+
+// limitedMem is the recorder tests' store in memory, a BulkLimiter: it tells how
+// many runs' events each write carried, and when every run has n events stored.
+type limitedMem struct {
+	*memStore
+	most int
+
+	mu     sync.Mutex // guards counts, widest, wait
+	counts map[string]int
+	widest int // the most runs one write carried
+	wait   []limitWait
+}
+
+// limitWait is a wait for runs runs to have n events stored each.
+type limitWait struct {
+	runs, n int
+	done    chan struct{}
+}
+
+func (l *limitedMem) BulkRuns() int { return l.most }
+
+func (l *limitedMem) AppendEvents(ctx context.Context, evs []store.Event) error {
+	if err := l.memStore.AppendEvents(ctx, evs); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	runs := map[string]bool{}
+	for _, ev := range evs {
+		runs[ev.RunID] = true
+		l.counts[ev.RunID]++
+	}
+	l.widest = max(l.widest, len(runs))
+	l.wait = slices.DeleteFunc(l.wait, func(w limitWait) bool {
+		have := 0
+		for _, c := range l.counts {
+			if c >= w.n {
+				have++
+			}
+		}
+		if have >= w.runs {
+			close(w.done)
+			return true
+		}
+		return false
+	})
+	return nil
+}
+
+// stored returns a channel closed once runs runs have n events stored each.
+func (l *limitedMem) stored(runs, n int) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := limitWait{runs: runs, n: n, done: make(chan struct{})}
+	l.wait = append(l.wait, w)
+	return w.done
+}
+
+// TestRecorderBulkLimiter: the bulk's calls to a BulkLimiter carry the events of
+// BulkRuns runs at most, however many runs have events to write.
+func TestRecorderBulkLimiter(t *testing.T) {
+	t.Parallel()
+	const runs, most = 40, 8
+	st := &limitedMem{memStore: newMemStore(), most: most, counts: map[string]int{}}
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, NoRecovery: true})
+	defer rec.Close()
+	first, second := st.stored(runs, 1), st.stored(runs, 2)
+	next, end := make(chan struct{}), make(chan struct{})
+	var xs []*run.Exec
+	for i := range runs {
+		x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+			emit(x, "one", run.EventWorkflowStarted)
+			<-next
+			emit(x, "two", run.EventRunContent)
+			<-end
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		xs = append(xs, x)
+	}
+	<-first // the bulk's calls took their measure
+	close(next)
+	<-second
+	// Until the runs end, every write of their events is the bulk's (their ends
+	// write all of theirs at once).
+	st.mu.Lock()
+	widest := st.widest
+	st.mu.Unlock()
+	close(end)
+	for _, x := range xs {
+		if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+			t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+		}
+	}
+	if widest > most {
+		t.Errorf("a write of the bulk carried the events of %d runs; want %d at most", widest, most)
+	}
+}

@@ -606,15 +606,30 @@ const (
 // waits for little (a renewal costs less per run than a write of events).
 const renewRuns = 256
 
+// BulkLimiter is a Store that bounds the runs whose events one call of a
+// Recorder's bulk carries (see bulkSize), below bulkRuns: a store with one
+// writer (SQLite) commits a run's end only once the call in flight is committed,
+// and keeps that wait short.
+type BulkLimiter interface {
+	// BulkRuns returns the most runs one call of the bulk carries (minBulkRuns at
+	// least).
+	BulkRuns() int
+}
+
 // bulkSize returns how many runs the next call of the bulk carries: as many as
 // take bulkBudget, or four times what any call costs if more (a store across the
-// network, whose round trip is most of a call's time).
+// network, whose round trip is most of a call's time), at most bulkRuns or what
+// the store allows (see BulkLimiter).
 func (r *Recorder) bulkSize() int {
 	if r.perRun <= 0 {
 		return minBulkRuns
 	}
+	most := int64(bulkRuns)
+	if bl, ok := r.store.(BulkLimiter); ok {
+		most = min(most, max(int64(bl.BulkRuns()), minBulkRuns))
+	}
 	budget := max(bulkBudget, 4*r.shortest)
-	return int(min(max(int64(budget/r.perRun), minBulkRuns), bulkRuns))
+	return int(min(max(int64(budget/r.perRun), minBulkRuns), most))
 }
 
 // took takes note that writing the events of n runs took d.

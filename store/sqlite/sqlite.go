@@ -111,6 +111,7 @@ type Store struct {
 	ckDone     chan struct{} // closed by the checkpointer when it stopped
 	ops        chan *op      // to the writer goroutine
 	many       chan []*op    // to the writer goroutine: ops to share a batch
+	later      chan *op      // to the writer goroutine: ops that may wait for the others (see writer)
 	quit       chan struct{} // closed by Close: the writer stops
 	writerDone chan struct{} // closed by the writer when it stopped
 
@@ -204,7 +205,7 @@ func open(ctx context.Context, path string, query url.Values) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{path: path, query: query, w: w,
-		ops: make(chan *op), many: make(chan []*op), quit: make(chan struct{}), writerDone: make(chan struct{}),
+		ops: make(chan *op), many: make(chan []*op), later: make(chan *op), quit: make(chan struct{}), writerDone: make(chan struct{}),
 		walGrew: make(chan struct{}, 1), ckDone: make(chan struct{}), spare: make(chan *encoded, 1)}
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()

@@ -17,6 +17,18 @@ import (
 // maxBatch bounds the ops of one transaction, so that a batch's latency stays low.
 const maxBatch = 256
 
+// bulkRuns bounds the runs whose events one call of a Recorder's bulk carries
+// (see store.BulkLimiter): a run's end waits for the call the writer is
+// committing. Measured with kern-load (1,000 streams at a word per 60 ms, 2 busy
+// cores), calls of 128 runs took 1-5 ms, up to 23 ms when the cores were busy.
+const bulkRuns = 32
+
+var _ store.BulkLimiter = (*Store)(nil)
+
+// BulkRuns returns the most runs whose events a Recorder writes in one call of
+// its bulk (see store.BulkLimiter).
+func (s *Store) BulkRuns() int { return bulkRuns }
+
 // op is one write: fn runs in the batch's transaction. A single-statement op is
 // atomic by itself; the others run inside a savepoint, so that one failing leaves
 // the rest of its batch alone.
@@ -28,6 +40,9 @@ type op struct {
 	// the write (see notices.go); it is called once fn succeeded.
 	notes func(body []byte) []byte
 	done  chan error // receives fn's outcome once the batch committed
+	// later: the op may wait for the ops queued beside it, for one batch at
+	// most (see writer).
+	later bool
 }
 
 // write runs fn in the writer's next batch and returns once that batch committed
@@ -50,8 +65,12 @@ func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sq
 
 // submit hands o to the writer and returns its outcome (see write).
 func (s *Store) submit(o *op) error {
+	ops := s.ops
+	if o.later {
+		ops = s.later
+	}
 	select {
-	case s.ops <- o:
+	case ops <- o:
 	case <-s.quit:
 		return store.ErrClosed
 	case <-o.ctx.Done():
@@ -90,18 +109,32 @@ send:
 	return errs
 }
 
-// writer takes ops until the store closes.
+// writer takes ops until the store closes. The ops that may wait (later: events
+// that only wait to be streamed, renewals of leases) are passed over once when
+// other ops are queued with them, and go in the next batch: a run's end, which
+// its caller waits for, is not committed with a large write of other runs'
+// events. Such ops are of other runs than the urgent ones queued with them (a
+// Recorder writes nothing else for a run while its events are being written),
+// and each caller's writes are committed in the order it made them (each waits
+// for its commit).
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, maxBatch)
+	var held []*op  // the later ops waiting
+	passed := false // held were passed over once: they go in the next batch
 	for {
-		select {
-		case o := <-s.ops:
-			batch = append(batch[:0], o)
-		case ops := <-s.many:
-			batch = append(batch[:0], ops...)
-		case <-s.quit:
-			return
+		batch = batch[:0]
+		if len(held) == 0 {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			case ops := <-s.many:
+				batch = append(batch, ops...)
+			case o := <-s.later:
+				held = append(held, o)
+			case <-s.quit:
+				return
+			}
 		}
 	drain:
 		for len(batch) < maxBatch {
@@ -113,6 +146,22 @@ func (s *Store) writer() {
 			default:
 				break drain
 			}
+		}
+	later:
+		for len(held) < maxBatch {
+			select {
+			case o := <-s.later:
+				held = append(held, o)
+			default:
+				break later
+			}
+		}
+		if len(batch) > 0 && !passed {
+			passed = len(held) > 0
+		} else {
+			batch = append(batch, held...)
+			clear(held)
+			held, passed = held[:0], false
 		}
 		s.commit(batch)
 		clear(batch)
