@@ -34,15 +34,15 @@ func TestQueuedRunTakenByDeadProcess(t *testing.T) {
 	}
 	defer h.Shutdown(ctx)
 	<-sig.recovered
-	r := h.Lookup(id)
-	if r == nil {
-		t.Fatal("the taken run was not taken over in the first recovery round")
-	}
-	if out, err := r.Wait(ctx); err != nil || out.Status != run.StatusCompleted {
-		t.Fatalf("taken-over run ended %s, %v", out.Status, err)
+	// The host forgets a run once its end is stored: one not held any more was
+	// taken over and has ended already, which the store says.
+	if r := h.Lookup(id); r != nil {
+		if out, err := r.Wait(ctx); err != nil || out.Status != run.StatusCompleted {
+			t.Fatalf("taken-over run ended %s, %v", out.Status, err)
+		}
 	}
 	if rec, err := st.GetRun(ctx, id); err != nil || rec.Status != run.StatusCompleted || rec.Replica != "B" {
-		t.Fatalf("taken-over run stored %+v, %v; want COMPLETED on B", rec, err)
+		t.Fatalf("after the first recovery round the run is stored %+v, %v; want COMPLETED on B", rec, err)
 	}
 }
 
