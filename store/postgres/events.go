@@ -214,6 +214,10 @@ func (s *Store) appendBehind(ctx context.Context, replica string, sorted []store
 	}
 	rest := slices.DeleteFunc(slices.Clone(sorted), func(e store.Event) bool { return stored[e.RunID][e.Index] })
 	if len(rest) == 0 {
+		// All stored already: a write retried whose commit's answer was lost,
+		// and its notification with it.
+		_ = tx.Rollback(ctx) // it wrote nothing: its locks go before the notification
+		s.notifyCommitted(ctx, s.pool, eventsPayloads(all.ids, all.lasts)...)
 		return nil, nil
 	}
 	p := makePages(rest, ms(time.Now()))

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -19,6 +20,9 @@ import (
 // commit and its notification, the database fails) loses nothing: listeners
 // re-read the intents, and followers read the store now and then (see
 // host.notifiedPoll).
+
+// notifyTimeout bounds the notification of writes committed.
+const notifyTimeout = 5 * time.Second
 
 // notifyStmt notifies the payloads $2 on channel $1, committing without waiting
 // for the flush: it writes nothing else.
@@ -44,6 +48,10 @@ func (s *Store) notifyCommitted(ctx context.Context, q execer, payloads ...strin
 	if len(payloads) == 0 {
 		return
 	}
+	// Sent even if the writer's ctx ends now: the writes are committed, and
+	// other processes' followers wait for their notifications.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	defer cancel()
 	if err := s.notify(ctx, q, payloads); err != nil {
 		s.log.Warn("store/postgres: writes stored but not notified; other processes' followers read them later",
 			"schema", s.schema, "notifications", len(payloads), "err", err)

@@ -14,7 +14,10 @@ import (
 // the rows it writes (each commit rewrites the index pages it touched), so a batch
 // of many runs' writes costs little more than one.
 
-// maxBatch bounds the ops of one transaction, so that a batch's latency stays low.
+// maxBatch bounds the ops a batch takes from each of its queues, so that a
+// batch's latency stays low: the urgent ops are taken until maxBatch are (a group
+// handed over together, see submitAll, whole: up to 2×maxBatch), the later ops up
+// to maxBatch, so that one transaction holds fewer than 3×maxBatch ops.
 const maxBatch = 256
 
 // bulkRuns bounds the runs whose events one call of a Recorder's bulk carries
