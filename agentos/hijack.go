@@ -49,23 +49,31 @@ type hijacked struct {
 // (Go starts a goroutine at the average stack in use, which the runs' deep stacks
 // set at 8 KiB) for the microseconds a chunk's write takes: a thousand streams,
 // megabytes of stacks at each write. A stream whose write blocks (a client that
-// does not read) holds its goroutine; should every goroutine be held for
-// wakeStall while streams wait, one more is started for each, so that no stream
-// waits for long on another's client.
+// does not read) holds its goroutine: one held for wakeStall while streams wait
+// no longer counts against the bound, and others are started in its place, so
+// that no stream waits for long on another's client.
 type wakes struct {
-	mu      sync.Mutex  // guards the fields below
-	queue   []woken     // the streams woken, waiting for a goroutine
-	workers int         // the goroutines serving streams; each returns once queue is empty
-	took    time.Time   // when a goroutine last took a stream from queue
-	stall   *time.Timer // armed (stalling) while streams wait and no goroutine is free to start
+	mu      sync.Mutex          // guards the fields below
+	queue   []woken             // the streams woken, waiting for a goroutine
+	workers int                 // the goroutines serving streams; each returns once queue is empty
+	stuck   int                 // of workers, those found held by one stream for wakeStall
+	serving map[*waker]struct{} // the goroutines serving a stream
+	most    int                 // how many goroutines not stuck may serve streams (0: not read yet)
+	stall   *time.Timer         // armed while streams wait and no goroutine may start
 	armed   bool
 }
 
-// wakeStall is how long woken streams wait for the goroutines serving streams,
-// all held, before more are started.
+// waker is one goroutine serving woken streams.
+type waker struct {
+	since time.Time // when it took the stream it serves
+	stuck bool      // counted in wakes.stuck
+}
+
+// wakeStall is how long a goroutine may serve one stream before the streams
+// waiting are served by others.
 const wakeStall = 20 * time.Millisecond
 
-// maxWakers is how many goroutines serve woken streams, unless they stall.
+// maxWakers is how many goroutines not stuck serve woken streams.
 func maxWakers() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // woken is a stream woken: a *hijackedStream.
@@ -75,42 +83,58 @@ type woken interface{ run() }
 func (w *wakes) run(t woken) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.most == 0 {
+		w.most = maxWakers() // read once: GOMAXPROCS takes the scheduler's lock
+		w.serving = make(map[*waker]struct{})
+	}
 	w.queue = append(w.queue, t)
-	if w.workers < maxWakers() {
+	if w.workers-w.stuck < w.most {
 		w.workers++
 		go w.work()
 		return
 	}
-	if !w.armed {
-		w.armed = true
-		if w.stall == nil {
-			w.stall = time.AfterFunc(wakeStall, w.stalled)
-		} else {
-			w.stall.Reset(wakeStall)
-		}
+	w.arm(wakeStall)
+}
+
+// arm sets the stall timer to fire in d, unless it is armed. w.mu is held.
+func (w *wakes) arm(d time.Duration) {
+	if w.armed {
+		return
+	}
+	w.armed = true
+	if w.stall == nil {
+		w.stall = time.AfterFunc(d, w.stalled)
+	} else {
+		w.stall.Reset(d)
 	}
 }
 
 // work serves the streams queued until none is.
 func (w *wakes) work() {
-	for {
-		w.mu.Lock()
-		if len(w.queue) == 0 {
-			w.workers--
-			w.mu.Unlock()
-			return
-		}
+	k := new(waker)
+	w.mu.Lock()
+	for len(w.queue) > 0 {
 		t := w.queue[0]
 		w.queue[0] = nil
 		w.queue = w.queue[1:]
-		w.took = time.Now()
+		k.since = time.Now()
+		w.serving[k] = struct{}{}
 		w.mu.Unlock()
 		t.run()
+		w.mu.Lock()
+		delete(w.serving, k)
+		if k.stuck {
+			k.stuck = false
+			w.stuck--
+		}
 	}
+	w.workers--
+	w.mu.Unlock()
 }
 
-// stalled starts a goroutine for each stream waiting if no goroutine took one for
-// wakeStall: they are all held by writes that block.
+// stalled counts as stuck the goroutines that have served one stream for
+// wakeStall (held by writes that block), and starts others in their place for
+// the streams waiting.
 func (w *wakes) stalled() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -118,14 +142,22 @@ func (w *wakes) stalled() {
 	if len(w.queue) == 0 {
 		return
 	}
-	if since := time.Since(w.took); since < wakeStall {
-		w.armed = true
-		w.stall.Reset(wakeStall - since)
-		return
+	now := time.Now()
+	next := wakeStall // until the next goroutine could be found stuck
+	for k := range w.serving {
+		if held := now.Sub(k.since); held >= wakeStall && !k.stuck {
+			k.stuck = true
+			w.stuck++
+		} else if !k.stuck {
+			next = min(next, wakeStall-held)
+		}
 	}
-	for range len(w.queue) {
+	for n := len(w.queue); n > 0 && w.workers-w.stuck < w.most; n-- {
 		w.workers++
 		go w.work()
+	}
+	if w.workers-w.stuck >= w.most {
+		w.arm(next)
 	}
 }
 

@@ -56,3 +56,41 @@ func TestWakesDoNotWaitOnBlockedStreams(t *testing.T) {
 	<-served // after wakeStall: the test times out if it never comes
 	close(release)
 }
+
+// TestWakesForgetBlockedStreams: goroutines found held by streams that block no
+// longer count against the bound, so that a stream woken later is served at once,
+// not after another stall.
+func TestWakesForgetBlockedStreams(t *testing.T) {
+	t.Parallel()
+	var w wakes
+	release := make(chan struct{})
+	defer close(release)
+	var held sync.WaitGroup
+	held.Add(maxWakers())
+	for range maxWakers() {
+		w.run(funcWoken(func() {
+			held.Done()
+			<-release
+		}))
+	}
+	held.Wait()
+	served := make(chan struct{})
+	w.run(funcWoken(func() { close(served) }))
+	<-served // after wakeStall: the test times out if it never comes
+
+	w.mu.Lock()
+	stuck := w.stuck
+	w.mu.Unlock()
+	if stuck != maxWakers() {
+		t.Fatalf("%d goroutines counted stuck, want %d", stuck, maxWakers())
+	}
+	again := make(chan struct{})
+	w.run(funcWoken(func() { close(again) }))
+	w.mu.Lock()
+	armed := w.armed
+	w.mu.Unlock()
+	if armed {
+		t.Error("a stream woken with every goroutine stuck waits for a stall; want a goroutine started at once")
+	}
+	<-again
+}
