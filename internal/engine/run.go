@@ -155,7 +155,9 @@ func (g *goRun) run() {
 	var persistErr error
 	x, e, log, spec := g.x, g.e, g.log, &g.spec
 	defer func() { ended(x, persistErr) }()
-	err := call(g.body, Run{X: x, Entry: e, Log: log})
+	body := g.body
+	g.body = nil // what it captured goes once it no longer needs it, not with the run
+	err := call(body, Run{X: x, Entry: e, Log: log})
 	if g.stop() {
 		g.fired.Done()
 	}
