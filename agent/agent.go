@@ -12,6 +12,7 @@ import (
 	"iter"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
@@ -66,6 +67,10 @@ type Agent struct {
 
 	once sync.Once
 	reg  *run.Registry
+	// detail is the model's detail of the agent's last run, shared by its runs'
+	// events while the model says the same (events are immutable once emitted):
+	// a run that streams keeps none of its own.
+	detail atomic.Pointer[run.Detail]
 }
 
 // AgentID returns the agent's ID: ID, or a slug of Name.
@@ -310,7 +315,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 		ev.Event = t
 		return ev
 	}
-	modelDetail := emitStarted(log, base, out, paused != nil)
+	modelDetail := emitStarted(log, base, out, paused != nil, &a.detail)
 
 	start := time.Now()
 	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
@@ -425,14 +430,19 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 // immutable once emitted).
 //
 //go:noinline
-func emitStarted(log *engine.Gate, base *run.Event, out *run.Output, continued bool) *run.Detail {
+func emitStarted(log *engine.Gate, base *run.Event, out *run.Output, continued bool, shared *atomic.Pointer[run.Detail]) *run.Detail {
 	ev := *base
 	ev.Event = run.EventRunStarted
 	if continued {
 		ev.Event = run.EventRunContinued
 	}
 	if out.Model != "" || out.ModelProvider != "" {
-		ev.Detail = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
+		d := shared.Load()
+		if d == nil || d.Model != out.Model || d.ModelProvider != out.ModelProvider {
+			d = &run.Detail{Model: out.Model, ModelProvider: out.ModelProvider}
+			shared.Store(d)
+		}
+		ev.Detail = d
 	}
 	log.Emit(&ev)
 	return ev.Detail

@@ -25,14 +25,17 @@ type sse struct {
 	rc   *http.ResponseController
 	conn net.Conn // the connection taken over, if any
 
-	mu       sync.Mutex // guards the fields below and writes to w or conn
-	err      error      // the first write error: the client is gone
-	burst    *[]byte    // conn: the events framed and not written yet, borrowed from frames
-	active   bool       // an event was written since the last heartbeat tick
-	tick     *time.Timer
-	interval time.Duration
-	stopped  bool // the heartbeat is stopped: the handler may return
-	sent     int  // events written
+	mu      sync.Mutex // guards the fields below and writes to w or conn
+	err     error      // the first write error: the client is gone
+	burst   *[]byte    // conn: the events framed and not written yet, borrowed from frames
+	active  bool       // an event was written since the last heartbeat tick
+	stopped bool       // the heartbeat is stopped: the handler may return
+	sent    int        // events written
+
+	// The stream's place in its heartbeat's wheel, guarded by the wheel's lock.
+	beat      *beats
+	beatSlot  int32 // -1: not in the wheel
+	beatIndex int32
 }
 
 // setSSEHeader sets the headers of an event stream on h.
@@ -164,15 +167,15 @@ func (s *sse) stored(e store.Event, flush bool) error {
 	return s.event(string(e.Type), e.Index, flush, func(b []byte) ([]byte, error) { return append(b, e.Data...), nil })
 }
 
-// ping writes a heartbeat comment unless an event went out since the last tick,
-// and sets the next tick; once the heartbeat is stopped it does nothing.
+// ping writes a heartbeat comment unless an event went out since the last tick;
+// once the heartbeat is stopped, or a write failed, it leaves the wheel.
 func (s *sse) ping() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped || s.err != nil {
+		s.beat.remove(s)
 		return
 	}
-	s.tick.Reset(s.interval)
 	if s.active {
 		s.active = false
 		return
@@ -212,19 +215,113 @@ func (s *sse) delivered() int {
 }
 
 // heartbeat pings every interval until stop is called, after which nothing is
-// written. A timer, not a goroutine, waits between ticks: a thousand open
-// streams cost no thousand parked goroutines.
+// written. The streams of an interval share one timer (see beats): a thousand
+// open streams cost no thousand timers, nor parked goroutines.
 func (s *sse) heartbeat(interval time.Duration) (stop func()) {
+	beatsFor(interval).add(s)
+	return s.stopHeartbeat
+}
+
+func (s *sse) stopHeartbeat() {
 	s.mu.Lock()
-	s.interval = interval
-	s.tick = time.AfterFunc(interval, s.ping)
+	s.stopped = true
 	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.mu.Unlock()
-		s.tick.Stop()
+	s.beat.remove(s)
+}
+
+// beatSlots is how many slots a heartbeat's wheel turns through in an interval: a
+// stream's first tick comes between interval*(1-1/beatSlots) and interval after
+// it started, the next ones an interval apart.
+const beatSlots = 16
+
+// beats is the heartbeat of every stream of one interval: a wheel of beatSlots
+// slots, one turned every interval/beatSlots by a timer armed while any stream is
+// in it. A stream stays in the slot it joined: each turn of the wheel, an
+// interval, it is pinged (sse.ping, on a goroutine of its own as a timer's
+// function was, so that a stream whose client does not read holds up no other).
+type beats struct {
+	period time.Duration // interval/beatSlots
+
+	mu    sync.Mutex
+	slots [beatSlots][]*sse
+	cur   int // the slot the next tick pings
+	n     int // streams in the wheel
+	timer *time.Timer
+	armed bool
+}
+
+var (
+	beatsMu sync.Mutex
+	wheels  map[time.Duration]*beats
+)
+
+// beatsFor returns the wheel of the streams whose heartbeat is interval.
+func beatsFor(interval time.Duration) *beats {
+	beatsMu.Lock()
+	defer beatsMu.Unlock()
+	b := wheels[interval]
+	if b == nil {
+		if wheels == nil {
+			wheels = make(map[time.Duration]*beats)
+		}
+		b = &beats{period: max(interval/beatSlots, 1)}
+		wheels[interval] = b
 	}
+	return b
+}
+
+// add puts s in the slot the wheel pinged last: pinged a turn from now.
+func (b *beats) add(s *sse) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := (b.cur + beatSlots - 1) % beatSlots
+	s.beat, s.beatSlot, s.beatIndex = b, int32(slot), int32(len(b.slots[slot]))
+	b.slots[slot] = append(b.slots[slot], s)
+	b.n++
+	if !b.armed {
+		b.armed = true
+		if b.timer == nil {
+			b.timer = time.AfterFunc(b.period, b.tick)
+		} else {
+			b.timer.Reset(b.period)
+		}
+	}
+}
+
+// remove takes s out of the wheel, if it is in it.
+func (b *beats) remove(s *sse) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.beatSlot < 0 {
+		return
+	}
+	slot := b.slots[s.beatSlot]
+	last := len(slot) - 1
+	if i := s.beatIndex; int(i) != last {
+		slot[i] = slot[last]
+		slot[i].beatIndex = i
+	}
+	slot[last] = nil
+	b.slots[s.beatSlot] = slot[:last]
+	s.beatSlot = -1
+	b.n--
+}
+
+// tick pings the streams of the current slot and turns the wheel.
+func (b *beats) tick() {
+	b.mu.Lock()
+	due := b.slots[b.cur]
+	b.cur = (b.cur + 1) % beatSlots
+	for _, s := range due {
+		go s.ping()
+	}
+	if b.armed = b.n > 0; b.armed {
+		b.timer.Reset(b.period)
+	}
+	b.mu.Unlock()
 }
 
 // stream streams lr's events from index from on, as they are stored (see

@@ -54,14 +54,19 @@ type Exec struct {
 	Resume *Resume
 
 	entry      active // the run's entry in its registry
-	done       chan struct{}
 	out        *Output
 	persistErr error
 
-	doneMu    sync.Mutex // guards the fields below
-	ended     bool       // done is closed
-	afterDone []func()   // called once done is closed
+	doneMu sync.Mutex // guards the fields below
+	// done is made when first asked for (most runs end with nobody waiting on
+	// it: 96 bytes a live run less); once the run ended, Done gives closedDone.
+	done      chan struct{}
+	ended     bool     // the run ended: done, if made, is closed
+	afterDone []func() // called once done is closed
 }
+
+// closedDone is the Done of every run that ended before it was asked for.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Recorder persists top-level runs as they execute; kern's store.Recorder is one.
 type Recorder interface {
@@ -88,17 +93,27 @@ func (x *Exec) Output() *Output { return x.out }
 
 // PersistErr returns why the run's end could not be persisted, once Done is closed.
 func (x *Exec) PersistErr() error {
-	<-x.done
+	<-x.Done()
 	return x.persistErr
 }
 
 // Done is closed once the run has ended, its terminal event is out and its goroutine
 // is finishing.
-func (x *Exec) Done() <-chan struct{} { return x.done }
+func (x *Exec) Done() <-chan struct{} {
+	x.doneMu.Lock()
+	defer x.doneMu.Unlock()
+	if x.done == nil {
+		if x.ended {
+			return closedDone
+		}
+		x.done = make(chan struct{})
+	}
+	return x.done
+}
 
 // Wait waits for the run to end and returns its output.
 func (x *Exec) Wait() *Output {
-	<-x.done
+	<-x.Done()
 	return x.out
 }
 
@@ -119,7 +134,7 @@ func (x *Exec) Stream(yield func(*Event, error) bool) {
 		if !ended {
 			x.entry.Cancel(ReasonConsumerStopped)
 		}
-		<-x.done
+		<-x.Done()
 	}()
 	read := true
 	err := x.Log.Follow(context.Background(), 0, func(ev *Event) bool {
@@ -173,19 +188,21 @@ type intended interface {
 
 func init() {
 	runaccess.NewExec = func(id string, kind Kind, out *Output, rs *Resume) (*Exec, *eventlog.Log[Event]) {
-		x := &Exec{ID: id, Kind: kind, Resume: rs, out: out, done: make(chan struct{})}
+		x := &Exec{ID: id, Kind: kind, Resume: rs, out: out}
 		return x, &x.Log.l
 	}
 	runaccess.Log = func(x *Exec) *eventlog.Log[Event] { return &x.Log.l }
 	runaccess.Started = func(x *Exec, e any) { x.entry = e.(active) }
 	runaccess.Ended = func(x *Exec, persistErr error) {
-		x.persistErr = persistErr
-		close(x.done)
 		x.doneMu.Lock()
+		x.persistErr = persistErr
 		x.ended = true
-		fns := x.afterDone
+		done, fns := x.done, x.afterDone
 		x.afterDone = nil
 		x.doneMu.Unlock()
+		if done != nil {
+			close(done)
+		}
 		for _, fn := range fns {
 			fn()
 		}

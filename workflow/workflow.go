@@ -359,8 +359,17 @@ const checkpointTimeout = 30 * time.Second
 // next one starts, it has the checkpointer keep the results so far; a checkpoint
 // that fails ends the run with its error. It returns the results of every top-level
 // step, done's first, the last one possibly partial.
-func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) (_ []run.StepResult, err error) {
-	results := append(make([]run.StepResult, 0, len(steps)), done...)
+func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult) (results []run.StepResult, err error) {
+	// Made at the first result, with room for every step's: a run in its first
+	// step holds none. Never nil once returned.
+	defer func() {
+		if results == nil {
+			results = []run.StepResult{}
+		}
+	}()
+	if len(done) > 0 {
+		results = append(make([]run.StepResult, 0, len(steps)), done...)
+	}
 	prev := len(done) - 1 // the result the next step follows, if any
 	for i := range done {
 		r.recordLeaves(steps[i], &done[i])
@@ -379,6 +388,9 @@ func (r *execution) top(ctx context.Context, steps []Step, done []run.StepResult
 		res, err := steps[i].execute(ctx, r, frame{}, i, in)
 		if errors.Is(err, run.ErrPaused) {
 			return results, r.pauseExecutor(steps[i], i)
+		}
+		if results == nil {
+			results = make([]run.StepResult, 0, len(steps)-i)
 		}
 		results = append(results, res)
 		if err != nil {

@@ -43,7 +43,6 @@ type Entry struct {
 	cancel context.CancelCauseFunc
 	// onCancel runs once, before Ctx is cancelled, when a cancel is requested.
 	onCancel func()
-	done     chan struct{}
 	started  time.Time
 
 	mu        sync.Mutex // guards the fields below; taken after the registry's lock
@@ -53,14 +52,21 @@ type Entry struct {
 	cause     error // what made the caller cancel, when it was an error (a context's)
 	failure   error // why the runtime stopped the run as failed (Fail)
 	final     run.Status
+	// done is made when first asked for (most runs end with nobody waiting on
+	// it: 96 bytes a live run less); closed: Close was called.
+	done   chan struct{}
+	closed bool
 }
+
+// closedDone is the Done of every entry closed before it was asked for.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Begin registers in reg a run that is about to start. Its context derives from
 // parent; a cancel request calls onCancel (if not nil) and then cancels that context.
 // A kept cancel intent for id is consumed: the returned entry is already cancelled.
 func Begin(reg *run.Registry, parent context.Context, id string, onCancel func()) (*Entry, error) {
 	ctx, cancel := context.WithCancelCause(parent)
-	e := &Entry{ID: id, reg: reg, Ctx: ctx, cancel: cancel, onCancel: onCancel, done: make(chan struct{}), started: time.Now()}
+	e := &Entry{ID: id, reg: reg, Ctx: ctx, cancel: cancel, onCancel: onCancel, started: time.Now()}
 	if err := regBegin(reg, id, e); err != nil {
 		cancel(nil)
 		return nil, err
@@ -204,11 +210,27 @@ func (e *Entry) Err(err error) error {
 func (e *Entry) Close() {
 	regEnd(e.reg, e.ID, e, e.Status())
 	e.cancel(nil) // release the context's resources
-	close(e.done)
+	e.mu.Lock()
+	e.closed = true
+	done := e.done
+	e.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }
 
 // Done is closed once the run has ended and its terminal event is out.
-func (e *Entry) Done() <-chan struct{} { return e.done }
+func (e *Entry) Done() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done == nil {
+		if e.closed {
+			return closedDone
+		}
+		e.done = make(chan struct{})
+	}
+	return e.done
+}
 
 // Status returns the run's final status, or RUNNING while it has none.
 func (e *Entry) Status() run.Status {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kern-dev/kern/run"
@@ -116,32 +117,59 @@ func Go(ctx context.Context, spec Spec, body func(r Run) error) (*run.Exec, erro
 			return nil, fmt.Errorf("run %s: %w", x.ID, err)
 		}
 	}
-	cancel := func() {
-		cause := context.Cause(ctx)
-		e.CancelCause(cause.Error(), cause)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { cancel(); close(fired) })
+	g := &goRun{ctx: ctx, spec: spec, x: x, e: e, log: log, body: body}
+	g.fired.Add(1)
+	g.stop = context.AfterFunc(ctx, g.cancel)
 	if ctx.Err() != nil {
-		cancel() // at once: AfterFunc's goroutine may come after a short run's end
+		g.cancelNow() // at once: AfterFunc's goroutine may come after a short run's end
 	}
-	go func() {
-		var persistErr error
-		defer func() { ended(x, persistErr) }()
-		err := call(body, Run{X: x, Entry: e, Log: log})
-		if !stop() {
-			<-fired // no goroutine of the run outlives it
-		}
-		e.End(log, base, spec.Kind, out, err)
-		log.Close()
-		if spec.Recorder != nil {
-			// The end is durable before the run counts as ended: a cancel that waits
-			// for it, or a reader of the store, sees the final state.
-			persistErr = spec.Recorder.End(context.WithoutCancel(ctx), x)
-		}
-		e.Close()
-	}()
+	go g.run()
 	return x, nil
+}
+
+// goRun is what the goroutine of a run Go started needs, in one object: a run
+// holds it, and the AfterFunc that cancels the run with ctx, for its whole life.
+type goRun struct {
+	ctx   context.Context
+	spec  Spec
+	x     *run.Exec
+	e     *Entry
+	log   *Log
+	body  func(Run) error
+	stop  func() bool    // stops the AfterFunc
+	fired sync.WaitGroup // done once the AfterFunc ran, or was stopped
+}
+
+// cancel is the AfterFunc: ctx was cancelled.
+func (g *goRun) cancel() {
+	g.cancelNow()
+	g.fired.Done()
+}
+
+func (g *goRun) cancelNow() {
+	cause := context.Cause(g.ctx)
+	g.e.CancelCause(cause.Error(), cause)
+}
+
+func (g *goRun) run() {
+	var persistErr error
+	x, e, log, spec := g.x, g.e, g.log, &g.spec
+	defer func() { ended(x, persistErr) }()
+	body := g.body
+	g.body = nil // what it captured goes once it no longer needs it, not with the run
+	err := call(body, Run{X: x, Entry: e, Log: log})
+	if g.stop() {
+		g.fired.Done()
+	}
+	g.fired.Wait() // no goroutine of the run outlives it
+	e.End(log, spec.Base, spec.Kind, spec.Output, err)
+	log.Close()
+	if spec.Recorder != nil {
+		// The end is durable before the run counts as ended: a cancel that waits
+		// for it, or a reader of the store, sees the final state.
+		persistErr = spec.Recorder.End(context.WithoutCancel(g.ctx), x)
+	}
+	e.Close()
 }
 
 // ErrNestedPause is the error of a run nested in another that would pause for a

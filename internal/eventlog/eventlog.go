@@ -20,11 +20,12 @@ import (
 // events: short runs allocate little, long ones allocate rarely. A recorded run's
 // log stops its segments growing at segment trackedCap-1: all of firstSegment
 // events, so that the whole segments it drops as its window moves (see Window)
-// leave little more than the window in memory. Four events a segment (512 bytes of
+// leave little more than the window in memory. Two events a segment (256 bytes of
 // run.Event): a log of a run that streams holds the window, a partly dropped
-// segment before it and the segment being filled, ~1.9 KiB (eight: ~2.4 KiB).
+// segment before it and the segment being filled, 12-13 durable events (four a
+// segment: 12-15, ~200 bytes more a stream at 1,000 streams; eight: ~2.4 KiB).
 const (
-	firstSegment = 4
+	firstSegment = 2
 	trackedCap   = 1
 )
 

@@ -56,8 +56,8 @@ func TestWindow(t *testing.T) {
 		{"no reader yet: every event kept", true, false, 0, n, func(h int) bool { return h == 0 }},
 		{"all durable: the window kept", true, true, 0, n, func(h int) bool { return h > n-Window-segCap && h <= n-Window }},
 		{"continued run: the window kept", true, true, 700, 700 + n, func(h int) bool { return h > 700+n-Window-segCap && h <= 700+n-Window }},
-		// 102: not a segment's start, so that some durable events are held to read.
-		{"little durable: what is not kept", true, true, 0, 102, func(h int) bool { return h > 102-segCap && h <= 102 }},
+		// 103: not a segment's start, so that some durable events are held to read.
+		{"little durable: what is not kept", true, true, 0, 103, func(h int) bool { return h > 103-segCap && h <= 103 }},
 		{"nothing durable: everything kept", true, true, 0, 0, func(h int) bool { return h == 0 }},
 	}
 	for _, tt := range tests {
