@@ -188,6 +188,7 @@ type Server struct {
 	streams     streams
 	streamSlots slots    // Config.MaxStreams
 	hijacked    hijacked // the streams served from connections taken over
+	beats       *beats   // the heartbeats of the streams
 	keepStreams bool     // tests: streams are served by their handlers, never taken over
 	handler     http.Handler
 	table       []route        // what the mux serves, /openapi.json and /docs describe
@@ -210,6 +211,7 @@ type component struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, host: cfg.Host, components: make(map[string]*component)}
 	s.defaults()
+	s.beats = newBeats(s.cfg.Heartbeat)
 	if s.host != nil && (len(cfg.Workflows) > 0 || len(cfg.Agents) > 0 || len(cfg.Teams) > 0 || cfg.Store != nil || cfg.Recorder != nil) {
 		return nil, errors.New("agentos: Config.Host is set: give the workflows, agents, store and recorder to the host")
 	}

@@ -12,7 +12,7 @@ import (
 // once stopped, whichever place in its slot it had.
 func TestBeatsWheel(t *testing.T) {
 	const interval = 3 * time.Millisecond
-	b := beatsFor(interval)
+	b := newBeats(interval)
 	var streams []*sse
 	var readers []*bufio.Reader
 	for range 3 {
@@ -24,7 +24,7 @@ func TestBeatsWheel(t *testing.T) {
 	}
 	var stops []func()
 	for _, s := range streams {
-		stops = append(stops, s.heartbeat(interval))
+		stops = append(stops, s.heartbeat(b))
 	}
 	for i, r := range readers {
 		want := "8\r\n: ping\n\n\r\n"

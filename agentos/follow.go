@@ -16,7 +16,7 @@ func (s *Server) follow(w http.ResponseWriter, r *http.Request, rec *store.Run, 
 	err := s.host.Follow(r.Context(), rec, from, func(evs []store.Event) bool {
 		if out == nil {
 			out = startSSE(w)
-			stop = out.heartbeat(s.cfg.Heartbeat)
+			stop = out.heartbeat(s.beats)
 		}
 		for i, e := range evs {
 			if out.stored(e, i == len(evs)-1) != nil {

@@ -336,7 +336,7 @@ func (t *hijackedStream) serve() {
 			t.watch()
 		}()
 	}
-	t.stop = t.out.heartbeat(t.s.cfg.Heartbeat)
+	t.stop = t.out.heartbeat(t.s.beats)
 	t.run()
 }
 

@@ -214,11 +214,11 @@ func (s *sse) delivered() int {
 	return s.sent
 }
 
-// heartbeat pings every interval until stop is called, after which nothing is
-// written. The streams of an interval share one timer (see beats): a thousand
-// open streams cost no thousand timers, nor parked goroutines.
-func (s *sse) heartbeat(interval time.Duration) (stop func()) {
-	beatsFor(interval).add(s)
+// heartbeat pings, through b, every interval of b's until stop is called, after
+// which nothing is written. A server's streams share one wheel (see beats): a
+// thousand open streams cost no thousand timers, nor parked goroutines.
+func (s *sse) heartbeat(b *beats) (stop func()) {
+	b.add(s)
 	return s.stopHeartbeat
 }
 
@@ -250,24 +250,9 @@ type beats struct {
 	armed bool
 }
 
-var (
-	beatsMu sync.Mutex
-	wheels  map[time.Duration]*beats
-)
-
-// beatsFor returns the wheel of the streams whose heartbeat is interval.
-func beatsFor(interval time.Duration) *beats {
-	beatsMu.Lock()
-	defer beatsMu.Unlock()
-	b := wheels[interval]
-	if b == nil {
-		if wheels == nil {
-			wheels = make(map[time.Duration]*beats)
-		}
-		b = &beats{period: max(interval/beatSlots, 1)}
-		wheels[interval] = b
-	}
-	return b
+// newBeats returns the wheel of the streams whose heartbeat is interval.
+func newBeats(interval time.Duration) *beats {
+	return &beats{period: max(interval/beatSlots, 1)}
 }
 
 // add puts s in the slot the wheel pinged last: pinged a turn from now.
@@ -347,7 +332,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, lr *host.Run, fr
 	}
 	out := startSSE(w)
 	closed := s.host.Telemetry().StreamOpened(r.Context())
-	stop := out.heartbeat(s.cfg.Heartbeat)
+	stop := out.heartbeat(s.beats)
 	f := runFollower{s: s, x: lr.Exec(), out: out, next: from}
 	f.follow(r.Context(), false, nil)
 	stop()
