@@ -424,7 +424,7 @@ func (w *eventWriter) endRecord(rc *recording) *Run {
 		// A paused run is a row: no process holds it, no lease runs out on it.
 		rc.leased = time.Time{}
 	}
-	rec := newRun(rc.x, out, out.Status, w.leases.replica, rc.leased, rc.createdAt)
+	rec := newRun(rc.x, out, out.Status, w.leases.replica, rc.leased, time.Unix(0, rc.createdAt))
 	rec.Output, rec.UpdatedAt = *out, time.Now()
 	return rec
 }
@@ -437,7 +437,7 @@ func (w *eventWriter) checkpointRecord(ck checkpoint) *Run {
 	rc := ck.rc
 	rc.leased = w.leases.until()
 	out := rc.x.Output()
-	rec := newRun(rc.x, out, run.StatusRunning, w.leases.replica, rc.leased, rc.createdAt)
+	rec := newRun(rc.x, out, run.StatusRunning, w.leases.replica, rc.leased, time.Unix(0, rc.createdAt))
 	if rc.base != nil {
 		rec.Output = *rc.base
 	}

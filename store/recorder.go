@@ -197,7 +197,7 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 	rec.Output, rec.UpdatedAt = *out, now
 	// Until its record is written, the run has the lease it would have had.
 	rc := &recording{x: x, begin: &beginning{rec: rec, done: make(chan error, 1)},
-		lease: rec.LeaseUntil, leased: rec.LeaseUntil, createdAt: now, base: baseOutput(out)}
+		lease: rec.LeaseUntil, leased: rec.LeaseUntil, createdAt: now.UnixNano(), base: baseOutput(out)}
 	// Its clients are told only what is stored (eventWriter.appendEvents advances
 	// the watermark) and, should the recorder give up on it, no more: see disown.
 	engine.LogOf(x).Track(r.emitted)

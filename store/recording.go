@@ -47,7 +47,7 @@ type recording struct {
 	persisted int       // index of the next event to write
 	lease     time.Time // when the run's lease lapses, as last written or renewed
 	leased    time.Time // the lease the run's record was last written (or tried) with
-	createdAt time.Time // its record's CreatedAt
+	createdAt int64     // its record's CreatedAt, in Unix nanoseconds (UpdateRun does not write it)
 	err       error     // why the last write for the run failed; nil once one succeeded
 	dead      error     // why the recorder gave up on the run: nothing more is written
 
