@@ -485,11 +485,30 @@ func stableOutput(dst, src *run.Output) {
 // at Begin: its fields that the run changes as it goes, but for its status and
 // step results (a checkpoint's own), or nil if all are zero, as a new run's are.
 func baseOutput(out *run.Output) *run.Output {
+	v := reflect.ValueOf(out).Elem()
+	if !slices.ContainsFunc(changing, func(i int) bool { return !v.Field(i).IsZero() }) {
+		return nil
+	}
 	base := *out
 	stableOutput(&base, &run.Output{})
 	base.Status, base.StepResults = "", nil
-	if reflect.ValueOf(&base).Elem().IsZero() {
-		return nil
-	}
 	return &base
 }
+
+// changing is the index in run.Output of each field that baseOutput keeps: not
+// one that stableOutput sets, nor Status or StepResults.
+var changing = func() []int {
+	var probe run.Output
+	stableOutput(&probe, &run.Output{RunID: "x", SessionID: "x", UserID: "x", ParentRunID: "x",
+		AgentID: "x", AgentName: "x", WorkflowID: "x", WorkflowName: "x", TeamID: "x", TeamName: "x",
+		Model: "x", ModelProvider: "x", Input: "x", CreatedAt: 1, Metadata: map[string]string{}})
+	probe.Status, probe.StepResults = "x", []run.StepResult{}
+	v := reflect.ValueOf(&probe).Elem()
+	var idx []int
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}()
