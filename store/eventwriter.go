@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -131,19 +132,21 @@ func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 			continue
 		}
 		rc.created = true
-		w.leases.held(rc, rc.rec.LeaseUntil)
+		w.leases.held(rc, rc.leased)
 	}
 	return fs
 }
 
 // record writes rc's record, with a fresh lease.
 func (w *eventWriter) record(ctx context.Context, rc *recording) error {
-	rc.rec.LeaseUntil = w.leases.until()
+	rec := rc.begin.rec
+	rec.LeaseUntil = w.leases.until()
+	rc.leased = rec.LeaseUntil
 	if rc.resume {
-		rc.rec.UpdatedAt = time.Now()
-		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rc.rec))
+		rec.UpdatedAt = time.Now()
+		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rec))
 	}
-	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rc.rec))
+	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rec))
 }
 
 // records writes the records of todo in one call of rw, as record does each, and
@@ -152,13 +155,15 @@ func (w *eventWriter) records(ctx context.Context, rw RunsWriter, todo []*record
 	var create, update []*Run
 	var created, updated []int // the index in todo of each
 	for i, rc := range todo {
-		rc.rec.LeaseUntil = w.leases.until()
+		rec := rc.begin.rec
+		rec.LeaseUntil = w.leases.until()
+		rc.leased = rec.LeaseUntil
 		if rc.resume {
-			rc.rec.UpdatedAt = time.Now()
-			update, updated = append(update, rc.rec), append(updated, i)
+			rec.UpdatedAt = time.Now()
+			update, updated = append(update, rec), append(updated, i)
 			continue
 		}
-		create, created = append(create, rc.rec), append(created, i)
+		create, created = append(create, rec), append(created, i)
 	}
 	cerrs, uerrs := rw.WriteRuns(ctx, create, update)
 	for k, i := range created {
@@ -193,10 +198,11 @@ func (w *eventWriter) recorded(ctx context.Context, rc *recording, err error) er
 // broke before its answer); it then takes the stored record's lease.
 func (w *eventWriter) storedBefore(ctx context.Context, rc *recording) bool {
 	got, err := w.store.GetRun(ctx, rc.x.ID)
-	if err != nil || got.Replica != rc.rec.Replica || got.CreatedAt.UnixMilli() != rc.rec.CreatedAt.UnixMilli() {
+	rec := rc.begin.rec
+	if err != nil || got.Replica != rec.Replica || got.CreatedAt.UnixMilli() != rec.CreatedAt.UnixMilli() {
 		return false
 	}
-	rc.rec.LeaseUntil = got.LeaseUntil
+	rec.LeaseUntil, rc.leased = got.LeaseUntil, got.LeaseUntil
 	return true
 }
 
@@ -411,23 +417,98 @@ func (w *eventWriter) writeDue(ctx context.Context, ends []*recording, cks []che
 	return errs[:len(ends)], errs[len(ends):]
 }
 
-// endRecord returns the record of rc's end.
+// endRecord returns the record of rc's end: the run's output as it ended.
 func (w *eventWriter) endRecord(rc *recording) *Run {
 	out := rc.x.Output()
-	rc.rec.Status, rc.rec.Output, rc.rec.UpdatedAt = out.Status, *out, time.Now()
 	if out.Status == run.StatusPaused {
 		// A paused run is a row: no process holds it, no lease runs out on it.
-		rc.rec.LeaseUntil = time.Time{}
+		rc.leased = time.Time{}
 	}
-	return rc.rec
+	rec := newRun(rc.x, out, out.Status, w.leases.replica, rc.leased, time.Unix(0, rc.createdAt))
+	rec.Output, rec.UpdatedAt = *out, time.Now()
+	return rec
 }
 
 // checkpointRecord returns the run's record with a checkpoint's steps and a fresh
-// lease, which Recorder.writeDue takes once written.
+// lease, which Recorder.writeDue takes once written: the record as Begin wrote it,
+// RUNNING, with steps as its step results. Its output is the run's in the fields
+// that do not change as the run goes (see stableOutput), Begin's in the others.
 func (w *eventWriter) checkpointRecord(ck checkpoint) *Run {
-	rec := ck.rc.rec
-	rec.Status, rec.Output.Status, rec.Output.StepResults = run.StatusRunning, run.StatusRunning, ck.steps
-	rec.LeaseUntil = w.leases.until()
+	rc := ck.rc
+	rc.leased = w.leases.until()
+	out := rc.x.Output()
+	rec := newRun(rc.x, out, run.StatusRunning, w.leases.replica, rc.leased, time.Unix(0, rc.createdAt))
+	if rc.base != nil {
+		rec.Output = *rc.base
+	}
+	stableOutput(&rec.Output, out)
+	rec.Output.Status, rec.Output.StepResults = run.StatusRunning, ck.steps
 	rec.UpdatedAt = time.Now()
 	return rec
 }
+
+// newRun returns a record of x's run, without its output: its identity (out's),
+// the status st, the replica executing it and its lease, and when it was created.
+// It reads only the fields of out that do not change as the run goes (see
+// stableOutput), so that the recorder's loop may call it while the run executes.
+func newRun(x *run.Exec, out *run.Output, st run.Status, replica string, lease, created time.Time) *Run {
+	rec := &Run{
+		ID: x.ID, SessionID: out.SessionID, UserID: out.UserID, ParentRunID: out.ParentRunID,
+		Kind: x.Kind, ComponentID: out.AgentID, Status: st, Input: out.Input,
+		Replica: replica, LeaseUntil: lease, CreatedAt: created,
+	}
+	if x.Kind == run.KindWorkflow {
+		rec.ComponentID = out.WorkflowID
+	}
+	if x.Kind == run.KindTeam {
+		rec.ComponentID = out.TeamID
+	}
+	return rec
+}
+
+// stableOutput sets on dst the fields of a run's output that are set before it
+// begins and do not change as it goes (its identity, model, input, creation and
+// metadata), as src has them. A checkpoint's record takes them from the run when
+// written; the recorder keeps the others as Begin had them (see baseOutput), when
+// not all zero. Only the run's goroutine writes the others, as it goes: these are
+// read from the recorder's loop while it does.
+func stableOutput(dst, src *run.Output) {
+	dst.RunID, dst.SessionID, dst.UserID, dst.ParentRunID = src.RunID, src.SessionID, src.UserID, src.ParentRunID
+	dst.AgentID, dst.AgentName = src.AgentID, src.AgentName
+	dst.WorkflowID, dst.WorkflowName = src.WorkflowID, src.WorkflowName
+	dst.TeamID, dst.TeamName = src.TeamID, src.TeamName
+	dst.Model, dst.ModelProvider = src.Model, src.ModelProvider
+	dst.Input, dst.CreatedAt, dst.Metadata = src.Input, src.CreatedAt, src.Metadata
+}
+
+// baseOutput returns what a checkpoint's record keeps of out, the run's output
+// at Begin: its fields that the run changes as it goes, but for its status and
+// step results (a checkpoint's own), or nil if all are zero, as a new run's are.
+func baseOutput(out *run.Output) *run.Output {
+	v := reflect.ValueOf(out).Elem()
+	if !slices.ContainsFunc(changing, func(i int) bool { return !v.Field(i).IsZero() }) {
+		return nil
+	}
+	base := *out
+	stableOutput(&base, &run.Output{})
+	base.Status, base.StepResults = "", nil
+	return &base
+}
+
+// changing is the index in run.Output of each field that baseOutput keeps: not
+// one that stableOutput sets, nor Status or StepResults.
+var changing = func() []int {
+	var probe run.Output
+	stableOutput(&probe, &run.Output{RunID: "x", SessionID: "x", UserID: "x", ParentRunID: "x",
+		AgentID: "x", AgentName: "x", WorkflowID: "x", WorkflowName: "x", TeamID: "x", TeamName: "x",
+		Model: "x", ModelProvider: "x", Input: "x", CreatedAt: 1, Metadata: map[string]string{}})
+	probe.Status, probe.StepResults = "x", []run.StepResult{}
+	v := reflect.ValueOf(&probe).Elem()
+	var idx []int
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}()

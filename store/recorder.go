@@ -193,21 +193,11 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 		return fmt.Errorf("store: record run: input of %d bytes: %w", len(out.Input), ErrTooLarge)
 	}
 	now := time.Now()
-	rec := &Run{
-		ID: x.ID, SessionID: out.SessionID, UserID: out.UserID, ParentRunID: out.ParentRunID,
-		Kind: x.Kind, ComponentID: out.AgentID,
-		Status: run.StatusRunning, Input: out.Input, Output: *out,
-		Replica: r.opts.Replica, LeaseUntil: r.leases.until(), CreatedAt: now, UpdatedAt: now,
-	}
-	if x.Kind == run.KindWorkflow {
-		rec.ComponentID = out.WorkflowID
-	}
-	if x.Kind == run.KindTeam {
-		rec.ComponentID = out.TeamID
-	}
+	rec := newRun(x, out, run.StatusRunning, r.opts.Replica, r.leases.until(), now)
+	rec.Output, rec.UpdatedAt = *out, now
 	// Until its record is written, the run has the lease it would have had.
-	begun := make(chan error, 1)
-	rc := &recording{x: x, rec: rec, lease: rec.LeaseUntil, ended: make(chan error, 1), begun: begun}
+	rc := &recording{x: x, begin: &beginning{rec: rec, done: make(chan error, 1)},
+		lease: rec.LeaseUntil, leased: rec.LeaseUntil, createdAt: now.UnixNano(), base: baseOutput(out)}
 	// Its clients are told only what is stored (eventWriter.appendEvents advances
 	// the watermark) and, should the recorder give up on it, no more: see disown.
 	engine.LogOf(x).Track(r.emitted)
@@ -219,6 +209,7 @@ func (r *Recorder) Begin(ctx context.Context, x *run.Exec) error {
 			rec.Output.StepResults = x.Resume.Steps
 		}
 	}
+	begun := rc.begin.done
 	if err := r.table.add(rc); err != nil {
 		return err
 	}
@@ -716,7 +707,7 @@ func (r *Recorder) failed(fs []failure) {
 }
 
 func (r *Recorder) fail(rc *recording, err error) {
-	if rc.begun != nil {
+	if rc.begin != nil {
 		r.failBegin(rc, err)
 		return
 	}
@@ -748,16 +739,16 @@ func (r *Recorder) failBegin(rc *recording, err error) {
 	// recorder can tell may be: its lease lapses and recovery ends it).
 	rc.dead = err
 	r.table.drop(rc)
-	rc.begun <- err
-	rc.begun = nil
+	rc.begin.done <- err
+	rc.begin = nil
 }
 
 // begun answers the Begins of the runs whose record is now stored.
 func (r *Recorder) begun(live []*recording) {
 	for _, rc := range live {
-		if rc.begun != nil && rc.created {
-			rc.begun <- nil
-			rc.begun = nil
+		if rc.begin != nil && rc.created {
+			rc.begin.done <- nil
+			rc.begin = nil // the recorder keeps no copy of the record
 		}
 	}
 }
@@ -814,7 +805,7 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 		err := ckErrs[i]
 		switch {
 		case err == nil:
-			r.leases.held(ck.rc, ck.rc.rec.LeaseUntil)
+			r.leases.held(ck.rc, ck.rc.leased)
 		case refused(err):
 			// The run learns it from Checkpoint's error, and decides.
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -646,5 +647,65 @@ func TestRecorderEndAheadOfLiveEvents(t *testing.T) {
 	}
 	if evs, _ := st.Events(t.Context(), live.ID, 0, 0); len(evs) != 2 {
 		t.Errorf("live run: %d events stored with its end, want 2", len(evs))
+	}
+}
+
+// TestCheckpointRecordIsBegins: a checkpoint's record is the record Begin wrote,
+// RUNNING with the checkpoint's steps, whatever the run's output became since (the
+// recorder keeps no copy of it, but for what Begin had in the fields the run
+// changes); the end's record is the output the run ended with.
+func TestCheckpointRecordIsBegins(t *testing.T) {
+	for _, begun := range []string{"", "so far"} {
+		t.Run("content "+begun, func(t *testing.T) {
+			st := newMemStore()
+			rec := store.NewRecorder(st, store.RecorderOptions{Replica: "me"})
+			defer rec.Close()
+			id := run.NewID()
+			meta := map[string]string{"k": "v"}
+			begin := run.Output{RunID: id, SessionID: "s", UserID: "u", WorkflowID: "wf", WorkflowName: "Wf",
+				Status: run.StatusRunning, Input: "go", Content: begun, CreatedAt: 42, Metadata: meta}
+			out := begin
+			steps := []run.StepResult{{StepName: "one", Status: run.StatusCompleted, Content: "facts"}}
+			checkpointed, release := make(chan error, 1), make(chan struct{})
+			spec := engine.Spec{
+				Registry: new(run.Registry), Recorder: rec, Kind: run.KindWorkflow,
+				Base:   &run.Event{RunID: id, Origin: &run.Origin{WorkflowID: "wf"}},
+				Output: &out,
+			}
+			x, err := engine.Go(t.Context(), spec, func(x engine.Run) error {
+				o := x.X.Output()
+				o.Content, o.Metrics.InputTokens = "changed", 7
+				checkpointed <- rec.Checkpoint(t.Context(), x.X, steps)
+				<-release
+				o.Content = "the end"
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := <-checkpointed; err != nil {
+				close(release)
+				t.Fatalf("Checkpoint: %v", err)
+			}
+			got, err := st.GetRun(t.Context(), id)
+			if err != nil {
+				close(release)
+				t.Fatal(err)
+			}
+			want := begin
+			want.StepResults = steps
+			if got.ID != id || got.SessionID != "s" || got.UserID != "u" || got.Kind != run.KindWorkflow ||
+				got.ComponentID != "wf" || got.Status != run.StatusRunning || got.Input != "go" || got.Replica != "me" ||
+				!reflect.DeepEqual(got.Output, want) {
+				t.Errorf("checkpoint's record = %+v, want the output %+v", got, want)
+			}
+			close(release)
+			x.Wait()
+			got, err = st.GetRun(t.Context(), id)
+			if err != nil || got.Status != run.StatusCompleted || got.Output.Content != "the end" ||
+				got.Output.Metrics.InputTokens != 7 || got.ComponentID != "wf" || got.Replica != "me" {
+				t.Errorf("end's record = %+v, %v", got, err)
+			}
+		})
 	}
 }

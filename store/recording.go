@@ -27,37 +27,58 @@ func newRunTable() runTable {
 }
 
 // recording is a run being recorded. The loop's goroutine alone reads and writes
-// rec, resume, created, tried, persisted, lease, renew, err, dead, writing and
-// begun (the bulk's goroutine, which makes a call of the bulk, uses none of them:
-// see bulkCall); the runTable's mu guards the rest.
+// begin, base, resume, created, tried, persisted, lease, leased, createdAt, renew,
+// err, dead and writing (the bulk's goroutine, which makes a call of the bulk, uses
+// none of them: see bulkCall); the runTable's mu guards the rest.
+//
+// It keeps no copy of the run's record once that is stored: the records it writes
+// next (checkpoints, the end) are built from the run's output when written (see
+// eventWriter.checkpointRecord and endRecord), so that a live run costs the
+// recorder only what the run cannot tell it.
 type recording struct {
-	x         *run.Exec
-	rec       *Run
-	resume    bool      // rec is stored already: update it instead of creating it
-	created   bool      // rec is stored
-	tried     bool      // a CreateRun of rec failed: it may have been stored all the same
+	x *run.Exec
+	// begin is the run's record and the Begin that waits for its write; nil once
+	// the record is stored (or the run does not start).
+	begin *beginning
+	// base is what the record of the run had at Begin in the fields of its output
+	// that the run changes as it goes (see stableOutput), which a checkpoint's
+	// record keeps; nil if all were zero (a new run's are).
+	base      *run.Output
 	persisted int       // index of the next event to write
 	lease     time.Time // when the run's lease lapses, as last written or renewed
-	renew     bool      // the lease is due to be renewed
+	leased    time.Time // the lease the run's record was last written (or tried) with
+	createdAt int64     // its record's CreatedAt, in Unix nanoseconds (UpdateRun does not write it)
 	err       error     // why the last write for the run failed; nil once one succeeded
 	dead      error     // why the recorder gave up on the run: nothing more is written
-	finished  bool      // its End was answered: it is no longer in the table
+
+	ended chan error // receives the outcome of the final write; made by End
+	// A checkpoint asked for; nil if none.
+	ck *ckAsk
+
+	resume   bool // the record is stored already: update it instead of creating it
+	created  bool // the record is stored
+	tried    bool // a CreateRun of the record failed: it may have been stored all the same
+	renew    bool // the lease is due to be renewed
+	finished bool // its End was answered: it is no longer in the table
 	// writing: the bulk's call in flight writes the run's events or renews its
 	// lease; its urgent writes (end, checkpoint) wait for that call's outcome, so
 	// that they land after it.
 	writing bool
+	ending  bool // End was called: write the final state once the events are out
+}
 
-	// Begin waits on begun for the outcome of the record's write; nil once answered.
-	begun chan error
+// beginning is the record of a run whose Begin waits for its write.
+type beginning struct {
+	rec  *Run
+	done chan error // Begin waits on it for the outcome of the record's write
+}
 
-	ending bool       // End was called: write the final state once the events are out
-	ended  chan error // receives the outcome of the final write
-
-	// A checkpoint asked for: the steps to keep once the events before index
-	// ckAfter are written, and who waits for the outcome.
-	ckSteps []run.StepResult
-	ckAfter int
-	ckWait  []chan error
+// ckAsk is a checkpoint asked for: the steps to keep once the events before index
+// after are written, and who waits for the outcome.
+type ckAsk struct {
+	steps []run.StepResult
+	after int
+	wait  []chan error
 }
 
 // disown tells the run's durable readers (its clients, see run.Log.FollowDurable)
@@ -90,9 +111,8 @@ func (rc *recording) stored(n int, last *run.Event) {
 
 // checkpoint is a checkpoint due to be written.
 type checkpoint struct {
-	rc    *recording
-	steps []run.StepResult
-	wait  []chan error
+	rc *recording
+	*ckAsk
 }
 
 // add records rc, unless the recorder is closed.
@@ -119,8 +139,11 @@ func (t *runTable) askCheckpoint(x *run.Exec, steps []run.StepResult, done chan 
 		}
 		return fmt.Errorf("store: checkpoint run %s: not being recorded", x.ID)
 	}
-	rc.ckSteps, rc.ckAfter = steps, x.Log.Len()
-	rc.ckWait = append(rc.ckWait, done)
+	if rc.ck == nil {
+		rc.ck = &ckAsk{}
+	}
+	rc.ck.steps, rc.ck.after = steps, x.Log.Len()
+	rc.ck.wait = append(rc.ck.wait, done)
 	t.wake()
 	return nil
 }
@@ -132,6 +155,9 @@ func (t *runTable) end(x *run.Exec) *recording {
 	rc := t.runs[x.ID]
 	if rc != nil {
 		rc.ending = true
+		if rc.ended == nil {
+			rc.ended = make(chan error, 1)
+		}
 		t.wake()
 	}
 	return rc
@@ -188,10 +214,11 @@ func (t *runTable) again(ck checkpoint) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rc := ck.rc
-	if rc.ckWait == nil {
-		rc.ckSteps = ck.steps
+	if rc.ck == nil {
+		rc.ck = ck.ckAsk
+		return
 	}
-	rc.ckWait = append(ck.wait, rc.ckWait...)
+	rc.ck.wait = append(ck.wait, rc.ck.wait...)
 }
 
 // due returns the runs whose end is due to be written (they ended and their events
@@ -208,10 +235,10 @@ func (t *runTable) due(live []*recording) (ends []*recording, cks []checkpoint) 
 			if rc.persisted >= rc.x.Log.Len() {
 				ends = append(ends, rc)
 			}
-		case rc.ckWait == nil:
-		case rc.persisted >= rc.ckAfter:
-			cks = append(cks, checkpoint{rc: rc, steps: rc.ckSteps, wait: rc.ckWait})
-			rc.ckSteps, rc.ckWait = nil, nil
+		case rc.ck == nil:
+		case rc.persisted >= rc.ck.after:
+			cks = append(cks, checkpoint{rc: rc, ckAsk: rc.ck})
+			rc.ck = nil
 		default:
 			t.wake() // its events were emitted after this flush read the log
 		}
@@ -233,9 +260,9 @@ func (t *runTable) dueAfter(hot []*recording, n []int) (ends []*recording, cks [
 			if rc.persisted+n[i] >= rc.x.Log.Len() {
 				ends = append(ends, rc)
 			}
-		case rc.ckWait != nil && rc.persisted+n[i] >= rc.ckAfter:
-			cks = append(cks, checkpoint{rc: rc, steps: rc.ckSteps, wait: rc.ckWait})
-			rc.ckSteps, rc.ckWait = nil, nil
+		case rc.ck != nil && rc.persisted+n[i] >= rc.ck.after:
+			cks = append(cks, checkpoint{rc: rc, ckAsk: rc.ck})
+			rc.ck = nil
 		}
 	}
 	return ends, cks
@@ -249,7 +276,7 @@ func (t *runTable) urgent(dst, live []*recording) []*recording {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, rc := range live {
-		if rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ckWait != nil) {
+		if rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ck != nil) {
 			dst = append(dst, rc)
 		}
 	}
@@ -261,7 +288,7 @@ func (t *runTable) anyUrgent(rcs []*recording) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return slices.ContainsFunc(rcs, func(rc *recording) bool {
-		return rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ckWait != nil)
+		return rc.created && rc.dead == nil && !rc.finished && !rc.writing && (rc.ending || rc.ck != nil)
 	})
 }
 
@@ -277,22 +304,29 @@ func (t *runTable) finish(rc *recording, err error) {
 	t.mu.Lock()
 	delete(t.runs, rc.x.ID)
 	rc.finished = true
-	wait := rc.ckWait
-	rc.ckSteps, rc.ckWait = nil, nil
+	ck, ended := rc.ck, rc.ended
+	rc.ck = nil
 	t.mu.Unlock()
-	for _, w := range wait {
-		w <- err
+	if ck != nil {
+		for _, w := range ck.wait {
+			w <- err
+		}
 	}
-	rc.ended <- err
+	if ended != nil { // always set: only an ending run finishes
+		ended <- err
+	}
 }
 
 // answer answers the checkpoints of rc waiting, with err.
 func (t *runTable) answer(rc *recording, err error) {
 	t.mu.Lock()
-	wait := rc.ckWait
-	rc.ckSteps, rc.ckWait = nil, nil
+	ck := rc.ck
+	rc.ck = nil
 	t.mu.Unlock()
-	for _, w := range wait {
+	if ck == nil {
+		return
+	}
+	for _, w := range ck.wait {
 		w <- err
 	}
 }
@@ -311,18 +345,22 @@ func (t *runTable) abandon() {
 		case rc.err != nil:
 			err = fmt.Errorf("%w: %w", ErrClosed, rc.err)
 		}
-		if rc.begun != nil { // its Begin waits: the run does not start
-			rc.begun <- err
+		if rc.begin != nil { // its Begin waits: the run does not start
+			rc.begin.done <- err
 			continue
 		}
-		for _, w := range rc.ckWait {
-			w <- err
+		if rc.ck != nil {
+			for _, w := range rc.ck.wait {
+				w <- err
+			}
+			rc.ck = nil
 		}
-		rc.ckSteps, rc.ckWait = nil, nil
 		if rc.dead == nil {
 			rc.disown(err) // its end was not stored: its lease lapses, and recovery ends it
 		}
-		rc.ended <- err
+		if rc.ended != nil { // its End waits
+			rc.ended <- err
+		}
 	}
 }
 

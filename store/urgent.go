@@ -117,7 +117,7 @@ func (r *Recorder) answerDue(ends []*recording, cks []checkpoint, errs []error) 
 		}
 		switch {
 		case err == nil && ck.rc.dead == nil:
-			r.leases.held(ck.rc, ck.rc.rec.LeaseUntil)
+			r.leases.held(ck.rc, ck.rc.leased)
 		case err == nil:
 			err = ck.rc.dead
 		case ck.rc.dead != nil, refused(err):
