@@ -31,10 +31,8 @@ const unstoredWait = 250 * time.Millisecond
 // waits for, the run's end (see keepUnlessEnded). If the store fails to keep
 // either for a run executing here, the run is cancelled here all the same, and
 // the error wraps ErrNotDurable: the cancel must not be acknowledged.
-// For a run elsewhere the store's error is returned; the run may have been
-// cancelled all the same (a store may tell the process executing it before the
-// intent is stored, as PostgreSQL's does), so such a cancel is to be retried,
-// not taken as refused. reason is run.ReasonRequested if empty.
+// For a run elsewhere the store's error is returned. reason is
+// run.ReasonRequested if empty.
 func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run.Status, known bool, err error) {
 	if reason == "" {
 		reason = run.ReasonRequested

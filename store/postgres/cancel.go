@@ -347,16 +347,13 @@ func deliver(n *store.Notifications, p string) {
 	}
 }
 
-// CancelRun notifies the listeners of the schema of a cancel of the run, and
-// stores its intent: it returns once the intent is committed. The listeners
-// hear of it before it is stored, and again after: when CancelRun fails, the
-// run may have been cancelled all the same, as when a cancel's answer is lost
-// (a cancel applied in this process is applied before it is stored too: see
-// host.Host.Cancel). The reason is cut to MaxCancelReason bytes; cancelling
-// twice keeps the first reason but notifies again. A run that has ended keeps
-// no intent, and an intent is deleted once its run ends, or by a later cancel
-// once older than CancelIntentTTL or past the newest MaxIntents. A run id
-// longer than MaxCancelRunID is refused with store.ErrTooLarge.
+// CancelRun stores a cancel intent for the run, then notifies the listeners of
+// the schema: it returns once the intent is committed. The reason is cut to
+// MaxCancelReason bytes; cancelling twice keeps the first reason but notifies
+// again. A run that has ended keeps no intent, and an intent is deleted once its
+// run ends, or by a later cancel once older than CancelIntentTTL or past the
+// newest MaxIntents. A run id longer than MaxCancelRunID is refused with
+// store.ErrTooLarge.
 func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 	op := "cancel run " + runID
 	if err := s.check(op); err != nil {
@@ -371,17 +368,12 @@ func (s *Store) CancelRun(ctx context.Context, runID, reason string) error {
 		return s.wrap(op, err)
 	}
 	defer conn.Release()
-	// Notified first, in a transaction of its own that does not wait for a flush
-	// (see notifyStmt), then stored: the process executing the run cancels it,
-	// and writes its end, while the intent's commit is flushed, rather than one
-	// flush after it. Notified again once stored: a listener that began
-	// listening after the first notification, and read the intents before this
-	// one was committed (see listenOnce), hears that one.
+	// Notified once committed, in a transaction of its own (see notifyStmt).
+	// Notifying first, so that the executing process wrote the run's end while
+	// the intent's commit was flushed, measured no faster across replicas (their
+	// two commits then wait for the same flushes), and a cancel that failed to be
+	// stored could have taken effect.
 	payload := cancelPayload(runID, reason)
-	if err := s.notify(ctx, conn, []string{payload}); err != nil {
-		s.log.Warn("store/postgres: cancel intent not notified before it is stored",
-			"schema", s.schema, "run_id", runID, "err", err)
-	}
 	if _, err := conn.Exec(ctx, s.cq.cancel, runID, reason, CancelIntentTTL, MaxIntents-1); err != nil {
 		return s.wrap(op, err)
 	}
