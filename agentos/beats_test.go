@@ -49,3 +49,20 @@ func TestBeatsWheel(t *testing.T) {
 		}
 	}
 }
+
+// A ping finding its stream busy (a write under way, or blocked by a client that
+// does not read) returns at once: the wheel starts one each interval, and pings
+// waiting behind a blocked write would pile up for as long as the client stays.
+func TestPingPassesABusyStream(t *testing.T) {
+	c, peer := net.Pipe()
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	s := &sse{conn: c}
+	s.mu.Lock() // a write blocked
+	returned := make(chan struct{})
+	go func() {
+		s.ping()
+		close(returned)
+	}()
+	<-returned // the test times out if ping waits for the write
+	s.mu.Unlock()
+}

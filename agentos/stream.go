@@ -170,7 +170,11 @@ func (s *sse) stored(e store.Event, flush bool) error {
 // ping writes a heartbeat comment unless an event went out since the last tick;
 // once the heartbeat is stopped, or a write failed, it leaves the wheel.
 func (s *sse) ping() {
-	s.mu.Lock()
+	// Held: a write is under way (or blocked, its client not reading), so no
+	// ping is due, and none waits behind it: one a tick would pile up goroutines.
+	if !s.mu.TryLock() {
+		return
+	}
 	defer s.mu.Unlock()
 	if s.stopped || s.err != nil {
 		s.beat.remove(s)

@@ -216,7 +216,7 @@ func (s *Store) appendBehind(ctx context.Context, replica string, sorted []store
 	if len(rest) == 0 {
 		// All stored already: a write retried whose commit's answer was lost,
 		// and its notification with it.
-		_ = tx.Rollback(ctx) // it wrote nothing: its locks go before the notification
+		_ = tx.Rollback(context.WithoutCancel(ctx)) // it wrote nothing: its locks go before the notification
 		s.notifyCommitted(ctx, s.pool, eventsPayloads(all.ids, all.lasts)...)
 		return nil, nil
 	}
