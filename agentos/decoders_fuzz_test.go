@@ -137,21 +137,22 @@ func serve(h http.Handler, method, target, contentType, body string) *httptest.R
 	return w
 }
 
-// routable reports whether an id, escaped as one path segment, reaches the routes
-// that take it: ServeMux cleans the unescaped path, so an id that is "." or "..",
-// or begins or ends with "/" or holds "//" (an empty segment), does not. Such ids
-// are accepted in run requests (a session_id "/" is), but cannot be read back by
-// path; see the fault-suite report.
-func routable(id string) bool {
-	if id == "" {
-		return false
+// routable reports whether net/http's ServeMux routes a request for method and
+// path to the route of the same shape with id as its run_id: it cleans the path
+// first, so that some ids ("." and "..", "/", the empty one) are redirected or
+// not found instead. Such ids are accepted in run requests (a session_id "/"
+// is), but cannot be named in a path; see the fault-suite report.
+func routable(method, path, id string) bool {
+	mux := http.NewServeMux()
+	got := "\x00none"
+	read := func(_ http.ResponseWriter, r *http.Request) { got = r.PathValue("run_id") }
+	for _, pattern := range []string{"POST /runs/{run_id}/cancel", "POST /workflows/{id}/runs/{run_id}/cancel",
+		"GET /runs/{run_id}", "GET /workflows/{id}/runs/{run_id}"} {
+		mux.HandleFunc(pattern, read)
 	}
-	for _, seg := range strings.Split(id, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest(method, path, nil))
+	return w.Code == http.StatusOK && got == id
 }
 
 // FuzzRunID: a run id, sent escaped in the path of every route that takes one,
@@ -182,9 +183,10 @@ func FuzzRunID(f *testing.F) {
 	h := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, id, wait string) {
 		escaped := url.PathEscape(id)
-		valid := routable(id) && checkID("run_id", id) == nil
+		acceptable := checkID("run_id", id) == nil
 		_, waitErr := strconv.ParseBool(wait)
 		for _, path := range []string{"/runs/" + escaped + "/cancel", "/workflows/quick/runs/" + escaped + "/cancel"} {
+			valid := acceptable && routable(http.MethodPost, path, id)
 			// wait=true waits for the run to end: on an id no run has, the intent
 			// is kept and the answer is at once, as with wait=false.
 			w := serve(h, http.MethodPost, path+"?wait="+url.QueryEscape(wait), "", "")
@@ -212,6 +214,7 @@ func FuzzRunID(f *testing.F) {
 			}
 		}
 		for _, path := range []string{"/runs/" + escaped, "/workflows/quick/runs/" + escaped} {
+			valid := acceptable && routable(http.MethodGet, path, id)
 			w := serve(h, http.MethodGet, path, "", "")
 			switch {
 			case w.Code >= 500:
