@@ -41,16 +41,7 @@ func TestWakesServeEveryStreamOnFewGoroutines(t *testing.T) {
 func TestWakesDoNotWaitOnBlockedStreams(t *testing.T) {
 	t.Parallel()
 	var w wakes
-	release := make(chan struct{})
-	var held sync.WaitGroup
-	held.Add(maxWakers())
-	for range maxWakers() {
-		w.run(funcWoken(func() {
-			held.Done()
-			<-release
-		}))
-	}
-	held.Wait()
+	release := holdEveryWaker(&w)
 	served := make(chan struct{})
 	w.run(funcWoken(func() { close(served) }))
 	<-served // after wakeStall: the test times out if it never comes
@@ -63,17 +54,8 @@ func TestWakesDoNotWaitOnBlockedStreams(t *testing.T) {
 func TestWakesForgetBlockedStreams(t *testing.T) {
 	t.Parallel()
 	var w wakes
-	release := make(chan struct{})
+	release := holdEveryWaker(&w)
 	defer close(release)
-	var held sync.WaitGroup
-	held.Add(maxWakers())
-	for range maxWakers() {
-		w.run(funcWoken(func() {
-			held.Done()
-			<-release
-		}))
-	}
-	held.Wait()
 	served := make(chan struct{})
 	w.run(funcWoken(func() { close(served) }))
 	<-served // after wakeStall: the test times out if it never comes
@@ -93,4 +75,20 @@ func TestWakesForgetBlockedStreams(t *testing.T) {
 		t.Error("a stream woken with every goroutine stuck waits for a stall; want a goroutine started at once")
 	}
 	<-again
+}
+
+// holdEveryWaker has every goroutine of w serve a stream that blocks (a client
+// that does not read) until release is closed.
+func holdEveryWaker(w *wakes) (release chan struct{}) {
+	release = make(chan struct{})
+	var held sync.WaitGroup
+	held.Add(maxWakers())
+	for range maxWakers() {
+		w.run(funcWoken(func() {
+			held.Done()
+			<-release
+		}))
+	}
+	held.Wait()
+	return release
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/kern-dev/kern/internal/donech"
 	"github.com/kern-dev/kern/internal/eventlog"
 	"github.com/kern-dev/kern/internal/runaccess"
 )
@@ -57,16 +58,10 @@ type Exec struct {
 	out        *Output
 	persistErr error
 
-	doneMu sync.Mutex // guards the fields below
-	// done is made when first asked for (most runs end with nobody waiting on
-	// it: 96 bytes a live run less); once the run ended, Done gives closedDone.
-	done      chan struct{}
-	ended     bool     // the run ended: done, if made, is closed
-	afterDone []func() // called once done is closed
+	doneMu    sync.Mutex  // guards the fields below
+	done      donech.Lazy // closed once the run ended
+	afterDone []func()    // called once done is closed
 }
-
-// closedDone is the Done of every run that ended before it was asked for.
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Recorder persists top-level runs as they execute; kern's store.Recorder is one.
 type Recorder interface {
@@ -102,13 +97,7 @@ func (x *Exec) PersistErr() error {
 func (x *Exec) Done() <-chan struct{} {
 	x.doneMu.Lock()
 	defer x.doneMu.Unlock()
-	if x.done == nil {
-		if x.ended {
-			return closedDone
-		}
-		x.done = make(chan struct{})
-	}
-	return x.done
+	return x.done.Chan()
 }
 
 // Wait waits for the run to end and returns its output.
@@ -196,20 +185,17 @@ func init() {
 	runaccess.Ended = func(x *Exec, persistErr error) {
 		x.doneMu.Lock()
 		x.persistErr = persistErr
-		x.ended = true
-		done, fns := x.done, x.afterDone
+		x.done.Close()
+		fns := x.afterDone
 		x.afterDone = nil
 		x.doneMu.Unlock()
-		if done != nil {
-			close(done)
-		}
 		for _, fn := range fns {
 			fn()
 		}
 	}
 	runaccess.AfterDone = func(x *Exec, fn func()) {
 		x.doneMu.Lock()
-		if !x.ended {
+		if !x.done.Closed() {
 			x.afterDone = append(x.afterDone, fn)
 			x.doneMu.Unlock()
 			return

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kern-dev/kern/internal/donech"
 	"github.com/kern-dev/kern/internal/eventlog"
 	"github.com/kern-dev/kern/internal/runaccess"
 	"github.com/kern-dev/kern/run"
@@ -52,14 +53,8 @@ type Entry struct {
 	cause     error // what made the caller cancel, when it was an error (a context's)
 	failure   error // why the runtime stopped the run as failed (Fail)
 	final     run.Status
-	// done is made when first asked for (most runs end with nobody waiting on
-	// it: 96 bytes a live run less); closed: Close was called.
-	done   chan struct{}
-	closed bool
+	done      donech.Lazy // closed by Close
 }
-
-// closedDone is the Done of every entry closed before it was asked for.
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Begin registers in reg a run that is about to start. Its context derives from
 // parent; a cancel request calls onCancel (if not nil) and then cancels that context.
@@ -211,25 +206,15 @@ func (e *Entry) Close() {
 	regEnd(e.reg, e.ID, e, e.Status())
 	e.cancel(nil) // release the context's resources
 	e.mu.Lock()
-	e.closed = true
-	done := e.done
+	e.done.Close()
 	e.mu.Unlock()
-	if done != nil {
-		close(done)
-	}
 }
 
 // Done is closed once the run has ended and its terminal event is out.
 func (e *Entry) Done() <-chan struct{} {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.done == nil {
-		if e.closed {
-			return closedDone
-		}
-		e.done = make(chan struct{})
-	}
-	return e.done
+	return e.done.Chan()
 }
 
 // Status returns the run's final status, or RUNNING while it has none.
