@@ -2,27 +2,29 @@ package agentos
 
 import (
 	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // hangups tells the streams served from connections taken over (see
 // hijackStream) when their clients leave, with one goroutine for all of them
 // that waits on an epoll instance for the peers of their connections to close
 // (EPOLLRDHUP), rather than a goroutine a stream blocked reading its connection.
-// The goroutine runs while a stream is watched.
+// The goroutine waits for the epoll instance through the runtime's poller, never
+// in a blocking epoll_wait: a goroutine blocked in a system call holds its P
+// until the runtime's monitor takes it back (up to ~10 ms), which on a server of
+// two Ps left one to run every other goroutine, cancels included. The goroutine
+// runs while a stream is watched.
 type hangups struct {
 	mu   sync.Mutex        // guards the fields below
-	on   bool              // the goroutine runs
-	epfd int               // the epoll instance, while on
-	wake [2]int            // a pipe that wakes the goroutine: the last stream left
-	done chan struct{}     // closed once the goroutine returned
+	ep   *os.File          // the epoll instance, while a stream is watched
+	epfd int               // ep's descriptor
+	done chan struct{}     // closed once every goroutine started returned
 	next uint64            // the key of the next stream watched
 	left map[uint64]func() // the streams watched (until unwatched): what to call once their clients left; nil once called
 }
-
-// wakeKey is the key of the pipe's events; streams' keys start at 1.
-const wakeKey = 0
 
 // watch calls left once the client of conn closes it or the connection fails,
 // until unwatch is called. It returns nil, and watches nothing, if conn cannot be
@@ -38,7 +40,7 @@ func (h *hangups) watch(conn net.Conn, left func()) (unwatch func()) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.on && !h.startLocked() {
+	if h.ep == nil && !h.startLocked() {
 		return nil
 	}
 	h.next++
@@ -57,61 +59,75 @@ func (h *hangups) watch(conn net.Conn, left func()) (unwatch func()) {
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		// epfd is open while a stream is watched: the goroutine closes it only
-		// once every stream was unwatched.
+		// epfd is open while a stream is watched: it is closed only once every
+		// stream was unwatched.
 		_ = rc.Control(func(fd uintptr) { _ = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })
 		delete(h.left, key)
 		h.stopIfIdleLocked()
 	}
 }
 
-// startLocked makes the epoll instance and its pipe, and starts the goroutine.
+// startLocked makes the epoll instance, registered with the runtime's poller,
+// and starts the goroutine.
 func (h *hangups) startLocked() bool {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return false
 	}
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
 		return false
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeKey}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p[0], &ev); err != nil {
-		syscall.Close(epfd)
-		syscall.Close(p[0])
-		syscall.Close(p[1])
+	// A descriptor in non-blocking mode makes a File the runtime polls; one
+	// that could not be registered has no deadlines.
+	ep := os.NewFile(uintptr(epfd), "hangups")
+	rc, err := ep.SyscallConn()
+	if err != nil || ep.SetReadDeadline(time.Time{}) != nil {
+		ep.Close()
 		return false
 	}
-	h.on, h.epfd, h.wake, h.done = true, epfd, p, make(chan struct{})
-	go h.run(epfd, p, h.done)
+	prev := h.done
+	h.ep, h.epfd, h.done = ep, epfd, make(chan struct{})
+	go h.run(rc, prev, h.done)
 	return true
 }
 
-// stopIfIdleLocked wakes the goroutine to return when no stream is watched.
+// stopIfIdleLocked closes the epoll instance when no stream is watched, which
+// ends its goroutine's wait.
 func (h *hangups) stopIfIdleLocked() {
-	if len(h.left) == 0 && h.on {
-		_, _ = syscall.Write(h.wake[1], []byte{0})
+	if len(h.left) == 0 && h.ep != nil {
+		h.ep.Close()
+		h.ep = nil
 	}
 }
 
-// run waits for the clients of the streams watched to leave, and tells them,
-// until no stream is watched any more.
-func (h *hangups) run(epfd int, wake [2]int, done chan struct{}) {
-	defer close(done)
+// run waits for the clients of the streams watched on rc's epoll instance to
+// leave, and tells them, until the instance is closed. It closes done once it
+// and the goroutine of the previous instance, if any (see prev), returned.
+func (h *hangups) run(rc syscall.RawConn, prev <-chan struct{}, done chan struct{}) {
+	defer func() {
+		if prev != nil {
+			<-prev
+		}
+		close(done)
+	}()
 	evs := make([]syscall.EpollEvent, 64)
 	for {
-		n, err := syscall.EpollWait(epfd, evs, -1)
+		var n int
+		err := rc.Read(func(fd uintptr) bool {
+			var err error
+			n, err = syscall.EpollWait(int(fd), evs, 0)
+			if err != nil {
+				n = 0
+				return true // EINTR: nothing else may fail on an epoll instance open
+			}
+			return n > 0 // none ready: wait until the instance is readable
+		})
 		if err != nil {
-			continue // EINTR: nothing else may fail on an epoll instance open
+			return // closed: no stream is watched any more
 		}
 		for _, ev := range evs[:n] {
 			key := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if key == wakeKey {
-				var b [16]byte
-				_, _ = syscall.Read(wake[0], b[:])
-				continue
-			}
 			h.mu.Lock()
 			left := h.left[key]
 			if left != nil {
@@ -122,20 +138,10 @@ func (h *hangups) run(epfd int, wake [2]int, done chan struct{}) {
 				left()
 			}
 		}
-		h.mu.Lock()
-		if len(h.left) == 0 {
-			h.on, h.done = false, nil
-			h.mu.Unlock()
-			syscall.Close(epfd)
-			syscall.Close(wake[0])
-			syscall.Close(wake[1])
-			return
-		}
-		h.mu.Unlock()
 	}
 }
 
-// wait waits for the goroutine to return, once no stream is watched.
+// wait waits for the goroutines to return, once no stream is watched.
 func (h *hangups) wait() {
 	h.mu.Lock()
 	done := h.done

@@ -11,7 +11,7 @@ import (
 )
 
 // serveDebug serves, on a loopback addr of its own, the server process's profiles
-// (/debug/pprof/: heap, goroutine, ...) and its memory by class (/debug/mem, from
+// (/debug/pprof/: heap, goroutine, trace, ...) and its memory by class (/debug/mem, from
 // runtime/metrics), so that a load test can see where a stream's memory goes.
 func serveDebug(addr string) (stop func(), err error) {
 	if err := loopback("http://" + addr); err != nil {
@@ -25,6 +25,7 @@ func serveDebug(addr string) (stop func(), err error) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/mem", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") != "" {
 			runtime.GC()
