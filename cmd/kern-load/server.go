@@ -90,6 +90,7 @@ func startServerOn(addr, storeKind string, delay time.Duration, adm admission) (
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
 		ls.store, cfg.Store = st, st
+		sqlite.SetServerProcs() // as kern serve does
 	default:
 		return nil, fmt.Errorf("unknown store %q: want memory or sqlite", storeKind)
 	}

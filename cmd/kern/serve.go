@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
 	"github.com/kern-dev/kern/store"
+	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
@@ -180,6 +182,9 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	if err != nil {
 		return errors.Join(err, shutdownTelemetry(tel))
 	}
+	if _, ok := st.(*sqlite.Store); ok {
+		sqlite.SetServerProcs()
+	}
 	err = serveWith(ctx, stop, log, st, o, grace, declared, tel)
 	if declared != nil {
 		err = errors.Join(err, declared.Close()) // the MCP servers, once no run uses them
@@ -237,7 +242,7 @@ func serveWith(ctx context.Context, stop func(), log *slog.Logger, st store.Stor
 	}
 	log.Info("kern serving", "addr", ln.Addr().String(), "db", redact(o.db), "model", label,
 		"workflows", strings.Join(ids, ","), "replica", o.replica, "auth", o.securityKey != "",
-		"max_runs", o.maxRuns, "max_streams", o.maxStreams, "otel", o.observe.otel, "metrics", o.observe.metrics)
+		"max_runs", o.maxRuns, "max_streams", o.maxStreams, "procs", runtime.GOMAXPROCS(0), "otel", o.observe.otel, "metrics", o.observe.metrics)
 	unwatch := context.AfterFunc(ctx, func() {
 		log.Info("shutting down: stopping runs, then closing the database (signal again to force)",
 			"grace", o.shutdownGrace)
