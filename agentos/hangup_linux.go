@@ -14,7 +14,7 @@ import (
 // (EPOLLRDHUP), rather than a goroutine a stream blocked reading its connection.
 // The goroutine waits for the epoll instance through the runtime's poller, never
 // in a blocking epoll_wait: a goroutine blocked in a system call holds its P
-// until the runtime's monitor takes it back (up to ~10 ms), which on a server of
+// until the runtime's monitor takes it back (10–20 ms), which on a server of
 // two Ps left one to run every other goroutine, cancels included. The goroutine
 // runs while a stream is watched.
 type hangups struct {
@@ -59,6 +59,9 @@ func (h *hangups) watch(conn net.Conn, left func()) (unwatch func()) {
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if _, ok := h.left[key]; !ok {
+			return // unwatched already: epfd may be another's by now
+		}
 		// epfd is open while a stream is watched: it is closed only once every
 		// stream was unwatched.
 		_ = rc.Control(func(fd uintptr) { _ = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil) })

@@ -2,27 +2,51 @@ package agentos
 
 import (
 	"net"
+	"runtime"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
-// tcpPair returns the two ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (server, client net.Conn) {
-	t.Helper()
+// dialPair returns the two ends of a loopback TCP connection.
+func dialPair() (server, client net.Conn, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		return nil, nil, err
 	}
-	server, err = ln.Accept()
+	if server, err = ln.Accept(); err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return server, client, nil
+}
+
+// tcpPair is dialPair for the test's goroutine; the test closes both ends.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	server, client, err := dialPair()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
+}
+
+// waitHangups fails the test if h's goroutines do not return.
+func waitHangups(t *testing.T, h *hangups) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { h.wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher's goroutine did not return once nothing was watched")
+	}
 }
 
 // TestHangupsWatchesThroughThePoller watches connections whose clients leave one
@@ -53,13 +77,7 @@ func TestHangupsWatchesThroughThePoller(t *testing.T) {
 		for i := range n {
 			unwatch[i]()
 		}
-		h.wait() // returns once the goroutine stopped: nothing is watched
-		h.mu.Lock()
-		on := h.ep != nil
-		h.mu.Unlock()
-		if on {
-			t.Fatalf("round %d: the epoll instance is open with no stream watched", round)
-		}
+		waitHangups(t, &h)
 		select {
 		case i := <-left:
 			t.Fatalf("round %d: stream %d was told twice", round, i)
@@ -78,16 +96,97 @@ func TestHangupsUnwatchedIsNotTold(t *testing.T) {
 	u1 := h.watch(s1, func() { told <- "first" })
 	u2 := h.watch(s2, func() { told <- "second" })
 	u1()
+	u1() // a second unwatch does nothing
 	c1.Close()
 	c2.Close()
 	if got := <-told; got != "second" {
 		t.Fatalf("told %q, want second", got)
 	}
 	u2()
-	h.wait()
+	waitHangups(t, &h)
 	select {
 	case got := <-told:
 		t.Fatalf("told %q after it was unwatched", got)
 	default:
 	}
+}
+
+// TestHangupsChurn watches and unwatches connections from several goroutines at
+// once, some unwatched by their own callback, half of whose clients leave: every
+// client that leaves is told, and the watcher stops once nothing is watched.
+func TestHangupsChurn(t *testing.T) {
+	var h hangups
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 100 {
+				server, client, err := dialPair()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				told := make(chan struct{}, 1)
+				var once sync.Once
+				var unwatch func()
+				var mu sync.Mutex
+				stop := func() {
+					mu.Lock()
+					u := unwatch
+					mu.Unlock()
+					once.Do(u)
+				}
+				mu.Lock()
+				unwatch = h.watch(server, func() {
+					told <- struct{}{}
+					if (g+i)%3 == 0 {
+						stop() // from the watcher's goroutine
+					}
+				})
+				mu.Unlock()
+				if unwatch == nil {
+					t.Error("a TCP connection was not watched")
+					return
+				}
+				if i%2 == 0 {
+					client.Close()
+					select {
+					case <-told:
+					case <-time.After(10 * time.Second):
+						t.Error("a client left and its stream was not told")
+						return
+					}
+				}
+				stop()
+				server.Close()
+				client.Close()
+			}
+		})
+	}
+	wg.Wait()
+	waitHangups(t, &h)
+}
+
+// TestHangupsWaitInThePoller: the watcher's goroutine waits in the runtime's
+// poller ("IO wait"), not in a system call, which would hold its P.
+func TestHangupsWaitInThePoller(t *testing.T) {
+	var h hangups
+	server, _ := tcpPair(t)
+	unwatch := h.watch(server, func() {})
+	defer func() { unwatch(); waitHangups(t, &h) }()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			if !strings.Contains(g, "(*hangups).run") {
+				continue
+			}
+			switch state := strings.SplitN(g, "\n", 2)[0]; {
+			case strings.Contains(state, "[IO wait"):
+				return
+			case strings.Contains(state, "[syscall"):
+				t.Fatalf("the watcher waits in a system call:\n%s", g)
+			}
+		}
+	}
+	t.Fatal("the watcher's goroutine never waited in the poller")
 }
