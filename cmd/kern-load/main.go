@@ -142,8 +142,8 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 		defer stop()
 	}
 	fmt.Println(ls.url)
-	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, fd limit %d/%d) for %v\n",
-		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), cur, max, cfg.Timeout)
+	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, GOMAXPROCS %d, fd limit %d/%d) for %v\n",
+		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), runtime.GOMAXPROCS(0), cur, max, cfg.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	<-ctx.Done()

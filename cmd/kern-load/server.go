@@ -13,6 +13,7 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/agentos"
+	"github.com/kern-dev/kern/internal/procs"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
@@ -84,13 +85,13 @@ func startServerOn(addr, storeKind string, delay time.Duration, adm admission) (
 			return nil, err
 		}
 		ls.dir = dir
+		procs.SetForBlockingIO() // as kern serve does
 		st, err := sqlite.Open(context.Background(), filepath.Join(dir, "kern.db"))
 		if err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("open sqlite store: %w", err)
 		}
 		ls.store, cfg.Store = st, st
-		sqlite.SetServerProcs() // as kern serve does
 	default:
 		return nil, fmt.Errorf("unknown store %q: want memory or sqlite", storeKind)
 	}

@@ -37,6 +37,15 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 	return s, nil
 }
 
+// isSQLite reports whether dsn names a SQLite database (see openStore).
+func isSQLite(dsn string) bool {
+	switch dsnScheme(dsn) {
+	case "", "sqlite", "file":
+		return true
+	}
+	return false
+}
+
 // dsnScheme returns the scheme of a URL-like dsn, "" for a plain path.
 func dsnScheme(dsn string) string {
 	i := strings.Index(dsn, ":")

@@ -19,8 +19,8 @@ import (
 	"github.com/kern-dev/kern/agentos"
 	"github.com/kern-dev/kern/config"
 	"github.com/kern-dev/kern/host"
+	"github.com/kern-dev/kern/internal/procs"
 	"github.com/kern-dev/kern/store"
-	"github.com/kern-dev/kern/store/sqlite"
 	"github.com/kern-dev/kern/team"
 	"github.com/kern-dev/kern/telemetry"
 	"github.com/kern-dev/kern/workflow"
@@ -178,12 +178,12 @@ func serve(cmd *cobra.Command, o serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if isSQLite(o.db) {
+		procs.SetForBlockingIO()
+	}
 	st, err := openStore(ctx, o.db)
 	if err != nil {
 		return errors.Join(err, shutdownTelemetry(tel))
-	}
-	if _, ok := st.(*sqlite.Store); ok {
-		sqlite.SetServerProcs()
 	}
 	err = serveWith(ctx, stop, log, st, o, grace, declared, tel)
 	if declared != nil {
