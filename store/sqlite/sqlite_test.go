@@ -227,14 +227,20 @@ func TestDSNForms(t *testing.T) {
 }
 
 // TestPragmas checks that every connection, of the writer and of the read pool,
-// has kern's pragmas, and that a pragma in the DSN replaces kern's default.
+// has kern's pragmas, the writer its smaller page cache, and that a pragma in the
+// DSN replaces kern's default.
 func TestPragmas(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, tt := range []struct {
 		query string
 		sync  int
-	}{{"", 1}, {"?_pragma=synchronous(FULL)", 2}} {
+		cache map[string]int // cache_size by connection
+	}{
+		{"", 1, map[string]int{"writer": -256, "reader": -2000}},
+		{"?_pragma=synchronous(FULL)", 2, map[string]int{"writer": -256, "reader": -2000}},
+		{"?_pragma=cache_size(-1024)", 1, map[string]int{"writer": -1024, "reader": -1024}},
+	} {
 		s, err := Open(t.Context(), filepath.Join(dir, "p.db")+tt.query)
 		if err != nil {
 			t.Fatal(err)
@@ -252,13 +258,14 @@ func TestPragmas(t *testing.T) {
 				}
 				conns = append(conns, c)
 				var mode string
-				var busy, sync, fk int
-				if err := c.QueryRowContext(t.Context(), `SELECT * FROM pragma_journal_mode, pragma_busy_timeout, pragma_synchronous, pragma_foreign_keys`).
-					Scan(&mode, &busy, &sync, &fk); err != nil {
+				var busy, sync, fk, cache int
+				if err := c.QueryRowContext(t.Context(), `SELECT * FROM pragma_journal_mode, pragma_busy_timeout, pragma_synchronous, pragma_foreign_keys, pragma_cache_size`).
+					Scan(&mode, &busy, &sync, &fk, &cache); err != nil {
 					t.Fatal(err)
 				}
-				if mode != "wal" || busy != 5000 || sync != tt.sync || fk != 1 {
-					t.Errorf("%s%s: journal_mode %s, busy_timeout %d, synchronous %d, foreign_keys %d", name, tt.query, mode, busy, sync, fk)
+				if mode != "wal" || busy != 5000 || sync != tt.sync || fk != 1 || cache != tt.cache[name] {
+					t.Errorf("%s%s: journal_mode %s, busy_timeout %d, synchronous %d, foreign_keys %d, cache_size %d",
+						name, tt.query, mode, busy, sync, fk, cache)
 				}
 				if name == "writer" {
 					break // its pool holds one connection
