@@ -89,7 +89,7 @@ type replicaAnswer struct {
 func (s *Server) getReplicas(w http.ResponseWriter, r *http.Request) {
 	this := &replicaAnswer{Replica: s.cfg.Replica, This: true, LastHeartbeat: time.Now().Unix()}
 	for _, lr := range s.host.Runs() {
-		if x := lr.Exec(); x != nil && !isDone(x.Done()) {
+		if x := lr.Exec(); x != nil && !x.Ended() {
 			this.LiveRuns++
 		}
 	}

@@ -20,7 +20,7 @@ import (
 type hangups struct {
 	mu   sync.Mutex        // guards the fields below
 	ep   *os.File          // the epoll instance, while a stream is watched
-	epfd int               // ep's descriptor
+	epfd int               // ep's descriptor (ep.Fd would make it blocking)
 	done chan struct{}     // closed once every goroutine started returned
 	next uint64            // the key of the next stream watched
 	left map[uint64]func() // the streams watched (until unwatched): what to call once their clients left; nil once called

@@ -1,12 +1,15 @@
 package agentos
 
 import (
+	"errors"
 	"net"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kern-dev/kern/internal/eventually"
 )
 
 // dialPair returns the two ends of a loopback TCP connection.
@@ -174,7 +177,7 @@ func TestHangupsWaitInThePoller(t *testing.T) {
 	unwatch := h.watch(server, func() {})
 	defer func() { unwatch(); waitHangups(t, &h) }()
 	buf := make([]byte, 1<<20)
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+	eventually.Succeeds(t, 10*time.Second, func() error {
 		n := runtime.Stack(buf, true)
 		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
 			if !strings.Contains(g, "(*hangups).run") {
@@ -182,11 +185,11 @@ func TestHangupsWaitInThePoller(t *testing.T) {
 			}
 			switch state := strings.SplitN(g, "\n", 2)[0]; {
 			case strings.Contains(state, "[IO wait"):
-				return
+				return nil
 			case strings.Contains(state, "[syscall"):
 				t.Fatalf("the watcher waits in a system call:\n%s", g)
 			}
 		}
-	}
-	t.Fatal("the watcher's goroutine never waited in the poller")
+		return errors.New("the watcher's goroutine does not wait in the poller yet")
+	})
 }

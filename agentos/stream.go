@@ -34,7 +34,7 @@ type sse struct {
 
 	// The stream's place in its heartbeat's wheel, guarded by the wheel's lock.
 	beat      *beats
-	beatSlot  int32 // -1: not in the wheel
+	beatSlot  int32 // its slot in beat's wheel while beat is set; -1 once removed
 	beatIndex int32
 }
 

@@ -55,7 +55,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 		return
 	}
 	x := r.Exec()
-	if finished || r.Background() || x == nil || isDone(x.Done()) {
+	if finished || r.Background() || x == nil || x.Ended() {
 		delete(st.m, r)
 		return
 	}
@@ -67,7 +67,7 @@ func (s *Server) detach(r *host.Run, finished bool) {
 	}
 	rd.grace = time.AfterFunc(s.cfg.StreamGrace, func() {
 		st.mu.Lock()
-		cancel := st.m[r] == rd && rd.n == 0 && !isDone(x.Done())
+		cancel := st.m[r] == rd && rd.n == 0 && !x.Ended()
 		if st.m[r] == rd && rd.n == 0 {
 			delete(st.m, r)
 		}
@@ -78,13 +78,4 @@ func (s *Server) detach(r *host.Run, finished bool) {
 			engine.EntryOf(x).Cancel(ReasonClientDisconnected)
 		}
 	})
-}
-
-func isDone(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

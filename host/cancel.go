@@ -91,7 +91,7 @@ func (h *Host) Cancel(ctx context.Context, id, reason string, wait bool) (st run
 
 // cancelHeld cancels a run this host started or queued.
 func (h *Host) cancelHeld(ctx context.Context, r *Run, reason string, wait bool) (run.Status, error) {
-	if x := r.Exec(); x != nil && isDone(x.Done()) {
+	if x := r.Exec(); x != nil && x.Ended() {
 		return x.Output().Status, nil // ended: its status, whatever the registry remembers
 	}
 	if r.Err() != nil {
@@ -135,13 +135,13 @@ func lost(r *Run) bool {
 // paused reports whether r's execution here ended with the run PAUSED.
 func paused(r *Run) bool {
 	x := r.Exec()
-	return x != nil && isDone(x.Done()) && x.Output().Status == run.StatusPaused
+	return x != nil && x.Ended() && x.Output().Status == run.StatusPaused
 }
 
 // endPersisted reports whether r's run has ended and its end was persisted.
 func endPersisted(r *Run) bool {
 	x := r.Exec()
-	return x != nil && isDone(x.Done()) && x.PersistErr() == nil
+	return x != nil && x.Ended() && x.PersistErr() == nil
 }
 
 // cancelActive cancels a run active in one of the host's registries that the host
@@ -314,15 +314,6 @@ func (k registryHook) CancelRun(ctx context.Context, id, reason string) (run.Sta
 		err = ctx.Err()
 	}
 	return st, err
-}
-
-func isDone(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }
 
 // Wait waits until the run with the given id has ended, wherever it executes, or

@@ -118,7 +118,7 @@ func TestCancel(t *testing.T) {
 			t.Fatal("the running background run is not held")
 		}
 		<-r.Started()
-		if r.Exec() == nil || isDone(r.Exec().Done()) {
+		if r.Exec() == nil || r.Exec().Ended() {
 			t.Fatal("the running background run is no longer running")
 		}
 		st, _, _ = h.Cancel(ctx, busy.RunID, "", true)
@@ -208,7 +208,7 @@ func TestShutdown(t *testing.T) {
 	if err := h.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !isDone(r.Exec().Done()) {
+	if !r.Exec().Ended() {
 		t.Fatal("Shutdown returned before the run ended")
 	}
 	rec, err := st.GetRun(context.Background(), r.ID())

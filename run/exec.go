@@ -54,13 +54,13 @@ type Exec struct {
 	// Resume is set when the run continues a stored run (see Options.Resume).
 	Resume *Resume
 
-	entry      active // the run's entry in its registry
-	out        *Output
-	persistErr error
+	entry active // the run's entry in its registry
+	out   *Output
 
-	doneMu    sync.Mutex  // guards the fields below
-	done      donech.Lazy // closed once the run ended
-	afterDone []func()    // called once done is closed
+	doneMu     sync.Mutex  // guards the fields below
+	done       donech.Lazy // closed once the run ended
+	afterDone  []func()    // called once done is closed
+	persistErr error       // set as done is closed
 }
 
 // Recorder persists top-level runs as they execute; kern's store.Recorder is one.
@@ -98,6 +98,14 @@ func (x *Exec) Done() <-chan struct{} {
 	x.doneMu.Lock()
 	defer x.doneMu.Unlock()
 	return x.done.Chan()
+}
+
+// Ended reports whether Done is closed, without making Done's channel for a run
+// that has not ended (most runs end with nobody waiting on it).
+func (x *Exec) Ended() bool {
+	x.doneMu.Lock()
+	defer x.doneMu.Unlock()
+	return x.done.Closed()
 }
 
 // Wait waits for the run to end and returns its output.

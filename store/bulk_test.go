@@ -315,6 +315,9 @@ func TestRecorderBulkLimiter(t *testing.T) {
 	defer rec.Close()
 	first, second := st.stored(runs, 1), st.stored(runs, 2)
 	next, end := make(chan struct{}), make(chan struct{})
+	goNext, goEnd := sync.OnceFunc(func() { close(next) }), sync.OnceFunc(func() { close(end) })
+	defer goEnd() // a run started is never left waiting, however the test ends
+	defer goNext()
 	var xs []*run.Exec
 	for i := range runs {
 		x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
@@ -329,15 +332,22 @@ func TestRecorderBulkLimiter(t *testing.T) {
 		}
 		xs = append(xs, x)
 	}
-	<-first // the bulk's calls took their measure
-	close(next)
-	<-second
+	waitFor := func(c <-chan struct{}, what string) {
+		select {
+		case <-c:
+		case <-time.After(time.Minute):
+			t.Fatalf("the runs' events were not all stored %s", what)
+		}
+	}
+	waitFor(first, "once") // the bulk's calls took their measure
+	goNext()
+	waitFor(second, "twice")
 	// Until the runs end, every write of their events is the bulk's (their ends
 	// write all of theirs at once).
 	st.mu.Lock()
 	widest := st.widest
 	st.mu.Unlock()
-	close(end)
+	goEnd()
 	for _, x := range xs {
 		if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
 			t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())

@@ -139,14 +139,23 @@ func (w *eventWriter) create(ctx context.Context, live []*recording) []failure {
 
 // record writes rc's record, with a fresh lease.
 func (w *eventWriter) record(ctx context.Context, rc *recording) error {
+	rec := w.leased(rc)
+	if rc.resume {
+		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rec))
+	}
+	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rec))
+}
+
+// leased returns the record Begin asked to write for rc, with a fresh lease (and
+// for a resumed run, the time it is updated).
+func (w *eventWriter) leased(rc *recording) *Run {
 	rec := rc.begin.rec
 	rec.LeaseUntil = w.leases.until()
 	rc.leased = rec.LeaseUntil
 	if rc.resume {
 		rec.UpdatedAt = time.Now()
-		return w.recorded(ctx, rc, w.store.UpdateRun(ctx, rec))
 	}
-	return w.recorded(ctx, rc, w.store.CreateRun(ctx, rec))
+	return rec
 }
 
 // records writes the records of todo in one call of rw, as record does each, and
@@ -155,11 +164,8 @@ func (w *eventWriter) records(ctx context.Context, rw RunsWriter, todo []*record
 	var create, update []*Run
 	var created, updated []int // the index in todo of each
 	for i, rc := range todo {
-		rec := rc.begin.rec
-		rec.LeaseUntil = w.leases.until()
-		rc.leased = rec.LeaseUntil
+		rec := w.leased(rc)
 		if rc.resume {
-			rec.UpdatedAt = time.Now()
 			update, updated = append(update, rec), append(updated, i)
 			continue
 		}

@@ -813,9 +813,7 @@ func (r *Recorder) writeDue(ctx context.Context, live []*recording) {
 			r.fail(ck.rc, err)
 			continue
 		}
-		for _, w := range ck.wait {
-			w <- err
-		}
+		ck.tell(err)
 	}
 }
 

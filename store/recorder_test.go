@@ -667,6 +667,8 @@ func TestCheckpointRecordIsBegins(t *testing.T) {
 			out := begin
 			steps := []run.StepResult{{StepName: "one", Status: run.StatusCompleted, Content: "facts"}}
 			checkpointed, release := make(chan error, 1), make(chan struct{})
+			let := sync.OnceFunc(func() { close(release) })
+			defer let() // the run is never left waiting, however the test ends
 			spec := engine.Spec{
 				Registry: new(run.Registry), Recorder: rec, Kind: run.KindWorkflow,
 				Base:   &run.Event{RunID: id, Origin: &run.Origin{WorkflowID: "wf"}},
@@ -684,12 +686,10 @@ func TestCheckpointRecordIsBegins(t *testing.T) {
 				t.Fatal(err)
 			}
 			if err := <-checkpointed; err != nil {
-				close(release)
 				t.Fatalf("Checkpoint: %v", err)
 			}
 			got, err := st.GetRun(t.Context(), id)
 			if err != nil {
-				close(release)
 				t.Fatal(err)
 			}
 			want := begin
@@ -699,7 +699,7 @@ func TestCheckpointRecordIsBegins(t *testing.T) {
 				!reflect.DeepEqual(got.Output, want) {
 				t.Errorf("checkpoint's record = %+v, want the output %+v", got, want)
 			}
-			close(release)
+			let()
 			x.Wait()
 			got, err = st.GetRun(t.Context(), id)
 			if err != nil || got.Status != run.StatusCompleted || got.Output.Content != "the end" ||

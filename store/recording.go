@@ -81,6 +81,16 @@ type ckAsk struct {
 	wait  []chan error
 }
 
+// tell answers the checkpoints waiting, if any, with err.
+func (c *ckAsk) tell(err error) {
+	if c == nil {
+		return
+	}
+	for _, w := range c.wait {
+		w <- err
+	}
+}
+
 // disown tells the run's durable readers (its clients, see run.Log.FollowDurable)
 // that this process no longer speaks for the run: they stop at what was stored,
 // and read on in the store, where the process that owns the run next (another
@@ -307,12 +317,8 @@ func (t *runTable) finish(rc *recording, err error) {
 	ck, ended := rc.ck, rc.ended
 	rc.ck = nil
 	t.mu.Unlock()
-	if ck != nil {
-		for _, w := range ck.wait {
-			w <- err
-		}
-	}
-	if ended != nil { // always set: only an ending run finishes
+	ck.tell(err)
+	if ended != nil { // its End waits
 		ended <- err
 	}
 }
@@ -323,12 +329,7 @@ func (t *runTable) answer(rc *recording, err error) {
 	ck := rc.ck
 	rc.ck = nil
 	t.mu.Unlock()
-	if ck == nil {
-		return
-	}
-	for _, w := range ck.wait {
-		w <- err
-	}
+	ck.tell(err)
 }
 
 // abandon answers the runs still recorded when the recorder stops: ErrClosed, with
@@ -349,12 +350,8 @@ func (t *runTable) abandon() {
 			rc.begin.done <- err
 			continue
 		}
-		if rc.ck != nil {
-			for _, w := range rc.ck.wait {
-				w <- err
-			}
-			rc.ck = nil
-		}
+		rc.ck.tell(err)
+		rc.ck = nil
 		if rc.dead == nil {
 			rc.disown(err) // its end was not stored: its lease lapses, and recovery ends it
 		}

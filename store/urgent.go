@@ -127,8 +127,6 @@ func (r *Recorder) answerDue(ends []*recording, cks []checkpoint, errs []error) 
 			r.fail(ck.rc, err)
 			continue
 		}
-		for _, w := range ck.wait {
-			w <- err
-		}
+		ck.tell(err)
 	}
 }

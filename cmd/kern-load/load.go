@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kern-dev/kern/client"
+	"github.com/kern-dev/kern/internal/procs"
 )
 
 // config is what a load test does.
@@ -406,6 +407,9 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		s.CancelTarget = cfg.CancelServer
 	}
 	if target == "" {
+		if cfg.Store == "sqlite" {
+			procs.SetForBlockingIO() // as kern serve does
+		}
 		ls, err := startServerOn("127.0.0.1:0", cfg.Store, cfg.ChunkDelay, admission{cfg.MaxRuns, cfg.MaxStreams})
 		if err != nil {
 			return nil, err

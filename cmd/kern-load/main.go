@@ -26,6 +26,8 @@ import (
 	"runtime"
 	"syscall"
 	"time"
+
+	"github.com/kern-dev/kern/internal/procs"
 )
 
 func main() {
@@ -128,6 +130,9 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	}
 	if cfg.DebugAddr != "" {
 		runtime.MemProfileRate = 512 // heap profiles that see a stream's small allocations
+	}
+	if cfg.Store == "sqlite" {
+		procs.SetForBlockingIO() // as kern serve does
 	}
 	ls, err := startServerOn(addr, cfg.Store, cfg.ChunkDelay, admission{cfg.MaxRuns, cfg.MaxStreams})
 	if err != nil {

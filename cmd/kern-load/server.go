@@ -13,7 +13,6 @@ import (
 
 	"github.com/kern-dev/kern/agent"
 	"github.com/kern-dev/kern/agentos"
-	"github.com/kern-dev/kern/internal/procs"
 	"github.com/kern-dev/kern/model/scripted"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
@@ -85,7 +84,6 @@ func startServerOn(addr, storeKind string, delay time.Duration, adm admission) (
 			return nil, err
 		}
 		ls.dir = dir
-		procs.SetForBlockingIO() // as kern serve does
 		st, err := sqlite.Open(context.Background(), filepath.Join(dir, "kern.db"))
 		if err != nil {
 			os.RemoveAll(dir)

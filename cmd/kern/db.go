@@ -20,10 +20,10 @@ func openStore(ctx context.Context, dsn string) (store.Store, error) {
 		s   store.Store
 		err error
 	)
-	switch scheme := dsnScheme(dsn); scheme {
-	case "postgres", "postgresql":
+	switch scheme := dsnScheme(dsn); {
+	case scheme == "postgres" || scheme == "postgresql":
 		s, err = postgres.Open(ctx, dsn)
-	case "", "sqlite", "file":
+	case isSQLite(dsn):
 		s, err = sqlite.Open(ctx, dsn)
 	default:
 		return nil, fmt.Errorf("database %s: unsupported scheme %q (use sqlite://path or postgres://...)", redact(dsn), scheme)

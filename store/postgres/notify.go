@@ -33,12 +33,6 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// notify sends payloads on the schema's channel, through q.
-func (s *Store) notify(ctx context.Context, q execer, payloads []string) error {
-	_, err := q.Exec(ctx, notifyStmt, s.channel, payloads)
-	return err
-}
-
 // notifyCommitted sends payloads, the notifications of writes just committed,
 // through q (the connection that wrote them, so that no other is waited for). The
 // writes are stored whatever becomes of their notifications: a failure is
@@ -52,7 +46,7 @@ func (s *Store) notifyCommitted(ctx context.Context, q execer, payloads ...strin
 	// other processes' followers wait for their notifications.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
 	defer cancel()
-	if err := s.notify(ctx, q, payloads); err != nil {
+	if _, err := q.Exec(ctx, notifyStmt, s.channel, payloads); err != nil {
 		s.log.Warn("store/postgres: writes stored but not notified; other processes' followers read them later",
 			"schema", s.schema, "notifications", len(payloads), "err", err)
 	}

@@ -80,12 +80,10 @@ func (s *Store) appendEvents(ctx context.Context, replica any, events []store.Ev
 	var lost []string
 	// Events that only wait to be streamed (a Recorder's bulk) may wait for the
 	// writes queued beside them (a run's end, its record), which callers wait for.
-	o := newOp(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.writeLater(ctx, len(pages) == 1, func(ctx context.Context, tx *sql.Tx) error {
 		lost = lost[:0] // the writer may run fn again
 		return s.writePages(ctx, tx, replica, pages, enc, &lost)
 	}, func(b []byte) []byte { return appendEventsNotices(b, pages, lost) })
-	o.later = true
-	err := s.submit(o)
 	if err != nil {
 		return nil, s.fail("append events", err)
 	}

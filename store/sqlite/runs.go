@@ -375,7 +375,7 @@ func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string
 	var lost []string
 	// A renewal, far from lapsing, may wait for the writes queued beside it
 	// (see writer).
-	o := newOp(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.writeLater(ctx, true, func(ctx context.Context, tx *sql.Tx) error {
 		lost = nil // the writer may run fn again
 		rows, err := tx.QueryContext(ctx, `UPDATE runs SET lease_until = ?
 			WHERE replica = ? AND run_id IN (SELECT value FROM json_each(?)) AND status IN ('RUNNING', 'PENDING')
@@ -402,8 +402,7 @@ func (s *Store) RenewLeases(ctx context.Context, replica string, runIDs []string
 		}
 		return nil
 	}, nil)
-	o.later = true
-	if err := s.submit(o); err != nil {
+	if err != nil {
 		return nil, s.fail("renew leases", err)
 	}
 	return lost, nil

@@ -62,6 +62,15 @@ func (s *Store) writeNoted(ctx context.Context, single bool, fn func(ctx context
 	return s.submit(newOp(ctx, single, fn, notes))
 }
 
+// writeLater is writeNoted for a write that may wait for the writes queued beside
+// it (see writer): it goes in the batch after them.
+func (s *Store) writeLater(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error,
+	notes func(body []byte) []byte) error {
+	o := newOp(ctx, single, fn, notes)
+	o.later = true
+	return s.submit(o)
+}
+
 func newOp(ctx context.Context, single bool, fn func(ctx context.Context, tx *sql.Tx) error, notes func(body []byte) []byte) *op {
 	return &op{ctx: ctx, single: single, fn: fn, notes: notes, done: make(chan error, 1)}
 }
@@ -123,11 +132,11 @@ send:
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	batch := make([]*op, 0, maxBatch)
-	var held []*op  // the later ops waiting
-	passed := false // held were passed over once: they go in the next batch
+	var held []*op // the later ops waiting
 	for {
 		batch = batch[:0]
-		if len(held) == 0 {
+		carried := len(held) > 0 // held were passed over once: they go in this batch
+		if !carried {
 			select {
 			case o := <-s.ops:
 				batch = append(batch, o)
@@ -159,12 +168,10 @@ func (s *Store) writer() {
 				break later
 			}
 		}
-		if len(batch) > 0 && !passed {
-			passed = len(held) > 0
-		} else {
+		if len(batch) == 0 || carried {
 			batch = append(batch, held...)
 			clear(held)
-			held, passed = held[:0], false
+			held = held[:0]
 		}
 		s.commit(batch)
 		clear(batch)
