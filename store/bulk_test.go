@@ -357,3 +357,114 @@ func TestRecorderBulkLimiter(t *testing.T) {
 		t.Errorf("a write of the bulk carried the events of %d runs; want %d at most", widest, most)
 	}
 }
+
+// pacedMem is the recorder tests' store in memory, a BulkLimiter whose writes of
+// events take callTime each; it notes each write's runs and when it ran.
+type pacedMem struct {
+	*memStore
+	callTime time.Duration
+
+	mu    sync.Mutex // guards calls
+	calls []bulkCallSeen
+}
+
+// bulkCallSeen is a write of events as the store saw it.
+type bulkCallSeen struct {
+	first, last string // the least and the greatest run id it carried
+	start, end  time.Time
+}
+
+func (p *pacedMem) BulkRuns() int { return 8 }
+
+func (p *pacedMem) AppendEvents(ctx context.Context, evs []store.Event) error {
+	start := time.Now()
+	time.Sleep(p.callTime) // a store that takes its time
+	err := p.memStore.AppendEvents(ctx, evs)
+	seen := bulkCallSeen{first: evs[0].RunID, last: evs[0].RunID, start: start, end: time.Now()}
+	for _, ev := range evs {
+		seen.first, seen.last = min(seen.first, ev.RunID), max(seen.last, ev.RunID)
+	}
+	p.mu.Lock()
+	p.calls = append(p.calls, seen)
+	p.mu.Unlock()
+	return err
+}
+
+// gaps returns, for each two writes of one bulk one after the other (the second's
+// runs follow the first's: a bulk writes its runs in the order of their ids), how
+// long the first took and the pause between them.
+func (p *pacedMem) gaps() (took, pause []time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 1; i < len(p.calls); i++ {
+		a, b := p.calls[i-1], p.calls[i]
+		if b.first > a.last {
+			took, pause = append(took, a.end.Sub(a.start)), append(pause, b.start.Sub(a.end))
+		}
+	}
+	return took, pause
+}
+
+// TestRecorderBulkPauses: within its window, the bulk pauses after each call
+// twice as long as the call took, so that an urgent write finds the store (and
+// the cores) busy with the bulk a third of the time, not all of it.
+func TestRecorderBulkPauses(t *testing.T) {
+	t.Parallel()
+	const runs = 40 // five calls of 8 runs a bulk
+	st := &pacedMem{memStore: newMemStore(), callTime: 2 * time.Millisecond}
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, NoRecovery: true})
+	defer rec.Close()
+	stop := make(chan struct{})
+	halt := sync.OnceFunc(func() { close(stop) })
+	defer halt() // a run started is never left streaming, however the test ends
+	var xs []*run.Exec
+	for i := range runs {
+		x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
+			emit(x, "start", run.EventWorkflowStarted)
+			tick := time.NewTicker(time.Millisecond) // a model streaming its words
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return nil
+				case <-tick.C:
+					emit(x, "word", run.EventRunContent)
+				}
+			}
+		})
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		xs = append(xs, x)
+	}
+	// Enough bulks for the window to be set by the ones before (the first has
+	// none: it does not pause).
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if took, _ := st.gaps(); len(took) >= 40 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the bulk made too few calls within a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	halt()
+	for _, x := range xs {
+		if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+			t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+		}
+	}
+	took, pause := st.gaps()
+	paused := 0
+	for i := range took {
+		if pause[i] >= 2*took[i] {
+			paused++
+		}
+	}
+	// A call that took much longer than the ones before may end the pauses of its
+	// bulk (behind its window, the bulk does not pause); most calls pause.
+	if paused < len(took)/2 {
+		t.Errorf("%d of %d calls of a bulk were followed by a pause twice as long as they took; want most", paused, len(took))
+	}
+}
