@@ -289,9 +289,9 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	// FlushInterval, or bulkDuty times what the last bulk took (but its pauses,
 	// see bulkPause), up to maxWindow, so that the store spends at most about a
 	// third of its time on events that only wait to be streamed, fewer and
-	// larger writes cost less per event, and the records of runs that begin and the ends of runs that end
-	// (urgent: a caller waits for them) are written at once, while the bulk's
-	// calls are in flight.
+	// larger writes cost less per event, and the records of runs that begin and
+	// the ends of runs that end (urgent: a caller waits for them) are written at
+	// once, while the bulk's calls are in flight.
 	r.gap = r.opts.FlushInterval / 5
 	r.period = r.gap
 	missed := false // an event was emitted, or the timer fired, while the bulk was under way
@@ -571,7 +571,7 @@ func (r *Recorder) bulkCalled(c *bulkCall) time.Duration {
 // Measured with kern-load (1,000 streams at a word per 60 ms, SQLite, 2 cores,
 // 300 cancels under load a run): without pauses, bulks of ~40 ms every ~130 ms
 // (cancels during one: p50 2.5 ms; outside: 1.0 ms) and cancel p99 4.4-7.4 ms,
-// median 5.8 (13 runs); with these pauses 2.9-4.0 ms (4 runs). A stream's first
+// median 5.8 (13 runs); with these pauses 2.8-4.0 ms (5 runs). A stream's first
 // event waits longer under load: 10,000 streams opened in 14.4-14.7 s instead
 // of 6.6-8.2 s (128 at a time).
 func (r *Recorder) bulkPause(d time.Duration) time.Duration {
