@@ -79,24 +79,27 @@ func summarize(ds []time.Duration, failed int, firstErr error) latency {
 
 // summary is a load test's result.
 type summary struct {
-	Target             string
-	CancelTarget       string // where cancels went, when not Target
-	InProcess          bool
-	Child              bool // the server is kern-load --serve, started by this run (--floor)
-	Store              string
-	FDLimit, FDMax     uint64
-	Requested          int
-	Opened, Failed     int
-	Refused            int // of Failed: answered 503 with Retry-After (admission control)
-	Held               int // streams still open at the end of the hold
-	RampTime           time.Duration
-	FirstOpenErr       string
-	GoroutinesPerRun   float64 // in-process: client and server
-	HeapPerRun         float64 // in-process HeapInuse delta per run, bytes
-	StackPerRun        float64 // in-process StackInuse delta per run
-	SysPerRun          float64 // in-process Sys delta per run
-	RSSPerRun          float64 // this process's RSS delta per run
-	ServerRSSPerRun    float64 // the target server's RSS delta per run (--server-pid)
+	Target           string
+	CancelTarget     string // where cancels went, when not Target
+	InProcess        bool
+	Child            bool // the server is kern-load --serve, started by this run (--floor)
+	Store            string
+	FDLimit, FDMax   uint64
+	Requested        int
+	Opened, Failed   int
+	Refused          int // of Failed: answered 503 with Retry-After (admission control)
+	Held             int // streams still open at the end of the hold
+	RampTime         time.Duration
+	FirstOpenErr     string
+	GoroutinesPerRun float64 // in-process: client and server
+	HeapPerRun       float64 // in-process HeapInuse delta per run, bytes
+	StackPerRun      float64 // in-process StackInuse delta per run
+	SysPerRun        float64 // in-process Sys delta per run
+	RSSPerRun        float64 // this process's RSS delta per run
+	ServerRSSPerRun  float64 // the target server's RSS delta per run (--server-pid)
+	// ServerRSSHeld is ServerRSSPerRun read again at the end of the hold: a
+	// server whose memory grows with its runs' length holds more then.
+	ServerRSSHeld      float64
 	EventsPerSec       float64
 	CPU, ServerCPU     float64 // cores used during the hold: this process, the target server
 	HeapPerEvent       float64 // in-process HeapInuse growth during the hold per event delivered
@@ -166,7 +169,7 @@ func (s *summary) String() string {
 	}
 	p("RSS per stream:             %s (this process)", kib(s.RSSPerRun))
 	if s.ServerRSSPerRun != 0 {
-		p("server RSS per stream:      %s", kib(s.ServerRSSPerRun))
+		p("server RSS per stream:      %s after the ramp, %s after the hold", kib(s.ServerRSSPerRun), kib(s.ServerRSSHeld))
 	}
 	offered := ""
 	if s.OfferedPerSec > 0 {
@@ -203,6 +206,8 @@ func (s *summary) String() string {
 			ratio(s.serverCPUPerEvent(), f.serverCPUPerEvent()))
 		p("server RSS per stream:      %s, floor %s: %s", kib(s.ServerRSSPerRun), kib(f.ServerRSSPerRun),
 			ratio(s.ServerRSSPerRun, f.ServerRSSPerRun))
+		p("  after the hold:           %s, floor %s: %s", kib(s.ServerRSSHeld), kib(f.ServerRSSHeld),
+			ratio(s.ServerRSSHeld, f.ServerRSSHeld))
 	}
 	return b.String()
 }
@@ -493,6 +498,9 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	case <-ctx.Done():
 	}
 	held := time.Since(t0).Seconds()
+	if cfg.ServerPID > 0 {
+		s.ServerRSSHeld = (rss(cfg.ServerPID) - before.serverRSS) / n
+	}
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
