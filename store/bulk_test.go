@@ -2,13 +2,16 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
+	"github.com/kern-dev/kern/internal/eventually"
 	"github.com/kern-dev/kern/run"
 	"github.com/kern-dev/kern/store"
 	"github.com/kern-dev/kern/store/sqlite"
@@ -362,7 +365,7 @@ func TestRecorderBulkLimiter(t *testing.T) {
 // events take callTime each; it notes each write's runs and when it ran.
 type pacedMem struct {
 	*memStore
-	callTime time.Duration
+	callTime atomic.Int64 // nanoseconds
 
 	mu    sync.Mutex // guards calls
 	calls []bulkCallSeen
@@ -378,7 +381,7 @@ func (p *pacedMem) BulkRuns() int { return 8 }
 
 func (p *pacedMem) AppendEvents(ctx context.Context, evs []store.Event) error {
 	start := time.Now()
-	time.Sleep(p.callTime) // a store that takes its time
+	time.Sleep(time.Duration(p.callTime.Load())) // a store that takes its time
 	err := p.memStore.AppendEvents(ctx, evs)
 	seen := bulkCallSeen{first: evs[0].RunID, last: evs[0].RunID, start: start, end: time.Now()}
 	for _, ev := range evs {
@@ -411,13 +414,69 @@ func (p *pacedMem) gaps() (took, pause []time.Duration) {
 func TestRecorderBulkPauses(t *testing.T) {
 	t.Parallel()
 	const runs = 40 // five calls of 8 runs a bulk
-	st := &pacedMem{memStore: newMemStore(), callTime: 2 * time.Millisecond}
+	st := &pacedMem{memStore: newMemStore()}
+	st.callTime.Store(int64(2 * time.Millisecond))
 	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, NoRecovery: true})
 	defer rec.Close()
+	halt := streamRuns(t, rec, runs)
+	// Enough bulks for the window to be set by the ones before (the first has
+	// none: it does not pause).
+	st.waitGaps(t, 40)
+	halt()
+	took, pause := st.gaps()
+	paused := 0
+	for i := range took {
+		if pause[i] >= 2*took[i] {
+			paused++
+		}
+	}
+	// A call that took much longer than the ones before may end the pauses of its
+	// bulk (behind its window, the bulk does not pause); most calls pause.
+	if paused < len(took)/2 {
+		t.Errorf("%d of %d calls of a bulk were followed by a pause twice as long as they took; want most", paused, len(took))
+	}
+}
+
+// TestRecorderBulkPausesOnlyInItsWindow: a bulk whose calls take longer than its
+// window has room for does not pause: pauses must not cut what the store takes.
+func TestRecorderBulkPausesOnlyInItsWindow(t *testing.T) {
+	t.Parallel()
+	const runs = 40
+	st := &pacedMem{memStore: newMemStore()}
+	st.callTime.Store(int64(2 * time.Millisecond))
+	rec := store.NewRecorder(st, store.RecorderOptions{Replica: "A", FlushInterval: time.Millisecond, NoRecovery: true})
+	defer rec.Close()
+	halt := streamRuns(t, rec, runs)
+	defer halt()
+	st.waitGaps(t, 20) // the window set by calls of 2 ms
+	st.callTime.Store(int64(100 * time.Millisecond))
+	took, _ := st.gaps()
+	fast := len(took)
+	st.waitGaps(t, fast+3)
+	halt()
+	took, pause := st.gaps()
+	for i := fast; i < len(took); i++ {
+		if took[i] >= 50*time.Millisecond && pause[i] >= took[i] {
+			t.Errorf("a call of %v, its bulk behind its window, was followed by a pause of %v; want none", took[i], pause[i])
+		}
+	}
+}
+
+// streamRuns starts runs runs recorded by rec, each streaming a word every
+// millisecond until the function returned is called, which waits for their ends.
+func streamRuns(t *testing.T, rec *store.Recorder, runs int) (halt func()) {
+	t.Helper()
 	stop := make(chan struct{})
-	halt := sync.OnceFunc(func() { close(stop) })
-	defer halt() // a run started is never left streaming, however the test ends
 	var xs []*run.Exec
+	halt = sync.OnceFunc(func() {
+		close(stop)
+		for _, x := range xs {
+			if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
+				t.Errorf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
+			}
+		}
+	})
+	t.Cleanup(halt) // a run started is never left streaming, however the test ends
 	for i := range runs {
 		x, err := goRun(t.Context(), rec, run.NewID(), nil, func(x engine.Run) error {
 			emit(x, "start", run.EventWorkflowStarted)
@@ -433,38 +492,22 @@ func TestRecorderBulkPauses(t *testing.T) {
 			}
 		})
 		if err != nil {
+			halt()
 			t.Fatalf("run %d: %v", i, err)
 		}
 		xs = append(xs, x)
 	}
-	// Enough bulks for the window to be set by the ones before (the first has
-	// none: it does not pause).
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if took, _ := st.gaps(); len(took) >= 40 {
-			break
+	return halt
+}
+
+// waitGaps waits (a minute at most) until the store saw n pairs of calls of one
+// bulk (see gaps).
+func (p *pacedMem) waitGaps(t *testing.T, n int) {
+	t.Helper()
+	eventually.Succeeds(t, time.Minute, func() error {
+		if took, _ := p.gaps(); len(took) < n {
+			return fmt.Errorf("the bulk made %d calls after another, not %d", len(took), n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the bulk made too few calls within a minute")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	halt()
-	for _, x := range xs {
-		if out := x.Wait(); out.Status != run.StatusCompleted || x.PersistErr() != nil {
-			t.Fatalf("run ended %s %q, persist error %v", out.Status, out.Error, x.PersistErr())
-		}
-	}
-	took, pause := st.gaps()
-	paused := 0
-	for i := range took {
-		if pause[i] >= 2*took[i] {
-			paused++
-		}
-	}
-	// A call that took much longer than the ones before may end the pauses of its
-	// bulk (behind its window, the bulk does not pause); most calls pause.
-	if paused < len(took)/2 {
-		t.Errorf("%d of %d calls of a bulk were followed by a pause twice as long as they took; want most", paused, len(took))
-	}
+		return nil
+	})
 }

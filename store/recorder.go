@@ -34,7 +34,8 @@ type RecorderOptions struct {
 	// (DefaultFlushInterval if zero) when the store keeps up. An event emitted
 	// while the recorder is idle is written at once; under load the writes of
 	// events are at least a fifth of FlushInterval apart, and at least three
-	// times as far apart as the last one took (at most 250 ms). A run's record,
+	// times as far apart as the last one took, not counting its pauses (at most
+	// 250 ms). A run's record,
 	// and its end and checkpoints with the events before them, are written at
 	// once, ahead of other runs' events.
 	FlushInterval time.Duration
@@ -286,8 +287,8 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 	// An event emitted while the writer is idle is written at once. Under load the
 	// writes of the runs' events (the bulk) are at least period apart, and the
 	// events of many runs share them (group commit): period is a fifth of
-	// FlushInterval, or bulkDuty times what the last bulk took (but its pauses,
-	// see bulkPause), up to maxWindow, so that the store spends at most about a
+	// FlushInterval, or bulkDuty times what the last bulk took less its pauses
+	// (see bulkPause), up to maxWindow, so that the store spends at most about a
 	// third of its time on events that only wait to be streamed, fewer and
 	// larger writes cost less per event, and the records of runs that begin and
 	// the ends of runs that end (urgent: a caller waits for them) are written at
@@ -555,13 +556,14 @@ func (r *Recorder) bulkCalled(c *bulkCall) time.Duration {
 }
 
 // bulkPause returns how long the bulk pauses after a call that took d: twice
-// that, while the bulk is within its window (the time since it began is less
-// than period), so that the store's writes of events, and the cores they take,
-// are spread over the window rather than packed at its start: an urgent write (a
-// cancelled run's end) and the streams' writes to their sockets then find the
-// store and the cores busy with the bulk a third of the time, not all of it. A
-// bulk behind its window does not pause: pauses must not cut how many events the
-// store takes.
+// that, so that the store's writes of events, and the cores they take, are
+// spread over the window rather than packed at its start: an urgent write (a cancelled run's end) and
+// the streams' writes to their sockets then find the store and the cores busy
+// with the bulk a third of the time, not all of it. It pauses only out of the
+// window's slack, what is left of the window once the calls still to make (as
+// long a run as the last ones took) are counted, and not after its last call of
+// events: a bulk that needs all its window, or more, does not pause, so that
+// pauses do not cut how many events the store takes.
 //
 // The window does not count the pauses (see endRound): a bulk that pauses
 // spreads over its window, but the window is as long as it was without pauses
@@ -571,20 +573,25 @@ func (r *Recorder) bulkCalled(c *bulkCall) time.Duration {
 // Measured with kern-load (1,000 streams at a word per 60 ms, SQLite, 2 cores,
 // 300 cancels under load a run): without pauses, bulks of ~40 ms every ~130 ms
 // (cancels during one: p50 2.5 ms; outside: 1.0 ms) and cancel p99 4.4-7.4 ms,
-// median 5.8 (13 runs); with these pauses 2.8-4.0 ms (5 runs). A stream's first
-// event waits longer under load: 10,000 streams opened in 14.4-14.7 s instead
-// of 6.6-8.2 s (128 at a time).
+// median 5.8 (13 runs); with these pauses 2.7-3.9 ms (3 runs). A stream's first
+// event waits longer under heavy load: 10,000 streams opened in 13.4 s instead
+// of 6.6-8.2 s (128 at a time). Counting the pauses as they lasted (an urgent
+// write the loop makes during one included) made the windows shorter: the
+// ramp as before, but cancel p99 4.2-7.4 ms and more CPU an event.
 func (r *Recorder) bulkPause(d time.Duration) time.Duration {
-	if r.round == nil || time.Since(r.round.start)+d > r.period {
-		return 0
+	b := r.round
+	if b == nil || b.next >= len(b.live) {
+		return 0 // what follows its last call of events (renewals, its end) waits for no room
 	}
-	r.round.paused += bulkPauses * d
-	return bulkPauses * d
+	left := time.Duration(len(b.live)-b.next) * r.perRun
+	pause := max(0, min(bulkPauses*d, r.period-time.Since(b.start)-left))
+	b.paused += pause
+	return pause
 }
 
 // bulkPauses is how many times as long as a call of the bulk took it pauses
-// after it (see bulkPause).
-const bulkPauses = 2
+// after it (see bulkPause): the bulk is then busy one part in bulkDuty.
+const bulkPauses = bulkDuty - 1
 
 // takeIn takes in the outcome of the bulk's call c.
 func (r *Recorder) takeIn(c *bulkCall) {

@@ -498,7 +498,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	case <-ctx.Done():
 	}
 	held := time.Since(t0).Seconds()
-	if cfg.ServerPID > 0 {
+	if cfg.ServerPID > 0 && ctx.Err() == nil { // not of a hold cut short
 		s.ServerRSSHeld = (rss(cfg.ServerPID) - before.serverRSS) / n
 	}
 	if cfg.CPUProfile != "" {
