@@ -35,9 +35,8 @@ type RecorderOptions struct {
 	// while the recorder is idle is written at once; under load the writes of
 	// events are at least a fifth of FlushInterval apart, and at least three
 	// times as far apart as the last one took, not counting its pauses (at most
-	// 250 ms). A run's record,
-	// and its end and checkpoints with the events before them, are written at
-	// once, ahead of other runs' events.
+	// 250 ms). A run's record, and its end and checkpoints with the events before
+	// them, are written at once, ahead of other runs' events.
 	FlushInterval time.Duration
 	// Lease is how long a run's claim lasts unless renewed (DefaultLease if zero); the
 	// recorder renews the leases of its live runs three times per Lease. It is also
@@ -340,9 +339,9 @@ func (r *Recorder) loop(renew <-chan time.Time, stopRenew func()) {
 		case c := <-r.called:
 			if pause := r.bulkCalled(c); pause > 0 {
 				pace.Reset(pause)
-				continue
+			} else {
+				step()
 			}
-			step()
 			continue
 		case <-pace.C:
 			step()
@@ -557,9 +556,9 @@ func (r *Recorder) bulkCalled(c *bulkCall) time.Duration {
 
 // bulkPause returns how long the bulk pauses after a call that took d: twice
 // that, so that the store's writes of events, and the cores they take, are
-// spread over the window rather than packed at its start: an urgent write (a cancelled run's end) and
-// the streams' writes to their sockets then find the store and the cores busy
-// with the bulk a third of the time, not all of it. It pauses only out of the
+// spread over the window rather than packed at its start: an urgent write (a
+// cancelled run's end) and the streams' writes to their sockets then find the
+// store and the cores busy with the bulk a third of the time, not all of it. It pauses only out of the
 // window's slack, what is left of the window once the calls still to make (as
 // long a run as the last ones took) are counted, and not after its last call of
 // events: a bulk that needs all its window, or more, does not pause, so that

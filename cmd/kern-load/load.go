@@ -79,27 +79,25 @@ func summarize(ds []time.Duration, failed int, firstErr error) latency {
 
 // summary is a load test's result.
 type summary struct {
-	Target           string
-	CancelTarget     string // where cancels went, when not Target
-	InProcess        bool
-	Child            bool // the server is kern-load --serve, started by this run (--floor)
-	Store            string
-	FDLimit, FDMax   uint64
-	Requested        int
-	Opened, Failed   int
-	Refused          int // of Failed: answered 503 with Retry-After (admission control)
-	Held             int // streams still open at the end of the hold
-	RampTime         time.Duration
-	FirstOpenErr     string
-	GoroutinesPerRun float64 // in-process: client and server
-	HeapPerRun       float64 // in-process HeapInuse delta per run, bytes
-	StackPerRun      float64 // in-process StackInuse delta per run
-	SysPerRun        float64 // in-process Sys delta per run
-	RSSPerRun        float64 // this process's RSS delta per run
-	ServerRSSPerRun  float64 // the target server's RSS delta per run (--server-pid)
-	// ServerRSSHeld is ServerRSSPerRun read again at the end of the hold: a
-	// server whose memory grows with its runs' length holds more then.
-	ServerRSSHeld      float64
+	Target             string
+	CancelTarget       string // where cancels went, when not Target
+	InProcess          bool
+	Child              bool // the server is kern-load --serve, started by this run (--floor)
+	Store              string
+	FDLimit, FDMax     uint64
+	Requested          int
+	Opened, Failed     int
+	Refused            int // of Failed: answered 503 with Retry-After (admission control)
+	Held               int // streams still open at the end of the hold
+	RampTime           time.Duration
+	FirstOpenErr       string
+	GoroutinesPerRun   float64 // in-process: client and server
+	HeapPerRun         float64 // in-process HeapInuse delta per run, bytes
+	StackPerRun        float64 // in-process StackInuse delta per run
+	SysPerRun          float64 // in-process Sys delta per run
+	RSSPerRun          float64 // this process's RSS delta per run
+	ServerRSSPerRun    float64 // the target server's RSS delta per run (--server-pid)
+	ServerRSSHeld      float64 // ServerRSSPerRun, read at the end of the hold
 	EventsPerSec       float64
 	CPU, ServerCPU     float64 // cores used during the hold: this process, the target server
 	HeapPerEvent       float64 // in-process HeapInuse growth during the hold per event delivered
