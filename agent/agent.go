@@ -320,7 +320,7 @@ func (a *Agent) execute(ctx context.Context, log *engine.Gate, base *run.Event, 
 	start := time.Now()
 	toolCtx, budget := a.budget(ctx) // ctx itself is not reassigned: the stream's closure would move it to the heap
 	price, _ := a.Model.(model.Pricer)
-	var content strings.Builder
+	var content text
 	defer func() { out.Content = content.String() }()
 
 	req := &model.Request{Instructions: a.Instructions, Tools: a.definitions(), Settings: settings}

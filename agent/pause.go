@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kern-dev/kern/internal/engine"
@@ -116,7 +115,7 @@ func (a *Agent) expiry(ctx context.Context, p *run.Paused, waiting []run.ToolExe
 // resume restores a paused run's state into req and out, runs the decided calls
 // and returns the iteration the run goes on from.
 func (a *Agent) resume(ctx context.Context, log *engine.Gate, event func(run.EventType) run.Event, out *run.Output,
-	content *strings.Builder, req *model.Request, rs *run.Resume, budget *run.Budget) (int, error) {
+	content *text, req *model.Request, rs *run.Resume, budget *run.Budget) (int, error) {
 	var st pauseState
 	if err := json.Unmarshal(rs.Paused.State, &st); err != nil {
 		return 0, fmt.Errorf("agent %q: read the paused state: %w: %w", a.Name, err, run.ErrInvalid)

@@ -114,22 +114,23 @@ func (t *turn) refused(log *engine.Gate, event func(run.EventType) run.Event) bo
 // is emitted as one RunContent event; answer returns nil, nil. An invalid one, the
 // first time, returns the validation error to send back to the model (fix). After a
 // retry, or for a refusal, it returns the run's error, which wraps ErrInvalidOutput.
-func (a *Agent) answer(log *engine.Gate, event func(run.EventType) run.Event, out *run.Output, content *strings.Builder, text, refusal string, retried bool) (fix, err error) {
+func (a *Agent) answer(log *engine.Gate, event func(run.EventType) run.Event, out *run.Output, content *text, reply, refusal string, retried bool) (fix, err error) {
 	if refusal != "" {
 		return nil, fmt.Errorf("agent %q: %w: the model refused: %s", a.Name, ErrInvalidOutput, refusal)
 	}
-	raw, perr := a.Output.Parse(text)
+	raw, perr := a.Output.Parse(reply)
 	if perr != nil {
 		if retried {
 			return nil, fmt.Errorf("agent %q: %w after a retry: %w", a.Name, ErrInvalidOutput, perr)
 		}
 		return perr, nil
 	}
+	answer := string(raw)
 	content.Reset()
-	content.Write(raw)
+	content.WriteString(answer)
 	out.ContentType = a.Output.name
 	ev := event(run.EventRunContent)
-	ev.Content = string(raw)
+	ev.Content = answer
 	ev.Detail = &run.Detail{ContentType: a.Output.name}
 	if !log.Emit(&ev) {
 		return nil, run.ErrCancelled
