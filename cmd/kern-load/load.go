@@ -97,6 +97,7 @@ type summary struct {
 	SysPerRun          float64 // in-process Sys delta per run
 	RSSPerRun          float64 // this process's RSS delta per run
 	ServerRSSPerRun    float64 // the target server's RSS delta per run (--server-pid)
+	ServerRSSEarly     float64 // ServerRSSPerRun, read earlyHold into the hold (0 if the hold is shorter)
 	ServerRSSHeld      float64 // ServerRSSPerRun, read at the end of the hold
 	EventsPerSec       float64
 	CPU, ServerCPU     float64 // cores used during the hold: this process, the target server
@@ -167,7 +168,8 @@ func (s *summary) String() string {
 	}
 	p("RSS per stream:             %s (this process)", kib(s.RSSPerRun))
 	if s.ServerRSSPerRun != 0 {
-		p("server RSS per stream:      %s after the ramp, %s after the hold", kib(s.ServerRSSPerRun), kib(s.ServerRSSHeld))
+		p("server RSS per stream:      %s after the ramp, %s %v into the hold, %s after it", kib(s.ServerRSSPerRun),
+			kib(s.ServerRSSEarly), earlyHold, kib(s.ServerRSSHeld))
 	}
 	offered := ""
 	if s.OfferedPerSec > 0 {
@@ -204,11 +206,19 @@ func (s *summary) String() string {
 			ratio(s.serverCPUPerEvent(), f.serverCPUPerEvent()))
 		p("server RSS per stream:      %s, floor %s: %s", kib(s.ServerRSSPerRun), kib(f.ServerRSSPerRun),
 			ratio(s.ServerRSSPerRun, f.ServerRSSPerRun))
+		p("  %v into the hold:         %s, floor %s: %s", earlyHold, kib(s.ServerRSSEarly), kib(f.ServerRSSEarly),
+			ratio(s.ServerRSSEarly, f.ServerRSSEarly))
 		p("  after the hold:           %s, floor %s: %s", kib(s.ServerRSSHeld), kib(f.ServerRSSHeld),
 			ratio(s.ServerRSSHeld, f.ServerRSSHeld))
 	}
 	return b.String()
 }
+
+// earlyHold is when in the hold the server's RSS is read a second time: right
+// after the ramp its heap has not yet grown to its collector's goal, so the
+// reading that shows what a stream costs once the runs go on is this one, and the
+// one at the end of the hold shows whether that grows with the runs' length.
+const earlyHold = 5 * time.Second
 
 // raiseFDLimit raises the soft limit on open files to the hard limit.
 func raiseFDLimit() (cur, max uint64, err error) {
@@ -491,9 +501,23 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		defer stop()
 	}
 	e0, t0, cpu0, scpu0 := c.events.Load(), time.Now(), cpuTime(0), cpuTime(cfg.ServerPID)
-	select {
-	case <-time.After(cfg.Hold):
-	case <-ctx.Done():
+	early := time.NewTimer(earlyHold)
+	defer early.Stop()
+	if cfg.ServerPID == 0 || cfg.Hold <= earlyHold {
+		early.Stop()
+	}
+	end := time.NewTimer(cfg.Hold)
+	defer end.Stop()
+hold:
+	for {
+		select {
+		case <-early.C:
+			s.ServerRSSEarly = (rss(cfg.ServerPID) - before.serverRSS) / n
+		case <-end.C:
+			break hold
+		case <-ctx.Done():
+			break hold
+		}
 	}
 	held := time.Since(t0).Seconds()
 	if cfg.ServerPID > 0 && ctx.Err() == nil { // not of a hold cut short

@@ -18,6 +18,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -131,6 +132,7 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 	if cfg.DebugAddr != "" {
 		runtime.MemProfileRate = 512 // heap profiles that see a stream's small allocations
 	}
+	gogc := cmp.Or(os.Getenv("GOGC"), "100")
 	if cfg.Store == "sqlite" {
 		procs.SetForBlockingIO() // as kern serve does
 	}
@@ -147,8 +149,8 @@ func serveOnly(ctx context.Context, addr string, cfg config) error {
 		defer stop()
 	}
 	fmt.Println(ls.url)
-	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, GOMAXPROCS %d, fd limit %d/%d) for %v\n",
-		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), runtime.GOMAXPROCS(0), cur, max, cfg.Timeout)
+	fmt.Fprintf(os.Stderr, "kern-load: serving workflows %q and %q on %s (pid %d, GOMAXPROCS %d, GOGC %s, fd limit %d/%d) for %v\n",
+		loadWorkflowID, coreWorkflowID, ls.url, os.Getpid(), runtime.GOMAXPROCS(0), gogc, cur, max, cfg.Timeout)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	<-ctx.Done()
