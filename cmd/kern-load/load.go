@@ -43,6 +43,7 @@ type config struct {
 	Timeout      time.Duration // bounds the whole test
 	CPUProfile   string        // a file to write a CPU profile of the hold to
 	DebugAddr    string        // with --serve: where to serve pprof and memory metrics
+	MemRate      int           // with --serve: runtime.MemProfileRate, if not 0
 	Floor        bool          // measure the bare SSE floor first, and kern in a process of its own
 	Log          io.Writer     // progress
 	CancelLog    io.Writer     // a line per cancel of kern, not the floor's (see loadClient.cancelLog)
