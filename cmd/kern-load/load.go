@@ -35,6 +35,7 @@ type config struct {
 	MaxStreams   int
 	Streams      int           // concurrent streaming runs to hold
 	Cancels      int           // cancels measured idle, and again under load
+	CancelEvery  time.Duration // under load, a cancel begins no sooner than this after the last began (0: at once)
 	Warmup       int           // idle cancels made first and not measured
 	Openers      int           // streams being opened at once during the ramp
 	Ramp         time.Duration // how long opening the streams should take at least
@@ -110,6 +111,7 @@ type summary struct {
 	// the run's end (wait=true) or once the intent is kept (wait=false, NoWait).
 	IdleAnswer, Answer latency
 	NoWait             bool
+	CancelEvery        time.Duration // the load's cancels begun one per CancelEvery (0: back to back)
 	// Floor is the same test against the bare SSE floor, in the same run (--floor).
 	Floor *summary
 }
@@ -186,7 +188,11 @@ func (s *summary) String() string {
 		p("CPU during the hold:        %.2f cores (client and server)", s.CPU)
 	}
 	p("cancel latency idle:        %v", s.IdleCancel)
-	p("cancel latency under load:  %v", s.Cancel)
+	spaced := ""
+	if s.CancelEvery > 0 {
+		spaced = fmt.Sprintf("  (begun one every %v)", s.CancelEvery)
+	}
+	p("cancel latency under load:  %v%s", s.Cancel, spaced)
 	wait := "wait=true: after the run's end"
 	if s.NoWait {
 		wait = "wait=false: once the intent is kept"
@@ -459,6 +465,7 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		return nil, err
 	}
 	c.noWait, s.NoWait = cfg.NoWait, cfg.NoWait
+	s.CancelEvery = cfg.CancelEvery
 	c.cancelLog = cfg.CancelLog
 	defer c.close()
 	streamCtx, closeStreams := context.WithCancel(ctx)
@@ -546,7 +553,7 @@ hold:
 
 	logf("load: %d cancels among %d open streams", cfg.Cancels, len(streams))
 	c.phase = "load"
-	s.Cancel, s.Answer = loadCancels(ctx, c, streams, cfg.Cancels)
+	s.Cancel, s.Answer = loadCancels(ctx, c, streams, cfg.Cancels, cfg.CancelEvery)
 	if ctx.Err() != nil {
 		return s, fmt.Errorf("load test cut at its timeout (%v)", cfg.Timeout)
 	}
@@ -644,9 +651,17 @@ func ramp(ctx context.Context, c *loadClient, cfg config, readers *sync.WaitGrou
 	return open, failed, refused, firstErr, time.Since(start)
 }
 
-// loadCancels measures n cancels, one after the other, of streams still open.
-func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int) (latency, answer latency) {
+// loadCancels measures n cancels, one after the other, of streams still open,
+// each begun every (or at once, if every is 0) after the last began: spaced, they
+// sample more of the load than the fraction of a second they take back to back.
+func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int, every time.Duration) (latency, answer latency) {
 	var cs cancels
+	var tick <-chan time.Time
+	if every > 0 {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for _, st := range streams {
 		if len(cs.latencies)+cs.failed >= n || ctx.Err() != nil {
 			break
@@ -657,6 +672,12 @@ func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int) (
 		default:
 		}
 		cs.add(c.cancelLatency(ctx, st, 10*time.Second))
+		if tick != nil {
+			select {
+			case <-tick:
+			case <-ctx.Done():
+			}
+		}
 	}
 	if len(cs.latencies)+cs.failed < n && cs.firstErr == nil {
 		cs.firstErr = errors.New("fewer open streams than cancels")

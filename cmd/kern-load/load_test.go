@@ -63,12 +63,15 @@ func TestCancelServer(t *testing.T) {
 	defer ls.Close()
 	other := strings.Replace(ls.url, "127.0.0.1", "localhost", 1)
 	s, err := run(context.Background(), config{Server: ls.url, CancelServer: other, NoWait: true, Streams: 5, Cancels: 3,
-		Openers: 2, Hold: 100 * time.Millisecond, Timeout: time.Minute})
+		CancelEvery: 20 * time.Millisecond, Openers: 2, Hold: 100 * time.Millisecond, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.CancelTarget != other || s.Opened != 5 || s.IdleCancel.N != 3 || s.Cancel.N != 3 || s.Cancel.Failed != 0 {
 		t.Errorf("cancel target %q, opened %d, cancels idle %v, under load %v", s.CancelTarget, s.Opened, s.IdleCancel, s.Cancel)
+	}
+	if !strings.Contains(s.String(), "(begun one every 20ms)") {
+		t.Errorf("the summary does not say the cancels were spaced:\n%s", s)
 	}
 	if s.IdleAnswer.N != 3 || s.Answer.N != 3 || s.Answer.P50 <= 0 {
 		t.Errorf("cancel answers idle %v, under load %v", s.IdleAnswer, s.Answer)

@@ -48,6 +48,7 @@ func main() {
 	flag.IntVar(&cfg.MaxStreams, "max-streams", 0, "the in-process server's admission control: streams it serves at once, beyond which it answers 503 (0: no limit)")
 	flag.IntVar(&cfg.Streams, "streams", 1000, "concurrent streaming runs to hold")
 	flag.IntVar(&cfg.Cancels, "cancels", 100, "cancels to measure idle, and again under load")
+	flag.DurationVar(&cfg.CancelEvery, "cancel-every", 0, "under load, begin a cancel every `interval` (a cancel that takes longer delays the next), so that they sample more of the load than back to back (0: one after the other at once)")
 	flag.IntVar(&cfg.Warmup, "warmup", 10, "idle cancels made first, not measured (with --runs: runs per server)")
 	flag.IntVar(&cfg.Openers, "openers", 64, "streams opened at once during the ramp")
 	flag.DurationVar(&cfg.Ramp, "ramp", 5*time.Second, "the shortest time to open the streams in")
