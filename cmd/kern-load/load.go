@@ -171,8 +171,11 @@ func (s *summary) String() string {
 	}
 	p("RSS per stream:             %s (this process)", kib(s.RSSPerRun))
 	if s.ServerRSSPerRun != 0 {
-		p("server RSS per stream:      %s after the ramp, %s %v into the hold, %s after it", kib(s.ServerRSSPerRun),
-			kib(s.ServerRSSEarly), earlyHold, kib(s.ServerRSSHeld))
+		early := ""
+		if s.ServerRSSEarly != 0 {
+			early = fmt.Sprintf(" %s %v into the hold,", kib(s.ServerRSSEarly), earlyHold)
+		}
+		p("server RSS per stream:      %s after the ramp,%s %s after the hold", kib(s.ServerRSSPerRun), early, kib(s.ServerRSSHeld))
 	}
 	offered := ""
 	if s.OfferedPerSec > 0 {
@@ -213,8 +216,10 @@ func (s *summary) String() string {
 			ratio(s.serverCPUPerEvent(), f.serverCPUPerEvent()))
 		p("server RSS per stream:      %s, floor %s: %s", kib(s.ServerRSSPerRun), kib(f.ServerRSSPerRun),
 			ratio(s.ServerRSSPerRun, f.ServerRSSPerRun))
-		p("  %v into the hold:         %s, floor %s: %s", earlyHold, kib(s.ServerRSSEarly), kib(f.ServerRSSEarly),
-			ratio(s.ServerRSSEarly, f.ServerRSSEarly))
+		if s.ServerRSSEarly != 0 {
+			p("  %v into the hold:         %s, floor %s: %s", earlyHold, kib(s.ServerRSSEarly), kib(f.ServerRSSEarly),
+				ratio(s.ServerRSSEarly, f.ServerRSSEarly))
+		}
 		p("  after the hold:           %s, floor %s: %s", kib(s.ServerRSSHeld), kib(f.ServerRSSHeld),
 			ratio(s.ServerRSSHeld, f.ServerRSSHeld))
 	}
@@ -671,13 +676,14 @@ func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int, e
 			continue
 		default:
 		}
-		cs.add(c.cancelLatency(ctx, st, 10*time.Second))
-		if tick != nil {
+		if tick != nil && len(cs.latencies)+cs.failed > 0 {
 			select {
 			case <-tick:
 			case <-ctx.Done():
+				continue // the loop ends
 			}
 		}
+		cs.add(c.cancelLatency(ctx, st, 10*time.Second))
 	}
 	if len(cs.latencies)+cs.failed < n && cs.firstErr == nil {
 		cs.firstErr = errors.New("fewer open streams than cancels")
