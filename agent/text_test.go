@@ -36,7 +36,7 @@ func TestText(t *testing.T) {
 			}
 			for range 2 { // a second String, with nothing written since, is the same
 				if s := got.String(); s != want.String() {
-					t.Fatalf("String: %d bytes, want %d; equal: false", len(s), want.Len())
+					t.Fatalf("String: %d bytes differing from the %d written", len(s), want.Len())
 				}
 			}
 			got.Reset()
@@ -65,9 +65,5 @@ func TestTextHoldsItsLength(t *testing.T) {
 	if held > tx.Len()+tx.Len()/16+2*textBlock {
 		t.Fatalf("%d bytes of text held in %d", tx.Len(), held)
 	}
-	var b strings.Builder
-	for range 100_000 {
-		b.WriteString("word ")
-	}
-	t.Logf("500,000 bytes held in %d (a strings.Builder: %d)", held, b.Cap())
+	t.Logf("%d bytes held in %d", tx.Len(), held)
 }

@@ -501,8 +501,9 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 	s.StackPerRun = float64(int64(after.ms.StackInuse)-int64(before.ms.StackInuse)) / n
 	s.SysPerRun = float64(int64(after.ms.Sys)-int64(before.ms.Sys)) / n
 	s.RSSPerRun = (after.rss - before.rss) / n
+	serverRSSPerRun := func(rss float64) float64 { return (rss - before.serverRSS) / n }
 	if cfg.ServerPID > 0 {
-		s.ServerRSSPerRun = (after.serverRSS - before.serverRSS) / n
+		s.ServerRSSPerRun = serverRSSPerRun(after.serverRSS)
 	}
 
 	logf("hold: %v", cfg.Hold)
@@ -514,18 +515,19 @@ func run(ctx context.Context, cfg config) (*summary, error) {
 		defer stop()
 	}
 	e0, t0, cpu0, scpu0 := c.events.Load(), time.Now(), cpuTime(0), cpuTime(cfg.ServerPID)
-	early := time.NewTimer(earlyHold)
-	defer early.Stop()
-	if cfg.ServerPID == 0 || cfg.Hold <= earlyHold {
-		early.Stop()
+	var early <-chan time.Time // nil: no reading during the hold
+	if cfg.ServerPID > 0 && cfg.Hold > earlyHold {
+		t := time.NewTimer(earlyHold)
+		defer t.Stop()
+		early = t.C
 	}
 	end := time.NewTimer(cfg.Hold)
 	defer end.Stop()
 hold:
 	for {
 		select {
-		case <-early.C:
-			s.ServerRSSEarly = (rss(cfg.ServerPID) - before.serverRSS) / n
+		case <-early:
+			s.ServerRSSEarly = serverRSSPerRun(rss(cfg.ServerPID))
 		case <-end.C:
 			break hold
 		case <-ctx.Done():
@@ -534,7 +536,7 @@ hold:
 	}
 	held := time.Since(t0).Seconds()
 	if cfg.ServerPID > 0 && ctx.Err() == nil { // not of a hold cut short
-		s.ServerRSSHeld = (rss(cfg.ServerPID) - before.serverRSS) / n
+		s.ServerRSSHeld = serverRSSPerRun(rss(cfg.ServerPID))
 	}
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
@@ -581,6 +583,9 @@ func (cs *cancels) add(latency, answer time.Duration, err error) {
 	cs.latencies = append(cs.latencies, latency)
 	cs.answers = append(cs.answers, answer)
 }
+
+// made returns how many cancels were made, failed ones included.
+func (cs *cancels) made() int { return len(cs.latencies) + cs.failed }
 
 func (cs *cancels) summarize() (latency, answer latency) {
 	return summarize(cs.latencies, cs.failed, cs.firstErr), summarize(cs.answers, cs.failed, nil)
@@ -668,7 +673,7 @@ func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int, e
 		tick = t.C
 	}
 	for _, st := range streams {
-		if len(cs.latencies)+cs.failed >= n || ctx.Err() != nil {
+		if cs.made() >= n || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -676,7 +681,7 @@ func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int, e
 			continue
 		default:
 		}
-		if tick != nil && len(cs.latencies)+cs.failed > 0 {
+		if tick != nil && cs.made() > 0 {
 			select {
 			case <-tick:
 			case <-ctx.Done():
@@ -685,7 +690,7 @@ func loadCancels(ctx context.Context, c *loadClient, streams []*stream, n int, e
 		}
 		cs.add(c.cancelLatency(ctx, st, 10*time.Second))
 	}
-	if len(cs.latencies)+cs.failed < n && cs.firstErr == nil {
+	if cs.made() < n && cs.firstErr == nil {
 		cs.firstErr = errors.New("fewer open streams than cancels")
 	}
 	return cs.summarize()
